@@ -1,0 +1,284 @@
+"""The audit log: events, the hash chain, a group-committing fail-closed writer.
+
+Every allowed or denied access is one :class:`AuditEvent`. Events never hold
+a secret value or a token (the identity is the token's accessor).
+
+Group commit: a request hands its event to the :class:`AuditLog` and waits;
+one background task writes everything queued since the last commit in one
+transaction. Throughput scales with load while each request still knows its
+record is durable before it answers (fail closed: if the write fails the
+request fails with AuditUnavailable, like Vault when no audit device works).
+
+The chain: each record carries ``prev_hash`` and ``hash = sha256(prev_hash ||
+canonical record)``. Writers lock the single ``audit_head`` row while they
+append, so several workers and replicas sharing one database keep one chain.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import json
+import logging
+import sys
+import threading
+from collections.abc import Iterable, Iterator, Sequence
+from dataclasses import asdict, dataclass, field
+from datetime import UTC, datetime
+from typing import Any, TextIO
+
+from sqlalchemy import Engine, insert, select, text, update
+
+from secretsd.db.engine import database_errors
+from secretsd.db.models import AuditHead, AuditRecord
+from secretsd.errors import AuditUnavailable, SecretsdError
+
+__all__ = [
+    "GENESIS_HASH",
+    "AuditEvent",
+    "AuditLog",
+    "ChainProblem",
+    "append_events",
+    "record_hash",
+    "utc_now_iso",
+    "verify_chain",
+]
+
+log = logging.getLogger(__name__)
+GENESIS_HASH = "0" * 64
+
+#: The fields that are hashed, in order. Adding one is a schema change.
+CHAINED_FIELDS = (
+    "seq",
+    "time",
+    "request_id",
+    "identity",
+    "display_name",
+    "method",
+    "action",
+    "path",
+    "version",
+    "outcome",
+    "client",
+    "detail",
+)
+
+
+def utc_now_iso() -> str:
+    return datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+
+
+@dataclass(frozen=True, slots=True)
+class AuditEvent:
+    """One audited action. Never a secret value, never a token."""
+
+    action: str
+    outcome: str  # "allowed", "denied" or "error"
+    path: str = ""
+    version: int | None = None
+    identity: str = ""
+    display_name: str = ""
+    method: str = ""
+    client: str = ""
+    request_id: str = ""
+    detail: str = ""
+    time: str = field(default_factory=utc_now_iso)
+
+
+def record_hash(prev_hash: str, record: dict[str, Any]) -> str:
+    """``sha256(prev_hash || canonical JSON of the chained fields)``."""
+    canonical = json.dumps(
+        [record[name] for name in CHAINED_FIELDS], separators=(",", ":"), ensure_ascii=True
+    )
+    return hashlib.sha256((prev_hash + canonical).encode("ascii")).hexdigest()
+
+
+def append_events(engine: Engine, events: Sequence[AuditEvent]) -> list[dict[str, Any]]:
+    """Append ``events`` to the chain in one transaction; return the stored rows.
+
+    The first statement updates the head row, which takes PostgreSQL's row
+    lock or SQLite's write lock before anything is read, so the head we read
+    is the latest and no other writer can interleave.
+    """
+    rows: list[dict[str, Any]] = []
+    with database_errors(engine), engine.begin() as connection:
+        connection.execute(
+            update(AuditHead).where(AuditHead.id == 1).values(last_seq=AuditHead.last_seq)
+        )
+        head = connection.execute(
+            select(AuditHead.last_seq, AuditHead.last_hash).where(AuditHead.id == 1)
+        ).one()
+        seq, prev = int(head.last_seq), str(head.last_hash)
+        for event in events:
+            seq += 1
+            row = asdict(event)
+            row["seq"] = seq
+            row["prev_hash"] = prev
+            row["hash"] = prev = record_hash(prev, row)
+            rows.append(row)
+        connection.execute(insert(AuditRecord), rows)
+        connection.execute(
+            update(AuditHead).where(AuditHead.id == 1).values(last_seq=seq, last_hash=prev)
+        )
+    return rows
+
+
+@dataclass(frozen=True)
+class ChainProblem:
+    """The first place where the stored chain stops being consistent."""
+
+    seq: int
+    reason: str
+
+
+def verify_chain(engine: Engine, batch: int = 5000) -> tuple[int, ChainProblem | None]:
+    """Walk the whole chain; return (records checked, first problem or None).
+
+    Detects an edited record (its hash no longer matches), a removed record
+    (a gap in ``seq`` or a ``prev_hash`` that names another record), reordered
+    records (``prev_hash`` mismatch) and a cut-off tail (the head row names a
+    later record than the last one stored).
+    """
+    checked = 0
+    expected_seq = 1
+    prev = GENESIS_HASH
+    with database_errors(engine), engine.connect() as connection:
+        last_seq = 0
+        while True:
+            result = connection.execute(
+                select(AuditRecord)
+                .where(AuditRecord.seq > last_seq)
+                .order_by(AuditRecord.seq)
+                .limit(batch)
+            ).scalars()
+            records = list(result)
+            if not records:
+                break
+            for record in records:
+                row = {name: getattr(record, name) for name in CHAINED_FIELDS}
+                if record.seq != expected_seq:
+                    return checked, ChainProblem(
+                        expected_seq,
+                        f"record {expected_seq} is missing (next stored record is {record.seq})",
+                    )
+                if record.prev_hash != prev:
+                    return checked, ChainProblem(
+                        record.seq,
+                        f"record {record.seq} does not follow record {record.seq - 1} "
+                        "(removed, reordered or replaced records)",
+                    )
+                if record_hash(prev, row) != record.hash:
+                    return checked, ChainProblem(
+                        record.seq, f"record {record.seq} was modified after it was written"
+                    )
+                prev = record.hash
+                expected_seq += 1
+                checked += 1
+            last_seq = records[-1].seq
+        head = connection.execute(
+            select(AuditHead.last_seq, AuditHead.last_hash).where(AuditHead.id == 1)
+        ).one()
+        if int(head.last_seq) != checked or head.last_hash != prev:
+            return checked, ChainProblem(
+                checked + 1,
+                f"the chain head names record {head.last_seq} but the log ends at record "
+                f"{checked} (records removed from the end)",
+            )
+    return checked, None
+
+
+class AuditLog:
+    """Fail-closed, group-committing audit writer owned by one worker process."""
+
+    def __init__(self, engine: Engine, mirror: str | None = None) -> None:
+        self._engine = engine
+        self._queue: list[tuple[AuditEvent, asyncio.Future[None]]] = []
+        self._wake = asyncio.Event()
+        self._task: asyncio.Task[None] | None = None
+        self._mirror_target = mirror
+        self._mirror: TextIO | None = None
+        self._mirror_lock = threading.Lock()
+        self.batches = 0
+        self.records = 0
+
+    async def start(self) -> None:
+        if self._mirror_target == "-":
+            self._mirror = sys.stdout
+        elif self._mirror_target:
+            self._mirror = open(self._mirror_target, "a", encoding="utf-8")  # noqa: SIM115
+        self._task = asyncio.create_task(self._run(), name="secretsd-audit-writer")
+
+    async def stop(self) -> None:
+        if self._task is not None:
+            self._task.cancel()
+            try:
+                await self._task
+            except asyncio.CancelledError:
+                pass
+        # Whatever is still queued is written now, so shutdown loses nothing.
+        if self._queue:
+            await self._flush()
+        if self._mirror is not None and self._mirror is not sys.stdout:
+            self._mirror.close()
+
+    async def record(self, event: AuditEvent) -> None:
+        """Queue one event and wait until it is durable; AuditUnavailable otherwise."""
+        future: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        self._queue.append((event, future))
+        self._wake.set()
+        await future
+
+    async def record_many(self, events: Iterable[AuditEvent]) -> None:
+        loop = asyncio.get_running_loop()
+        futures = []
+        for event in events:
+            future: asyncio.Future[None] = loop.create_future()
+            self._queue.append((event, future))
+            futures.append(future)
+        if futures:
+            self._wake.set()
+            await asyncio.gather(*futures)
+
+    async def _run(self) -> None:
+        while True:
+            await self._wake.wait()
+            self._wake.clear()
+            await self._flush()
+
+    async def _flush(self) -> None:
+        batch, self._queue = self._queue, []
+        if not batch:
+            return
+        events = [event for event, _ in batch]
+        try:
+            rows = await asyncio.to_thread(append_events, self._engine, events)
+        except Exception as error:  # fail closed: every waiting request is refused
+            message = error.message if isinstance(error, SecretsdError) else type(error).__name__
+            log.error("audit write failed, refusing %d request(s): %s", len(batch), message)
+            failure = AuditUnavailable(
+                "the audit log could not be written, so the request was refused; "
+                "check secretsd's database"
+            )
+            for _, future in batch:
+                if not future.done():
+                    future.set_exception(failure)
+            return
+        self.batches += 1
+        self.records += len(rows)
+        if self._mirror is not None:
+            self._write_mirror(rows)
+        for _, future in batch:
+            if not future.done():
+                future.set_result(None)
+
+    def _write_mirror(self, rows: list[dict[str, Any]]) -> None:
+        lines = "".join(json.dumps(row, separators=(",", ":")) + "\n" for row in rows)
+        with self._mirror_lock:
+            assert self._mirror is not None
+            self._mirror.write(lines)
+            self._mirror.flush()
+
+
+def iter_records(rows: Iterable[AuditRecord]) -> Iterator[dict[str, Any]]:
+    for record in rows:
+        yield {name: getattr(record, name) for name in (*CHAINED_FIELDS, "prev_hash", "hash")}

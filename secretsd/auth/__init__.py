@@ -1,0 +1,1 @@
+"""Identities: API tokens (and, later, logins that issue them)."""

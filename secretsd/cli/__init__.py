@@ -1,0 +1,1 @@
+"""The ``secretsd`` command: one thin module per command group."""

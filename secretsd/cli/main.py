@@ -1,0 +1,65 @@
+"""The CLI entry point and its one error boundary.
+
+Every command raises our own errors; this boundary prints ``Error: <message>``
+to stderr and exits with the error class's exit code, so users never see a
+stack trace for a mistake of theirs. Exit codes: 0 success, 1 internal error,
+2 invalid input or configuration, 3 not found, 4 unauthenticated/forbidden,
+5 conflict, 6 unavailable, 130 interrupted.
+"""
+
+from __future__ import annotations
+
+import sys
+
+import typer
+
+from secretsd.cli import config_cmd, serve_cmd
+from secretsd.errors import SecretsdError
+
+__all__ = ["app", "main"]
+
+app = typer.Typer(
+    name="secretsd",
+    help="secretsd: one interface around Vault/OpenBao for services, operators and developers.",
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+    add_completion=True,
+)
+app.command("serve")(serve_cmd.serve)
+app.add_typer(config_cmd.app, name="config")
+
+
+@app.command("version")
+def version() -> None:
+    """Print secretsd's version."""
+    from secretsd import __version__
+
+    typer.echo(__version__)
+
+
+def main(argv: list[str] | None = None) -> int:
+    try:
+        app(args=argv, prog_name="secretsd", standalone_mode=False)
+    except SecretsdError as error:
+        print(f"Error: {error.message}", file=sys.stderr)
+        return error.exit_code
+    except KeyboardInterrupt:
+        print("Interrupted.", file=sys.stderr)
+        return 130
+    except typer.Exit as done:
+        return int(done.exit_code or 0)
+    except typer.Abort:
+        print("Aborted.", file=sys.stderr)
+        return 1
+    except Exception as error:  # click usage errors and the like
+        import click
+
+        if isinstance(error, click.ClickException):
+            error.show()
+            return 2
+        raise
+    return 0
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())

@@ -1,0 +1,262 @@
+"""The one configuration loader.
+
+Precedence, highest first: command-line flags (passed as ``overrides``), then
+``SECRETSD_*`` environment variables, then the TOML config file
+(``--config`` / ``SECRETSD_CONFIG``), then defaults. There is no module-level
+settings instance: entry points call :func:`load_settings` and hand the
+result down, so tests can run several configurations in one process.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlsplit, urlunsplit
+
+import platformdirs
+from pydantic import Field, SecretStr, ValidationError, field_validator
+from pydantic_settings import (
+    BaseSettings,
+    PydanticBaseSettingsSource,
+    SettingsConfigDict,
+    TomlConfigSettingsSource,
+)
+
+from secretsd.errors import ConfigError
+from secretsd.ref import validate_path
+
+__all__ = [
+    "CONFIG_ENV",
+    "RESOLVED_ENV",
+    "Settings",
+    "default_data_dir",
+    "load_settings",
+    "settings_from_env",
+    "settings_to_env",
+]
+
+CONFIG_ENV = "SECRETSD_CONFIG"
+#: Set by ``secretsd serve`` for its worker processes: the parent's resolved settings.
+RESOLVED_ENV = "SECRETSD_RESOLVED_SETTINGS"
+
+
+def default_data_dir() -> Path:
+    """Where the embedded OpenBao, SQLite and the admin token live by default."""
+    return Path(platformdirs.user_data_dir("secretsd", appauthor=False))
+
+
+def _default_workers() -> int:
+    return max(1, min(os.cpu_count() or 1, 4))
+
+
+class Settings(BaseSettings):
+    """Everything secretsd can be told. Each field maps to ``SECRETSD_<NAME>``."""
+
+    model_config = SettingsConfigDict(
+        env_prefix="SECRETSD_",
+        extra="forbid",
+        validate_default=True,
+        frozen=True,
+    )
+
+    data_dir: Path = Field(default_factory=default_data_dir)
+    host: str = "127.0.0.1"
+    port: int = Field(default=8700, ge=0, le=65535)
+    workers: int = Field(default_factory=_default_workers, ge=1, le=64)
+    log_level: str = "info"
+
+    # Vault / OpenBao. No address means: run the embedded OpenBao.
+    vault_addr: str | None = None
+    vault_token: SecretStr | None = None
+    vault_token_file: Path | None = None
+    vault_role_id: str | None = None
+    vault_secret_id: SecretStr | None = None
+    vault_secret_id_file: Path | None = None
+    vault_approle_mount: str = "approle"
+    vault_mount: str = "secret"
+    vault_prefix: str = "secretsd"
+    vault_ca_cert: Path | None = None
+    vault_tls_verify: bool = True
+    vault_timeout: float = Field(default=5.0, gt=0)
+    bao_binary: str | None = None
+
+    # secretsd's own database (SQLite in data_dir when unset).
+    database_url: SecretStr | None = None
+    bootstrap_token: SecretStr | None = None
+
+    # Read cache and change detection.
+    cache_enabled: bool = True
+    cache_ttl: float = Field(default=1.0, ge=0)
+    watch_interval: float = Field(default=0.5, gt=0)
+    max_wait: float = Field(default=60.0, gt=0, le=3600)
+    change_poll_interval: float = Field(default=0.1, gt=0)
+
+    max_body_bytes: int = Field(default=1024 * 1024, ge=1024)
+    audit_file: str | None = None
+
+    @field_validator("vault_prefix")
+    @classmethod
+    def _check_prefix(cls, value: str) -> str:
+        value = value.strip("/")
+        validate_path(value, allow_empty=True)
+        return value
+
+    @field_validator("vault_mount", "vault_approle_mount")
+    @classmethod
+    def _check_mount(cls, value: str) -> str:
+        value = value.strip("/")
+        validate_path(value)
+        return value
+
+    @field_validator("log_level")
+    @classmethod
+    def _check_log_level(cls, value: str) -> str:
+        allowed = ("critical", "error", "warning", "info", "debug")
+        if value.lower() not in allowed:
+            raise ValueError(f"must be one of {', '.join(allowed)}")
+        return value.lower()
+
+    @field_validator("vault_addr")
+    @classmethod
+    def _check_vault_addr(cls, value: str | None) -> str | None:
+        if value is None or value == "":
+            return None
+        parts = urlsplit(value)
+        if parts.scheme not in ("http", "https") or not parts.netloc:
+            raise ValueError("must be an http:// or https:// URL, e.g. https://vault.example:8200")
+        return value.rstrip("/")
+
+    # -- derived values -------------------------------------------------
+
+    @property
+    def embedded(self) -> bool:
+        """True when secretsd runs its own OpenBao (no Vault address configured)."""
+        return self.vault_addr is None
+
+    @property
+    def sqlalchemy_url(self) -> str:
+        """The database URL, defaulting to SQLite inside the data directory."""
+        if self.database_url is not None:
+            url = self.database_url.get_secret_value()
+            # Plain postgresql:// means psycopg 3, the driver we ship.
+            if url.startswith("postgresql://"):
+                url = "postgresql+psycopg://" + url[len("postgresql://") :]
+            elif url.startswith("postgres://"):
+                url = "postgresql+psycopg://" + url[len("postgres://") :]
+            return url
+        return f"sqlite:///{self.data_dir / 'secretsd.db'}"
+
+    @property
+    def admin_token_file(self) -> Path:
+        return self.data_dir / "admin-token"
+
+    def redacted(self) -> dict[str, Any]:
+        """Every setting, with secrets masked, for ``secretsd config show``."""
+        shown: dict[str, Any] = {}
+        for name in type(self).model_fields:
+            value = getattr(self, name)
+            if isinstance(value, SecretStr):
+                value = (
+                    _redact_url(value.get_secret_value()) if name == "database_url" else "********"
+                )
+            elif isinstance(value, Path):
+                value = str(value)
+            shown[name] = value
+        shown["embedded"] = self.embedded
+        return shown
+
+    def plain_dict(self) -> dict[str, Any]:
+        """Every setting with secrets in the clear: only for handing to our own workers."""
+        plain: dict[str, Any] = {}
+        for name in type(self).model_fields:
+            value = getattr(self, name)
+            if isinstance(value, SecretStr):
+                value = value.get_secret_value()
+            elif isinstance(value, Path):
+                value = str(value)
+            plain[name] = value
+        return plain
+
+
+def _redact_url(url: str) -> str:
+    parts = urlsplit(url)
+    if parts.password is None:
+        return url
+    host = parts.hostname or ""
+    if parts.port:
+        host = f"{host}:{parts.port}"
+    user = parts.username or ""
+    return urlunsplit(parts._replace(netloc=f"{user}:********@{host}"))
+
+
+def _describe_validation_error(error: ValidationError, config_file: Path | None) -> str:
+    lines = []
+    for item in error.errors():
+        name = ".".join(str(part) for part in item["loc"]) or "settings"
+        where = f"SECRETSD_{name.upper()} / --{name.replace('_', '-')}"
+        if config_file is not None:
+            where += f" / {name} in {config_file}"
+        message = item["msg"]
+        if item["type"] == "extra_forbidden":
+            message = "unknown setting; see `secretsd config show` for the known ones"
+        lines.append(f"setting {name!r} ({where}): {message}")
+    return "invalid configuration:\n  " + "\n  ".join(lines)
+
+
+def load_settings(
+    overrides: Mapping[str, Any] | None = None,
+    config_file: Path | str | None = None,
+) -> Settings:
+    """Resolve settings: flags (``overrides``) > environment > config file > defaults.
+
+    Raises ConfigError with one line per problem, naming where each setting
+    comes from, so the user knows which place to fix.
+    """
+    given = {k: v for k, v in (overrides or {}).items() if v is not None}
+    if config_file is None and os.environ.get(CONFIG_ENV):
+        config_file = os.environ[CONFIG_ENV]
+    path = Path(config_file).expanduser() if config_file is not None else None
+    if path is not None and not path.is_file():
+        raise ConfigError(
+            f"config file {str(path)!r} does not exist or is not a file; "
+            f"fix --config / {CONFIG_ENV} or create the file"
+        )
+
+    class _Loaded(Settings):
+        @classmethod
+        def settings_customise_sources(
+            cls,
+            settings_cls: type[BaseSettings],
+            init_settings: PydanticBaseSettingsSource,
+            env_settings: PydanticBaseSettingsSource,
+            dotenv_settings: PydanticBaseSettingsSource,
+            file_secret_settings: PydanticBaseSettingsSource,
+        ) -> tuple[PydanticBaseSettingsSource, ...]:
+            sources: list[PydanticBaseSettingsSource] = [init_settings, env_settings]
+            if path is not None:
+                sources.append(TomlConfigSettingsSource(settings_cls, toml_file=path))
+            return tuple(sources)
+
+    try:
+        loaded = _Loaded(**given)
+    except ValidationError as error:
+        raise ConfigError(_describe_validation_error(error, path)) from None
+    except ValueError as error:  # TOML syntax errors surface as ValueError subclasses
+        raise ConfigError(f"config file {str(path)!r} cannot be read: {error}") from None
+    return Settings.model_validate(loaded.plain_dict())
+
+
+def settings_to_env(settings: Settings) -> str:
+    """Serialise resolved settings for our worker processes (see RESOLVED_ENV)."""
+    return json.dumps(settings.plain_dict())
+
+
+def settings_from_env() -> Settings | None:
+    """The settings a parent ``secretsd serve`` resolved for this worker, if any."""
+    raw = os.environ.get(RESOLVED_ENV)
+    if not raw:
+        return None
+    return Settings.model_validate(json.loads(raw))

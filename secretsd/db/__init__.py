@@ -1,0 +1,1 @@
+"""secretsd's own database: tokens, audit log and the change feed (SQLAlchemy + Alembic)."""

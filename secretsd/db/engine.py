@@ -1,0 +1,75 @@
+"""Engines for SQLite (default, WAL) and PostgreSQL, with one error mapping."""
+
+from __future__ import annotations
+
+import sqlite3
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+from sqlalchemy import Engine, create_engine, event
+from sqlalchemy.engine import make_url
+from sqlalchemy.exc import DBAPIError, OperationalError
+
+from secretsd.errors import ConfigError, DatabaseUnavailable
+
+__all__ = ["database_errors", "describe_url", "make_engine"]
+
+
+def describe_url(url: str) -> str:
+    """The URL with any password hidden, for messages."""
+    return make_url(url).render_as_string(hide_password=True)
+
+
+def make_engine(url: str) -> Engine:
+    """Create an engine; SQLite gets WAL, a busy timeout and its folder created."""
+    try:
+        parsed = make_url(url)
+    except Exception:
+        raise ConfigError(
+            "SECRETSD_DATABASE_URL is not a database URL; write e.g. "
+            "postgresql://user@host:5432/db or sqlite:////path/to/secretsd.db"
+        ) from None
+    if parsed.get_backend_name() == "sqlite":
+        if parsed.database and parsed.database != ":memory:":
+            Path(parsed.database).parent.mkdir(parents=True, exist_ok=True)
+        engine = create_engine(
+            url,
+            connect_args={"check_same_thread": False, "timeout": 30},
+            pool_size=8,
+            max_overflow=8,
+        )
+        event.listen(engine, "connect", _sqlite_pragmas)
+        return engine
+    if parsed.get_backend_name() == "postgresql":
+        return create_engine(url, pool_pre_ping=True, pool_size=8, max_overflow=8)
+    raise ConfigError(
+        f"unsupported database {parsed.get_backend_name()!r} in SECRETSD_DATABASE_URL; "
+        "use sqlite or postgresql"
+    )
+
+
+def _sqlite_pragmas(dbapi_connection: sqlite3.Connection, _record: Any) -> None:
+    cursor = dbapi_connection.cursor()
+    cursor.execute("PRAGMA journal_mode=WAL")
+    cursor.execute("PRAGMA synchronous=NORMAL")
+    cursor.execute("PRAGMA busy_timeout=30000")
+    cursor.execute("PRAGMA foreign_keys=ON")
+    cursor.close()
+
+
+@contextmanager
+def database_errors(engine: Engine) -> Iterator[None]:
+    """Turn driver connection failures into DatabaseUnavailable naming the database."""
+    try:
+        yield
+    except (OperationalError, DBAPIError) as error:
+        if isinstance(error, DBAPIError) and not error.connection_invalidated and not isinstance(
+            error, OperationalError
+        ):
+            raise
+        raise DatabaseUnavailable(
+            f"secretsd's database {describe_url(str(engine.url))} is unavailable "
+            f"({type(error.orig).__name__ if error.orig else 'error'}); retry later"
+        ) from None

@@ -1,0 +1,94 @@
+"""SQLAlchemy 2.0 models. Schema changes go through Alembic (``db/schema``)."""
+
+from __future__ import annotations
+
+from sqlalchemy import BigInteger, Boolean, Float, Index, Integer, String, Text
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
+
+__all__ = ["AuditHead", "AuditRecord", "Base", "ChangeEvent", "InstanceState", "Token"]
+
+#: SQLite only auto-increments an INTEGER PRIMARY KEY (the rowid alias).
+BigId = BigInteger().with_variant(Integer(), "sqlite")
+
+
+class Base(DeclarativeBase):
+    pass
+
+
+class Token(Base):
+    """An API token. Only the SHA-256 of the token is stored; the accessor is safe to show."""
+
+    __tablename__ = "tokens"
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
+    token_hash: Mapped[str] = mapped_column(String(64), unique=True)
+    accessor: Mapped[str] = mapped_column(String(64), unique=True)
+    display_name: Mapped[str] = mapped_column(String(200), default="")
+    policies: Mapped[str] = mapped_column(Text, default="[]")  # JSON list of names
+    login_method: Mapped[str] = mapped_column(String(32), default="token")
+    created_at: Mapped[float] = mapped_column(Float)
+    expires_at: Mapped[float | None] = mapped_column(Float, nullable=True)
+    max_expires_at: Mapped[float | None] = mapped_column(Float, nullable=True)
+    ttl_seconds: Mapped[int | None] = mapped_column(Integer, nullable=True)
+    renewable: Mapped[bool] = mapped_column(Boolean, default=True)
+    revoked_at: Mapped[float | None] = mapped_column(Float, nullable=True)
+    meta: Mapped[str] = mapped_column(Text, default="{}")  # JSON object
+
+
+class AuditRecord(Base):
+    """One audited action. ``hash`` chains each record to the one before it."""
+
+    __tablename__ = "audit_log"
+
+    seq: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=False)
+    time: Mapped[str] = mapped_column(String(32))  # ISO 8601 UTC with microseconds
+    request_id: Mapped[str] = mapped_column(String(64), default="")
+    identity: Mapped[str] = mapped_column(String(64), default="")  # token accessor
+    display_name: Mapped[str] = mapped_column(String(200), default="")
+    method: Mapped[str] = mapped_column(String(32), default="")  # how the identity logged in
+    action: Mapped[str] = mapped_column(String(32))
+    path: Mapped[str] = mapped_column(String(600), default="")
+    version: Mapped[int | None] = mapped_column(Integer, nullable=True)
+    outcome: Mapped[str] = mapped_column(String(16))
+    client: Mapped[str] = mapped_column(String(64), default="")
+    detail: Mapped[str] = mapped_column(String(300), default="")
+    prev_hash: Mapped[str] = mapped_column(String(64))
+    hash: Mapped[str] = mapped_column(String(64))
+
+    __table_args__ = (
+        Index("ix_audit_time", "time"),
+        Index("ix_audit_path", "path"),
+        Index("ix_audit_identity", "identity"),
+    )
+
+
+class AuditHead(Base):
+    """The single row every audit writer locks: the chain's last sequence and hash."""
+
+    __tablename__ = "audit_head"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    last_seq: Mapped[int] = mapped_column(BigInteger, default=0)
+    last_hash: Mapped[str] = mapped_column(String(64))
+
+
+class ChangeEvent(Base):
+    """A write made through secretsd, polled by every worker and replica to drop stale cache."""
+
+    __tablename__ = "change_events"
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
+    kind: Mapped[str] = mapped_column(String(16))  # "secret", "token", ...
+    key: Mapped[str] = mapped_column(String(600))
+    created_at: Mapped[float] = mapped_column(Float)
+
+    __table_args__ = (Index("ix_change_events_created", "created_at"),)
+
+
+class InstanceState(Base):
+    """Small facts shared by all replicas (e.g. that the admin token was bootstrapped)."""
+
+    __tablename__ = "instance_state"
+
+    key: Mapped[str] = mapped_column(String(64), primary_key=True)
+    value: Mapped[str] = mapped_column(Text)

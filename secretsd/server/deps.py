@@ -1,0 +1,60 @@
+"""FastAPI dependencies: the app state and the authenticated caller."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from fastapi import Depends, Request
+
+from secretsd.errors import SecretsdError, Unauthenticated
+from secretsd.server.state import AppState, Caller
+
+__all__ = ["CallerDep", "StateDep", "client_address", "request_id"]
+
+
+def get_state(request: Request) -> AppState:
+    state: AppState = request.app.state.secretsd
+    return state
+
+
+def client_address(request: Request) -> str:
+    return request.client.host if request.client else ""
+
+
+def request_id(request: Request) -> str:
+    return str(request.scope.get("secretsd.request_id", ""))
+
+
+async def get_caller(request: Request) -> Caller:
+    state = get_state(request)
+    header = request.headers.get("authorization")
+    try:
+        if not header:
+            raise Unauthenticated(
+                "missing Authorization header; send 'Authorization: Bearer <token>' "
+                "(the first admin token is in <data-dir>/admin-token)"
+            )
+        scheme, _, token = header.partition(" ")
+        if scheme.lower() != "bearer" or not token.strip():
+            raise Unauthenticated(
+                "malformed Authorization header; send 'Authorization: Bearer <token>'"
+            )
+        identity = await state.authenticator.identify(token.strip())
+    except SecretsdError as error:
+        # Denied access attempts to secrets are audited too (no identity known).
+        path = request.path_params.get("path", "")
+        await state.audit(
+            None,
+            "authenticate",
+            str(path),
+            "denied",
+            detail=error.code,
+            client=client_address(request),
+            request_id=request_id(request),
+        )
+        raise
+    return Caller(identity, client_address(request), request_id(request))
+
+
+StateDep = Annotated[AppState, Depends(get_state)]
+CallerDep = Annotated[Caller, Depends(get_caller)]

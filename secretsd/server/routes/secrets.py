@@ -1,0 +1,219 @@
+"""``/v1/secrets/{path}``: read (with ETag and long-poll), write, patch, delete.
+
+Every route authorises first, audits the outcome (denials included) and only
+then answers, so no value leaves without a durable audit record. Mutations
+are audited before they happen too, so a write that cannot be audited does
+not happen (fail closed).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable
+from typing import Annotated, TypeVar
+
+from fastapi import APIRouter, Query, Request
+from starlette.responses import Response
+
+from secretsd.errors import SecretsdError, ValidationFailed
+from secretsd.ref import validate_path
+from secretsd.server.deps import CallerDep, StateDep
+from secretsd.server.schemas import (
+    PatchRequest,
+    VersionsRequest,
+    WriteRequest,
+    WriteResponse,
+    parse_versions,
+)
+from secretsd.server.secrets_service import ReadResult
+from secretsd.server.state import AppState, Caller
+
+__all__ = ["audited_mutation", "router"]
+
+router = APIRouter(tags=["secrets"])
+T = TypeVar("T")
+
+
+def parse_if_none_match(raw: str | None) -> int | None:
+    """The version named by ``If-None-Match`` (``"3"``, ``W/"3"`` or ``3``), if any."""
+    if not raw:
+        return None
+    for candidate in raw.split(","):
+        tag = candidate.strip().removeprefix("W/").strip('"')
+        if tag.isdigit():
+            return int(tag)
+    return None
+
+
+def _not_modified(version: int) -> Response:
+    return Response(status_code=304, headers={"ETag": f'"{version}"', "Cache-Control": "no-store"})
+
+
+def _secret_response(result: ReadResult) -> Response:
+    headers = {"ETag": f'"{result.secret.version}"', "Cache-Control": "no-store"}
+    if result.stale:
+        headers["X-Secretsd-Stale"] = "true"
+        headers["Warning"] = '110 secretsd "Response is Stale: Vault is unavailable"'
+    return Response(content=result.entry.body, media_type="application/json", headers=headers)
+
+
+async def audited_mutation(
+    state: AppState,
+    caller: Caller,
+    capability: str,
+    action: str,
+    path: str,
+    operation: Callable[[], Awaitable[T]],
+    *,
+    version_of: Callable[[T], int | None] = lambda _: None,
+) -> T:
+    """Authorise, audit the attempt (fail closed), run, audit the outcome."""
+    await state.guard(caller, capability, path, action)
+    await state.audit(caller, action, path, "allowed", detail="requested")
+    try:
+        result = await operation()
+    except SecretsdError as error:
+        await state.audit_error(caller, action, path, error, None)
+        raise
+    await state.audit(caller, action, path, "allowed", version=version_of(result))
+    return result
+
+
+@router.get(
+    "/v1/secrets/{path:path}",
+    summary="Read a secret (latest or ?version=), with ETag and long-poll",
+    responses={304: {"description": "Not modified / no newer version before the timeout"}},
+)
+async def read_secret(
+    path: str,
+    request: Request,
+    state: StateDep,
+    caller: CallerDep,
+    version: Annotated[int | None, Query(ge=1, description="A specific version")] = None,
+    wait: Annotated[
+        float | None, Query(gt=0, description="Long-poll: seconds to wait for a newer version")
+    ] = None,
+    after: Annotated[
+        int | None, Query(ge=0, description="Long-poll: return once a version > this exists")
+    ] = None,
+) -> Response:
+    validate_path(path)
+    await state.guard(caller, "read", path, "read", version)
+    known = parse_if_none_match(request.headers.get("if-none-match"))
+    baseline: int | None = None
+    if wait is not None:
+        if version is not None:
+            raise ValidationFailed(
+                "wait cannot be combined with version: a given version never changes"
+            )
+        baseline = after if after is not None else (known or 0)
+        newer = await state.watch.wait_for_newer(
+            path, baseline, min(wait, state.settings.max_wait)
+        )
+        if newer is None:
+            await state.audit(caller, "watch", path, "allowed", version=baseline, detail="timeout")
+            return _not_modified(baseline)
+    try:
+        result = await state.secrets.read(path, version)
+        if baseline is not None and result.secret.version <= baseline and state.secrets.cache:
+            # The watcher saw a newer version than our cached copy: fetch it.
+            state.secrets.cache.invalidate(path)
+            result = await state.secrets.read(path, version)
+    except SecretsdError as error:
+        await state.audit_error(caller, "read", path, error, version)
+        raise
+    if known is not None and known == result.secret.version and baseline is None:
+        await state.audit(caller, "check", path, "allowed", version=known, detail="not modified")
+        return _not_modified(known)
+    detail = "stale" if result.stale else ""
+    await state.audit(caller, "read", path, "allowed", version=result.secret.version, detail=detail)
+    return _secret_response(result)
+
+
+@router.put("/v1/secrets/{path:path}", summary="Write a new version", response_model=WriteResponse)
+async def write_secret(
+    path: str, body: WriteRequest, state: StateDep, caller: CallerDep
+) -> WriteResponse:
+    validate_path(path)
+    version = await audited_mutation(
+        state,
+        caller,
+        "write",
+        "write",
+        path,
+        lambda: state.secrets.write(
+            path, body.data, cas=body.cas, binary_keys=frozenset(body.binary_keys)
+        ),
+        version_of=lambda v: v,
+    )
+    return WriteResponse(path=path, version=version)
+
+
+@router.patch(
+    "/v1/secrets/{path:path}",
+    summary="Merge keys into the latest version (null removes a key)",
+    response_model=WriteResponse,
+)
+async def patch_secret(
+    path: str, body: PatchRequest, state: StateDep, caller: CallerDep
+) -> WriteResponse:
+    validate_path(path)
+    version = await audited_mutation(
+        state,
+        caller,
+        "write",
+        "patch",
+        path,
+        lambda: state.secrets.patch(
+            path, body.data, cas=body.cas, binary_keys=frozenset(body.binary_keys)
+        ),
+        version_of=lambda v: v,
+    )
+    return WriteResponse(path=path, version=version)
+
+
+@router.delete(
+    "/v1/secrets/{path:path}",
+    status_code=204,
+    summary="Soft-delete the latest version (or ?versions=); ?destroy=true removes data for good",
+)
+async def delete_secret(
+    path: str,
+    state: StateDep,
+    caller: CallerDep,
+    versions: Annotated[str | None, Query(description="Comma-separated versions")] = None,
+    destroy: bool = False,
+) -> Response:
+    validate_path(path)
+    chosen = parse_versions(versions)
+    action = "destroy" if destroy else "delete"
+    await audited_mutation(
+        state, caller, "delete", action, path, lambda: state.secrets.delete(path, chosen, destroy)
+    )
+    return Response(status_code=204)
+
+
+@router.post("/v1/undelete/{path:path}", status_code=204, summary="Restore soft-deleted versions")
+async def undelete_secret(
+    path: str, body: VersionsRequest, state: StateDep, caller: CallerDep
+) -> Response:
+    validate_path(path)
+    await audited_mutation(
+        state, caller, "write", "undelete", path, lambda: state.secrets.undelete(path, body.versions)
+    )
+    return Response(status_code=204)
+
+
+@router.post("/v1/destroy/{path:path}", status_code=204, summary="Permanently destroy versions")
+async def destroy_secret(
+    path: str, body: VersionsRequest, state: StateDep, caller: CallerDep
+) -> Response:
+    validate_path(path)
+    await audited_mutation(
+        state,
+        caller,
+        "delete",
+        "destroy",
+        path,
+        lambda: state.secrets.delete(path, body.versions, destroy=True),
+    )
+    return Response(status_code=204)

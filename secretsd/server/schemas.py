@@ -1,0 +1,131 @@
+"""Request and response bodies of API v1 (pydantic), validated strictly."""
+
+from __future__ import annotations
+
+import base64
+import binascii
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+
+from secretsd.errors import InvalidPath, ValidationFailed
+from secretsd.ref import validate_key
+
+__all__ = [
+    "MetadataUpdate",
+    "PatchRequest",
+    "ResolveRequest",
+    "VersionsRequest",
+    "WriteRequest",
+    "WriteResponse",
+]
+
+MAX_RESOLVE_REFS = 1000
+
+
+def _check_keys(keys: list[str]) -> None:
+    for key in keys:
+        try:
+            validate_key(key)
+        except InvalidPath as error:
+            raise ValueError(error.message) from None
+
+
+def _check_binary(data: dict[str, str | None], binary_keys: list[str]) -> None:
+    for key in binary_keys:
+        if key not in data or data[key] is None:
+            raise ValueError(f"binary key {key!r} is not in data")
+        try:
+            base64.b64decode(data[key] or "", validate=True)
+        except (binascii.Error, ValueError):
+            raise ValueError(f"the value of binary key {key!r} is not valid base64") from None
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class WriteRequest(_Strict):
+    data: dict[str, str] = Field(description="The whole secret: keys to string values.")
+    cas: int | None = Field(
+        default=None, ge=0, description="Write only if the current version is this (0: create only)."
+    )
+    binary_keys: list[str] = Field(
+        default_factory=list, description="Keys whose values are base64 of raw bytes."
+    )
+
+    @model_validator(mode="after")
+    def _check(self) -> WriteRequest:
+        if not self.data:
+            raise ValueError("data is empty; a secret needs at least one key")
+        _check_keys(list(self.data))
+        _check_binary(dict(self.data), self.binary_keys)
+        return self
+
+
+class PatchRequest(_Strict):
+    data: dict[str, str | None] = Field(description="Keys to set; null removes a key.")
+    cas: int | None = Field(default=None, ge=1)
+    binary_keys: list[str] = Field(default_factory=list)
+
+    @model_validator(mode="after")
+    def _check(self) -> PatchRequest:
+        if not self.data:
+            raise ValueError("data is empty; name at least one key to change")
+        _check_keys(list(self.data))
+        _check_binary(self.data, self.binary_keys)
+        return self
+
+
+class WriteResponse(BaseModel):
+    path: str
+    version: int
+
+
+class VersionsRequest(_Strict):
+    versions: list[int] = Field(min_length=1, max_length=1000)
+
+    @field_validator("versions")
+    @classmethod
+    def _positive(cls, value: list[int]) -> list[int]:
+        if any(v < 1 for v in value):
+            raise ValueError("versions are positive integers")
+        return sorted(set(value))
+
+
+class MetadataUpdate(_Strict):
+    custom_metadata: dict[str, str] | None = Field(
+        default=None, description="Merged into the existing custom metadata; '' removes a key."
+    )
+    max_versions: int | None = Field(default=None, ge=0)
+    cas_required: bool | None = None
+
+    @field_validator("custom_metadata")
+    @classmethod
+    def _limits(cls, value: dict[str, str] | None) -> dict[str, str] | None:
+        if value is None:
+            return value
+        for key, item in value.items():
+            if not key or len(key) > 128:
+                raise ValueError("custom metadata keys are 1 to 128 characters")
+            if len(item) > 512:
+                raise ValueError(f"custom metadata value of {key!r} is over 512 characters")
+        return value
+
+
+class ResolveRequest(_Strict):
+    refs: list[str] = Field(min_length=1, max_length=MAX_RESOLVE_REFS)
+
+
+def parse_versions(raw: str | None) -> list[int] | None:
+    """``?versions=1,2,3`` → [1, 2, 3]."""
+    if raw is None or raw == "":
+        return None
+    try:
+        versions = sorted({int(part) for part in raw.split(",")})
+    except ValueError:
+        raise ValidationFailed(
+            f"versions must be a comma-separated list of positive integers, got {raw[:40]!r}"
+        ) from None
+    if any(v < 1 for v in versions):
+        raise ValidationFailed("versions are positive integers")
+    return versions

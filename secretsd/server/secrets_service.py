@@ -1,0 +1,260 @@
+"""Reads through the cache, writes that invalidate everywhere, for the routes.
+
+The backend is synchronous (hvac), so every Vault call runs in a worker
+thread. Concurrent misses or revalidations of one path share a single Vault
+call (single flight), so a burst of readers costs Vault one request.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections.abc import Awaitable, Callable, Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any, TypeVar
+
+import orjson
+
+from secretsd.backends.base import SecretMetadata, SecretVersion
+from secretsd.backends.vault import VaultBackend
+from secretsd.cache import CacheEntry, CacheKey, ReadCache
+from secretsd.changes import Change, ChangeFeed
+from secretsd.errors import NotFound, SecretsdError, VaultUnavailable
+from secretsd.server.metrics import Metrics
+
+__all__ = ["ReadResult", "SecretsService", "secret_body"]
+
+T = TypeVar("T")
+log = logging.getLogger(__name__)
+
+
+def secret_body(secret: SecretVersion) -> bytes:
+    """The JSON body of ``GET /v1/secrets/{path}``, built once per cached version."""
+    return orjson.dumps(
+        {
+            "path": secret.path,
+            "version": secret.version,
+            "data": dict(secret.data),
+            "binary_keys": sorted(secret.binary_keys),
+            "metadata": {
+                "created_time": secret.created_time,
+                "custom_metadata": dict(secret.custom_metadata),
+            },
+        }
+    )
+
+
+@dataclass(frozen=True, slots=True)
+class ReadResult:
+    entry: CacheEntry
+    stale: bool = False
+
+    @property
+    def secret(self) -> SecretVersion:
+        return self.entry.secret
+
+
+class SecretsService:
+    def __init__(
+        self,
+        backend: VaultBackend,
+        cache: ReadCache | None,
+        feed: ChangeFeed,
+        metrics: Metrics,
+    ) -> None:
+        self.backend = backend
+        self.cache = cache
+        self.feed = feed
+        self.metrics = metrics
+        self._inflight: dict[tuple[str, CacheKey], asyncio.Future[Any]] = {}
+        self._change_listeners: list[Callable[[str], None]] = []
+        feed.subscribe(self._on_change)
+
+    def on_secret_change(self, listener: Callable[[str], None]) -> None:
+        self._change_listeners.append(listener)
+
+    def _on_change(self, change: Change) -> None:
+        if change.kind != "secret":
+            return
+        if self.cache is not None:
+            self.cache.invalidate(change.key)
+        for listener in self._change_listeners:
+            listener(change.key)
+
+    # -- reads ------------------------------------------------------------
+
+    async def read(self, path: str, version: int | None = None) -> ReadResult:
+        if self.cache is None:
+            secret = await asyncio.to_thread(self.backend.read, path, version)
+            return ReadResult(CacheEntry(secret, secret_body(secret)))
+        key: CacheKey = (path, version)
+        entry = self.cache.lookup(key)
+        if entry is not None and self.cache.is_fresh(entry):
+            self.metrics.cache.labels("hit").inc()
+            return ReadResult(entry)
+        if entry is not None:
+            return await self._single_flight("revalidate", key, lambda: self._revalidate(key, entry))
+        self.metrics.cache.labels("miss").inc()
+        return ReadResult(await self._single_flight("fill", key, lambda: self._fill(key)))
+
+    async def _single_flight(
+        self, kind: str, key: CacheKey, work: Callable[[], Awaitable[T]]
+    ) -> T:
+        flight = (kind, key)
+        running = self._inflight.get(flight)
+        if running is not None:
+            result: T = await asyncio.shield(running)
+            return result
+        future: asyncio.Future[T] = asyncio.get_running_loop().create_future()
+        self._inflight[flight] = future
+        try:
+            value = await work()
+        except BaseException as error:
+            future.set_exception(error)
+            future.exception()  # mark retrieved: lone callers must not warn
+            raise
+        finally:
+            self._inflight.pop(flight, None)
+        future.set_result(value)
+        return value
+
+    async def _fill(self, key: CacheKey) -> CacheEntry:
+        assert self.cache is not None
+        generation = self.cache.generation(key[0])
+        secret = await asyncio.to_thread(self.backend.read, key[0], key[1])
+        entry = CacheEntry(secret, secret_body(secret))
+        self.cache.store(key, entry, generation)
+        return entry
+
+    async def _revalidate(self, key: CacheKey, entry: CacheEntry) -> ReadResult:
+        """Confirm a cached entry with one metadata call; serve it stale if Vault is down."""
+        assert self.cache is not None
+        path, version = key
+        generation = self.cache.generation(path)
+        try:
+            meta = await asyncio.to_thread(self.backend.metadata, path)
+        except VaultUnavailable:
+            self.metrics.cache.labels("stale").inc()
+            return ReadResult(entry, stale=True)
+        except NotFound:
+            self.cache.invalidate(path)
+            raise
+        wanted = version if version is not None else meta.current_version
+        info = meta.version_info(wanted)
+        unchanged = (
+            wanted == entry.secret.version
+            and info is not None
+            and not info.deletion_time
+            and not info.destroyed
+            and meta.custom_metadata == entry.secret.custom_metadata
+        )
+        if unchanged and self.cache.generation(path) == generation:
+            entry.checked_at = time.monotonic()
+            self.metrics.cache.labels("revalidated").inc()
+            return ReadResult(entry)
+        self.cache.invalidate(path)
+        self.metrics.cache.labels("miss").inc()
+        return ReadResult(await self._fill(key))
+
+    async def metadata(self, path: str) -> SecretMetadata:
+        return await asyncio.to_thread(self.backend.metadata, path)
+
+    async def current_version(self, path: str) -> int:
+        """The latest version number, 0 when the secret does not exist yet."""
+        try:
+            meta = await self.metadata(path)
+        except NotFound:
+            return 0
+        return meta.current_version
+
+    async def list(self, prefix: str) -> list[str]:
+        return await asyncio.to_thread(self.backend.list, prefix)
+
+    # -- writes -----------------------------------------------------------
+
+    async def _changed(self, path: str) -> None:
+        """Invalidate here at once, then tell every other worker and replica.
+
+        Runs after every write attempt, failed ones included (a timed-out
+        write may still have landed). It never raises: if the database is
+        down, other replicas still catch up through cache revalidation
+        against Vault within ``cache_ttl``.
+        """
+        change = Change("secret", path)
+        self.feed.deliver_local(change)
+        try:
+            await asyncio.to_thread(self.feed.publish, change.kind, change.key)
+        except SecretsdError as error:
+            log.warning("could not publish change of %r to other replicas: %s", path, error.message)
+
+    async def write(
+        self,
+        path: str,
+        data: Mapping[str, str],
+        *,
+        cas: int | None,
+        binary_keys: frozenset[str],
+    ) -> int:
+        try:
+            return await asyncio.to_thread(
+                lambda: self.backend.write(path, data, cas=cas, binary_keys=binary_keys)
+            )
+        finally:
+            await self._changed(path)
+
+    async def patch(
+        self,
+        path: str,
+        changes: Mapping[str, str | None],
+        *,
+        cas: int | None,
+        binary_keys: frozenset[str],
+    ) -> int:
+        try:
+            return await asyncio.to_thread(
+                lambda: self.backend.patch(path, changes, cas=cas, binary_keys=binary_keys)
+            )
+        finally:
+            await self._changed(path)
+
+    async def update_metadata(
+        self,
+        path: str,
+        custom_metadata: Mapping[str, str] | None,
+        *,
+        max_versions: int | None,
+        cas_required: bool | None,
+    ) -> None:
+        try:
+            await asyncio.to_thread(
+                lambda: self.backend.update_metadata(
+                    path, custom_metadata, max_versions=max_versions, cas_required=cas_required
+                )
+            )
+        finally:
+            await self._changed(path)
+
+    async def delete(self, path: str, versions: Sequence[int] | None, destroy: bool) -> None:
+        try:
+            if destroy:
+                chosen = list(versions or [])
+                if not chosen:
+                    chosen = [(await self.metadata(path)).current_version]
+                await asyncio.to_thread(self.backend.destroy, path, chosen)
+            else:
+                await asyncio.to_thread(self.backend.delete, path, versions)
+        finally:
+            await self._changed(path)
+
+    async def undelete(self, path: str, versions: Sequence[int]) -> None:
+        try:
+            await asyncio.to_thread(self.backend.undelete, path, versions)
+        finally:
+            await self._changed(path)
+
+    async def delete_all(self, path: str) -> None:
+        try:
+            await asyncio.to_thread(self.backend.delete_all, path)
+        finally:
+            await self._changed(path)

@@ -1,0 +1,191 @@
+"""Everything one worker process holds while it serves: built in the app's lifespan."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+from sqlalchemy import Engine, text
+
+from secretsd.audit import AuditEvent, AuditLog
+from secretsd.auth.tokens import Identity, TokenStore, hash_token
+from secretsd.backends.vault import VaultBackend
+from secretsd.changes import Change, ChangeFeed
+from secretsd.config import Settings
+from secretsd.db.engine import database_errors
+from secretsd.errors import Forbidden, SecretsdError, Unauthenticated
+from secretsd.fsutil import write_private_file
+from secretsd.policy import Policy, builtin_policies, decide
+from secretsd.server.metrics import Metrics
+from secretsd.server.secrets_service import SecretsService
+from secretsd.server.watch import WatchHub
+
+__all__ = ["AppState", "Caller", "ensure_admin_token"]
+
+log = logging.getLogger(__name__)
+
+_IDENTITY_TTL = 5.0
+_IDENTITY_CACHE_MAX = 10_000
+
+
+@dataclass(frozen=True, slots=True)
+class Caller:
+    """The authenticated identity of one request, plus where it came from."""
+
+    identity: Identity
+    client: str
+    request_id: str
+
+
+class Authenticator:
+    """Token → identity, cached briefly per worker; revocations arrive via the change feed."""
+
+    def __init__(self, store: TokenStore) -> None:
+        self._store = store
+        self._cache: dict[str, tuple[Identity | None, float]] = {}
+
+    def forget_accessor(self, accessor: str) -> None:
+        for key in [k for k, (ident, _) in self._cache.items() if ident and ident.accessor == accessor]:
+            del self._cache[key]
+
+    async def identify(self, token: str) -> Identity:
+        token_hash = hash_token(token)
+        now = time.monotonic()
+        cached = self._cache.get(token_hash)
+        if cached is not None and now - cached[1] < _IDENTITY_TTL:
+            identity = cached[0]
+        else:
+            identity = await asyncio.to_thread(self._store.lookup_hash, token_hash)
+            if len(self._cache) >= _IDENTITY_CACHE_MAX:
+                self._cache.clear()
+            self._cache[token_hash] = (identity, now)
+        if identity is None or (
+            identity.expires_at is not None and identity.expires_at <= time.time()
+        ):
+            raise Unauthenticated(
+                "the token is unknown, expired or revoked; log in again or ask an admin "
+                "for a new token"
+            )
+        return identity
+
+
+class AppState:
+    """The per-worker object graph (engine, backend, cache, feed, audit...)."""
+
+    def __init__(
+        self,
+        settings: Settings,
+        engine: Engine,
+        backend: VaultBackend,
+        metrics: Metrics,
+    ) -> None:
+        from secretsd.cache import ReadCache
+
+        self.settings = settings
+        self.engine = engine
+        self.backend = backend
+        self.metrics = metrics
+        self.tokens = TokenStore(engine)
+        self.authenticator = Authenticator(self.tokens)
+        self.feed = ChangeFeed(engine, settings.change_poll_interval)
+        self.feed.subscribe(self._on_change)
+        cache = ReadCache(settings.cache_ttl) if settings.cache_enabled else None
+        self.secrets = SecretsService(backend, cache, self.feed, metrics)
+        self.watch = WatchHub(self.secrets, settings.watch_interval)
+        self.audit_log = AuditLog(engine, settings.audit_file)
+        self.policies: dict[str, Policy] = builtin_policies()
+
+    def _on_change(self, change: Change) -> None:
+        if change.kind == "token":
+            self.authenticator.forget_accessor(change.key)
+
+    async def start(self) -> None:
+        await self.audit_log.start()
+        await self.feed.start()
+
+    async def stop(self) -> None:
+        await self.watch.close()
+        await self.feed.stop()
+        await self.audit_log.stop()
+        self.backend.close()
+        self.engine.dispose()
+
+    # -- authorisation and audit -----------------------------------------
+
+    def allowed(self, caller: Caller, capability: str, path: str) -> bool:
+        chosen = [self.policies[name] for name in caller.identity.policies if name in self.policies]
+        return decide(chosen, capability, path)
+
+    async def audit(
+        self,
+        caller: Caller | None,
+        action: str,
+        path: str,
+        outcome: str,
+        *,
+        version: int | None = None,
+        detail: str = "",
+        client: str = "",
+        request_id: str = "",
+    ) -> None:
+        identity = caller.identity if caller is not None else None
+        await self.audit_log.record(
+            AuditEvent(
+                action=action,
+                outcome=outcome,
+                path=path,
+                version=version,
+                identity=identity.accessor if identity else "",
+                display_name=identity.display_name if identity else "",
+                method=identity.method if identity else "",
+                client=caller.client if caller else client,
+                request_id=caller.request_id if caller else request_id,
+                detail=detail[:300],
+            )
+        )
+        self.metrics.audit_records.inc()
+
+    async def guard(
+        self, caller: Caller, capability: str, path: str, action: str, version: int | None = None
+    ) -> None:
+        """Raise Forbidden (after auditing the denial) unless ``caller`` may do this."""
+        if self.allowed(caller, capability, path):
+            return
+        await self.audit(caller, action, path, "denied", version=version, detail="no policy allows")
+        raise Forbidden(
+            f"{capability} on {path!r} is not allowed for {caller.identity.display_name or 'this token'}"
+            f" (policies: {', '.join(caller.identity.policies) or 'none'}); ask an admin for a "
+            "policy that grants it"
+        )
+
+    async def audit_error(
+        self, caller: Caller, action: str, path: str, error: SecretsdError, version: int | None
+    ) -> None:
+        await self.audit(caller, action, path, "error", version=version, detail=error.code)
+
+    # -- readiness ----------------------------------------------------------
+
+    def database_ok(self) -> tuple[bool, str]:
+        try:
+            with database_errors(self.engine), self.engine.connect() as connection:
+                connection.execute(text("SELECT 1"))
+        except SecretsdError as error:
+            return False, error.message
+        return True, "ok"
+
+
+def ensure_admin_token(settings: Settings, store: TokenStore) -> Path | None:
+    """Create the first admin token once per database; write it 0600 to the data dir.
+
+    Returns the file's path when this call created the token, else None.
+    """
+    chosen = settings.bootstrap_token.get_secret_value() if settings.bootstrap_token else None
+    issued = store.bootstrap_admin(chosen)
+    if issued is None:
+        return None
+    write_private_file(settings.admin_token_file, issued.token + "\n")
+    log.info("created the admin token (accessor %s)", issued.identity.accessor)
+    return settings.admin_token_file
