@@ -13,7 +13,7 @@ import sys
 
 import typer
 
-from secretsd.cli import config_cmd, serve_cmd
+from secretsd.cli import config_cmd, scan_cmd, serve_cmd
 from secretsd.errors import SecretsdError
 
 __all__ = ["app", "main"]
@@ -27,6 +27,7 @@ app = typer.Typer(
 )
 app.command("serve")(serve_cmd.serve)
 app.add_typer(config_cmd.app, name="config")
+app.command("scan")(scan_cmd.scan)
 
 
 @app.command("version")
@@ -37,9 +38,24 @@ def version() -> None:
     typer.echo(__version__)
 
 
+def _usage_errors() -> tuple[type[Exception], ...]:
+    """Click's usage-error class, and typer's vendored copy of it (typer >= 0.20 ships its own)."""
+    import click
+
+    found: list[type[Exception]] = [click.ClickException]
+    try:
+        from typer._click.exceptions import ClickException as Vendored
+    except ImportError:
+        pass
+    else:
+        found.append(Vendored)
+    return tuple(found)
+
+
 def main(argv: list[str] | None = None) -> int:
     try:
-        app(args=argv, prog_name="secretsd", standalone_mode=False)
+        # Without standalone mode click *returns* a typer.Exit's code instead of raising.
+        code = app(args=argv, prog_name="secretsd", standalone_mode=False)
     except SecretsdError as error:
         print(f"Error: {error.message}", file=sys.stderr)
         return error.exit_code
@@ -52,13 +68,11 @@ def main(argv: list[str] | None = None) -> int:
         print("Aborted.", file=sys.stderr)
         return 1
     except Exception as error:  # click usage errors and the like
-        import click
-
-        if isinstance(error, click.ClickException):
+        if isinstance(error, _usage_errors()):
             error.show()
             return 2
         raise
-    return 0
+    return code if isinstance(code, int) else 0
 
 
 if __name__ == "__main__":  # pragma: no cover

@@ -1,0 +1,327 @@
+"""Context checks: is this regex match a credential, or something that only looks like one?
+
+Precision lives here. A match is dropped when its value is a placeholder
+(``<your-token>``, ``changeme``, ``xxxx``), a template or environment
+reference (``${DB_PASSWORD}``, ``{{ vault_pw }}``, ``os.environ[...]``), a
+``secretsd://`` reference, part of an ansible-vault block, an example value
+(``AKIA...EXAMPLE``), a hash, UUID, path, URL or identifier, or human text.
+Weak human-chosen passwords (``hunter2``) are *not* dropped: real code is
+full of them, and they are exactly what attackers try first.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+from collections import Counter
+from functools import lru_cache
+
+from secretsd.ref import is_reference
+
+__all__ = [
+    "CODE_EXTENSIONS",
+    "is_code_path",
+    "is_test_path",
+    "judge_assignment",
+    "judge_token",
+    "judge_uri_password",
+    "shannon_entropy",
+]
+
+CODE_EXTENSIONS = frozenset(
+    "py pyw pyi js mjs cjs jsx ts tsx java kt kts scala groovy go rb php cs vb fs c h cc cpp "
+    "hpp cxx m mm rs swift dart lua pl pm r jl ex exs erl clj cljs hs ml elm vue svelte "
+    "coffee gradle sbt".split()
+)
+
+_PLACEHOLDER_WORDS = (
+    "example",
+    "sample",
+    "placeholder",
+    "dummy",
+    "fake",
+    "redacted",
+    "changeme",
+    "change_me",
+    "change-me",
+    "replace",
+    "your",
+    "xxxx",
+    "****",
+    "....",
+    "<",
+    ">",
+    "insert",
+    "enter_",
+    "enter-",
+    "todo",
+    "fixme",
+    "notreal",
+    "not_a_real",
+    "not-a-real",
+    "foobar",
+    "lorem",
+    "mysecret",
+    "my_secret",
+    "mypassword",
+    "my_password",
+    "secret_here",
+    "token_here",
+    "key_here",
+    "password_here",
+    "xyz123",
+    "abc123xyz",
+)
+_PLACEHOLDER_EXACT = frozenset(
+    """password passwd pass pwd secret token key apikey api_key none null nil undefined true
+    false yes no on off string str bytes int value default empty blank hidden masked unset
+    required optional n/a na tbd test testing foo bar baz qux admin user username root guest
+    anonymous secret_key access_key private_key client_secret auth bearer basic oauth token_type
+    credentials credential login changeit secretpassword passphrase""".split()
+)
+_TEMPLATE = re.compile(
+    r"\$\{|\$\(|\{\{|\}\}|\{%|<%|%\(|#\{|\$[A-Za-z_]|%[A-Za-z_]\w*%|@[A-Za-z_]+@|"
+    r"^__[A-Z0-9_]+__$|\[\[|\]\]|^%s$|\{[0-9a-z_]*\}|^:[a-z_]+$|^\$\d$",
+)
+_TOKEN_TEMPLATE = re.compile(r"\$\{|\{\{|\}\}|<%|%\(|\$\(")
+_ENV_LOOKUP = re.compile(
+    r"""os\.environ|os\.getenv|getenv\(|process\.env|ENV\[|ENV\.fetch|System\.getenv|
+    Environment\.GetEnvironmentVariable|env\(|config\(|settings\.|secrets\.|vault\(|
+    lookup\(|!vault|\$ANSIBLE_VAULT|!Ref|Fn::|valueFrom|secretKeyRef|keyring\.|
+    get_secret|getpass|input\(|prompt\(""",
+    re.VERBOSE,
+)
+_HEX = re.compile(r"[0-9a-fA-F]+")
+_UUID = re.compile(
+    r"[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}"
+)
+# Words in a key name that say it holds something *about* a credential (its URL,
+# length, type, field name...), not the credential itself: ``password_reset_url``.
+_NOT_SECRET_WORDS = frozenset(
+    """url uri urls endpoint path file filename dir folder name names type types field fields
+    length len min max count size prefix suffix header label hint policy policies regex re
+    pattern format fmt expires expire expiry expiration ttl timeout lifetime age enabled enable
+    disabled required method strategy version column col attr attribute param params
+    placeholder error errors message msg text help title class mode style env var variable
+    id ids index idx num number valid validator validation check checker input prompt icon img
+    image color colour width height position pos reset forgot changed change strength score
+    rules rule template cache store storage provider manager handler factory schema serializer
+    form widget view route scope scopes audience issuer algorithm alg encoding charset
+    location loc host hostname port user username login email mail account owner kid bits
+    limit cost rounds iterations description desc doc docs example sample test mock stub
+    regexp selector xpath locator event events callback status state flag flags option
+    options setting settings config conf cfg spec def ref reference arn source src target dest
+    destination hash hashed digest salt nonce uuid guid fingerprint checksum encrypted enc
+    cipher ciphertext sha md5 crc etag commit revision key_id keyid lookup getter setter
+    fn func function cls default defaults""".split()
+)
+_ABOUT_WORDS = frozenset(
+    "hashed hash encrypted forgot reset sha sha1 sha256 md5 checksum digest commit".split()
+)
+_KEY_SPLIT = re.compile(r"[^A-Za-z0-9]+|(?<=[a-z0-9])(?=[A-Z])")
+
+
+def _key_is_about_secret(key: str) -> bool:
+    """``password_reset_url`` is about a password; ``db_password`` holds one."""
+    words = [w.lower() for w in _KEY_SPLIT.split(key) if w]
+    if not words:
+        return False
+    if words[-1] in _NOT_SECRET_WORDS:
+        return True
+    return any(w in _ABOUT_WORDS for w in words)
+
+
+_DOTTED = re.compile(r"[A-Za-z_]\w*(?:\.[A-Za-z_]\w*)+")
+_WORDY = re.compile(r"[A-Za-z]+(?:[ _-][A-Za-z]+)+")
+_IDENTIFIER = re.compile(r"[a-z][a-z0-9]*(?:[_.][a-z0-9]+)+|[A-Z][A-Z0-9]*(?:_[A-Z0-9]+)+")
+_CAMEL = re.compile(r"[a-z]+(?:[A-Z][a-z0-9]+)+")
+_PATHLIKE = re.compile(
+    r"^(?:/|\./|\.\./|~/|[A-Za-z]:\\|https?://|file://)|"
+    r"\.(?:pem|key|crt|cer|p12|pfx|jks|txt|json|ya?ml|toml|ini|cfg|conf|env|py|js|html|sh|"
+    r"pub|gpg|asc|der|keystore|log|csv|xml|properties)$",
+    re.IGNORECASE,
+)
+_TEST_PATH = re.compile(
+    r"(?i)(?:^|/)(?:tests?|testing|__tests__|spec|specs|testdata|test_data|fixtures?|"
+    r"mocks?|e2e|integration_tests?)(?:/|$)|(?:^|/)(?:test_[^/]*|[^/]*_test\.[a-z]+|"
+    r"[^/]*\.(?:spec|test)\.[a-z]+|[^/]*Tests?\.[a-z]+|conftest\.py)$"
+)
+_REPEAT = re.compile(r"(.)\1{5,}")
+_SEQUENCE = ("0123456789", "abcdefghijklmnopqrstuvwxyz", "qwertyuiop")
+
+
+def shannon_entropy(text: str) -> float:
+    """Bits per character of ``text`` (0 for the empty string)."""
+    if not text:
+        return 0.0
+    total = len(text)
+    return -sum(n / total * math.log2(n / total) for n in Counter(text).values())
+
+
+@lru_cache(maxsize=4096)
+def is_test_path(path: str) -> bool:
+    """Whether ``path`` is test code or test data (teams choose whether these are reported)."""
+    return _TEST_PATH.search(path) is not None
+
+
+@lru_cache(maxsize=4096)
+def is_code_path(path: str) -> bool:
+    """Whether ``path`` is program source, where an unquoted value is an expression."""
+    name = path.rsplit("/", 1)[-1]
+    return "." in name and name.rsplit(".", 1)[-1].lower() in CODE_EXTENSIONS
+
+
+def _is_placeholder(value: str) -> bool:
+    low = value.lower()
+    if low in _PLACEHOLDER_EXACT or low.strip("_-.*") in _PLACEHOLDER_EXACT:
+        return True
+    if any(word in low for word in _PLACEHOLDER_WORDS):
+        return True
+    if _REPEAT.search(value) and len(set(value)) <= 3:
+        return True
+    if len(set(low)) <= 2:
+        return True
+    return any(low in seq and len(low) >= 5 for seq in _SEQUENCE)
+
+
+def _is_template(value: str) -> bool:
+    return _TEMPLATE.search(value) is not None or is_reference(value)
+
+
+def _is_hash_or_uuid(value: str) -> bool:
+    if _UUID.fullmatch(value):
+        return True
+    return len(value) in (32, 40, 56, 64, 96, 128) and _HEX.fullmatch(value) is not None
+
+
+def _char_classes(value: str) -> int:
+    return sum(
+        (
+            any(c.islower() for c in value),
+            any(c.isupper() for c in value),
+            any(c.isdigit() for c in value),
+            any(not c.isalnum() for c in value),
+        )
+    )
+
+
+def _line_says_not_secret(line: str, value: str) -> bool:
+    """Line context: environment lookups, ansible-vault, example/test markers around the value."""
+    before, _, _after = line.partition(value)
+    if _ENV_LOOKUP.search(before) or _ENV_LOOKUP.search(value):
+        return True
+    low = line.lower()
+    if "$ansible_vault" in low or "!vault" in low:
+        return True
+    return "secretsd://" in low
+
+
+_TOKEN_PLACEHOLDERS = (
+    "example",
+    "xxxxxx",
+    "******",
+    "sample",
+    "your_",
+    "your-",
+    "yourtoken",
+    "yourkey",
+    "placeholder",
+    "dummy",
+    "redacted",
+    "<",
+    ">",
+    "insert",
+    "replace_",
+    "changeme",
+    "_here",
+)
+
+
+def judge_token(secret: str, line: str) -> bool:
+    """A format-specific token: only drop obvious examples, placeholders and references."""
+    low = secret.lower()
+    if any(word in low for word in _TOKEN_PLACEHOLDERS):
+        return False
+    if _TOKEN_TEMPLATE.search(secret) or is_reference(secret):
+        return False
+    if Counter(secret).most_common(1)[0][1] > max(4, len(secret) * 0.4):
+        return False  # mostly one character: a masked or zeroed example
+    line_low = line.lower()
+    return not ("secretsd://" + low in line_low)
+
+
+def judge_uri_password(user: str, password: str, host: str) -> bool:
+    """The password part of ``scheme://user:password@host``."""
+    if len(password) < 3 or _is_template(password) or _is_template(user):
+        return False
+    low = password.lower()
+    if low in _PLACEHOLDER_EXACT or low == user.lower() and low in _PLACEHOLDER_EXACT:
+        return False
+    if _is_placeholder(password) and not (low.isalnum() and len(low) <= 12 and "your" not in low):
+        return False
+    if password.startswith("%") or password.startswith("$"):
+        return False
+    host_low = host.lower()
+    example_host = host_low.endswith(("example.com", "example.org", "example.net")) or (
+        host_low in ("host", "hostname", "server", "myhost", "your-host", "yourhost")
+    )
+    return not (example_host and shannon_entropy(password) < 3.0)
+
+
+def judge_assignment(
+    key: str,
+    value: str,
+    line: str,
+    *,
+    kind: str,
+    min_entropy: float,
+    min_length: int,
+) -> bool:
+    """A ``key = value`` match: is ``value`` a credential literal?
+
+    ``kind`` is ``password`` (weak values still count) or ``generic``
+    (secret/token/api key: the value must look random enough).
+    """
+    value = value.strip()
+    if len(value) < max(min_length, 3):
+        return False
+    if _is_template(value) or _line_says_not_secret(line, value):
+        return False
+    if _is_placeholder(value):
+        return False
+    key_low = key.lower()
+    if value.lower() == key_low or value.lower() in key_low.replace("-", "_").split("_"):
+        return False
+    if _key_is_about_secret(key):
+        return False
+    if _is_hash_or_uuid(value) and kind == "password":
+        return False
+    if _UUID.fullmatch(value):
+        return False
+    if _PATHLIKE.search(value):
+        return False
+    if " " in value or "\t" in value:
+        return False
+    if _WORDY.fullmatch(value) and (kind != "password" or "-" not in value):
+        # human text and dashed/underscored identifiers ("user-password", "Invalid_token")
+        if kind != "password" or _IDENTIFIER.fullmatch(value):
+            return False
+    if _IDENTIFIER.fullmatch(value) and not any(c.isdigit() for c in value):
+        return False
+    if _CAMEL.fullmatch(value) and kind != "password" and len(value) < 24:
+        return False
+    if any(c in value for c in "()[]") or _DOTTED.fullmatch(value):
+        return False  # code: a call, a subscript, an attribute path
+    if value in ("...", "..") or value.startswith("."):
+        return False
+    entropy = shannon_entropy(value)
+    if kind == "password":
+        if value.isalpha() and value.islower() and len(value) > 14:
+            return False  # a long lower-case word is a name, not a password
+        return entropy >= min_entropy
+    # generic secrets/tokens/api keys: must look machine-made.
+    if entropy < max(min_entropy, 2.8):
+        return False
+    if len(value) < 8:
+        return False
+    return _char_classes(value) >= 2 or len(value) >= 20

@@ -1,0 +1,200 @@
+"""The detection engine: prefilter, exact match, then context, entropy and checksum checks.
+
+``Engine.scan(fragment)`` is the only entry point. The matcher (Hyperscan or
+the pure-``re`` fallback) says which rules can match where; each window is
+re-matched with the rule's Python regex to get the secret group; each match
+then has to pass the checks its rule kind asks for (see ``context.py``).
+Overlapping matches of several rules on the same secret become one finding,
+the most specific rule winning (higher ``priority``).
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+
+from secretsd.scanners import context
+from secretsd.scanners.checksums import validate
+from secretsd.scanners.matcher import Matcher, make_matcher
+from secretsd.scanners.model import Finding, Fragment, Location
+from secretsd.scanners.rules import Rule, RuleSet
+
+__all__ = ["IGNORE_MARKERS", "Engine"]
+
+#: Inline markers that silence a finding on their line (ours first; the others
+#: are honoured so a repository migrating from a peer keeps its annotations).
+IGNORE_MARKERS = (b"secretsd:ignore", b"gitleaks:allow", b"pragma: allowlist secret")
+_PEM_BODY = re.compile(r"[A-Za-z0-9+/=]{16,}")
+
+
+@dataclass(slots=True)
+class _Hit:
+    rule: Rule
+    start: int
+    end: int
+    secret: str
+    key: str
+    loc: Location | None = None
+
+
+class Engine:
+    """Scan fragments with one rule set; cheap to call, costly to build (build it once)."""
+
+    def __init__(self, rules: RuleSet, *, matcher: str = "auto") -> None:
+        self.rules = rules
+        self._rules = rules.rules
+        self.matcher: Matcher = make_matcher(self._rules, rules.fingerprint(), matcher)
+
+    # -- per-kind checks ----------------------------------------------------
+
+    def _accept(self, rule: Rule, match: re.Match[bytes], data: bytes, hit: _Hit) -> bool:
+        secret = hit.secret
+        if len(secret) < rule.min_length:
+            return False
+        line_start = data.rfind(b"\n", 0, hit.start) + 1
+        line_end = data.find(b"\n", hit.end)
+        line = data[line_start : line_end if line_end >= 0 else len(data)].decode(
+            "utf-8", "replace"
+        )
+        kind = rule.kind
+        if kind in ("generic", "password"):
+            ok = context.judge_assignment(
+                hit.key,
+                secret,
+                line,
+                kind=kind,
+                min_entropy=rule.min_entropy,
+                min_length=rule.min_length,
+            )
+        elif kind == "uri":
+            groups = match.groupdict()
+            ok = context.judge_uri_password(
+                _text(groups.get("user")), secret, _text(groups.get("host"))
+            )
+        elif kind == "private-key":
+            body = "".join(_PEM_BODY.findall(secret))
+            ok = len(body) >= 64 and context.judge_token(body[:200], "")
+        else:
+            ok = context.judge_token(secret, line)
+            if ok and rule.min_entropy and context.shannon_entropy(secret) < rule.min_entropy:
+                ok = False
+        if ok and rule.checksum is not None:
+            ok = validate(rule.checksum, secret)
+        if ok and rule.allow_compiled:
+            ok = not any(p.search(secret) for p in rule.allow_compiled)
+        return ok
+
+    # -- scanning -------------------------------------------------------------
+
+    def _matches(self, fragment: Fragment) -> list[_Hit]:
+        """Accepted hits; a value that a specific rule recognised and rejected (bad checksum,
+        example key) vetoes the generic rules on the same span."""
+        data = fragment.data
+        hits: list[_Hit] = []
+        vetoed: list[tuple[int, int]] = []
+        for index, windows in self.matcher.windows(data).items():
+            rule = self._rules[index]
+            group = rule.secret_group
+            seen_end = -1
+            for start, end in sorted(windows):
+                start = max(start, seen_end)
+                if start >= end:
+                    continue
+                seen_end = end
+                for match in rule.compiled.finditer(data, start, end):
+                    span = match.span(group)
+                    if span[0] < 0:
+                        continue
+                    raw = data[span[0] : span[1]]
+                    hit = _Hit(
+                        rule,
+                        span[0],
+                        span[1],
+                        raw.decode("utf-8", "replace"),
+                        _text(match.groupdict().get("key")),
+                    )
+                    if not hit.secret:
+                        continue
+                    if self._accept_with_path(rule, match, data, hit, fragment):
+                        hits.append(hit)
+                    elif rule.kind == "token" and rule.priority >= 10:
+                        vetoed.append((hit.start, hit.end))
+        if vetoed:
+            hits = [
+                h
+                for h in hits
+                if h.rule.priority >= 10
+                or not any(h.start < end and start < h.end for start, end in vetoed)
+            ]
+        return hits
+
+    def _accept_with_path(
+        self, rule: Rule, match: re.Match[bytes], data: bytes, hit: _Hit, fragment: Fragment
+    ) -> bool:
+        path = fragment.path
+        if fragment.locate is not None:
+            hit.loc = fragment.locate(hit.start)
+            if hit.loc is None:
+                return False  # not an added line of the diff
+            path = hit.loc.path
+        if "config-only" in rule.tags and context.is_code_path(path):
+            return False  # an unquoted right-hand side in program source is an expression
+        return self._accept(rule, match, data, hit)
+
+    def scan(self, fragment: Fragment) -> list[Finding]:
+        """Every accepted, de-duplicated finding in ``fragment``, in file order."""
+        hits = self._matches(fragment)
+        if not hits:
+            return []
+        hits.sort(key=lambda h: (h.start, -h.rule.priority, -(h.end - h.start)))
+        kept: list[_Hit] = []
+        for hit in hits:
+            clash = next(
+                (k for k in kept if hit.start < k.end and k.start < hit.end),
+                None,
+            )
+            if clash is None:
+                kept.append(hit)
+            elif (hit.rule.priority, hit.end - hit.start) > (
+                clash.rule.priority,
+                clash.end - clash.start,
+            ):
+                kept[kept.index(clash)] = hit
+        data = fragment.data
+        findings: list[Finding] = []
+        line_index, offset = 0, 0
+        for hit in sorted(kept, key=lambda h: h.start):
+            line_start = data.rfind(b"\n", 0, hit.start) + 1
+            line_end = data.find(b"\n", hit.start)
+            raw_line = data[line_start : line_end if line_end >= 0 else len(data)]
+            if any(marker in raw_line for marker in IGNORE_MARKERS):
+                continue
+            column = len(data[line_start : hit.start].decode("utf-8", "replace")) + 1
+            if hit.loc is not None:  # a diff line: its first column is the +/- marker
+                path, line, commit = hit.loc.path, hit.loc.line, hit.loc.commit
+                column = max(1, column - 1)
+            else:
+                line_index += data.count(b"\n", offset, hit.start)
+                offset = hit.start
+                path, line, commit = fragment.path, fragment.first_line + line_index, fragment.commit
+            findings.append(
+                Finding(
+                    rule=hit.rule.id,
+                    description=hit.rule.description,
+                    path=path,
+                    line=line,
+                    column=column,
+                    secret=hit.secret,
+                    line_text=raw_line.decode("utf-8", "replace"),
+                    severity=hit.rule.severity,
+                    commit=commit,
+                    test_path=context.is_test_path(path),
+                    entropy=round(context.shannon_entropy(hit.secret), 3),
+                    tags=hit.rule.tags,
+                )
+            )
+        return findings
+
+
+def _text(raw: bytes | None) -> str:
+    return raw.decode("utf-8", "replace") if raw else ""

@@ -1,0 +1,131 @@
+"""The values that flow through the scanner: Source -> Fragment -> Finding.
+
+A source (working tree, staged diff, commit range, history) only has to yield
+``Fragment`` objects; the engine turns each into ``Finding`` objects. Keeping
+both as plain frozen dataclasses is what makes the sources interchangeable
+(the gitleaks shape), and the masked ``repr`` keeps a stray log line or a
+traceback from printing a secret.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from typing import Protocol
+
+__all__ = [
+    "CommitInfo",
+    "Location",
+    "Finding",
+    "Fragment",
+    "Source",
+    "fingerprint",
+    "redact",
+]
+
+
+@dataclass(frozen=True, slots=True)
+class CommitInfo:
+    """Who made the commit a fragment comes from (history and range scans)."""
+
+    sha: str
+    author: str
+    email: str
+    date: str
+
+
+@dataclass(frozen=True, slots=True)
+class Location:
+    """Where an offset of a multi-file fragment (a diff) really is."""
+
+    path: str
+    line: int
+    commit: CommitInfo | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Fragment:
+    """A piece of text to scan and where it comes from.
+
+    ``data`` is raw bytes: the engine matches bytes, so a file that is not
+    valid UTF-8 still gets scanned instead of crashing a decoder. A whole file
+    is one fragment (line ``i`` is line ``first_line + i``). A diff stream is
+    scanned as one large fragment whose ``locate`` maps a byte offset to the
+    file, line and commit it belongs to, or to None for text that is not an
+    added line (headers, removed lines): scanning the raw stream in one pass
+    is what keeps history scans fast.
+    """
+
+    path: str
+    data: bytes
+    first_line: int = 1
+    commit: CommitInfo | None = None
+    locate: Callable[[int], Location | None] | None = None
+
+    def __repr__(self) -> str:
+        return f"Fragment(path={self.path!r}, bytes={len(self.data)})"
+
+
+class Source(Protocol):
+    """Anything that yields fragments: one method, so sources are interchangeable."""
+
+    def fragments(self) -> Iterator[Fragment]:
+        """Yield every fragment to scan, lazily (history scans stream)."""
+        ...
+
+
+def fingerprint(rule: str, path: str, secret: str) -> str:
+    """A stable id for one secret at one location, independent of its line.
+
+    Independent of the line number so a baseline survives edits above the
+    secret, and of the commit so a secret carried by many commits is one
+    finding. The secret enters only through a hash.
+    """
+    digest = hashlib.sha256(f"{rule}\0{path}\0{secret}".encode("utf-8", "replace"))
+    return digest.hexdigest()[:32]
+
+
+def redact(secret: str) -> str:
+    """Show at most a short prefix of a long token: enough to recognise it, never to use it.
+
+    The mask has a fixed length, so it does not reveal how long a password is.
+    """
+    if len(secret) < 16:
+        return "*****"
+    return secret[: min(4, len(secret) // 8)] + "*****"
+
+
+@dataclass(frozen=True, slots=True)
+class Finding:
+    """One secret at one location; ``secret`` is kept out of ``repr``."""
+
+    rule: str
+    description: str
+    path: str
+    line: int
+    column: int
+    secret: str = field(repr=False)
+    line_text: str = field(repr=False)
+    severity: str = "high"
+    commit: CommitInfo | None = None
+    test_path: bool = False
+    entropy: float = 0.0
+    tags: tuple[str, ...] = ()
+
+    @property
+    def fingerprint(self) -> str:
+        return fingerprint(self.rule, self.path, self.secret)
+
+    def redacted_line(self, show_secret: bool = False) -> str:
+        """The matched line with the secret masked (unless asked), trimmed for display."""
+        text = self.line_text.strip()
+        if not show_secret and self.secret:
+            text = text.replace(self.secret, redact(self.secret))
+            # Multi-line secrets (private keys) only show their first line.
+            first = self.secret.splitlines()[0] if "\n" in self.secret else ""
+            if first and first in text:
+                text = text.replace(first, redact(first))
+        if len(text) > 160:
+            text = text[:157] + "..."
+        return text

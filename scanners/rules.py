@@ -1,0 +1,311 @@
+"""Rules are data: load, merge and validate them.
+
+The default rules live in ``rules/default.toml``; users extend or override
+them from their config (same ``id`` = override, new ``id`` = extra rule,
+``disabled_rules`` = off). Every rule carries examples it must and must not
+match; ``check_examples`` runs them through the real engine, so a rule and its
+documentation cannot drift apart (the gitleaks habit). Loading validates the
+shape and compiles each regex, and a bad rule is reported by id and file with
+a hint, never as a traceback.
+"""
+
+from __future__ import annotations
+
+import re
+import tomllib
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass, field, replace
+from importlib import resources
+from pathlib import Path
+from typing import Any
+
+from secretsd.errors import ConfigError
+
+__all__ = [
+    "KINDS",
+    "Example",
+    "Rule",
+    "RuleSet",
+    "default_rules_text",
+    "load_default_rules",
+    "load_rules_file",
+    "merge_rules",
+    "parse_rule_tables",
+    "parse_rules",
+]
+
+#: What the engine's context checks do with a match of each kind of rule.
+KINDS = ("token", "generic", "password", "uri", "private-key", "header")
+_ID = re.compile(r"[a-z0-9][a-z0-9-]{1,63}")
+_SEVERITIES = ("low", "medium", "high", "critical")
+_FIELDS = {
+    "id",
+    "description",
+    "regex",
+    "secret_group",
+    "keywords",
+    "kind",
+    "min_entropy",
+    "min_length",
+    "checksum",
+    "severity",
+    "multiline",
+    "priority",
+    "enabled",
+    "allow_values",
+    "examples",
+    "tags",
+    "prefilter",
+}
+
+
+@dataclass(frozen=True, slots=True)
+class Example:
+    """A text a rule must (or must not) report, scanned as if it were file ``path``."""
+
+    text: str
+    path: str = "example.txt"
+
+
+@dataclass(frozen=True)
+class Rule:
+    """One detector: a regex plus the checks that keep its precision high."""
+
+    id: str
+    description: str
+    regex: str
+    kind: str = "token"
+    prefilter: str | None = None
+    secret_group: str | int = "secret"
+    keywords: tuple[str, ...] = ()
+    min_entropy: float = 0.0
+    min_length: int = 0
+    checksum: str | None = None
+    severity: str = "high"
+    multiline: bool = False
+    priority: int = 10
+    enabled: bool = True
+    allow_values: tuple[str, ...] = ()
+    tags: tuple[str, ...] = ()
+    must_match: tuple[Example, ...] = ()
+    must_not_match: tuple[Example, ...] = ()
+    origin: str = "<default>"
+    compiled: re.Pattern[bytes] = field(init=False, repr=False, compare=False)
+    allow_compiled: tuple[re.Pattern[str], ...] = field(init=False, repr=False, compare=False)
+
+    def __post_init__(self) -> None:
+        flags = re.MULTILINE | (re.DOTALL if self.multiline else 0)
+        where = f"rule {self.id!r} in {self.origin}"
+        try:
+            compiled = re.compile(self.regex.encode(), flags)
+        except (re.error, UnicodeEncodeError) as error:
+            raise ConfigError(f"{where}: regex does not compile ({error}); fix the pattern") from None
+        group = self.secret_group
+        if isinstance(group, str) and group not in compiled.groupindex:
+            if compiled.groups == 0:
+                object.__setattr__(self, "secret_group", 0)
+            elif compiled.groups >= 1:
+                object.__setattr__(self, "secret_group", 1)
+        elif isinstance(group, int) and group > compiled.groups:
+            raise ConfigError(
+                f"{where}: secret_group {group} but the regex has {compiled.groups} groups"
+            )
+        object.__setattr__(self, "compiled", compiled)
+        if self.checksum is not None:
+            from secretsd.scanners.checksums import VALIDATORS
+
+            if self.checksum not in VALIDATORS:
+                raise ConfigError(
+                    f"{where}: unknown checksum {self.checksum!r}; "
+                    f"known: {', '.join(sorted(VALIDATORS))}"
+                )
+        allow: list[re.Pattern[str]] = []
+        for pattern in self.allow_values:
+            try:
+                allow.append(re.compile(pattern))
+            except re.error as error:
+                raise ConfigError(f"{where}: allow_values pattern {pattern!r}: {error}") from None
+        object.__setattr__(self, "allow_compiled", tuple(allow))
+
+
+@dataclass(frozen=True)
+class RuleSet:
+    """The enabled rules, in a fixed order (their index is their matcher id)."""
+
+    rules: tuple[Rule, ...]
+
+    def __iter__(self) -> Any:
+        return iter(self.rules)
+
+    def __len__(self) -> int:
+        return len(self.rules)
+
+    def only(self, rule_id: str) -> RuleSet:
+        """The same set restricted to one rule (used to check a rule's examples alone)."""
+        return RuleSet(tuple(r for r in self.rules if r.id == rule_id))
+
+    def fingerprint(self) -> str:
+        """A hash of everything that changes matching, used to key compiled-database caches."""
+        import hashlib
+
+        digest = hashlib.sha256()
+        for rule in self.rules:
+            digest.update(f"{rule.id}\0{rule.regex}\0{rule.multiline}\n".encode())
+        return digest.hexdigest()[:24]
+
+
+def _examples(raw: Any, where: str, name: str) -> tuple[Example, ...]:
+    if raw is None:
+        return ()
+    if not isinstance(raw, list):
+        raise ConfigError(f"{where}: examples.{name} must be a list of strings or tables")
+    found: list[Example] = []
+    for item in raw:
+        if isinstance(item, str):
+            found.append(Example(item))
+        elif isinstance(item, Mapping) and isinstance(item.get("text"), str):
+            found.append(Example(item["text"], str(item.get("path", "example.txt"))))
+        else:
+            raise ConfigError(f"{where}: each examples.{name} entry is a string or {{text, path}}")
+    return tuple(found)
+
+
+def _strings(raw: Any, where: str, name: str) -> tuple[str, ...]:
+    if raw is None:
+        return ()
+    if not isinstance(raw, list) or not all(isinstance(x, str) for x in raw):
+        raise ConfigError(f"{where}: {name} must be a list of strings")
+    return tuple(raw)
+
+
+def _rule_fields(raw: Mapping[str, Any], origin: str, index: int) -> dict[str, Any]:
+    """Check the shape of one ``[[rules]]`` table and turn it into Rule keyword arguments."""
+    rule_id = raw.get("id")
+    where = f"rule #{index + 1} in {origin}"
+    if not isinstance(rule_id, str) or not _ID.fullmatch(rule_id):
+        raise ConfigError(
+            f"{where}: 'id' must be lower-case letters, digits and '-' (2-64 chars), "
+            f"got {rule_id!r}"
+        )
+    where = f"rule {rule_id!r} in {origin}"
+    unknown = set(raw) - _FIELDS
+    if unknown:
+        raise ConfigError(
+            f"{where}: unknown field(s) {', '.join(sorted(unknown))}; "
+            f"known fields: {', '.join(sorted(_FIELDS))}"
+        )
+    fields: dict[str, Any] = {"id": rule_id, "origin": origin}
+    for name, kind in (
+        ("description", str),
+        ("regex", str),
+        ("kind", str),
+        ("severity", str),
+        ("prefilter", str),
+    ):
+        if name in raw:
+            if not isinstance(raw[name], kind):
+                raise ConfigError(f"{where}: {name} must be a string")
+            fields[name] = raw[name]
+    if "kind" in fields and fields["kind"] not in KINDS:
+        raise ConfigError(f"{where}: kind must be one of {', '.join(KINDS)}")
+    if "severity" in fields and fields["severity"] not in _SEVERITIES:
+        raise ConfigError(f"{where}: severity must be one of {', '.join(_SEVERITIES)}")
+    for name, types in (
+        ("min_entropy", (int, float)),
+        ("min_length", (int,)),
+        ("priority", (int,)),
+        ("multiline", (bool,)),
+        ("enabled", (bool,)),
+        ("secret_group", (int, str)),
+    ):
+        if name in raw:
+            if not isinstance(raw[name], types):
+                raise ConfigError(f"{where}: {name} has the wrong type")
+            fields[name] = raw[name]
+    if "checksum" in raw:
+        fields["checksum"] = str(raw["checksum"])
+    for name in ("keywords", "allow_values", "tags"):
+        if name in raw:
+            fields[name] = _strings(raw[name], where, name)
+    if "keywords" in fields:
+        fields["keywords"] = tuple(k.lower() for k in fields["keywords"])
+    examples = raw.get("examples", {})
+    if not isinstance(examples, Mapping):
+        raise ConfigError(f"{where}: examples must be a table with 'match' and 'no_match'")
+    if "match" in examples:
+        fields["must_match"] = _examples(examples["match"], where, "match")
+    if "no_match" in examples:
+        fields["must_not_match"] = _examples(examples["no_match"], where, "no_match")
+    return fields
+
+
+def parse_rules(text: str, origin: str) -> list[dict[str, Any]]:
+    """Parse a rules TOML document into per-rule field dicts (not yet merged)."""
+    try:
+        document = tomllib.loads(text)
+    except tomllib.TOMLDecodeError as error:
+        raise ConfigError(f"{origin} is not valid TOML ({error}); fix the file") from None
+    return parse_rule_tables(document.get("rules", []), origin)
+
+
+def parse_rule_tables(raw_rules: Any, origin: str) -> list[dict[str, Any]]:
+    """Validate ``[[rules]]`` tables already read from TOML (a rules file or a config)."""
+    if not isinstance(raw_rules, list) or not all(isinstance(r, Mapping) for r in raw_rules):
+        raise ConfigError(f"{origin}: 'rules' must be an array of tables ([[rules]])")
+    return [_rule_fields(raw, origin, i) for i, raw in enumerate(raw_rules)]
+
+
+def merge_rules(
+    base: Sequence[Rule],
+    overrides: Iterable[Mapping[str, Any]],
+    disabled: Iterable[str] = (),
+) -> RuleSet:
+    """Apply overrides (same id: replace given fields; new id: add) and drop disabled ids."""
+    by_id: dict[str, Rule] = {rule.id: rule for rule in base}
+    order = [rule.id for rule in base]
+    for fields in overrides:
+        rule_id = fields["id"]
+        if rule_id in by_id:
+            current = by_id[rule_id]
+            changes = {k: v for k, v in fields.items() if k != "id"}
+            by_id[rule_id] = replace(current, **changes)
+        else:
+            missing = [name for name in ("description", "regex") if name not in fields]
+            if missing:
+                raise ConfigError(
+                    f"rule {rule_id!r} in {fields.get('origin')}: a new rule needs "
+                    f"{' and '.join(missing)}"
+                )
+            by_id[rule_id] = Rule(**fields)
+            order.append(rule_id)
+    dropped = set(disabled)
+    unknown = dropped - set(by_id)
+    if unknown:
+        raise ConfigError(
+            f"disabled_rules names unknown rule(s): {', '.join(sorted(unknown))}; "
+            "run `secretsd scan --list-rules` to see the ids"
+        )
+    return RuleSet(
+        tuple(by_id[i] for i in order if i not in dropped and by_id[i].enabled)
+    )
+
+
+def default_rules_text() -> str:
+    """The text of the bundled rules file."""
+    return (resources.files("secretsd.scanners") / "rules" / "default.toml").read_text("utf-8")
+
+
+def load_default_rules() -> list[Rule]:
+    """The bundled rules, validated."""
+    return [Rule(**fields) for fields in parse_rules(default_rules_text(), "<default rules>")]
+
+
+def load_rules_file(path: Path) -> list[dict[str, Any]]:
+    """Rule tables from a user's extra rules file."""
+    try:
+        text = path.read_text("utf-8")
+    except OSError as error:
+        raise ConfigError(
+            f"cannot read rules file {str(path)!r} ({error.strerror}); check the path"
+        ) from None
+    return parse_rules(text, str(path))

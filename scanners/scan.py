@@ -1,0 +1,143 @@
+"""One scan from request to result: pick the source, run the engine, apply the policies.
+
+This is the scanner's Python API (the CLI, the hook and the benchmark call
+it). Policies apply in a fixed order: value allowlist, accepted fingerprints,
+test-path policy, baseline, then de-duplication (git modes report a secret
+once per path, at the commit that introduced it).
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from secretsd.scanners.config import ScanConfig
+from secretsd.scanners.engine import Engine
+from secretsd.scanners.model import Finding, Fragment
+
+__all__ = ["MODES", "ScanRequest", "ScanResult", "run_scan"]
+
+MODES = ("tree", "staged", "range", "history")
+
+
+@dataclass
+class ScanRequest:
+    """What to scan and how; every field has the CLI's default."""
+
+    target: Path = field(default_factory=Path.cwd)
+    mode: str = "tree"
+    since: str | None = None
+    config_path: Path | None = None
+    baseline: Path | None = None
+    max_file_size: int | None = None
+    report_test_paths: bool | None = None
+    matcher: str = "auto"
+    progress: Callable[[int, int], None] | None = None
+    config: ScanConfig | None = None
+
+
+@dataclass
+class ScanResult:
+    """Findings (already filtered) and the numbers that describe the run."""
+
+    findings: list[Finding]
+    stats: dict[str, Any]
+    root: Path
+    config: ScanConfig
+
+
+def _config(request: ScanRequest, root: Path) -> ScanConfig:
+    if request.config is not None:
+        return request.config
+    overrides: dict[str, Any] = {}
+    if request.max_file_size is not None:
+        overrides["max_file_size"] = request.max_file_size
+    if request.report_test_paths is not None:
+        overrides["report_test_paths"] = request.report_test_paths
+    return ScanConfig.load(root, request.config_path, overrides=overrides)
+
+
+def run_scan(request: ScanRequest, engine: Engine | None = None) -> ScanResult:
+    """Scan as asked; raises ``InvalidInput``/``ConfigError`` for user mistakes (exit 2)."""
+    from secretsd.scanners.baseline import load_baseline
+    from secretsd.scanners.sources.tree import SkipStats, TreeSource
+
+    started = time.perf_counter()
+    target = request.target
+    stats: dict[str, Any] = {"mode": request.mode}
+    skip = SkipStats()
+    fragments: Iterator[Fragment]
+    diff_source: Any = None
+    if request.mode == "tree":
+        root = target if target.is_dir() else target.parent
+        config = _config(request, root)
+        tree = TreeSource(
+            target, max_file_size=config.max_file_size, stats=skip, path_allowed=config.path_allowed
+        )
+        if target.is_file():
+            root = target.parent
+        fragments = tree.fragments()
+    else:
+        from secretsd.scanners.sources.git import DiffSource, open_repo
+
+        repo = open_repo(target)
+        root = Path(repo.working_tree_dir or target)
+        config = _config(request, root)
+        diff_source = DiffSource(repo, request.mode, since=request.since, progress=request.progress)
+        fragments = diff_source.fragments()
+    baseline = load_baseline(request.baseline) if request.baseline is not None else frozenset()
+    engine = engine or Engine(config.rules, matcher=request.matcher)
+    counts = {"allowlisted": 0, "baseline": 0, "test_paths": 0, "duplicates": 0}
+    seen: set[str] = set()
+    findings: list[Finding] = []
+    git_mode = request.mode != "tree"
+    for fragment in fragments:
+        for finding in engine.scan(fragment):
+            if git_mode and not config.path_allowed(finding.path):
+                counts["allowlisted"] += 1
+                continue
+            if not config.value_allowed(finding.secret):
+                counts["allowlisted"] += 1
+                continue
+            fingerprint = finding.fingerprint
+            if fingerprint in config.allow_fingerprints:
+                counts["allowlisted"] += 1
+                continue
+            if finding.test_path and not config.report_test_paths:
+                counts["test_paths"] += 1
+                continue
+            if fingerprint in baseline:
+                counts["baseline"] += 1
+                continue
+            if git_mode:
+                if fingerprint in seen:
+                    counts["duplicates"] += 1
+                    continue
+                seen.add(fingerprint)
+            findings.append(finding)
+    elapsed = time.perf_counter() - started
+    scanned = diff_source.bytes if diff_source is not None else skip.bytes
+    stats.update(
+        {
+            "files": skip.files,
+            "bytes": scanned,
+            "commits": diff_source.commits if diff_source is not None else 0,
+            "skipped": {
+                "binary": skip.binary,
+                "too_large": skip.too_large,
+                "symlinks": skip.symlinks,
+                "unreadable": skip.unreadable,
+                "allowlisted_paths": skip.allowlisted,
+            },
+            "suppressed": counts,
+            "findings": len(findings),
+            "rules": len(config.rules),
+            "matcher": engine.matcher.name,
+            "seconds": round(elapsed, 4),
+            "mb_per_s": round(scanned / 1e6 / elapsed, 2) if elapsed > 0 else 0.0,
+        }
+    )
+    return ScanResult(findings, stats, root, config)

@@ -1,0 +1,240 @@
+"""Git sources: staged changes, a commit range, and the whole history, as diff streams.
+
+All three read one ``git log -p`` / ``git diff --cached`` stream through
+gitpython (never a checkout per commit) and scan it in large chunks: the
+leading ``+`` of each added line is blanked (offsets unchanged), so a chunk
+of many commits is matched in one pass, and only a hit is mapped back to its
+commit, file and line by looking backwards for the nearest headers. Hits on
+removed lines and headers map to nothing and are dropped. Only added lines
+count: a commit that deletes a secret does not report it again, and the
+commit that added it does (``--reverse``: oldest first, so the first
+sighting of a secret is the commit that introduced it).
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+from secretsd.errors import InvalidInput, SecretsdError
+from secretsd.scanners.model import CommitInfo, Fragment, Location
+
+__all__ = ["DiffSource", "open_repo"]
+
+_RECORD = b"\x1e"
+_FIELD = b"\x1f"
+_FORMAT = "--format=%x1e%H%x1f%an%x1f%ae%x1f%aI"
+_DIFF_OPTS = ("-p", "-U0", "--no-color", "--no-ext-diff", "--no-prefix", "--no-textconv")
+_HUNK = re.compile(rb"@@ -\d+(?:,\d+)? \+(\d+)(?:,\d+)? @@")
+_CHUNK = 1 << 22
+
+
+def open_repo(path: Path) -> Any:
+    """A gitpython ``Repo`` for ``path`` or a clear error (exit 2) when it is not one."""
+    import git
+
+    try:
+        repo = git.Repo(str(path), search_parent_directories=True)
+    except (git.InvalidGitRepositoryError, git.NoSuchPathError):
+        raise InvalidInput(
+            f"{str(path)!r} is not inside a git repository; run the scan from a repository "
+            "or drop --staged/--since/--history to scan files"
+        ) from None
+    if repo.bare:
+        raise InvalidInput(f"{str(path)!r} is a bare repository; scan a clone with a work tree")
+    try:
+        repo.git.rev_parse("--git-dir")
+    except git.GitCommandError as error:
+        raise InvalidInput(f"{str(path)!r} is a broken git repository: {_first_line(error)}") from None
+    return repo
+
+
+def _first_line(error: Any) -> str:
+    text = (getattr(error, "stderr", "") or str(error)).strip()
+    text = text.removeprefix("stderr:").strip().strip("'").strip()
+    return text.splitlines()[0] if text else "git failed"
+
+
+def _unquote(raw: bytes) -> str:
+    """Undo git's C-style quoting of unusual paths."""
+    if raw.startswith(b'"') and raw.endswith(b'"'):
+        body = raw[1:-1]
+        try:
+            return body.decode("unicode_escape").encode("latin-1").decode("utf-8", "replace")
+        except (UnicodeDecodeError, UnicodeEncodeError):
+            return body.decode("utf-8", "replace")
+    return raw.decode("utf-8", "replace")
+
+
+class _Chunk:
+    """Maps offsets of one stream chunk back to commit, path and line (cached per header)."""
+
+    def __init__(self, original: bytes, default_commit: CommitInfo | None) -> None:
+        self.original = original
+        self.default_commit = default_commit
+        self._commits: dict[int, CommitInfo] = {}
+        self._paths: dict[int, str | None] = {}
+
+    def _commit(self, offset: int) -> CommitInfo | None:
+        start = self.original.rfind(_RECORD, 0, offset)
+        if start < 0:
+            return self.default_commit
+        cached = self._commits.get(start)
+        if cached is None:
+            end = self.original.find(b"\n", start)
+            fields = self.original[start + 1 : end].decode("utf-8", "replace").split("\x1f")
+            fields += [""] * (4 - len(fields))
+            cached = CommitInfo(fields[0], fields[1], fields[2], fields[3])
+            self._commits[start] = cached
+        return cached
+
+    def _path(self, header: int, hunk: int) -> str | None:
+        if header in self._paths:
+            return self._paths[header]
+        data = self.original
+        plus = data.find(b"\n+++ ", header, hunk)
+        path: str | None = None
+        if plus >= 0:
+            end = data.find(b"\n", plus + 1)
+            raw = data[plus + 5 : end].rstrip(b"\r")
+            if raw != b"/dev/null":
+                path = _unquote(raw.split(b"\t")[0])
+        self._paths[header] = path
+        return path
+
+    def locate(self, offset: int) -> Location | None:
+        data = self.original
+        line_start = data.rfind(b"\n", 0, offset) + 1
+        if data[line_start : line_start + 1] != b"+":
+            return None
+        hunk = data.rfind(b"\n@@ ", 0, line_start)
+        header = data.rfind(b"\ndiff --git ", 0, line_start)
+        if hunk < 0 or header < 0 or hunk < header:
+            return None  # a "+++" header line, not content
+        if data.rfind(_RECORD, 0, line_start) > hunk:
+            return None
+        match = _HUNK.match(data, hunk + 1)
+        if match is None:
+            return None
+        path = self._path(header, hunk)
+        if path is None:
+            return None
+        hunk_end = data.find(b"\n", hunk + 1)
+        before = data.count(b"\n+", hunk_end, line_start - 1) if line_start - 1 > hunk_end else 0
+        return Location(path, int(match.group(1)) + before, self._commit(offset))
+
+
+class DiffSource:
+    """A diff stream from git, scanned in chunks of whole commits.
+
+    ``kind`` is ``staged`` (``git diff --cached``), ``range`` (``git log REV..HEAD``)
+    or ``history`` (``git log --all``).
+    """
+
+    def __init__(
+        self,
+        repo: Any,
+        kind: str,
+        *,
+        since: str | None = None,
+        progress: Callable[[int, int], None] | None = None,
+    ) -> None:
+        self.repo = repo
+        self.kind = kind
+        self.since = since
+        self.progress = progress
+        self.bytes = 0
+        self.commits = 0
+        if kind == "range":
+            self._verify(since or "")
+
+    def _verify(self, rev: str) -> None:
+        import git
+
+        try:
+            self.repo.git.rev_parse("--verify", "--quiet", "--end-of-options", f"{rev}^{{commit}}")
+        except git.GitCommandError:
+            raise InvalidInput(
+                f"--since {rev!r}: no such commit in {self.repo.working_dir!r}; give a branch, "
+                "tag or commit id (in CI, fetch enough history, e.g. `git fetch origin main`)"
+            ) from None
+
+    def count_commits(self) -> int:
+        """How many commits the stream will show (for a progress bar)."""
+        if self.kind == "staged":
+            return 0
+        args = ["--all"] if self.kind == "history" else [f"{self.since}..HEAD"]
+        try:
+            return int(self.repo.git.rev_list("--count", *args))
+        except Exception:  # noqa: BLE001 - an estimate only
+            return 0
+
+    def _command(self) -> list[str]:
+        if self.kind == "staged":
+            return ["diff", "--cached", *_DIFF_OPTS[1:], "--diff-filter=ACMRT"]
+        revs = ["--all"] if self.kind == "history" else [f"{self.since}..HEAD"]
+        return ["log", *revs, "--reverse", _FORMAT, *_DIFF_OPTS]
+
+    def _stream(self) -> Iterator[bytes]:
+        import git
+
+        command = self._command()
+        try:
+            proc = self.repo.git.execute(
+                ["git", "-c", "core.quotePath=false", *command], as_process=True
+            )
+        except git.GitCommandError as error:  # pragma: no cover - spawn failures
+            raise SecretsdError(f"git {command[0]} failed: {_first_line(error)}") from None
+        stdout = proc.proc.stdout
+        pending = b""
+        while True:
+            block = stdout.read(_CHUNK)
+            if not block:
+                break
+            pending += block
+            cut = pending.rfind(b"\n" + _RECORD)
+            if cut <= 0:
+                if self.kind == "staged" or len(pending) < 4 * _CHUNK:
+                    continue
+                cut = pending.rfind(b"\ndiff --git ")  # one huge commit: cut between files
+                if cut <= 0:
+                    continue
+            yield pending[: cut + 1]
+            pending = pending[cut + 1 :]
+        if pending:
+            yield pending
+        try:
+            proc.wait()
+        except git.GitCommandError as error:
+            if self.kind == "history" and b"does not have any commits" in (
+                error.stderr.encode() if isinstance(error.stderr, str) else b""
+            ):
+                return
+            raise InvalidInput(
+                f"git {command[0]} failed in {self.repo.working_dir!r}: {_first_line(error)}; "
+                "check the repository with `git fsck`"
+            ) from None
+
+    def fragments(self) -> Iterator[Fragment]:
+        if self.kind != "staged" and not self._has_commits():
+            return
+        for original in self._stream():
+            self.bytes += len(original)
+            commits = original.count(b"\n" + _RECORD) + original.startswith(_RECORD)
+            self.commits += commits
+            if self.progress is not None:
+                self.progress(len(original), commits)
+            chunk = _Chunk(original, None)
+            blanked = original.replace(b"\n+", b"\n ")
+            yield Fragment("", blanked, locate=chunk.locate)
+
+    def _has_commits(self) -> bool:
+        import git
+
+        try:
+            self.repo.git.rev_parse("--verify", "--quiet", "HEAD")
+        except git.GitCommandError:
+            return self.kind == "history" and bool(self.repo.git.for_each_ref("refs/heads"))
+        return True

@@ -1,0 +1,233 @@
+"""``secretsd scan``: find plaintext credentials in files, staged changes or git history.
+
+Exit codes are the scanner's own contract: 0 clean, 1 findings, 2 error (any
+error: a bad flag, an unreadable config, not a repository, a bad REV, an
+unreachable secretsd for ``--managed``). The scanner is imported inside the
+command, so ``secretsd`` stays light and a missing ``scan`` extra prints an
+install hint instead of a traceback.
+"""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+from typing import TYPE_CHECKING, Annotated, Any
+
+import typer
+
+from secretsd.errors import ConfigError, InvalidInput, SecretsdError
+
+if TYPE_CHECKING:
+    from secretsd.scanners.scan import ScanResult
+
+__all__ = ["scan"]
+
+_EXTRA_HINT = "the scanner needs the 'scan' extra: pip install 'secretsd[scan]'"
+
+
+def _mode(staged: bool, since: str | None, history: bool) -> str:
+    chosen = [name for name, on in (("--staged", staged), ("--since", since), ("--history", history)) if on]
+    if len(chosen) > 1:
+        raise InvalidInput(f"{' and '.join(chosen)} cannot be combined; pick one source")
+    if staged:
+        return "staged"
+    if since:
+        return "range"
+    return "history" if history else "tree"
+
+
+def _progress(mode: str, fmt: str) -> tuple[Any, Any]:
+    """A rich progress bar on a TTY for long scans; nothing when piped or machine output."""
+    if mode not in ("history", "range") or fmt != "text" or not sys.stderr.isatty():
+        return None, None
+    from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
+
+    bar = Progress(
+        TextColumn("scanning history"),
+        BarColumn(),
+        TextColumn("{task.completed}/{task.total} commits"),
+        TimeElapsedColumn(),
+        transient=True,
+    )
+    task = bar.add_task("history", total=None)
+
+    def advance(_bytes: int, commits: int) -> None:
+        bar.advance(task, commits)
+
+    return bar, (task, advance)
+
+
+def _emit(text: str, output: Path | None) -> None:
+    if output is None:
+        typer.echo(text)
+        return
+    try:
+        output.write_text(text + "\n", "utf-8")
+    except OSError as error:
+        raise InvalidInput(f"cannot write --output {str(output)!r} ({error.strerror})") from None
+
+
+def _run(
+    path: Path,
+    mode: str,
+    since: str | None,
+    fmt: str,
+    config: Path | None,
+    baseline: Path | None,
+    max_file_size: int | None,
+    tests: bool | None,
+    matcher: str,
+) -> ScanResult:
+    try:
+        from secretsd.scanners.scan import ScanRequest, run_scan
+    except ImportError as error:  # pragma: no cover - depends on the installed extras
+        raise ConfigError(f"{_EXTRA_HINT} ({error.name} is missing)") from None
+    request = ScanRequest(
+        target=path,
+        mode=mode,
+        since=since,
+        config_path=config,
+        baseline=baseline,
+        max_file_size=max_file_size,
+        report_test_paths=tests,
+        matcher=matcher,
+    )
+    bar, hook = _progress(mode, fmt)
+    if bar is None:
+        return run_scan(request)
+    task, advance = hook
+    request.progress = advance
+    with bar:
+        from secretsd.scanners.sources.git import DiffSource, open_repo
+
+        total = DiffSource(open_repo(path), mode, since=since).count_commits()
+        bar.update(task, total=total or None)
+        return run_scan(request)
+
+
+def scan(
+    path: Annotated[Path, typer.Argument(help="Directory, file or repository to scan.")] = Path("."),
+    staged: Annotated[bool, typer.Option("--staged", help="Scan what `git commit` would record.")] = False,
+    since: Annotated[
+        str | None, typer.Option("--since", metavar="REV", help="Scan the commits in REV..HEAD.")
+    ] = None,
+    history: Annotated[bool, typer.Option("--history", help="Scan every commit of every branch.")] = False,
+    fmt: Annotated[str, typer.Option("--format", "-f", help="text, json or sarif.")] = "text",
+    output: Annotated[Path | None, typer.Option("--output", "-o", help="Write the report here.")] = None,
+    config: Annotated[
+        Path | None, typer.Option("--config", help="Scan config (default: .secretsd-scan.toml).")
+    ] = None,
+    baseline: Annotated[
+        Path | None, typer.Option("--baseline", help="Only report findings not in this baseline.")
+    ] = None,
+    write_baseline: Annotated[
+        Path | None, typer.Option("--write-baseline", help="Accept today's findings into FILE.")
+    ] = None,
+    max_file_size: Annotated[
+        int | None, typer.Option("--max-file-size", help="Skip files over this many bytes.")
+    ] = None,
+    tests: Annotated[
+        bool | None,
+        typer.Option("--tests/--no-tests", help="Report credentials under test paths.", show_default=False),
+    ] = None,
+    show_secrets: Annotated[
+        bool, typer.Option("--show-secrets", help="Print secrets in full (default: redacted).")
+    ] = False,
+    install_hook: Annotated[
+        bool, typer.Option("--install-hook", help="Install a git pre-commit hook in this repository.")
+    ] = False,
+    managed: Annotated[
+        bool,
+        typer.Option("--managed", help="Also flag any value stored in secretsd (needs credentials)."),
+    ] = False,
+    fix: Annotated[
+        bool, typer.Option("--fix", help="Move found values into secretsd and reference them.")
+    ] = False,
+    dry_run: Annotated[bool, typer.Option("--dry-run", help="With --fix: show the diff only.")] = False,
+    yes: Annotated[bool, typer.Option("--yes", "-y", help="With --fix: do not ask.")] = False,
+    list_rules: Annotated[bool, typer.Option("--list-rules", help="Print the rule ids and exit.")] = False,
+    matcher: Annotated[str, typer.Option("--matcher", hidden=True)] = "auto",
+) -> None:
+    """Find plaintext credentials. Exit 0 clean, 1 findings, 2 error."""
+    try:
+        code = _scan(
+            path, staged, since, history, fmt, output, config, baseline, write_baseline,
+            max_file_size, tests, show_secrets, install_hook, managed, fix, dry_run, yes,
+            list_rules, matcher,
+        )
+    except SecretsdError as error:
+        if error.exit_code == 2:
+            raise
+        typer.echo(f"Error: {error.message}", err=True)
+        raise typer.Exit(2) from None
+    except OSError as error:
+        typer.echo(f"Error: {error.strerror or error} ({error.filename or path})", err=True)
+        raise typer.Exit(2) from None
+    raise typer.Exit(code)
+
+
+def _scan(
+    path: Path,
+    staged: bool,
+    since: str | None,
+    history: bool,
+    fmt: str,
+    output: Path | None,
+    config: Path | None,
+    baseline: Path | None,
+    write_baseline: Path | None,
+    max_file_size: int | None,
+    tests: bool | None,
+    show_secrets: bool,
+    install_hook: bool,
+    managed: bool,
+    fix: bool,
+    dry_run: bool,
+    yes: bool,
+    list_rules: bool,
+    matcher: str,
+) -> int:
+    from secretsd.scanners.report import FORMATS, render
+
+    if fmt not in FORMATS:
+        raise InvalidInput(f"--format {fmt!r} is not known; use one of {', '.join(FORMATS)}")
+    if max_file_size is not None and max_file_size <= 0:
+        raise InvalidInput("--max-file-size must be a positive number of bytes")
+    if (dry_run or yes) and not fix:
+        raise InvalidInput("--dry-run and --yes only apply to --fix")
+    if install_hook:
+        from secretsd.scanners.hook import install
+
+        typer.echo(install(path))
+        return 0
+    if list_rules:
+        from secretsd.scanners.config import ScanConfig
+
+        cfg = ScanConfig.load(path if path.is_dir() else path.parent, config)
+        for rule in cfg.rules:
+            typer.echo(f"{rule.id:32} {rule.kind:12} {rule.description}")
+        return 0
+    mode = _mode(staged, since, history)
+    if fix and mode != "tree":
+        raise InvalidInput("--fix rewrites files in the working tree; drop --staged/--since/--history")
+    result = _run(path, mode, since, fmt, config, baseline, max_file_size, tests, matcher)
+    findings = result.findings
+    if managed:
+        from secretsd.scanners.managed import managed_findings
+
+        extra = managed_findings(result, path)
+        findings = [*findings, *extra]
+        result.stats["findings"] = len(findings)
+        result.stats["managed"] = len(extra)
+    if write_baseline is not None:
+        from secretsd.scanners.baseline import write_baseline as write
+
+        count = write(write_baseline, findings)
+        typer.echo(f"Wrote {count} finding(s) to baseline {write_baseline}.", err=True)
+        return 0
+    if fix and findings:
+        from secretsd.scanners.fix import run_fix
+
+        return run_fix(result.root, findings, dry_run=dry_run, assume_yes=yes)
+    _emit(render(fmt, findings, result.stats, result.config.rules, show_secrets=show_secrets), output)
+    return 1 if findings else 0

@@ -1,0 +1,137 @@
+"""The engine's context checks on real-code shapes: what is a credential and what only looks like one."""
+
+from __future__ import annotations
+
+import pytest
+from synth import aws_key_id, bad_checksum, github_token, password, rand
+
+from secretsd.scanners.checksums import base62, validate
+from secretsd.scanners.engine import Engine
+from secretsd.scanners.model import Fragment, redact
+
+PW = password()
+TOKEN = github_token()
+
+
+def _rules(engine: Engine, text: str, path: str = "app.py") -> list[str]:
+    return [f.rule for f in engine.scan(Fragment(path, text.encode()))]
+
+
+POSITIVES = [
+    ("settings.py", f'DATABASES = {{"default": {{"PASSWORD": "{PW}"}}}}'),
+    ("app.js", f"const client = new Client({{ user: 'svc', password: '{PW}' }});"),
+    ("Main.java", f'private static final String DB_PASSWORD = "{PW}";'),
+    ("main.go", f'cfg := Config{{User: "svc", Password: "{PW}"}}'),
+    ("config.php", f"'password' => '{PW}',"),
+    ("app.rb", f"  password: '{PW}',"),
+    ("Program.cs", f'var conn = "Server=db;User Id=sa;Password={PW};";'),
+    ("main.tf", f'  password = "{PW}"'),
+    (".env", f"POSTGRES_PASSWORD={PW}"),
+    ("docker-compose.yml", f"    environment:\n      - MYSQL_ROOT_PASSWORD={PW}\n"),
+    ("values.yaml", f"db:\n  password: {PW}\n"),
+    ("app.ini", f"[db]\npassword = {PW}\n"),
+    ("settings.xml", f"<password>{PW}</password>"),
+    ("deploy.sh", f"export API_TOKEN={rand(32, seed=9)}"),
+    ("app.py", f"conn = 'postgresql://app:{PW}@db.internal:5432/app'"),
+    ("app.py", f'token = "{TOKEN}"'),
+    ("app.py", f'token = "{github_token(zero_checksum=True)}"'),
+    ("app.py", f"key = '{aws_key_id()}'"),
+    ("test_login.py", 'client.login(username="alice", password="hunter22")'),
+    ("init.sql", f"ALTER USER app WITH PASSWORD '{PW}';"),
+]
+
+NEGATIVES = [
+    ("app.py", 'password = os.environ["DB_PASSWORD"]'),
+    ("app.py", "password = getpass.getpass()"),
+    ("app.py", 'password = settings.get("password")'),
+    ("app.js", "const password = process.env.DB_PASSWORD;"),
+    ("app.py", 'password = "secretsd://apps/web/db#password"'),
+    ("values.yaml", "password: secretsd://apps/web/db#password\n"),
+    ("vars.yml", "db_password: !vault |\n  $ANSIBLE_VAULT;1.1;AES256\n  6238386133346332\n"),
+    ("values.yaml", "password: {{ .Values.db.password }}\n"),
+    ("app.py", 'password = "<password>"'),
+    ("app.py", 'api_key = "YOUR_API_KEY"'),
+    ("app.py", 'sha256 = "e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855"'),
+    ("app.py", 'request_id = "123e4567-e89b-12d3-a456-426614174000"'),
+    ("app.py", 'api_key = "123e4567-e89b-12d3-a456-426614174000"'),
+    ("app.py", 'key = "AKIAIOSFODNN7EXAMPLE"'),
+    ("app.py", f'token = "{bad_checksum(TOKEN)}"'),
+    ("app.py", 'password_field = "password"'),
+    ("forms.py", 'widget = forms.PasswordInput(attrs={"placeholder": "Password"})'),
+    ("app.py", 'raise ValueError("Password must be at least 8 characters")'),
+    ("app.py", "def check_password(self, password: str) -> bool:"),
+    ("app.py", 'if token_type == "bearer":'),
+    ("app.py", 'TOKEN_URL = "https://oauth2.example.com/token"'),
+    ("app.py", "password = None"),
+    ("app.py", 'password = ""'),
+    ("app.py", "self.password = password"),
+    ("lexer.py", "token = Token.Literal.String"),
+    ("app.py", 'PASSWORD_HASHERS = ["django.contrib.auth.hashers.PBKDF2PasswordHasher"]'),
+    ("package-lock.json", '"integrity": "sha512-q8MnT2Lm0Zx8rT2mQ9vK4pL7wN3bYq8MnT2Lm0Zx8rT2mQ9vK4pL7wN3bY=="'),
+    ("app.py", f'password = "{PW}"  # secretsd:ignore'),
+    ("app.py", 'url = "postgres://user:${DB_PASSWORD}@db/app"'),
+]
+
+
+@pytest.mark.parametrize(("path", "text"), POSITIVES, ids=[f"{p}-{i}" for i, (p, _) in enumerate(POSITIVES)])
+def test_true_positives(engine: Engine, path: str, text: str) -> None:
+    assert _rules(engine, text, path), f"nothing found in {path}"
+
+
+@pytest.mark.parametrize(("path", "text"), NEGATIVES, ids=[f"{p}-{i}" for i, (p, _) in enumerate(NEGATIVES)])
+def test_false_positives_stay_quiet(engine: Engine, path: str, text: str) -> None:
+    assert _rules(engine, text, path) == []
+
+
+def test_unquoted_assignment_in_code_is_an_expression(engine: Engine) -> None:
+    assert _rules(engine, "PASSWORD = default_password2\n", "app.py") == []
+    assert _rules(engine, "PASSWORD = kq83Jd02ms\n", "app.cfg") == ["config-password"]
+
+
+def test_github_checksum_keeps_zero_padded_tokens() -> None:
+    """About a fifth of real tokens have a checksum starting with 0: keep them."""
+    assert base62(0) == "000000"
+    assert base62(61) == "00000z"
+    zero = github_token(zero_checksum=True)
+    assert zero[-6] == "0"
+    assert validate("github-crc32", zero)
+    assert validate("github-crc32", TOKEN)
+    assert not validate("github-crc32", bad_checksum(TOKEN))
+
+
+def test_specific_rule_wins_over_generic(engine: Engine) -> None:
+    found = engine.scan(Fragment("app.py", f'github_token = "{TOKEN}"'.encode()))
+    assert [f.rule for f in found] == ["github-token"]
+
+
+def test_line_and_column_and_redaction(engine: Engine) -> None:
+    text = f"a = 1\nb = 2\nDB_PASSWORD = '{PW}'\n"
+    (finding,) = engine.scan(Fragment("x.py", text.encode()))
+    assert (finding.line, finding.column) == (3, 16)
+    assert finding.secret == PW
+    assert PW not in finding.redacted_line()
+    assert PW not in repr(finding)
+    assert PW in finding.redacted_line(show_secret=True)
+    assert redact(TOKEN).startswith("ghp_") and TOKEN not in redact(TOKEN)
+
+
+def test_invalid_utf8_and_private_key(engine: Engine) -> None:
+    body = rand(64 * 4, seed=5)
+    pem = "-----BEGIN OPENSSH PRIVATE KEY-----\n" + "\n".join(
+        body[i : i + 64] for i in range(0, len(body), 64)
+    ) + "\n-----END OPENSSH PRIVATE KEY-----\n"
+    data = b"\xff\xfe garbage \x80\n" + pem.encode() + b"\xc3\x28 password = '" + PW.encode() + b"'\n"
+    rules = [(f.rule, f.line) for f in engine.scan(Fragment("id_rsa", data))]
+    assert ("private-key", 2) in rules
+    assert ("generic-password", 8) in rules
+
+
+def test_pure_re_matcher_agrees_with_hyperscan(engine: Engine) -> None:
+    fallback = Engine(engine.rules, matcher="re")
+    text = "\n".join(t for _, t in POSITIVES + NEGATIVES)
+    for path in ("app.py", "values.yaml"):
+        fast = sorted((f.rule, f.line) for f in engine.scan(Fragment(path, text.encode())))
+        slow = sorted((f.rule, f.line) for f in fallback.scan(Fragment(path, text.encode())))
+        assert fast == slow
+    assert engine.matcher.name == "hyperscan"
+    assert fallback.matcher.name == "re"

@@ -1,0 +1,111 @@
+"""Every rule's examples, run through the real engine (the rules file checks itself)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from secretsd.errors import ConfigError
+from secretsd.scanners.config import ScanConfig
+from secretsd.scanners.engine import Engine
+from secretsd.scanners.model import Fragment
+from secretsd.scanners.rules import Rule, RuleSet, load_default_rules, merge_rules, parse_rules
+
+RULES = load_default_rules()
+
+
+def _ids(rule: Rule) -> str:
+    return rule.id
+
+
+def test_default_rules_load_and_have_examples() -> None:
+    assert len(RULES) >= 50
+    assert len({r.id for r in RULES}) == len(RULES)
+    for rule in RULES:
+        assert rule.must_match, f"{rule.id} has no examples.match"
+        assert rule.must_not_match, f"{rule.id} has no examples.no_match"
+        assert rule.keywords or rule.kind == "private-key", rule.id
+
+
+@pytest.mark.parametrize("rule", RULES, ids=_ids)
+def test_rule_examples_alone(rule: Rule) -> None:
+    """Each must-match example is found by the rule on its own (pure-re matcher)."""
+    alone = Engine(RuleSet((rule,)), matcher="re")
+    for example in rule.must_match:
+        found = alone.scan(Fragment(example.path, example.text.encode()))
+        assert [f.rule for f in found] == [rule.id], f"{rule.id} misses example {example.path}"
+
+
+@pytest.mark.parametrize("rule", RULES, ids=_ids)
+def test_rule_examples_with_all_rules(rule: Rule, engine: Engine) -> None:
+    """With every rule loaded (Hyperscan matcher), matches are found and non-matches are not."""
+    for example in rule.must_match:
+        found = engine.scan(Fragment(example.path, example.text.encode()))
+        assert found, f"{rule.id}: nothing found in a must-match example"
+    for example in rule.must_not_match:
+        found = engine.scan(Fragment(example.path, example.text.encode()))
+        assert rule.id not in {f.rule for f in found}, f"{rule.id} matched a no_match example"
+
+
+def test_bad_regex_is_a_config_error() -> None:
+    with pytest.raises(ConfigError, match="rule 'broken' in x.toml: regex does not compile"):
+        Rule(**parse_rules('[[rules]]\nid = "broken"\ndescription = "d"\nregex = "("\n', "x.toml")[0])
+
+
+@pytest.mark.parametrize(
+    ("text", "message"),
+    [
+        ('[[rules]]\nid = "Bad Id"\n', "'id' must be"),
+        ('[[rules]]\nid = "ok"\nregexp = "x"\n', "unknown field"),
+        ('[[rules]]\nid = "ok"\nkind = "magic"\n', "kind must be one of"),
+        ("rules = 3\n", "array of tables"),
+        ("[[rules]\n", "not valid TOML"),
+    ],
+)
+def test_rule_shape_errors(text: str, message: str) -> None:
+    with pytest.raises(ConfigError, match=message):
+        parse_rules(text, "x.toml")
+
+
+def test_unknown_checksum_is_rejected() -> None:
+    with pytest.raises(ConfigError, match="unknown checksum"):
+        Rule(id="x1", description="d", regex="a(?P<secret>b+)", checksum="md5")
+
+
+def test_override_disable_and_extend() -> None:
+    extra = parse_rules(
+        '[[rules]]\nid = "generic-password"\nmin_length = 12\n'
+        '[[rules]]\nid = "acme-token"\ndescription = "Acme"\n'
+        "regex = '''\\b(?P<secret>acme_[a-z0-9]{20})\\b'''\nkeywords = [\"acme_\"]\n",
+        "team.toml",
+    )
+    merged = merge_rules(RULES, extra, disabled=["jwt"])
+    by_id = {r.id: r for r in merged}
+    assert by_id["generic-password"].min_length == 12
+    assert "acme-token" in by_id
+    assert "jwt" not in by_id
+    with pytest.raises(ConfigError, match="unknown rule"):
+        merge_rules(RULES, [], disabled=["no-such-rule"])
+    with pytest.raises(ConfigError, match="a new rule needs"):
+        merge_rules(RULES, parse_rules('[[rules]]\nid = "new-one"\n', "t.toml"))
+
+
+def test_config_file_rules_and_errors(tmp_path: Path) -> None:
+    (tmp_path / ".secretsd-scan.toml").write_text(
+        '[scan]\ndisabled_rules = ["jwt"]\nreport_test_paths = false\n'
+        '[allowlist]\npaths = ["docs/**"]\n'
+    )
+    config = ScanConfig.load(tmp_path)
+    assert "jwt" not in {r.id for r in config.rules}
+    assert config.report_test_paths is False
+    assert not config.path_allowed("docs/a/b.md")
+    assert config.path_allowed("src/docs.py")
+    (tmp_path / "bad.toml").write_text("[scan]\nmax_file_size = -1\n")
+    with pytest.raises(ConfigError, match="max_file_size"):
+        ScanConfig.load(tmp_path, tmp_path / "bad.toml")
+    (tmp_path / "bad2.toml").write_text("[scanner]\n")
+    with pytest.raises(ConfigError, match="unknown section"):
+        ScanConfig.load(tmp_path, tmp_path / "bad2.toml")
+    with pytest.raises(ConfigError, match="cannot read scan config"):
+        ScanConfig.load(tmp_path, tmp_path / "missing.toml")
