@@ -14,8 +14,9 @@ from collections.abc import Iterable
 from datetime import UTC, datetime
 from pathlib import Path
 
-from secretsd.errors import ConfigError
 from secretsd.scanners.model import Finding
+
+from secretsd.errors import ConfigError
 
 __all__ = ["BASELINE_VERSION", "load_baseline", "write_baseline"]
 

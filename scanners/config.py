@@ -28,7 +28,6 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from secretsd.errors import ConfigError
 from secretsd.scanners.rules import (
     RuleSet,
     load_default_rules,
@@ -36,6 +35,8 @@ from secretsd.scanners.rules import (
     merge_rules,
     parse_rule_tables,
 )
+
+from secretsd.errors import ConfigError
 
 __all__ = ["DEFAULT_CONFIG_NAME", "DEFAULT_MAX_FILE_SIZE", "ScanConfig", "glob_to_regex"]
 

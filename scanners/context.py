@@ -28,56 +28,32 @@ __all__ = [
     "shannon_entropy",
 ]
 
-CODE_EXTENSIONS = frozenset(
-    "py pyw pyi js mjs cjs jsx ts tsx java kt kts scala groovy go rb php cs vb fs c h cc cpp "
-    "hpp cxx m mm rs swift dart lua pl pm r jl ex exs erl clj cljs hs ml elm vue svelte "
-    "coffee gradle sbt".split()
+
+def _words(text: str) -> frozenset[str]:
+    """A word list written as one string (easier to read and extend than a long literal)."""
+    return frozenset(text.split())
+
+
+CODE_EXTENSIONS = _words(
+    """py pyw pyi js mjs cjs jsx ts tsx java kt kts scala groovy go rb php cs vb fs c h cc cpp
+    hpp cxx m mm rs swift dart lua pl pm r jl ex exs erl clj cljs hs ml elm vue svelte
+    coffee gradle sbt"""
 )
 
-_PLACEHOLDER_WORDS = (
-    "example",
-    "sample",
-    "placeholder",
-    "dummy",
-    "fake",
-    "redacted",
-    "changeme",
-    "change_me",
-    "change-me",
-    "replace",
-    "your",
-    "xxxx",
-    "****",
-    "....",
-    "<",
-    ">",
-    "insert",
-    "enter_",
-    "enter-",
-    "todo",
-    "fixme",
-    "notreal",
-    "not_a_real",
-    "not-a-real",
-    "foobar",
-    "lorem",
-    "mysecret",
-    "my_secret",
-    "mypassword",
-    "my_password",
-    "secret_here",
-    "token_here",
-    "key_here",
-    "password_here",
-    "xyz123",
-    "abc123xyz",
+_PLACEHOLDER_WORDS = tuple(
+    _words(
+        """example sample placeholder dummy fake redacted changeme change_me change-me replace your
+    xxxx **** .... < > insert enter_ enter- todo fixme notreal not_a_real not-a-real foobar
+    lorem mysecret my_secret mypassword my_password secret_here token_here key_here
+    password_here xyz123 abc123xyz"""
+    )
 )
-_PLACEHOLDER_EXACT = frozenset(
+_PLACEHOLDER_EXACT = _words(
     """password passwd pass pwd secret token key apikey api_key none null nil undefined true
     false yes no on off string str bytes int value default empty blank hidden masked unset
     required optional n/a na tbd test testing foo bar baz qux admin user username root guest
-    anonymous secret_key access_key private_key client_secret auth bearer basic oauth token_type
-    credentials credential login changeit secretpassword passphrase""".split()
+    anonymous secret_key access_key private_key client_secret auth bearer basic oauth
+    token_type credentials credential login changeit secretpassword passphrase"""
 )
 _TEMPLATE = re.compile(
     r"\$\{|\$\(|\{\{|\}\}|\{%|<%|%\(|#\{|\$[A-Za-z_]|%[A-Za-z_]\w*%|@[A-Za-z_]+@|"
@@ -92,31 +68,29 @@ _ENV_LOOKUP = re.compile(
     re.VERBOSE,
 )
 _HEX = re.compile(r"[0-9a-fA-F]+")
-_UUID = re.compile(
-    r"[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}"
-)
+_UUID = re.compile(r"[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}")
 # Words in a key name that say it holds something *about* a credential (its URL,
 # length, type, field name...), not the credential itself: ``password_reset_url``.
-_NOT_SECRET_WORDS = frozenset(
+_NOT_SECRET_WORDS = _words(
     """url uri urls endpoint path file filename dir folder name names type types field fields
     length len min max count size prefix suffix header label hint policy policies regex re
-    pattern format fmt expires expire expiry expiration ttl timeout lifetime age enabled enable
-    disabled required method strategy version column col attr attribute param params
+    pattern format fmt expires expire expiry expiration ttl timeout lifetime age enabled
+    enable disabled required method strategy version column col attr attribute param params
     placeholder error errors message msg text help title class mode style env var variable
-    id ids index idx num number valid validator validation check checker input prompt icon img
-    image color colour width height position pos reset forgot changed change strength score
-    rules rule template cache store storage provider manager handler factory schema serializer
-    form widget view route scope scopes audience issuer algorithm alg encoding charset
-    location loc host hostname port user username login email mail account owner kid bits
-    limit cost rounds iterations description desc doc docs example sample test mock stub
-    regexp selector xpath locator event events callback status state flag flags option
-    options setting settings config conf cfg spec def ref reference arn source src target dest
-    destination hash hashed digest salt nonce uuid guid fingerprint checksum encrypted enc
-    cipher ciphertext sha md5 crc etag commit revision key_id keyid lookup getter setter
-    fn func function cls default defaults""".split()
+    id ids index idx num number valid validator validation check checker input prompt icon
+    img image color colour width height position pos reset forgot changed change strength
+    score rules rule template cache store storage provider manager handler factory schema
+    serializer form widget view route scope scopes audience issuer algorithm alg encoding
+    charset location loc host hostname port user username login email mail account owner kid
+    bits limit cost rounds iterations description desc doc docs example sample test mock
+    stub regexp selector xpath locator event events callback status state flag flags option
+    options setting settings config conf cfg spec def ref reference arn source src target
+    dest destination hash hashed digest salt nonce uuid guid fingerprint checksum encrypted
+    enc cipher ciphertext sha md5 crc etag commit revision key_id keyid lookup getter setter
+    fn func function cls default defaults"""
 )
-_ABOUT_WORDS = frozenset(
-    "hashed hash encrypted forgot reset sha sha1 sha256 md5 checksum digest commit".split()
+_ABOUT_WORDS = _words(
+    """hashed hash encrypted forgot reset sha sha1 sha256 md5 checksum digest commit"""
 )
 _KEY_SPLIT = re.compile(r"[^A-Za-z0-9]+|(?<=[a-z0-9])(?=[A-Z])")
 
@@ -216,24 +190,11 @@ def _line_says_not_secret(line: str, value: str) -> bool:
     return "secretsd://" in low
 
 
-_TOKEN_PLACEHOLDERS = (
-    "example",
-    "xxxxxx",
-    "******",
-    "sample",
-    "your_",
-    "your-",
-    "yourtoken",
-    "yourkey",
-    "placeholder",
-    "dummy",
-    "redacted",
-    "<",
-    ">",
-    "insert",
-    "replace_",
-    "changeme",
-    "_here",
+_TOKEN_PLACEHOLDERS = tuple(
+    _words(
+        """example xxxxxx ****** sample your_ your- yourtoken yourkey placeholder dummy redacted <
+    > insert replace_ changeme _here"""
+    )
 )
 
 
@@ -247,7 +208,7 @@ def judge_token(secret: str, line: str) -> bool:
     if Counter(secret).most_common(1)[0][1] > max(4, len(secret) * 0.4):
         return False  # mostly one character: a masked or zeroed example
     line_low = line.lower()
-    return not ("secretsd://" + low in line_low)
+    return "secretsd://" + low not in line_low
 
 
 def judge_uri_password(user: str, password: str, host: str) -> bool:
@@ -255,7 +216,7 @@ def judge_uri_password(user: str, password: str, host: str) -> bool:
     if len(password) < 3 or _is_template(password) or _is_template(user):
         return False
     low = password.lower()
-    if low in _PLACEHOLDER_EXACT or low == user.lower() and low in _PLACEHOLDER_EXACT:
+    if low in _PLACEHOLDER_EXACT or (low == user.lower() and low in _PLACEHOLDER_EXACT):
         return False
     if _is_placeholder(password) and not (low.isalnum() and len(low) <= 12 and "your" not in low):
         return False
@@ -302,10 +263,8 @@ def judge_assignment(
         return False
     if " " in value or "\t" in value:
         return False
-    if _WORDY.fullmatch(value) and (kind != "password" or "-" not in value):
-        # human text and dashed/underscored identifiers ("user-password", "Invalid_token")
-        if kind != "password" or _IDENTIFIER.fullmatch(value):
-            return False
+    if _WORDY.fullmatch(value) and (kind != "password" or _IDENTIFIER.fullmatch(value)):
+        return False  # human text and identifiers ("user-password", "Invalid_token")
     if _IDENTIFIER.fullmatch(value) and not any(c.isdigit() for c in value):
         return False
     if _CAMEL.fullmatch(value) and kind != "password" and len(value) < 24:

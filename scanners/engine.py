@@ -176,7 +176,11 @@ class Engine:
             else:
                 line_index += data.count(b"\n", offset, hit.start)
                 offset = hit.start
-                path, line, commit = fragment.path, fragment.first_line + line_index, fragment.commit
+                path, line, commit = (
+                    fragment.path,
+                    fragment.first_line + line_index,
+                    fragment.commit,
+                )
             findings.append(
                 Finding(
                     rule=hit.rule.id,

@@ -16,9 +16,9 @@ from typing import Protocol
 
 __all__ = [
     "CommitInfo",
-    "Location",
     "Finding",
     "Fragment",
+    "Location",
     "Source",
     "fingerprint",
     "redact",

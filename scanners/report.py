@@ -77,8 +77,10 @@ def to_text(
     count = len(findings)
     mode = stats.get("mode", "tree")
     scanned = (
-        f"{stats.get('commits', 0)} commit(s)" if mode in ("range", "history")
-        else f"{stats.get('files', 0)} file(s)" if mode == "tree"
+        f"{stats.get('commits', 0)} commit(s)"
+        if mode in ("range", "history")
+        else f"{stats.get('files', 0)} file(s)"
+        if mode == "tree"
         else "the staged changes"
     )
     summary = (
@@ -124,7 +126,9 @@ def to_sarif(
             "ruleId": f.rule,
             "ruleIndex": rule_index[f.rule],
             "level": "error",
-            "message": {"text": f"{f.description} ({redact(f.secret) if not show_secrets else f.secret})"},
+            "message": {
+                "text": f"{f.description} ({redact(f.secret) if not show_secrets else f.secret})"
+            },
             "locations": [
                 {
                     "physicalLocation": {

@@ -99,7 +99,9 @@ class Rule:
         try:
             compiled = re.compile(self.regex.encode(), flags)
         except (re.error, UnicodeEncodeError) as error:
-            raise ConfigError(f"{where}: regex does not compile ({error}); fix the pattern") from None
+            raise ConfigError(
+                f"{where}: regex does not compile ({error}); fix the pattern"
+            ) from None
         group = self.secret_group
         if isinstance(group, str) and group not in compiled.groupindex:
             if compiled.groups == 0:
@@ -285,9 +287,7 @@ def merge_rules(
             f"disabled_rules names unknown rule(s): {', '.join(sorted(unknown))}; "
             "run `secretsd scan --list-rules` to see the ids"
         )
-    return RuleSet(
-        tuple(by_id[i] for i in order if i not in dropped and by_id[i].enabled)
-    )
+    return RuleSet(tuple(by_id[i] for i in order if i not in dropped and by_id[i].enabled))
 
 
 def default_rules_text() -> str:

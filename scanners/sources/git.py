@@ -18,8 +18,9 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
-from secretsd.errors import InvalidInput, SecretsdError
 from secretsd.scanners.model import CommitInfo, Fragment, Location
+
+from secretsd.errors import InvalidInput, SecretsdError
 
 __all__ = ["DiffSource", "open_repo"]
 
@@ -47,7 +48,9 @@ def open_repo(path: Path) -> Any:
     try:
         repo.git.rev_parse("--git-dir")
     except git.GitCommandError as error:
-        raise InvalidInput(f"{str(path)!r} is a broken git repository: {_first_line(error)}") from None
+        raise InvalidInput(
+            f"{str(path)!r} is a broken git repository: {_first_line(error)}"
+        ) from None
     return repo
 
 
@@ -168,7 +171,7 @@ class DiffSource:
         args = ["--all"] if self.kind == "history" else [f"{self.since}..HEAD"]
         try:
             return int(self.repo.git.rev_list("--count", *args))
-        except Exception:  # noqa: BLE001 - an estimate only
+        except Exception:
             return 0
 
     def _command(self) -> list[str]:
@@ -220,8 +223,9 @@ class DiffSource:
     def fragments(self) -> Iterator[Fragment]:
         if self.kind != "staged" and not self._has_commits():
             return
-        for original in self._stream():
-            self.bytes += len(original)
+        for block in self._stream():
+            original = b"\n" + block  # every header then follows a newline
+            self.bytes += len(block)
             commits = original.count(b"\n" + _RECORD) + original.startswith(_RECORD)
             self.commits += commits
             if self.progress is not None:

@@ -18,8 +18,9 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from secretsd.errors import InvalidInput
 from secretsd.scanners.model import Fragment
+
+from secretsd.errors import InvalidInput
 
 __all__ = ["SkipStats", "TreeSource", "find_git_root"]
 

@@ -69,7 +69,7 @@ def main(argv: list[str] | None = None) -> int:
         return 1
     except Exception as error:  # click usage errors and the like
         if isinstance(error, _usage_errors()):
-            error.show()
+            getattr(error, "show", print)()
             return 2
         raise
     return code if isinstance(code, int) else 0

@@ -26,7 +26,11 @@ _EXTRA_HINT = "the scanner needs the 'scan' extra: pip install 'secretsd[scan]'"
 
 
 def _mode(staged: bool, since: str | None, history: bool) -> str:
-    chosen = [name for name, on in (("--staged", staged), ("--since", since), ("--history", history)) if on]
+    chosen = [
+        name
+        for name, on in (("--staged", staged), ("--since", since), ("--history", history))
+        if on
+    ]
     if len(chosen) > 1:
         raise InvalidInput(f"{' and '.join(chosen)} cannot be combined; pick one source")
     if staged:
@@ -106,14 +110,22 @@ def _run(
 
 
 def scan(
-    path: Annotated[Path, typer.Argument(help="Directory, file or repository to scan.")] = Path("."),
-    staged: Annotated[bool, typer.Option("--staged", help="Scan what `git commit` would record.")] = False,
+    path: Annotated[Path, typer.Argument(help="Directory, file or repository to scan.")] = Path(
+        "."
+    ),
+    staged: Annotated[
+        bool, typer.Option("--staged", help="Scan what `git commit` would record.")
+    ] = False,
     since: Annotated[
         str | None, typer.Option("--since", metavar="REV", help="Scan the commits in REV..HEAD.")
     ] = None,
-    history: Annotated[bool, typer.Option("--history", help="Scan every commit of every branch.")] = False,
+    history: Annotated[
+        bool, typer.Option("--history", help="Scan every commit of every branch.")
+    ] = False,
     fmt: Annotated[str, typer.Option("--format", "-f", help="text, json or sarif.")] = "text",
-    output: Annotated[Path | None, typer.Option("--output", "-o", help="Write the report here.")] = None,
+    output: Annotated[
+        Path | None, typer.Option("--output", "-o", help="Write the report here.")
+    ] = None,
     config: Annotated[
         Path | None, typer.Option("--config", help="Scan config (default: .secretsd-scan.toml).")
     ] = None,
@@ -128,32 +140,57 @@ def scan(
     ] = None,
     tests: Annotated[
         bool | None,
-        typer.Option("--tests/--no-tests", help="Report credentials under test paths.", show_default=False),
+        typer.Option(
+            "--tests/--no-tests", help="Report credentials under test paths.", show_default=False
+        ),
     ] = None,
     show_secrets: Annotated[
         bool, typer.Option("--show-secrets", help="Print secrets in full (default: redacted).")
     ] = False,
     install_hook: Annotated[
-        bool, typer.Option("--install-hook", help="Install a git pre-commit hook in this repository.")
+        bool,
+        typer.Option("--install-hook", help="Install a git pre-commit hook in this repository."),
     ] = False,
     managed: Annotated[
         bool,
-        typer.Option("--managed", help="Also flag any value stored in secretsd (needs credentials)."),
+        typer.Option(
+            "--managed", help="Also flag any value stored in secretsd (needs credentials)."
+        ),
     ] = False,
     fix: Annotated[
         bool, typer.Option("--fix", help="Move found values into secretsd and reference them.")
     ] = False,
-    dry_run: Annotated[bool, typer.Option("--dry-run", help="With --fix: show the diff only.")] = False,
+    dry_run: Annotated[
+        bool, typer.Option("--dry-run", help="With --fix: show the diff only.")
+    ] = False,
     yes: Annotated[bool, typer.Option("--yes", "-y", help="With --fix: do not ask.")] = False,
-    list_rules: Annotated[bool, typer.Option("--list-rules", help="Print the rule ids and exit.")] = False,
+    list_rules: Annotated[
+        bool, typer.Option("--list-rules", help="Print the rule ids and exit.")
+    ] = False,
     matcher: Annotated[str, typer.Option("--matcher", hidden=True)] = "auto",
 ) -> None:
     """Find plaintext credentials. Exit 0 clean, 1 findings, 2 error."""
     try:
         code = _scan(
-            path, staged, since, history, fmt, output, config, baseline, write_baseline,
-            max_file_size, tests, show_secrets, install_hook, managed, fix, dry_run, yes,
-            list_rules, matcher,
+            path,
+            staged,
+            since,
+            history,
+            fmt,
+            output,
+            config,
+            baseline,
+            write_baseline,
+            max_file_size,
+            tests,
+            show_secrets,
+            install_hook,
+            managed,
+            fix,
+            dry_run,
+            yes,
+            list_rules,
+            matcher,
         )
     except SecretsdError as error:
         if error.exit_code == 2:
@@ -209,7 +246,9 @@ def _scan(
         return 0
     mode = _mode(staged, since, history)
     if fix and mode != "tree":
-        raise InvalidInput("--fix rewrites files in the working tree; drop --staged/--since/--history")
+        raise InvalidInput(
+            "--fix rewrites files in the working tree; drop --staged/--since/--history"
+        )
     result = _run(path, mode, since, fmt, config, baseline, max_file_size, tests, matcher)
     findings = result.findings
     if managed:
@@ -229,5 +268,7 @@ def _scan(
         from secretsd.scanners.fix import run_fix
 
         return run_fix(result.root, findings, dry_run=dry_run, assume_yes=yes)
-    _emit(render(fmt, findings, result.stats, result.config.rules, show_secrets=show_secrets), output)
+    _emit(
+        render(fmt, findings, result.stats, result.config.rules, show_secrets=show_secrets), output
+    )
     return 1 if findings else 0

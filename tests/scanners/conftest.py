@@ -6,7 +6,6 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-
 from secretsd.scanners.config import ScanConfig
 from secretsd.scanners.engine import Engine
 from secretsd.scanners.rules import RuleSet, load_default_rules

@@ -44,8 +44,10 @@ def test_clean_tree_exits_0(tmp_path: Path, capsys: pytest.CaptureFixture[str]) 
 def test_findings_exit_1_and_are_redacted(tree: Path, capsys: pytest.CaptureFixture[str]) -> None:
     code, out, _ = run(capsys, str(tree))
     assert code == 1
-    assert "src/db.py:3:" in out and "src/gh.yaml:1:" in out
-    assert PW not in out and TOKEN not in out
+    assert "src/db.py:3:" in out
+    assert "src/gh.yaml:1:" in out
+    assert PW not in out
+    assert TOKEN not in out
     assert "secretsd://" in out  # says how to fix
 
 
@@ -61,14 +63,17 @@ def test_json_shape(tree: Path, capsys: pytest.CaptureFixture[str]) -> None:
     assert code == 1
     document = json.loads(out)
     assert set(document) == {"findings", "stats"}
-    assert PW not in out and TOKEN not in out
+    assert PW not in out
+    assert TOKEN not in out
     by_path = {f["path"]: f for f in document["findings"]}
     assert set(by_path) == {"src/db.py", "src/gh.yaml"}
     first = by_path["src/db.py"]
-    assert first["line"] == 3 and first["commit"] is None and first["rule"] == "generic-password"
+    assert first["line"] == 3
+    assert first["commit"] is None
+    assert first["rule"] == "generic-password"
     assert len(first["fingerprint"]) == 32
     assert document["stats"]["files"] == 3
-    code2, out2, _ = run(capsys, str(tree), "--format", "json")
+    _, out2, _ = run(capsys, str(tree), "--format", "json")
     assert [f["fingerprint"] for f in json.loads(out2)["findings"]] == [
         f["fingerprint"] for f in document["findings"]
     ]
@@ -84,7 +89,8 @@ def test_sarif_validates_against_the_schema(tree: Path, capsys: pytest.CaptureFi
         "src/db.py",
         "src/gh.yaml",
     }
-    assert PW not in out and TOKEN not in out
+    assert PW not in out
+    assert TOKEN not in out
 
 
 def test_empty_sarif_validates(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
@@ -96,7 +102,8 @@ def test_empty_sarif_validates(tmp_path: Path, capsys: pytest.CaptureFixture[str
 def test_output_file(tree: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     report = tmp_path / "report.json"
     code, out, _ = run(capsys, str(tree), "-f", "json", "-o", str(report))
-    assert code == 1 and out == ""
+    assert code == 1
+    assert out == ""
     assert len(json.loads(report.read_text())["findings"]) == 2
 
 
@@ -113,9 +120,10 @@ def test_output_file(tree: Path, tmp_path: Path, capsys: pytest.CaptureFixture[s
 def test_user_mistakes_exit_2(
     tree: Path, capsys: pytest.CaptureFixture[str], argv: list[str], message: str
 ) -> None:
-    code, out, err = run(capsys, str(tree), *argv)
+    code, _, err = run(capsys, str(tree), *argv)
     assert code == 2
-    assert err.startswith("Error: ") and message in err
+    assert err.startswith("Error: ")
+    assert message in err
     assert "Traceback" not in err
 
 
@@ -124,12 +132,16 @@ def test_missing_path_and_unknown_flag(capsys: pytest.CaptureFixture[str]) -> No
     assert run(capsys, ".", "--no-such-flag")[0] == 2
 
 
-def test_not_a_repo_and_bad_rev(tmp_path: Path, repo: Path, capsys: pytest.CaptureFixture[str]) -> None:
+def test_not_a_repo_and_bad_rev(
+    tmp_path: Path, repo: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
     code, _, err = run(capsys, str(tmp_path / "repo" / ".."), "--staged")
-    assert code == 2 and "not inside a git repository" in err
+    assert code == 2
+    assert "not inside a git repository" in err
     commit_file(repo, "a.txt", "hello\n", "first")
     code, _, err = run(capsys, str(repo), "--since", "no-such-branch")
-    assert code == 2 and "no such commit" in err
+    assert code == 2
+    assert "no such commit" in err
 
 
 def test_bad_inputs_do_not_crash(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
@@ -148,10 +160,14 @@ def test_bad_inputs_do_not_crash(tmp_path: Path, capsys: pytest.CaptureFixture[s
     document = json.loads(out)
     assert [f["path"] for f in document["findings"]] == ["latin1.py"]
     skipped = document["stats"]["skipped"]
-    assert skipped["binary"] == 1 and skipped["too_large"] == 1 and skipped["symlinks"] >= 1
+    assert skipped["binary"] == 1
+    assert skipped["too_large"] == 1
+    assert skipped["symlinks"] >= 1
 
 
-def test_broken_repo_is_an_error_not_a_crash(repo: Path, capsys: pytest.CaptureFixture[str]) -> None:
+def test_broken_repo_is_an_error_not_a_crash(
+    repo: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
     commit_file(repo, "a.txt", "hello\n", "first")
     objects = repo / ".git" / "objects"
     for folder in objects.iterdir():
@@ -161,12 +177,15 @@ def test_broken_repo_is_an_error_not_a_crash(repo: Path, capsys: pytest.CaptureF
                 obj.write_bytes(b"corrupt")
     code, _, err = run(capsys, str(repo), "--history")
     assert code == 2
-    assert err.startswith("Error: ") and "Traceback" not in err
+    assert err.startswith("Error: ")
+    assert "Traceback" not in err
 
 
 def test_list_rules(capsys: pytest.CaptureFixture[str], tmp_path: Path) -> None:
     code, out, _ = run(capsys, str(tmp_path), "--list-rules")
-    assert code == 0 and "github-token" in out and "generic-password" in out
+    assert code == 0
+    assert "github-token" in out
+    assert "generic-password" in out
 
 
 def test_git_work_tree_respects_gitignore(repo: Path, capsys: pytest.CaptureFixture[str]) -> None:

@@ -1,13 +1,12 @@
-"""The engine's context checks on real-code shapes: what is a credential and what only looks like one."""
+"""The engine's context checks on real-code shapes: credentials versus look-alikes."""
 
 from __future__ import annotations
 
 import pytest
-from synth import aws_key_id, bad_checksum, github_token, password, rand
-
 from secretsd.scanners.checksums import base62, validate
 from secretsd.scanners.engine import Engine
 from secretsd.scanners.model import Fragment, redact
+from synth import aws_key_id, bad_checksum, github_token, password, rand
 
 PW = password()
 TOKEN = github_token()
@@ -67,18 +66,25 @@ NEGATIVES = [
     ("app.py", "self.password = password"),
     ("lexer.py", "token = Token.Literal.String"),
     ("app.py", 'PASSWORD_HASHERS = ["django.contrib.auth.hashers.PBKDF2PasswordHasher"]'),
-    ("package-lock.json", '"integrity": "sha512-q8MnT2Lm0Zx8rT2mQ9vK4pL7wN3bYq8MnT2Lm0Zx8rT2mQ9vK4pL7wN3bY=="'),
+    (
+        "package-lock.json",
+        '"integrity": "sha512-q8MnT2Lm0Zx8rT2mQ9vK4pL7wN3bYq8MnT2Lm0Zx8rT2mQ9vK4pL7wN3bY=="',
+    ),
     ("app.py", f'password = "{PW}"  # secretsd:ignore'),
     ("app.py", 'url = "postgres://user:${DB_PASSWORD}@db/app"'),
 ]
 
 
-@pytest.mark.parametrize(("path", "text"), POSITIVES, ids=[f"{p}-{i}" for i, (p, _) in enumerate(POSITIVES)])
+@pytest.mark.parametrize(
+    ("path", "text"), POSITIVES, ids=[f"{p}-{i}" for i, (p, _) in enumerate(POSITIVES)]
+)
 def test_true_positives(engine: Engine, path: str, text: str) -> None:
     assert _rules(engine, text, path), f"nothing found in {path}"
 
 
-@pytest.mark.parametrize(("path", "text"), NEGATIVES, ids=[f"{p}-{i}" for i, (p, _) in enumerate(NEGATIVES)])
+@pytest.mark.parametrize(
+    ("path", "text"), NEGATIVES, ids=[f"{p}-{i}" for i, (p, _) in enumerate(NEGATIVES)]
+)
 def test_false_positives_stay_quiet(engine: Engine, path: str, text: str) -> None:
     assert _rules(engine, text, path) == []
 
@@ -112,15 +118,20 @@ def test_line_and_column_and_redaction(engine: Engine) -> None:
     assert PW not in finding.redacted_line()
     assert PW not in repr(finding)
     assert PW in finding.redacted_line(show_secret=True)
-    assert redact(TOKEN).startswith("ghp_") and TOKEN not in redact(TOKEN)
+    assert redact(TOKEN).startswith("ghp_")
+    assert TOKEN not in redact(TOKEN)
 
 
 def test_invalid_utf8_and_private_key(engine: Engine) -> None:
     body = rand(64 * 4, seed=5)
-    pem = "-----BEGIN OPENSSH PRIVATE KEY-----\n" + "\n".join(
-        body[i : i + 64] for i in range(0, len(body), 64)
-    ) + "\n-----END OPENSSH PRIVATE KEY-----\n"
-    data = b"\xff\xfe garbage \x80\n" + pem.encode() + b"\xc3\x28 password = '" + PW.encode() + b"'\n"
+    pem = (
+        "-----BEGIN OPENSSH PRIVATE KEY-----\n"
+        + "\n".join(body[i : i + 64] for i in range(0, len(body), 64))
+        + "\n-----END OPENSSH PRIVATE KEY-----\n"
+    )
+    data = (
+        b"\xff\xfe garbage \x80\n" + pem.encode() + b"\xc3\x28 password = '" + PW.encode() + b"'\n"
+    )
     rules = [(f.rule, f.line) for f in engine.scan(Fragment("id_rsa", data))]
     assert ("private-key", 2) in rules
     assert ("generic-password", 8) in rules

@@ -5,12 +5,12 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-
-from secretsd.errors import ConfigError
 from secretsd.scanners.config import ScanConfig
 from secretsd.scanners.engine import Engine
 from secretsd.scanners.model import Fragment
 from secretsd.scanners.rules import Rule, RuleSet, load_default_rules, merge_rules, parse_rules
+
+from secretsd.errors import ConfigError
 
 RULES = load_default_rules()
 
@@ -49,8 +49,10 @@ def test_rule_examples_with_all_rules(rule: Rule, engine: Engine) -> None:
 
 
 def test_bad_regex_is_a_config_error() -> None:
-    with pytest.raises(ConfigError, match="rule 'broken' in x.toml: regex does not compile"):
-        Rule(**parse_rules('[[rules]]\nid = "broken"\ndescription = "d"\nregex = "("\n', "x.toml")[0])
+    with pytest.raises(ConfigError, match=r"rule 'broken' in x\.toml: regex does not compile"):
+        Rule(
+            **parse_rules('[[rules]]\nid = "broken"\ndescription = "d"\nregex = "("\n', "x.toml")[0]
+        )
 
 
 @pytest.mark.parametrize(
