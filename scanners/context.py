@@ -53,20 +53,23 @@ _PLACEHOLDER_EXACT = _words(
     false yes no on off string str bytes int value default empty blank hidden masked unset
     required optional n/a na tbd test testing foo bar baz qux admin user username root guest
     anonymous secret_key access_key private_key client_secret auth bearer basic oauth
-    token_type credentials credential login changeit secretpassword passphrase"""
+    token_type credentials credential login changeit secretpassword passphrase hunter2 tiger
+    mypass mysecret s3cr3t p4ssw0rd pa55word passw0rd"""
 )
 _TEMPLATE = re.compile(
-    r"\$\{|\$\(|\{\{|\}\}|\{%|<%|%\(|#\{|\$[A-Za-z_]|%[A-Za-z_]\w*%|@[A-Za-z_]+@|"
-    r"^__[A-Z0-9_]+__$|\[\[|\]\]|^%s$|\{[0-9a-z_]*\}|^:[a-z_]+$|^\$\d$",
+    r"\$\{|\$\(|\{\{|\}\}|\{%|<%|%\(|#\{|\[\[|\]\]|"
+    r"^\$[A-Za-z_]\w*$|^%[A-Za-z_]\w*%$|^@[A-Za-z_]\w*@$|^__[A-Z0-9_]+__$|^%[sdr]$|"
+    r"^\{[0-9a-z_]*\}$|^:[a-z_]+$|^\$\d$|^\$env:|^env:"
 )
 _TOKEN_TEMPLATE = re.compile(r"\$\{|\{\{|\}\}|<%|%\(|\$\(")
-_ENV_LOOKUP = re.compile(
-    r"""os\.environ|os\.getenv|getenv\(|process\.env|ENV\[|ENV\.fetch|System\.getenv|
-    Environment\.GetEnvironmentVariable|env\(|config\(|settings\.|secrets\.|vault\(|
-    lookup\(|!vault|\$ANSIBLE_VAULT|!Ref|Fn::|valueFrom|secretKeyRef|keyring\.|
-    get_secret|getpass|input\(|prompt\(""",
-    re.VERBOSE,
+# A literal right after one of these calls is a *name* to look up, not the value.
+_LOOKUP_CALL = re.compile(
+    r"""(?ix)(?:environ|getenv|env|ENV|fetch|get|read|lookup|secret|secrets|vault|config|
+    setting|settings|param|parameter|load|decrypt|resolve|keyring|get_password|credential|
+    getProperty|GetEnvironmentVariable|getString|property|value)\s*[(\[]\s*[rbuf]?["'`]$"""
 )
+_VAULT_MARKERS = ("$ansible_vault", "!vault", "secretsd://")
+_EXAMPLE_CONTEXT = re.compile(r"(?i)\b(?:example|e\.g\.|for instance|sample|never do this)\b")
 _HEX = re.compile(r"[0-9a-fA-F]+")
 _UUID = re.compile(r"[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}")
 # Words in a key name that say it holds something *about* a credential (its URL,
@@ -90,9 +93,25 @@ _NOT_SECRET_WORDS = _words(
     fn func function cls default defaults"""
 )
 _ABOUT_WORDS = _words(
-    """hashed hash encrypted forgot reset sha sha1 sha256 md5 checksum digest commit"""
+    """hashed hash encrypted forgot reset sha sha1 sha256 md5 checksum digest commit fake dummy
+    example sample mock placeholder"""
+)
+_CREDENTIAL_STEMS = (
+    "password", "passwd", "pwd", "pass", "passphrase", "passcode", "passwort", "pswd", "psw",
+    "secret", "token", "key", "apikey", "credential", "credentials", "auth", "authorization",
+    "motdepasse", "contrasena", "jwt", "bearer", "sas",
 )
 _KEY_SPLIT = re.compile(r"[^A-Za-z0-9]+|(?<=[a-z0-9])(?=[A-Z])")
+
+
+def _names_a_credential(words: list[str]) -> bool:
+    """Some word of the key *ends* in a credential stem (``dbpassword``, ``apiKey``, ``tokens``),
+    so ``passed``, ``tokenizer``, ``secretsd`` or ``passenger`` do not count."""
+    for word in words:
+        word = word.rstrip("0123456789")
+        if word.endswith(_CREDENTIAL_STEMS) or word[:-1].endswith(_CREDENTIAL_STEMS):
+            return True
+    return False
 
 
 def _key_is_about_secret(key: str) -> bool:
@@ -100,11 +119,14 @@ def _key_is_about_secret(key: str) -> bool:
     words = [w.lower() for w in _KEY_SPLIT.split(key) if w]
     if not words:
         return False
+    if not _names_a_credential(words):
+        return True
     if words[-1] in _NOT_SECRET_WORDS:
         return True
     return any(w in _ABOUT_WORDS for w in words)
 
 
+_CONST_SEGMENT = re.compile(r"(?:^|\.)[A-Z][A-Z0-9]*_?[A-Z0-9_]*(?:\.|$)")
 _DOTTED = re.compile(r"[A-Za-z_]\w*(?:\.[A-Za-z_]\w*)+")
 _WORDY = re.compile(r"[A-Za-z]+(?:[ _-][A-Za-z]+)+")
 _IDENTIFIER = re.compile(r"[a-z][a-z0-9]*(?:[_.][a-z0-9]+)+|[A-Z][A-Z0-9]*(?:_[A-Z0-9]+)+")
@@ -180,14 +202,14 @@ def _char_classes(value: str) -> int:
 
 
 def _line_says_not_secret(line: str, value: str) -> bool:
-    """Line context: environment lookups, ansible-vault, example/test markers around the value."""
+    """Line context: a lookup by name, ansible-vault, a reference, an example in prose."""
     before, _, _after = line.partition(value)
-    if _ENV_LOOKUP.search(before) or _ENV_LOOKUP.search(value):
+    if _LOOKUP_CALL.search(before.rstrip()):
         return True
     low = line.lower()
-    if "$ansible_vault" in low or "!vault" in low:
+    if any(marker in low for marker in _VAULT_MARKERS):
         return True
-    return "secretsd://" in low
+    return _EXAMPLE_CONTEXT.search(before) is not None
 
 
 _TOKEN_PLACEHOLDERS = tuple(
@@ -237,6 +259,7 @@ def judge_assignment(
     kind: str,
     min_entropy: float,
     min_length: int,
+    op: str = "",
 ) -> bool:
     """A ``key = value`` match: is ``value`` a credential literal?
 
@@ -250,6 +273,8 @@ def judge_assignment(
         return False
     if _is_placeholder(value):
         return False
+    if op.strip() == "," and (value.isalpha() and value.islower() or key.lower() == "pass"):
+        return False  # a list of words ('pass', 'raise'), not a key/value pair
     key_low = key.lower()
     if value.lower() == key_low or value.lower() in key_low.replace("-", "_").split("_"):
         return False
@@ -269,7 +294,10 @@ def judge_assignment(
         return False
     if _CAMEL.fullmatch(value) and kind != "password" and len(value) < 24:
         return False
-    if any(c in value for c in "()[]") or _DOTTED.fullmatch(value):
+    if any(c in value for c in "()[]") or (
+        _DOTTED.fullmatch(value)
+        and (not any(c.isdigit() for c in value) or _CONST_SEGMENT.search(value))
+    ):
         return False  # code: a call, a subscript, an attribute path
     if value in ("...", "..") or value.startswith("."):
         return False

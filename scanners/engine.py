@@ -34,6 +34,7 @@ class _Hit:
     end: int
     secret: str
     key: str
+    op: str = ""
     loc: Location | None = None
 
 
@@ -65,6 +66,7 @@ class Engine:
                 kind=kind,
                 min_entropy=rule.min_entropy,
                 min_length=rule.min_length,
+                op=hit.op,
             )
         elif kind == "uri":
             groups = match.groupdict()
@@ -106,12 +108,14 @@ class Engine:
                     if span[0] < 0:
                         continue
                     raw = data[span[0] : span[1]]
+                    groups = match.groupdict()
                     hit = _Hit(
                         rule,
                         span[0],
                         span[1],
                         raw.decode("utf-8", "replace"),
-                        _text(match.groupdict().get("key")),
+                        _text(groups.get("key")),
+                        _text(groups.get("op")),
                     )
                     if not hit.secret:
                         continue

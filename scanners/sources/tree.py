@@ -75,10 +75,16 @@ class TreeSource:
             return None
         import git
 
+        runner = git.Git(str(self.root))
         try:
-            output = git.Git(str(self.root)).ls_files(
-                "-z", "--cached", "--others", "--exclude-standard"
-            )
+            runner.check_ignore("-q", ".")
+        except git.GitCommandError as error:
+            if error.status != 1:  # 1 = not ignored; anything else: not a usable work tree
+                return None
+        else:
+            return None  # the user asked for an ignored directory by name: scan all of it
+        try:
+            output = runner.ls_files("-z", "--cached", "--others", "--exclude-standard")
         except git.GitCommandError:
             return None  # not really a work tree (bare, broken): fall back to walking
         return sorted(set(p for p in output.split("\0") if p))

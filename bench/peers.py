@@ -1,0 +1,135 @@
+"""Run each scanner (ours and the peers) as a user would, and read its findings.
+
+Every scanner runs as a separate process under GNU ``time`` so wall time and
+peak memory (max RSS) are measured the same way for all, Python start-up
+included. Findings are normalised to ``(path relative to the root, line)``.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+BIN = Path(sys.executable).parent
+
+
+@dataclass
+class Run:
+    name: str
+    seconds: float
+    max_rss_mb: float
+    findings: set[tuple[str, int]] = field(default_factory=set)
+    error: str = ""
+
+
+def _timed(cmd: list[str], cwd: Path | None = None, env: dict[str, str] | None = None) -> tuple[float, float, str]:
+    """Wall seconds, peak RSS in MB, stderr tail."""
+    with tempfile.NamedTemporaryFile("r", suffix=".time") as stats:
+        started = time.perf_counter()
+        proc = subprocess.run(
+            ["/usr/bin/time", "-f", "%M", "-o", stats.name, *cmd],
+            cwd=cwd, env=env, capture_output=True, text=True,
+        )
+        wall = time.perf_counter() - started
+        rss_kb = 0.0
+        for line in Path(stats.name).read_text().splitlines():
+            if line.strip().isdigit():
+                rss_kb = float(line)
+    tail = proc.stderr.strip().splitlines()[-1:] if proc.returncode not in (0, 1) else []
+    return wall, rss_kb / 1024, " ".join(tail)
+
+
+def _rel(path: str, root: Path) -> str:
+    p = Path(path)
+    if p.is_absolute():
+        try:
+            return p.relative_to(root).as_posix()
+        except ValueError:
+            return p.as_posix()
+    return p.as_posix().removeprefix("./")
+
+
+def ours(root: Path, *, history: bool = False) -> Run:
+    out = Path(tempfile.mkstemp(suffix=".json")[1])
+    cmd = [str(BIN / "secretsd"), "scan", str(root), "--format", "json", "-o", str(out)]
+    if history:
+        cmd.append("--history")
+    wall, rss, err = _timed(cmd)
+    run = Run("secretsd", wall, rss, error=err)
+    try:
+        for f in json.loads(out.read_text())["findings"]:
+            run.findings.add((f["path"], int(f["line"])))
+    except (OSError, ValueError, KeyError) as error:
+        run.error = run.error or f"unreadable report: {error}"
+    out.unlink(missing_ok=True)
+    return run
+
+
+def gitleaks(root: Path, *, history: bool = False) -> Run:
+    out = Path(tempfile.mkstemp(suffix=".json")[1])
+    exe = shutil.which("gitleaks", path=str(BIN)) or "gitleaks"
+    mode = ["git", str(root)] if history else ["dir", str(root)]
+    cmd = [exe, *mode, "--report-format", "json", "--report-path", str(out), "--no-banner",
+           "--exit-code", "0", "--log-level", "error"]
+    wall, rss, err = _timed(cmd)
+    run = Run("gitleaks", wall, rss, error=err)
+    try:
+        for f in json.loads(out.read_text() or "[]"):
+            run.findings.add((_rel(f["File"], root), int(f["StartLine"])))
+    except (OSError, ValueError) as error:
+        run.error = run.error or f"unreadable report: {error}"
+    out.unlink(missing_ok=True)
+    return run
+
+
+def detect_secrets(root: Path, *, history: bool = False) -> Run:
+    if history:
+        return Run("detect-secrets", 0.0, 0.0, error="no history mode")
+    with tempfile.TemporaryDirectory() as tmp:
+        out = Path(tmp) / "baseline.json"
+        script = (
+            "import json,subprocess,sys\n"
+            f"r=subprocess.run([{str(BIN / 'detect-secrets')!r},'scan','--all-files','.'],"
+            "capture_output=True,text=True)\n"
+            f"open({str(out)!r},'w').write(r.stdout)\n"
+        )
+        wall, rss, err = _timed([sys.executable, "-c", script], cwd=root)
+        run = Run("detect-secrets", wall, rss, error=err)
+        try:
+            results = json.loads(out.read_text())["results"]
+            for path, items in results.items():
+                for item in items:
+                    run.findings.add((_rel(path, root), int(item["line_number"])))
+        except (OSError, ValueError, KeyError) as error:
+            run.error = run.error or f"unreadable report: {error}"
+    return run
+
+
+def credsweeper(root: Path, *, history: bool = False) -> Run:
+    out = Path(tempfile.mkstemp(suffix=".json")[1])
+    source = ["--git", str(root)] if history else ["--path", str(root)]
+    cmd = [str(BIN / "credsweeper"), *source, "--save-json", str(out), "--no-stdout", "--log", "silence"]
+    env = dict(os.environ, TQDM_DISABLE="1")
+    wall, rss, err = _timed(cmd, env=env)
+    run = Run("credsweeper", wall, rss, error=err)
+    try:
+        for cred in json.loads(out.read_text() or "[]"):
+            for line in cred.get("line_data_list", []):
+                path = line["path"]
+                if history and ":" in path:
+                    path = path.split(":", 1)[1]  # "<commit>:<path>" style
+                run.findings.add((_rel(path, root), int(line["line_num"])))
+    except (OSError, ValueError) as error:
+        run.error = run.error or f"unreadable report: {error}"
+    out.unlink(missing_ok=True)
+    return run
+
+
+SCANNERS = {"secretsd": ours, "gitleaks": gitleaks, "detect-secrets": detect_secrets, "credsweeper": credsweeper}
