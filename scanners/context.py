@@ -54,10 +54,11 @@ _PLACEHOLDER_EXACT = _words(
     required optional n/a na tbd test testing foo bar baz qux admin user username root guest
     anonymous secret_key access_key private_key client_secret auth bearer basic oauth
     token_type credentials credential login changeit secretpassword passphrase hunter2 tiger
-    mypass mysecret s3cr3t p4ssw0rd pa55word passw0rd"""
+    mypass mysecret s3cr3t p4ssw0rd pa55word passw0rd utf-8 utf8 utf-16 utf-16be utf-16le ascii
+    latin-1 latin1 iso-8859-1 base64 hex"""
 )
 _TEMPLATE = re.compile(
-    r"\$\{|\$\(|\{\{|\}\}|\{%|<%|%\(|#\{|\[\[|\]\]|"
+    r"\$\{|\$\(|\{\{|\}\}|\{%|<%|%\(|#\{|\[\[|\]\]|%[sd](?![A-Za-z0-9])|\{\d*\}|"
     r"^\$[A-Za-z_]\w*$|^%[A-Za-z_]\w*%$|^@[A-Za-z_]\w*@$|^__[A-Z0-9_]+__$|^%[sdr]$|"
     r"^\{[0-9a-z_]*\}$|^:[a-z_]+$|^\$\d$|^\$env:|^env:"
 )
@@ -90,7 +91,8 @@ _NOT_SECRET_WORDS = _words(
     options setting settings config conf cfg spec def ref reference arn source src target
     dest destination hash hashed digest salt nonce uuid guid fingerprint checksum encrypted
     enc cipher ciphertext sha md5 crc etag commit revision key_id keyid lookup getter setter
-    fn func function cls default defaults"""
+    fn func function cls default defaults encode decode join split replace strip lower upper
+    startswith endswith find helper"""
 )
 _ABOUT_WORDS = _words(
     """hashed hash encrypted forgot reset sha sha1 sha256 md5 checksum digest commit fake dummy
@@ -129,7 +131,7 @@ def _key_is_about_secret(key: str) -> bool:
 _CONST_SEGMENT = re.compile(r"(?:^|\.)[A-Z][A-Z0-9]*_?[A-Z0-9_]*(?:\.|$)")
 _DOTTED = re.compile(r"[A-Za-z_]\w*(?:\.[A-Za-z_]\w*)+")
 _WORDY = re.compile(r"[A-Za-z]+(?:[ _-][A-Za-z]+)+")
-_IDENTIFIER = re.compile(r"[a-z][a-z0-9]*(?:[_.][a-z0-9]+)+|[A-Z][A-Z0-9]*(?:_[A-Z0-9]+)+")
+_IDENTIFIER = re.compile(r"_*[a-z][a-z0-9]*(?:[_.][a-z0-9]+)+|[A-Z][A-Z0-9]*(?:_[A-Z0-9]+)+")
 _CAMEL = re.compile(r"[a-z]+(?:[A-Z][a-z0-9]+)+")
 _PATHLIKE = re.compile(
     r"^(?:/|\./|\.\./|~/|[A-Za-z]:\\|https?://|file://)|"
@@ -167,8 +169,26 @@ def is_code_path(path: str) -> bool:
     return "." in name and name.rsplit(".", 1)[-1].lower() in CODE_EXTENSIONS
 
 
+_ARTICLE_STEM = re.compile(
+    r"(?i)(?:a|an|the|my|your|some|our|test|dummy|fake|sample|example|default|secret|new|old)"
+    r"[ _-]?(?:password|passwd|pass|pwd|secret|token|key|apikey|api_key)s?\d{0,3}|"
+    r"(?:password|passwd|pass|pwd|secret|token|key)[ _-]?"
+    r"(?:test|example|sample|dummy|fake|here|placeholder|value|goes[ _-]?here)"
+)
+_VERSIONISH = re.compile(r"\d+(?:\.\d+)+")
+_MODULE_REF = re.compile(r"[A-Za-z_][\w.-]*:[A-Za-z_][\w.]*")
+_CREDENTIAL_WORD = re.compile(r"(?i)pass(?:word|wd)?|secret|token|apikey|api_key|credential")
+# Calls whose argument *is* the value (wrappers); any other call's argument is not.
+_WRAPPER_CALLS = frozenset(
+    "str string secretstr secret securestring bytes password text u b char new".split()
+)
+_CALL_BEFORE = re.compile(r"([A-Za-z_][\w.$]*)\s*\(\s*[rbuf@]?$")
+
+
 def _is_placeholder(value: str) -> bool:
     low = value.lower()
+    if _ARTICLE_STEM.fullmatch(value) or _VERSIONISH.fullmatch(value):
+        return True
     if low in _PLACEHOLDER_EXACT or low.strip("_-.*") in _PLACEHOLDER_EXACT:
         return True
     if any(word in low for word in _PLACEHOLDER_WORDS):
@@ -234,7 +254,12 @@ def judge_token(secret: str, line: str) -> bool:
 
 
 def judge_uri_password(user: str, password: str, host: str) -> bool:
-    """The password part of ``scheme://user:password@host``."""
+    """The password part of ``scheme://user:password@host`` (percent-escapes decoded)."""
+    from urllib.parse import unquote
+
+    password = unquote(password)
+    if any(c.isspace() for c in password):
+        return False
     if len(password) < 3 or _is_template(password) or _is_template(user):
         return False
     low = password.lower()
@@ -273,8 +298,21 @@ def judge_assignment(
         return False
     if _is_placeholder(value):
         return False
-    if op.strip() == "," and (value.isalpha() and value.islower() or key.lower() == "pass"):
-        return False  # a list of words ('pass', 'raise'), not a key/value pair
+    if op.strip() == ",":
+        # ("password", "salt", 64) is a data tuple; set("password", "x") is a key/value call.
+        before_key = line[: max(0, line.find(key))].rstrip().rstrip("\"'")
+        if not re.search(r"[\w\]]\s*\(\s*$|\bdefine\s*\(\s*$", before_key):
+            return False
+        if value.isalpha() and value.islower():
+            return False
+    before_value = line[: max(0, line.find(value))].rstrip().rstrip("\"'`")
+    call = _CALL_BEFORE.search(before_value)
+    if call and op.strip() not in ("(", ".equals(", ","):
+        name = call.group(1).rsplit(".", 1)[-1].lower()
+        if name not in _WRAPPER_CALLS:
+            return False  # password = hash_password("..."): an argument, not the value
+    if _MODULE_REF.fullmatch(value) or (value.isalpha() and _CREDENTIAL_WORD.search(value)):
+        return False  # "pkg.module:main", "challengePassword"
     key_low = key.lower()
     if value.lower() == key_low or value.lower() in key_low.replace("-", "_").split("_"):
         return False
