@@ -99,9 +99,28 @@ _ABOUT_WORDS = _words(
     example sample mock placeholder"""
 )
 _CREDENTIAL_STEMS = (
-    "password", "passwd", "pwd", "pass", "passphrase", "passcode", "passwort", "pswd", "psw",
-    "secret", "token", "key", "apikey", "credential", "credentials", "auth", "authorization",
-    "motdepasse", "contrasena", "jwt", "bearer", "sas",
+    "password",
+    "passwd",
+    "pwd",
+    "pass",
+    "passphrase",
+    "passcode",
+    "passwort",
+    "pswd",
+    "psw",
+    "secret",
+    "token",
+    "key",
+    "apikey",
+    "credential",
+    "credentials",
+    "auth",
+    "authorization",
+    "motdepasse",
+    "contrasena",
+    "jwt",
+    "bearer",
+    "sas",
 )
 _KEY_SPLIT = re.compile(r"[^A-Za-z0-9]+|(?<=[a-z0-9])(?=[A-Z])")
 
@@ -180,7 +199,20 @@ _MODULE_REF = re.compile(r"[A-Za-z_][\w.-]*:[A-Za-z_][\w.]*")
 _CREDENTIAL_WORD = re.compile(r"(?i)pass(?:word|wd)?|secret|token|apikey|api_key|credential")
 # Calls whose argument *is* the value (wrappers); any other call's argument is not.
 _WRAPPER_CALLS = frozenset(
-    "str string secretstr secret securestring bytes password text u b char new".split()
+    [
+        "str",
+        "string",
+        "secretstr",
+        "secret",
+        "securestring",
+        "bytes",
+        "password",
+        "text",
+        "u",
+        "b",
+        "char",
+        "new",
+    ]
 )
 _CALL_BEFORE = re.compile(r"([A-Za-z_][\w.$]*)\s*\(\s*[rbuf@]?$")
 

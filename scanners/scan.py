@@ -37,6 +37,7 @@ class ScanRequest:
     matcher: str = "auto"
     progress: Callable[[int, int], None] | None = None
     config: ScanConfig | None = None
+    managed: Any = None  # a managed.HashLookupClient: also flag values stored in secretsd
 
 
 @dataclass
@@ -94,8 +95,14 @@ def run_scan(request: ScanRequest, engine: Engine | None = None) -> ScanResult:
     seen: set[str] = set()
     findings: list[Finding] = []
     git_mode = request.mode != "tree"
+    pool: list[Any] = []
+    if request.managed is not None:
+        from secretsd.scanners.managed import candidates, match_candidates
     for fragment in fragments:
-        for finding in engine.scan(fragment):
+        found = engine.scan(fragment)
+        if request.managed is not None:
+            pool.extend(candidates(fragment))
+        for finding in found:
             if git_mode and not config.path_allowed(finding.path):
                 counts["allowlisted"] += 1
                 continue
@@ -118,6 +125,18 @@ def run_scan(request: ScanRequest, engine: Engine | None = None) -> ScanResult:
                     continue
                 seen.add(fingerprint)
             findings.append(finding)
+    if request.managed is not None:
+        known = {(f.path, f.line, f.secret) for f in findings}
+        for finding in match_candidates(pool, request.managed):
+            if (finding.path, finding.line, finding.secret) in known:
+                continue
+            if not config.path_allowed(finding.path) or finding.fingerprint in baseline:
+                continue
+            if git_mode and finding.fingerprint in seen:
+                continue
+            seen.add(finding.fingerprint)
+            findings.append(finding)
+        stats["managed_candidates"] = len(pool)
     elapsed = time.perf_counter() - started
     scanned = diff_source.bytes if diff_source is not None else skip.bytes
     stats.update(

@@ -81,6 +81,7 @@ def _run(
     max_file_size: int | None,
     tests: bool | None,
     matcher: str,
+    managed: bool = False,
 ) -> ScanResult:
     try:
         from secretsd.scanners.scan import ScanRequest, run_scan
@@ -96,6 +97,10 @@ def _run(
         report_test_paths=tests,
         matcher=matcher,
     )
+    if managed:
+        from secretsd.scanners.managed import client_from_env
+
+        request.managed = client_from_env()
     bar, hook = _progress(mode, fmt)
     if bar is None:
         return run_scan(request)
@@ -249,15 +254,8 @@ def _scan(
         raise InvalidInput(
             "--fix rewrites files in the working tree; drop --staged/--since/--history"
         )
-    result = _run(path, mode, since, fmt, config, baseline, max_file_size, tests, matcher)
+    result = _run(path, mode, since, fmt, config, baseline, max_file_size, tests, matcher, managed)
     findings = result.findings
-    if managed:
-        from secretsd.scanners.managed import managed_findings
-
-        extra = managed_findings(result, path)
-        findings = [*findings, *extra]
-        result.stats["findings"] = len(findings)
-        result.stats["managed"] = len(extra)
     if write_baseline is not None:
         from secretsd.scanners.baseline import write_baseline as write
 
