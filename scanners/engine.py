@@ -96,7 +96,7 @@ class Engine:
         vetoed: list[tuple[int, int]] = []
         for index, windows in self.matcher.windows(data).items():
             rule = self._rules[index]
-            group = rule.secret_group
+            group = rule.group
             seen_end = -1
             for start, end in sorted(windows):
                 start = max(start, seen_end)

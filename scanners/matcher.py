@@ -22,6 +22,7 @@ from __future__ import annotations
 import hashlib
 import logging
 import os
+import sys
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any, Protocol
@@ -84,6 +85,9 @@ def _cache_dir() -> Path:
     override = os.environ.get("SECRETSD_SCAN_CACHE")
     if override:
         return Path(override)
+    if sys.platform.startswith("linux"):  # XDG, without importing platformdirs (hook latency)
+        base = os.environ.get("XDG_CACHE_HOME") or os.path.expanduser("~/.cache")
+        return Path(base) / "secretsd" / "scan"
     from platformdirs import user_cache_dir
 
     return Path(user_cache_dir("secretsd")) / "scan"

@@ -15,6 +15,7 @@ import re
 import tomllib
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
+from functools import cached_property
 from importlib import resources
 from pathlib import Path
 from typing import Any
@@ -90,29 +91,10 @@ class Rule:
     must_match: tuple[Example, ...] = ()
     must_not_match: tuple[Example, ...] = ()
     origin: str = "<default>"
-    compiled: re.Pattern[bytes] = field(init=False, repr=False, compare=False)
-    allow_compiled: tuple[re.Pattern[str], ...] = field(init=False, repr=False, compare=False)
+    lazy: bool = field(default=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
-        flags = re.MULTILINE | (re.DOTALL if self.multiline else 0)
         where = f"rule {self.id!r} in {self.origin}"
-        try:
-            compiled = re.compile(self.regex.encode(), flags)
-        except (re.error, UnicodeEncodeError) as error:
-            raise ConfigError(
-                f"{where}: regex does not compile ({error}); fix the pattern"
-            ) from None
-        group = self.secret_group
-        if isinstance(group, str) and group not in compiled.groupindex:
-            if compiled.groups == 0:
-                object.__setattr__(self, "secret_group", 0)
-            elif compiled.groups >= 1:
-                object.__setattr__(self, "secret_group", 1)
-        elif isinstance(group, int) and group > compiled.groups:
-            raise ConfigError(
-                f"{where}: secret_group {group} but the regex has {compiled.groups} groups"
-            )
-        object.__setattr__(self, "compiled", compiled)
         if self.checksum is not None:
             from secretsd.scanners.checksums import VALIDATORS
 
@@ -121,13 +103,46 @@ class Rule:
                     f"{where}: unknown checksum {self.checksum!r}; "
                     f"known: {', '.join(sorted(VALIDATORS))}"
                 )
+        if not self.lazy:  # user rules are checked at load; bundled ones by the test-suite
+            _ = self.compiled, self.group, self.allow_compiled
+
+    @cached_property
+    def compiled(self) -> re.Pattern[bytes]:
+        """The rule's regex (compiled on first use: most rules never match in a scan)."""
+        flags = re.MULTILINE | (re.DOTALL if self.multiline else 0)
+        try:
+            return re.compile(self.regex.encode(), flags)
+        except (re.error, UnicodeEncodeError) as error:
+            raise ConfigError(
+                f"rule {self.id!r} in {self.origin}: regex does not compile ({error}); "
+                "fix the pattern"
+            ) from None
+
+    @cached_property
+    def group(self) -> str | int:
+        """The group holding the secret: ``secret_group`` if present, else 1, else 0."""
+        compiled = self.compiled
+        group = self.secret_group
+        if isinstance(group, str) and group not in compiled.groupindex:
+            return 1 if compiled.groups >= 1 else 0
+        if isinstance(group, int) and group > compiled.groups:
+            raise ConfigError(
+                f"rule {self.id!r} in {self.origin}: secret_group {group} but the regex has "
+                f"{compiled.groups} groups"
+            )
+        return group
+
+    @cached_property
+    def allow_compiled(self) -> tuple[re.Pattern[str], ...]:
         allow: list[re.Pattern[str]] = []
         for pattern in self.allow_values:
             try:
                 allow.append(re.compile(pattern))
             except re.error as error:
-                raise ConfigError(f"{where}: allow_values pattern {pattern!r}: {error}") from None
-        object.__setattr__(self, "allow_compiled", tuple(allow))
+                raise ConfigError(
+                    f"rule {self.id!r} in {self.origin}: allow_values pattern {pattern!r}: {error}"
+                ) from None
+        return tuple(allow)
 
 
 @dataclass(frozen=True)
@@ -270,7 +285,7 @@ def merge_rules(
         if rule_id in by_id:
             current = by_id[rule_id]
             changes = {k: v for k, v in fields.items() if k != "id"}
-            by_id[rule_id] = replace(current, **changes)
+            by_id[rule_id] = replace(current, **changes, lazy=False)
         else:
             missing = [name for name in ("description", "regex") if name not in fields]
             if missing:
@@ -297,7 +312,9 @@ def default_rules_text() -> str:
 
 def load_default_rules() -> list[Rule]:
     """The bundled rules, validated."""
-    return [Rule(**fields) for fields in parse_rules(default_rules_text(), "<default rules>")]
+    return [
+        Rule(**fields, lazy=True) for fields in parse_rules(default_rules_text(), "<default rules>")
+    ]
 
 
 def load_rules_file(path: Path) -> list[dict[str, Any]]:

@@ -12,11 +12,13 @@ import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from secretsd.scanners.config import ScanConfig
-from secretsd.scanners.engine import Engine
 from secretsd.scanners.model import Finding, Fragment
+
+if TYPE_CHECKING:  # imported inside run_scan: git starts before the rules load
+    from secretsd.scanners.config import ScanConfig
+    from secretsd.scanners.engine import Engine
 
 __all__ = ["MODES", "ScanRequest", "ScanResult", "run_scan"]
 
@@ -51,6 +53,8 @@ class ScanResult:
 
 
 def _config(request: ScanRequest, root: Path) -> ScanConfig:
+    from secretsd.scanners.config import ScanConfig
+
     if request.config is not None:
         return request.config
     overrides: dict[str, Any] = {}
@@ -59,6 +63,14 @@ def _config(request: ScanRequest, root: Path) -> ScanConfig:
     if request.report_test_paths is not None:
         overrides["report_test_paths"] = request.report_test_paths
     return ScanConfig.load(root, request.config_path, overrides=overrides)
+
+
+def _order(source: Any, finding: Finding) -> int:
+    """Position of the finding's commit in history (oldest first); staged changes are 0."""
+    if finding.commit is None or source is None:
+        return 0
+    order: dict[str, int] = source.order
+    return order.get(finding.commit.sha, 0)
 
 
 def run_scan(request: ScanRequest, engine: Engine | None = None) -> ScanResult:
@@ -86,13 +98,18 @@ def run_scan(request: ScanRequest, engine: Engine | None = None) -> ScanResult:
 
         repo = open_repo(target)
         root = Path(repo.working_tree_dir or target)
-        config = _config(request, root)
         diff_source = DiffSource(repo, request.mode, since=request.since, progress=request.progress)
+        diff_source.start()  # git streams while the rules load
+        config = _config(request, root)
         fragments = diff_source.fragments()
     baseline = load_baseline(request.baseline) if request.baseline is not None else frozenset()
-    engine = engine or Engine(config.rules, matcher=request.matcher)
+    if engine is None:
+        from secretsd.scanners.engine import Engine
+
+        engine = Engine(config.rules, matcher=request.matcher)
     counts = {"allowlisted": 0, "baseline": 0, "test_paths": 0, "duplicates": 0}
     seen: set[str] = set()
+    oldest: dict[str, Finding] = {}
     findings: list[Finding] = []
     git_mode = request.mode != "tree"
     pool: list[Any] = []
@@ -120,11 +137,17 @@ def run_scan(request: ScanRequest, engine: Engine | None = None) -> ScanResult:
                 counts["baseline"] += 1
                 continue
             if git_mode:
-                if fingerprint in seen:
+                earlier = oldest.get(fingerprint)
+                if earlier is not None:
                     counts["duplicates"] += 1
-                    continue
-                seen.add(fingerprint)
+                    if _order(diff_source, earlier) <= _order(diff_source, finding):
+                        continue
+                oldest[fingerprint] = finding
+                continue
             findings.append(finding)
+    if git_mode:
+        findings = sorted(oldest.values(), key=lambda f: (_order(diff_source, f), f.path, f.line))
+        seen.update(oldest)
     if request.managed is not None:
         known = {(f.path, f.line, f.secret) for f in findings}
         for finding in match_candidates(pool, request.managed):

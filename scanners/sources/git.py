@@ -7,15 +7,18 @@ of many commits is matched in one pass, and only a hit is mapped back to its
 commit, file and line by looking backwards for the nearest headers. Hits on
 removed lines and headers map to nothing and are dropped. Only added lines
 count: a commit that deletes a secret does not report it again, and the
-commit that added it does (``--reverse``: oldest first, so the first
-sighting of a secret is the commit that introduced it).
+commit that added it does: the scan keeps, for each secret and path, the
+oldest commit that adds it (the commit that introduced it). git runs
+newest-first so its output streams while the scan runs.
 """
 
 from __future__ import annotations
 
 import re
+import threading
 from collections.abc import Callable, Iterator
 from pathlib import Path
+from queue import Queue
 from typing import Any
 
 from secretsd.scanners.model import CommitInfo, Fragment, Location
@@ -29,7 +32,7 @@ _FIELD = b"\x1f"
 _FORMAT = "--format=%x1e%H%x1f%an%x1f%ae%x1f%aI"
 _DIFF_OPTS = ("-p", "-U0", "--no-color", "--no-ext-diff", "--no-prefix", "--no-textconv")
 _HUNK = re.compile(rb"@@ -\d+(?:,\d+)? \+(\d+)(?:,\d+)? @@")
-_CHUNK = 1 << 22
+_CHUNK = 1 << 20
 
 
 def open_repo(path: Path) -> Any:
@@ -150,6 +153,9 @@ class DiffSource:
         self.progress = progress
         self.bytes = 0
         self.commits = 0
+        self.order: dict[str, int] = {}
+        self._queue: Queue[bytes | BaseException | None] = Queue(maxsize=8)
+        self._reader: threading.Thread | None = None
         if kind == "range":
             self._verify(since or "")
 
@@ -174,22 +180,27 @@ class DiffSource:
         except Exception:
             return 0
 
-    def _command(self) -> list[str]:
-        if self.kind == "staged":
-            return ["diff", "--cached", *_DIFF_OPTS[1:], "--diff-filter=ACMRT"]
-        revs = ["--all"] if self.kind == "history" else [f"{self.since}..HEAD"]
-        return ["log", *revs, "--reverse", _FORMAT, *_DIFF_OPTS]
-
-    def _stream(self) -> Iterator[bytes]:
+    def _spawn(self) -> Any:
         import git
 
-        command = self._command()
+        if self.kind == "staged":
+            command = ["diff", "--cached", *_DIFF_OPTS[1:], "--diff-filter=ACMRT"]
+        else:
+            # Newest first, so git streams at once and the scan overlaps with it; the
+            # scan keeps the oldest sighting of each secret (see ``order``).
+            revs = ["--all"] if self.kind == "history" else [f"{self.since}..HEAD"]
+            command = ["log", *revs, _FORMAT, *_DIFF_OPTS]
         try:
-            proc = self.repo.git.execute(
+            return self.repo.git.execute(
                 ["git", "-c", "core.quotePath=false", *command], as_process=True
             )
         except git.GitCommandError as error:  # pragma: no cover - spawn failures
             raise SecretsdError(f"git {command[0]} failed: {_first_line(error)}") from None
+
+    def _read(self, proc: Any, emit: Callable[[bytes], None]) -> None:
+        """Read one git process, emitting chunks that end on a commit boundary."""
+        import git
+
         stdout = proc.proc.stdout
         pending = b""
         while True:
@@ -204,41 +215,74 @@ class DiffSource:
                 cut = pending.rfind(b"\ndiff --git ")  # one huge commit: cut between files
                 if cut <= 0:
                     continue
-            yield pending[: cut + 1]
+            emit(pending[: cut + 1])
             pending = pending[cut + 1 :]
         if pending:
-            yield pending
+            emit(pending)
         try:
             proc.wait()
         except git.GitCommandError as error:
-            if self.kind == "history" and b"does not have any commits" in (
-                error.stderr.encode() if isinstance(error.stderr, str) else b""
-            ):
-                return
             raise InvalidInput(
-                f"git {command[0]} failed in {self.repo.working_dir!r}: {_first_line(error)}; "
+                f"git failed in {self.repo.working_dir!r}: {_first_line(error)}; "
                 "check the repository with `git fsck`"
             ) from None
+        finally:
+            for pipe in (proc.proc.stdout, proc.proc.stderr, proc.proc.stdin):
+                if pipe is not None and not pipe.closed:
+                    pipe.close()
+
+    def _stream(self) -> Iterator[bytes]:
+        """Chunks of patch text, each ending on a commit boundary."""
+        chunks: list[bytes] = []
+        if self.kind == "staged":
+            self._read(self._spawn(), chunks.append)
+            yield from chunks
+            return
+        reader = self._reader or self.start()
+        if reader is None:
+            return
+        while True:
+            item = self._queue.get()
+            if item is None:
+                break
+            if isinstance(item, BaseException):
+                reader.join()
+                raise item
+            yield item
+        reader.join()
+
+    def start(self) -> threading.Thread | None:
+        """Start git now (it works while the caller loads rules); None when there is nothing."""
+        if self._reader is not None or self.kind == "staged":
+            return self._reader
+        proc = self._spawn()  # `git log --all` in a repository without commits prints nothing
+        self._reader = threading.Thread(target=self._pump, args=(proc, []), daemon=True)
+        self._reader.start()
+        return self._reader
+
+    def _pump(self, proc: Any, _unused: list[bytes]) -> None:
+        """Read git in a thread (the pipe read releases the GIL, so git and scan overlap)."""
+        try:
+            self._read(proc, self._queue.put)
+        except BaseException as error:
+            self._queue.put(error)
+        finally:
+            self._queue.put(None)
 
     def fragments(self) -> Iterator[Fragment]:
-        if self.kind != "staged" and not self._has_commits():
-            return
         for block in self._stream():
             original = b"\n" + block  # every header then follows a newline
             self.bytes += len(block)
-            commits = original.count(b"\n" + _RECORD) + original.startswith(_RECORD)
+            commits = 0
+            at = original.find(b"\n" + _RECORD)
+            while at >= 0:
+                commits += 1
+                sha = original[at + 2 : at + 42].decode("ascii", "replace")
+                self.order[sha] = -self.commits - commits  # git shows newest first
+                at = original.find(b"\n" + _RECORD, at + 42)
             self.commits += commits
             if self.progress is not None:
                 self.progress(len(original), commits)
             chunk = _Chunk(original, None)
             blanked = original.replace(b"\n+", b"\n ")
             yield Fragment("", blanked, locate=chunk.locate)
-
-    def _has_commits(self) -> bool:
-        import git
-
-        try:
-            self.repo.git.rev_parse("--verify", "--quiet", "HEAD")
-        except git.GitCommandError:
-            return self.kind == "history" and bool(self.repo.git.for_each_ref("refs/heads"))
-        return True

@@ -53,7 +53,11 @@ def _usage_errors() -> tuple[type[Exception], ...]:
 
 
 def main(argv: list[str] | None = None) -> int:
+    args = sys.argv[1:] if argv is None else argv
     try:
+        code = scan_cmd.run_fast(args[1:]) if args[:1] == ["scan"] else None
+        if code is not None:
+            return code
         # Without standalone mode click *returns* a typer.Exit's code instead of raising.
         code = app(args=argv, prog_name="secretsd", standalone_mode=False)
     except SecretsdError as error:

@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
-from secretsd.config import Settings, load_settings
+if TYPE_CHECKING:  # pydantic-settings is heavy: `secretsd scan` and the hook never need it
+    from secretsd.config import Settings
 
 __all__ = ["ConfigOption", "DataDirOption", "settings_from_flags"]
 
@@ -26,4 +27,6 @@ DataDirOption = Annotated[
 
 
 def settings_from_flags(config: Path | None, **flags: Any) -> Settings:
+    from secretsd.config import load_settings
+
     return load_settings({k: v for k, v in flags.items() if v is not None}, config)

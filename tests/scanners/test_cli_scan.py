@@ -197,3 +197,21 @@ def test_git_work_tree_respects_gitignore(repo: Path, capsys: pytest.CaptureFixt
     code, out, _ = run(capsys, str(repo), "-f", "json")
     assert code == 1
     assert [f["path"] for f in json.loads(out)["findings"]] == ["kept.env"]
+
+
+def test_fast_parser_accepts_every_typer_option() -> None:
+    """`secretsd scan` is parsed by argparse for speed; it must know every option typer shows."""
+    import typer.main
+
+    from secretsd.cli import scan_cmd
+    from secretsd.cli.main import app
+
+    command = typer.main.get_command(app).commands["scan"]  # type: ignore[attr-defined]
+    typer_flags = {opt for param in command.params for opt in (*param.opts, *param.secondary_opts)}
+    typer_flags = {f for f in typer_flags if f.startswith("-")} - {"--help"}
+    parser = scan_cmd.fast_parser()
+    fast_flags = {opt for action in parser._actions for opt in action.option_strings}
+    assert typer_flags == fast_flags
+    typer_dests = {param.name for param in command.params}
+    fast_dests = {action.dest for action in parser._actions}
+    assert typer_dests == fast_dests
