@@ -32,8 +32,30 @@ from pathlib import Path
 
 from values import Gen
 
-TEXT_EXT = {".py", ".js", ".ts", ".json", ".yaml", ".yml", ".toml", ".cfg", ".ini", ".md", ".rst",
-            ".txt", ".go", ".java", ".rb", ".php", ".sh", ".xml", ".html", ".c", ".h", ".pyi"}
+TEXT_EXT = {
+    ".py",
+    ".js",
+    ".ts",
+    ".json",
+    ".yaml",
+    ".yml",
+    ".toml",
+    ".cfg",
+    ".ini",
+    ".md",
+    ".rst",
+    ".txt",
+    ".go",
+    ".java",
+    ".rb",
+    ".php",
+    ".sh",
+    ".xml",
+    ".html",
+    ".c",
+    ".h",
+    ".pyi",
+}
 
 
 @dataclass
@@ -72,46 +94,113 @@ def _token_values(g: Gen) -> list[tuple[str, Callable[[], str], list[str]]]:
         ("telegram", g.telegram, ["TELEGRAM_BOT_TOKEN", "bot_token"]),
         ("pypi", g.pypi, ["TWINE_PASSWORD", "pypi_token"]),
         ("jwt", g.jwt, ["SERVICE_JWT", "auth_token", "jwt"]),
-        ("api-key", g.api_key, ["API_KEY", "api_key", "apiKey", "x_api_key", "secret_key",
-                                 "SECRET_KEY", "client_secret", "access_token", "auth_token",
-                                 "app_secret", "ENCRYPTION_KEY", "signing_key"]),
+        (
+            "api-key",
+            g.api_key,
+            [
+                "API_KEY",
+                "api_key",
+                "apiKey",
+                "x_api_key",
+                "secret_key",
+                "SECRET_KEY",
+                "client_secret",
+                "access_token",
+                "auth_token",
+                "app_secret",
+                "ENCRYPTION_KEY",
+                "signing_key",
+            ],
+        ),
     ]
 
 
-PASSWORD_NAMES = ["password", "db_password", "DB_PASSWORD", "passwd", "pwd", "admin_password",
-                  "MYSQL_ROOT_PASSWORD", "smtp_password", "dbPassword", "rootPass", "mail_pass",
-                  "POSTGRES_PASSWORD", "redis_password", "ldap_bind_password", "keystore_password",
-                  "PGPASSWORD", "userPassword", "password1", "DB_PASS"]
+# The jwt.io documentation token: published everywhere, not a secret.
+JWT_IO_EXAMPLE = (
+    'jwt = "eyJhbGciOiJIUzI1NiIsInR5cCI6IkpXVCJ9.eyJzdWIiOiIxMjM0NTY3ODkwIiwibmFtZSI6IkpvaG4gR'
+    'G9lIiwiaWF0IjoxNTE2MjM5MDIyfQ.SflKxwRJSMeKKF2QT4fwpMeJf36POk6yJV_adQssw5c"'
+)
+BCRYPT_ALPHABET = "./ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789"
+PASSWORD_NAMES = [
+    "password",
+    "db_password",
+    "DB_PASSWORD",
+    "passwd",
+    "pwd",
+    "admin_password",
+    "MYSQL_ROOT_PASSWORD",
+    "smtp_password",
+    "dbPassword",
+    "rootPass",
+    "mail_pass",
+    "POSTGRES_PASSWORD",
+    "redis_password",
+    "ldap_bind_password",
+    "keystore_password",
+    "PGPASSWORD",
+    "userPassword",
+    "password1",
+    "DB_PASS",
+]
 
 
 def assignment(g: Gen, lang: str, name: str, value: str) -> str:
     """One assignment of ``value`` to ``name`` in the style of ``lang``."""
     forms = {
-        ".py": [f'{name.replace(".", "_")} = "{value}"', f"{name.replace('.', '_')} = '{value}'",
-                f'    "{name}": "{value}",', f'client = connect(user="svc", {name.split(".")[-1].lower()}="{value}")',
-                f'os.environ.setdefault("{name.upper().replace(".", "_")}", "{value}")'],
-        ".js": [f'const {name.replace(".", "_")} = "{value}";', f"  {name.split('.')[-1]}: '{value}',",
-                f'process.env.{name.upper().replace(".", "_")} = "{value}";'],
+        ".py": [
+            f'{name.replace(".", "_")} = "{value}"',
+            f"{name.replace('.', '_')} = '{value}'",
+            f'    "{name}": "{value}",',
+            f'client = connect(user="svc", {name.split(".")[-1].lower()}="{value}")',
+            f'os.environ.setdefault("{name.upper().replace(".", "_")}", "{value}")',
+        ],
+        ".js": [
+            f'const {name.replace(".", "_")} = "{value}";',
+            f"  {name.split('.')[-1]}: '{value}',",
+            f'process.env.{name.upper().replace(".", "_")} = "{value}";',
+        ],
         ".ts": [f'export const {name.replace(".", "_")}: string = "{value}";'],
-        ".go": [f'\t{name.replace(".", "_").title().replace("_", "")} = "{value}"',
-                f'\tcfg.{name.split(".")[-1].title()} = "{value}"'],
-        ".java": [f'    private static final String {name.upper().replace(".", "_")} = "{value}";',
-                  f'        props.setProperty("{name.lower()}", "{value}");'],
-        ".rb": [f"  {name.split('.')[-1].lower()}: '{value}',", f'{name.upper().replace(".", "_")} = "{value}"'],
-        ".php": [f"    '{name.lower()}' => '{value}',", f"define('{name.upper().replace('.', '_')}', '{value}');"],
+        ".go": [
+            f'\t{name.replace(".", "_").title().replace("_", "")} = "{value}"',
+            f'\tcfg.{name.split(".")[-1].title()} = "{value}"',
+        ],
+        ".java": [
+            f'    private static final String {name.upper().replace(".", "_")} = "{value}";',
+            f'        props.setProperty("{name.lower()}", "{value}");',
+        ],
+        ".rb": [
+            f"  {name.split('.')[-1].lower()}: '{value}',",
+            f'{name.upper().replace(".", "_")} = "{value}"',
+        ],
+        ".php": [
+            f"    '{name.lower()}' => '{value}',",
+            f"define('{name.upper().replace('.', '_')}', '{value}');",
+        ],
         ".json": [f'  "{name}": "{value}",'],
-        ".yaml": [f"  {name.lower()}: {value}", f'  {name}: "{value}"', f"      - {name.upper().replace('.', '_')}={value}"],
+        ".yaml": [
+            f"  {name.lower()}: {value}",
+            f'  {name}: "{value}"',
+            f"      - {name.upper().replace('.', '_')}={value}",
+        ],
         ".yml": [f"    {name.lower()}: '{value}'"],
         ".toml": [f'{name.lower().replace(".", "_")} = "{value}"'],
         ".ini": [f"{name.lower()} = {value}"],
         ".cfg": [f"{name.lower()} = {value}"],
         ".properties": [f"app.{name.lower()}={value}"],
-        ".env": [f"{name.upper().replace('.', '_')}={value}", f'{name.upper().replace(".", "_")}="{value}"'],
-        ".sh": [f"export {name.upper().replace('.', '_')}={value}", f'export {name.upper().replace(".", "_")}="{value}"'],
-        ".xml": [f"    <{name.split('.')[-1]}>{value}</{name.split('.')[-1]}>",
-                 f'    <add key="{name}" value="{value}" />'],
+        ".env": [
+            f"{name.upper().replace('.', '_')}={value}",
+            f'{name.upper().replace(".", "_")}="{value}"',
+        ],
+        ".sh": [
+            f"export {name.upper().replace('.', '_')}={value}",
+            f'export {name.upper().replace(".", "_")}="{value}"',
+        ],
+        ".xml": [
+            f"    <{name.split('.')[-1]}>{value}</{name.split('.')[-1]}>",
+            f'    <add key="{name}" value="{value}" />',
+        ],
         ".tf": [f'  {name.lower().replace(".", "_")} = "{value}"'],
-        ".md": [f"    {name.upper().replace('.', '_')}={value}", f"`{name} = \"{value}\"`"],
+        ".md": [f"    {name.upper().replace('.', '_')}={value}", f'`{name} = "{value}"`'],
         ".cs": [f'        public const string {name.replace(".", "").title()} = "{value}";'],
         ".kt": [f'    val {name.replace(".", "_")} = "{value}"'],
         "Dockerfile": [f"ENV {name.upper().replace('.', '_')}={value}"],
@@ -120,14 +209,38 @@ def assignment(g: Gen, lang: str, name: str, value: str) -> str:
 
 
 def uri(g: Gen, password: str) -> str:
-    scheme, port = g.pick([("postgresql", 5432), ("postgres", 5432), ("mysql", 3306), ("mongodb+srv", 0),
-                           ("redis", 6379), ("amqp", 5672), ("mssql", 1433), ("ftp", 21), ("smtp", 587),
-                           ("https", 443), ("mongodb", 27017), ("rediss", 6380)])
+    scheme, port = g.pick(
+        [
+            ("postgresql", 5432),
+            ("postgres", 5432),
+            ("mysql", 3306),
+            ("mongodb+srv", 0),
+            ("redis", 6379),
+            ("amqp", 5672),
+            ("mssql", 1433),
+            ("ftp", 21),
+            ("smtp", 587),
+            ("https", 443),
+            ("mongodb", 27017),
+            ("rediss", 6380),
+        ]
+    )
     user = g.pick(["app", "admin", "svc_api", "deploy", "root", "etl", "reporting", "default"])
-    host = g.pick(["db.internal", "10.0.3.17", "prod-db-1.cluster-abc.eu-west-1.rds.amazonaws.com",
-                   "cache", "mq.corp.local", "cluster0.x1y2z.mongodb.net", "mail.acme.io", "ci.acme.dev"])
+    host = g.pick(
+        [
+            "db.internal",
+            "10.0.3.17",
+            "prod-db-1.cluster-abc.eu-west-1.rds.amazonaws.com",
+            "cache",
+            "mq.corp.local",
+            "cluster0.x1y2z.mongodb.net",
+            "mail.acme.io",
+            "ci.acme.dev",
+        ]
+    )
     host_port = host if not port else f"{host}:{port}"
-    return f"{scheme}://{user}:{password}@{host_port}/{g.pick(['app', 'prod', '0', 'vhost', 'reports'])}"
+    database = g.pick(["app", "prod", "0", "vhost", "reports"])
+    return f"{scheme}://{user}:{password}@{host_port}/{database}"
 
 
 def positive(g: Gen, lang: str) -> Planted:
@@ -138,31 +251,70 @@ def positive(g: Gen, lang: str) -> Planted:
         kind, factory, names = g.pick(_token_values(g))
         value = factory()
         if kind in ("slack-webhook", "discord-webhook", "jwt") and g.r.random() < 0.3:
-            return Planted([f"# {kind}: {value}" if lang in (".py", ".sh", ".yaml", ".env") else f"// {value}"],
-                           True, kind)
+            return Planted(
+                [
+                    f"# {kind}: {value}"
+                    if lang in (".py", ".sh", ".yaml", ".env")
+                    else f"// {value}"
+                ],
+                True,
+                kind,
+            )
         return Planted([assignment(g, lang, g.pick(names), value)], True, kind)
     if roll < 0.55:
         pw = g.password().replace("@", "!").replace("/", "9").replace(":", "8")
         text = uri(g, pw)
-        line = g.pick([assignment(g, lang, g.pick(["DATABASE_URL", "db_url", "broker_url", "REDIS_URL",
-                                                     "connection_string", "SQLALCHEMY_DATABASE_URI"]), text),
-                       f"# connect with {text}" if lang != ".json" else f'  "dsn": "{text}",'])
+        line = g.pick(
+            [
+                assignment(
+                    g,
+                    lang,
+                    g.pick(
+                        [
+                            "DATABASE_URL",
+                            "db_url",
+                            "broker_url",
+                            "REDIS_URL",
+                            "connection_string",
+                            "SQLALCHEMY_DATABASE_URI",
+                        ]
+                    ),
+                    text,
+                ),
+                f"# connect with {text}" if lang != ".json" else f'  "dsn": "{text}",',
+            ]
+        )
         return Planted([line], True, "uri")
     if roll < 0.58:
-        return Planted([assignment(g, lang, "AZURE_STORAGE_CONNECTION_STRING", g.azure_conn())], True, "azure")
+        return Planted(
+            [assignment(g, lang, "AZURE_STORAGE_CONNECTION_STRING", g.azure_conn())], True, "azure"
+        )
     if roll < 0.62:
         pw = g.password().replace(";", "!").replace('"', "#")
-        return Planted([assignment(g, lang, "ConnectionString",
-                                   f"Server=sql01;Database=Orders;User Id=orders_app;Password={pw};")],
-                       True, "conn-string")
+        return Planted(
+            [
+                assignment(
+                    g,
+                    lang,
+                    "ConnectionString",
+                    f"Server=sql01;Database=Orders;User Id=orders_app;Password={pw};",
+                )
+            ],
+            True,
+            "conn-string",
+        )
     if roll < 0.66:
         pw = g.password().replace("'", "!")
-        line = g.pick([f"mysql -u root -p'{pw}' -h db.internal app < dump.sql",
-                       f"curl -u deploy:{pw} https://nexus.internal/repository/",
-                       f"docker login -u ci --password {pw} registry.internal",
-                       f"sshpass -p '{pw}' ssh deploy@10.0.0.5",
-                       f"CREATE USER reporting IDENTIFIED BY '{pw}';",
-                       f'headers = {{"Authorization": "Bearer {g.s(40, "abcdefABCDEF0123456789")}"}}'])
+        line = g.pick(
+            [
+                f"mysql -u root -p'{pw}' -h db.internal app < dump.sql",
+                f"curl -u deploy:{pw} https://nexus.internal/repository/",
+                f"docker login -u ci --password {pw} registry.internal",
+                f"sshpass -p '{pw}' ssh deploy@10.0.0.5",
+                f"CREATE USER reporting IDENTIFIED BY '{pw}';",
+                f'headers = {{"Authorization": "Bearer {g.s(40, "abcdefABCDEF0123456789")}"}}',
+            ]
+        )
         return Planted([line], True, "cli")
     value = g.password().replace('"', "!").replace("'", "!").replace("\\", "!")
     return Planted([assignment(g, lang, g.pick(PASSWORD_NAMES), value)], True, "password")
@@ -172,88 +324,200 @@ def positive(g: Gen, lang: str) -> Planted:
 
 
 def negative(g: Gen, lang: str) -> Planted:
-    name = g.pick(PASSWORD_NAMES + ["api_key", "SECRET_KEY", "auth_token", "client_secret", "GITHUB_TOKEN"])
+    name = g.pick(
+        [*PASSWORD_NAMES, "api_key", "SECRET_KEY", "auth_token", "client_secret", "GITHUB_TOKEN"]
+    )
     upper = name.upper().replace(".", "_")
-    placeholder = g.pick([
-        "<password>", "<your-password>", "your-password-here", "YOUR_API_KEY", "changeme", "xxxxxxxx",
-        "********", "REPLACE_ME", "TODO", "example", "dummy", "<redacted>", "${" + upper + "}",
-        "{{ " + name.lower() + " }}", "%(" + name.lower() + ")s", "$" + upper, "{" + name.lower() + "}",
-        "secretsd://apps/web/db#password", "secretsd://ci/github?version=3#token", "${env:" + upper + "}",
-        "{{ .Values." + name.lower() + " }}", "${{ secrets." + upper + " }}", "<%= ENV['" + upper + "'] %>",
-        "password", "secret", "none", "null", "...", "your_token_here", "insert-key-here",
-    ])
+    placeholder = g.pick(
+        [
+            "<password>",
+            "<your-password>",
+            "your-password-here",
+            "YOUR_API_KEY",
+            "changeme",
+            "xxxxxxxx",
+            "********",
+            "REPLACE_ME",
+            "TODO",
+            "example",
+            "dummy",
+            "<redacted>",
+            "${" + upper + "}",
+            "{{ " + name.lower() + " }}",
+            "%(" + name.lower() + ")s",
+            "$" + upper,
+            "{" + name.lower() + "}",
+            "secretsd://apps/web/db#password",
+            "secretsd://ci/github?version=3#token",
+            "${env:" + upper + "}",
+            "{{ .Values." + name.lower() + " }}",
+            "${{ secrets." + upper + " }}",
+            "<%= ENV['" + upper + "'] %>",
+            "password",
+            "secret",
+            "none",
+            "null",
+            "...",
+            "your_token_here",
+            "insert-key-here",
+        ]
+    )
     roll = g.r.random()
     if roll < 0.35:
         return Planted([assignment(g, lang, name, placeholder)], False, "placeholder")
     if roll < 0.45:
-        line = g.pick([
-            f'{name} = os.environ["{upper}"]', f"{name} = os.getenv('{upper}')",
-            f"const {name} = process.env.{upper};", f'{name} = ENV.fetch("{upper}")',
-            f'String {name} = System.getenv("{upper}");', f"{name} = getpass.getpass()",
-            f'{name} = config.get("{name}")', f"{name} = settings.{upper}",
-            f"{name} = vault.read('secret/app')['{name}']", f"self.{name} = {name}",
-            f"{name}: ${{{{ secrets.{upper} }}}}", f"{name} = keyring.get_password('app', user)",
-        ])
+        line = g.pick(
+            [
+                f'{name} = os.environ["{upper}"]',
+                f"{name} = os.getenv('{upper}')",
+                f"const {name} = process.env.{upper};",
+                f'{name} = ENV.fetch("{upper}")',
+                f'String {name} = System.getenv("{upper}");',
+                f"{name} = getpass.getpass()",
+                f'{name} = config.get("{name}")',
+                f"{name} = settings.{upper}",
+                f"{name} = vault.read('secret/app')['{name}']",
+                f"self.{name} = {name}",
+                f"{name}: ${{{{ secrets.{upper} }}}}",
+                f"{name} = keyring.get_password('app', user)",
+            ]
+        )
         return Planted([line], False, "reference")
     if roll < 0.50:
-        return Planted([f"{name}: !vault |", "  $ANSIBLE_VAULT;1.1;AES256",
-                        *[f"  {g.s(64, '0123456789abcdef')}" for _ in range(4)]], False, "ansible-vault")
+        return Planted(
+            [
+                f"{name}: !vault |",
+                "  $ANSIBLE_VAULT;1.1;AES256",
+                *[f"  {g.s(64, '0123456789abcdef')}" for _ in range(4)],
+            ],
+            False,
+            "ansible-vault",
+        )
     if roll < 0.60:
-        line = g.pick([
-            'aws_access_key_id = "AKIAIOSFODNN7EXAMPLE"',
-            'aws_secret_access_key = "wJalrXUtnFEMI/K7MDENG/bPxRfiCYEXAMPLEKEY"',
-            f'GITHUB_TOKEN = "{g.bad_github()}"', f"token: {g.bad_github()}",
-            'jwt = "eyJhbGciOiJIUzI1NiIsInR5cCI6IkpXVCJ9.eyJzdWIiOiIxMjM0NTY3ODkwIiwibmFtZSI6IkpvaG4gRG9lIiwiaWF0IjoxNTE2MjM5MDIyfQ.SflKxwRJSMeKKF2QT4fwpMeJf36POk6yJV_adQssw5c"',
-            'stripe_key = "sk_live_xxxxxxxxxxxxxxxxxxxxxxxx"', "slack: xoxb-000000000000-0000000000000-XXXXXXXXXXXXXXXXXXXXXXXX",
-            "postgres://user:password@localhost:5432/mydb", f"DATABASE_URL=postgres://app:${{DB_PASSWORD}}@db:5432/app",
-            'api_key = "AIzaSyXXXXXXXXXXXXXXXXXXXXXXXXXXXXXXXXX"', "# example: password = 'hunter2' (never do this)",
-            f'fake_token = "{g.s(32)}"', f'dummy_password = "{g.s(12)}"', f'EXAMPLE_API_KEY = "{g.hex_key()}"',
-        ])
+        line = g.pick(
+            [
+                'aws_access_key_id = "AKIAIOSFODNN7EXAMPLE"',
+                'aws_secret_access_key = "wJalrXUtnFEMI/K7MDENG/bPxRfiCYEXAMPLEKEY"',
+                f'GITHUB_TOKEN = "{g.bad_github()}"',
+                f"token: {g.bad_github()}",
+                JWT_IO_EXAMPLE,
+                'stripe_key = "sk_live_xxxxxxxxxxxxxxxxxxxxxxxx"',
+                "slack: xoxb-000000000000-0000000000000-XXXXXXXXXXXXXXXXXXXXXXXX",
+                "postgres://user:password@localhost:5432/mydb",
+                "DATABASE_URL=postgres://app:${DB_PASSWORD}@db:5432/app",
+                'api_key = "AIzaSyXXXXXXXXXXXXXXXXXXXXXXXXXXXXXXXXX"',
+                "# example: password = 'hunter2' (never do this)",
+                f'fake_token = "{g.s(32)}"',
+                f'dummy_password = "{g.s(12)}"',
+                f'EXAMPLE_API_KEY = "{g.hex_key()}"',
+            ]
+        )
         return Planted([line], False, "example")
     if roll < 0.75:
-        line = g.pick([
-            f'sha256 = "{g.sha()}"', f'checksum: "{g.sha("md5")}"', f'commit_sha = "{g.sha("sha1")}"',
-            f'etag = "{g.sha("md5")}"', f'request_id = "{g.uuid()}"', f'tenant_id: "{g.uuid()}"',
-            f'client_id = "{g.uuid()}"', f'"integrity": "sha512-{g.b64_key()}{g.b64_key()}"',
-            f'password_hash = "$2b$12${g.s(53, "./ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789")}"',
-            f'key_fingerprint = "{g.sha("sha1")}"', f'salt = "{g.hex_key()}"', f'api_key_id = "{g.uuid()}"',
-            f"ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAI{g.s(43)} deploy@ci", f'image: "registry/app@sha256:{g.sha()}"',
-            f'token_id = "{g.uuid()}"', f'"resolved": "https://registry.npmjs.org/x/-/x-1.0.{g.r.randint(0, 9)}.tgz"',
-        ])
+        line = g.pick(
+            [
+                f'sha256 = "{g.sha()}"',
+                f'checksum: "{g.sha("md5")}"',
+                f'commit_sha = "{g.sha("sha1")}"',
+                f'etag = "{g.sha("md5")}"',
+                f'request_id = "{g.uuid()}"',
+                f'tenant_id: "{g.uuid()}"',
+                f'client_id = "{g.uuid()}"',
+                f'"integrity": "sha512-{g.b64_key()}{g.b64_key()}"',
+                f'password_hash = "$2b$12${g.s(53, BCRYPT_ALPHABET)}"',
+                f'key_fingerprint = "{g.sha("sha1")}"',
+                f'salt = "{g.hex_key()}"',
+                f'api_key_id = "{g.uuid()}"',
+                f"ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAI{g.s(43)} deploy@ci",
+                f'image: "registry/app@sha256:{g.sha()}"',
+                f'token_id = "{g.uuid()}"',
+                f'"resolved": "https://registry.npmjs.org/x/-/x-1.0.{g.r.randint(0, 9)}.tgz"',
+            ]
+        )
         return Planted([line], False, "hash-uuid")
     if roll < 0.82:
-        return Planted(["-----BEGIN CERTIFICATE-----", *[g.s(64, "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/") for _ in range(3)],
-                        "-----END CERTIFICATE-----"] if g.r.random() < 0.5 else
-                       ["-----BEGIN PUBLIC KEY-----", *[g.s(64, "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/") for _ in range(3)],
-                        "-----END PUBLIC KEY-----"], False, "public")
-    line = g.pick([
-        'PASSWORD_FIELD = "password"', "PASSWORD_MIN_LENGTH = 12", 'token_type = "Bearer"',
-        '"password": "********",', "password = None", 'password: ""', 'label = "Enter your password"',
-        'raise AuthError("Invalid password or token")', 'password_reset_url = "/accounts/password/reset/"',
-        'TOKEN_ENDPOINT = "https://login.microsoftonline.com/common/oauth2/v2.0/token"',
-        'secret_name = "prod/db/credentials"', 'api_key_header = "X-API-Key"', 'auth_type = "basic"',
-        "if not password: return False", 'grant_type = "client_credentials"', 'csrf_token = "{{ csrf_token }}"',
-        'secret_key_path = "/run/secrets/app_key"', 'password_validators = ["length", "common"]',
-        "def get_token(self, refresh=False):", 'token = tokenizer.encode("hello world")',
-        'PASSWORD_REGEX = "^(?=.*[A-Z]).{8,}$"', '<input type="password" name="password" id="pw">',
-    ])
+        return Planted(
+            [
+                "-----BEGIN CERTIFICATE-----",
+                *[
+                    g.s(64, "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/")
+                    for _ in range(3)
+                ],
+                "-----END CERTIFICATE-----",
+            ]
+            if g.r.random() < 0.5
+            else [
+                "-----BEGIN PUBLIC KEY-----",
+                *[
+                    g.s(64, "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/")
+                    for _ in range(3)
+                ],
+                "-----END PUBLIC KEY-----",
+            ],
+            False,
+            "public",
+        )
+    line = g.pick(
+        [
+            'PASSWORD_FIELD = "password"',
+            "PASSWORD_MIN_LENGTH = 12",
+            'token_type = "Bearer"',
+            '"password": "********",',
+            "password = None",
+            'password: ""',
+            'label = "Enter your password"',
+            'raise AuthError("Invalid password or token")',
+            'password_reset_url = "/accounts/password/reset/"',
+            'TOKEN_ENDPOINT = "https://login.microsoftonline.com/common/oauth2/v2.0/token"',
+            'secret_name = "prod/db/credentials"',
+            'api_key_header = "X-API-Key"',
+            'auth_type = "basic"',
+            "if not password: return False",
+            'grant_type = "client_credentials"',
+            'csrf_token = "{{ csrf_token }}"',
+            'secret_key_path = "/run/secrets/app_key"',
+            'password_validators = ["length", "common"]',
+            "def get_token(self, refresh=False):",
+            'token = tokenizer.encode("hello world")',
+            'PASSWORD_REGEX = "^(?=.*[A-Z]).{8,}$"',
+            '<input type="password" name="password" id="pw">',
+        ]
+    )
     return Planted([line], False, "identifier")
 
 
 # ----------------------------------------------------------------- project files
 
 PROJECT_FILES = [
-    ("deploy/.env", ".env"), ("docker-compose.yml", ".yaml"), ("k8s/deployment.yaml", ".yaml"),
-    ("infra/main.tf", ".tf"), ("settings.xml", ".xml"), ("web.config", ".xml"),
-    ("scripts/deploy.sh", ".sh"), ("config/application.properties", ".properties"),
-    ("config/app.ini", ".ini"), ("Dockerfile", "Dockerfile"), ("docs/setup.md", ".md"),
-    ("src/config.js", ".js"), ("src/main.go", ".go"), ("src/App.java", ".java"), ("config/database.php", ".php"),
-    ("config/secrets.rb", ".rb"), ("appsettings.json", ".json"), ("pyproject.toml", ".toml"),
-    ("src/Settings.cs", ".cs"), ("src/Config.kt", ".kt"),
+    ("deploy/.env", ".env"),
+    ("docker-compose.yml", ".yaml"),
+    ("k8s/deployment.yaml", ".yaml"),
+    ("infra/main.tf", ".tf"),
+    ("settings.xml", ".xml"),
+    ("web.config", ".xml"),
+    ("scripts/deploy.sh", ".sh"),
+    ("config/application.properties", ".properties"),
+    ("config/app.ini", ".ini"),
+    ("Dockerfile", "Dockerfile"),
+    ("docs/setup.md", ".md"),
+    ("src/config.js", ".js"),
+    ("src/main.go", ".go"),
+    ("src/App.java", ".java"),
+    ("config/database.php", ".php"),
+    ("config/secrets.rb", ".rb"),
+    ("appsettings.json", ".json"),
+    ("pyproject.toml", ".toml"),
+    ("src/Settings.cs", ".cs"),
+    ("src/Config.kt", ".kt"),
 ]
 FILLER = {
     ".env": ["APP_ENV=production", "LOG_LEVEL=info", "PORT=8080", "FEATURE_X=true"],
-    ".yaml": ["  replicas: 3", "  image: registry/app:1.4.2", "  - name: LOG_LEVEL", "    value: info"],
+    ".yaml": [
+        "  replicas: 3",
+        "  image: registry/app:1.4.2",
+        "  - name: LOG_LEVEL",
+        "    value: info",
+    ],
     ".sh": ["set -euo pipefail", 'echo "deploying $APP"', "cd /srv/app", "systemctl restart app"],
     ".md": ["## Setup", "Run the following command:", "```", "```", "See the docs for details."],
 }
@@ -263,17 +527,31 @@ def _lang(path: Path) -> str:
     return path.suffix if path.suffix else path.name
 
 
-def build(out: Path, source: Path, *, seed: int = 7, target_bytes: int = 5_000_000,
-          positives: int = 520, negatives: int = 520) -> dict[str, int]:
+def build(
+    out: Path,
+    source: Path,
+    *,
+    seed: int = 7,
+    target_bytes: int = 5_000_000,
+    positives: int = 520,
+    negatives: int = 520,
+) -> dict[str, int]:
     """Write the corpus to ``out``; returns counts."""
     g = Gen(seed)
     files_dir = out / "files"
     if out.exists():
         shutil.rmtree(out)
     files_dir.mkdir(parents=True)
-    candidates = sorted(p for p in source.rglob("*") if p.is_file() and p.suffix in TEXT_EXT
-                        and 2_000 < p.stat().st_size < 60_000 and "credsweeper" not in p.parts
-                        and "detect_secrets" not in p.parts and "secretsd" not in str(p))
+    candidates = sorted(
+        p
+        for p in source.rglob("*")
+        if p.is_file()
+        and p.suffix in TEXT_EXT
+        and 2_000 < p.stat().st_size < 60_000
+        and "credsweeper" not in p.parts
+        and "detect_secrets" not in p.parts
+        and "secretsd" not in str(p)
+    )
     g.r.shuffle(candidates)
     docs: dict[str, list[str]] = {}
     total = 0
@@ -290,7 +568,11 @@ def build(out: Path, source: Path, *, seed: int = 7, target_bytes: int = 5_000_0
     for rel, lang in PROJECT_FILES:
         for copy in range(6):
             name = f"projects/p{copy}/{rel}"
-            docs[name] = list(FILLER.get(lang, FILLER[".env"] if lang in (".ini", ".properties") else ["# config"]))
+            docs[name] = list(
+                FILLER.get(
+                    lang, FILLER[".env"] if lang in (".ini", ".properties") else ["# config"]
+                )
+            )
     names = sorted(docs)
     plants: dict[str, list[tuple[int, Planted]]] = {}
     for index in range(positives + negatives):
@@ -310,21 +592,37 @@ def build(out: Path, source: Path, *, seed: int = 7, target_bytes: int = 5_000_0
             cursor = position
             first = len(result) + 1
             result.extend(planted.lines)
-            labels.append({"path": name, "first": first, "last": len(result), "positive": planted.positive,
-                           "kind": planted.kind})
+            labels.append(
+                {
+                    "path": name,
+                    "first": first,
+                    "last": len(result),
+                    "positive": planted.positive,
+                    "kind": planted.kind,
+                }
+            )
         result.extend(lines[cursor:])
         target = files_dir / name
         target.parent.mkdir(parents=True, exist_ok=True)
         target.write_text("\n".join(result) + "\n", "utf-8")
     (out / "labels.json").write_text(json.dumps(labels, indent=1))
     size = sum(p.stat().st_size for p in files_dir.rglob("*") if p.is_file())
-    return {"files": len(names), "bytes": size, "positives": sum(1 for x in labels if x["positive"]),
-            "negatives": sum(1 for x in labels if not x["positive"])}
+    return {
+        "files": len(names),
+        "bytes": size,
+        "positives": sum(1 for x in labels if x["positive"]),
+        "negatives": sum(1 for x in labels if not x["positive"]),
+    }
 
 
 if __name__ == "__main__":
     import sysconfig
 
     here = Path(__file__).parent
-    print(build(here / ".corpus" / "labelled", Path(sysconfig.get_paths()["purelib"]),
-                seed=int(sys.argv[1]) if len(sys.argv) > 1 else 7))
+    print(
+        build(
+            here / ".corpus" / "labelled",
+            Path(sysconfig.get_paths()["purelib"]),
+            seed=int(sys.argv[1]) if len(sys.argv) > 1 else 7,
+        )
+    )

@@ -36,15 +36,35 @@ def download(dest: Path) -> None:
     """``pip download`` every version of the packages (once; skipped when present)."""
     dest.mkdir(parents=True, exist_ok=True)
     for package in PACKAGES:
-        out = subprocess.run([sys.executable, "-m", "pip", "index", "versions", package],
-                             capture_output=True, text=True, check=True).stdout
+        out = subprocess.run(
+            [sys.executable, "-m", "pip", "index", "versions", package],
+            capture_output=True,
+            text=True,
+            check=True,
+        ).stdout
         versions = out.splitlines()[1].split(":", 1)[1].replace(" ", "").split(",")
         for version in versions:
-            if any(p.name.startswith(f"{package}-{version}-") or p.name.startswith(f"{package}-{version}.")
-                   for p in dest.iterdir()):
+            if any(
+                p.name.startswith(f"{package}-{version}-")
+                or p.name.startswith(f"{package}-{version}.")
+                for p in dest.iterdir()
+            ):
                 continue
-            subprocess.run([sys.executable, "-m", "pip", "download", "-q", "--no-deps",
-                            f"{package}=={version}", "-d", str(dest)], capture_output=True, check=False)
+            subprocess.run(
+                [
+                    sys.executable,
+                    "-m",
+                    "pip",
+                    "download",
+                    "-q",
+                    "--no-deps",
+                    f"{package}=={version}",
+                    "-d",
+                    str(dest),
+                ],
+                capture_output=True,
+                check=False,
+            )
 
 
 def _extract(archive: Path, package: str) -> dict[str, bytes]:
@@ -69,8 +89,9 @@ def _extract(archive: Path, package: str) -> dict[str, bytes]:
 
 
 def _git(repo: Path, *args: str, env: dict[str, str] | None = None) -> str:
-    return subprocess.run(["git", *args], cwd=repo, check=True, capture_output=True, text=True,
-                          env=env).stdout
+    return subprocess.run(
+        ["git", *args], cwd=repo, check=True, capture_output=True, text=True, env=env
+    ).stdout
 
 
 def build(repo: Path, downloads: Path) -> dict[str, int]:
@@ -109,7 +130,8 @@ def build(repo: Path, downloads: Path) -> dict[str, int]:
         if index % 40 == 5:  # a secret that a later commit deletes again
             (repo / "deploy").mkdir(exist_ok=True)
             (repo / "deploy" / "settings_local.py").write_text(
-                f'DB_PASSWORD = "{g.strong_password()}"\nGITHUB_TOKEN = "{g.github()}"\n')
+                f'DB_PASSWORD = "{g.strong_password()}"\nGITHUB_TOKEN = "{g.github()}"\n'
+            )
             planted += 2
         elif index % 40 == 9 and (repo / "deploy").exists():
             shutil.rmtree(repo / "deploy")
@@ -123,7 +145,9 @@ def build(repo: Path, downloads: Path) -> dict[str, int]:
                 continue
             _git(repo, "add", "-A", "--", *part)
             day += 86_400
-            env = dict(os.environ, GIT_AUTHOR_DATE=f"{day} +0000", GIT_COMMITTER_DATE=f"{day} +0000")
+            env = dict(
+                os.environ, GIT_AUTHOR_DATE=f"{day} +0000", GIT_COMMITTER_DATE=f"{day} +0000"
+            )
             _git(repo, "commit", "-q", "-m", f"{archive.name} ({len(part)} files)", env=env)
             commits += 1
     return {"commits": commits, "planted": planted}

@@ -29,13 +29,18 @@ class Run:
     error: str = ""
 
 
-def _timed(cmd: list[str], cwd: Path | None = None, env: dict[str, str] | None = None) -> tuple[float, float, str]:
+def _timed(
+    cmd: list[str], cwd: Path | None = None, env: dict[str, str] | None = None
+) -> tuple[float, float, str]:
     """Wall seconds, peak RSS in MB, stderr tail."""
     with tempfile.NamedTemporaryFile("r", suffix=".time") as stats:
         started = time.perf_counter()
         proc = subprocess.run(
             ["/usr/bin/time", "-f", "%M", "-o", stats.name, *cmd],
-            cwd=cwd, env=env, capture_output=True, text=True,
+            cwd=cwd,
+            env=env,
+            capture_output=True,
+            text=True,
         )
         wall = time.perf_counter() - started
         rss_kb = 0.0
@@ -82,8 +87,19 @@ def gitleaks(root: Path, *, history: bool = False) -> Run:
     except ImportError:
         exe = shutil.which("gitleaks", path=str(BIN)) or "gitleaks"
     mode = ["git", str(root)] if history else ["dir", str(root)]
-    cmd = [exe, *mode, "--report-format", "json", "--report-path", str(out), "--no-banner",
-           "--exit-code", "0", "--log-level", "error"]
+    cmd = [
+        exe,
+        *mode,
+        "--report-format",
+        "json",
+        "--report-path",
+        str(out),
+        "--no-banner",
+        "--exit-code",
+        "0",
+        "--log-level",
+        "error",
+    ]
     wall, rss, err = _timed(cmd)
     run = Run("gitleaks", wall, rss, error=err)
     try:
@@ -121,7 +137,15 @@ def detect_secrets(root: Path, *, history: bool = False) -> Run:
 def credsweeper(root: Path, *, history: bool = False) -> Run:
     out = Path(tempfile.mkstemp(suffix=".json")[1])
     source = ["--git", str(root)] if history else ["--path", str(root)]
-    cmd = [str(BIN / "credsweeper"), *source, "--save-json", str(out), "--no-stdout", "--log", "silence"]
+    cmd = [
+        str(BIN / "credsweeper"),
+        *source,
+        "--save-json",
+        str(out),
+        "--no-stdout",
+        "--log",
+        "silence",
+    ]
     env = dict(os.environ, TQDM_DISABLE="1")
     wall, rss, err = _timed(cmd, env=env)
     run = Run("credsweeper", wall, rss, error=err)
@@ -138,4 +162,9 @@ def credsweeper(root: Path, *, history: bool = False) -> Run:
     return run
 
 
-SCANNERS = {"secretsd": ours, "gitleaks": gitleaks, "detect-secrets": detect_secrets, "credsweeper": credsweeper}
+SCANNERS = {
+    "secretsd": ours,
+    "gitleaks": gitleaks,
+    "detect-secrets": detect_secrets,
+    "credsweeper": credsweeper,
+}

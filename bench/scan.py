@@ -45,7 +45,8 @@ def score(found: set[tuple[str, int]], labels: list[dict[str, object]]) -> dict[
         by_path.setdefault(str(label["path"]), []).append(label)
     positives = [x for x in labels if x["positive"]]
     tp = sum(
-        1 for x in positives
+        1
+        for x in positives
         if any((x["path"], n) in found for n in range(int(x["first"]), int(x["last"]) + 1))  # type: ignore[call-overload]
     )
     fp = 0
@@ -56,8 +57,14 @@ def score(found: set[tuple[str, int]], labels: list[dict[str, object]]) -> dict[
     precision = tp / (tp + fp) if tp + fp else 0.0
     recall = tp / len(positives) if positives else 0.0
     f1 = 2 * precision * recall / (precision + recall) if precision + recall else 0.0
-    return {"precision": precision, "recall": recall, "f1": f1, "tp": tp, "fp": fp,
-            "fn": len(positives) - tp}
+    return {
+        "precision": precision,
+        "recall": recall,
+        "f1": f1,
+        "tp": tp,
+        "fp": fp,
+        "fn": len(positives) - tp,
+    }
 
 
 def size_of(root: Path) -> int:
@@ -65,8 +72,12 @@ def size_of(root: Path) -> int:
 
 
 def history_bytes(repo: Path) -> int:
-    proc = subprocess.run(["git", "log", "--all", "-p", "-U0", "--no-color"], cwd=repo,
-                          capture_output=True, check=True)
+    proc = subprocess.run(
+        ["git", "log", "--all", "-p", "-U0", "--no-color"],
+        cwd=repo,
+        capture_output=True,
+        check=True,
+    )
     return len(proc.stdout)
 
 
@@ -80,7 +91,11 @@ def hook_timing(runs: int = 15) -> dict[str, float]:
     sources = sorted((Path(sysconfig.get_paths()["purelib"]) / "rich").glob("*.py"))[:20]
     with tempfile.TemporaryDirectory() as tmp:
         repo = Path(tmp)
-        for args in (["init", "-q"], ["config", "user.email", "b@x.test"], ["config", "user.name", "b"]):
+        for args in (
+            ["init", "-q"],
+            ["config", "user.email", "b@x.test"],
+            ["config", "user.name", "b"],
+        ):
             subprocess.run(["git", *args], cwd=repo, check=True)
         for src in sources:
             (repo / src.name).write_text(src.read_text())
@@ -99,28 +114,47 @@ def hook_timing(runs: int = 15) -> dict[str, float]:
             walls.append(time.perf_counter() - started)
             assert proc.returncode == 0, proc.stderr
         framework = []
-        config = "repos:\n- repo: local\n  hooks:\n  - id: secretsd-scan\n    name: secretsd\n" \
-                 f"    entry: {hook}\n    language: system\n    pass_filenames: false\n"
+        config = (
+            "repos:\n- repo: local\n  hooks:\n  - id: secretsd-scan\n    name: secretsd\n"
+            f"    entry: {hook}\n    language: system\n    pass_filenames: false\n"
+        )
         (repo / ".pre-commit-config.yaml").write_text(config)
         subprocess.run(["git", "add", ".pre-commit-config.yaml"], cwd=repo, check=True)
         for _ in range(5):
             started = time.perf_counter()
-            subprocess.run([sys.executable, "-m", "pre_commit", "run"], cwd=repo, capture_output=True,
-                           check=False, env={**__import__("os").environ, "PRE_COMMIT_HOME": str(repo / ".pch")})
+            subprocess.run(
+                [sys.executable, "-m", "pre_commit", "run"],
+                cwd=repo,
+                capture_output=True,
+                check=False,
+                env={**__import__("os").environ, "PRE_COMMIT_HOME": str(repo / ".pch")},
+            )
             framework.append(time.perf_counter() - started)
-    return {"hook_median_s": statistics.median(walls), "hook_max_s": max(walls),
-            "framework_median_s": statistics.median(framework[1:])}
+    return {
+        "hook_median_s": statistics.median(walls),
+        "hook_max_s": max(walls),
+        "framework_median_s": statistics.median(framework[1:]),
+    }
+
+
+def ratio(value: float | None) -> str:
+    return format(value, "6.2f") if value else "     -"
 
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--quick", action="store_true", help="only ours and gitleaks on the large inputs")
+    parser.add_argument(
+        "--quick", action="store_true", help="only ours and gitleaks on the large inputs"
+    )
     parser.add_argument("--rebuild", action="store_true", help="rebuild the corpora")
     args = parser.parse_args()
 
     labelled = CORPUS / "labelled"
     if args.rebuild or not (labelled / "labels.json").exists():
-        print("building the labelled corpus...", corpus.build(labelled, Path(sysconfig.get_paths()["purelib"])))
+        print(
+            "building the labelled corpus...",
+            corpus.build(labelled, Path(sysconfig.get_paths()["purelib"])),
+        )
     if args.rebuild or not (CORPUS / "tree").exists():
         print("building the large tree...", tree.build(CORPUS / "tree"))
     if args.rebuild or not (CORPUS / "history" / ".git").exists():
@@ -129,8 +163,15 @@ def main() -> int:
     labels = json.loads((labelled / "labels.json").read_text())
     tree_bytes = size_of(CORPUS / "tree")
     hist_bytes = history_bytes(CORPUS / "history")
-    commits = int(subprocess.run(["git", "rev-list", "--all", "--count"], cwd=CORPUS / "history",
-                                 capture_output=True, text=True, check=True).stdout)
+    commits = int(
+        subprocess.run(
+            ["git", "rev-list", "--all", "--count"],
+            cwd=CORPUS / "history",
+            capture_output=True,
+            text=True,
+            check=True,
+        ).stdout
+    )
     results: dict[str, dict[str, object]] = {}
     for name in ORDER:
         fn = peers.SCANNERS[name]
@@ -155,36 +196,58 @@ def main() -> int:
     hook = hook_timing()
     base = results["gitleaks"]
     print()
-    print(f"labelled corpus: {size_of(labelled / 'files') / 1e6:.1f} MB, "
-          f"{sum(1 for x in labels if x['positive'])} planted secrets, "
-          f"{sum(1 for x in labels if not x['positive'])} hard negatives")
-    print(f"large tree: {tree_bytes / 1e6:.1f} MB;  history: {commits} commits, "
-          f"{hist_bytes / 1e6:.1f} MB of patches")
+    print(
+        f"labelled corpus: {size_of(labelled / 'files') / 1e6:.1f} MB, "
+        f"{sum(1 for x in labels if x['positive'])} planted secrets, "
+        f"{sum(1 for x in labels if not x['positive'])} hard negatives"
+    )
+    print(
+        f"large tree: {tree_bytes / 1e6:.1f} MB;  history: {commits} commits, "
+        f"{hist_bytes / 1e6:.1f} MB of patches"
+    )
     print()
-    header = (f"{'scanner':15} {'P':>6} {'R':>6} {'F1':>6} | {'tree MB/s':>9} {'x gl':>6} {'RSS MB':>7} | "
-              f"{'hist s':>7} {'MB/s':>6} {'x gl':>6} {'RSS MB':>7} {'found':>5}")
+    header = (
+        f"{'scanner':15} {'P':>6} {'R':>6} {'F1':>6} | "
+        f"{'tree MB/s':>9} {'x gl':>6} {'RSS MB':>7} | "
+        f"{'hist s':>7} {'MB/s':>6} {'x gl':>6} {'RSS MB':>7} {'found':>5}"
+    )
     print(header)
     print("-" * len(header))
     for name, row in results.items():
+
         def cell(key: str, fmt: str, row: dict[str, object] = row) -> str:
             value = row.get(key)
             return format(value, fmt) if isinstance(value, (int, float)) else "-"
 
         tree_ratio = (row["tree_mb_s"] / base["tree_mb_s"]) if "tree_mb_s" in row else None  # type: ignore[operator]
         hist_ratio = (base["hist_s"] / row["hist_s"]) if "hist_s" in row else None  # type: ignore[operator]
-        print(f"{name:15} {cell('precision', '6.3f')} {cell('recall', '6.3f')} {cell('f1', '6.3f')} | "
-              f"{cell('tree_mb_s', '9.1f')} {format(tree_ratio, '6.2f') if tree_ratio else '     -'} "
-              f"{cell('tree_rss_mb', '7.0f')} | {cell('hist_s', '7.2f')} {cell('hist_mb_s', '6.1f')} "
-              f"{format(hist_ratio, '6.2f') if hist_ratio else '     -'} {cell('hist_rss_mb', '7.0f')} "
-              f"{cell('hist_findings', '5d')}")
+        print(
+            f"{name:15} {cell('precision', '6.3f')} {cell('recall', '6.3f')} "
+            f"{cell('f1', '6.3f')} | {cell('tree_mb_s', '9.1f')} {ratio(tree_ratio)} "
+            f"{cell('tree_rss_mb', '7.0f')} | {cell('hist_s', '7.2f')} {cell('hist_mb_s', '6.1f')} "
+            f"{ratio(hist_ratio)} {cell('hist_rss_mb', '7.0f')} "
+            f"{cell('hist_findings', '5d')}"
+        )
     print()
-    print(f"pre-commit hook, 20-file commit: median {hook['hook_median_s']:.3f} s wall "
-          f"(max {hook['hook_max_s']:.3f} s); through the pre-commit framework: "
-          f"{hook['framework_median_s']:.3f} s")
+    print(
+        f"pre-commit hook, 20-file commit: median {hook['hook_median_s']:.3f} s wall "
+        f"(max {hook['hook_max_s']:.3f} s); through the pre-commit framework: "
+        f"{hook['framework_median_s']:.3f} s"
+    )
     out = HERE / "results"
     out.mkdir(exist_ok=True)
-    (out / "scan.json").write_text(json.dumps({"results": results, "hook": hook, "tree_bytes": tree_bytes,
-                                               "history_bytes": hist_bytes, "commits": commits}, indent=2))
+    (out / "scan.json").write_text(
+        json.dumps(
+            {
+                "results": results,
+                "hook": hook,
+                "tree_bytes": tree_bytes,
+                "history_bytes": hist_bytes,
+                "commits": commits,
+            },
+            indent=2,
+        )
+    )
     return 0
 
 

@@ -12,8 +12,30 @@ import sys
 import sysconfig
 from pathlib import Path
 
-TEXT = {".py", ".pyi", ".c", ".h", ".js", ".json", ".md", ".rst", ".txt", ".toml", ".cfg", ".ini",
-        ".yaml", ".yml", ".html", ".css", ".xml", ".sh", ".pyx", ".pxd", ".csv", ".f90"}
+TEXT = {
+    ".py",
+    ".pyi",
+    ".c",
+    ".h",
+    ".js",
+    ".json",
+    ".md",
+    ".rst",
+    ".txt",
+    ".toml",
+    ".cfg",
+    ".ini",
+    ".yaml",
+    ".yml",
+    ".html",
+    ".css",
+    ".xml",
+    ".sh",
+    ".pyx",
+    ".pxd",
+    ".csv",
+    ".f90",
+}
 
 
 def build(out: Path, limit: int = 40_000_000) -> dict[str, int]:
@@ -38,4 +60,9 @@ def build(out: Path, limit: int = 40_000_000) -> dict[str, int]:
 
 
 if __name__ == "__main__":
-    print(build(Path(__file__).parent / ".corpus" / "tree", int(sys.argv[1]) if len(sys.argv) > 1 else 40_000_000))
+    print(
+        build(
+            Path(__file__).parent / ".corpus" / "tree",
+            int(sys.argv[1]) if len(sys.argv) > 1 else 40_000_000,
+        )
+    )

@@ -18,13 +18,64 @@ import zlib
 ALNUM = string.ascii_letters + string.digits
 HEX = "0123456789abcdef"
 B62 = "0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz"
-WORDS = (
-    "summer winter autumn spring dragon monkey shadow master sunshine princess football "
-    "baseball welcome charlie donald freedom whatever trustno1 batman superman michael "
-    "jennifer hunter ranger buster thomas tigger robert soccer hockey killer george andrew "
-    "harley orange purple silver golden falcon eagle rocket coffee pepper ginger banana "
-    "cheese cookie butter maggie bailey sophie chelsea arsenal liverpool madrid barcelona"
-).split()
+WORDS = [
+    "summer",
+    "winter",
+    "autumn",
+    "spring",
+    "dragon",
+    "monkey",
+    "shadow",
+    "master",
+    "sunshine",
+    "princess",
+    "football",
+    "baseball",
+    "welcome",
+    "charlie",
+    "donald",
+    "freedom",
+    "whatever",
+    "trustno1",
+    "batman",
+    "superman",
+    "michael",
+    "jennifer",
+    "hunter",
+    "ranger",
+    "buster",
+    "thomas",
+    "tigger",
+    "robert",
+    "soccer",
+    "hockey",
+    "killer",
+    "george",
+    "andrew",
+    "harley",
+    "orange",
+    "purple",
+    "silver",
+    "golden",
+    "falcon",
+    "eagle",
+    "rocket",
+    "coffee",
+    "pepper",
+    "ginger",
+    "banana",
+    "cheese",
+    "cookie",
+    "butter",
+    "maggie",
+    "bailey",
+    "sophie",
+    "chelsea",
+    "arsenal",
+    "liverpool",
+    "madrid",
+    "barcelona",
+]
 
 
 class Gen:
@@ -132,7 +183,11 @@ class Gen:
 
         header = enc({"alg": self.pick(["HS256", "RS256"]), "typ": "JWT"})
         payload = enc(
-            {"sub": self.s(8, string.digits), "role": "service", "iat": 1700000000 + self.r.randint(0, 9999999)}
+            {
+                "sub": self.s(8, string.digits),
+                "role": "service",
+                "iat": 1700000000 + self.r.randint(0, 9999999),
+            }
         )
         return f"{header}.{payload}.{self.s(43, ALNUM + '_-')}"
 
@@ -144,8 +199,12 @@ class Gen:
         )
 
     def private_key(self) -> list[str]:
-        kind = self.pick(["RSA PRIVATE KEY", "PRIVATE KEY", "EC PRIVATE KEY", "OPENSSH PRIVATE KEY"])
-        raw = base64.b64encode(bytes(self.r.getrandbits(8) for _ in range(self.pick([120, 300, 600]))))
+        kind = self.pick(
+            ["RSA PRIVATE KEY", "PRIVATE KEY", "EC PRIVATE KEY", "OPENSSH PRIVATE KEY"]
+        )
+        raw = base64.b64encode(
+            bytes(self.r.getrandbits(8) for _ in range(self.pick([120, 300, 600])))
+        )
         body = raw.decode()
         lines = [body[i : i + 64] for i in range(0, len(body), 64)]
         return [f"-----BEGIN {kind}-----", *lines, f"-----END {kind}-----"]
@@ -154,10 +213,14 @@ class Gen:
         return self.s(self.pick([32, 40, 64]), HEX)
 
     def b64_key(self) -> str:
-        return base64.b64encode(bytes(self.r.getrandbits(8) for _ in range(self.pick([24, 32])))).decode()
+        return base64.b64encode(
+            bytes(self.r.getrandbits(8) for _ in range(self.pick([24, 32])))
+        ).decode()
 
     def api_key(self) -> str:
-        return self.pick([self.hex_key, self.b64_key, lambda: self.s(32), lambda: self.s(40, ALNUM + "_-")])()
+        return self.pick(
+            [self.hex_key, self.b64_key, lambda: self.s(32), lambda: self.s(40, ALNUM + "_-")]
+        )()
 
     # ---------------------------------------------------------------- passwords
 
@@ -168,16 +231,25 @@ class Gen:
         word = self.pick(WORDS)
         form = self.r.randint(0, 5)
         if form == 0:
-            return word.capitalize() + str(self.r.randint(1970, 2025)) + self.pick(["!", "#", "$", ""])
+            return (
+                word.capitalize() + str(self.r.randint(1970, 2025)) + self.pick(["!", "#", "$", ""])
+            )
         if form == 1:
             return word + str(self.r.randint(1, 999))
         if form == 2:
             return word.replace("a", "@").replace("o", "0").replace("e", "3").capitalize() + "!"
         if form == 3:
-            return self.pick(WORDS) + self.pick(["_", ".", "-"]) + self.pick(WORDS) + str(self.r.randint(0, 99))
+            return (
+                self.pick(WORDS)
+                + self.pick(["_", ".", "-"])
+                + self.pick(WORDS)
+                + str(self.r.randint(0, 99))
+            )
         if form == 4:
             return word.capitalize() + self.pick(["123", "1234", "!23", "2024"])
-        return self.pick(["qwerty", "abc", "pass", "admin", "root", "letmein"]) + str(self.r.randint(10, 9999))
+        return self.pick(["qwerty", "abc", "pass", "admin", "root", "letmein"]) + str(
+            self.r.randint(10, 9999)
+        )
 
     def password(self) -> str:
         return self.strong_password() if self.r.random() < 0.5 else self.weak_password()

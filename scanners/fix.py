@@ -270,7 +270,8 @@ def http_store(address: str, token: str, transport: Any = None) -> Store:
                 response = http.put(url, json={"data": merged}, headers=headers)
         except httpx.HTTPError as error:
             raise Unavailable(
-                f"cannot reach secretsd at {address} ({type(error).__name__}); nothing was rewritten"
+                f"cannot reach secretsd at {address} ({type(error).__name__}); "
+                "nothing was rewritten"
             ) from None
         if response.status_code not in (200, 201, 204):
             raise error_for(response, address)

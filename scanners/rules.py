@@ -77,7 +77,7 @@ class Rule:
     regex: str
     kind: str = "token"
     prefilter: str | None = None
-    secret_group: str | int = "secret"
+    secret_group: str | int = "secret"  # noqa: S105 - a regex group name
     keywords: tuple[str, ...] = ()
     min_entropy: float = 0.0
     min_length: int = 0

@@ -1,4 +1,4 @@
-"""The hook blocks a real `git commit`, through the pre-commit framework and through --install-hook."""
+"""The hook blocks a real `git commit`: through the pre-commit framework and --install-hook."""
 
 from __future__ import annotations
 

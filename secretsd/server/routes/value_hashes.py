@@ -38,7 +38,7 @@ router = APIRouter(tags=["scanner"])
 PREFIX_LENGTH = 5
 MAX_PREFIXES = 10_000
 MAX_SECRETS = 200_000
-_PREFIX = re.compile(r"[0-9a-f]{%d}" % PREFIX_LENGTH)
+_PREFIX = re.compile(rf"[0-9a-f]{{{PREFIX_LENGTH}}}")
 
 
 class HashLookupRequest(BaseModel):
