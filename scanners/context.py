@@ -272,9 +272,14 @@ _TOKEN_PLACEHOLDERS = tuple(
 )
 
 
+_REGEXISH = re.compile(r"\\[swdbSWD]|\(\?[:!=<P]|\[\^|\{\d+,\d*\}|\.\*|\.\+")
+
+
 def judge_token(secret: str, line: str) -> bool:
     """A format-specific token: only drop obvious examples, placeholders and references."""
     low = secret.lower()
+    if _REGEXISH.search(secret):
+        return False  # the pattern that *finds* such tokens (a scanner's own source)
     if any(word in low for word in _TOKEN_PLACEHOLDERS):
         return False
     if _TOKEN_TEMPLATE.search(secret) or is_reference(secret):
@@ -326,7 +331,7 @@ def judge_assignment(
     value = value.strip()
     if len(value) < max(min_length, 3):
         return False
-    if _is_template(value) or _line_says_not_secret(line, value):
+    if _is_template(value) or _line_says_not_secret(line, value) or _REGEXISH.search(value):
         return False
     if _is_placeholder(value):
         return False
@@ -358,9 +363,10 @@ def judge_assignment(
         return False
     if " " in value or "\t" in value:
         return False
-    if _WORDY.fullmatch(value) and (kind != "password" or _IDENTIFIER.fullmatch(value)):
+    keyed = bool(key)  # rules without a key (login("u", "pw"), -p pw) have no field names
+    if keyed and _WORDY.fullmatch(value) and (kind != "password" or _IDENTIFIER.fullmatch(value)):
         return False  # human text and identifiers ("user-password", "Invalid_token")
-    if _IDENTIFIER.fullmatch(value) and not any(c.isdigit() for c in value):
+    if keyed and _IDENTIFIER.fullmatch(value) and not any(c.isdigit() for c in value):
         return False
     if _CAMEL.fullmatch(value) and kind != "password" and len(value) < 24:
         return False
