@@ -135,30 +135,35 @@ def detect_secrets(root: Path, *, history: bool = False) -> Run:
 
 
 def credsweeper(root: Path, *, history: bool = False) -> Run:
-    out = Path(tempfile.mkstemp(suffix=".json")[1])
-    source = ["--git", str(root)] if history else ["--path", str(root)]
-    cmd = [
-        str(BIN / "credsweeper"),
-        *source,
-        "--save-json",
-        str(out),
-        "--no-stdout",
-        "--log",
-        "silence",
-    ]
-    env = dict(os.environ, TQDM_DISABLE="1")
-    wall, rss, err = _timed(cmd, env=env)
-    run = Run("credsweeper", wall, rss, error=err)
-    try:
-        for cred in json.loads(out.read_text() or "[]"):
-            for line in cred.get("line_data_list", []):
-                path = line["path"]
-                if history and ":" in path:
-                    path = path.split(":", 1)[1]  # "<commit>:<path>" style
-                run.findings.add((_rel(path, root), int(line["line_num"])))
-    except (OSError, ValueError) as error:
-        run.error = run.error or f"unreadable report: {error}"
-    out.unlink(missing_ok=True)
+    with tempfile.TemporaryDirectory() as tmp:
+        out = Path(tmp) / "report.json"
+        source = ["--git", str(root)] if history else ["--path", str(root)]
+        cmd = [
+            str(BIN / "credsweeper"),
+            *source,
+            "--save-json",
+            str(out),
+            "--no-stdout",
+            "--log",
+            "silence",
+        ]
+        env = dict(os.environ, TQDM_DISABLE="1")
+        wall, rss, err = _timed(cmd, env=env)
+        run = Run("credsweeper", wall, rss, error=err)
+        # --git writes one report per commit: report.<sha>.json
+        reports = [out] if out.exists() else sorted(Path(tmp).glob("report.*.json"))
+        for report in reports:
+            try:
+                creds = json.loads(report.read_text() or "[]")
+            except (OSError, ValueError) as error:
+                run.error = run.error or f"unreadable report: {error}"
+                continue
+            for cred in creds or []:
+                for line in cred.get("line_data_list", []):
+                    path = str(line["path"])
+                    if history and ":" in path:
+                        path = path.split(":", 1)[1]
+                    run.findings.add((_rel(path, root), int(line["line_num"])))
     return run
 
 

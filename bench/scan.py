@@ -31,6 +31,7 @@ sys.path.insert(0, str(HERE))
 import corpus  # noqa: E402
 import history  # noqa: E402
 import peers  # noqa: E402
+import realworld  # noqa: E402
 import tree  # noqa: E402
 
 CORPUS = HERE / ".corpus"
@@ -160,7 +161,11 @@ def main() -> int:
     if args.rebuild or not (CORPUS / "history" / ".git").exists():
         history.download(CORPUS / "dl" / "files")
         print("building the history...", history.build(CORPUS / "history", CORPUS / "dl" / "files"))
+    hand = CORPUS / "realworld"
+    if args.rebuild or not (hand / "labels.json").exists():
+        realworld.build(hand)
     labels = json.loads((labelled / "labels.json").read_text())
+    hand_labels = json.loads((hand / "labels.json").read_text())
     tree_bytes = size_of(CORPUS / "tree")
     hist_bytes = history_bytes(CORPUS / "history")
     commits = int(
@@ -183,6 +188,8 @@ def main() -> int:
         row["labelled_s"] = run.seconds
         if run.error:
             row["error"] = run.error
+        hand_run = fn(hand / "files")
+        row["hand"] = score(hand_run.findings, hand_labels)
         if not (slow and args.quick):
             run = best_of(fn, CORPUS / "tree", 1 if slow else 3)
             row["tree_s"], row["tree_rss_mb"] = run.seconds, run.max_rss_mb
