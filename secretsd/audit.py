@@ -17,17 +17,18 @@ append, so several workers and replicas sharing one database keep one chain.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import hashlib
 import json
 import logging
 import sys
 import threading
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
 from typing import Any, TextIO
 
-from sqlalchemy import Engine, insert, select, text, update
+from sqlalchemy import Engine, insert, select, update
 
 from secretsd.db.engine import database_errors
 from secretsd.db.models import AuditHead, AuditRecord
@@ -45,6 +46,7 @@ __all__ = [
 ]
 
 log = logging.getLogger(__name__)
+_AUDIT = AuditRecord.__table__
 GENESIS_HASH = "0" * 64
 
 #: The fields that are hashed, in order. Adding one is a schema change.
@@ -145,13 +147,9 @@ def verify_chain(engine: Engine, batch: int = 5000) -> tuple[int, ChainProblem |
     with database_errors(engine), engine.connect() as connection:
         last_seq = 0
         while True:
-            result = connection.execute(
-                select(AuditRecord)
-                .where(AuditRecord.seq > last_seq)
-                .order_by(AuditRecord.seq)
-                .limit(batch)
-            ).scalars()
-            records = list(result)
+            records = connection.execute(
+                select(_AUDIT).where(_AUDIT.c.seq > last_seq).order_by(_AUDIT.c.seq).limit(batch)
+            ).all()
             if not records:
                 break
             for record in records:
@@ -211,10 +209,8 @@ class AuditLog:
     async def stop(self) -> None:
         if self._task is not None:
             self._task.cancel()
-            try:
+            with contextlib.suppress(asyncio.CancelledError):
                 await self._task
-            except asyncio.CancelledError:
-                pass
         # Whatever is still queued is written now, so shutdown loses nothing.
         if self._queue:
             await self._flush()
@@ -277,8 +273,3 @@ class AuditLog:
             assert self._mirror is not None
             self._mirror.write(lines)
             self._mirror.flush()
-
-
-def iter_records(rows: Iterable[AuditRecord]) -> Iterator[dict[str, Any]]:
-    for record in rows:
-        yield {name: getattr(record, name) for name in (*CHAINED_FIELDS, "prev_hash", "hash")}

@@ -25,7 +25,7 @@ from pydantic_settings import (
     TomlConfigSettingsSource,
 )
 
-from secretsd.errors import ConfigError
+from secretsd.errors import ConfigError, InvalidPath
 from secretsd.ref import validate_path
 
 __all__ = [
@@ -100,16 +100,12 @@ class Settings(BaseSettings):
     @field_validator("vault_prefix")
     @classmethod
     def _check_prefix(cls, value: str) -> str:
-        value = value.strip("/")
-        validate_path(value, allow_empty=True)
-        return value
+        return _checked_path(value.strip("/"), allow_empty=True)
 
     @field_validator("vault_mount", "vault_approle_mount")
     @classmethod
     def _check_mount(cls, value: str) -> str:
-        value = value.strip("/")
-        validate_path(value)
-        return value
+        return _checked_path(value.strip("/"), allow_empty=False)
 
     @field_validator("log_level")
     @classmethod
@@ -179,6 +175,13 @@ class Settings(BaseSettings):
                 value = str(value)
             plain[name] = value
         return plain
+
+
+def _checked_path(value: str, *, allow_empty: bool) -> str:
+    try:
+        return validate_path(value, allow_empty=allow_empty)
+    except InvalidPath as error:
+        raise ValueError(error.message) from None
 
 
 def _redact_url(url: str) -> str:

@@ -63,9 +63,7 @@ def check_pattern(pattern: str) -> str | None:
         if "**" in segment:
             return f"segment {segment!r}: '**' must be a whole segment (write '*' within one)"
         if segment in (".", "..") or not _PATTERN_SEGMENT.fullmatch(segment):
-            return (
-                f"segment {segment!r} is not allowed; use letters, digits, '.', '_', '-' and '*'"
-            )
+            return f"segment {segment!r} is not allowed; use letters, digits, '.', '_', '-' and '*'"
     return None
 
 

@@ -159,15 +159,9 @@ def _parse_query(text: str, query: str) -> int:
     name, sep, value = query.partition("=")
     if name != "version" or not sep:
         raise InvalidReference(
-            f"invalid reference {text!r}: the only query parameter is 'version=<n>', "
-            f"got {query!r}"
+            f"invalid reference {text!r}: the only query parameter is 'version=<n>', got {query!r}"
         )
-    if (
-        not value.isascii()
-        or not value.isdigit()
-        or value.startswith("0")
-        or len(value) > 18
-    ):
+    if not value.isascii() or not value.isdigit() or value.startswith("0") or len(value) > 18:
         raise InvalidReference(
             f"invalid reference {text!r}: version must be a positive integer, got {value!r}"
         )

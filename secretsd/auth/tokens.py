@@ -34,7 +34,7 @@ __all__ = [
     "new_token_value",
 ]
 
-TOKEN_PREFIX = "sdt_"
+TOKEN_PREFIX = "sdt_"  # noqa: S105 - a prefix, not a secret
 ADMIN_POLICY = "admin"
 _BOOTSTRAP_KEY = "admin_token_bootstrapped"
 
@@ -104,6 +104,7 @@ class TokenStore:
         value = token or new_token_value()
         now = time.time()
         accessor = secrets.token_hex(12)
+        expires_at = now + ttl_seconds if ttl_seconds else None
         row = {
             "token_hash": hash_token(value),
             "accessor": accessor,
@@ -111,7 +112,7 @@ class TokenStore:
             "policies": json.dumps(sorted(set(policies))),
             "login_method": method,
             "created_at": now,
-            "expires_at": now + ttl_seconds if ttl_seconds else None,
+            "expires_at": expires_at,
             "max_expires_at": None,
             "ttl_seconds": ttl_seconds,
             "renewable": True,
@@ -121,7 +122,7 @@ class TokenStore:
         with database_errors(self._engine), self._engine.begin() as connection:
             connection.execute(insert(Token), [row])
         identity = Identity(
-            accessor, display_name, tuple(sorted(set(policies))), method, row["expires_at"]
+            accessor, display_name, tuple(sorted(set(policies))), method, expires_at
         )
         return IssuedToken(value, identity)
 

@@ -264,7 +264,7 @@ class VaultBackend:
     @staticmethod
     def _token_invalid(error: hvac_errors.VaultError) -> bool:
         text = " ".join(error.errors or []) if error.errors else str(error)
-        return "invalid token" in text or "token" in text and "expired" in text
+        return "invalid token" in text or ("token" in text and "expired" in text)
 
     @staticmethod
     def _invalid_request(error: hvac_errors.InvalidRequest, path: str) -> SecretsdError:
@@ -288,7 +288,7 @@ class VaultBackend:
     def read(self, path: str, version: int | None = None) -> SecretVersion:
         validate_path(path)
         what = f"secret {path!r}" + (f" version {version}" if version else "")
-        with self._not_found(f"{what} does not exist"):
+        try:
             response = self._call(
                 "reading",
                 path,
@@ -299,6 +299,12 @@ class VaultBackend:
                     raise_on_deleted_version=False,
                 ),
             )
+        except hvac_errors.InvalidPath as error:
+            # A destroyed version answers 404 with its metadata; an absent one without.
+            meta = ((error.json or {}).get("data") or {}).get("metadata") or {}
+            if meta.get("destroyed"):
+                raise NotFound(f"{what} is destroyed; read another version") from None
+            raise NotFound(f"{what} does not exist") from None
         body = response["data"]
         meta = body.get("metadata") or {}
         if body.get("data") is None:

@@ -80,6 +80,7 @@ class ChangeEvent(Base):
     id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
     kind: Mapped[str] = mapped_column(String(16))  # "secret", "token", ...
     key: Mapped[str] = mapped_column(String(600))
+    origin: Mapped[str] = mapped_column(String(32), default="")  # the publishing process
     created_at: Mapped[float] = mapped_column(Float)
 
     __table_args__ = (Index("ix_change_events_created", "created_at"),)

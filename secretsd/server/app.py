@@ -91,9 +91,7 @@ def create_app(settings: Settings) -> FastAPI:
     install_error_handlers(app)
     for module in (secrets, metadata, resolve, health):
         app.include_router(module.router)
-    app.add_middleware(
-        RequestMiddleware, metrics=metrics, max_body_bytes=settings.max_body_bytes
-    )
+    app.add_middleware(RequestMiddleware, metrics=metrics, max_body_bytes=settings.max_body_bytes)
     return app
 
 

@@ -47,7 +47,9 @@ class _Strict(BaseModel):
 class WriteRequest(_Strict):
     data: dict[str, str] = Field(description="The whole secret: keys to string values.")
     cas: int | None = Field(
-        default=None, ge=0, description="Write only if the current version is this (0: create only)."
+        default=None,
+        ge=0,
+        description="Write only if the current version is this (0: create only).",
     )
     binary_keys: list[str] = Field(
         default_factory=list, description="Keys whose values are base64 of raw bytes."

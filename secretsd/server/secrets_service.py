@@ -94,13 +94,13 @@ class SecretsService:
             self.metrics.cache.labels("hit").inc()
             return ReadResult(entry)
         if entry is not None:
-            return await self._single_flight("revalidate", key, lambda: self._revalidate(key, entry))
+            return await self._single_flight(
+                "revalidate", key, lambda: self._revalidate(key, entry)
+            )
         self.metrics.cache.labels("miss").inc()
         return ReadResult(await self._single_flight("fill", key, lambda: self._fill(key)))
 
-    async def _single_flight(
-        self, kind: str, key: CacheKey, work: Callable[[], Awaitable[T]]
-    ) -> T:
+    async def _single_flight(self, kind: str, key: CacheKey, work: Callable[[], Awaitable[T]]) -> T:
         flight = (kind, key)
         running = self._inflight.get(flight)
         if running is not None:

@@ -48,7 +48,9 @@ class Authenticator:
         self._cache: dict[str, tuple[Identity | None, float]] = {}
 
     def forget_accessor(self, accessor: str) -> None:
-        for key in [k for k, (ident, _) in self._cache.items() if ident and ident.accessor == accessor]:
+        for key in [
+            k for k, (ident, _) in self._cache.items() if ident and ident.accessor == accessor
+        ]:
             del self._cache[key]
 
     async def identify(self, token: str) -> Identity:
@@ -155,8 +157,9 @@ class AppState:
         if self.allowed(caller, capability, path):
             return
         await self.audit(caller, action, path, "denied", version=version, detail="no policy allows")
+        who = caller.identity.display_name or "this token"
         raise Forbidden(
-            f"{capability} on {path!r} is not allowed for {caller.identity.display_name or 'this token'}"
+            f"{capability} on {path!r} is not allowed for {who}"
             f" (policies: {', '.join(caller.identity.policies) or 'none'}); ask an admin for a "
             "policy that grants it"
         )

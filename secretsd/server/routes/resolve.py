@@ -48,9 +48,7 @@ async def _resolve_one(
         return _error(text if text.startswith("secretsd://") else "<not a reference>", error)
     if not state.allowed(caller, "read", ref.path):
         event(ref, "denied", ref.version, "no policy allows")
-        return _error(
-            text, Forbidden(f"read on {ref.path!r} is not allowed for this token")
-        )
+        return _error(text, Forbidden(f"read on {ref.path!r} is not allowed for this token"))
     try:
         result = await state.secrets.read(ref.path, ref.version)
     except SecretsdError as error:

@@ -106,9 +106,7 @@ async def read_secret(
                 "wait cannot be combined with version: a given version never changes"
             )
         baseline = after if after is not None else (known or 0)
-        newer = await state.watch.wait_for_newer(
-            path, baseline, min(wait, state.settings.max_wait)
-        )
+        newer = await state.watch.wait_for_newer(path, baseline, min(wait, state.settings.max_wait))
         if newer is None:
             await state.audit(caller, "watch", path, "allowed", version=baseline, detail="timeout")
             return _not_modified(baseline)
@@ -198,7 +196,12 @@ async def undelete_secret(
 ) -> Response:
     validate_path(path)
     await audited_mutation(
-        state, caller, "write", "undelete", path, lambda: state.secrets.undelete(path, body.versions)
+        state,
+        caller,
+        "write",
+        "undelete",
+        path,
+        lambda: state.secrets.undelete(path, body.versions),
     )
     return Response(status_code=204)
 

@@ -1,0 +1,193 @@
+"""Whole processes: the embedded default, restarts, crashes, replicas, the CLI boundary."""
+
+from __future__ import annotations
+
+import os
+import signal
+import stat
+import subprocess
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+
+from tests.conftest import ADMIN_TOKEN, Bao, free_port, secretsd_executable, stop_process
+
+pytestmark = pytest.mark.slow
+
+
+def serve(tmp_path: Path, name: str, port: int, *args: str, **env: str) -> subprocess.Popen[str]:
+    full_env = {k: v for k, v in os.environ.items() if not k.startswith("SECRETSD_")}
+    full_env.update({"SECRETSD_BOOTSTRAP_TOKEN": ADMIN_TOKEN, "SECRETSD_LOG_LEVEL": "warning"})
+    full_env.update(env)
+    with (tmp_path / f"{name}.log").open("w") as log:
+        return subprocess.Popen(
+            [secretsd_executable(), "serve", "--port", str(port), *args],
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            text=True,
+            env=full_env,
+        )
+
+
+def wait_ready(url: str, process: subprocess.Popen[str], log: Path, timeout: float = 60) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if process.poll() is not None:
+            raise AssertionError(f"secretsd exited with {process.returncode}:\n{log.read_text()}")
+        try:
+            if httpx.get(f"{url}/readyz", timeout=2).status_code == 200:
+                return
+        except httpx.HTTPError:
+            pass
+        time.sleep(0.1)
+    raise AssertionError(f"secretsd not ready:\n{log.read_text()}")
+
+
+def admin(url: str) -> httpx.Client:
+    return httpx.Client(
+        base_url=url, headers={"Authorization": f"Bearer {ADMIN_TOKEN}"}, timeout=30
+    )
+
+
+def bao_pids(data_dir: Path) -> list[int]:
+    result = subprocess.run(
+        ["pgrep", "-f", str(data_dir / "openbao" / "openbao.hcl")], capture_output=True, text=True
+    )
+    return [int(p) for p in result.stdout.split()]
+
+
+@pytest.fixture
+def processes() -> Iterator[list[subprocess.Popen[str]]]:
+    started: list[subprocess.Popen[str]] = []
+    yield started
+    for process in started:
+        stop_process(process, timeout=20)
+
+
+def test_embedded_default_restarts_and_keeps_secrets(tmp_path: Path, processes: list[Any]) -> None:
+    data_dir = tmp_path / "data"
+    port = free_port()
+    url = f"http://127.0.0.1:{port}"
+    first = serve(tmp_path, "first", port, "--data-dir", str(data_dir), "--workers", "1")
+    processes.append(first)
+    wait_ready(url, first, tmp_path / "first.log")
+    output = (tmp_path / "first.log").read_text()
+    assert "Admin token:" in output and str(data_dir / "admin-token") in output
+    assert "export SECRETSD_ADDR=" in output
+    with admin(url) as client:
+        assert client.put("/v1/secrets/apps/db", json={"data": {"pw": "kept"}}).status_code == 200
+
+    # Key material and the admin token are private files.
+    for name in ("admin-token", "openbao/seal.key", "openbao/role-id", "openbao/secret-id"):
+        mode = stat.S_IMODE((data_dir / name).stat().st_mode)
+        assert mode == 0o600, (name, oct(mode))
+    assert stat.S_IMODE((data_dir / "openbao").stat().st_mode) == 0o700
+    assert (data_dir / "admin-token").read_text().strip() == ADMIN_TOKEN
+    assert "initialize" not in (data_dir / "openbao" / "openbao.hcl").read_text()
+
+    assert len(bao_pids(data_dir)) == 1
+    first.send_signal(signal.SIGTERM)
+    first.wait(30)
+    assert bao_pids(data_dir) == []  # stopping secretsd stops OpenBao
+
+    second = serve(tmp_path, "second", port, "--data-dir", str(data_dir), "--workers", "1")
+    processes.append(second)
+    started = time.monotonic()
+    wait_ready(url, second, tmp_path / "second.log")
+    assert time.monotonic() - started < 20
+    with admin(url) as client:
+        assert client.get("/v1/secrets/apps/db").json()["data"] == {"pw": "kept"}
+
+    # A crashed OpenBao is noticed (not ready) and restarted.
+    (pid,) = bao_pids(data_dir)
+    os.kill(pid, signal.SIGKILL)
+    saw_unready = False
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline:
+        status = httpx.get(f"{url}/readyz", timeout=5).status_code
+        saw_unready |= status == 503
+        if saw_unready and status == 200:
+            break
+        time.sleep(0.05)
+    assert saw_unready
+    assert httpx.get(f"{url}/readyz", timeout=5).status_code == 200
+    with admin(url) as client:
+        assert client.get("/v1/secrets/apps/db").json()["data"] == {"pw": "kept"}
+    assert bao_pids(data_dir) != [pid]
+
+
+def test_two_replicas_share_one_database_and_vault(
+    tmp_path: Path, bao: Bao, vault_prefix: str, database_url: str, processes: list[Any]
+) -> None:
+    common = {
+        "SECRETSD_VAULT_ADDR": bao.addr,
+        "SECRETSD_VAULT_TOKEN": bao.root_token,
+        "SECRETSD_VAULT_PREFIX": vault_prefix,
+        "SECRETSD_DATABASE_URL": database_url,
+        "SECRETSD_CACHE_TTL": "30",
+    }
+    port_a, port_b = free_port(), free_port()
+    a = serve(tmp_path, "a", port_a, "--data-dir", str(tmp_path / "a"), "--workers", "2", **common)
+    b = serve(tmp_path, "b", port_b, "--data-dir", str(tmp_path / "b"), "--workers", "1", **common)
+    processes.extend([a, b])
+    url_a, url_b = f"http://127.0.0.1:{port_a}", f"http://127.0.0.1:{port_b}"
+    wait_ready(url_a, a, tmp_path / "a.log")
+    wait_ready(url_b, b, tmp_path / "b.log")
+    with admin(url_a) as via_a, admin(url_b) as via_b:
+        assert via_a.put("/v1/secrets/shared", json={"data": {"k": "1"}}).json()["version"] == 1
+        assert via_b.get("/v1/secrets/shared").json()["data"] == {"k": "1"}
+        via_b.put("/v1/secrets/shared", json={"data": {"k": "2"}})
+        # Both workers of replica a must drop their cached copy within a poll interval.
+        time.sleep(0.5)
+        for _ in range(10):
+            assert via_a.get("/v1/secrets/shared").json()["data"] == {"k": "2"}
+        metrics = httpx.get(f"{url_a}/metrics").text
+        assert 'route="/v1/secrets/{path:path}"' in metrics
+    # Only one of the replicas created the admin token.
+    assert sum((tmp_path / d / "admin-token").exists() for d in ("a", "b")) == 1
+
+
+def run_cli(*args: str, **env: str) -> subprocess.CompletedProcess[str]:
+    full_env = {k: v for k, v in os.environ.items() if not k.startswith("SECRETSD_")}
+    full_env.update(env)
+    return subprocess.run(
+        [secretsd_executable(), *args], capture_output=True, text=True, env=full_env, timeout=60
+    )
+
+
+def test_cli_errors_are_one_line_with_exit_codes(tmp_path: Path) -> None:
+    bad = run_cli("config", "show", SECRETSD_PORT="eighty")
+    assert bad.returncode == 2
+    assert bad.stderr.startswith("Error: invalid configuration")
+    assert "Traceback" not in bad.stderr
+    missing = run_cli("config", "show", "--config", str(tmp_path / "nope.toml"))
+    assert missing.returncode == 2 and "does not exist" in missing.stderr
+
+    shown = run_cli("config", "show", "--json", SECRETSD_VAULT_TOKEN="s.very-secret-token")
+    assert shown.returncode == 0
+    assert "very-secret" not in shown.stdout
+    assert '"vault_token": "********"' in shown.stdout
+
+    with __import__("socket").socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        busy = run_cli(
+            "serve",
+            "--port",
+            str(port),
+            "--data-dir",
+            str(tmp_path / "d"),
+            "--workers",
+            "1",
+            SECRETSD_VAULT_ADDR="http://127.0.0.1:1",
+            SECRETSD_VAULT_TOKEN="x",
+            SECRETSD_VAULT_TIMEOUT="1",
+        )
+    assert busy.returncode == 6  # Vault unreachable is checked first, clearly
+    assert "Error: Vault at http://127.0.0.1:1 is unreachable" in busy.stderr
+    assert "Traceback" not in busy.stderr
