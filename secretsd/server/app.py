@@ -20,6 +20,7 @@ from secretsd.db.engine import make_engine
 from secretsd.db.migrate import upgrade_schema
 from secretsd.errors import ConfigError, SecretsdError
 from secretsd.server.errors import install_error_handlers
+from secretsd.server.fastpath import FastReadMiddleware
 from secretsd.server.metrics import Metrics
 from secretsd.server.middleware import RequestMiddleware
 from secretsd.server.routes import health, metadata, resolve, secrets
@@ -92,6 +93,7 @@ def create_app(settings: Settings) -> FastAPI:
     for module in (secrets, metadata, resolve, health):
         app.include_router(module.router)
     app.add_middleware(RequestMiddleware, metrics=metrics, max_body_bytes=settings.max_body_bytes)
+    app.add_middleware(FastReadMiddleware, metrics=metrics)  # outermost: added last
     return app
 
 

@@ -29,6 +29,7 @@ log = logging.getLogger(__name__)
 
 _IDENTITY_TTL = 5.0
 _IDENTITY_CACHE_MAX = 10_000
+_DECISION_CACHE_MAX = 100_000
 
 
 @dataclass(frozen=True, slots=True)
@@ -46,6 +47,16 @@ class Authenticator:
     def __init__(self, store: TokenStore) -> None:
         self._store = store
         self._cache: dict[str, tuple[Identity | None, float]] = {}
+
+    def peek(self, token: str) -> Identity | None:
+        """The identity if it is cached, fresh and unexpired; None means "ask identify()"."""
+        cached = self._cache.get(hash_token(token))
+        if cached is None or cached[0] is None or time.monotonic() - cached[1] >= _IDENTITY_TTL:
+            return None
+        identity = cached[0]
+        if identity.expires_at is not None and identity.expires_at <= time.time():
+            return None
+        return identity
 
     def forget_accessor(self, accessor: str) -> None:
         for key in [
@@ -99,6 +110,7 @@ class AppState:
         self.watch = WatchHub(self.secrets, settings.watch_interval)
         self.audit_log = AuditLog(engine, settings.audit_file)
         self.policies: dict[str, Policy] = builtin_policies()
+        self._decisions: dict[tuple[tuple[str, ...], str, str], bool] = {}
 
     def _on_change(self, change: Change) -> None:
         if change.kind == "token":
@@ -112,14 +124,26 @@ class AppState:
         await self.watch.close()
         await self.feed.stop()
         await self.audit_log.stop()
+        await self.backend.aclose()
         self.backend.close()
         self.engine.dispose()
 
     # -- authorisation and audit -----------------------------------------
 
+    def decide(self, policy_names: tuple[str, ...], capability: str, path: str) -> bool:
+        """Policy decision, memoised per (policies, capability, path) until policies change."""
+        key = (policy_names, capability, path)
+        cached = self._decisions.get(key)
+        if cached is None:
+            chosen = [self.policies[name] for name in policy_names if name in self.policies]
+            cached = decide(chosen, capability, path)
+            if len(self._decisions) >= _DECISION_CACHE_MAX:
+                self._decisions.clear()
+            self._decisions[key] = cached
+        return cached
+
     def allowed(self, caller: Caller, capability: str, path: str) -> bool:
-        chosen = [self.policies[name] for name in caller.identity.policies if name in self.policies]
-        return decide(chosen, capability, path)
+        return self.decide(caller.identity.policies, capability, path)
 
     async def audit(
         self,
