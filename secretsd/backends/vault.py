@@ -22,6 +22,7 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 import hvac
+import orjson
 import hvac.exceptions as hvac_errors
 import requests
 
@@ -360,9 +361,8 @@ class VaultBackend:
                 headers = {"X-Vault-Token": self._client.token or ""}
                 async with session.get(url, params=params, headers=headers) as answer:
                     status = answer.status
-                    body = (
-                        await answer.json(content_type=None) if answer.content_length != 0 else {}
-                    )
+                    raw = await answer.read()
+                body = orjson.loads(raw) if raw else {}
                 if status == 403 and attempt == 1 and _errors_say_invalid_token(body):
                     await asyncio.to_thread(self.login)
                     continue
