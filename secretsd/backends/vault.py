@@ -22,8 +22,8 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 import hvac
-import orjson
 import hvac.exceptions as hvac_errors
+import orjson
 import requests
 
 from secretsd.backends.base import (
