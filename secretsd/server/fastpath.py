@@ -25,6 +25,7 @@ from secretsd.audit import AuditEvent
 from secretsd.errors import SecretsdError
 from secretsd.ref import is_valid_path
 from secretsd.server.errors import error_response
+from secretsd.server.schemas import RESERVED_TOP
 
 if TYPE_CHECKING:
     from secretsd.server.metrics import Metrics
@@ -67,7 +68,7 @@ class FastReadMiddleware:
                 return False
             version = int(match.group(1))
         path = scope["path"][len(_PREFIX) :]
-        if not is_valid_path(path):
+        if not is_valid_path(path) or path.split("/", 1)[0] == RESERVED_TOP:
             return False
         token = request_id = b""
         for name, value in scope["headers"]:
