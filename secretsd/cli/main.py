@@ -13,7 +13,7 @@ import sys
 
 import typer
 
-from secretsd.cli import config_cmd, serve_cmd
+from secretsd.cli import audit_cmd, config_cmd, serve_cmd
 from secretsd.errors import SecretsdError
 
 __all__ = ["app", "main"]
@@ -27,6 +27,7 @@ app = typer.Typer(
 )
 app.command("serve")(serve_cmd.serve)
 app.add_typer(config_cmd.app, name="config")
+app.add_typer(audit_cmd.app, name="audit")
 
 
 @app.command("version")
@@ -39,7 +40,8 @@ def version() -> None:
 
 def main(argv: list[str] | None = None) -> int:
     try:
-        app(args=argv, prog_name="secretsd", standalone_mode=False)
+        # Without standalone mode click returns the code of a typer.Exit instead of exiting.
+        result = app(args=argv, prog_name="secretsd", standalone_mode=False)
     except SecretsdError as error:
         print(f"Error: {error.message}", file=sys.stderr)
         return error.exit_code
@@ -58,7 +60,7 @@ def main(argv: list[str] | None = None) -> int:
             error.show()
             return 2
         raise
-    return 0
+    return result if isinstance(result, int) else 0
 
 
 if __name__ == "__main__":  # pragma: no cover
