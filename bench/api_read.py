@@ -104,7 +104,12 @@ def wrk(url_prefix: str, header: str, value: str, duration: int, workdir: Path) 
 
 
 def start_secretsd(
-    workdir: Path, name: str, vault_addr: str, vault_token: str, prefix: str, args: argparse.Namespace,
+    workdir: Path,
+    name: str,
+    vault_addr: str,
+    vault_token: str,
+    prefix: str,
+    args: argparse.Namespace,
     **extra_env: str,
 ) -> tuple[subprocess.Popen[bytes], str]:
     port = free_port()
@@ -161,8 +166,14 @@ def main() -> None:
             vault_port = free_port()
             vault_token = "root-bench"
             bao = subprocess.Popen(
-                [find_bao_binary(), "server", "-dev", f"-dev-listen-address=127.0.0.1:{vault_port}",
-                 f"-dev-root-token-id={vault_token}", "-log-level=error"],
+                [
+                    find_bao_binary(),
+                    "server",
+                    "-dev",
+                    f"-dev-listen-address=127.0.0.1:{vault_port}",
+                    f"-dev-root-token-id={vault_token}",
+                    "-log-level=error",
+                ],
                 stdout=subprocess.DEVNULL,
                 stderr=subprocess.DEVNULL,
             )
@@ -177,8 +188,10 @@ def main() -> None:
             credentials = embedded.start()
             login = httpx.post(
                 f"{credentials.addr}/v1/auth/approle/login",
-                json={"role_id": credentials.role_id,
-                      "secret_id": credentials.secret_id_file.read_text().strip()},
+                json={
+                    "role_id": credentials.role_id,
+                    "secret_id": credentials.secret_id_file.read_text().strip(),
+                },
             ).json()
             vault_addr, vault_token = credentials.addr, login["auth"]["client_token"]
 
@@ -186,36 +199,59 @@ def main() -> None:
         processes.append(cached)
         headers = {"Authorization": f"Bearer {TOKEN}"}
         for i in range(PATHS):
-            httpx.put(f"{url}/v1/secrets/bench/p{i:02d}", headers=headers,
-                      json={"data": {"password": f"value-{i}", "user": "bench"}}).raise_for_status()
+            httpx.put(
+                f"{url}/v1/secrets/bench/p{i:02d}",
+                headers=headers,
+                json={"data": {"password": f"value-{i}", "user": "bench"}},
+            ).raise_for_status()
 
-        print(f"wrk -t2 -c32 -d{args.duration}s over {PATHS} paths; secretsd workers={args.workers}, "
-              f"vault={args.vault}, database={args.database}, audit on", flush=True)
-        direct = wrk(f"{vault_addr}/v1/secret/data/{prefix}/bench/", "X-Vault-Token", vault_token,
-                     args.duration, workdir)
+        print(
+            f"wrk -t2 -c32 -d{args.duration}s over {PATHS} paths; secretsd workers={args.workers}, "
+            f"vault={args.vault}, database={args.database}, audit on",
+            flush=True,
+        )
+        direct = wrk(
+            f"{vault_addr}/v1/secret/data/{prefix}/bench/",
+            "X-Vault-Token",
+            vault_token,
+            args.duration,
+            workdir,
+        )
         wrk(f"{url}/v1/secrets/bench/", "Authorization", f"Bearer {TOKEN}", 2, workdir)  # warm
-        hot = wrk(f"{url}/v1/secrets/bench/", "Authorization", f"Bearer {TOKEN}", args.duration,
-                  workdir)
+        hot = wrk(
+            f"{url}/v1/secrets/bench/", "Authorization", f"Bearer {TOKEN}", args.duration, workdir
+        )
         stop(cached)
         processes.remove(cached)
 
         uncached_process, url = start_secretsd(
-            workdir, "uncached", vault_addr, vault_token, prefix, args, SECRETSD_CACHE_ENABLED="false"
+            workdir,
+            "uncached",
+            vault_addr,
+            vault_token,
+            prefix,
+            args,
+            SECRETSD_CACHE_ENABLED="false",
         )
         processes.append(uncached_process)
-        cold = wrk(f"{url}/v1/secrets/bench/", "Authorization", f"Bearer {TOKEN}", args.duration,
-                   workdir)
+        cold = wrk(
+            f"{url}/v1/secrets/bench/", "Authorization", f"Bearer {TOKEN}", args.duration, workdir
+        )
 
         rows = [("OpenBao direct", direct), ("secretsd cached", hot), ("secretsd uncached", cold)]
         print(f"{'':20} {'req/s':>9} {'p50 ms':>8} {'p99 ms':>8} {'errors':>7} {'vs direct':>10}")
         for name, result in rows:
             ratio = result["rps"] / direct["rps"]
-            print(f"{name:20} {result['rps']:9.0f} {result['p50_us'] / 1000:8.2f} "
-                  f"{result['p99_us'] / 1000:8.2f} {result['errors'] + result['non2xx']:7d} "
-                  f"{ratio:9.2f}x")
-        print(f"targets: cached >= 1.00x direct with p99 < 10 ms; uncached >= 0.50x direct")
-        print(f"cached {hot['rps'] / direct['rps']:.2f}x (p99 {hot['p99_us'] / 1000:.2f} ms), "
-              f"uncached {cold['rps'] / direct['rps']:.2f}x")
+            print(
+                f"{name:20} {result['rps']:9.0f} {result['p50_us'] / 1000:8.2f} "
+                f"{result['p99_us'] / 1000:8.2f} {result['errors'] + result['non2xx']:7d} "
+                f"{ratio:9.2f}x"
+            )
+        print("targets: cached >= 1.00x direct with p99 < 10 ms; uncached >= 0.50x direct")
+        print(
+            f"cached {hot['rps'] / direct['rps']:.2f}x (p99 {hot['p99_us'] / 1000:.2f} ms), "
+            f"uncached {cold['rps'] / direct['rps']:.2f}x"
+        )
     finally:
         for process in processes:
             stop(process)
