@@ -94,10 +94,14 @@ def main() -> None:
     rng = random.Random(7)
     policies = make_policies(1000, 20, rng)
     paths = [random_path(rng) for _ in range(args.decisions)]
-    print(f"{len(policies)} policies x 20 rules = {sum(len(p.rules) for p in policies)} rules; "
-          f"{args.decisions} decisions on random paths")
-    print(f"{'token bound to':>15} {'compile ms':>11} {'trie p50 us':>12} {'trie p99 us':>12} "
-          f"{'memo p50 us':>12} {'linear p50 us':>14} {'linear/trie':>12}")
+    print(
+        f"{len(policies)} policies x 20 rules = {sum(len(p.rules) for p in policies)} rules; "
+        f"{args.decisions} decisions on random paths"
+    )
+    print(
+        f"{'token bound to':>15} {'compile ms':>11} {'trie p50 us':>12} {'trie p99 us':>12} "
+        f"{'memo p50 us':>12} {'linear p50 us':>14} {'linear/trie':>12}"
+    )
     for bound in (1, 10, 1000):
         chosen = policies[:bound]
         started = time.perf_counter()
@@ -123,8 +127,10 @@ def main() -> None:
         trie_p50, trie_p99 = summary(trie)
         memo_p50, _ = summary(memo_samples)
         lin_p50, _ = summary(lin)
-        print(f"{bound:>15} {compile_ms:>11.1f} {trie_p50:>12.1f} {trie_p99:>12.1f} "
-              f"{memo_p50:>12.2f} {lin_p50:>14.1f} {lin_p50 / trie_p50:>11.0f}x")
+        print(
+            f"{bound:>15} {compile_ms:>11.1f} {trie_p50:>12.1f} {trie_p99:>12.1f} "
+            f"{memo_p50:>12.2f} {lin_p50:>14.1f} {lin_p50 / trie_p50:>11.0f}x"
+        )
     print("target: median per-request overhead < 200 us (trie p50 is the cold, worst case)")
 
 
