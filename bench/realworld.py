@@ -6,8 +6,6 @@ public repositories (weak human passwords, test fixtures, framework config,
 DSNs, CLI snippets) and are scored separately. All values are made up.
 """
 
-# ruff: noqa: E501 - the labelled lines are kept whole, as they appear in code
-
 from __future__ import annotations
 
 import json

@@ -18,8 +18,10 @@ remembers which ids it has handled.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import time
+import uuid
 from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -56,6 +58,8 @@ class ChangeFeed:
         self._seen_order: deque[int] = deque()
         self._task: asyncio.Task[None] | None = None
         self._last_prune = 0.0
+        # Our own changes were delivered locally when published; the poll skips them.
+        self.origin = uuid.uuid4().hex
         self.healthy = True
 
     def subscribe(self, listener: Callable[[Change], None]) -> None:
@@ -65,7 +69,8 @@ class ChangeFeed:
         """Record a change (blocking; call from a worker thread)."""
         with database_errors(self._engine), self._engine.begin() as connection:
             connection.execute(
-                insert(ChangeEvent), [{"kind": kind, "key": key, "created_at": time.time()}]
+                insert(ChangeEvent),
+                [{"kind": kind, "key": key, "origin": self.origin, "created_at": time.time()}],
             )
 
     def deliver_local(self, change: Change) -> None:
@@ -76,27 +81,25 @@ class ChangeFeed:
     async def start(self) -> None:
         # Start from "now": older changes are already reflected in Vault.
         self._high = await asyncio.to_thread(self._max_id)
-        for change_id, _, _ in await asyncio.to_thread(self._fetch):
+        for change_id, *_ in await asyncio.to_thread(self._fetch):
             self._remember(change_id)
         self._task = asyncio.create_task(self._run(), name="secretsd-change-feed")
 
     async def stop(self) -> None:
         if self._task is not None:
             self._task.cancel()
-            try:
+            with contextlib.suppress(asyncio.CancelledError):
                 await self._task
-            except asyncio.CancelledError:
-                pass
 
     def _max_id(self) -> int:
         with database_errors(self._engine), self._engine.connect() as connection:
             return int(connection.execute(select(func.max(ChangeEvent.id))).scalar() or 0)
 
-    def _fetch(self) -> list[tuple[int, str, str]]:
+    def _fetch(self) -> list[tuple[int, str, str, str]]:
         floor = max(self._high - _WINDOW, 0)
         with database_errors(self._engine), self._engine.connect() as connection:
             rows = connection.execute(
-                select(ChangeEvent.id, ChangeEvent.kind, ChangeEvent.key)
+                select(ChangeEvent.id, ChangeEvent.kind, ChangeEvent.key, ChangeEvent.origin)
                 .where(ChangeEvent.id > floor)
                 .order_by(ChangeEvent.id)
             ).all()
@@ -107,18 +110,19 @@ class ChangeFeed:
                     delete(ChangeEvent).where(ChangeEvent.created_at < now - _RETENTION_SECONDS)
                 )
                 connection.commit()
-        return [(int(r.id), str(r.kind), str(r.key)) for r in rows]
+        return [(int(r.id), str(r.kind), str(r.key), str(r.origin)) for r in rows]
 
     async def poll_once(self) -> int:
         """Fetch and deliver new changes; return how many were new."""
         rows = await asyncio.to_thread(self._fetch)
         delivered = 0
-        for change_id, kind, key in rows:
+        for change_id, kind, key, origin in rows:
             if change_id in self._seen or change_id <= self._high - _WINDOW:
                 continue
             self._remember(change_id)
             self._high = max(self._high, change_id)
-            self.deliver_local(Change(kind, key))
+            if origin != self.origin:
+                self.deliver_local(Change(kind, key))
             delivered += 1
         return delivered
 

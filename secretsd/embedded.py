@@ -45,7 +45,19 @@ log = logging.getLogger(__name__)
 APPROLE_NAME = "secretsd"
 POLICY_NAME = "secretsd"
 _ENV_ROLE_ID = "SECRETSD_EMBEDDED_ROLE_ID"
-_ENV_SECRET_ID = "SECRETSD_EMBEDDED_SECRET_ID"
+_ENV_SECRET_ID = "SECRETSD_EMBEDDED_SECRET_ID"  # noqa: S105 - a variable name
+
+
+def _die_with_parent() -> None:
+    """In the child: ask Linux to SIGTERM OpenBao if secretsd dies without stopping it."""
+    try:
+        import ctypes
+
+        libc = ctypes.CDLL("libc.so.6", use_errno=True)
+        pr_set_pdeathsig = 1
+        libc.prctl(pr_set_pdeathsig, signal.SIGTERM)
+    except OSError:
+        pass  # not Linux: stop() still stops it on every orderly exit
 
 
 def find_bao_binary(explicit: str | None = None) -> str:
@@ -286,12 +298,18 @@ class EmbeddedOpenBao:
         os.chmod(self.log_file, 0o600)
         try:
             self._process = subprocess.Popen(
-                [self.binary, "server", f"-config={self.config_file}", f"-log-level={self.log_level}"],
+                [
+                    self.binary,
+                    "server",
+                    f"-config={self.config_file}",
+                    f"-log-level={self.log_level}",
+                ],
                 stdin=subprocess.DEVNULL,
                 stdout=log_handle,
                 stderr=subprocess.STDOUT,
                 env=env,
                 start_new_session=True,  # Ctrl-C reaches secretsd, which stops OpenBao in order
+                preexec_fn=_die_with_parent,
             )
         finally:
             log_handle.close()

@@ -26,6 +26,7 @@ __all__ = [
     "SCHEME",
     "Reference",
     "is_reference",
+    "is_valid_path",
     "parse_reference",
     "validate_key",
     "validate_path",
@@ -84,6 +85,11 @@ def validate_path(path: str, *, allow_empty: bool = False) -> str:
     if problem is not None:
         raise InvalidPath(f"invalid secret path {path!r}: {problem}")
     return path
+
+
+def is_valid_path(path: str) -> bool:
+    """True when ``path`` is a valid secret path (the check without the message)."""
+    return _path_problem(path) is None
 
 
 def validate_key(key: str) -> str:
@@ -159,15 +165,9 @@ def _parse_query(text: str, query: str) -> int:
     name, sep, value = query.partition("=")
     if name != "version" or not sep:
         raise InvalidReference(
-            f"invalid reference {text!r}: the only query parameter is 'version=<n>', "
-            f"got {query!r}"
+            f"invalid reference {text!r}: the only query parameter is 'version=<n>', got {query!r}"
         )
-    if (
-        not value.isascii()
-        or not value.isdigit()
-        or value.startswith("0")
-        or len(value) > 18
-    ):
+    if not value.isascii() or not value.isdigit() or value.startswith("0") or len(value) > 18:
         raise InvalidReference(
             f"invalid reference {text!r}: version must be a positive integer, got {value!r}"
         )

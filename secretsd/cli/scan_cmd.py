@@ -326,7 +326,8 @@ def _scan(
     if fix and findings:
         from secretsd.scanners.fix import run_fix
 
-        return run_fix(result.root, findings, dry_run=dry_run, assume_yes=yes)
+        fixed: int = run_fix(result.root, findings, dry_run=dry_run, assume_yes=yes)
+        return fixed
     _emit(
         render(fmt, findings, result.stats, result.config.rules, show_secrets=show_secrets), output
     )

@@ -17,15 +17,19 @@ def serve(
         str | None, typer.Option(help="Address to listen on (SECRETSD_HOST).", show_default=False)
     ] = None,
     port: Annotated[
-        int | None, typer.Option(help="Port to listen on (SECRETSD_PORT, default 8700).", show_default=False)
+        int | None,
+        typer.Option(help="Port to listen on (SECRETSD_PORT, default 8700).", show_default=False),
     ] = None,
     data_dir: DataDirOption = None,
     workers: Annotated[
         int | None,
-        typer.Option(help="Worker processes (SECRETSD_WORKERS, default: CPUs, max 4).", show_default=False),
+        typer.Option(
+            help="Worker processes (SECRETSD_WORKERS, default: CPUs, max 4).", show_default=False
+        ),
     ] = None,
     log_level: Annotated[
-        str | None, typer.Option(help="critical, error, warning, info or debug.", show_default=False)
+        str | None,
+        typer.Option(help="critical, error, warning, info or debug.", show_default=False),
     ] = None,
     config: ConfigOption = None,
 ) -> None:

@@ -65,8 +65,10 @@ def database_errors(engine: Engine) -> Iterator[None]:
     try:
         yield
     except (OperationalError, DBAPIError) as error:
-        if isinstance(error, DBAPIError) and not error.connection_invalidated and not isinstance(
-            error, OperationalError
+        if (
+            isinstance(error, DBAPIError)
+            and not error.connection_invalidated
+            and not isinstance(error, OperationalError)
         ):
             raise
         raise DatabaseUnavailable(

@@ -28,7 +28,9 @@ _HTTP_CODES = {
 }
 
 
-def error_response(status: int, code: str, message: str, headers: dict[str, str] | None = None) -> Response:
+def error_response(
+    status: int, code: str, message: str, headers: dict[str, str] | None = None
+) -> Response:
     return Response(
         content=orjson.dumps({"error": {"code": code, "message": message}}),
         status_code=status,

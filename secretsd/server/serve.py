@@ -12,6 +12,7 @@ from __future__ import annotations
 import logging
 import os
 import shutil
+import signal
 import socket
 import sys
 from collections.abc import Callable
@@ -30,6 +31,14 @@ from secretsd.server.state import ensure_admin_token
 __all__ = ["prepare", "serve"]
 
 log = logging.getLogger(__name__)
+
+
+class _Terminated(Exception):
+    """SIGTERM reached the parent: shut down in order."""
+
+
+def _exit_on_sigterm(_signum: int, _frame: object) -> None:
+    raise _Terminated
 
 
 def bind_socket(host: str, port: int) -> socket.socket:
@@ -99,6 +108,12 @@ def prepare(
     return worker_settings, embedded, created
 
 
+_ADMIN_ELSEWHERE = (
+    "created earlier by another replica or data dir; ask its operator, or start a new "
+    "database with SECRETSD_BOOTSTRAP_TOKEN set"
+)
+
+
 def _banner(
     settings: Settings,
     worker_settings: Settings,
@@ -108,7 +123,7 @@ def _banner(
 ) -> str:
     host = settings.host
     shown_host = f"[{host}]" if ":" in host else host
-    addr = f"http://{shown_host}:{port}"
+    addr = f"{'https' if settings.tls else 'http'}://{shown_host}:{port}"
     token_file = settings.admin_token_file
     vault = (
         f"embedded OpenBao at {worker_settings.vault_addr} (data in {embedded.root})"
@@ -116,21 +131,18 @@ def _banner(
         else f"{settings.vault_addr} (mount {settings.vault_mount}, prefix {settings.vault_prefix})"
     )
     if created is not None:
-        token_line = f"{token_file} (created now, mode 0600; keep it safe)"
+        admin_line = f"{token_file} (created now, mode 0600; keep it safe)"
     elif token_file.exists():
-        token_line = f"{token_file}"
+        admin_line = f"{token_file}"
     else:
-        token_line = (
-            "created earlier by another replica or data dir; ask its operator, or start a new "
-            "database with SECRETSD_BOOTSTRAP_TOKEN set"
-        )
+        admin_line = _ADMIN_ELSEWHERE
     return "\n".join(
         [
             f"secretsd {__version__} is serving on {addr} ({settings.workers} worker"
             f"{'s' if settings.workers > 1 else ''})",
             f"  Vault:       {vault}",
             f"  Database:    {describe_url(settings.sqlalchemy_url)}",
-            f"  Admin token: {token_line}",
+            f"  Admin token: {admin_line}",
             "Log in with:",
             f"  export SECRETSD_ADDR={addr}",
             f"  export SECRETSD_TOKEN_FILE={token_file}",
@@ -147,6 +159,10 @@ def serve(settings: Settings, say: Callable[[str], None] | None = None) -> None:
     from uvicorn.supervisors import Multiprocess
 
     out = say or (lambda text: print(text, flush=True))
+    settings.check_listener()
+    # uvicorn re-raises the signal that stopped it once it has shut down; with the
+    # default SIGTERM disposition that would kill us before OpenBao is stopped.
+    signal.signal(signal.SIGTERM, _exit_on_sigterm)
     worker_settings, embedded, created = prepare(settings, out)
     sock: socket.socket | None = None
     try:
@@ -168,13 +184,15 @@ def serve(settings: Settings, say: Callable[[str], None] | None = None) -> None:
             log_level=settings.log_level,
             timeout_graceful_shutdown=5,
             server_header=False,
+            ssl_certfile=str(settings.tls_cert_file) if settings.tls_cert_file else None,
+            ssl_keyfile=str(settings.tls_key_file) if settings.tls_key_file else None,
         )
         out(_banner(settings, worker_settings, port, embedded, created))
         if settings.workers > 1:
             Multiprocess(config, sockets=[sock]).run()
         else:
             uvicorn.Server(config).run(sockets=[sock])
-    except KeyboardInterrupt:
+    except (KeyboardInterrupt, _Terminated):
         pass
     finally:
         if sock is not None:

@@ -68,6 +68,7 @@ def upgrade() -> None:
         sa.Column("id", BigId, primary_key=True, autoincrement=True),
         sa.Column("kind", sa.String(16), nullable=False),
         sa.Column("key", sa.String(600), nullable=False),
+        sa.Column("origin", sa.String(32), nullable=False, server_default=""),
         sa.Column("created_at", sa.Float(), nullable=False),
     )
     op.create_index("ix_change_events_created", "change_events", ["created_at"])

