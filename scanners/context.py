@@ -365,7 +365,7 @@ def judge_assignment(
         return False
     keyed = bool(key)  # rules without a key (login("u", "pw"), -p pw) have no field names
     if keyed and _WORDY.fullmatch(value) and (kind != "password" or _IDENTIFIER.fullmatch(value)):
-        return False  # human text and identifiers ("user-password", "Invalid_token")
+        return False  # human text and identifiers: user-password, Invalid_token
     if keyed and _IDENTIFIER.fullmatch(value) and not any(c.isdigit() for c in value):
         return False
     if _CAMEL.fullmatch(value) and kind != "password" and len(value) < 24:
