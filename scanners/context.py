@@ -60,7 +60,8 @@ _PLACEHOLDER_EXACT = _words(
 _TEMPLATE = re.compile(
     r"\$\{|\$\(|\{\{|\}\}|\{%|<%|%\(|#\{|\[\[|\]\]|%[sd](?![A-Za-z0-9])|\{\d*\}|"
     r"^\$[A-Za-z_]\w*$|^%[A-Za-z_]\w*%$|^@[A-Za-z_]\w*@$|^__[A-Z0-9_]+__$|^%[sdr]$|"
-    r"^\{[0-9a-z_]*\}$|^:[a-z_]+$|^\$\d$|^\$env:|^env:"
+    r"^\{[0-9a-z_]*\}$|^:[a-z_]+$|^\$\d$|^\$env:|^env:|"
+    r"\{[A-Za-z_][\w.]*(?:\[[^\]]*\])?(?:![rsa])?(?::[^}]*)?\}"
 )
 _TOKEN_TEMPLATE = re.compile(r"\$\{|\{\{|\}\}|<%|%\(|\$\(")
 # A literal right after one of these calls is a *name* to look up, not the value.
@@ -92,7 +93,7 @@ _NOT_SECRET_WORDS = _words(
     dest destination hash hashed digest salt nonce uuid guid fingerprint checksum encrypted
     enc cipher ciphertext sha md5 crc etag commit revision key_id keyid lookup getter setter
     fn func function cls default defaults encode decode join split replace strip lower upper
-    startswith endswith find helper"""
+    startswith endswith find helper mgr"""
 )
 _ABOUT_WORDS = _words(
     """hashed hash encrypted forgot reset sha sha1 sha256 md5 checksum digest commit fake dummy
@@ -340,6 +341,8 @@ def judge_assignment(
         before_key = line[: max(0, line.find(key))].rstrip().rstrip("\"'")
         if not re.search(r"[\w\]]\s*\(\s*$|\bdefine\s*\(\s*$", before_key):
             return False
+        if re.match(r"[A-Z][a-z0-9]+[A-Z]|[A-Z]{2,}[a-z]", key):
+            return False  # MovedAttribute("HTTPPasswordMgr", ...): a class name, not a key
         if value.isalpha() and value.islower():
             return False
     before_value = line[: max(0, line.find(value))].rstrip().rstrip("\"'`")
