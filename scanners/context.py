@@ -97,7 +97,7 @@ _NOT_SECRET_WORDS = _words(
 )
 _ABOUT_WORDS = _words(
     """hashed hash encrypted forgot reset sha sha1 sha256 md5 checksum digest commit fake dummy
-    example sample mock placeholder"""
+    example sample mock placeholder public"""
 )
 _CREDENTIAL_STEMS = (
     "password",
@@ -305,7 +305,7 @@ def judge_uri_password(user: str, password: str, host: str) -> bool:
         return False
     if _is_placeholder(password) and not (low.isalnum() and len(low) <= 12 and "your" not in low):
         return False
-    if password.startswith("%") or password.startswith("$"):
+    if password.startswith("$"):
         return False
     host_low = host.lower()
     example_host = host_low.endswith(("example.com", "example.org", "example.net")) or (
