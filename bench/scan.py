@@ -236,6 +236,15 @@ def main() -> int:
             f"{cell('hist_findings', '5d')}"
         )
     print()
+    print(f"hand-written real-world lines ({len(hand_labels)} labelled, scored alike):")
+    for name, row in results.items():
+        hand_score = row["hand"]
+        assert isinstance(hand_score, dict)
+        print(
+            f"  {name:15} P {hand_score['precision']:.3f}  R {hand_score['recall']:.3f}  "
+            f"F1 {hand_score['f1']:.3f}"
+        )
+    print()
     print(
         f"pre-commit hook, 20-file commit: median {hook['hook_median_s']:.3f} s wall "
         f"(max {hook['hook_max_s']:.3f} s); through the pre-commit framework: "

@@ -20,7 +20,7 @@ from secretsd.errors import ConfigError, InvalidInput, SecretsdError
 if TYPE_CHECKING:
     from secretsd.scanners.scan import ScanResult
 
-__all__ = ["scan"]
+__all__ = ["execute", "fast_parser", "run_fast", "scan"]
 
 _EXTRA_HINT = "the scanner needs the 'scan' extra: pip install 'secretsd[scan]'"
 
