@@ -10,10 +10,12 @@ from __future__ import annotations
 
 import json
 from collections.abc import Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from secretsd.scanners.model import Finding, redact
-from secretsd.scanners.rules import RuleSet
+
+if TYPE_CHECKING:
+    from secretsd.scanners.rules import RuleSet
 
 __all__ = ["FIX_HINT", "FORMATS", "render", "to_json", "to_sarif", "to_text"]
 

@@ -75,7 +75,6 @@ def _order(source: Any, finding: Finding) -> int:
 
 def run_scan(request: ScanRequest, engine: Engine | None = None) -> ScanResult:
     """Scan as asked; raises ``InvalidInput``/``ConfigError`` for user mistakes (exit 2)."""
-    from secretsd.scanners.baseline import load_baseline
     from secretsd.scanners.sources.tree import SkipStats, TreeSource
 
     started = time.perf_counter()
@@ -102,7 +101,11 @@ def run_scan(request: ScanRequest, engine: Engine | None = None) -> ScanResult:
         diff_source.start()  # git streams while the rules load
         config = _config(request, root)
         fragments = diff_source.fragments()
-    baseline = load_baseline(request.baseline) if request.baseline is not None else frozenset()
+    baseline: frozenset[str] = frozenset()
+    if request.baseline is not None:
+        from secretsd.scanners.baseline import load_baseline
+
+        baseline = load_baseline(request.baseline)
     if engine is None:
         from secretsd.scanners.engine import Engine
 

@@ -209,9 +209,21 @@ def test_fast_parser_accepts_every_typer_option() -> None:
     command = typer.main.get_command(app).commands["scan"]  # type: ignore[attr-defined]
     typer_flags = {opt for param in command.params for opt in (*param.opts, *param.secondary_opts)}
     typer_flags = {f for f in typer_flags if f.startswith("-")} - {"--help"}
-    parser = scan_cmd.fast_parser()
+    parser = scan_cmd.fast_parser()  # re-exported from scan_run
     fast_flags = {opt for action in parser._actions for opt in action.option_strings}
     assert typer_flags == fast_flags
     typer_dests = {param.name for param in command.params}
     fast_dests = {action.dest for action in parser._actions}
     assert typer_dests == fast_dests
+
+
+def test_console_entry_point_fast_path(tree: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """`secretsd scan` through the console script never needs typer, and keeps the boundary."""
+    from secretsd.cli.entry import main as entry
+
+    assert entry(["scan", str(tree), "-f", "json"]) == 1
+    assert json.loads(capsys.readouterr().out)["findings"]
+    assert entry(["scan", str(tree), "--format", "xml"]) == 2
+    assert capsys.readouterr().err.startswith("Error: --format 'xml'")
+    assert entry(["scan", "--no-such-flag"]) == 2
+    assert entry(["version"]) == 0

@@ -1,0 +1,39 @@
+"""The ``secretsd`` console script: `secretsd scan` without typer, everything else via main.
+
+``secretsd scan`` runs in pre-commit hooks and CI on every push, where start-up
+time is most of the wall time; it is parsed with argparse (``scan_run``) and
+gets the same error boundary as every other command (``Error: ...`` on
+stderr, the error's exit code, 130 on Ctrl-C). ``--help`` and every other
+command go through the typer app in ``main``.
+"""
+
+from __future__ import annotations
+
+import sys
+
+__all__ = ["main"]
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = sys.argv[1:] if argv is None else argv
+    if args[:1] == ["scan"]:
+        from secretsd.cli.scan_run import run_fast
+        from secretsd.errors import SecretsdError
+
+        try:
+            code = run_fast(args[1:])
+        except SecretsdError as error:
+            print(f"Error: {error.message}", file=sys.stderr)
+            return error.exit_code
+        except KeyboardInterrupt:
+            print("Interrupted.", file=sys.stderr)
+            return 130
+        if code is not None:
+            return code
+    from secretsd.cli.main import main as full
+
+    return full(argv)
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())
