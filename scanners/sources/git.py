@@ -189,7 +189,9 @@ class DiffSource:
             # Newest first, so git streams at once and the scan overlaps with it; the
             # scan keeps the oldest sighting of each secret (see ``order``).
             revs = ["--all"] if self.kind == "history" else [f"{self.since}..HEAD"]
-            command = ["log", *revs, _FORMAT, *_DIFF_OPTS]
+            # Deleted files (--diff-filter=d) only carry removed lines; without rename
+            # detection git works less and a moved file is scanned at its new path.
+            command = ["log", *revs, _FORMAT, *_DIFF_OPTS, "--no-renames", "--diff-filter=d"]
         try:
             return self.repo.git.execute(
                 ["git", "-c", "core.quotePath=false", *command], as_process=True
