@@ -1,0 +1,525 @@
+"""The sans-IO core shared by ``Client`` and ``AsyncClient``.
+
+Every operation is a generator of effects (see ``_effects``): it builds the
+request, lets the shell send it, and turns the answer into our own types or
+into the one error hierarchy (``secretsd.errors``), so ``except
+secretsd.NotFound`` means the same thing in the SDK as in the service. Retries,
+logins, token renewal and cache bookkeeping happen here too, once.
+"""
+
+from __future__ import annotations
+
+import functools
+import json
+import logging
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, replace
+from typing import Any
+
+from secretsd.backends.base import SecretMetadata, SecretVersion, VersionInfo, encode_values
+from secretsd.client._auth import AuthState, token_info
+from secretsd.client._cache import SecretCache
+from secretsd.client._effects import HttpRequest, HttpResponse, Op, Sleep, TransportFailure
+from secretsd.client._retry import Retry
+from secretsd.client._types import Resolved, TokenInfo
+from secretsd.client.config import ClientSettings
+from secretsd.errors import (
+    Conflict,
+    Forbidden,
+    InvalidInput,
+    InvalidReference,
+    NotFound,
+    PayloadTooLarge,
+    SecretsdError,
+    Unauthenticated,
+    Unavailable,
+    ValidationFailed,
+    error_class_for_code,
+)
+from secretsd.ref import Reference, is_reference, parse_reference, validate_path
+
+__all__ = ["ClientCore", "as_path", "as_reference", "keyed", "path_of", "pick_value"]
+
+log = logging.getLogger("secretsd.client")
+
+_STATUS_CLASSES: dict[int, type[SecretsdError]] = {
+    400: InvalidInput,
+    401: Unauthenticated,
+    403: Forbidden,
+    404: NotFound,
+    409: Conflict,
+    413: PayloadTooLarge,
+    422: ValidationFailed,
+    502: Unavailable,
+    503: Unavailable,
+    504: Unavailable,
+}
+
+
+@functools.lru_cache(maxsize=4096)
+def _parse_cached(text: str) -> Reference:
+    return parse_reference(text)
+
+
+def as_reference(ref: str | Reference) -> Reference:
+    """A Reference from a ``secretsd://`` string (parsed once, then memoised)."""
+    if isinstance(ref, Reference):
+        return ref
+    if not isinstance(ref, str):
+        return parse_reference(ref)  # raises the parser's own error
+    return _parse_cached(ref)
+
+
+def as_path(path_or_ref: str | Reference) -> str:
+    """A secret path from a bare path or a key-less reference."""
+    if isinstance(path_or_ref, Reference) or is_reference(path_or_ref):
+        ref = as_reference(path_or_ref)
+        if ref.key is not None or ref.version is not None:
+            raise InvalidReference(
+                f"{ref} names a key or version; give the secret's path, e.g. secretsd://{ref.path}"
+            )
+        return ref.path
+    return validate_path(path_or_ref)
+
+
+def keyed(ref: str | Reference) -> _Keyed:
+    """A reference that must name one key (``#key``)."""
+    parsed = as_reference(ref)
+    if parsed.key is None:
+        raise InvalidReference(
+            f"{parsed} names a whole secret, not one value; add '#<key>' "
+            "or read the whole map with get_map()"
+        )
+    return _Keyed(parsed.path, parsed.key, parsed.version)
+
+
+@dataclass(frozen=True, slots=True)
+class _Keyed:
+    path: str
+    key: str
+    version: int | None
+
+
+def path_of(ref: str | Reference) -> str:
+    """The secret path of a bare path or of any reference (key and version ignored)."""
+    if isinstance(ref, Reference) or is_reference(ref):
+        return as_reference(ref).path
+    return validate_path(ref)
+
+
+def pick_value(secret: SecretVersion, key: str) -> str:
+    try:
+        return secret.data[key]
+    except KeyError:
+        keys = ", ".join(sorted(secret.data)) or "none"
+        raise NotFound(
+            f"secret {secret.path!r} version {secret.version} has no key {key!r} (keys: {keys})"
+        ) from None
+
+
+def _json(response: HttpResponse) -> Any:
+    try:
+        return json.loads(response.content)
+    except ValueError:
+        raise SecretsdError(
+            f"secretsd answered HTTP {response.status} with a body that is not JSON; "
+            "is SECRETSD_ADDR the address of a secretsd service?"
+        ) from None
+
+
+def secret_from_json(body: Any) -> SecretVersion:
+    try:
+        meta = body.get("metadata") or {}
+        return SecretVersion(
+            path=str(body["path"]),
+            version=int(body["version"]),
+            data={str(k): str(v) for k, v in body["data"].items()},
+            created_time=str(meta.get("created_time") or ""),
+            custom_metadata={
+                str(k): str(v) for k, v in (meta.get("custom_metadata") or {}).items()
+            },
+            binary_keys=frozenset(str(k) for k in body.get("binary_keys") or ()),
+        )
+    except (AttributeError, KeyError, TypeError, ValueError):
+        raise SecretsdError("secretsd answered with an unexpected secret shape") from None
+
+
+def metadata_from_json(body: Any) -> SecretMetadata:
+    try:
+        return SecretMetadata(
+            path=str(body["path"]),
+            current_version=int(body["current_version"]),
+            oldest_version=int(body["oldest_version"]),
+            created_time=str(body["created_time"]),
+            updated_time=str(body["updated_time"]),
+            max_versions=int(body["max_versions"]),
+            cas_required=bool(body["cas_required"]),
+            versions=tuple(
+                VersionInfo(
+                    version=int(item["version"]),
+                    created_time=str(item["created_time"]),
+                    deletion_time=str(item.get("deletion_time") or ""),
+                    destroyed=bool(item.get("destroyed", False)),
+                )
+                for item in body["versions"]
+            ),
+            custom_metadata={str(k): str(v) for k, v in (body["custom_metadata"] or {}).items()},
+        )
+    except (AttributeError, KeyError, TypeError, ValueError):
+        raise SecretsdError("secretsd answered with an unexpected metadata shape") from None
+
+
+def _resolved(item: Any) -> Resolved:
+    ref = str(item.get("ref", ""))
+    if "error" in item:
+        error = item["error"] or {}
+        cls = error_class_for_code(str(error.get("code", "")))
+        return Resolved(ref, error=cls(str(error.get("message", "resolving failed"))))
+    stale = bool(item.get("stale", False))
+    if "value" in item:
+        return Resolved(
+            ref,
+            str(item["path"]),
+            int(item["version"]),
+            value=str(item["value"]),
+            binary=bool(item.get("binary", False)),
+            stale=stale,
+        )
+    return Resolved(
+        ref,
+        str(item["path"]),
+        int(item["version"]),
+        data={str(k): str(v) for k, v in item["data"].items()},
+        binary_keys=frozenset(item.get("binary_keys") or ()),
+        stale=stale,
+    )
+
+
+def resolved_from_secret(text: str, ref: Reference, secret: SecretVersion) -> Resolved:
+    if ref.key is None:
+        return Resolved(
+            text, ref.path, secret.version, data=secret.data, binary_keys=secret.binary_keys
+        )
+    value = pick_value(secret, ref.key)
+    return Resolved(
+        text, ref.path, secret.version, value=value, binary=ref.key in secret.binary_keys
+    )
+
+
+class ClientCore:
+    """State and operations of one client; the shells only move bytes and sleep."""
+
+    def __init__(
+        self,
+        settings: ClientSettings,
+        *,
+        timeout: float,
+        cache_ttl: float,
+        retry: Retry,
+        auto_renew: bool,
+        watch_wait: float,
+    ) -> None:
+        self.settings = settings
+        self.timeout = timeout
+        self.retry = retry
+        self.watch_wait = watch_wait
+        self.auth = AuthState(settings, auto_renew=auto_renew)
+        self.cache = SecretCache(cache_ttl)
+
+    def __repr__(self) -> str:
+        return f"ClientCore(addr={self.settings.addr!r}, auth={self.auth!r})"
+
+    # -- plumbing -----------------------------------------------------------------
+
+    def error_for(self, outcome: HttpResponse | TransportFailure) -> SecretsdError:
+        if isinstance(outcome, TransportFailure):
+            return Unavailable(
+                f"cannot reach secretsd at {self.settings.addr} ({outcome.kind}: {outcome.detail});"
+                " is it running, and is SECRETSD_ADDR right?"
+            )
+        cls: type[SecretsdError] = SecretsdError
+        message = f"secretsd answered HTTP {outcome.status}"
+        try:
+            error = json.loads(outcome.content)["error"]
+            cls = error_class_for_code(str(error["code"]))
+            message = str(error["message"])
+        except (ValueError, KeyError, TypeError):
+            pass
+        if cls is SecretsdError:
+            cls = _STATUS_CLASSES.get(outcome.status, SecretsdError)
+        if cls is Unauthenticated and self.settings.credentials_from:
+            message += f" (credentials from {self.settings.credentials_from})"
+        return cls(message)
+
+    def call(
+        self, request: HttpRequest, *, authenticated: bool = True, check_token: bool = True
+    ) -> Op[HttpResponse]:
+        """Send ``request``: log in or renew first if due, retry, map errors."""
+        if authenticated and check_token:
+            yield from self._ensure_token()
+        failures = 0
+        refreshed = False
+        while True:
+            sent = request
+            if authenticated:
+                sent = replace(request, headers={**request.headers, **self.auth.header()})
+            outcome = yield sent
+            assert outcome is not None, "the shell must answer an HttpRequest"
+            if isinstance(outcome, HttpResponse) and outcome.status < 400:
+                return outcome
+            if (
+                authenticated
+                and not refreshed
+                and isinstance(outcome, HttpResponse)
+                and outcome.status == 401
+                and self.auth.on_unauthenticated()
+            ):
+                refreshed = True
+                yield from self._ensure_token()
+                continue
+            failures += 1
+            if self.retry.should_retry(request.idempotent, outcome, failures):
+                delay = self.retry.delay(failures)
+                log.debug(
+                    "%s %s failed (%r); retrying in %.2fs",
+                    request.method,
+                    request.url,
+                    outcome,
+                    delay,
+                )
+                yield Sleep(delay)
+                continue
+            raise self.error_for(outcome)
+
+    def _ensure_token(self) -> Op[None]:
+        if self.auth.needs_login():
+            response = yield from self.call(self.auth.login_request(), authenticated=False)
+            answer = _json(response)
+            self.auth.apply_login(token_info(answer, token=answer.get("token")))
+        elif self.auth.needs_lookup():
+            self.auth.lookup_started()
+            try:
+                info = yield from self.token_self_op()
+            except (Unauthenticated, Unavailable):
+                raise
+            except SecretsdError as error:  # e.g. a service without the endpoint
+                log.debug("cannot look up the token's lifetime: %s", error.message)
+            else:
+                self.auth.apply_lifetime(info)
+        elif self.auth.renew_due():
+            try:
+                yield from self.renew_op()
+            except SecretsdError as error:
+                self.auth.renew_failed()
+                log.warning("renewing the secretsd token failed: %s", error.message)
+
+    # -- secrets ------------------------------------------------------------------
+
+    def read_op(
+        self, path: str, version: int | None = None, *, revalidate: bool = False
+    ) -> Op[SecretVersion]:
+        """Read through the cache: served fresh, revalidated with If-None-Match, or fetched."""
+        if not revalidate:
+            cached = self.cache.fresh(path, version)
+            if cached is not None:
+                return cached
+        validate_path(path)
+        while True:
+            etag = self.cache.etag(path, version)
+            request = HttpRequest(
+                "GET",
+                f"/v1/secrets/{path}",
+                params={"version": str(version)} if version is not None else None,
+                headers={"If-None-Match": etag} if etag else {},
+            )
+            response = yield from self.call(request)
+            stale = response.header("x-secretsd-stale") == "true"
+            if stale:
+                log.warning("secretsd served %r from its cache: Vault is unavailable", path)
+            if response.status == 304:
+                secret = self.cache.touch(path, version, stale=stale)
+                if secret is not None:
+                    return secret
+                continue  # evicted meanwhile: ask again without an ETag
+            secret = secret_from_json(_json(response))
+            self.cache.store(path, version, secret, stale=stale)
+            return secret
+
+    def get_op(self, ref: str | Reference) -> Op[str]:
+        parsed = keyed(ref)
+        secret = yield from self.read_op(parsed.path, parsed.version)
+        return pick_value(secret, parsed.key)
+
+    def get_bytes_op(self, ref: str | Reference) -> Op[bytes]:
+        parsed = keyed(ref)
+        secret = yield from self.read_op(parsed.path, parsed.version)
+        pick_value(secret, parsed.key)
+        return secret.value_bytes(parsed.key)
+
+    def get_map_op(self, path_or_ref: str | Reference, version: int | None) -> Op[dict[str, str]]:
+        secret = yield from self.read_op(as_path(path_or_ref), version)
+        return dict(secret.data)
+
+    def baseline_op(self, path: str) -> Op[int]:
+        """The current version of ``path`` for a new watcher (0 if it does not exist yet)."""
+        try:
+            secret = yield from self.read_op(path)
+        except NotFound:
+            return 0
+        return secret.version
+
+    def poll_op(self, path: str, after: int, wait: float) -> Op[SecretVersion | None]:
+        """One long-poll: the first version newer than ``after``, or None at the timeout."""
+        request = HttpRequest(
+            "GET",
+            f"/v1/secrets/{path}",
+            params={"wait": f"{wait:g}", "after": str(after)},
+            timeout=wait + self.timeout,
+        )
+        response = yield from self.call(request)
+        if response.status == 304:
+            return None
+        secret = secret_from_json(_json(response))
+        self.cache.store(path, None, secret, stale=response.header("x-secretsd-stale") == "true")
+        return secret
+
+    def resolve_op(
+        self, refs: Sequence[str | Reference], *, raise_errors: bool = True
+    ) -> Op[list[Resolved]]:
+        """Many references, one round trip; references fresh in the cache cost none."""
+        results: list[Resolved | None] = []
+        remote: list[tuple[int, str]] = []
+        for item in refs:
+            text = str(item)
+            ref = as_reference(item)
+            secret = self.cache.fresh(ref.path, ref.version)
+            if secret is not None and (ref.key is None or ref.key in secret.data):
+                results.append(resolved_from_secret(text, ref, secret))
+            else:
+                results.append(None)
+                remote.append((len(results) - 1, text))
+        if remote:
+            request = HttpRequest("POST", "/v1/resolve", json={"refs": [t for _, t in remote]})
+            response = yield from self.call(request)
+            answers = _json(response).get("results", [])
+            if len(answers) != len(remote):
+                raise SecretsdError("secretsd answered a resolve with the wrong number of results")
+            for (index, _), answer in zip(remote, answers, strict=True):
+                results[index] = _resolved(answer)
+        final = [r for r in results if r is not None]
+        if raise_errors:
+            for result in final:
+                if result.error is not None:
+                    raise result.error
+        return final
+
+    def write_op(
+        self,
+        path: str,
+        data: Mapping[str, str | bytes] | Mapping[str, str | bytes | None],
+        *,
+        cas: int | None = None,
+        binary_keys: frozenset[str] = frozenset(),
+        patch: bool = False,
+    ) -> Op[int]:
+        validate_path(path)
+        present: dict[str, str | bytes] = {k: v for k, v in data.items() if v is not None}
+        text, binary = encode_values(present)
+        body: dict[str, Any] = {"data": dict(text)}
+        if patch:
+            body["data"].update({k: None for k, v in data.items() if v is None})
+        if cas is not None:
+            body["cas"] = cas
+        keys = sorted(binary | binary_keys)
+        if keys:
+            body["binary_keys"] = keys
+        request = HttpRequest(
+            "PATCH" if patch else "PUT", f"/v1/secrets/{path}", json=body, idempotent=False
+        )
+        response = yield from self.call(request)
+        self.cache.invalidate(path)
+        return int(_json(response)["version"])
+
+    def list_op(self, prefix: str) -> Op[list[str]]:
+        prefix = prefix.strip("/")
+        validate_path(prefix, allow_empty=True)
+        url = f"/v1/metadata/{prefix}" if prefix else "/v1/metadata"
+        response = yield from self.call(HttpRequest("GET", url, params={"list": "true"}))
+        return [str(k) for k in _json(response).get("keys", [])]
+
+    def metadata_op(self, path: str) -> Op[SecretMetadata]:
+        validate_path(path)
+        response = yield from self.call(HttpRequest("GET", f"/v1/metadata/{path}"))
+        return metadata_from_json(_json(response))
+
+    def update_metadata_op(
+        self,
+        path: str,
+        custom_metadata: Mapping[str, str] | None = None,
+        *,
+        max_versions: int | None = None,
+        cas_required: bool | None = None,
+    ) -> Op[None]:
+        validate_path(path)
+        body: dict[str, Any] = {}
+        if custom_metadata is not None:
+            body["custom_metadata"] = dict(custom_metadata)
+        if max_versions is not None:
+            body["max_versions"] = max_versions
+        if cas_required is not None:
+            body["cas_required"] = cas_required
+        yield from self.call(HttpRequest("PUT", f"/v1/metadata/{path}", json=body))
+        self.cache.invalidate(path)
+
+    def delete_op(
+        self, path: str, versions: Sequence[int] | None = None, *, destroy: bool = False
+    ) -> Op[None]:
+        validate_path(path)
+        params: dict[str, str] = {}
+        if versions:
+            params["versions"] = ",".join(str(v) for v in versions)
+        if destroy:
+            params["destroy"] = "true"
+        yield from self.call(HttpRequest("DELETE", f"/v1/secrets/{path}", params=params or None))
+        self.cache.invalidate(path)
+
+    def versions_op(self, action: str, path: str, versions: Sequence[int]) -> Op[None]:
+        """``undelete`` or ``destroy`` the given versions."""
+        validate_path(path)
+        body = {"versions": [int(v) for v in versions]}
+        yield from self.call(HttpRequest("POST", f"/v1/{action}/{path}", json=body))
+        self.cache.invalidate(path)
+
+    def delete_all_op(self, path: str) -> Op[None]:
+        validate_path(path)
+        yield from self.call(HttpRequest("DELETE", f"/v1/metadata/{path}"))
+        self.cache.invalidate(path)
+
+    # -- tokens -------------------------------------------------------------------
+
+    def token_self_op(self) -> Op[TokenInfo]:
+        request = HttpRequest("GET", "/v1/auth/tokens/self")
+        response = yield from self.call(request, check_token=False)
+        return token_info(_json(response))
+
+    def renew_op(self, increment: str | None = None) -> Op[TokenInfo]:
+        body = {"increment": increment} if increment else {}
+        request = HttpRequest("POST", "/v1/auth/tokens/renew-self", json=body)
+        # check_token=False: renewing must not trigger renewing.
+        response = yield from self.call(request, check_token=False)
+        info = token_info(_json(response))
+        self.auth.apply_lifetime(info)
+        return info
+
+    def login_op(self, method: str, body: Mapping[str, str]) -> Op[TokenInfo]:
+        """``approle`` or ``kubernetes`` login; the client then uses the new token."""
+        request = HttpRequest("POST", f"/v1/auth/{method}/login", json=dict(body), idempotent=False)
+        response = yield from self.call(request, authenticated=False)
+        answer = _json(response)
+        info = token_info(answer, token=answer.get("token"))
+        if not info.token:
+            raise Unauthenticated("the login answer carried no token")
+        self.auth.use_token(info.token)
+        self.auth.apply_lifetime(info)
+        self.cache.clear()  # another identity may see other secrets
+        return info
