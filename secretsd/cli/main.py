@@ -13,7 +13,7 @@ import sys
 
 import typer
 
-from secretsd.cli import config_cmd, serve_cmd
+from secretsd.cli import client_cmds, config_cmd, login_cmd, run_cmd, serve_cmd
 from secretsd.errors import SecretsdError
 
 __all__ = ["app", "main"]
@@ -27,6 +27,18 @@ app = typer.Typer(
 )
 app.command("serve")(serve_cmd.serve)
 app.add_typer(config_cmd.app, name="config")
+app.command("login")(login_cmd.login)
+app.command("logout")(login_cmd.logout)
+app.command("get")(client_cmds.get)
+app.command("put")(client_cmds.put)
+app.command("ls")(client_cmds.ls)
+app.command("rm")(client_cmds.rm)
+app.command("versions")(client_cmds.versions)
+app.command("export")(client_cmds.export)
+app.command(
+    "run",
+    context_settings={"allow_interspersed_args": False, "ignore_unknown_options": True},
+)(run_cmd.run)
 
 
 @app.command("version")
@@ -39,7 +51,7 @@ def version() -> None:
 
 def main(argv: list[str] | None = None) -> int:
     try:
-        app(args=argv, prog_name="secretsd", standalone_mode=False)
+        code = app(args=argv, prog_name="secretsd", standalone_mode=False)
     except SecretsdError as error:
         print(f"Error: {error.message}", file=sys.stderr)
         return error.exit_code
@@ -58,7 +70,8 @@ def main(argv: list[str] | None = None) -> int:
             error.show()
             return 2
         raise
-    return 0
+    # Without standalone mode, click returns a typer.Exit's code instead of raising it.
+    return code if isinstance(code, int) else 0
 
 
 if __name__ == "__main__":  # pragma: no cover
