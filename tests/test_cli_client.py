@@ -11,8 +11,11 @@ from typing import Any
 
 import pytest
 import yaml
+from hypothesis import given
+from hypothesis import strategies as st
 
-from secretsd.cli.dotenv import parse_dotenv
+from secretsd.cli.dotenv import format_dotenv, parse_dotenv
+from secretsd.errors import InvalidInput
 from tests.conftest import ADMIN_TOKEN, RunningServer, secretsd_executable
 
 
@@ -176,3 +179,40 @@ def test_login_stores_a_private_token_used_when_nothing_else_is_set(
 def test_shell_completion_is_available(cli: Any) -> None:
     shown = cli("--show-completion", "bash", env={"SHELL": "/bin/bash"})
     assert b"_SECRETSD_COMPLETE" in shown.stdout
+
+
+@given(
+    st.dictionaries(
+        st.from_regex(r"[A-Za-z_][A-Za-z0-9_]{0,10}", fullmatch=True),
+        st.text(st.characters(blacklist_characters="\0", blacklist_categories=("Cs",))),
+        max_size=5,
+    )
+)
+def test_dotenv_round_trip(values: dict[str, str]) -> None:
+    assert parse_dotenv(format_dotenv(values)) == values
+
+
+def test_dotenv_reading() -> None:
+    text = (
+        "# a comment\n\n"
+        "export A=1 # trailing comment\n"
+        "B='single # not a comment'\n"
+        'C="double \\"q\\" $NOT_EXPANDED"\n'
+        "D=secretsd://apps/web/db#password\n"
+        "E='multi\nline'\n"
+    )
+    assert parse_dotenv(text) == {
+        "A": "1",
+        "B": "single # not a comment",
+        "C": 'double "q" $NOT_EXPANDED',
+        "D": "secretsd://apps/web/db#password",
+        "E": "multi\nline",
+    }
+    for bad, message in [
+        ("no equals\n", "expected NAME=value"),
+        ("A=two words\n", "spaces outside quotes"),
+        ("A='open\n", "never closed"),
+        ("1A=x\n", "expected NAME=value"),
+    ]:
+        with pytest.raises(InvalidInput, match=message):
+            parse_dotenv(bad)

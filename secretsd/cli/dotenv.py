@@ -34,11 +34,32 @@ def format_dotenv(values: Mapping[str, str]) -> str:
     return "".join(lines)
 
 
+def _strip_comment(raw: str) -> str:
+    """Drop a ``#`` comment: one outside quotes and after whitespace, as in the shell."""
+    quote = ""
+    previous = " "
+    escaped = False
+    for index, char in enumerate(raw):
+        if escaped:
+            escaped = False
+        elif char == "\\" and quote != "'":
+            escaped = True
+        elif quote:
+            if char == quote:
+                quote = ""
+        elif char in "'\"":
+            quote = char
+        elif char == "#" and previous.isspace():
+            return raw[:index]
+        previous = char
+    return raw
+
+
 def _unquote(raw: str) -> str | None:
     """The one shell word in ``raw``; None while a quote is still open."""
-    lexer = shlex.shlex(raw, posix=True)
+    lexer = shlex.shlex(_strip_comment(raw), posix=True)
     lexer.whitespace_split = True
-    lexer.commenters = "#"
+    lexer.commenters = ""
     try:
         words = list(lexer)
     except ValueError:
@@ -51,11 +72,11 @@ def _unquote(raw: str) -> str | None:
 def parse_dotenv(text: str, source: str = "env file") -> dict[str, str]:
     """``NAME -> value`` from an env file; errors name the line, never echo a value."""
     result: dict[str, str] = {}
-    lines = text.splitlines(keepends=True)
+    lines = text.split("\n")  # not splitlines(): "\r", "\x0b"... belong to values
     index = 0
     while index < len(lines):
         number = index + 1
-        line = lines[index].rstrip("\r\n").lstrip()
+        line = lines[index].lstrip()
         index += 1
         if not line.strip() or line.startswith("#"):
             continue
@@ -77,7 +98,7 @@ def parse_dotenv(text: str, source: str = "env file") -> dict[str, str]:
                 break
             if index >= len(lines):
                 raise InvalidInput(f"{source} line {number}: the quote of {name} is never closed")
-            raw += "\n" + lines[index].rstrip("\r\n")
+            raw += "\n" + lines[index]
             index += 1
         result[name] = value
     return result
