@@ -18,28 +18,33 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import fcntl
 import hashlib
-import json
 import logging
 import sys
 import threading
-from collections.abc import Iterable, Sequence
-from dataclasses import asdict, dataclass, field
+from collections.abc import Iterable, Iterator, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass, field, fields
 from datetime import UTC, datetime
 from typing import Any, TextIO
 
-from sqlalchemy import Engine, insert, select, update
+import orjson
+from sqlalchemy import Engine, select
 
 from secretsd.db.engine import database_errors
 from secretsd.db.models import AuditHead, AuditRecord
-from secretsd.errors import AuditUnavailable, SecretsdError
+from secretsd.errors import AuditUnavailable, DatabaseUnavailable, SecretsdError
 
 __all__ = [
     "GENESIS_HASH",
+    "RECORD_FIELDS",
     "AuditEvent",
+    "AuditFilter",
     "AuditLog",
     "ChainProblem",
     "append_events",
+    "query_records",
     "record_hash",
     "utc_now_iso",
     "verify_chain",
@@ -86,13 +91,63 @@ class AuditEvent:
     detail: str = ""
     time: str = field(default_factory=utc_now_iso)
 
+    def as_row(self) -> dict[str, Any]:
+        """The event's fields as a dict (cheaper than dataclasses.asdict on the hot path)."""
+        return {name: getattr(self, name) for name in _EVENT_FIELDS}
+
+
+_EVENT_FIELDS = tuple(f.name for f in fields(AuditEvent))
+
 
 def record_hash(prev_hash: str, record: dict[str, Any]) -> str:
-    """``sha256(prev_hash || canonical JSON of the chained fields)``."""
-    canonical = json.dumps(
-        [record[name] for name in CHAINED_FIELDS], separators=(",", ":"), ensure_ascii=True
+    """``sha256(prev_hash || canonical JSON of the chained fields)``.
+
+    Canonical JSON here is a compact JSON array of the fields in CHAINED_FIELDS
+    order, UTF-8 encoded, so an auditor can re-check the chain with any JSON tool.
+    """
+    canonical = orjson.dumps([record[name] for name in CHAINED_FIELDS])
+    return hashlib.sha256(prev_hash.encode("ascii") + canonical).hexdigest()
+
+
+_INSERT_COLUMNS = (*CHAINED_FIELDS, "prev_hash", "hash")
+
+
+def _statements(style: str) -> tuple[str, str]:
+    """The insert and head-update SQL in a driver's placeholder style (constants only)."""
+
+    def p(name: str) -> str:
+        return f"%({name})s" if style == "pyformat" else f":{name}"
+
+    insert_sql = (
+        f"INSERT INTO audit_log ({', '.join(_INSERT_COLUMNS)}) "  # noqa: S608 - fixed names
+        f"VALUES ({', '.join(p(c) for c in _INSERT_COLUMNS)})"
     )
-    return hashlib.sha256((prev_hash + canonical).encode("ascii")).hexdigest()
+    head_sql = f"UPDATE audit_head SET last_seq = {p('seq')}, last_hash = {p('hash')} WHERE id = 1"  # noqa: S608
+    return insert_sql, head_sql
+
+
+_SQL = {"sqlite": _statements("named"), "postgresql": _statements("pyformat")}
+
+
+@contextmanager
+def _writer_lock(engine: Engine) -> Iterator[None]:
+    """Serialise SQLite writers of several processes without SQLite's sleeping busy loop.
+
+    SQLite's busy handler retries a locked database after sleeps of up to
+    100 ms, which wrecks group-commit latency when worker processes contend.
+    A blocking ``flock`` on a file next to the database wakes the next writer
+    the moment the lock is released. PostgreSQL's row lock needs no help.
+    """
+    database = engine.url.database
+    if engine.dialect.name != "sqlite" or not database or database == ":memory:":
+        yield
+        return
+    with open(database + ".audit-lock", "a") as handle:
+        fcntl.flock(handle, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(handle, fcntl.LOCK_UN)
 
 
 def append_events(engine: Engine, events: Sequence[AuditEvent]) -> list[dict[str, Any]]:
@@ -100,28 +155,32 @@ def append_events(engine: Engine, events: Sequence[AuditEvent]) -> list[dict[str
 
     The first statement updates the head row, which takes PostgreSQL's row
     lock or SQLite's write lock before anything is read, so the head we read
-    is the latest and no other writer can interleave.
+    is the latest and no other writer can interleave. The rows go in with one
+    driver-level ``executemany``: this runs for every request, so it skips the
+    ORM's per-row work.
     """
     rows: list[dict[str, Any]] = []
-    with database_errors(engine), engine.begin() as connection:
-        connection.execute(
-            update(AuditHead).where(AuditHead.id == 1).values(last_seq=AuditHead.last_seq)
-        )
-        head = connection.execute(
-            select(AuditHead.last_seq, AuditHead.last_hash).where(AuditHead.id == 1)
-        ).one()
-        seq, prev = int(head.last_seq), str(head.last_hash)
-        for event in events:
-            seq += 1
-            row = asdict(event)
-            row["seq"] = seq
-            row["prev_hash"] = prev
-            row["hash"] = prev = record_hash(prev, row)
-            rows.append(row)
-        connection.execute(insert(AuditRecord), rows)
-        connection.execute(
-            update(AuditHead).where(AuditHead.id == 1).values(last_seq=seq, last_hash=prev)
-        )
+    insert_sql, head_sql = _SQL[engine.dialect.name]
+    with database_errors(engine), _writer_lock(engine), engine.begin() as connection:
+        cursor = connection.connection.cursor()
+        try:
+            cursor.execute("UPDATE audit_head SET last_seq = last_seq WHERE id = 1")
+            cursor.execute("SELECT last_seq, last_hash FROM audit_head WHERE id = 1")
+            head = cursor.fetchone()
+            if head is None:
+                raise DatabaseUnavailable("the audit chain head row is missing; run migrations")
+            seq, prev = int(head[0]), str(head[1])
+            for event in events:
+                seq += 1
+                row = event.as_row()
+                row["seq"] = seq
+                row["prev_hash"] = prev
+                row["hash"] = prev = record_hash(prev, row)
+                rows.append(row)
+            cursor.executemany(insert_sql, rows)
+            cursor.execute(head_sql, {"seq": seq, "hash": prev})
+        finally:
+            cursor.close()
     return rows
 
 
@@ -183,6 +242,58 @@ def verify_chain(engine: Engine, batch: int = 5000) -> tuple[int, ChainProblem |
                 f"{checked} (records removed from the end)",
             )
     return checked, None
+
+
+@dataclass(frozen=True)
+class AuditFilter:
+    """What ``GET /v1/audit`` and ``secretsd audit list`` can filter on."""
+
+    path_prefix: str = ""
+    identity: str = ""  # an accessor or a display name
+    outcome: str = ""
+    action: str = ""
+    since: str = ""  # ISO 8601 UTC, inclusive
+    until: str = ""  # ISO 8601 UTC, exclusive
+
+
+RECORD_FIELDS = ("seq", *CHAINED_FIELDS[1:], "prev_hash", "hash")
+
+
+def query_records(
+    engine: Engine,
+    where: AuditFilter,
+    *,
+    limit: int = 100,
+    after: int | None = None,
+    newest_first: bool = False,
+) -> tuple[list[dict[str, Any]], int | None]:
+    """One page of records and the cursor (a sequence number) for the next, if any."""
+    table = _AUDIT
+    query = select(*(table.c[name] for name in RECORD_FIELDS))
+    if where.path_prefix:
+        prefix = where.path_prefix.rstrip("/")
+        query = query.where((table.c.path == prefix) | table.c.path.startswith(prefix + "/"))
+    if where.identity:
+        query = query.where(
+            (table.c.identity == where.identity) | (table.c.display_name == where.identity)
+        )
+    if where.outcome:
+        query = query.where(table.c.outcome == where.outcome)
+    if where.action:
+        query = query.where(table.c.action == where.action)
+    if where.since:
+        query = query.where(table.c.time >= where.since)
+    if where.until:
+        query = query.where(table.c.time < where.until)
+    if after is not None:
+        query = query.where(table.c.seq < after if newest_first else table.c.seq > after)
+    order = table.c.seq.desc() if newest_first else table.c.seq.asc()
+    query = query.order_by(order).limit(limit + 1)
+    with database_errors(engine), engine.connect() as connection:
+        rows = [dict(row._mapping) for row in connection.execute(query).all()]
+    more = len(rows) > limit
+    rows = rows[:limit]
+    return rows, (int(rows[-1]["seq"]) if more and rows else None)
 
 
 class AuditLog:
@@ -268,7 +379,7 @@ class AuditLog:
                 future.set_result(None)
 
     def _write_mirror(self, rows: list[dict[str, Any]]) -> None:
-        lines = "".join(json.dumps(row, separators=(",", ":")) + "\n" for row in rows)
+        lines = b"".join(orjson.dumps(row) + b"\n" for row in rows).decode("utf-8")
         with self._mirror_lock:
             assert self._mirror is not None
             self._mirror.write(lines)

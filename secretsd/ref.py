@@ -26,6 +26,7 @@ __all__ = [
     "SCHEME",
     "Reference",
     "is_reference",
+    "is_valid_path",
     "parse_reference",
     "validate_key",
     "validate_path",
@@ -84,6 +85,11 @@ def validate_path(path: str, *, allow_empty: bool = False) -> str:
     if problem is not None:
         raise InvalidPath(f"invalid secret path {path!r}: {problem}")
     return path
+
+
+def is_valid_path(path: str) -> bool:
+    """True when ``path`` is a valid secret path (the check without the message)."""
+    return _path_problem(path) is None
 
 
 def validate_key(key: str) -> str:

@@ -14,6 +14,8 @@
 from __future__ import annotations
 
 import contextlib
+import json
+import logging
 import os
 import secrets
 import shutil
@@ -34,6 +36,99 @@ from secretsd.config import Settings, load_settings
 from secretsd.embedded import find_bao_binary
 
 POSTGRES_ENV = "SECRETSD_TEST_DATABASE_URL"
+
+
+class Canary:
+    """Collects every secret value and token the suite writes, and every text that must
+    not contain one: log records, error bodies, audit rows, server process logs.
+
+    A session fixture checks them against each other at the end. Findings name
+    where a value leaked, never the value.
+    """
+
+    MIN_LENGTH = 8
+
+    def __init__(self) -> None:
+        self.values: set[str] = set()
+        self.texts: list[tuple[str, str]] = []
+
+    def remember(self, value: object) -> None:
+        if isinstance(value, str) and len(value) >= self.MIN_LENGTH:
+            self.values.add(value)
+
+    def note_request(self, request: httpx.Request) -> None:
+        if request.method in ("PUT", "PATCH") and request.url.path.startswith("/v1/secrets/"):
+            try:
+                body = json.loads(request.content or b"{}")
+            except ValueError:
+                return
+            for value in (body.get("data") or {}).values():
+                self.remember(value)
+
+    def note_response(self, response: httpx.Response) -> None:
+        response.read()
+        if response.status_code >= 400:
+            self.texts.append((f"error body of {response.request.url.path}", response.text))
+        elif response.request.url.path.startswith(("/v1/auth/tokens", "/v1/auth/approle")):
+            try:
+                body = response.json()
+            except ValueError:
+                return
+            if isinstance(body, dict):
+                self.remember(body.get("token"))
+                self.remember(body.get("secret_id"))
+
+    def note_audit_table(self, engine: Any) -> None:
+        import sqlalchemy
+
+        try:
+            with engine.connect() as connection:
+                rows = connection.execute(sqlalchemy.text("SELECT * FROM audit_log")).all()
+        except Exception:
+            return
+        self.texts.append(("audit rows", "\n".join(" ".join(map(str, row)) for row in rows)))
+
+    def note_file(self, path: Path) -> None:
+        if path.is_file():
+            self.texts.append((f"file {path.name}", path.read_text(errors="replace")))
+
+    def leaks(self) -> list[str]:
+        found = []
+        for index, value in enumerate(sorted(self.values)):
+            for source, text in self.texts:
+                if value in text:
+                    found.append(
+                        f"written value #{index} (length {len(value)}) appears in {source}"
+                    )
+        return found
+
+
+CANARY = Canary()
+
+
+class _LogCapture(logging.Handler):
+    def emit(self, record: logging.LogRecord) -> None:
+        with contextlib.suppress(Exception):
+            CANARY.texts.append((f"log record of {record.name}", self.format(record)))
+
+
+@pytest.fixture(scope="session", autouse=True)
+def canary_check() -> Iterator[None]:
+    """At the end of the session: no value the suite wrote leaked anywhere it looked."""
+    handler = _LogCapture(level=logging.DEBUG)
+    handler.setFormatter(logging.Formatter("%(levelname)s %(name)s %(message)s"))
+    root = logging.getLogger()
+    previous = root.level
+    root.addHandler(handler)
+    root.setLevel(logging.DEBUG)
+    yield
+    root.removeHandler(handler)
+    root.setLevel(previous)
+    leaks = CANARY.leaks()
+    assert CANARY.values, "the canary saw no written values: its hooks are not wired"
+    assert not leaks, "secret values leaked:\n" + "\n".join(leaks)
+
+
 REQUIRE_POSTGRES_ENV = "SECRETSD_REQUIRE_POSTGRES"
 
 
@@ -164,6 +259,7 @@ def sqlite_url(tmp_path: Path) -> str:
 
 
 ADMIN_TOKEN = "sdt_test-admin-" + "x" * 24
+CANARY.remember(ADMIN_TOKEN)
 
 
 def make_settings(
@@ -193,14 +289,22 @@ class RunningServer:
     thread: threading.Thread
 
     def client(self, token: str | None = None, **kwargs: Any) -> httpx.Client:
+        """An authenticated client whose writes and error answers feed the canary check."""
         headers = {"Authorization": f"Bearer {token or self.token}"}
-        return httpx.Client(base_url=self.url, headers=headers, timeout=30, **kwargs)
+        return httpx.Client(
+            base_url=self.url,
+            headers=headers,
+            timeout=30,
+            event_hooks={"request": [CANARY.note_request], "response": [CANARY.note_response]},
+            **kwargs,
+        )
 
     @property
     def state(self) -> Any:
         return self.app.state.secretsd
 
     def stop(self) -> None:
+        CANARY.note_audit_table(self.state.engine)
         self.server.should_exit = True
         self.thread.join(15)
 

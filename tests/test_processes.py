@@ -14,7 +14,14 @@ from typing import Any
 import httpx
 import pytest
 
-from tests.conftest import ADMIN_TOKEN, Bao, free_port, secretsd_executable, stop_process
+from tests.conftest import (
+    ADMIN_TOKEN,
+    CANARY,
+    Bao,
+    free_port,
+    secretsd_executable,
+    stop_process,
+)
 
 pytestmark = pytest.mark.slow
 
@@ -61,11 +68,13 @@ def bao_pids(data_dir: Path) -> list[int]:
 
 
 @pytest.fixture
-def processes() -> Iterator[list[subprocess.Popen[str]]]:
+def processes(tmp_path: Path) -> Iterator[list[subprocess.Popen[str]]]:
     started: list[subprocess.Popen[str]] = []
     yield started
     for process in started:
         stop_process(process, timeout=20)
+    for log in tmp_path.glob("*.log"):
+        CANARY.note_file(log)
 
 
 def test_embedded_default_restarts_and_keeps_secrets(tmp_path: Path, processes: list[Any]) -> None:
@@ -191,3 +200,57 @@ def test_cli_errors_are_one_line_with_exit_codes(tmp_path: Path) -> None:
     assert busy.returncode == 6  # Vault unreachable is checked first, clearly
     assert "Error: Vault at http://127.0.0.1:1 is unreachable" in busy.stderr
     assert "Traceback" not in busy.stderr
+
+
+@pytest.mark.postgres
+def test_replicas_under_load_keep_one_audit_chain(
+    tmp_path: Path, bao: Bao, vault_prefix: str, processes: list[Any]
+) -> None:
+    from concurrent.futures import ThreadPoolExecutor
+
+    from secretsd.audit import verify_chain
+    from secretsd.db.engine import make_engine
+    from tests.conftest import postgres_schema_url
+
+    with postgres_schema_url() as database_url:
+        common = {
+            "SECRETSD_VAULT_ADDR": bao.addr,
+            "SECRETSD_VAULT_TOKEN": bao.root_token,
+            "SECRETSD_VAULT_PREFIX": vault_prefix,
+            "SECRETSD_DATABASE_URL": database_url,
+        }
+        urls = []
+        for name in ("a", "b"):
+            port = free_port()
+            process = serve(
+                tmp_path, name, port, "--data-dir", str(tmp_path / name), "--workers", "2", **common
+            )
+            processes.append(process)
+            urls.append(f"http://127.0.0.1:{port}")
+            wait_ready(urls[-1], process, tmp_path / f"{name}.log")
+        with admin(urls[0]) as client:
+            for i in range(10):
+                client.put(f"/v1/secrets/load/s{i}", json={"data": {"k": str(i)}})
+
+        def hammer(worker: int) -> int:
+            done = 0
+            with admin(urls[worker % 2]) as client:
+                for i in range(60):
+                    response = client.get(f"/v1/secrets/load/s{(worker + i) % 10}")
+                    assert response.status_code == 200
+                    done += 1
+            return done
+
+        with ThreadPoolExecutor(8) as pool:
+            total = sum(pool.map(hammer, range(8)))
+        assert total == 480
+        engine = make_engine(database_url.replace("postgresql://", "postgresql+psycopg://", 1))
+        try:
+            checked, problem = verify_chain(engine)
+        finally:
+            engine.dispose()
+        assert problem is None
+        assert checked >= 480 + 20
+        for process in processes:
+            stop_process(process, timeout=20)
+        processes.clear()

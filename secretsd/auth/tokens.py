@@ -3,10 +3,11 @@
 A token's accessor is a second random handle that is safe to log, list and
 put in audit records; it names the token without granting anything.
 
-Lookups are the hot path of every request, so each worker keeps identities
-in memory for a short time. Revocations and renewals publish a change event
-that every worker and replica polls, so a revoked token stops working within
-the change-poll interval everywhere.
+Tokens have a TTL (renewable up to a max TTL) or none (``ttl=0``: until
+revoked). Lookups are the hot path of every request, so each worker keeps
+identities in memory briefly; revocations and renewals publish a change
+event that every worker and replica polls, so a revoked token stops working
+within the change-poll interval everywhere.
 """
 
 from __future__ import annotations
@@ -15,7 +16,9 @@ import hashlib
 import json
 import secrets
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from typing import Any
 
 from sqlalchemy import Engine, insert, select, update
@@ -23,19 +26,25 @@ from sqlalchemy.exc import IntegrityError
 
 from secretsd.db.engine import database_errors
 from secretsd.db.models import InstanceState, Token
-from secretsd.errors import InvalidInput, NotFound
+from secretsd.errors import InvalidInput, NotFound, Unauthenticated, ValidationFailed
 
 __all__ = [
+    "DEFAULT_MAX_TTL",
+    "DEFAULT_TTL",
     "TOKEN_PREFIX",
     "Identity",
     "IssuedToken",
+    "TokenInfo",
     "TokenStore",
     "hash_token",
+    "iso_time",
     "new_token_value",
 ]
 
 TOKEN_PREFIX = "sdt_"  # noqa: S105 - a prefix, not a secret
 ADMIN_POLICY = "admin"
+DEFAULT_TTL = 24 * 3600
+DEFAULT_MAX_TTL = 32 * 24 * 3600
 _BOOTSTRAP_KEY = "admin_token_bootstrapped"
 
 
@@ -46,6 +55,12 @@ def new_token_value() -> str:
 
 def hash_token(token: str) -> str:
     return hashlib.sha256(token.encode("utf-8")).hexdigest()
+
+
+def iso_time(epoch: float | None) -> str | None:
+    if epoch is None:
+        return None
+    return datetime.fromtimestamp(epoch, UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
 @dataclass(frozen=True, slots=True)
@@ -64,28 +79,86 @@ class Identity:
 
 
 @dataclass(frozen=True, slots=True)
+class TokenInfo:
+    """Everything about a token but its value (for lookups and listings)."""
+
+    accessor: str
+    display_name: str
+    policies: tuple[str, ...]
+    method: str
+    created_at: float
+    expires_at: float | None
+    max_expires_at: float | None
+    ttl_seconds: int | None
+    renewable: bool
+    revoked_at: float | None
+    meta: dict[str, str]
+
+    @property
+    def identity(self) -> Identity:
+        return Identity(
+            self.accessor, self.display_name, self.policies, self.method, self.expires_at
+        )
+
+    def remaining(self, now: float | None = None) -> int | None:
+        if self.expires_at is None:
+            return None
+        return max(0, int(self.expires_at - (now or time.time())))
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "accessor": self.accessor,
+            "display_name": self.display_name,
+            "policies": list(self.policies),
+            "method": self.method,
+            "created_at": iso_time(self.created_at),
+            "expires_at": iso_time(self.expires_at),
+            "max_expires_at": iso_time(self.max_expires_at),
+            "ttl": self.remaining(),
+            "renewable": self.renewable,
+            "revoked": self.revoked_at is not None,
+            "meta": self.meta,
+        }
+
+
+@dataclass(frozen=True, slots=True)
 class IssuedToken:
     """A newly created token: the only time its value exists outside the caller."""
 
     token: str
-    identity: Identity
+    info: TokenInfo
+
+    @property
+    def identity(self) -> Identity:
+        return self.info.identity
 
     def __repr__(self) -> str:
-        return f"IssuedToken(accessor={self.identity.accessor!r}, token=<hidden>)"
+        return f"IssuedToken(accessor={self.info.accessor!r}, token=<hidden>)"
+
+    def to_json(self) -> dict[str, Any]:
+        body = self.info.to_json()
+        body["token"] = self.token
+        return body
 
 
-def _identity(row: Any) -> Identity:
-    return Identity(
+def _info(row: Any) -> TokenInfo:
+    return TokenInfo(
         accessor=row.accessor,
         display_name=row.display_name,
         policies=tuple(json.loads(row.policies)),
         method=row.login_method,
+        created_at=row.created_at,
         expires_at=row.expires_at,
+        max_expires_at=row.max_expires_at,
+        ttl_seconds=row.ttl_seconds,
+        renewable=bool(row.renewable),
+        revoked_at=row.revoked_at,
+        meta=json.loads(row.meta or "{}"),
     )
 
 
 class TokenStore:
-    """Create and look up tokens in secretsd's database."""
+    """Create, look up, renew and revoke tokens in secretsd's database."""
 
     def __init__(self, engine: Engine) -> None:
         self._engine = engine
@@ -93,55 +166,131 @@ class TokenStore:
     def create(
         self,
         *,
-        policies: list[str],
+        policies: Sequence[str],
         display_name: str = "",
         ttl_seconds: int | None = None,
+        max_ttl_seconds: int | None = None,
+        renewable: bool = True,
         method: str = "token",
         token: str | None = None,
+        meta: dict[str, str] | None = None,
     ) -> IssuedToken:
+        """Issue a token. ``ttl_seconds=0`` means no expiry; None means the default (24 h)."""
         if token is not None and len(token) < 16:
             raise InvalidInput("a chosen token must be at least 16 characters long")
+        ttl = DEFAULT_TTL if ttl_seconds is None else ttl_seconds
+        max_ttl = DEFAULT_MAX_TTL if max_ttl_seconds is None else max_ttl_seconds
+        if ttl and max_ttl and ttl > max_ttl:
+            raise ValidationFailed(f"ttl ({ttl} s) is longer than max_ttl ({max_ttl} s)")
         value = token or new_token_value()
         now = time.time()
-        accessor = secrets.token_hex(12)
-        expires_at = now + ttl_seconds if ttl_seconds else None
-        row = {
-            "token_hash": hash_token(value),
-            "accessor": accessor,
-            "display_name": display_name,
-            "policies": json.dumps(sorted(set(policies))),
-            "login_method": method,
-            "created_at": now,
-            "expires_at": expires_at,
-            "max_expires_at": None,
-            "ttl_seconds": ttl_seconds,
-            "renewable": True,
-            "revoked_at": None,
-            "meta": "{}",
-        }
-        with database_errors(self._engine), self._engine.begin() as connection:
-            connection.execute(insert(Token), [row])
-        identity = Identity(
-            accessor, display_name, tuple(sorted(set(policies))), method, expires_at
+        info = TokenInfo(
+            accessor=secrets.token_hex(12),
+            display_name=display_name[:200],
+            policies=tuple(sorted(set(policies))),
+            method=method,
+            created_at=now,
+            expires_at=now + ttl if ttl else None,
+            max_expires_at=now + max_ttl if ttl and max_ttl else None,
+            ttl_seconds=ttl or None,
+            renewable=renewable and bool(ttl),
+            revoked_at=None,
+            meta=dict(meta or {}),
         )
-        return IssuedToken(value, identity)
+        with database_errors(self._engine), self._engine.begin() as connection:
+            connection.execute(insert(Token), [self._row(value, info)])
+        return IssuedToken(value, info)
 
-    def lookup(self, token: str) -> Identity | None:
-        """The live identity behind ``token``, or None (unknown, expired or revoked)."""
-        return self.lookup_hash(hash_token(token))
+    @staticmethod
+    def _row(value: str, info: TokenInfo) -> dict[str, Any]:
+        return {
+            "token_hash": hash_token(value),
+            "accessor": info.accessor,
+            "display_name": info.display_name,
+            "policies": json.dumps(list(info.policies)),
+            "login_method": info.method,
+            "created_at": info.created_at,
+            "expires_at": info.expires_at,
+            "max_expires_at": info.max_expires_at,
+            "ttl_seconds": info.ttl_seconds,
+            "renewable": info.renewable,
+            "revoked_at": None,
+            "meta": json.dumps(info.meta),
+        }
 
-    def lookup_hash(self, token_hash: str) -> Identity | None:
+    # -- lookups ----------------------------------------------------------
+
+    def _by(self, column: Any, value: str) -> TokenInfo | None:
         with database_errors(self._engine), self._engine.connect() as connection:
-            row = connection.execute(
-                select(Token).where(Token.token_hash == token_hash)
-            ).one_or_none()
-        if row is None or row.revoked_at is not None:
-            return None
-        if row.expires_at is not None and row.expires_at <= time.time():
-            return None
-        return _identity(row)
+            row = connection.execute(select(Token).where(column == value)).one_or_none()
+        return _info(row) if row is not None else None
 
-    def revoke_accessor(self, accessor: str) -> None:
+    def authenticate_hash(self, token_hash: str) -> Identity:
+        """The live identity behind a token hash, or Unauthenticated saying why not."""
+        info = self._by(Token.token_hash, token_hash)
+        return self._live(info).identity
+
+    def authenticate(self, token: str) -> Identity:
+        return self.authenticate_hash(hash_token(token))
+
+    @staticmethod
+    def _live(info: TokenInfo | None) -> TokenInfo:
+        if info is None:
+            raise Unauthenticated(
+                "the token is unknown; check SECRETSD_TOKEN, log in again or ask an admin for one"
+            )
+        if info.revoked_at is not None:
+            raise Unauthenticated(
+                f"the token (accessor {info.accessor}) was revoked at {iso_time(info.revoked_at)}; "
+                "log in again or ask an admin for a new token"
+            )
+        if info.expires_at is not None and info.expires_at <= time.time():
+            raise Unauthenticated(
+                f"the token (accessor {info.accessor}) expired at {iso_time(info.expires_at)}; "
+                "log in again, or renew tokens before they expire"
+            )
+        return info
+
+    def lookup_accessor(self, accessor: str) -> TokenInfo:
+        info = self._by(Token.accessor, accessor)
+        if info is None:
+            raise NotFound(f"no token has accessor {accessor!r}")
+        return info
+
+    def lookup_token(self, token: str) -> TokenInfo:
+        info = self._by(Token.token_hash, hash_token(token))
+        if info is None:
+            raise NotFound("no such token")
+        return info
+
+    def list(self, *, limit: int = 100, include_revoked: bool = False) -> list[TokenInfo]:
+        query = select(Token).order_by(Token.id.desc()).limit(limit)
+        if not include_revoked:
+            query = query.where(Token.revoked_at.is_(None))
+        with database_errors(self._engine), self._engine.connect() as connection:
+            return [_info(row) for row in connection.execute(query).all()]
+
+    # -- changes ------------------------------------------------------------
+
+    def renew(self, accessor: str, increment_seconds: int | None = None) -> TokenInfo:
+        """Push expiry to now + increment (default: the token's TTL), capped by its max TTL."""
+        info = self._live(self._by(Token.accessor, accessor))
+        if not info.renewable or info.ttl_seconds is None:
+            raise ValidationFailed(
+                f"token {accessor} is not renewable (it has no TTL or was issued non-renewable)"
+            )
+        now = time.time()
+        wanted = now + (increment_seconds if increment_seconds else info.ttl_seconds)
+        expires = min(wanted, info.max_expires_at) if info.max_expires_at else wanted
+        with database_errors(self._engine), self._engine.begin() as connection:
+            connection.execute(
+                update(Token)
+                .where(Token.accessor == accessor, Token.revoked_at.is_(None))
+                .values(expires_at=expires)
+            )
+        return self.lookup_accessor(accessor)
+
+    def revoke_accessor(self, accessor: str) -> TokenInfo:
         with database_errors(self._engine), self._engine.begin() as connection:
             result = connection.execute(
                 update(Token)
@@ -149,7 +298,11 @@ class TokenStore:
                 .values(revoked_at=time.time())
             )
         if result.rowcount == 0:
-            raise NotFound(f"no live token has accessor {accessor!r}")
+            info = self._by(Token.accessor, accessor)
+            if info is None:
+                raise NotFound(f"no token has accessor {accessor!r}")
+            return info  # already revoked: revoking is idempotent
+        return self.lookup_accessor(accessor)
 
     def bootstrap_admin(self, chosen: str | None) -> IssuedToken | None:
         """Create the first admin token once per database; None if one already exists.
@@ -169,32 +322,25 @@ class TokenStore:
                 "SECRETSD_BOOTSTRAP_TOKEN must be at least 16 characters long; choose a longer one"
             )
         now = time.time()
-        accessor = secrets.token_hex(12)
+        info = TokenInfo(
+            accessor=secrets.token_hex(12),
+            display_name="admin (bootstrap)",
+            policies=(ADMIN_POLICY,),
+            method="bootstrap",
+            created_at=now,
+            expires_at=None,
+            max_expires_at=None,
+            ttl_seconds=None,
+            renewable=False,
+            revoked_at=None,
+            meta={},
+        )
         try:
             with database_errors(self._engine), self._engine.begin() as connection:
                 connection.execute(
                     insert(InstanceState), [{"key": _BOOTSTRAP_KEY, "value": str(now)}]
                 )
-                connection.execute(
-                    insert(Token),
-                    [
-                        {
-                            "token_hash": hash_token(value),
-                            "accessor": accessor,
-                            "display_name": "admin (bootstrap)",
-                            "policies": json.dumps([ADMIN_POLICY]),
-                            "login_method": "bootstrap",
-                            "created_at": now,
-                            "expires_at": None,
-                            "max_expires_at": None,
-                            "ttl_seconds": None,
-                            "renewable": False,
-                            "revoked_at": None,
-                            "meta": "{}",
-                        }
-                    ],
-                )
+                connection.execute(insert(Token), [self._row(value, info)])
         except IntegrityError:
             return None  # another replica won the race
-        identity = Identity(accessor, "admin (bootstrap)", (ADMIN_POLICY,), "bootstrap", None)
-        return IssuedToken(value, identity)
+        return IssuedToken(value, info)

@@ -13,7 +13,7 @@ import sys
 
 import typer
 
-from secretsd.cli import client_cmds, config_cmd, login_cmd, run_cmd, serve_cmd
+from secretsd.cli import audit_cmd, client_cmds, config_cmd, login_cmd, run_cmd, serve_cmd
 from secretsd.errors import SecretsdError
 
 __all__ = ["app", "main"]
@@ -27,6 +27,7 @@ app = typer.Typer(
 )
 app.command("serve")(serve_cmd.serve)
 app.add_typer(config_cmd.app, name="config")
+app.add_typer(audit_cmd.app, name="audit")
 app.command("login")(login_cmd.login)
 app.command("logout")(login_cmd.logout)
 app.command("get")(client_cmds.get)
@@ -51,7 +52,8 @@ def version() -> None:
 
 def main(argv: list[str] | None = None) -> int:
     try:
-        code = app(args=argv, prog_name="secretsd", standalone_mode=False)
+        # Without standalone mode click returns the code of a typer.Exit instead of exiting.
+        result = app(args=argv, prog_name="secretsd", standalone_mode=False)
     except SecretsdError as error:
         print(f"Error: {error.message}", file=sys.stderr)
         return error.exit_code
@@ -70,8 +72,7 @@ def main(argv: list[str] | None = None) -> int:
             error.show()
             return 2
         raise
-    # Without standalone mode, click returns a typer.Exit's code instead of raising it.
-    return code if isinstance(code, int) else 0
+    return result if isinstance(result, int) else 0
 
 
 if __name__ == "__main__":  # pragma: no cover

@@ -5,7 +5,17 @@ from __future__ import annotations
 from sqlalchemy import BigInteger, Boolean, Float, Index, Integer, String, Text
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
-__all__ = ["AuditHead", "AuditRecord", "Base", "ChangeEvent", "InstanceState", "Token"]
+__all__ = [
+    "AppRole",
+    "AppRoleSecretId",
+    "AuditHead",
+    "AuditRecord",
+    "Base",
+    "ChangeEvent",
+    "InstanceState",
+    "PolicyDocument",
+    "Token",
+]
 
 #: SQLite only auto-increments an INTEGER PRIMARY KEY (the rowid alias).
 BigId = BigInteger().with_variant(Integer(), "sqlite")
@@ -93,3 +103,47 @@ class InstanceState(Base):
 
     key: Mapped[str] = mapped_column(String(64), primary_key=True)
     value: Mapped[str] = mapped_column(Text)
+
+
+class PolicyDocument(Base):
+    """A named policy: its rules as JSON ``[{"path", "capabilities"}]``."""
+
+    __tablename__ = "policies"
+
+    name: Mapped[str] = mapped_column(String(64), primary_key=True)
+    rules: Mapped[str] = mapped_column(Text)
+    created_at: Mapped[float] = mapped_column(Float)
+    updated_at: Mapped[float] = mapped_column(Float)
+
+
+class AppRole(Base):
+    """A host login role: role_id + secret_id give a token with these policies."""
+
+    __tablename__ = "approle_roles"
+
+    name: Mapped[str] = mapped_column(String(64), primary_key=True)
+    role_id: Mapped[str] = mapped_column(String(64), unique=True)
+    policies: Mapped[str] = mapped_column(Text, default="[]")
+    token_ttl: Mapped[int] = mapped_column(Integer)
+    token_max_ttl: Mapped[int] = mapped_column(Integer)
+    bound_cidrs: Mapped[str] = mapped_column(Text, default="[]")
+    secret_id_ttl: Mapped[int | None] = mapped_column(Integer, nullable=True)
+    secret_id_num_uses: Mapped[int | None] = mapped_column(Integer, nullable=True)
+    created_at: Mapped[float] = mapped_column(Float)
+
+
+class AppRoleSecretId(Base):
+    """One secret-id of a role, stored as SHA-256, with its remaining uses."""
+
+    __tablename__ = "approle_secret_ids"
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
+    role_name: Mapped[str] = mapped_column(String(64), index=True)
+    secret_id_hash: Mapped[str] = mapped_column(String(64), unique=True)
+    accessor: Mapped[str] = mapped_column(String(64), unique=True)
+    created_at: Mapped[float] = mapped_column(Float)
+    expires_at: Mapped[float | None] = mapped_column(Float, nullable=True)
+    uses_remaining: Mapped[int | None] = mapped_column(Integer, nullable=True)
+    bound_cidrs: Mapped[str] = mapped_column(Text, default="[]")
+    revoked_at: Mapped[float | None] = mapped_column(Float, nullable=True)
+    meta: Mapped[str] = mapped_column(Text, default="{}")

@@ -12,7 +12,12 @@ from secretsd.server.state import AppState, Caller
 __all__ = ["CallerDep", "StateDep", "client_address", "request_id"]
 
 
-def get_state(request: Request) -> AppState:
+async def get_state(request: Request) -> AppState:
+    """Async on purpose: FastAPI runs plain ``def`` dependencies in a thread pool."""
+    return _state(request)
+
+
+def _state(request: Request) -> AppState:
     state: AppState = request.app.state.secretsd
     return state
 
@@ -26,7 +31,7 @@ def request_id(request: Request) -> str:
 
 
 async def get_caller(request: Request) -> Caller:
-    state = get_state(request)
+    state = _state(request)
     header = request.headers.get("authorization")
     try:
         if not header:

@@ -8,18 +8,32 @@ import binascii
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from secretsd.errors import InvalidPath, ValidationFailed
-from secretsd.ref import validate_key
+from secretsd.ref import validate_key, validate_path
 
 __all__ = [
+    "RESERVED_TOP",
     "MetadataUpdate",
     "PatchRequest",
     "ResolveRequest",
     "VersionsRequest",
     "WriteRequest",
     "WriteResponse",
+    "secret_path",
 ]
 
 MAX_RESOLVE_REFS = 1000
+RESERVED_TOP = "sys"
+
+
+def secret_path(path: str, *, allow_empty: bool = False) -> str:
+    """Validate a secret path; the top-level folder ``sys`` is kept for administration."""
+    validate_path(path, allow_empty=allow_empty)
+    if path.split("/", 1)[0] == RESERVED_TOP:
+        raise InvalidPath(
+            f"invalid secret path {path!r}: the top-level folder 'sys' is reserved for "
+            "secretsd's administration (policies, tokens, audit); store secrets elsewhere"
+        )
+    return path
 
 
 def _check_keys(keys: list[str]) -> None:

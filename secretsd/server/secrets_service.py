@@ -86,7 +86,7 @@ class SecretsService:
 
     async def read(self, path: str, version: int | None = None) -> ReadResult:
         if self.cache is None:
-            secret = await asyncio.to_thread(self.backend.read, path, version)
+            secret = await self.backend.aread(path, version)
             return ReadResult(CacheEntry(secret, secret_body(secret)))
         key: CacheKey = (path, version)
         entry = self.cache.lookup(key)
@@ -122,7 +122,7 @@ class SecretsService:
     async def _fill(self, key: CacheKey) -> CacheEntry:
         assert self.cache is not None
         generation = self.cache.generation(key[0])
-        secret = await asyncio.to_thread(self.backend.read, key[0], key[1])
+        secret = await self.backend.aread(key[0], key[1])
         entry = CacheEntry(secret, secret_body(secret))
         self.cache.store(key, entry, generation)
         return entry
@@ -133,7 +133,7 @@ class SecretsService:
         path, version = key
         generation = self.cache.generation(path)
         try:
-            meta = await asyncio.to_thread(self.backend.metadata, path)
+            meta = await self.backend.ametadata(path)
         except VaultUnavailable:
             self.metrics.cache.labels("stale").inc()
             return ReadResult(entry, stale=True)
@@ -158,7 +158,7 @@ class SecretsService:
         return ReadResult(await self._fill(key))
 
     async def metadata(self, path: str) -> SecretMetadata:
-        return await asyncio.to_thread(self.backend.metadata, path)
+        return await self.backend.ametadata(path)
 
     async def current_version(self, path: str) -> int:
         """The latest version number, 0 when the secret does not exist yet."""

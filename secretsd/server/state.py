@@ -11,6 +11,7 @@ from pathlib import Path
 from sqlalchemy import Engine, text
 
 from secretsd.audit import AuditEvent, AuditLog
+from secretsd.auth.approle import AppRoleStore
 from secretsd.auth.tokens import Identity, TokenStore, hash_token
 from secretsd.backends.vault import VaultBackend
 from secretsd.changes import Change, ChangeFeed
@@ -18,7 +19,8 @@ from secretsd.config import Settings
 from secretsd.db.engine import database_errors
 from secretsd.errors import Forbidden, SecretsdError, Unauthenticated
 from secretsd.fsutil import write_private_file
-from secretsd.policy import Policy, builtin_policies, decide
+from secretsd.policy import Policy, PolicySet, builtin_policies
+from secretsd.policy_store import PolicyStore
 from secretsd.server.metrics import Metrics
 from secretsd.server.secrets_service import SecretsService
 from secretsd.server.watch import WatchHub
@@ -29,6 +31,7 @@ log = logging.getLogger(__name__)
 
 _IDENTITY_TTL = 5.0
 _IDENTITY_CACHE_MAX = 10_000
+_DECISION_CACHE_MAX = 100_000
 
 
 @dataclass(frozen=True, slots=True)
@@ -41,37 +44,61 @@ class Caller:
 
 
 class Authenticator:
-    """Token → identity, cached briefly per worker; revocations arrive via the change feed."""
+    """Token → identity, cached briefly per worker; revocations arrive via the change feed.
+
+    Failures are cached too (briefly), so a flood of bad tokens does not
+    become a flood of database queries.
+    """
 
     def __init__(self, store: TokenStore) -> None:
         self._store = store
-        self._cache: dict[str, tuple[Identity | None, float]] = {}
+        self._cache: dict[str, tuple[Identity | Unauthenticated, float]] = {}
+
+    def peek(self, token: str) -> Identity | None:
+        """The identity if it is cached, fresh and unexpired; None means "ask identify()"."""
+        cached = self._cache.get(hash_token(token))
+        if cached is None or time.monotonic() - cached[1] >= _IDENTITY_TTL:
+            return None
+        identity = cached[0]
+        if not isinstance(identity, Identity) or _expired(identity):
+            return None
+        return identity
 
     def forget_accessor(self, accessor: str) -> None:
-        for key in [
-            k for k, (ident, _) in self._cache.items() if ident and ident.accessor == accessor
-        ]:
+        stale = [
+            key
+            for key, (known, _) in self._cache.items()
+            if isinstance(known, Identity) and known.accessor == accessor
+        ]
+        for key in stale:
             del self._cache[key]
 
     async def identify(self, token: str) -> Identity:
         token_hash = hash_token(token)
         now = time.monotonic()
         cached = self._cache.get(token_hash)
-        if cached is not None and now - cached[1] < _IDENTITY_TTL:
-            identity = cached[0]
+        known: Identity | Unauthenticated
+        if (
+            cached is not None
+            and now - cached[1] < _IDENTITY_TTL
+            and not (isinstance(cached[0], Identity) and _expired(cached[0]))
+        ):
+            known = cached[0]
         else:
-            identity = await asyncio.to_thread(self._store.lookup_hash, token_hash)
+            try:
+                known = await asyncio.to_thread(self._store.authenticate_hash, token_hash)
+            except Unauthenticated as error:
+                known = error
             if len(self._cache) >= _IDENTITY_CACHE_MAX:
                 self._cache.clear()
-            self._cache[token_hash] = (identity, now)
-        if identity is None or (
-            identity.expires_at is not None and identity.expires_at <= time.time()
-        ):
-            raise Unauthenticated(
-                "the token is unknown, expired or revoked; log in again or ask an admin "
-                "for a new token"
-            )
-        return identity
+            self._cache[token_hash] = (known, now)
+        if isinstance(known, Unauthenticated):
+            raise Unauthenticated(known.message)
+        return known
+
+
+def _expired(identity: Identity) -> bool:
+    return identity.expires_at is not None and identity.expires_at <= time.time()
 
 
 class AppState:
@@ -98,13 +125,39 @@ class AppState:
         self.secrets = SecretsService(backend, cache, self.feed, metrics)
         self.watch = WatchHub(self.secrets, settings.watch_interval)
         self.audit_log = AuditLog(engine, settings.audit_file)
+        self.policy_store = PolicyStore(engine)
+        self.approles = AppRoleStore(engine, self.tokens)
         self.policies: dict[str, Policy] = builtin_policies()
+        self._policy_sets: dict[tuple[str, ...], PolicySet] = {}
+        self._decisions: dict[tuple[tuple[str, ...], str, str], bool] = {}
+        self._background: set[asyncio.Task[None]] = set()
 
     def _on_change(self, change: Change) -> None:
         if change.kind == "token":
             self.authenticator.forget_accessor(change.key)
+        elif change.kind == "policy":
+            task = asyncio.create_task(self.reload_policies())
+            self._background.add(task)
+            task.add_done_callback(self._background.discard)
+
+    async def reload_policies(self) -> None:
+        """Load every policy again and forget compiled sets and memoised decisions."""
+        try:
+            policies = await asyncio.to_thread(self.policy_store.load_all)
+        except SecretsdError as error:
+            log.warning("reloading policies failed, keeping the previous ones: %s", error.message)
+            return
+        self.policies = policies
+        self._policy_sets = {}
+        self._decisions = {}
+
+    async def publish(self, kind: str, key: str) -> None:
+        """Tell this worker now and every other worker and replica through the feed."""
+        self.feed.deliver_local(Change(kind, key))
+        await asyncio.to_thread(self.feed.publish, kind, key)
 
     async def start(self) -> None:
+        await self.reload_policies()
         await self.audit_log.start()
         await self.feed.start()
 
@@ -112,14 +165,33 @@ class AppState:
         await self.watch.close()
         await self.feed.stop()
         await self.audit_log.stop()
+        await self.backend.aclose()
         self.backend.close()
         self.engine.dispose()
 
     # -- authorisation and audit -----------------------------------------
 
+    def decide(self, policy_names: tuple[str, ...], capability: str, path: str) -> bool:
+        """Policy decision, memoised per (policies, capability, path) until policies change."""
+        key = (policy_names, capability, path)
+        cached = self._decisions.get(key)
+        if cached is None:
+            cached = self.policy_set(policy_names).allows(capability, path)
+            if len(self._decisions) >= _DECISION_CACHE_MAX:
+                self._decisions.clear()
+            self._decisions[key] = cached
+        return cached
+
+    def policy_set(self, policy_names: tuple[str, ...]) -> PolicySet:
+        """The compiled rules of a token's policies (unknown names grant nothing)."""
+        compiled = self._policy_sets.get(policy_names)
+        if compiled is None:
+            compiled = PolicySet(self.policies[n] for n in policy_names if n in self.policies)
+            self._policy_sets[policy_names] = compiled
+        return compiled
+
     def allowed(self, caller: Caller, capability: str, path: str) -> bool:
-        chosen = [self.policies[name] for name in caller.identity.policies if name in self.policies]
-        return decide(chosen, capability, path)
+        return self.decide(caller.identity.policies, capability, path)
 
     async def audit(
         self,

@@ -8,11 +8,10 @@ from fastapi import APIRouter, Query
 from starlette.responses import Response
 
 from secretsd.backends.base import SecretMetadata
-from secretsd.errors import SecretsdError
-from secretsd.ref import validate_path
+from secretsd.errors import Forbidden, SecretsdError
 from secretsd.server.deps import CallerDep, StateDep
 from secretsd.server.routes.secrets import audited_mutation
-from secretsd.server.schemas import MetadataUpdate
+from secretsd.server.schemas import RESERVED_TOP, MetadataUpdate, secret_path
 from secretsd.server.state import AppState, Caller
 
 __all__ = ["router"]
@@ -44,16 +43,30 @@ def metadata_json(meta: SecretMetadata) -> dict[str, Any]:
 
 
 async def _list(state: AppState, caller: Caller, prefix: str) -> dict[str, list[str]]:
-    validate_path(prefix, allow_empty=True)
+    """List ``prefix``, showing only entries the caller may use (or folders leading to some)."""
+    secret_path(prefix, allow_empty=True)
     shown = prefix or "/"
-    await state.guard(caller, "list", prefix or "**", "list")
+    rules = state.policy_set(caller.identity.policies)
+    if not rules.may_list(prefix):
+        await state.audit(caller, "list", shown, "denied", detail="no policy allows")
+        raise Forbidden(
+            f"list on {shown!r} is not allowed for {caller.identity.display_name or 'this token'}; "
+            "ask an admin for a policy that grants 'list' below it"
+        )
     try:
         keys = await state.secrets.list(prefix)
     except SecretsdError as error:
         await state.audit_error(caller, "list", shown, error, None)
         raise
-    await state.audit(caller, "list", shown, "allowed")
-    return {"keys": keys}
+    base = f"{prefix}/" if prefix else ""
+    visible = [
+        key
+        for key in keys
+        if not (base + key).startswith(f"{RESERVED_TOP}/")
+        and rules.sees(base + key.rstrip("/"), folder=key.endswith("/"))
+    ]
+    await state.audit(caller, "list", shown, "allowed", detail=f"{len(visible)} of {len(keys)}")
+    return {"keys": visible}
 
 
 @router.get("/v1/metadata", summary="List secrets at the top (?list=true)")
@@ -72,7 +85,7 @@ async def read_metadata(
 ) -> dict[str, Any]:
     if list:
         return await _list(state, caller, path.strip("/"))
-    validate_path(path)
+    secret_path(path)
     await state.guard(caller, "read", path, "metadata")
     try:
         meta = await state.secrets.metadata(path)
@@ -91,7 +104,7 @@ async def read_metadata(
 async def update_metadata(
     path: str, body: MetadataUpdate, state: StateDep, caller: CallerDep
 ) -> Response:
-    validate_path(path)
+    secret_path(path)
     await audited_mutation(
         state,
         caller,
@@ -114,7 +127,7 @@ async def update_metadata(
     summary="Delete a secret entirely: every version and its metadata",
 )
 async def delete_metadata(path: str, state: StateDep, caller: CallerDep) -> Response:
-    validate_path(path)
+    secret_path(path)
     await audited_mutation(
         state, caller, "delete", "delete-all", path, lambda: state.secrets.delete_all(path)
     )

@@ -11,7 +11,7 @@ from secretsd.audit import AuditEvent
 from secretsd.errors import Forbidden, NotFound, SecretsdError
 from secretsd.ref import Reference, parse_reference
 from secretsd.server.deps import CallerDep, StateDep
-from secretsd.server.schemas import ResolveRequest
+from secretsd.server.schemas import ResolveRequest, secret_path
 from secretsd.server.state import AppState, Caller
 
 __all__ = ["router"]
@@ -44,6 +44,7 @@ async def _resolve_one(
 
     try:
         ref = parse_reference(text)
+        secret_path(ref.path)
     except SecretsdError as error:
         return _error(text if text.startswith("secretsd://") else "<not a reference>", error)
     if not state.allowed(caller, "read", ref.path):

@@ -15,7 +15,6 @@ from fastapi import APIRouter, Query, Request
 from starlette.responses import Response
 
 from secretsd.errors import SecretsdError, ValidationFailed
-from secretsd.ref import validate_path
 from secretsd.server.deps import CallerDep, StateDep
 from secretsd.server.schemas import (
     PatchRequest,
@@ -23,6 +22,7 @@ from secretsd.server.schemas import (
     WriteRequest,
     WriteResponse,
     parse_versions,
+    secret_path,
 )
 from secretsd.server.secrets_service import ReadResult
 from secretsd.server.state import AppState, Caller
@@ -96,7 +96,7 @@ async def read_secret(
         int | None, Query(ge=0, description="Long-poll: return once a version > this exists")
     ] = None,
 ) -> Response:
-    validate_path(path)
+    secret_path(path)
     await state.guard(caller, "read", path, "read", version)
     known = parse_if_none_match(request.headers.get("if-none-match"))
     baseline: int | None = None
@@ -131,7 +131,7 @@ async def read_secret(
 async def write_secret(
     path: str, body: WriteRequest, state: StateDep, caller: CallerDep
 ) -> WriteResponse:
-    validate_path(path)
+    secret_path(path)
     version = await audited_mutation(
         state,
         caller,
@@ -154,7 +154,7 @@ async def write_secret(
 async def patch_secret(
     path: str, body: PatchRequest, state: StateDep, caller: CallerDep
 ) -> WriteResponse:
-    validate_path(path)
+    secret_path(path)
     version = await audited_mutation(
         state,
         caller,
@@ -181,7 +181,7 @@ async def delete_secret(
     versions: Annotated[str | None, Query(description="Comma-separated versions")] = None,
     destroy: bool = False,
 ) -> Response:
-    validate_path(path)
+    secret_path(path)
     chosen = parse_versions(versions)
     action = "destroy" if destroy else "delete"
     await audited_mutation(
@@ -194,7 +194,7 @@ async def delete_secret(
 async def undelete_secret(
     path: str, body: VersionsRequest, state: StateDep, caller: CallerDep
 ) -> Response:
-    validate_path(path)
+    secret_path(path)
     await audited_mutation(
         state,
         caller,
@@ -210,7 +210,7 @@ async def undelete_secret(
 async def destroy_secret(
     path: str, body: VersionsRequest, state: StateDep, caller: CallerDep
 ) -> Response:
-    validate_path(path)
+    secret_path(path)
     await audited_mutation(
         state,
         caller,
