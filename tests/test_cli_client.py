@@ -149,7 +149,7 @@ def test_errors_go_through_the_one_boundary(cli: Any, server: RunningServer) -> 
     denied = cli(
         "get", "secretsd://apps/x#k", env={"SECRETSD_TOKEN": "sdt_unknown-token-value"}, check=4
     )
-    assert b"unknown, expired or revoked" in denied.stderr
+    assert b"(credentials from SECRETSD_TOKEN)" in denied.stderr
     down = cli("ls", env={"SECRETSD_ADDR": "http://127.0.0.1:9"}, check=6)
     assert b"cannot reach secretsd" in down.stderr
     assert b"Traceback" not in down.stderr + denied.stderr + bad.stderr
