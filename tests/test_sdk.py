@@ -417,3 +417,29 @@ def start_on_port(settings: Any, port: int) -> RunningServer:
         assert thread.is_alive() and time.monotonic() < deadline, "server did not start"
         time.sleep(0.02)
     return RunningServer(f"http://127.0.0.1:{port}", settings, ADMIN_TOKEN, app, server, thread)
+
+
+def test_async_client_against_the_app_in_process(
+    tmp_path: Path, bao: Any, vault_prefix: str
+) -> None:
+    """httpx's transport seam: the SDK talks to the ASGI app directly, no socket."""
+    from secretsd.server.app import create_app
+    from tests.conftest import make_settings
+
+    app = create_app(make_settings(tmp_path, bao, vault_prefix, max_wait=2.0))
+
+    async def scenario() -> None:
+        async with app.router.lifespan_context(app):
+            transport = httpx.ASGITransport(app=app)
+            async with (
+                AsyncClient("http://secretsd.test", ADMIN_TOKEN, transport=transport) as sdk,
+                AsyncClient("http://secretsd.test", ADMIN_TOKEN, transport=transport) as other,
+            ):
+                await sdk.put("apps/inproc", {"k": "v1"})
+                assert await sdk.get("secretsd://apps/inproc#k") == "v1"
+                async with sdk.changes("apps/inproc") as changes:
+                    await other.put("apps/inproc", {"k": "v2"})
+                    secret = await asyncio.wait_for(changes.__anext__(), 5)
+                assert secret.data["k"] == "v2"
+
+    asyncio.run(scenario())
