@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import stat
 import subprocess
 from pathlib import Path
@@ -216,3 +217,29 @@ def test_dotenv_reading() -> None:
     ]:
         with pytest.raises(InvalidInput, match=message):
             parse_dotenv(bad)
+
+
+README = (Path(__file__).resolve().parent.parent / "README.md").read_text()
+
+
+def _section(title: str) -> str:
+    return README.split(f"## {title}", 1)[1].split("\n## ", 1)[0]
+
+
+def test_the_readme_names_exactly_the_client_variables() -> None:
+    from secretsd.client.config import CLIENT_ENV_VARS
+
+    table = _section("Getting secrets").split("### Client configuration", 1)[1].split("###")[0]
+    documented = set(re.findall(r"`(SECRETSD_[A-Z0-9_]+)`", table))
+    assert documented == set(CLIENT_ENV_VARS)
+
+
+def test_every_command_the_readme_shows_exists() -> None:
+    import typer.main
+
+    from secretsd.cli.main import app
+
+    commands = set(typer.main.get_command(app).commands)  # type: ignore[attr-defined]
+    shown = set(re.findall(r"^\s+secretsd ([a-z]+)", _section("Getting secrets"), re.MULTILINE))
+    assert shown >= {"login", "get", "put", "ls", "rm", "versions", "export", "run"}
+    assert shown <= commands

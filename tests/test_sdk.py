@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import logging
 import threading
 import time
 from pathlib import Path
@@ -369,10 +370,21 @@ def test_reprs_never_show_tokens_or_values(client: Client) -> None:
 
 
 def test_retries_ride_out_a_restart_then_fail_typed(server_factory: Any, tmp_path: Path) -> None:
-    first: RunningServer = server_factory()
+    first: RunningServer = server_factory(max_wait=2.0)
     port = int(first.url.rsplit(":", 1)[1])
-    with Client(first.url, ADMIN_TOKEN, auto_renew=False, cache_ttl=0) as sdk:
+    seen: list[int] = []
+    delivered = threading.Event()
+
+    def on_change(secret: secretsd.client.SecretVersion) -> None:
+        seen.append(secret.version)
+        delivered.set()
+
+    with (
+        Client(first.url, ADMIN_TOKEN, auto_renew=False, cache_ttl=0) as sdk,
+        Client(first.url, ADMIN_TOKEN, auto_renew=False, watch_wait=WAIT) as watcher,
+    ):
         sdk.put("apps/restart", {"k": "before"})
+        watcher.watch("apps/restart", on_change)
         first.stop()
         restarted: list[RunningServer] = []
 
@@ -388,7 +400,11 @@ def test_retries_ride_out_a_restart_then_fail_typed(server_factory: Any, tmp_pat
         assert time.monotonic() - started >= 0.9
         thread.join()
         assert sdk.put("apps/restart", {"k": "after"}) == 2
-        restarted[0].stop()
+        # The watch came back by itself and saw the write made after the restart.
+        assert delivered.wait(10)
+        assert seen == [2]
+        assert watcher.get("secretsd://apps/restart#k") == "after"
+    restarted[0].stop()
 
     with (
         Client(
@@ -397,6 +413,31 @@ def test_retries_ride_out_a_restart_then_fail_typed(server_factory: Any, tmp_pat
         pytest.raises(secretsd.Unavailable, match="cannot reach secretsd"),
     ):
         sdk.get("secretsd://apps/restart#k")
+
+
+def test_no_value_or_token_in_the_sdk_logs(
+    server: RunningServer, caplog: pytest.LogCaptureFixture
+) -> None:
+    sentinel = "canary-value-7f3a9c"
+    caplog.set_level(logging.DEBUG)
+    with Client(server.url, ADMIN_TOKEN, cache_ttl=0, watch_wait=WAIT) as sdk:
+        sdk.put("apps/canary", {"k": sentinel})
+        arrived = threading.Event()
+        sdk.watch("apps/canary", lambda secret: arrived.set())
+        sdk.put("apps/canary", {"k": sentinel + "-2"})
+        assert arrived.wait(5)
+        assert sdk.get("secretsd://apps/canary#k") == sentinel + "-2"
+        sdk.resolve(["secretsd://apps/canary#k", "secretsd://apps/canary"])
+        with pytest.raises(secretsd.NotFound) as missing:
+            sdk.get("secretsd://apps/canary#nope")
+        assert sentinel not in str(missing.value)
+    with Client(server.url, "sdt_canary-bad-token", retry=Retry(attempts=2, backoff=0.01)) as bad:
+        with pytest.raises(secretsd.Unauthenticated) as refused:
+            bad.get("secretsd://apps/canary#k")
+        assert "sdt_canary-bad-token" not in str(refused.value)
+    logged = caplog.text
+    assert sentinel not in logged
+    assert ADMIN_TOKEN not in logged and "sdt_canary-bad-token" not in logged
 
 
 def start_on_port(settings: Any, port: int) -> RunningServer:

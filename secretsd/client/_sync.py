@@ -152,7 +152,11 @@ class Client(ClientBase):
     # -- reading ------------------------------------------------------------------
 
     def get(self, ref: str | Reference) -> str:
-        """The value a ``secretsd://path[?version=n]#key`` reference names."""
+        """The value a ``secretsd://path[?version=n]#key`` reference names.
+
+        A binary value (not UTF-8) comes back base64-encoded; ``get_bytes``
+        gives its original bytes.
+        """
         return self._run(self._core.get_op(ref))
 
     def get_bytes(self, ref: str | Reference) -> bytes:
