@@ -42,7 +42,7 @@ def secretsd_run(
 @pytest.fixture
 def server(server_factory: Any) -> RunningServer:
     # A stopping test server waits for open long-polls; the service's cap keeps them short.
-    running: RunningServer = server_factory(max_wait=2.0)
+    running: RunningServer = server_factory(max_wait=1.0)
     return running
 
 

@@ -19,7 +19,7 @@ from tests.conftest import ADMIN_TOKEN, RunningServer
 
 # The service keeps a long-poll waiting after its client went away, and a
 # stopping test server waits for it: watching tests poll in short rounds.
-WAIT = 2.0
+WAIT = 1.0
 
 
 class Counting(httpx.BaseTransport, httpx.AsyncBaseTransport):
@@ -370,7 +370,7 @@ def test_reprs_never_show_tokens_or_values(client: Client) -> None:
 
 
 def test_retries_ride_out_a_restart_then_fail_typed(server_factory: Any, tmp_path: Path) -> None:
-    first: RunningServer = server_factory(max_wait=2.0)
+    first: RunningServer = server_factory(max_wait=1.0)
     port = int(first.url.rsplit(":", 1)[1])
     seen: list[int] = []
     delivered = threading.Event()

@@ -77,19 +77,19 @@ def test_renewable_tokens_are_renewed_before_they_expire(
     server: RunningServer, admin: httpx.Client
 ) -> None:
     issued = admin.post(
-        "/v1/auth/tokens", json={"policies": ["admin"], "ttl": 2, "max_ttl": "1h"}
+        "/v1/auth/tokens", json={"policies": ["admin"], "ttl": 1, "max_ttl": "1h"}
     ).json()
     admin.put("/v1/secrets/apps/renew", json={"data": {"k": "v"}})
     with Client(server.url, issued["token"], cache_ttl=0) as sdk:
         first = sdk.token_info()
         # Every call finds the token due for renewal (under a third of its life, or 5 s, left).
-        for _ in range(4):
-            time.sleep(0.8)
+        for _ in range(3):
+            time.sleep(0.6)
             assert sdk.get("secretsd://apps/renew#k") == "v"
         assert sdk.token_info().expires_at != first.expires_at
-    # Without renewal the same token would have expired by now (2 s TTL, 3.2 s elapsed).
+    # Without renewal the token would have expired by now (1 s TTL, 1.8 s elapsed).
     short = admin.post("/v1/auth/tokens", json={"policies": ["admin"], "ttl": 1}).json()
-    time.sleep(1.3)
+    time.sleep(1.1)
     with (
         Client(server.url, short["token"], auto_renew=False) as sdk,
         pytest.raises(secretsd.Unauthenticated),

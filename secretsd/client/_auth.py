@@ -114,11 +114,12 @@ class AuthState:
     def apply_lifetime(self, info: TokenInfo) -> None:
         self.renewable = info.renewable
         self._renew_failed_at = None
-        if info.ttl is None or info.ttl <= 0:
+        if info.ttl is None:  # a token without expiry
             self._expires = self._period = None
             return
-        self._period = float(info.ttl)
-        self._expires = time.monotonic() + info.ttl
+        # ttl counts whole seconds left: 0 means "about to expire", not "never".
+        self._period = float(max(info.ttl, 1))
+        self._expires = time.monotonic() + max(info.ttl, 0)
 
     def renew_due(self) -> bool:
         if not (self._auto_renew and self.renewable) or self._expires is None:

@@ -299,14 +299,12 @@ class ClientCore:
         elif self.auth.needs_lookup():
             self.auth.lookup_started()
             try:
-                info = yield from self.token_self_op()
+                yield from self.token_self_op()
             except (Unauthenticated, Unavailable):
                 raise
             except SecretsdError as error:  # e.g. a service without the endpoint
                 log.debug("cannot look up the token's lifetime: %s", error.message)
-            else:
-                self.auth.apply_lifetime(info)
-        elif self.auth.renew_due():
+        if self.auth.renew_due():
             try:
                 yield from self.renew_op()
             except SecretsdError as error:
@@ -500,7 +498,10 @@ class ClientCore:
     def token_self_op(self) -> Op[TokenInfo]:
         request = HttpRequest("GET", "/v1/auth/tokens/self")
         response = yield from self.call(request, check_token=False)
-        return token_info(_json(response))
+        info = token_info(_json(response))
+        self.auth.lookup_started()
+        self.auth.apply_lifetime(info)
+        return info
 
     def renew_op(self, increment: str | None = None) -> Op[TokenInfo]:
         body = {"increment": increment} if increment else {}
