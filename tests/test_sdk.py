@@ -15,6 +15,7 @@ import pytest
 import secretsd
 from secretsd.backends.base import Backend
 from secretsd.client import AsyncClient, Client, Retry
+from secretsd.client._effects import HttpResponse, TransportFailure
 from tests.conftest import ADMIN_TOKEN, RunningServer
 
 # The service keeps a long-poll waiting after its client went away, and a
@@ -484,3 +485,22 @@ def test_async_client_against_the_app_in_process(
                 assert secret.data["k"] == "v2"
 
     asyncio.run(scenario())
+
+
+@pytest.mark.parametrize(
+    ("idempotent", "outcome", "retried"),
+    [
+        (True, HttpResponse(503, {}, b""), True),
+        (False, HttpResponse(503, {}, b""), False),  # a write may have landed
+        (True, HttpResponse(500, {}, b""), False),
+        (True, HttpResponse(404, {}, b""), False),
+        (False, TransportFailure("ConnectError", "refused", sent=False), True),
+        (True, TransportFailure("ReadError", "reset", sent=True), True),
+        (False, TransportFailure("ReadError", "reset", sent=True), False),
+    ],
+)
+def test_retry_decisions(idempotent: bool, outcome: Any, retried: bool) -> None:
+    policy = Retry(attempts=3)
+    assert policy.should_retry(idempotent, outcome, 1) is retried
+    assert policy.should_retry(idempotent, outcome, 3) is False
+    assert 0.1 <= policy.delay(1) <= 0.11 and policy.delay(10) <= 2.2

@@ -37,13 +37,15 @@ class Retry:
     ) -> bool:
         """Whether a call that ended in ``outcome`` may be tried again.
 
-        503 means the service refused before acting (Vault, database or audit
-        log down). A transport failure after the request was sent is retried
-        only for idempotent calls: a write that may have landed is not
-        repeated behind the caller's back.
+        Reads (and deletes, which are idempotent) are retried on connection
+        errors and on 503 (Vault, database or audit log unavailable). A write
+        is retried only when its request surely never reached the service
+        (connection refused): after a 503 or a lost answer it may have landed
+        (the service audits a write after it happens), and repeating it behind
+        the caller's back could add a version or fail a check-and-set.
         """
         if failures >= self.attempts:
             return False
         if isinstance(outcome, TransportFailure):
             return not outcome.sent or idempotent
-        return outcome.status == 503
+        return outcome.status == 503 and idempotent
