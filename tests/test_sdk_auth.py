@@ -155,3 +155,37 @@ def test_cli_login_with_approle(
     )
     assert (got.returncode, got.stdout) == (0, b"pw-synthetic")
     assert ADMIN_TOKEN not in got.stderr.decode()
+
+
+def test_the_login_file_is_used_only_for_its_address(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from secretsd.client.config import store_login
+
+    monkeypatch.setenv("XDG_CONFIG_HOME", str(tmp_path / "config"))
+    store_login("http://secrets.example:8700/", "sdt_stored-login-token-value")
+    alone = load_client_settings(env={})
+    assert alone.addr == "http://secrets.example:8700"
+    assert alone.token == "sdt_stored-login-token-value"
+    assert alone.credentials_from == "login file"
+    elsewhere = load_client_settings(env={"SECRETSD_ADDR": "http://other.example:8700"})
+    assert elsewhere.token is None, "a stored token must never be sent to another address"
+    configured = load_client_settings(env={"SECRETSD_TOKEN": "sdt_from-env-token-value"})
+    assert configured.token == "sdt_from-env-token-value"
+    # A corrupt login file is a clear error, but only when it is needed.
+    (tmp_path / "config" / "secretsd" / "login.json").write_text("{not json")
+    with pytest.raises(secretsd.ConfigError, match="secretsd login"):
+        load_client_settings(env={})
+    load_client_settings(env={"SECRETSD_ADDR": "http://a:1", "SECRETSD_TOKEN": "sdt_x-y-z-value"})
+
+
+def test_bad_client_settings_are_config_errors(tmp_path: Path) -> None:
+    with pytest.raises(secretsd.ConfigError, match="SECRETSD_ADDR"):
+        load_client_settings(env={"SECRETSD_ADDR": "secrets.example:8700"}, use_login_file=False)
+    settings = load_client_settings(
+        "https://secrets.example",
+        env={"SECRETSD_CACERT": str(tmp_path / "missing.pem"), "SECRETSD_TOKEN": "t"},
+        use_login_file=False,
+    )
+    with pytest.raises(secretsd.ConfigError, match="SECRETSD_CACERT"):
+        Client(settings=settings)
