@@ -26,7 +26,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from secretsd.policy import Policy, PolicySet, Rule  # noqa: E402
+from secretsd.policy import Policy, PolicySet, Rule
 
 TEAMS = [f"team{i}" for i in range(50)]
 APPS = [f"app{i}" for i in range(40)]
@@ -87,6 +87,36 @@ def summary(samples: list[float]) -> tuple[float, float]:
     return statistics.median(ordered), ordered[int(len(ordered) * 0.99) - 1]
 
 
+def measure(chosen: list[Policy], paths: list[str], decisions: int) -> None:
+    started = time.perf_counter()
+    compiled = PolicySet(chosen)
+    compile_ms = (time.perf_counter() - started) * 1000
+    trie = timed(lambda p: compiled.allows("read", p), paths)
+    memo: dict[tuple[str, str], bool] = {}
+
+    def memoised(p: str) -> bool:
+        key = ("read", p)
+        hit = memo.get(key)
+        if hit is None:
+            hit = memo[key] = compiled.allows("read", p)
+        return hit
+
+    for p in paths:  # warm, as a long-running worker would be
+        memoised(p)
+    memo_samples = timed(memoised, paths)
+    sample = paths[: max(200, decisions // (20 if len(chosen) >= 1000 else 2))]
+    lin = timed(lambda p: linear(chosen, "read", p), sample)
+    for p in sample[:500]:
+        assert linear(chosen, "read", p) == compiled.allows("read", p), p
+    trie_p50, trie_p99 = summary(trie)
+    memo_p50, _ = summary(memo_samples)
+    lin_p50, _ = summary(lin)
+    print(
+        f"{len(chosen):>15} {compile_ms:>11.1f} {trie_p50:>12.1f} {trie_p99:>12.1f} "
+        f"{memo_p50:>12.2f} {lin_p50:>14.1f} {lin_p50 / trie_p50:>11.0f}x"
+    )
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--decisions", type=int, default=20000)
@@ -94,37 +124,16 @@ def main() -> None:
     rng = random.Random(7)
     policies = make_policies(1000, 20, rng)
     paths = [random_path(rng) for _ in range(args.decisions)]
-    print(f"{len(policies)} policies x 20 rules = {sum(len(p.rules) for p in policies)} rules; "
-          f"{args.decisions} decisions on random paths")
-    print(f"{'token bound to':>15} {'compile ms':>11} {'trie p50 us':>12} {'trie p99 us':>12} "
-          f"{'memo p50 us':>12} {'linear p50 us':>14} {'linear/trie':>12}")
+    print(
+        f"{len(policies)} policies x 20 rules = {sum(len(p.rules) for p in policies)} rules; "
+        f"{args.decisions} decisions on random paths"
+    )
+    print(
+        f"{'token bound to':>15} {'compile ms':>11} {'trie p50 us':>12} {'trie p99 us':>12} "
+        f"{'memo p50 us':>12} {'linear p50 us':>14} {'linear/trie':>12}"
+    )
     for bound in (1, 10, 1000):
-        chosen = policies[:bound]
-        started = time.perf_counter()
-        compiled = PolicySet(chosen)
-        compile_ms = (time.perf_counter() - started) * 1000
-        trie = timed(lambda p: compiled.allows("read", p), paths)
-        memo: dict[tuple[str, str], bool] = {}
-
-        def memoised(p: str) -> bool:
-            key = ("read", p)
-            hit = memo.get(key)
-            if hit is None:
-                hit = memo[key] = compiled.allows("read", p)
-            return hit
-
-        for p in paths:  # warm, as a long-running worker would be
-            memoised(p)
-        memo_samples = timed(memoised, paths)
-        sample = paths[: max(200, args.decisions // (20 if bound == 1000 else 2))]
-        lin = timed(lambda p: linear(chosen, "read", p), sample)
-        for p in sample[:500]:
-            assert linear(chosen, "read", p) == compiled.allows("read", p), p
-        trie_p50, trie_p99 = summary(trie)
-        memo_p50, _ = summary(memo_samples)
-        lin_p50, _ = summary(lin)
-        print(f"{bound:>15} {compile_ms:>11.1f} {trie_p50:>12.1f} {trie_p99:>12.1f} "
-              f"{memo_p50:>12.2f} {lin_p50:>14.1f} {lin_p50 / trie_p50:>11.0f}x")
+        measure(policies[:bound], paths, args.decisions)
     print("target: median per-request overhead < 200 us (trie p50 is the cold, worst case)")
 
 

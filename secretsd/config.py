@@ -9,6 +9,7 @@ result down, so tests can run several configurations in one process.
 
 from __future__ import annotations
 
+import ipaddress
 import json
 import os
 from collections.abc import Mapping
@@ -97,6 +98,12 @@ class Settings(BaseSettings):
     max_body_bytes: int = Field(default=1024 * 1024, ge=1024)
     audit_file: str | None = None
 
+    # TLS for secretsd's own listener. Plain HTTP is refused off loopback unless
+    # allow_insecure_http says TLS terminates in front (ingress, mesh, proxy).
+    tls_cert_file: Path | None = None
+    tls_key_file: Path | None = None
+    allow_insecure_http: bool = False
+
     @field_validator("vault_prefix")
     @classmethod
     def _check_prefix(cls, value: str) -> str:
@@ -126,6 +133,29 @@ class Settings(BaseSettings):
         return value.rstrip("/")
 
     # -- derived values -------------------------------------------------
+
+    @property
+    def tls(self) -> bool:
+        return self.tls_cert_file is not None
+
+    def check_listener(self) -> None:
+        """Refuse start-up settings that would serve secrets insecurely."""
+        if (self.tls_cert_file is None) != (self.tls_key_file is None):
+            raise ConfigError(
+                "set both SECRETSD_TLS_CERT_FILE and SECRETSD_TLS_KEY_FILE, or neither"
+            )
+        for setting, path in (
+            ("TLS_CERT_FILE", self.tls_cert_file),
+            ("TLS_KEY_FILE", self.tls_key_file),
+        ):
+            if path is not None and not path.is_file():
+                raise ConfigError(f"SECRETSD_{setting} {str(path)!r} is not a readable file")
+        if not self.tls and not self.allow_insecure_http and not _is_loopback(self.host):
+            raise ConfigError(
+                f"refusing to serve secrets over plain HTTP on {self.host}: set "
+                "SECRETSD_TLS_CERT_FILE and SECRETSD_TLS_KEY_FILE, or listen on 127.0.0.1, or "
+                "set SECRETSD_ALLOW_INSECURE_HTTP=true when TLS terminates in front of secretsd"
+            )
 
     @property
     def embedded(self) -> bool:
@@ -175,6 +205,15 @@ class Settings(BaseSettings):
                 value = str(value)
             plain[name] = value
         return plain
+
+
+def _is_loopback(host: str) -> bool:
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host.strip("[]")).is_loopback
+    except ValueError:
+        return False
 
 
 def _checked_path(value: str, *, allow_empty: bool) -> str:

@@ -21,6 +21,7 @@ import secrets
 import shutil
 import socket
 import subprocess
+import sys
 import threading
 import time
 import uuid
@@ -358,7 +359,9 @@ def admin(server: RunningServer) -> Iterator[httpx.Client]:
 
 
 def secretsd_executable() -> str:
-    found = shutil.which("secretsd")
+    """The console script of the Python running the tests (a venv need not be on PATH)."""
+    beside = Path(sys.executable).parent / "secretsd"
+    found = str(beside) if beside.is_file() else shutil.which("secretsd")
     assert found, "the secretsd console script is not installed (pip install -e '.[test]')"
     return found
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import signal
+import ssl
 import stat
 import subprocess
 import time
@@ -254,3 +255,84 @@ def test_replicas_under_load_keep_one_audit_chain(
         for process in processes:
             stop_process(process, timeout=20)
         processes.clear()
+
+
+def test_tls_listener_and_refusal_of_plain_http_off_loopback(
+    tmp_path: Path, bao: Bao, vault_prefix: str, processes: list[Any]
+) -> None:
+    import datetime
+    import ipaddress
+
+    from cryptography import x509
+    from cryptography.hazmat.primitives import hashes, serialization
+    from cryptography.hazmat.primitives.asymmetric import ec
+    from cryptography.x509.oid import NameOID
+
+    key = ec.generate_private_key(ec.SECP256R1())
+    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "secretsd-test")])
+    now = datetime.datetime.now(datetime.UTC)
+    cert = (
+        x509.CertificateBuilder()
+        .subject_name(name)
+        .issuer_name(name)
+        .public_key(key.public_key())
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(now - datetime.timedelta(minutes=1))
+        .not_valid_after(now + datetime.timedelta(hours=1))
+        .add_extension(
+            x509.SubjectAlternativeName([x509.IPAddress(ipaddress.ip_address("127.0.0.1"))]),
+            critical=False,
+        )
+        .sign(key, hashes.SHA256())
+    )
+    cert_file, key_file = tmp_path / "tls.crt", tmp_path / "tls.key"
+    cert_file.write_bytes(cert.public_bytes(serialization.Encoding.PEM))
+    key_file.write_bytes(
+        key.private_bytes(
+            serialization.Encoding.PEM,
+            serialization.PrivateFormat.PKCS8,
+            serialization.NoEncryption(),
+        )
+    )
+    common = {
+        "SECRETSD_VAULT_ADDR": bao.addr,
+        "SECRETSD_VAULT_TOKEN": bao.root_token,
+        "SECRETSD_VAULT_PREFIX": vault_prefix,
+    }
+    refused = run_cli(
+        "serve", "--host", "0.0.0.0", "--data-dir", str(tmp_path / "r"), "--workers", "1", **common
+    )
+    assert refused.returncode == 2
+    assert "refusing to serve secrets over plain HTTP on 0.0.0.0" in refused.stderr
+
+    port = free_port()
+    process = serve(
+        tmp_path,
+        "tls",
+        port,
+        "--data-dir",
+        str(tmp_path / "tls"),
+        "--workers",
+        "1",
+        SECRETSD_TLS_CERT_FILE=str(cert_file),
+        SECRETSD_TLS_KEY_FILE=str(key_file),
+        **common,
+    )
+    processes.append(process)
+    url = f"https://127.0.0.1:{port}"
+    trust = ssl.create_default_context(cafile=str(cert_file))
+    deadline = time.monotonic() + 60
+    while True:
+        try:
+            if httpx.get(f"{url}/readyz", verify=trust, timeout=2).status_code == 200:
+                break
+        except httpx.HTTPError:
+            pass
+        assert time.monotonic() < deadline and process.poll() is None
+        time.sleep(0.1)
+    assert "serving on https://127.0.0.1" in (tmp_path / "tls.log").read_text()
+    with httpx.Client(base_url=url, verify=trust,
+                      headers={"Authorization": f"Bearer {ADMIN_TOKEN}"}) as client:  # fmt: skip
+        assert client.put("/v1/secrets/t", json={"data": {"k": "tls-only"}}).status_code == 200
+    with pytest.raises(httpx.HTTPError):
+        httpx.get(f"http://127.0.0.1:{port}/healthz", timeout=2)

@@ -13,6 +13,7 @@ __all__ = [
     "Base",
     "ChangeEvent",
     "InstanceState",
+    "KubernetesRole",
     "PolicyDocument",
     "Token",
 ]
@@ -147,3 +148,17 @@ class AppRoleSecretId(Base):
     bound_cidrs: Mapped[str] = mapped_column(Text, default="[]")
     revoked_at: Mapped[float | None] = mapped_column(Float, nullable=True)
     meta: Mapped[str] = mapped_column(Text, default="{}")
+
+
+class KubernetesRole(Base):
+    """Binds service-account names and namespaces to policies for Kubernetes logins."""
+
+    __tablename__ = "kubernetes_roles"
+
+    name: Mapped[str] = mapped_column(String(64), primary_key=True)
+    service_accounts: Mapped[str] = mapped_column(Text)
+    namespaces: Mapped[str] = mapped_column(Text)
+    policies: Mapped[str] = mapped_column(Text)
+    token_ttl: Mapped[int] = mapped_column(Integer)
+    token_max_ttl: Mapped[int] = mapped_column(Integer)
+    created_at: Mapped[float] = mapped_column(Float)

@@ -23,7 +23,16 @@ from secretsd.server.errors import install_error_handlers
 from secretsd.server.fastpath import FastReadMiddleware
 from secretsd.server.metrics import Metrics
 from secretsd.server.middleware import RequestMiddleware
-from secretsd.server.routes import audit, auth, health, metadata, policies, resolve, secrets
+from secretsd.server.routes import (
+    audit,
+    auth,
+    health,
+    kubernetes,
+    metadata,
+    policies,
+    resolve,
+    secrets,
+)
 from secretsd.server.state import AppState, ensure_admin_token
 
 __all__ = ["create_app", "create_app_from_env", "make_backend"]
@@ -90,7 +99,7 @@ def create_app(settings: Settings) -> FastAPI:
         lifespan=lifespan,
     )
     install_error_handlers(app)
-    for module in (secrets, metadata, resolve, auth, policies, audit, health):
+    for module in (secrets, metadata, resolve, auth, kubernetes, policies, audit, health):
         app.include_router(module.router)
     app.add_middleware(RequestMiddleware, metrics=metrics, max_body_bytes=settings.max_body_bytes)
     app.add_middleware(FastReadMiddleware, metrics=metrics)  # outermost: added last

@@ -123,7 +123,7 @@ def _banner(
 ) -> str:
     host = settings.host
     shown_host = f"[{host}]" if ":" in host else host
-    addr = f"http://{shown_host}:{port}"
+    addr = f"{'https' if settings.tls else 'http'}://{shown_host}:{port}"
     token_file = settings.admin_token_file
     vault = (
         f"embedded OpenBao at {worker_settings.vault_addr} (data in {embedded.root})"
@@ -159,6 +159,7 @@ def serve(settings: Settings, say: Callable[[str], None] | None = None) -> None:
     from uvicorn.supervisors import Multiprocess
 
     out = say or (lambda text: print(text, flush=True))
+    settings.check_listener()
     # uvicorn re-raises the signal that stopped it once it has shut down; with the
     # default SIGTERM disposition that would kill us before OpenBao is stopped.
     signal.signal(signal.SIGTERM, _exit_on_sigterm)
@@ -183,6 +184,8 @@ def serve(settings: Settings, say: Callable[[str], None] | None = None) -> None:
             log_level=settings.log_level,
             timeout_graceful_shutdown=5,
             server_header=False,
+            ssl_certfile=str(settings.tls_cert_file) if settings.tls_cert_file else None,
+            ssl_keyfile=str(settings.tls_key_file) if settings.tls_key_file else None,
         )
         out(_banner(settings, worker_settings, port, embedded, created))
         if settings.workers > 1:

@@ -12,6 +12,7 @@ from sqlalchemy import Engine, text
 
 from secretsd.audit import AuditEvent, AuditLog
 from secretsd.auth.approle import AppRoleStore
+from secretsd.auth.kubernetes import KubernetesAuth
 from secretsd.auth.tokens import Identity, TokenStore, hash_token
 from secretsd.backends.vault import VaultBackend
 from secretsd.changes import Change, ChangeFeed
@@ -127,6 +128,7 @@ class AppState:
         self.audit_log = AuditLog(engine, settings.audit_file)
         self.policy_store = PolicyStore(engine)
         self.approles = AppRoleStore(engine, self.tokens)
+        self.kubernetes = KubernetesAuth(engine, self.tokens)
         self.policies: dict[str, Policy] = builtin_policies()
         self._policy_sets: dict[tuple[str, ...], PolicySet] = {}
         self._decisions: dict[tuple[tuple[str, ...], str, str], bool] = {}
