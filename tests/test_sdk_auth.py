@@ -189,3 +189,124 @@ def test_bad_client_settings_are_config_errors(tmp_path: Path) -> None:
     )
     with pytest.raises(secretsd.ConfigError, match="SECRETSD_CACERT"):
         Client(settings=settings)
+
+
+def _self_signed(tmp_path: Path) -> tuple[Path, Path]:
+    import datetime
+    import ipaddress
+
+    from cryptography import x509
+    from cryptography.hazmat.primitives import hashes, serialization
+    from cryptography.hazmat.primitives.asymmetric import ec
+    from cryptography.x509.oid import NameOID
+
+    key = ec.generate_private_key(ec.SECP256R1())
+    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "secretsd-sdk-test")])
+    now = datetime.datetime.now(datetime.UTC)
+    cert = (
+        x509.CertificateBuilder()
+        .subject_name(name)
+        .issuer_name(name)
+        .public_key(key.public_key())
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(now - datetime.timedelta(minutes=1))
+        .not_valid_after(now + datetime.timedelta(hours=1))
+        .add_extension(
+            x509.SubjectAlternativeName([x509.IPAddress(ipaddress.ip_address("127.0.0.1"))]),
+            critical=False,
+        )
+        .sign(key, hashes.SHA256())
+    )
+    cert_file, key_file = tmp_path / "tls.crt", tmp_path / "tls.key"
+    cert_file.write_bytes(cert.public_bytes(serialization.Encoding.PEM))
+    key_file.write_bytes(
+        key.private_bytes(
+            serialization.Encoding.PEM,
+            serialization.PrivateFormat.PKCS8,
+            serialization.NoEncryption(),
+        )
+    )
+    return cert_file, key_file
+
+
+def test_tls_with_a_private_ca_via_secretsd_cacert(
+    tmp_path: Path, bao: Any, vault_prefix: str
+) -> None:
+    import threading
+
+    import uvicorn
+
+    from secretsd.server.app import create_app
+    from tests.conftest import free_port, make_settings
+
+    cert_file, key_file = _self_signed(tmp_path)
+    app = create_app(make_settings(tmp_path, bao, vault_prefix))
+    port = free_port()
+    config = uvicorn.Config(
+        app,
+        host="127.0.0.1",
+        port=port,
+        log_level="warning",
+        lifespan="on",
+        ssl_certfile=str(cert_file),
+        ssl_keyfile=str(key_file),
+    )
+    server = uvicorn.Server(config)
+    thread = threading.Thread(target=server.run, daemon=True)
+    thread.start()
+    try:
+        deadline = time.monotonic() + 30
+        while not server.started:
+            assert thread.is_alive() and time.monotonic() < deadline
+            time.sleep(0.02)
+        url = f"https://127.0.0.1:{port}"
+        env = {"SECRETSD_TOKEN": ADMIN_TOKEN, "SECRETSD_CACERT": str(cert_file)}
+        with Client(settings=load_client_settings(url, env=env, use_login_file=False)) as sdk:
+            sdk.put("apps/tls", {"k": "over-tls"})
+            assert sdk.get("secretsd://apps/tls#k") == "over-tls"
+        # Without the CA: a clear configuration error at once, not retries.
+        started = time.monotonic()
+        with (
+            Client(url, ADMIN_TOKEN, auto_renew=False) as untrusting,
+            pytest.raises(secretsd.ConfigError, match="SECRETSD_CACERT"),
+        ):
+            untrusting.get("secretsd://apps/tls#k")
+        assert time.monotonic() - started < 2
+    finally:
+        server.should_exit = True
+        thread.join(15)
+
+
+def test_kubernetes_login_from_the_pod_token_file(
+    server: RunningServer, admin: httpx.Client, tmp_path: Path
+) -> None:
+    from tests.test_kubernetes_login import ISSUER, keypair, projected
+
+    key, public = keypair("rsa")
+    admin.put(
+        "/v1/auth/kubernetes/config",
+        json={"issuer": ISSUER, "public_keys": [public], "audiences": ["secretsd"]},
+    ).raise_for_status()
+    admin.put(
+        "/v1/policies/shop", json={"rules": [{"path": "shop/**", "capabilities": ["read"]}]}
+    ).raise_for_status()
+    admin.put(
+        "/v1/auth/kubernetes/roles/shop-web",
+        json={
+            "bound_service_account_names": ["web"],
+            "bound_service_account_namespaces": ["shop"],
+            "policies": ["shop"],
+        },
+    ).raise_for_status()
+    admin.put("/v1/secrets/shop/db", json={"data": {"password": "pod-synthetic"}})
+    token_file = tmp_path / "sa-token"
+    token_file.write_text(projected(key, "shop", "web"))
+    env = {"SECRETSD_K8S_ROLE": "shop-web", "SECRETSD_K8S_TOKEN_FILE": str(token_file)}
+    settings = load_client_settings(server.url, env=env, use_login_file=False)
+    with Client(settings=settings) as sdk:
+        assert sdk.get("secretsd://shop/db#password") == "pod-synthetic"
+        assert sdk.token_info().method == "kubernetes"
+    # A pod of another service account is refused with the service's message.
+    token_file.write_text(projected(key, "shop", "intruder"))
+    with Client(settings=settings) as sdk, pytest.raises(secretsd.Unauthenticated):
+        sdk.get("secretsd://shop/db#password")

@@ -24,6 +24,7 @@ from secretsd.client._retry import Retry
 from secretsd.client._types import Resolved, TokenInfo
 from secretsd.client.config import ClientSettings
 from secretsd.errors import (
+    ConfigError,
     Conflict,
     Forbidden,
     InvalidInput,
@@ -232,6 +233,11 @@ class ClientCore:
     # -- plumbing -----------------------------------------------------------------
 
     def error_for(self, outcome: HttpResponse | TransportFailure) -> SecretsdError:
+        if isinstance(outcome, TransportFailure) and outcome.kind == "TLS":
+            return ConfigError(
+                f"TLS with secretsd at {self.settings.addr} failed ({outcome.detail}); if its "
+                "certificate comes from a private CA, set SECRETSD_CACERT to that CA's file"
+            )
         if isinstance(outcome, TransportFailure):
             return Unavailable(
                 f"cannot reach secretsd at {self.settings.addr} ({outcome.kind}: {outcome.detail});"

@@ -57,6 +57,11 @@ def _arguments(request: HttpRequest) -> dict[str, Any]:
 
 def _failure(error: httpx.TransportError) -> TransportFailure:
     detail = str(error) or type(error).__name__
+    cause: BaseException | None = error
+    while cause is not None:
+        if isinstance(cause, ssl.SSLError):
+            return TransportFailure("TLS", detail, sent=False, permanent=True)
+        cause = cause.__cause__ or cause.__context__
     return TransportFailure(type(error).__name__, detail, sent=not isinstance(error, _NOT_SENT))
 
 

@@ -62,6 +62,8 @@ class TransportFailure:
     kind: str
     detail: str
     sent: bool
+    #: Trying again cannot help (a TLS certificate that does not verify).
+    permanent: bool = False
 
 
 @dataclass(frozen=True, slots=True)

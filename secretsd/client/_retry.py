@@ -47,5 +47,5 @@ class Retry:
         if failures >= self.attempts:
             return False
         if isinstance(outcome, TransportFailure):
-            return not outcome.sent or idempotent
+            return not outcome.permanent and (not outcome.sent or idempotent)
         return outcome.status == 503 and idempotent
