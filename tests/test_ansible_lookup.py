@@ -17,7 +17,8 @@ import pytest
 
 from secretsd.ansible import LOOKUP_PLUGINS
 from secretsd.client import Client
-from tests.conftest import ADMIN_TOKEN, RunningServer
+from tests.conftest import ADMIN_TOKEN, CANARY, RunningServer
+from tests.test_sdk import Counting
 
 ANSIBLE = Path(sys.executable).parent / "ansible"
 
@@ -40,7 +41,7 @@ def ansible(server: RunningServer, tmp_path: Path) -> Any:
     )
 
     def run(msg: str, **extra_env: str) -> subprocess.CompletedProcess[str]:
-        return subprocess.run(
+        result = subprocess.run(
             [str(ANSIBLE), "localhost", "-m", "debug", "-a", f"msg={msg}"],
             capture_output=True,
             text=True,
@@ -48,6 +49,9 @@ def ansible(server: RunningServer, tmp_path: Path) -> Any:
             timeout=120,
             cwd=tmp_path,
         )
+        # stdout shows the msg by design; stderr (errors, warnings) must show no value.
+        CANARY.texts.append(("stderr of ansible", result.stderr))
+        return result
 
     return run
 
@@ -60,7 +64,7 @@ def _msg(output: str) -> Any:
 
 
 def test_lookup_in_an_ad_hoc_debug_run(ansible: Any, server: RunningServer) -> None:
-    with Client(server.url, ADMIN_TOKEN) as sdk:
+    with Client(server.url, ADMIN_TOKEN, transport=Counting()) as sdk:
         sdk.put("apps/web/db", {"password": "pw-synthetic-ansible", "user": "web"})
     result = ansible("{{ lookup('secretsd', 'secretsd://apps/web/db#password') }}")
     assert result.returncode == 0, "ansible failed: " + result.stderr[-2000:]
@@ -70,7 +74,7 @@ def test_lookup_in_an_ad_hoc_debug_run(ansible: Any, server: RunningServer) -> N
 def test_many_references_whole_maps_and_values_that_look_like_templates(
     ansible: Any, server: RunningServer, tmp_path: Path
 ) -> None:
-    with Client(server.url, ADMIN_TOKEN) as sdk:
+    with Client(server.url, ADMIN_TOKEN, transport=Counting()) as sdk:
         sdk.put("apps/web/db", {"password": "pw-synthetic", "user": "web"})
         sdk.put("apps/web/tmpl", {"raw": "{{ 7 * 6 }}"})
     token_file = tmp_path / "token"

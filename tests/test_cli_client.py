@@ -17,7 +17,7 @@ from hypothesis import strategies as st
 
 from secretsd.cli.dotenv import format_dotenv, parse_dotenv
 from secretsd.errors import InvalidInput
-from tests.conftest import ADMIN_TOKEN, RunningServer, secretsd_executable
+from tests.conftest import ADMIN_TOKEN, CANARY, RunningServer, secretsd_executable
 
 
 @pytest.fixture
@@ -51,6 +51,16 @@ def cli(server: RunningServer, tmp_path: Path) -> Any:
             timeout=60,
         )
         assert result.returncode == check, (result.returncode, result.stderr.decode())
+        # The canary (tests/conftest.py) checks no written value reaches stderr.
+        if args and args[0] == "put":
+            for arg in args[2:]:
+                value = arg.partition("=")[2]
+                if not value.startswith(("@", "-")):
+                    CANARY.remember(value)
+            CANARY.remember((input or b"").decode(errors="replace"))
+        CANARY.texts.append(
+            (f"stderr of secretsd {args[0]}", result.stderr.decode(errors="replace"))
+        )
         return result
 
     return run

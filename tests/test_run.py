@@ -15,7 +15,8 @@ from typing import Any
 import pytest
 
 from secretsd.client import Client
-from tests.conftest import ADMIN_TOKEN, RunningServer, secretsd_executable
+from tests.conftest import ADMIN_TOKEN, CANARY, RunningServer, secretsd_executable
+from tests.test_sdk import Counting
 
 PY = sys.executable
 
@@ -31,12 +32,15 @@ def env_for(server: RunningServer, tmp_path: Path, **extra: str) -> dict[str, st
 def secretsd_run(
     server: RunningServer, tmp_path: Path, *args: str, env: dict[str, str] | None = None
 ) -> subprocess.CompletedProcess[bytes]:
-    return subprocess.run(
+    result = subprocess.run(
         [secretsd_executable(), "run", *args],
         capture_output=True,
         env=env or env_for(server, tmp_path),
         timeout=60,
     )
+    # The canary (tests/conftest.py) checks that run never prints a value.
+    CANARY.texts.append(("stderr of secretsd run", result.stderr.decode(errors="replace")))
+    return result
 
 
 @pytest.fixture
@@ -48,7 +52,7 @@ def server(server_factory: Any) -> RunningServer:
 
 @pytest.fixture
 def sdk(server: RunningServer) -> Any:
-    with Client(server.url, ADMIN_TOKEN, auto_renew=False) as client:
+    with Client(server.url, ADMIN_TOKEN, auto_renew=False, transport=Counting()) as client:
         yield client
 
 
@@ -258,6 +262,7 @@ def test_watch_restarts_the_command_when_a_secret_changes(
         if process.poll() is None:
             process.kill()
         _, stderr = process.communicate()
+    CANARY.texts.append(("stderr of secretsd run --watch", stderr.decode(errors="replace")))
     assert b"restarting" in stderr
     assert b"synthetic" not in stderr, "run must never print a value"
 

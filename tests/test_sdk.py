@@ -16,7 +16,7 @@ import secretsd
 from secretsd.backends.base import Backend
 from secretsd.client import AsyncClient, Client, Retry
 from secretsd.client._effects import HttpResponse, TransportFailure
-from tests.conftest import ADMIN_TOKEN, RunningServer
+from tests.conftest import ADMIN_TOKEN, CANARY, RunningServer
 
 # The service keeps a long-poll waiting after its client went away, and a
 # stopping test server waits for it: watching tests poll in short rounds.
@@ -24,9 +24,11 @@ WAIT = 1.0
 
 
 class Counting(httpx.BaseTransport, httpx.AsyncBaseTransport):
-    """httpx's transport seam: the real network, with every request counted.
+    """httpx's transport seam: the real network, every request counted.
 
-    Sync and async, so a Client's watch loops use it too.
+    Sync and async, so a Client's watch loops use it too; written values and
+    error bodies feed the suite's canary (tests/conftest.py), which checks at
+    the end that no value leaked into a log, an error body or an audit row.
     """
 
     def __init__(self) -> None:
@@ -37,14 +39,20 @@ class Counting(httpx.BaseTransport, httpx.AsyncBaseTransport):
 
     def handle_request(self, request: httpx.Request) -> httpx.Response:
         self.requests.append(request)
+        CANARY.note_request(request)
         response = self.inner.handle_request(request)
         self.statuses.append(response.status_code)
+        CANARY.note_response(httpx.Response(response.status_code, content=response.read(),
+                                            request=request))  # fmt: skip
         return response
 
     async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
         self.requests.append(request)
+        CANARY.note_request(request)
         response = await self.inner_async.handle_async_request(request)
         self.statuses.append(response.status_code)
+        content = await response.aread()
+        CANARY.note_response(httpx.Response(response.status_code, content=content, request=request))
         return response
 
     def close(self) -> None:
@@ -56,7 +64,7 @@ class Counting(httpx.BaseTransport, httpx.AsyncBaseTransport):
 
 @pytest.fixture
 def client(server: RunningServer) -> Any:
-    with Client(server.url, ADMIN_TOKEN, watch_wait=WAIT) as sdk:
+    with Client(server.url, ADMIN_TOKEN, watch_wait=WAIT, transport=Counting()) as sdk:
         yield sdk
 
 
