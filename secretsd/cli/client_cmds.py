@@ -117,7 +117,7 @@ def get(
         else:
             _print_json(dict(secret.data))
         return
-    from secretsd.client._core import pick_value
+    from secretsd.client._wire import pick_value
 
     pick_value(secret, target.key)  # NotFound naming the keys there are
     if as_json:
@@ -196,7 +196,7 @@ def put(
     addr: AddrOption = None,
 ) -> None:
     """Write a new version of a secret."""
-    from secretsd.client._core import as_path
+    from secretsd.client._wire import as_path
 
     secret_path = as_path(path)
     values = parse_pairs(pairs or [])
@@ -253,7 +253,7 @@ def rm(
     addr: AddrOption = None,
 ) -> None:
     """Delete the latest version (undelete-able), given versions, or the whole secret."""
-    from secretsd.client._core import as_path
+    from secretsd.client._wire import as_path
 
     secret_path = as_path(path)
     chosen = _version_list(versions)
@@ -284,7 +284,7 @@ def versions(
     addr: AddrOption = None,
 ) -> None:
     """Show every version of a secret: created, deleted, destroyed."""
-    from secretsd.client._core import as_path
+    from secretsd.client._wire import as_path
 
     with open_client(addr) as client:
         meta = client.metadata(as_path(path))

@@ -9,26 +9,35 @@ logins, token renewal and cache bookkeeping happen here too, once.
 
 from __future__ import annotations
 
-import functools
 import json
 import logging
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, replace
+from dataclasses import replace
 from typing import Any
 
-from secretsd.backends.base import SecretMetadata, SecretVersion, VersionInfo, encode_values
+from secretsd.backends.base import SecretMetadata, SecretVersion, encode_values
 from secretsd.client._auth import AuthState, token_info
 from secretsd.client._cache import SecretCache
 from secretsd.client._effects import HttpRequest, HttpResponse, Op, Sleep, TransportFailure
 from secretsd.client._retry import Retry
 from secretsd.client._types import Resolved, TokenInfo
+from secretsd.client._wire import (
+    as_path,
+    as_reference,
+    json_body,
+    keyed,
+    metadata_from_json,
+    pick_value,
+    resolved_from_json,
+    resolved_from_secret,
+    secret_from_json,
+)
 from secretsd.client.config import ClientSettings
 from secretsd.errors import (
     ConfigError,
     Conflict,
     Forbidden,
     InvalidInput,
-    InvalidReference,
     NotFound,
     PayloadTooLarge,
     SecretsdError,
@@ -37,9 +46,9 @@ from secretsd.errors import (
     ValidationFailed,
     error_class_for_code,
 )
-from secretsd.ref import Reference, is_reference, parse_reference, validate_path
+from secretsd.ref import Reference, validate_path
 
-__all__ = ["ClientCore", "as_path", "as_reference", "keyed", "path_of", "pick_value"]
+__all__ = ["ClientCore"]
 
 log = logging.getLogger("secretsd.client")
 
@@ -55,156 +64,6 @@ _STATUS_CLASSES: dict[int, type[SecretsdError]] = {
     503: Unavailable,
     504: Unavailable,
 }
-
-
-@functools.lru_cache(maxsize=4096)
-def _parse_cached(text: str) -> Reference:
-    return parse_reference(text)
-
-
-def as_reference(ref: str | Reference) -> Reference:
-    """A Reference from a ``secretsd://`` string (parsed once, then memoised)."""
-    if isinstance(ref, Reference):
-        return ref
-    if not isinstance(ref, str):
-        return parse_reference(ref)  # raises the parser's own error
-    return _parse_cached(ref)
-
-
-def as_path(path_or_ref: str | Reference) -> str:
-    """A secret path from a bare path or a key-less reference."""
-    if isinstance(path_or_ref, Reference) or is_reference(path_or_ref):
-        ref = as_reference(path_or_ref)
-        if ref.key is not None or ref.version is not None:
-            raise InvalidReference(
-                f"{ref} names a key or version; give the secret's path, e.g. secretsd://{ref.path}"
-            )
-        return ref.path
-    return validate_path(path_or_ref)
-
-
-def keyed(ref: str | Reference) -> _Keyed:
-    """A reference that must name one key (``#key``)."""
-    parsed = as_reference(ref)
-    if parsed.key is None:
-        raise InvalidReference(
-            f"{parsed} names a whole secret, not one value; add '#<key>' "
-            "or read the whole map with get_map()"
-        )
-    return _Keyed(parsed.path, parsed.key, parsed.version)
-
-
-@dataclass(frozen=True, slots=True)
-class _Keyed:
-    path: str
-    key: str
-    version: int | None
-
-
-def path_of(ref: str | Reference) -> str:
-    """The secret path of a bare path or of any reference (key and version ignored)."""
-    if isinstance(ref, Reference) or is_reference(ref):
-        return as_reference(ref).path
-    return validate_path(ref)
-
-
-def pick_value(secret: SecretVersion, key: str) -> str:
-    try:
-        return secret.data[key]
-    except KeyError:
-        keys = ", ".join(sorted(secret.data)) or "none"
-        raise NotFound(
-            f"secret {secret.path!r} version {secret.version} has no key {key!r} (keys: {keys})"
-        ) from None
-
-
-def _json(response: HttpResponse) -> Any:
-    try:
-        return json.loads(response.content)
-    except ValueError:
-        raise SecretsdError(
-            f"secretsd answered HTTP {response.status} with a body that is not JSON; "
-            "is SECRETSD_ADDR the address of a secretsd service?"
-        ) from None
-
-
-def secret_from_json(body: Any) -> SecretVersion:
-    try:
-        meta = body.get("metadata") or {}
-        return SecretVersion(
-            path=str(body["path"]),
-            version=int(body["version"]),
-            data={str(k): str(v) for k, v in body["data"].items()},
-            created_time=str(meta.get("created_time") or ""),
-            custom_metadata={
-                str(k): str(v) for k, v in (meta.get("custom_metadata") or {}).items()
-            },
-            binary_keys=frozenset(str(k) for k in body.get("binary_keys") or ()),
-        )
-    except (AttributeError, KeyError, TypeError, ValueError):
-        raise SecretsdError("secretsd answered with an unexpected secret shape") from None
-
-
-def metadata_from_json(body: Any) -> SecretMetadata:
-    try:
-        return SecretMetadata(
-            path=str(body["path"]),
-            current_version=int(body["current_version"]),
-            oldest_version=int(body["oldest_version"]),
-            created_time=str(body["created_time"]),
-            updated_time=str(body["updated_time"]),
-            max_versions=int(body["max_versions"]),
-            cas_required=bool(body["cas_required"]),
-            versions=tuple(
-                VersionInfo(
-                    version=int(item["version"]),
-                    created_time=str(item["created_time"]),
-                    deletion_time=str(item.get("deletion_time") or ""),
-                    destroyed=bool(item.get("destroyed", False)),
-                )
-                for item in body["versions"]
-            ),
-            custom_metadata={str(k): str(v) for k, v in (body["custom_metadata"] or {}).items()},
-        )
-    except (AttributeError, KeyError, TypeError, ValueError):
-        raise SecretsdError("secretsd answered with an unexpected metadata shape") from None
-
-
-def _resolved(item: Any) -> Resolved:
-    ref = str(item.get("ref", ""))
-    if "error" in item:
-        error = item["error"] or {}
-        cls = error_class_for_code(str(error.get("code", "")))
-        return Resolved(ref, error=cls(str(error.get("message", "resolving failed"))))
-    stale = bool(item.get("stale", False))
-    if "value" in item:
-        return Resolved(
-            ref,
-            str(item["path"]),
-            int(item["version"]),
-            value=str(item["value"]),
-            binary=bool(item.get("binary", False)),
-            stale=stale,
-        )
-    return Resolved(
-        ref,
-        str(item["path"]),
-        int(item["version"]),
-        data={str(k): str(v) for k, v in item["data"].items()},
-        binary_keys=frozenset(item.get("binary_keys") or ()),
-        stale=stale,
-    )
-
-
-def resolved_from_secret(text: str, ref: Reference, secret: SecretVersion) -> Resolved:
-    if ref.key is None:
-        return Resolved(
-            text, ref.path, secret.version, data=secret.data, binary_keys=secret.binary_keys
-        )
-    value = pick_value(secret, ref.key)
-    return Resolved(
-        text, ref.path, secret.version, value=value, binary=ref.key in secret.binary_keys
-    )
 
 
 class ClientCore:
@@ -300,7 +159,7 @@ class ClientCore:
     def _ensure_token(self) -> Op[None]:
         if self.auth.needs_login():
             response = yield from self.call(self.auth.login_request(), authenticated=False)
-            answer = _json(response)
+            answer = json_body(response)
             self.auth.apply_login(token_info(answer, token=answer.get("token")))
         elif self.auth.needs_lookup():
             self.auth.lookup_started()
@@ -345,7 +204,7 @@ class ClientCore:
                 if secret is not None:
                     return secret
                 continue  # evicted meanwhile: ask again without an ETag
-            secret = secret_from_json(_json(response))
+            secret = secret_from_json(json_body(response))
             self.cache.store(path, version, secret, stale=stale)
             return secret
 
@@ -383,7 +242,7 @@ class ClientCore:
         response = yield from self.call(request)
         if response.status == 304:
             return None
-        secret = secret_from_json(_json(response))
+        secret = secret_from_json(json_body(response))
         self.cache.store(path, None, secret, stale=response.header("x-secretsd-stale") == "true")
         return secret
 
@@ -405,11 +264,11 @@ class ClientCore:
         if remote:
             request = HttpRequest("POST", "/v1/resolve", json={"refs": [t for _, t in remote]})
             response = yield from self.call(request)
-            answers = _json(response).get("results", [])
+            answers = json_body(response).get("results", [])
             if len(answers) != len(remote):
                 raise SecretsdError("secretsd answered a resolve with the wrong number of results")
             for (index, _), answer in zip(remote, answers, strict=True):
-                results[index] = _resolved(answer)
+                results[index] = resolved_from_json(answer)
         final = [r for r in results if r is not None]
         if raise_errors:
             for result in final:
@@ -442,19 +301,19 @@ class ClientCore:
         )
         response = yield from self.call(request)
         self.cache.invalidate(path)
-        return int(_json(response)["version"])
+        return int(json_body(response)["version"])
 
     def list_op(self, prefix: str) -> Op[list[str]]:
         prefix = prefix.strip("/")
         validate_path(prefix, allow_empty=True)
         url = f"/v1/metadata/{prefix}" if prefix else "/v1/metadata"
         response = yield from self.call(HttpRequest("GET", url, params={"list": "true"}))
-        return [str(k) for k in _json(response).get("keys", [])]
+        return [str(k) for k in json_body(response).get("keys", [])]
 
     def metadata_op(self, path: str) -> Op[SecretMetadata]:
         validate_path(path)
         response = yield from self.call(HttpRequest("GET", f"/v1/metadata/{path}"))
-        return metadata_from_json(_json(response))
+        return metadata_from_json(json_body(response))
 
     def update_metadata_op(
         self,
@@ -504,7 +363,7 @@ class ClientCore:
     def token_self_op(self) -> Op[TokenInfo]:
         request = HttpRequest("GET", "/v1/auth/tokens/self")
         response = yield from self.call(request, check_token=False)
-        info = token_info(_json(response))
+        info = token_info(json_body(response))
         self.auth.lookup_started()
         self.auth.apply_lifetime(info)
         return info
@@ -514,7 +373,7 @@ class ClientCore:
         request = HttpRequest("POST", "/v1/auth/tokens/renew-self", json=body)
         # check_token=False: renewing must not trigger renewing.
         response = yield from self.call(request, check_token=False)
-        info = token_info(_json(response))
+        info = token_info(json_body(response))
         self.auth.apply_lifetime(info)
         return info
 
@@ -522,7 +381,7 @@ class ClientCore:
         """``approle`` or ``kubernetes`` login; the client then uses the new token."""
         request = HttpRequest("POST", f"/v1/auth/{method}/login", json=dict(body), idempotent=False)
         response = yield from self.call(request, authenticated=False)
-        answer = _json(response)
+        answer = json_body(response)
         info = token_info(answer, token=answer.get("token"))
         if not info.token:
             raise Unauthenticated("the login answer carried no token")

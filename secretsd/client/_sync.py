@@ -14,12 +14,12 @@ import httpx
 
 from secretsd.backends.base import SecretMetadata, SecretVersion, VersionInfo
 from secretsd.client._base import ClientBase
-from secretsd.client._core import as_path, path_of
 from secretsd.client._drive import http_options, run_async, run_sync
 from secretsd.client._effects import Op
 from secretsd.client._retry import Retry
 from secretsd.client._types import Resolved, TokenInfo
 from secretsd.client._watch import Subscription, WatchHub
+from secretsd.client._wire import as_path, path_of
 from secretsd.client.config import ClientSettings
 from secretsd.errors import ConfigError
 from secretsd.ref import Reference
