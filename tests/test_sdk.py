@@ -512,3 +512,29 @@ def test_retry_decisions(idempotent: bool, outcome: Any, retried: bool) -> None:
     assert policy.should_retry(idempotent, outcome, 1) is retried
     assert policy.should_retry(idempotent, outcome, 3) is False
     assert 0.1 <= policy.delay(1) <= 0.11 and policy.delay(10) <= 2.2
+
+
+def test_a_callback_may_stop_its_watch_or_close_its_client(server: RunningServer) -> None:
+    with Client(server.url, ADMIN_TOKEN, auto_renew=False) as writer:
+        writer.put("apps/selfstop", {"k": "v1"})
+        reader = Client(server.url, ADMIN_TOKEN, auto_renew=False, watch_wait=WAIT)
+        calls: list[int] = []
+        done = threading.Event()
+        holder: list[Any] = []
+
+        def stop_itself(secret: secretsd.client.SecretVersion) -> None:
+            calls.append(secret.version)
+            holder[0].stop()
+            reader.close()
+            done.set()
+
+        holder.append(reader.watch("apps/selfstop", stop_itself))
+        time.sleep(0.1)
+        writer.put("apps/selfstop", {"k": "v2"})
+        assert done.wait(5)
+        writer.put("apps/selfstop", {"k": "v3"})
+        time.sleep(0.3)
+        assert calls == [2]
+        assert reader._loop is not None
+        reader._loop.thread.join(5)
+        assert not reader._loop.thread.is_alive()

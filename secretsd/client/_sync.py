@@ -69,7 +69,11 @@ class _LoopThread:
 
     def _main(self) -> None:
         asyncio.set_event_loop(self.loop)
-        self.loop.run_forever()
+        try:
+            self.loop.run_forever()
+        finally:
+            self.loop.run_until_complete(self.loop.shutdown_asyncgens())
+            self.loop.close()
 
     def call(self, function: Callable[[], T]) -> T:
         """Run ``function`` on the loop and return its result (inline if already there)."""
@@ -88,10 +92,9 @@ class _LoopThread:
         return future.result(timeout)
 
     def stop(self) -> None:
+        """Stop the loop; the thread closes it on its way out."""
         self.loop.call_soon_threadsafe(self.loop.stop)
         self.thread.join(10)
-        if not self.thread.is_alive():
-            self.loop.close()
 
 
 class Client(ClientBase):
@@ -341,8 +344,13 @@ class Client(ClientBase):
                 await hub.close()
                 await http.aclose()
 
-            loop.run(shutdown(), timeout=10)
-            loop.stop()
+            if threading.current_thread() is loop.thread:
+                # Closed from a watch callback: finish on the loop, do not wait for it.
+                task = loop.loop.create_task(shutdown())
+                task.add_done_callback(lambda _: loop.loop.stop())
+            else:
+                loop.run(shutdown(), timeout=10)
+                loop.stop()
         self._http.close()
 
     def __enter__(self) -> Client:

@@ -137,6 +137,8 @@ class WatchHub:
                 subscription.end()
         self._loops.clear()
         tasks.extend(self._callbacks)
+        current = asyncio.current_task()
+        tasks = [task for task in tasks if task is not current]  # closed from a callback
         for task in tasks:
             task.cancel()
         for task in tasks:
