@@ -145,6 +145,8 @@ def _read_value(key: str, source: str, stdin_used: list[bool]) -> str | bytes:
         if stdin_used:
             raise InvalidInput("only one key can read its value from stdin ('-')")
         stdin_used.append(True)
+        if sys.stdin.isatty():  # typed by a person: ask without echoing it
+            return str(typer.prompt(f"Value of {key}", hide_input=True, err=True))
         return sys.stdin.buffer.read()
     if source.startswith("@"):
         path = Path(source[1:]).expanduser()
@@ -158,7 +160,8 @@ def _read_value(key: str, source: str, stdin_used: list[bool]) -> str | bytes:
 
 
 def parse_pairs(pairs: list[str]) -> dict[str, str | bytes]:
-    """``key=value``, ``key=@file`` (the file's bytes), ``key=-`` (stdin's bytes)."""
+    """``key=value``, ``key=@file`` (the file's bytes), ``key=-`` (stdin's bytes, or a hidden
+    prompt on a terminal)."""
     if not pairs:
         raise InvalidInput("give at least one key=value, key=@file or key=- (stdin)")
     values: dict[str, str | bytes] = {}
