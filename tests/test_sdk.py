@@ -538,3 +538,25 @@ def test_a_callback_may_stop_its_watch_or_close_its_client(server: RunningServer
         assert reader._loop is not None
         reader._loop.thread.join(5)
         assert not reader._loop.thread.is_alive()
+
+
+def test_the_sdk_public_names_are_pinned() -> None:
+    import secretsd.client
+
+    assert sorted(secretsd.client.__all__) == [
+        "AsyncClient",
+        "AsyncWatch",
+        "Changes",
+        "Client",
+        "ClientSettings",
+        "Resolved",
+        "Retry",
+        "SecretMetadata",
+        "SecretVersion",
+        "TokenInfo",
+        "VersionInfo",
+        "Watch",
+        "load_client_settings",
+    ]
+    assert secretsd.Client is secretsd.client.Client
+    assert secretsd.AsyncClient is secretsd.client.AsyncClient
