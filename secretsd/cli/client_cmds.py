@@ -7,13 +7,13 @@ the command line: ``put`` takes ``key=@file`` and ``key=-`` (stdin).
 
 from __future__ import annotations
 
-import json
 import sys
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
+from secretsd.cli.output import is_tty, print_json, table
 from secretsd.errors import InvalidInput
 from secretsd.ref import Reference, is_reference, parse_reference, validate_key, validate_path
 
@@ -59,29 +59,6 @@ def _target(text: str) -> Reference:
     return Reference(validate_path(text))
 
 
-def _tty() -> bool:
-    return sys.stdout.isatty()
-
-
-def _print_json(value: Any) -> None:
-    typer.echo(json.dumps(value, indent=2, sort_keys=True))
-
-
-def _table(columns: list[str], rows: list[list[str]]) -> None:
-    """A table on a terminal; tab-separated lines otherwise."""
-    if _tty():
-        from rich.console import Console
-        from rich.table import Table
-
-        table = Table(*columns, box=None, header_style="bold")
-        for row in rows:
-            table.add_row(*row)
-        Console().print(table)
-        return
-    for row in rows:
-        typer.echo("\t".join(row))
-
-
 def get(
     ref: Annotated[
         str,
@@ -102,7 +79,7 @@ def get(
         secret = client.read(target.path, wanted)
     if target.key is None:
         if as_json:
-            _print_json(
+            print_json(
                 {
                     "path": secret.path,
                     "version": secret.version,
@@ -115,14 +92,14 @@ def get(
                 }
             )
         else:
-            _print_json(dict(secret.data))
+            print_json(dict(secret.data))
         return
     from secretsd.client._wire import pick_value
 
     pick_value(secret, target.key)  # NotFound naming the keys there are
     if as_json:
         binary = target.key in secret.binary_keys
-        _print_json(
+        print_json(
             {
                 "path": secret.path,
                 "version": secret.version,
@@ -135,7 +112,7 @@ def get(
     raw = secret.value_bytes(target.key)
     out = sys.stdout.buffer
     out.write(raw)
-    if _tty() and not raw.endswith(b"\n"):
+    if is_tty() and not raw.endswith(b"\n"):
         out.write(b"\n")  # only for eyes; pipes get the exact bytes
     out.flush()
 
@@ -209,7 +186,7 @@ def put(
         else:
             version = client.put(secret_path, values, cas=cas)
     if as_json:
-        _print_json({"path": secret_path, "version": version})
+        print_json({"path": secret_path, "version": version})
     else:
         typer.echo(f"wrote {secret_path} version {version}")
 
@@ -223,7 +200,7 @@ def ls(
     with open_client(addr) as client:
         keys = client.list(prefix.removeprefix("secretsd://"))
     if as_json:
-        _print_json({"keys": keys})
+        print_json({"keys": keys})
         return
     for key in keys:
         typer.echo(key)
@@ -292,7 +269,7 @@ def versions(
     with open_client(addr) as client:
         meta = client.metadata(as_path(path))
     if as_json:
-        _print_json(
+        print_json(
             {
                 "path": meta.path,
                 "current_version": meta.current_version,
@@ -315,7 +292,7 @@ def versions(
         state = "destroyed" if info.destroyed else "deleted" if info.deleted else "live"
         current = "*" if info.version == meta.current_version else ""
         rows.append([f"{info.version}{current}", state, info.created_time, info.deletion_time])
-    _table(["VERSION", "STATE", "CREATED", "DELETED"], rows)
+    table(["VERSION", "STATE", "CREATED", "DELETED"], rows)
 
 
 def export(
@@ -361,7 +338,7 @@ def export(
 
         sys.stdout.write(format_dotenv(merged))
     elif fmt == "json":
-        _print_json(merged)
+        print_json(merged)
     else:
         import yaml
 

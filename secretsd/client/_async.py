@@ -250,6 +250,17 @@ class AsyncClient(ClientBase):
     async def renew_token(self, increment: str | None = None) -> TokenInfo:
         return await self._run(self._core.renew_op(increment))
 
+    async def request(
+        self,
+        method: str,
+        url: str,
+        *,
+        json: Any = None,
+        params: Mapping[str, str] | None = None,
+    ) -> Any:
+        """Call any ``/v1/...`` endpoint; returns the JSON body."""
+        return await self._run(self._core.request_op(method, url, json=json, params=params))
+
     # -- watching -----------------------------------------------------------------
 
     async def watch(

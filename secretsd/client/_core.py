@@ -389,3 +389,23 @@ class ClientCore:
         self.auth.apply_lifetime(info)
         self.cache.clear()  # another identity may see other secrets
         return info
+
+    # -- any other endpoint -------------------------------------------------------
+
+    def request_op(
+        self,
+        method: str,
+        url: str,
+        *,
+        json: Any = None,
+        params: Mapping[str, str] | None = None,
+    ) -> Op[Any]:
+        """Any API call (administration: tokens, policies, AppRole, audit), with the same
+        login, retry and error mapping as the typed operations. Returns the JSON body,
+        or None for an empty answer."""
+        if not url.startswith("/v1/"):
+            raise InvalidInput(f"request paths start with /v1/, got {url[:60]!r}")
+        idempotent = method.upper() in ("GET", "HEAD", "PUT", "DELETE")
+        request = HttpRequest(method.upper(), url, params=params, json=json, idempotent=idempotent)
+        response = yield from self.call(request)
+        return json_body(response) if response.content else None

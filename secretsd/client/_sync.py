@@ -280,6 +280,18 @@ class Client(ClientBase):
     def renew_token(self, increment: str | None = None) -> TokenInfo:
         return self._run(self._core.renew_op(increment))
 
+    def request(
+        self,
+        method: str,
+        url: str,
+        *,
+        json: Any = None,
+        params: Mapping[str, str] | None = None,
+    ) -> Any:
+        """Call any ``/v1/...`` endpoint (e.g. ``client.request("GET", "/v1/audit")``);
+        returns the JSON body. Errors are the usual classes."""
+        return self._run(self._core.request_op(method, url, json=json, params=params))
+
     # -- watching -----------------------------------------------------------------
 
     def watch(self, ref: str | Reference, callback: Callable[[SecretVersion], Any]) -> Watch:
