@@ -318,7 +318,13 @@ def start_server(settings: Settings) -> RunningServer:
     app = create_app(settings)
     port = free_port()
     config = uvicorn.Config(
-        app, host="127.0.0.1", port=port, log_level="warning", access_log=False, lifespan="on"
+        app,
+        host="127.0.0.1",
+        port=port,
+        log_level="warning",
+        access_log=False,
+        lifespan="on",
+        timeout_graceful_shutdown=2,
     )
     server = uvicorn.Server(config)
     thread = threading.Thread(target=server.run, daemon=True)
@@ -386,3 +392,49 @@ def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
                 red=True,
             )
         session.exitstatus = pytest.ExitCode.TESTS_FAILED
+
+
+@pytest.fixture
+def cli(server: RunningServer, tmp_path: Path) -> Any:
+    """Run ``secretsd ...`` with the test server's address and admin token."""
+    base = {
+        k: v
+        for k, v in os.environ.items()
+        if not k.startswith("SECRETSD_") and k != "XDG_CONFIG_HOME"
+    }
+    base.update(
+        SECRETSD_ADDR=server.url,
+        SECRETSD_TOKEN=ADMIN_TOKEN,
+        XDG_CONFIG_HOME=str(tmp_path / "config"),
+    )
+
+    def run(
+        *args: str, input: bytes | None = None, env: dict[str, str] | None = None, check: int = 0
+    ) -> subprocess.CompletedProcess[bytes]:
+        environment = dict(base)
+        for name, value in (env or {}).items():
+            if value is None:
+                environment.pop(name, None)
+            else:
+                environment[name] = value
+        result = subprocess.run(
+            [secretsd_executable(), *args],
+            input=input if input is not None else b"",
+            capture_output=True,
+            env=environment,
+            timeout=60,
+        )
+        assert result.returncode == check, (result.returncode, result.stderr.decode())
+        # The canary (tests/conftest.py) checks no written value reaches stderr.
+        if args and args[0] == "put":
+            for arg in args[2:]:
+                value = arg.partition("=")[2]
+                if not value.startswith(("@", "-")):
+                    CANARY.remember(value)
+            CANARY.remember((input or b"").decode(errors="replace"))
+        CANARY.texts.append(
+            (f"stderr of secretsd {args[0]}", result.stderr.decode(errors="replace"))
+        )
+        return result
+
+    return run

@@ -8,6 +8,7 @@ import time
 from typing import Any
 
 import httpx
+import pytest
 from sqlalchemy import select
 
 from secretsd.db.models import AuditRecord
@@ -298,4 +299,17 @@ def test_waiters_share_one_watcher(admin: httpx.Client, server: RunningServer) -
     for thread in waiters:
         thread.join(10)
     assert results == [2] * 40
+    assert hub.watched_paths == 0
+
+
+def test_an_abandoned_long_poll_releases_its_watcher(
+    admin: httpx.Client, server: RunningServer
+) -> None:
+    admin.put("/v1/secrets/abandoned", json={"data": {"k": "1"}})
+    hub = server.state.watch
+    with server.client() as client, pytest.raises(httpx.ReadTimeout):
+        client.get("/v1/secrets/abandoned", params={"wait": 30, "after": 1}, timeout=0.5)
+    deadline = time.monotonic() + 3
+    while hub.watched_paths and time.monotonic() < deadline:
+        time.sleep(0.02)
     assert hub.watched_paths == 0

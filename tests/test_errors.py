@@ -43,8 +43,10 @@ def test_status_and_exit_codes(
 def test_public_names_are_pinned() -> None:
     assert sorted(secretsd.__all__) == sorted(
         [
+            "AsyncClient",
             "AuditUnavailable",
             "CasMismatch",
+            "Client",
             "ConfigError",
             "Conflict",
             "DatabaseUnavailable",
@@ -72,9 +74,27 @@ def test_import_secretsd_stays_light() -> None:
 
     code = (
         "import sys, secretsd; heavy = [m for m in ('fastapi', 'hvac', 'sqlalchemy', 'git', "
-        "'uvicorn') if m in sys.modules]; print(','.join(heavy))"
+        "'uvicorn', 'httpx') if m in sys.modules]; print(','.join(heavy))"
     )
     result = subprocess.run(
         [sys.executable, "-c", code], capture_output=True, text=True, check=True
     )
     assert result.stdout.strip() == ""
+
+
+def test_the_sdk_loads_on_first_use_without_server_packages() -> None:
+    import subprocess
+    import sys
+
+    code = (
+        "import sys, secretsd; client = secretsd.Client; aclient = secretsd.AsyncClient; "
+        "assert client.__name__ == 'Client' and aclient.__name__ == 'AsyncClient'; "
+        "heavy = [m for m in ('fastapi', 'hvac', 'sqlalchemy', 'uvicorn', 'aiohttp') "
+        "if m in sys.modules]; print(','.join(heavy))"
+    )
+    result = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, check=True
+    )
+    assert result.stdout.strip() == ""
+    with pytest.raises(AttributeError):
+        _ = secretsd.NoSuchThing  # type: ignore[attr-defined]

@@ -13,7 +13,18 @@ import sys
 
 import typer
 
-from secretsd.cli import audit_cmd, config_cmd, scan_cmd, serve_cmd
+from secretsd.cli import (
+    approle_cmd,
+    audit_cmd,
+    client_cmds,
+    config_cmd,
+    login_cmd,
+    policy_cmd,
+    run_cmd,
+    scan_cmd,
+    serve_cmd,
+    token_cmd,
+)
 from secretsd.errors import SecretsdError
 
 __all__ = ["app", "main"]
@@ -28,6 +39,21 @@ app = typer.Typer(
 app.command("serve")(serve_cmd.serve)
 app.add_typer(config_cmd.app, name="config")
 app.add_typer(audit_cmd.app, name="audit")
+app.add_typer(token_cmd.app, name="token")
+app.add_typer(policy_cmd.app, name="policy")
+app.add_typer(approle_cmd.app, name="approle")
+app.command("login")(login_cmd.login)
+app.command("logout")(login_cmd.logout)
+app.command("get")(client_cmds.get)
+app.command("put")(client_cmds.put)
+app.command("ls")(client_cmds.ls)
+app.command("rm")(client_cmds.rm)
+app.command("versions")(client_cmds.versions)
+app.command("export")(client_cmds.export)
+app.command(
+    "run",
+    context_settings={"allow_interspersed_args": False, "ignore_unknown_options": True},
+)(run_cmd.run)
 app.command("scan")(scan_cmd.scan)
 
 

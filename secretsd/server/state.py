@@ -5,15 +5,16 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
 from sqlalchemy import Engine, text
 
 from secretsd.audit import AuditEvent, AuditLog
-from secretsd.auth.approle import AppRoleStore
+from secretsd.auth.approle import AppRoleStore, LoginRefused
 from secretsd.auth.kubernetes import KubernetesAuth
-from secretsd.auth.tokens import Identity, TokenStore, hash_token
+from secretsd.auth.tokens import Identity, IssuedToken, TokenStore, hash_token
 from secretsd.backends.vault import VaultBackend
 from secretsd.changes import Change, ChangeFeed
 from secretsd.config import Settings
@@ -237,6 +238,50 @@ class AppState:
             f" (policies: {', '.join(caller.identity.policies) or 'none'}); ask an admin for a "
             "policy that grants it"
         )
+
+    async def audited_login(
+        self,
+        *,
+        method: str,
+        path: str,
+        client: str,
+        request_id: str,
+        refused_message: str,
+        attempt: Callable[[], tuple[IssuedToken, str, str]],
+    ) -> IssuedToken:
+        """Run a login in a thread and audit it either way.
+
+        ``attempt`` returns (token, audited path, detail) or raises LoginRefused,
+        whose precise reason goes to the audit record while the caller gets
+        ``refused_message``, which never says which credential was wrong.
+        """
+        try:
+            issued, where, detail = await asyncio.to_thread(attempt)
+        except LoginRefused as refused:
+            await self.audit(
+                None,
+                "login",
+                path,
+                "denied",
+                detail=f"{method}: {refused.reason}",
+                client=client,
+                request_id=request_id,
+            )
+            raise Unauthenticated(refused_message) from None
+        await self.audit_log.record(
+            AuditEvent(
+                action="login",
+                outcome="allowed",
+                path=where,
+                identity=issued.info.accessor,
+                display_name=issued.info.display_name,
+                method=method,
+                client=client,
+                request_id=request_id,
+                detail=detail,
+            )
+        )
+        return issued
 
     async def audit_error(
         self, caller: Caller, action: str, path: str, error: SecretsdError, version: int | None

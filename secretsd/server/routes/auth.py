@@ -14,11 +14,10 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Path, Request
 from pydantic import BaseModel, ConfigDict, Field
 
-from secretsd.audit import AuditEvent
-from secretsd.auth.approle import REFUSED_MESSAGE, LoginRefused, check_cidrs
-from secretsd.auth.tokens import TokenInfo
+from secretsd.auth.approle import REFUSED_MESSAGE, check_cidrs
+from secretsd.auth.tokens import IssuedToken, TokenInfo
 from secretsd.durations import parse_duration
-from secretsd.errors import Forbidden, SecretsdError, Unauthenticated
+from secretsd.errors import Forbidden, SecretsdError
 from secretsd.policy import validate_policy_name
 from secretsd.server.deps import CallerDep, StateDep, client_address, request_id
 from secretsd.server.state import AppState, Caller
@@ -293,31 +292,17 @@ async def revoke_secret_id(
 async def approle_login(body: AppRoleLogin, request: Request, state: StateDep) -> dict[str, Any]:
     client = client_address(request)
     rid = request_id(request)
-    try:
-        role, issued = await asyncio.to_thread(
-            state.approles.login, body.role_id, body.secret_id, client
-        )
-    except LoginRefused as refused:
-        await state.audit(
-            None,
-            "login",
-            "sys/approle",
-            "denied",
-            detail=f"approle: {refused.reason}",
-            client=client,
-            request_id=rid,
-        )
-        raise Unauthenticated(REFUSED_MESSAGE) from None
-    await state.audit_log.record(
-        AuditEvent(
-            action="login",
-            outcome="allowed",
-            path=_role_path(role.name),
-            identity=issued.info.accessor,
-            display_name=issued.info.display_name,
-            method="approle",
-            client=client,
-            request_id=rid,
-        )
+
+    def attempt() -> tuple[IssuedToken, str, str]:
+        role, issued = state.approles.login(body.role_id, body.secret_id, client)
+        return issued, _role_path(role.name), ""
+
+    issued = await state.audited_login(
+        method="approle",
+        path="sys/approle",
+        client=client,
+        request_id=rid,
+        refused_message=REFUSED_MESSAGE,
+        attempt=attempt,
     )
     return issued.to_json()

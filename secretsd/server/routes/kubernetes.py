@@ -12,10 +12,8 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Path, Request
 from pydantic import BaseModel, ConfigDict, Field
 
-from secretsd.audit import AuditEvent
-from secretsd.auth.approle import LoginRefused
+from secretsd.auth.tokens import IssuedToken
 from secretsd.durations import parse_duration
-from secretsd.errors import Unauthenticated
 from secretsd.server.deps import CallerDep, StateDep, client_address, request_id
 
 __all__ = ["router"]
@@ -108,30 +106,17 @@ async def delete_role(name: NameParam, state: StateDep, caller: CallerDep) -> No
 @router.post("/v1/auth/kubernetes/login", summary="Log in with a service-account JWT")
 async def login(body: Login, request: Request, state: StateDep) -> dict[str, Any]:
     client, rid = client_address(request), request_id(request)
-    try:
-        account, issued = await asyncio.to_thread(state.kubernetes.login, body.role, body.jwt)
-    except LoginRefused as refused:
-        await state.audit(
-            None,
-            "login",
-            f"sys/kubernetes/{body.role}",
-            "denied",
-            detail=f"kubernetes: {refused.reason}",
-            client=client,
-            request_id=rid,
-        )
-        raise Unauthenticated(REFUSED) from None
-    await state.audit_log.record(
-        AuditEvent(
-            action="login",
-            outcome="allowed",
-            path=f"sys/kubernetes/{body.role}",
-            identity=issued.info.accessor,
-            display_name=issued.info.display_name,
-            method="kubernetes",
-            client=client,
-            request_id=rid,
-            detail=f"{account.namespace}/{account.name}",
-        )
+
+    def attempt() -> tuple[IssuedToken, str, str]:
+        account, issued = state.kubernetes.login(body.role, body.jwt)
+        return issued, f"sys/kubernetes/{body.role}", f"{account.namespace}/{account.name}"
+
+    issued = await state.audited_login(
+        method="kubernetes",
+        path=f"sys/kubernetes/{body.role}",
+        client=client,
+        request_id=rid,
+        refused_message=REFUSED,
+        attempt=attempt,
     )
     return issued.to_json()

@@ -8,6 +8,8 @@ not happen (fail closed).
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 from collections.abc import Awaitable, Callable
 from typing import Annotated, TypeVar
 
@@ -54,6 +56,30 @@ def _secret_response(result: ReadResult) -> Response:
         headers["X-Secretsd-Stale"] = "true"
         headers["Warning"] = '110 secretsd "Response is Stale: Vault is unavailable"'
     return Response(content=result.entry.body, media_type="application/json", headers=headers)
+
+
+async def _wait_unless_gone(request: Request, waiting: Awaitable[int | None]) -> int | None:
+    """Await a long-poll, but give up as soon as the client disconnects.
+
+    Otherwise an abandoned wait would hold its watcher (and delay a graceful
+    shutdown) until the timeout.
+    """
+
+    async def gone() -> None:
+        while (await request.receive())["type"] != "http.disconnect":
+            pass
+
+    wait_task = asyncio.ensure_future(waiting)
+    gone_task = asyncio.ensure_future(gone())
+    try:
+        await asyncio.wait({wait_task, gone_task}, return_when=asyncio.FIRST_COMPLETED)
+    finally:
+        for task in (wait_task, gone_task):
+            if not task.done():
+                task.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await task
+    return wait_task.result() if wait_task.done() and not wait_task.cancelled() else None
 
 
 async def audited_mutation(
@@ -106,7 +132,10 @@ async def read_secret(
                 "wait cannot be combined with version: a given version never changes"
             )
         baseline = after if after is not None else (known or 0)
-        newer = await state.watch.wait_for_newer(path, baseline, min(wait, state.settings.max_wait))
+        newer = await _wait_unless_gone(
+            request,
+            state.watch.wait_for_newer(path, baseline, min(wait, state.settings.max_wait)),
+        )
         if newer is None:
             await state.audit(caller, "watch", path, "allowed", version=baseline, detail="timeout")
             return _not_modified(baseline)

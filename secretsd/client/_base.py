@@ -1,0 +1,61 @@
+"""What ``Client`` and ``AsyncClient`` share besides the core: construction and repr."""
+
+from __future__ import annotations
+
+from secretsd.client._core import ClientCore
+from secretsd.client._retry import Retry
+from secretsd.client.config import ClientSettings, load_client_settings
+
+__all__ = ["ClientBase"]
+
+
+class ClientBase:
+    """Configuration common to both clients (see ``Client`` for the arguments)."""
+
+    def __init__(
+        self,
+        addr: str | None = None,
+        token: str | None = None,
+        *,
+        settings: ClientSettings | None = None,
+        timeout: float = 10.0,
+        cache_ttl: float = 1.0,
+        retry: Retry | None = None,
+        auto_renew: bool = True,
+        watch_wait: float = 30.0,
+    ) -> None:
+        if settings is None:
+            settings = load_client_settings(addr, token)
+        elif addr is not None or token is not None:
+            raise TypeError("pass either settings or addr/token, not both")
+        if watch_wait <= 0 or watch_wait > 60:
+            raise ValueError("watch_wait is in seconds, above 0 and at most 60 (the server's cap)")
+        self._core = ClientCore(
+            settings,
+            timeout=timeout,
+            cache_ttl=cache_ttl,
+            retry=retry or Retry(),
+            auto_renew=auto_renew,
+            watch_wait=watch_wait,
+        )
+
+    @property
+    def addr(self) -> str:
+        return self._core.settings.addr
+
+    @property
+    def settings(self) -> ClientSettings:
+        return self._core.settings
+
+    def invalidate(self, path: str | None = None) -> None:
+        """Forget cached secrets (one path, or all)."""
+        if path is None:
+            self._core.cache.clear()
+        else:
+            self._core.cache.invalidate(path)
+
+    def __repr__(self) -> str:
+        return (
+            f"{type(self).__name__}(addr={self.addr!r}, "
+            f"credentials={self._core.auth.kind!r}, token=<hidden>)"
+        )
