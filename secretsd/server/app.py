@@ -32,6 +32,7 @@ from secretsd.server.routes import (
     policies,
     resolve,
     secrets,
+    value_hashes,
 )
 from secretsd.server.state import AppState, ensure_admin_token
 
@@ -99,7 +100,17 @@ def create_app(settings: Settings) -> FastAPI:
         lifespan=lifespan,
     )
     install_error_handlers(app)
-    for module in (secrets, metadata, resolve, auth, kubernetes, policies, audit, health):
+    for module in (
+        secrets,
+        metadata,
+        resolve,
+        auth,
+        kubernetes,
+        policies,
+        audit,
+        value_hashes,
+        health,
+    ):
         app.include_router(module.router)
     app.add_middleware(RequestMiddleware, metrics=metrics, max_body_bytes=settings.max_body_bytes)
     app.add_middleware(FastReadMiddleware, metrics=metrics)  # outermost: added last

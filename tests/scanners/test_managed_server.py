@@ -12,7 +12,6 @@ import pytest
 from synth import password
 
 from secretsd.cli.main import main
-from secretsd.server.routes import value_hashes
 
 STORED = "corp-internal-" + password(seed=61)  # no rule would flag it on its own
 OTHER = "ops-only-" + password(seed=62)
@@ -24,8 +23,7 @@ def sha(value: str) -> str:
 
 @pytest.fixture
 def live(server: Any, admin: httpx.Client, monkeypatch: pytest.MonkeyPatch) -> Any:
-    """The test server with the scanner's route wired in, and credentials in the environment."""
-    server.app.include_router(value_hashes.router)
+    """The test server (the hash-lookup route is part of the app) and credentials in the env."""
     assert (
         admin.put("/v1/secrets/apps/web/db", json={"data": {"password": STORED}}).status_code == 200
     )
