@@ -1,10 +1,16 @@
-"""`--managed`: only hash prefixes leave the machine; full hashes are compared locally."""
+"""`--managed`: only hash prefixes leave the machine; full hashes are compared locally.
+
+The service side is the real secretsd (the ``server`` fixture); a recording
+transport keeps a copy of what the scanner sends.
+"""
 
 from __future__ import annotations
 
 import hashlib
 import json
+import socket
 from pathlib import Path
+from typing import Any
 
 import httpx
 import pytest
@@ -21,22 +27,16 @@ def sha(value: str) -> str:
     return hashlib.sha256(value.encode()).hexdigest()
 
 
-class FakeServer:
-    """The server side of the contract, recording what it was sent."""
+class Recording(httpx.HTTPTransport):
+    """The real HTTP transport, keeping a copy of every request body it sends."""
 
-    def __init__(self, stored: list[str]) -> None:
-        self.stored = {sha(v) for v in stored}
+    def __init__(self) -> None:
+        super().__init__()
         self.bodies: list[dict[str, list[str]]] = []
 
-    def __call__(self, request: httpx.Request) -> httpx.Response:
-        if request.headers.get("authorization") != "Bearer good":
-            return httpx.Response(
-                401, json={"error": {"code": "unauthenticated", "message": "bad token"}}
-            )
-        body = json.loads(request.content)
-        self.bodies.append(body)
-        hashes = sorted(h for h in self.stored if h[:5] in set(body["prefixes"]))
-        return httpx.Response(200, json={"algorithm": "sha256", "hashes": hashes})
+    def handle_request(self, request: httpx.Request) -> httpx.Response:
+        self.bodies.append(json.loads(request.content))
+        return super().handle_request(request)
 
 
 def test_candidates_cover_literals_and_assignments() -> None:
@@ -47,19 +47,25 @@ def test_candidates_cover_literals_and_assignments() -> None:
 
 
 def test_only_prefixes_are_sent_and_matches_are_local(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+    server: Any,
+    admin: httpx.Client,
 ) -> None:
+    """Against the real service: what leaves the machine is 5-hex-digit prefixes only."""
+    admin.put("/v1/secrets/apps/upstream", json={"data": {"key": STORED}})
+    admin.put("/v1/secrets/apps/other", json={"data": {"key": "another-stored-value"}})
     (tmp_path / "app.yaml").write_text(
         f"service:\n  upstream_key: {STORED}\n  name: frontend-web\n"
     )
-    server = FakeServer([STORED, "another-stored-value"])
-    transport = httpx.MockTransport(server)
+    recording = Recording()
     import secretsd.scanners.managed as managed
 
     monkeypatch.setattr(
         managed,
         "client_from_env",
-        lambda environ=None: HashLookupClient("http://sd.test", "good", transport=transport),
+        lambda environ=None: HashLookupClient(server.url, server.token, transport=recording),
     )
     code = main(["scan", str(tmp_path), "--managed", "--format", "json"])
     out = capsys.readouterr().out
@@ -69,27 +75,24 @@ def test_only_prefixes_are_sent_and_matches_are_local(
         ("managed-secret", "app.yaml", 2)
     ]
     assert STORED not in out
-    sent = [p for body in server.bodies for p in body["prefixes"]]
+    sent = [p for body in recording.bodies for p in body["prefixes"]]
     assert sent
     assert all(len(p) == 5 for p in sent)
     assert sha(STORED)[:5] in sent
-    assert STORED not in json.dumps(server.bodies)
-    assert sha(STORED) not in json.dumps(server.bodies)
+    assert STORED not in json.dumps(recording.bodies)
+    assert sha(STORED) not in json.dumps(recording.bodies)
 
 
-def test_errors_from_the_server() -> None:
-    client = HashLookupClient(
-        "http://sd.test", "bad", transport=httpx.MockTransport(FakeServer([]))
-    )
-    with pytest.raises(Unauthenticated, match="bad token"):
+def test_errors_from_the_server(server: Any) -> None:
+    client = HashLookupClient(server.url, "sdt_not-a-real-token-000000")
+    with pytest.raises(Unauthenticated, match="token is unknown"):
         client.lookup(["abcde"])
-
-    def down(request: httpx.Request) -> httpx.Response:
-        raise httpx.ConnectError("refused")
-
-    client = HashLookupClient("http://sd.test", "good", transport=httpx.MockTransport(down))
+    with socket.socket() as closed:
+        closed.bind(("127.0.0.1", 0))
+        port = closed.getsockname()[1]
+    down = HashLookupClient(f"http://127.0.0.1:{port}", "sdt_any")
     with pytest.raises(Unavailable, match="cannot reach secretsd"):
-        client.lookup(["abcde"])
+        down.lookup(["abcde"])
 
 
 def test_credentials_from_env(tmp_path: Path) -> None:
