@@ -250,31 +250,29 @@ def apply_plan(root: Path, plan: Plan, store: Store) -> None:
         os.replace(tmp, target)
 
 
-def http_store(address: str, token: str, transport: Any = None) -> Store:
-    """Write values with ``PUT /v1/secrets/{path}``, merged into what is already there."""
-    import httpx
-    from secretsd.scanners.managed import error_for
+def sdk_store(address: str, token: str) -> Store:
+    """Write values through the SDK: merged into the secret atomically (PATCH with
+    check-and-set), or a new secret created only if none exists (``cas=0``)."""
+    from secretsd.client import Client, Retry
+    from secretsd.errors import CasMismatch, NotFound, SecretsdError
 
     def store(path: str, data: Mapping[str, str]) -> None:
-        url = f"{address.rstrip('/')}/v1/secrets/{path}"
-        headers = {"Authorization": f"Bearer {token}"}
         try:
-            with httpx.Client(timeout=30, transport=transport) as http:
-                current = http.get(url, headers=headers)
-                merged: dict[str, str] = {}
-                if current.status_code == 200:
-                    merged.update(current.json().get("data", {}))
-                elif current.status_code != 404:
-                    raise error_for(current, address)
-                merged.update(data)
-                response = http.put(url, json={"data": merged}, headers=headers)
-        except httpx.HTTPError as error:
-            raise Unavailable(
-                f"cannot reach secretsd at {address} ({type(error).__name__}); "
-                "nothing was rewritten"
-            ) from None
-        if response.status_code not in (200, 201, 204):
-            raise error_for(response, address)
+            with Client(address, token, auto_renew=False, retry=Retry(attempts=3)) as client:
+                for _ in range(3):
+                    try:
+                        client.patch(path, dict(data))
+                        return
+                    except NotFound:
+                        pass
+                    try:
+                        client.put(path, dict(data), cas=0)
+                        return
+                    except CasMismatch:
+                        continue  # created meanwhile: merge into it
+                raise CasMismatch(f"{path!r} kept changing while --fix wrote it; run it again")
+        except Unavailable as error:
+            raise Unavailable(f"{error.message}; nothing was rewritten") from None
 
     return store
 
@@ -338,7 +336,7 @@ def run_fix(
 def _store_from_env() -> Store:
     from secretsd.scanners.managed import credentials_from_env
 
-    return http_store(*credentials_from_env(purpose="--fix (without --dry-run)"))
+    return sdk_store(*credentials_from_env(purpose="--fix (without --dry-run)"))
 
 
 def _print_skipped(plan: Plan, stream: Any) -> None:

@@ -2,14 +2,15 @@
 
 from __future__ import annotations
 
-import json
+import socket
 from collections.abc import Mapping
 from pathlib import Path
+from typing import Any
 
 import httpx
 import pytest
 from secretsd.scanners.config import ScanConfig
-from secretsd.scanners.fix import env_name, http_store, plan_fixes, render_diff, run_fix
+from secretsd.scanners.fix import env_name, plan_fixes, render_diff, run_fix, sdk_store
 from secretsd.scanners.scan import ScanRequest, run_scan
 from synth import github_token, password
 
@@ -130,44 +131,28 @@ def test_apply_stores_first_then_rewrites(project: Path) -> None:
     assert findings_of(project) == []  # nothing left to find
 
 
-def test_http_store_merges_into_existing_secret() -> None:
-    seen: list[tuple[str, str, dict[str, object] | None]] = []
-
-    def handler(request: httpx.Request) -> httpx.Response:
-        assert request.headers["authorization"] == "Bearer t0k"
-        body = json.loads(request.content) if request.content else None
-        seen.append((request.method, request.url.path, body))
-        if request.method == "GET":
-            return httpx.Response(200, json={"data": {"other": "x1"}, "version": 1})
-        return httpx.Response(200, json={"version": 2})
-
-    store = http_store("http://sd.test", "t0k", transport=httpx.MockTransport(handler))
+def test_store_merges_into_existing_secret(server: Any, admin: httpx.Client) -> None:
+    admin.put("/v1/secrets/scanned/shop/settings", json={"data": {"other": "x1"}})
+    store = sdk_store(server.url, server.token)
     store("scanned/shop/settings", {"db_password": PW})
-    assert seen[-1] == (
-        "PUT",
-        "/v1/secrets/scanned/shop/settings",
-        {"data": {"other": "x1", "db_password": PW}},
-    )
+    stored = admin.get("/v1/secrets/scanned/shop/settings").json()
+    assert stored["data"] == {"other": "x1", "db_password": PW}
+    assert stored["version"] == 2
+    store("scanned/new/place", {"api_key": PW})
+    assert admin.get("/v1/secrets/scanned/new/place").json()["data"] == {"api_key": PW}
 
 
-def test_http_store_errors_are_clear() -> None:
+def test_store_errors_are_clear(server: Any, admin: httpx.Client) -> None:
     from secretsd.errors import Forbidden, Unavailable
 
-    def forbidden(request: httpx.Request) -> httpx.Response:
-        if request.method == "GET":
-            return httpx.Response(404, json={"error": {"code": "not_found", "message": "no"}})
-        return httpx.Response(403, json={"error": {"code": "forbidden", "message": "write denied"}})
-
-    with pytest.raises(Forbidden, match="write denied"):
-        http_store("http://sd.test", "t", transport=httpx.MockTransport(forbidden))(
-            "a/b", {"k": "v"}
-        )
-
-    def down(request: httpx.Request) -> httpx.Response:
-        raise httpx.ConnectError("refused")
-
+    reader = admin.post("/v1/auth/tokens", json={"policies": []}).json()["token"]
+    with pytest.raises(Forbidden, match="not allowed"):
+        sdk_store(server.url, reader)("a/b", {"k": "v"})
+    with socket.socket() as closed:
+        closed.bind(("127.0.0.1", 0))
+        port = closed.getsockname()[1]
     with pytest.raises(Unavailable, match="nothing was rewritten"):
-        http_store("http://sd.test", "t", transport=httpx.MockTransport(down))("a/b", {"k": "v"})
+        sdk_store(f"http://127.0.0.1:{port}", "sdt_any")("a/b", {"k": "v"})
 
 
 def test_cli_fix_dry_run_and_missing_credentials(
