@@ -254,7 +254,7 @@ def sdk_store(address: str, token: str) -> Store:
     """Write values through the SDK: merged into the secret atomically (PATCH with
     check-and-set), or a new secret created only if none exists (``cas=0``)."""
     from secretsd.client import Client, Retry
-    from secretsd.errors import CasMismatch, NotFound, SecretsdError
+    from secretsd.errors import CasMismatch, NotFound
 
     def store(path: str, data: Mapping[str, str]) -> None:
         try:
