@@ -17,18 +17,11 @@ __all__ = ["main"]
 def main(argv: list[str] | None = None) -> int:
     args = sys.argv[1:] if argv is None else argv
     if args[:1] == ["scan"]:
+        from secretsd.cli.boundary import guarded
         from secretsd.cli.scan_run import run_fast
-        from secretsd.errors import SecretsdError
 
-        try:
-            code = run_fast(args[1:])
-        except SecretsdError as error:
-            print(f"Error: {error.message}", file=sys.stderr)
-            return error.exit_code
-        except KeyboardInterrupt:
-            print("Interrupted.", file=sys.stderr)
-            return 130
-        if code is not None:
+        code = guarded(lambda: run_fast(args[1:]))
+        if code is not None:  # None: not for the fast path (e.g. --help)
             return code
     from secretsd.cli.main import main as full
 

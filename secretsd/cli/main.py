@@ -1,10 +1,7 @@
-"""The CLI entry point and its one error boundary.
+"""The typer app: every command, run inside the one error boundary (``boundary``).
 
-Every command raises our own errors; this boundary prints ``Error: <message>``
-to stderr and exits with the error class's exit code, so users never see a
-stack trace for a mistake of theirs. Exit codes: 0 success, 1 internal error,
-2 invalid input or configuration, 3 not found, 4 unauthenticated/forbidden,
-5 conflict, 6 unavailable, 130 interrupted.
+The console script is ``secretsd.cli.entry:main``, which answers ``secretsd
+scan`` without importing typer and hands everything else to :func:`main`.
 """
 
 from __future__ import annotations
@@ -25,7 +22,7 @@ from secretsd.cli import (
     serve_cmd,
     token_cmd,
 )
-from secretsd.errors import SecretsdError
+from secretsd.cli.boundary import guarded
 
 __all__ = ["app", "main"]
 
@@ -80,20 +77,13 @@ def _usage_errors() -> tuple[type[Exception], ...]:
 
 
 def main(argv: list[str] | None = None) -> int:
-    args = sys.argv[1:] if argv is None else argv
+    return guarded(lambda: _run_typer(argv))
+
+
+def _run_typer(argv: list[str] | None) -> int:
     try:
-        # `secretsd scan` parses with argparse: typer's parameter machinery costs ~50 ms.
-        fast = scan_cmd.run_fast(args[1:]) if args[:1] == ["scan"] else None
-        if fast is not None:
-            return fast
         # Without standalone mode click returns the code of a typer.Exit instead of exiting.
         result = app(args=argv, prog_name="secretsd", standalone_mode=False)
-    except SecretsdError as error:
-        print(f"Error: {error.message}", file=sys.stderr)
-        return error.exit_code
-    except KeyboardInterrupt:
-        print("Interrupted.", file=sys.stderr)
-        return 130
     except typer.Exit as done:
         return int(done.exit_code or 0)
     except typer.Abort:
@@ -108,4 +98,6 @@ def main(argv: list[str] | None = None) -> int:
 
 
 if __name__ == "__main__":  # pragma: no cover
-    sys.exit(main())
+    from secretsd.cli.entry import main as entry
+
+    sys.exit(entry())
