@@ -13,7 +13,7 @@ import pytest
 
 import secretsd
 from secretsd.client import Client, load_client_settings
-from tests.conftest import ADMIN_TOKEN, RunningServer, secretsd_executable
+from tests.conftest import ADMIN_TOKEN, RunningServer, secretsd_executable, self_signed_certificate
 
 
 @pytest.fixture
@@ -191,44 +191,6 @@ def test_bad_client_settings_are_config_errors(tmp_path: Path) -> None:
         Client(settings=settings)
 
 
-def _self_signed(tmp_path: Path) -> tuple[Path, Path]:
-    import datetime
-    import ipaddress
-
-    from cryptography import x509
-    from cryptography.hazmat.primitives import hashes, serialization
-    from cryptography.hazmat.primitives.asymmetric import ec
-    from cryptography.x509.oid import NameOID
-
-    key = ec.generate_private_key(ec.SECP256R1())
-    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "secretsd-sdk-test")])
-    now = datetime.datetime.now(datetime.UTC)
-    cert = (
-        x509.CertificateBuilder()
-        .subject_name(name)
-        .issuer_name(name)
-        .public_key(key.public_key())
-        .serial_number(x509.random_serial_number())
-        .not_valid_before(now - datetime.timedelta(minutes=1))
-        .not_valid_after(now + datetime.timedelta(hours=1))
-        .add_extension(
-            x509.SubjectAlternativeName([x509.IPAddress(ipaddress.ip_address("127.0.0.1"))]),
-            critical=False,
-        )
-        .sign(key, hashes.SHA256())
-    )
-    cert_file, key_file = tmp_path / "tls.crt", tmp_path / "tls.key"
-    cert_file.write_bytes(cert.public_bytes(serialization.Encoding.PEM))
-    key_file.write_bytes(
-        key.private_bytes(
-            serialization.Encoding.PEM,
-            serialization.PrivateFormat.PKCS8,
-            serialization.NoEncryption(),
-        )
-    )
-    return cert_file, key_file
-
-
 def test_tls_with_a_private_ca_via_secretsd_cacert(
     tmp_path: Path, bao: Any, vault_prefix: str
 ) -> None:
@@ -239,7 +201,7 @@ def test_tls_with_a_private_ca_via_secretsd_cacert(
     from secretsd.server.app import create_app
     from tests.conftest import free_port, make_settings
 
-    cert_file, key_file = _self_signed(tmp_path)
+    cert_file, key_file = self_signed_certificate(tmp_path)
     app = create_app(make_settings(tmp_path, bao, vault_prefix))
     port = free_port()
     config = uvicorn.Config(

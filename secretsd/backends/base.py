@@ -10,7 +10,7 @@ from __future__ import annotations
 import base64
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Protocol
+from typing import Any, Protocol
 
 __all__ = [
     "BINARY_KEYS_METADATA",
@@ -20,6 +20,7 @@ __all__ = [
     "VersionInfo",
     "decode_binary",
     "encode_values",
+    "secret_to_json",
 ]
 
 #: Custom-metadata key listing the keys whose values are base64 of raw bytes.
@@ -91,6 +92,20 @@ class SecretVersion:
         if key in self.binary_keys:
             return base64.b64decode(value)
         return value.encode("utf-8")
+
+
+def secret_to_json(secret: SecretVersion) -> dict[str, Any]:
+    """The API's JSON shape of one version (``GET /v1/secrets/{path}``, ``secretsd get --json``)."""
+    return {
+        "path": secret.path,
+        "version": secret.version,
+        "data": dict(secret.data),
+        "binary_keys": sorted(secret.binary_keys),
+        "metadata": {
+            "created_time": secret.created_time,
+            "custom_metadata": dict(secret.custom_metadata),
+        },
+    }
 
 
 def encode_values(values: Mapping[str, str | bytes]) -> tuple[dict[str, str], frozenset[str]]:

@@ -13,6 +13,7 @@ from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
+from secretsd.backends.base import secret_to_json
 from secretsd.cli.output import is_tty, print_json, table
 from secretsd.errors import InvalidInput
 from secretsd.ref import Reference, is_reference, parse_reference, validate_key, validate_path
@@ -79,18 +80,7 @@ def get(
         secret = client.read(target.path, wanted)
     if target.key is None:
         if as_json:
-            print_json(
-                {
-                    "path": secret.path,
-                    "version": secret.version,
-                    "data": dict(secret.data),
-                    "binary_keys": sorted(secret.binary_keys),
-                    "metadata": {
-                        "created_time": secret.created_time,
-                        "custom_metadata": dict(secret.custom_metadata),
-                    },
-                }
-            )
+            print_json(secret_to_json(secret))
         else:
             print_json(dict(secret.data))
         return

@@ -16,7 +16,7 @@ from typing import Any, TypeVar
 
 import orjson
 
-from secretsd.backends.base import SecretMetadata, SecretVersion
+from secretsd.backends.base import SecretMetadata, SecretVersion, secret_to_json
 from secretsd.backends.vault import VaultBackend
 from secretsd.cache import CacheEntry, CacheKey, ReadCache
 from secretsd.changes import Change, ChangeFeed
@@ -31,18 +31,7 @@ log = logging.getLogger(__name__)
 
 def secret_body(secret: SecretVersion) -> bytes:
     """The JSON body of ``GET /v1/secrets/{path}``, built once per cached version."""
-    return orjson.dumps(
-        {
-            "path": secret.path,
-            "version": secret.version,
-            "data": dict(secret.data),
-            "binary_keys": sorted(secret.binary_keys),
-            "metadata": {
-                "created_time": secret.created_time,
-                "custom_metadata": dict(secret.custom_metadata),
-            },
-        }
-    )
+    return orjson.dumps(secret_to_json(secret))
 
 
 @dataclass(frozen=True, slots=True)
