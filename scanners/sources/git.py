@@ -10,6 +10,11 @@ count: a commit that deletes a secret does not report it again, and the
 commit that added it does: the scan keeps, for each secret and path, the
 oldest commit that adds it (the commit that introduced it). git runs
 newest-first so its output streams while the scan runs.
+
+Producing the patches is most of a history scan's time (``git log -p`` is
+single-threaded), so a long history is split by ``git rev-list`` into
+contiguous groups of commits, one ``git log --stdin --no-walk`` per CPU, read
+concurrently; commit order (for "oldest sighting") comes from the rev-list.
 """
 
 from __future__ import annotations
@@ -33,6 +38,8 @@ _FORMAT = "--format=%x1e%H%x1f%an%x1f%ae%x1f%aI"
 _DIFF_OPTS = ("-p", "-U0", "--no-color", "--no-ext-diff", "--no-prefix", "--no-textconv")
 _HUNK = re.compile(rb"@@ -\d+(?:,\d+)? \+(\d+)(?:,\d+)? @@")
 _CHUNK = 1 << 20
+#: Below this many commits one git process is quicker than splitting the work.
+_PARALLEL_MIN_COMMITS = 64
 
 
 def open_repo(path: Path) -> Any:
@@ -156,6 +163,7 @@ class DiffSource:
         self.order: dict[str, int] = {}
         self._queue: Queue[bytes | BaseException | None] = Queue(maxsize=8)
         self._reader: threading.Thread | None = None
+        self._readers: list[threading.Thread] = []
         if kind == "range":
             self._verify(since or "")
 
@@ -180,6 +188,45 @@ class DiffSource:
         except Exception:
             return 0
 
+    def _revs(self) -> list[str]:
+        return ["--all"] if self.kind == "history" else [f"{self.since}..HEAD"]
+
+    def _groups(self) -> list[list[str]] | None:
+        """Contiguous groups of commits for parallel ``git log`` runs, or None for one run.
+
+        Also records each commit's age from the rev-list (newest first), which
+        the scan uses to keep the oldest sighting of a secret.
+        """
+        import os
+
+        workers = min(os.cpu_count() or 1, 4)
+        if workers < 2:
+            return None
+        try:
+            shas = self.repo.git.rev_list(*self._revs()).split()
+        except Exception:
+            return None  # the single `git log` reports the problem clearly
+        if len(shas) < _PARALLEL_MIN_COMMITS:
+            return None
+        for index, sha in enumerate(shas):
+            self.order[sha] = -index - 1
+        size = -(-len(shas) // workers)
+        return [shas[i : i + size] for i in range(0, len(shas), size)]
+
+    def _spawn_for(self, shas: list[str]) -> Any:
+        """``git log`` of exactly these commits (each against its first parent)."""
+        import subprocess
+
+        command = [
+            "git", "-c", "core.quotePath=false", "log", "--stdin", "--no-walk=unsorted",
+            _FORMAT, *_DIFF_OPTS, "--no-renames", "--diff-filter=d",
+        ]  # fmt: skip
+        proc = self.repo.git.execute(command, as_process=True, istream=subprocess.PIPE)
+        # git reads all of --stdin before it writes anything, so this cannot deadlock.
+        proc.proc.stdin.write(("\n".join(shas) + "\n").encode("ascii"))
+        proc.proc.stdin.close()
+        return proc
+
     def _spawn(self) -> Any:
         import git
 
@@ -188,7 +235,7 @@ class DiffSource:
         else:
             # Newest first, so git streams at once and the scan overlaps with it; the
             # scan keeps the oldest sighting of each secret (see ``order``).
-            revs = ["--all"] if self.kind == "history" else [f"{self.since}..HEAD"]
+            revs = self._revs()
             # Deleted files (--diff-filter=d) only carry removed lines; without rename
             # detection git works less and a moved file is scanned at its new path.
             command = ["log", *revs, _FORMAT, *_DIFF_OPTS, "--no-renames", "--diff-filter=d"]
@@ -240,29 +287,39 @@ class DiffSource:
             self._read(self._spawn(), chunks.append)
             yield from chunks
             return
-        reader = self._reader or self.start()
-        if reader is None:
+        if self._reader is None and self.start() is None:
             return
-        while True:
+        running = len(self._readers)
+        failure: BaseException | None = None
+        while running:
             item = self._queue.get()
             if item is None:
-                break
-            if isinstance(item, BaseException):
-                reader.join()
-                raise item
-            yield item
-        reader.join()
+                running -= 1
+            elif isinstance(item, BaseException):
+                failure = failure or item
+            elif failure is None:
+                yield item
+        for reader in self._readers:
+            reader.join()
+        if failure is not None:
+            raise failure
 
     def start(self) -> threading.Thread | None:
         """Start git now (it works while the caller loads rules); None when there is nothing."""
         if self._reader is not None or self.kind == "staged":
             return self._reader
-        proc = self._spawn()  # `git log --all` in a repository without commits prints nothing
-        self._reader = threading.Thread(target=self._pump, args=(proc, []), daemon=True)
-        self._reader.start()
+        groups = self._groups()
+        # `git log --all` in a repository without commits prints nothing.
+        procs = [self._spawn()] if groups is None else [self._spawn_for(g) for g in groups]
+        self._readers = [
+            threading.Thread(target=self._pump, args=(proc,), daemon=True) for proc in procs
+        ]
+        for reader in self._readers:
+            reader.start()
+        self._reader = self._readers[0]
         return self._reader
 
-    def _pump(self, proc: Any, _unused: list[bytes]) -> None:
+    def _pump(self, proc: Any) -> None:
         """Read git in a thread (the pipe read releases the GIL, so git and scan overlap)."""
         try:
             self._read(proc, self._queue.put)
@@ -280,7 +337,8 @@ class DiffSource:
             while at >= 0:
                 commits += 1
                 sha = original[at + 2 : at + 42].decode("ascii", "replace")
-                self.order[sha] = -self.commits - commits  # git shows newest first
+                # One git process shows newest first; parallel ones were ordered by rev-list.
+                self.order.setdefault(sha, -self.commits - commits)
                 at = original.find(b"\n" + _RECORD, at + 42)
             self.commits += commits
             if self.progress is not None:

@@ -106,3 +106,40 @@ def test_odd_paths_in_history(repo: Path, capsys: pytest.CaptureFixture[str]) ->
     commit_file(repo, "dir with space/ünïcode file.env", f"DB_PASSWORD={PW1}\n", "odd")
     _, findings = scan_json(capsys, str(repo), "--history")
     assert [f["path"] for f in findings] == ["dir with space/ünïcode file.env"]
+
+
+def test_parallel_history_matches_a_single_git_log(
+    repo: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Long histories are split over several `git log` processes: same findings, same commits."""
+    import secretsd.scanners.sources.git as git_source
+
+    commit_file(repo, "README.md", "hello\n", "init")
+    added = commit_file(repo, "config/app.yaml", f"db:\n  password: {PW1}\n", "add db")
+    for i in range(6):
+        commit_file(repo, "README.md", f"hello {i}\n", f"edit {i}")
+    commit_file(repo, "config/app.yaml", "db:\n  password: ${DB_PASSWORD}\n", "fix")
+    git(repo, "checkout", "-q", "-b", "feature")
+    on_branch = commit_file(repo, "ci/deploy.sh", f"export GH_TOKEN={TOKEN}\n", "ci")
+    for i in range(4):
+        commit_file(repo, "ci/notes.txt", f"note {i}\n", f"note {i}")
+    git(repo, "checkout", "-q", "main")
+
+    monkeypatch.setattr(git_source, "_PARALLEL_MIN_COMMITS", 10**9)
+    _, single = scan_json(capsys, str(repo), "--history")
+    monkeypatch.setattr(git_source, "_PARALLEL_MIN_COMMITS", 2)
+    monkeypatch.setattr("os.cpu_count", lambda: 3)
+    source = git_source.DiffSource(git_source.open_repo(repo), "history")
+    source.start()
+    assert len(source._readers) == 3  # really split
+    list(source.fragments())
+    _, parallel = scan_json(capsys, str(repo), "--history")
+
+    def located(findings: list[dict[str, object]]) -> list[tuple[object, ...]]:
+        return sorted((f["rule"], f["path"], f["line"], f["commit"]) for f in findings)
+
+    assert located(parallel) == located(single)
+    assert {(f["path"], f["commit"]) for f in parallel} == {
+        ("config/app.yaml", added),
+        ("ci/deploy.sh", on_branch),
+    }
