@@ -23,8 +23,8 @@ import hashlib
 import logging
 import sys
 import threading
-from collections.abc import Iterable, Iterator, Sequence
-from contextlib import contextmanager
+from collections.abc import Iterable, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field, fields
 from datetime import UTC, datetime
 from typing import Any, TextIO
@@ -42,6 +42,7 @@ __all__ = [
     "AuditEvent",
     "AuditFilter",
     "AuditLog",
+    "ChainAppender",
     "ChainProblem",
     "append_events",
     "query_records",
@@ -129,40 +130,55 @@ def _statements(style: str) -> tuple[str, str]:
 _SQL = {"sqlite": _statements("named"), "postgresql": _statements("pyformat")}
 
 
-@contextmanager
-def _writer_lock(engine: Engine) -> Iterator[None]:
-    """Serialise SQLite writers of several processes without SQLite's sleeping busy loop.
+class ChainAppender:
+    """Appends batches of events to the chain; one per writer, kept for its lifetime.
 
-    SQLite's busy handler retries a locked database after sleeps of up to
-    100 ms, which wrecks group-commit latency when worker processes contend.
-    A blocking ``flock`` on a file next to the database wakes the next writer
+    It holds one database connection (no pool checkout per batch) and, for
+    SQLite, an open lock file: SQLite's busy handler retries a locked database
+    after sleeps of up to 100 ms, which wrecks group-commit latency when
+    worker processes contend, while a blocking ``flock`` wakes the next writer
     the moment the lock is released. PostgreSQL's row lock needs no help.
+
+    Each batch is one transaction whose first statement updates the head row,
+    which takes PostgreSQL's row lock or SQLite's write lock before anything
+    is read, so the head read is the latest and no other writer can
+    interleave. Rows go in with one driver-level ``executemany``: this runs
+    for every request, so it skips the ORM's per-row work.
     """
-    database = engine.url.database
-    if engine.dialect.name != "sqlite" or not database or database == ":memory:":
-        yield
-        return
-    with open(database + ".audit-lock", "a") as handle:
-        fcntl.flock(handle, fcntl.LOCK_EX)
-        try:
-            yield
-        finally:
-            fcntl.flock(handle, fcntl.LOCK_UN)
 
+    def __init__(self, engine: Engine) -> None:
+        self._engine = engine
+        self._insert_sql, self._head_sql = _SQL[engine.dialect.name]
+        self._connection: Any = None
+        self._lock_file: TextIO | None = None
+        database = engine.url.database
+        if engine.dialect.name == "sqlite" and database and database != ":memory:":
+            self._lock_path: str | None = database + ".audit-lock"
+        else:
+            self._lock_path = None
 
-def append_events(engine: Engine, events: Sequence[AuditEvent]) -> list[dict[str, Any]]:
-    """Append ``events`` to the chain in one transaction; return the stored rows.
+    def append(self, events: Sequence[AuditEvent]) -> list[dict[str, Any]]:
+        """Append ``events`` in one transaction; return the stored rows."""
+        with database_errors(self._engine):
+            if self._connection is None:
+                self._connection = self._engine.raw_connection()
+            if self._lock_path is not None and self._lock_file is None:
+                self._lock_file = open(self._lock_path, "a")  # noqa: SIM115 - kept open
+            if self._lock_file is not None:
+                fcntl.flock(self._lock_file, fcntl.LOCK_EX)
+            try:
+                return self._append_locked(events)
+            except BaseException:
+                self._discard_connection()
+                raise
+            finally:
+                if self._lock_file is not None:
+                    fcntl.flock(self._lock_file, fcntl.LOCK_UN)
 
-    The first statement updates the head row, which takes PostgreSQL's row
-    lock or SQLite's write lock before anything is read, so the head we read
-    is the latest and no other writer can interleave. The rows go in with one
-    driver-level ``executemany``: this runs for every request, so it skips the
-    ORM's per-row work.
-    """
-    rows: list[dict[str, Any]] = []
-    insert_sql, head_sql = _SQL[engine.dialect.name]
-    with database_errors(engine), _writer_lock(engine), engine.begin() as connection:
-        cursor = connection.connection.cursor()
+    def _append_locked(self, events: Sequence[AuditEvent]) -> list[dict[str, Any]]:
+        rows: list[dict[str, Any]] = []
+        connection = self._connection
+        cursor = connection.cursor()
         try:
             cursor.execute("UPDATE audit_head SET last_seq = last_seq WHERE id = 1")
             cursor.execute("SELECT last_seq, last_hash FROM audit_head WHERE id = 1")
@@ -177,11 +193,38 @@ def append_events(engine: Engine, events: Sequence[AuditEvent]) -> list[dict[str
                 row["prev_hash"] = prev
                 row["hash"] = prev = record_hash(prev, row)
                 rows.append(row)
-            cursor.executemany(insert_sql, rows)
-            cursor.execute(head_sql, {"seq": seq, "hash": prev})
+            cursor.executemany(self._insert_sql, rows)
+            cursor.execute(self._head_sql, {"seq": seq, "hash": prev})
         finally:
             cursor.close()
-    return rows
+        connection.commit()
+        return rows
+
+    def _discard_connection(self) -> None:
+        connection, self._connection = self._connection, None
+        if connection is not None:
+            with contextlib.suppress(Exception):
+                connection.rollback()
+            with contextlib.suppress(Exception):
+                connection.invalidate()  # a failed connection never goes back to the pool
+
+    def close(self) -> None:
+        if self._connection is not None:
+            with contextlib.suppress(Exception):
+                self._connection.close()
+            self._connection = None
+        if self._lock_file is not None:
+            self._lock_file.close()
+            self._lock_file = None
+
+
+def append_events(engine: Engine, events: Sequence[AuditEvent]) -> list[dict[str, Any]]:
+    """Append ``events`` to the chain in one transaction (one-off; writers keep an appender)."""
+    appender = ChainAppender(engine)
+    try:
+        return appender.append(events)
+    finally:
+        appender.close()
 
 
 @dataclass(frozen=True)
@@ -301,6 +344,10 @@ class AuditLog:
 
     def __init__(self, engine: Engine, mirror: str | None = None) -> None:
         self._engine = engine
+        self._appender = ChainAppender(engine)
+        # One thread of its own: batches are serial anyway, and a shared pool's
+        # other work must not delay a commit that requests are waiting for.
+        self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="secretsd-audit")
         self._queue: list[tuple[AuditEvent, asyncio.Future[None]]] = []
         self._wake = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
@@ -327,6 +374,8 @@ class AuditLog:
             await self._flush()
         if self._mirror is not None and self._mirror is not sys.stdout:
             self._mirror.close()
+        await asyncio.get_running_loop().run_in_executor(self._executor, self._appender.close)
+        self._executor.shutdown(wait=True)
 
     async def record(self, event: AuditEvent) -> None:
         """Queue one event and wait until it is durable; AuditUnavailable otherwise."""
@@ -358,7 +407,9 @@ class AuditLog:
             return
         events = [event for event, _ in batch]
         try:
-            rows = await asyncio.to_thread(append_events, self._engine, events)
+            rows = await asyncio.get_running_loop().run_in_executor(
+                self._executor, self._appender.append, events
+            )
         except Exception as error:  # fail closed: every waiting request is refused
             message = error.message if isinstance(error, SecretsdError) else type(error).__name__
             log.error("audit write failed, refusing %d request(s): %s", len(batch), message)
