@@ -19,7 +19,7 @@ from secretsd.client._drive import http_options, run_async
 from secretsd.client._effects import Op
 from secretsd.client._retry import Retry
 from secretsd.client._types import Resolved, TokenInfo
-from secretsd.client._watch import Latest, Subscription, WatchHub
+from secretsd.client._watch import Latest, Subscription, WatchHandle, WatchHub
 from secretsd.client._wire import as_path, path_of
 from secretsd.client.config import ClientSettings
 from secretsd.errors import ConfigError
@@ -31,26 +31,11 @@ T = TypeVar("T")
 _StrList = builtins.list[str]
 
 
-class AsyncWatch:
+class AsyncWatch(WatchHandle):
     """A registered watch callback of an AsyncClient; ``stop()`` ends it."""
 
     def __init__(self, hub: WatchHub, subscription: Subscription) -> None:
-        self._hub = hub
-        self._subscription = subscription
-
-    def __repr__(self) -> str:
-        return f"AsyncWatch(path={self.path!r}, active={self.active})"
-
-    @property
-    def path(self) -> str:
-        return self._subscription.path
-
-    @property
-    def active(self) -> bool:
-        return self._subscription.active
-
-    def stop(self) -> None:
-        self._hub.unsubscribe(self._subscription)
+        super().__init__(subscription, hub.unsubscribe)
 
     async def __aenter__(self) -> AsyncWatch:
         return self

@@ -18,7 +18,7 @@ from secretsd.client._drive import http_options, run_async, run_sync
 from secretsd.client._effects import Op
 from secretsd.client._retry import Retry
 from secretsd.client._types import Resolved, TokenInfo
-from secretsd.client._watch import Subscription, WatchHub
+from secretsd.client._watch import Subscription, WatchHandle, WatchHub
 from secretsd.client._wire import as_path, path_of
 from secretsd.client.config import ClientSettings
 from secretsd.errors import ConfigError
@@ -30,27 +30,11 @@ T = TypeVar("T")
 _StrList = builtins.list[str]
 
 
-class Watch:
+class Watch(WatchHandle):
     """A registered watch callback; ``stop()`` (or leaving ``with``) ends it."""
 
     def __init__(self, client: Client, subscription: Subscription) -> None:
-        self._client = client
-        self._subscription = subscription
-
-    def __repr__(self) -> str:
-        return f"Watch(path={self.path!r}, active={self.active})"
-
-    @property
-    def path(self) -> str:
-        return self._subscription.path
-
-    @property
-    def active(self) -> bool:
-        return self._subscription.active
-
-    def stop(self) -> None:
-        """No callback runs after this returns (unless called from that callback itself)."""
-        self._client._unsubscribe(self._subscription)
+        super().__init__(subscription, client._unsubscribe)
 
     def __enter__(self) -> Watch:
         return self

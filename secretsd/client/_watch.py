@@ -28,7 +28,7 @@ from secretsd.client._core import ClientCore
 from secretsd.client._effects import Op
 from secretsd.errors import NotFound, SecretsdError
 
-__all__ = ["Latest", "Subscription", "WatchHub"]
+__all__ = ["Latest", "Subscription", "WatchHandle", "WatchHub"]
 
 log = logging.getLogger("secretsd.client")
 
@@ -198,3 +198,28 @@ class WatchHub:
         self._callbacks.discard(task)
         if not task.cancelled() and task.exception() is not None:
             log.error("a watch callback raised", exc_info=task.exception())
+
+
+class WatchHandle:
+    """What ``watch()`` returns: the watched path, whether it is live, and ``stop()``."""
+
+    def __init__(
+        self, subscription: Subscription, unsubscribe: Callable[[Subscription], None]
+    ) -> None:
+        self._subscription = subscription
+        self._unsubscribe = unsubscribe
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}(path={self.path!r}, active={self.active})"
+
+    @property
+    def path(self) -> str:
+        return self._subscription.path
+
+    @property
+    def active(self) -> bool:
+        return self._subscription.active
+
+    def stop(self) -> None:
+        """No callback runs after this returns (unless called from that callback itself)."""
+        self._unsubscribe(self._subscription)
