@@ -21,11 +21,11 @@ from typing import TYPE_CHECKING
 
 from starlette.types import ASGIApp, Receive, Scope, Send
 
-from secretsd.audit import AuditEvent
 from secretsd.errors import SecretsdError
 from secretsd.ref import is_valid_path
 from secretsd.server.errors import error_response
 from secretsd.server.schemas import RESERVED_TOP
+from secretsd.server.state import audit_event
 
 if TYPE_CHECKING:
     from secretsd.server.metrics import Metrics
@@ -95,15 +95,13 @@ class FastReadMiddleware:
         rid = request_id.decode("latin-1") if _good_request_id(request_id) else os.urandom(16).hex()
         try:
             await state.audit_log.record(
-                AuditEvent(
+                audit_event(
+                    identity,
                     action="read",
                     outcome="allowed",
                     path=path,
                     version=entry.secret.version,
                     detail="stale" if result.stale else "",
-                    identity=identity.accessor,
-                    display_name=identity.display_name,
-                    method=identity.method,
                     client=client_host,
                     request_id=rid,
                 )

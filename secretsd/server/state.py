@@ -27,7 +27,7 @@ from secretsd.server.metrics import Metrics
 from secretsd.server.secrets_service import SecretsService
 from secretsd.server.watch import WatchHub
 
-__all__ = ["AppState", "Caller", "ensure_admin_token"]
+__all__ = ["AppState", "Caller", "audit_event", "ensure_admin_token"]
 
 log = logging.getLogger(__name__)
 
@@ -43,6 +43,32 @@ class Caller:
     identity: Identity
     client: str
     request_id: str
+
+
+def audit_event(
+    identity: Identity | None,
+    *,
+    action: str,
+    outcome: str,
+    path: str,
+    client: str,
+    request_id: str,
+    version: int | None = None,
+    detail: str = "",
+) -> AuditEvent:
+    """The one mapping from who did what to an audit record (no value, no token)."""
+    return AuditEvent(
+        action=action,
+        outcome=outcome,
+        path=path,
+        version=version,
+        identity=identity.accessor if identity else "",
+        display_name=identity.display_name if identity else "",
+        method=identity.method if identity else "",
+        client=client,
+        request_id=request_id,
+        detail=detail[:300],
+    )
 
 
 class Authenticator:
@@ -210,17 +236,15 @@ class AppState:
     ) -> None:
         identity = caller.identity if caller is not None else None
         await self.audit_log.record(
-            AuditEvent(
+            audit_event(
+                identity,
                 action=action,
                 outcome=outcome,
                 path=path,
                 version=version,
-                identity=identity.accessor if identity else "",
-                display_name=identity.display_name if identity else "",
-                method=identity.method if identity else "",
                 client=caller.client if caller else client,
                 request_id=caller.request_id if caller else request_id,
-                detail=detail[:300],
+                detail=detail,
             )
         )
         self.metrics.audit_records.inc()
@@ -269,13 +293,11 @@ class AppState:
             )
             raise Unauthenticated(refused_message) from None
         await self.audit_log.record(
-            AuditEvent(
+            audit_event(
+                issued.identity,
                 action="login",
                 outcome="allowed",
                 path=where,
-                identity=issued.info.accessor,
-                display_name=issued.info.display_name,
-                method=method,
                 client=client,
                 request_id=request_id,
                 detail=detail,

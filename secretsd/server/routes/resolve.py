@@ -12,7 +12,7 @@ from secretsd.errors import Forbidden, NotFound, SecretsdError
 from secretsd.ref import Reference, parse_reference
 from secretsd.server.deps import CallerDep, StateDep
 from secretsd.server.schemas import ResolveRequest, secret_path
-from secretsd.server.state import AppState, Caller
+from secretsd.server.state import AppState, Caller, audit_event
 
 __all__ = ["router"]
 
@@ -28,14 +28,12 @@ async def _resolve_one(
 ) -> dict[str, Any]:
     def event(ref: Reference, outcome: str, version: int | None = None, detail: str = "") -> None:
         events.append(
-            AuditEvent(
+            audit_event(
+                caller.identity,
                 action="resolve",
                 outcome=outcome,
                 path=ref.path,
                 version=version,
-                identity=caller.identity.accessor,
-                display_name=caller.identity.display_name,
-                method=caller.identity.method,
                 client=caller.client,
                 request_id=caller.request_id,
                 detail=detail,
