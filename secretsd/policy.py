@@ -37,7 +37,6 @@ __all__ = [
     "Rule",
     "builtin_policies",
     "check_pattern",
-    "decide",
     "validate_policy_name",
 ]
 
@@ -203,10 +202,6 @@ class PolicySet:
             for rule in policy.rules:
                 self._add(rule)
 
-    @property
-    def rule_count(self) -> int:
-        return len(self.rules)
-
     def _add(self, rule: Rule) -> None:
         self.rules.append(rule)
         node = self._root
@@ -284,8 +279,3 @@ class PolicySet:
             ):
                 return True
         return False
-
-
-def decide(policies: Iterable[Policy], capability: str, path: str) -> bool:
-    """True only if some rule grants ``capability`` on ``path`` and no rule denies it."""
-    return PolicySet(policies).allows(capability, path)

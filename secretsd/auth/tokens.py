@@ -230,9 +230,6 @@ class TokenStore:
         info = self._by(Token.token_hash, token_hash)
         return self._live(info).identity
 
-    def authenticate(self, token: str) -> Identity:
-        return self.authenticate_hash(hash_token(token))
-
     @staticmethod
     def _live(info: TokenInfo | None) -> TokenInfo:
         if info is None:

@@ -81,10 +81,6 @@ class SecretCache:
         entry.stale = stale
         return entry.secret
 
-    def latest_version(self, path: str) -> int | None:
-        entry = self._entries.get((path, None))
-        return None if entry is None else entry.secret.version
-
     def invalidate(self, path: str) -> None:
         with self._lock:
             for key in [k for k in self._entries if k[0] == path]:
