@@ -56,6 +56,11 @@ class SecretsService:
         self.cache = cache
         self.feed = feed
         self.metrics = metrics
+        # Bound once: labels() takes a lock and builds a key on every call (hot path).
+        self._cache_results = {
+            result: metrics.cache.labels(result)
+            for result in ("hit", "miss", "stale", "revalidated")
+        }
         self._inflight: dict[tuple[str, CacheKey], asyncio.Future[Any]] = {}
         self._change_listeners: list[Callable[[str], None]] = []
         feed.subscribe(self._on_change)
@@ -80,13 +85,13 @@ class SecretsService:
         key: CacheKey = (path, version)
         entry = self.cache.lookup(key)
         if entry is not None and self.cache.is_fresh(entry):
-            self.metrics.cache.labels("hit").inc()
+            self._cache_results["hit"].inc()
             return ReadResult(entry)
         if entry is not None:
             return await self._single_flight(
                 "revalidate", key, lambda: self._revalidate(key, entry)
             )
-        self.metrics.cache.labels("miss").inc()
+        self._cache_results["miss"].inc()
         return ReadResult(await self._single_flight("fill", key, lambda: self._fill(key)))
 
     async def _single_flight(self, kind: str, key: CacheKey, work: Callable[[], Awaitable[T]]) -> T:
@@ -124,7 +129,7 @@ class SecretsService:
         try:
             meta = await self.backend.ametadata(path)
         except VaultUnavailable:
-            self.metrics.cache.labels("stale").inc()
+            self._cache_results["stale"].inc()
             return ReadResult(entry, stale=True)
         except NotFound:
             self.cache.invalidate(path)
@@ -140,10 +145,10 @@ class SecretsService:
         )
         if unchanged and self.cache.generation(path) == generation:
             entry.checked_at = time.monotonic()
-            self.metrics.cache.labels("revalidated").inc()
+            self._cache_results["revalidated"].inc()
             return ReadResult(entry)
         self.cache.invalidate(path)
-        self.metrics.cache.labels("miss").inc()
+        self._cache_results["miss"].inc()
         return ReadResult(await self._fill(key))
 
     async def metadata(self, path: str) -> SecretMetadata:
