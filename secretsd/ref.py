@@ -18,6 +18,7 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 
+from secretsd.bounds import MAX_VERSION
 from secretsd.errors import InvalidPath, InvalidReference
 
 __all__ = [
@@ -167,8 +168,15 @@ def _parse_query(text: str, query: str) -> int:
         raise InvalidReference(
             f"invalid reference {text!r}: the only query parameter is 'version=<n>', got {query!r}"
         )
-    if not value.isascii() or not value.isdigit() or value.startswith("0") or len(value) > 18:
+    if (
+        not value.isascii()
+        or not value.isdigit()
+        or value.startswith("0")
+        or len(value) > len(str(MAX_VERSION))
+        or int(value) > MAX_VERSION
+    ):
         raise InvalidReference(
-            f"invalid reference {text!r}: version must be a positive integer, got {value!r}"
+            f"invalid reference {text!r}: version must be a positive integer up to "
+            f"{MAX_VERSION}, got {value!r}"
         )
     return int(value)

@@ -32,6 +32,7 @@ from secretsd.backends.base import (
     SecretVersion,
     VersionInfo,
 )
+from secretsd.bounds import check_key_count
 from secretsd.errors import (
     CasMismatch,
     ConfigError,
@@ -441,6 +442,7 @@ class VaultBackend:
         binary_keys: frozenset[str] = frozenset(),
     ) -> int:
         validate_path(path)
+        check_key_count(path, len(data))
         response = self._call(
             "writing",
             path,

@@ -21,6 +21,7 @@ from typing import TYPE_CHECKING
 
 from starlette.types import ASGIApp, Receive, Scope, Send
 
+from secretsd.bounds import MAX_VERSION
 from secretsd.errors import SecretsdError
 from secretsd.ref import is_valid_path
 from secretsd.server.errors import error_response
@@ -36,7 +37,7 @@ __all__ = ["FastReadMiddleware"]
 _PREFIX = "/v1/secrets/"
 _ROUTE = "/v1/secrets/{path:path}"
 _STALE_WARNING = b'110 secretsd "Response is Stale: Vault is unavailable"'
-_VERSION_QUERY = re.compile(rb"version=([1-9][0-9]{0,17})")
+_VERSION_QUERY = re.compile(rb"version=([1-9][0-9]{0,9})")
 
 
 class FastReadMiddleware:
@@ -67,6 +68,8 @@ class FastReadMiddleware:
             if match is None:
                 return False
             version = int(match.group(1))
+            if version > MAX_VERSION:
+                return False  # the route refuses it with the standard 422
         path = scope["path"][len(_PREFIX) :]
         if not is_valid_path(path) or path.split("/", 1)[0] == RESERVED_TOP:
             return False

@@ -7,6 +7,7 @@ import binascii
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
+from secretsd.bounds import MAX_SECRET_KEYS, MAX_VERSION, Count, Version, parse_uint
 from secretsd.errors import InvalidPath, ValidationFailed
 from secretsd.ref import validate_key, validate_path
 
@@ -37,6 +38,11 @@ def secret_path(path: str, *, allow_empty: bool = False) -> str:
 
 
 def _check_keys(keys: list[str]) -> None:
+    if len(keys) > MAX_SECRET_KEYS:
+        raise ValueError(
+            f"{len(keys)} keys; a secret holds at most {MAX_SECRET_KEYS} keys (split it into "
+            "several secrets, e.g. one per component)"
+        )
     for key in keys:
         try:
             validate_key(key)
@@ -60,9 +66,9 @@ class _Strict(BaseModel):
 
 class WriteRequest(_Strict):
     data: dict[str, str] = Field(description="The whole secret: keys to string values.")
-    cas: int | None = Field(
+    cas: Count | None = Field(
         default=None,
-        ge=0,
+        le=MAX_VERSION,
         description="Write only if the current version is this (0: create only).",
     )
     binary_keys: list[str] = Field(
@@ -80,7 +86,7 @@ class WriteRequest(_Strict):
 
 class PatchRequest(_Strict):
     data: dict[str, str | None] = Field(description="Keys to set; null removes a key.")
-    cas: int | None = Field(default=None, ge=1)
+    cas: Version | None = None
     binary_keys: list[str] = Field(default_factory=list)
 
     @model_validator(mode="after")
@@ -98,13 +104,11 @@ class WriteResponse(BaseModel):
 
 
 class VersionsRequest(_Strict):
-    versions: list[int] = Field(min_length=1, max_length=1000)
+    versions: list[Version] = Field(min_length=1, max_length=1000)
 
     @field_validator("versions")
     @classmethod
-    def _positive(cls, value: list[int]) -> list[int]:
-        if any(v < 1 for v in value):
-            raise ValueError("versions are positive integers")
+    def _unique(cls, value: list[int]) -> list[int]:
         return sorted(set(value))
 
 
@@ -112,7 +116,7 @@ class MetadataUpdate(_Strict):
     custom_metadata: dict[str, str] | None = Field(
         default=None, description="Merged into the existing custom metadata; '' removes a key."
     )
-    max_versions: int | None = Field(default=None, ge=0)
+    max_versions: Count | None = None
     cas_required: bool | None = None
 
     @field_validator("custom_metadata")
@@ -136,12 +140,9 @@ def parse_versions(raw: str | None) -> list[int] | None:
     """``?versions=1,2,3`` → [1, 2, 3]."""
     if raw is None or raw == "":
         return None
-    try:
-        versions = sorted({int(part) for part in raw.split(",")})
-    except ValueError:
-        raise ValidationFailed(
-            f"versions must be a comma-separated list of positive integers, got {raw[:40]!r}"
-        ) from None
-    if any(v < 1 for v in versions):
-        raise ValidationFailed("versions are positive integers")
-    return versions
+    parts = raw.split(",")
+    if len(parts) > 1000:
+        raise ValidationFailed("versions names more than 1000 versions; send fewer per request")
+    return sorted(
+        {parse_uint(p, name="each of versions", minimum=1, maximum=MAX_VERSION) for p in parts}
+    )

@@ -9,6 +9,7 @@ from typing import Annotated, Any, Literal
 from fastapi import APIRouter, Query
 
 from secretsd.audit import AuditFilter, query_records
+from secretsd.bounds import MAX_CURSOR, QueryInt, parse_uint
 from secretsd.errors import ValidationFailed
 from secretsd.server.deps import CallerDep, StateDep
 
@@ -21,13 +22,15 @@ def _iso(value: str, name: str) -> str:
     """Accept ISO 8601 times (``2026-11-24``, ``...T10:00:00Z``, offsets) → canonical UTC."""
     if not value:
         return ""
+    problem = f"{name} {value[:40]!r} is not an ISO 8601 time; write e.g. 2026-11-24T10:00:00Z"
+    if len(value) > 40 or not value.isascii():
+        raise ValidationFailed(problem)
     try:
         parsed = datetime.fromisoformat(value.replace("Z", "+00:00"))
-    except ValueError:
-        raise ValidationFailed(
-            f"{name} {value[:40]!r} is not an ISO 8601 time; write e.g. 2026-11-24T10:00:00Z"
-        ) from None
-    parsed = parsed.astimezone(UTC) if parsed.tzinfo is not None else parsed.replace(tzinfo=UTC)
+        parsed = parsed.astimezone(UTC) if parsed.tzinfo is not None else parsed.replace(tzinfo=UTC)
+    except (ValueError, OverflowError):
+        # OverflowError: an offset pushing year 1 or 9999 out of range.
+        raise ValidationFailed(problem) from None
     return parsed.strftime("%Y-%m-%dT%H:%M:%S.%fZ")
 
 
@@ -41,13 +44,15 @@ async def query_audit(
     action: str = "",
     since: str = "",
     until: str = "",
-    limit: Annotated[int, Query(ge=1, le=1000)] = 100,
+    limit: Annotated[QueryInt, Query(ge=1, le=1000)] = 100,
     cursor: str = "",
     order: Annotated[Literal["asc", "desc"], Query()] = "asc",
 ) -> dict[str, Any]:
     await state.guard(caller, "read", "sys/audit", "audit-query")
-    if cursor and not cursor.isdigit():
-        raise ValidationFailed("cursor must be the next_cursor value of a previous page")
+    try:
+        after = parse_uint(cursor, name="cursor", maximum=MAX_CURSOR) if cursor else None
+    except ValidationFailed:
+        raise ValidationFailed("cursor must be the next_cursor value of a previous page") from None
     where = AuditFilter(
         path_prefix=path_prefix,
         identity=identity,
@@ -61,7 +66,7 @@ async def query_audit(
             state.engine,
             where,
             limit=limit,
-            after=int(cursor) if cursor else None,
+            after=after,
             newest_first=order == "desc",
         )
     )

@@ -11,12 +11,13 @@ from __future__ import annotations
 import asyncio
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Path, Request
+from fastapi import APIRouter, Path, Query, Request
 from pydantic import BaseModel, ConfigDict, Field
 
 from secretsd.auth.approle import REFUSED_MESSAGE, check_cidrs
 from secretsd.auth.tokens import IssuedToken, TokenInfo
-from secretsd.durations import parse_duration
+from secretsd.bounds import Count, QueryInt
+from secretsd.durations import Duration, parse_duration
 from secretsd.errors import Forbidden, SecretsdError
 from secretsd.policy import validate_policy_name
 from secretsd.server.deps import CallerDep, StateDep, client_address, request_id
@@ -25,7 +26,6 @@ from secretsd.server.state import AppState, Caller
 __all__ = ["router"]
 
 router = APIRouter(tags=["auth"])
-Duration = str | int
 NameParam = Annotated[str, Path(pattern=r"^[A-Za-z0-9._-]{1,64}$")]
 
 
@@ -56,11 +56,11 @@ class RoleWrite(_Strict):
     token_max_ttl: Duration = Field(default="24h")
     bound_cidrs: list[str] = Field(default_factory=list)
     secret_id_ttl: Duration = 0
-    secret_id_num_uses: int = Field(default=0, ge=0)
+    secret_id_num_uses: Count = 0
 
 
 class SecretIdCreate(_Strict):
-    num_uses: int | None = Field(default=None, ge=0, description="0 = unlimited")
+    num_uses: Count | None = Field(default=None, description="0 = unlimited")
     ttl: Duration | None = None
     bound_cidrs: list[str] = Field(default_factory=list)
     meta: dict[str, str] = Field(default_factory=dict)
@@ -136,7 +136,10 @@ async def revoke_self(state: StateDep, caller: CallerDep) -> None:
 
 @router.get("/v1/auth/tokens", summary="List live tokens (accessors, never values)")
 async def list_tokens(
-    state: StateDep, caller: CallerDep, limit: int = 100, include_revoked: bool = False
+    state: StateDep,
+    caller: CallerDep,
+    limit: Annotated[QueryInt, Query(ge=1, le=1000)] = 100,
+    include_revoked: bool = False,
 ) -> dict[str, Any]:
     await _token_admin(state, caller, "token-list")
     infos = await asyncio.to_thread(

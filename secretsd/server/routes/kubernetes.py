@@ -13,7 +13,7 @@ from fastapi import APIRouter, Path, Request
 from pydantic import BaseModel, ConfigDict, Field
 
 from secretsd.auth.tokens import IssuedToken
-from secretsd.durations import parse_duration
+from secretsd.durations import Duration, parse_duration
 from secretsd.server.deps import CallerDep, StateDep, client_address, request_id
 
 __all__ = ["router"]
@@ -40,8 +40,8 @@ class RoleWrite(_Strict):
     bound_service_account_names: list[str] = Field(min_length=1)
     bound_service_account_namespaces: list[str] = Field(min_length=1)
     policies: list[str] = Field(default_factory=list)
-    token_ttl: str | int = Field(default="1h")
-    token_max_ttl: str | int = Field(default="24h")
+    token_ttl: Duration = Field(default="1h")
+    token_max_ttl: Duration = Field(default="24h")
 
 
 class Login(_Strict):

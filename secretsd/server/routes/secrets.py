@@ -16,6 +16,7 @@ from typing import Annotated, TypeVar
 from fastapi import APIRouter, Query, Request
 from starlette.responses import Response
 
+from secretsd.bounds import MAX_VERSION, MAX_WAIT_SECONDS, QueryInt
 from secretsd.errors import SecretsdError, ValidationFailed
 from secretsd.server.deps import CallerDep, StateDep
 from secretsd.server.schemas import (
@@ -41,7 +42,7 @@ def parse_if_none_match(raw: str | None) -> int | None:
         return None
     for candidate in raw.split(","):
         tag = candidate.strip().removeprefix("W/").strip('"')
-        if tag.isdigit():
+        if tag.isascii() and tag.isdigit() and len(tag) <= len(str(MAX_VERSION)):
             return int(tag)
     return None
 
@@ -114,12 +115,21 @@ async def read_secret(
     request: Request,
     state: StateDep,
     caller: CallerDep,
-    version: Annotated[int | None, Query(ge=1, description="A specific version")] = None,
+    version: Annotated[
+        QueryInt | None, Query(ge=1, le=MAX_VERSION, description="A specific version")
+    ] = None,
     wait: Annotated[
-        float | None, Query(gt=0, description="Long-poll: seconds to wait for a newer version")
+        float | None,
+        Query(
+            gt=0,
+            le=MAX_WAIT_SECONDS,
+            allow_inf_nan=False,
+            description="Long-poll: seconds to wait for a newer version",
+        ),
     ] = None,
     after: Annotated[
-        int | None, Query(ge=0, description="Long-poll: return once a version > this exists")
+        QueryInt | None,
+        Query(ge=0, le=MAX_VERSION, description="Long-poll: return once a version > this exists"),
     ] = None,
 ) -> Response:
     secret_path(path)
