@@ -1,3 +1,4 @@
+# ruff: noqa: RUF001  (non-ASCII digits on purpose)
 """Every number from outside is ASCII and bounded: a clear 422, never a 500 or an odd meaning.
 
 Runs against a real server (real OpenBao, SQLite and, when configured,
