@@ -14,13 +14,14 @@ import json
 import os
 from collections.abc import Mapping
 from pathlib import Path
-from typing import Any
+from typing import Annotated, Any
 from urllib.parse import urlsplit, urlunsplit
 
 import platformdirs
 from pydantic import Field, SecretStr, ValidationError, field_validator
 from pydantic_settings import (
     BaseSettings,
+    NoDecode,
     PydanticBaseSettingsSource,
     SettingsConfigDict,
     TomlConfigSettingsSource,
@@ -104,6 +105,15 @@ class Settings(BaseSettings):
     tls_key_file: Path | None = None
     allow_insecure_http: bool = False
 
+    # The edge (secretsd/server/edge.py, ratelimit.py): proxies whose X-Forwarded-For is
+    # believed (addresses or CIDRs, comma-separated; none by default), failed-authentication
+    # limits in the `limits` notation ("" turns one off), and the API docs.
+    trusted_proxies: Annotated[list[str], NoDecode] = Field(default_factory=list)
+    auth_failure_limit_per_client: str = "30/minute"
+    auth_failure_limit_per_role: str = "120/minute"
+    rate_limit_storage: str = "memory://"
+    docs_enabled: bool = True
+
     @field_validator("vault_prefix")
     @classmethod
     def _check_prefix(cls, value: str) -> str:
@@ -113,6 +123,46 @@ class Settings(BaseSettings):
     @classmethod
     def _check_mount(cls, value: str) -> str:
         return _checked_path(value.strip("/"), allow_empty=False)
+
+    @field_validator("trusted_proxies", mode="before")
+    @classmethod
+    def _split_proxies(cls, value: object) -> object:
+        if isinstance(value, str):
+            text = value.strip()
+            if text.startswith("["):
+                return json.loads(text)
+            return [part.strip() for part in text.split(",") if part.strip()]
+        return value
+
+    @field_validator("trusted_proxies")
+    @classmethod
+    def _check_proxies(cls, value: list[str]) -> list[str]:
+        for entry in value:
+            try:
+                ipaddress.ip_network(entry, strict=False)
+            except ValueError:
+                raise ValueError(
+                    f"{entry!r} is not an IP address or CIDR network; name the proxies in "
+                    "front of secretsd, e.g. 10.0.0.5,10.1.0.0/16"
+                ) from None
+        return value
+
+    @field_validator("auth_failure_limit_per_client", "auth_failure_limit_per_role")
+    @classmethod
+    def _check_limit(cls, value: str) -> str:
+        try:
+            from limits import parse_many
+        except ImportError:  # the client-only install; the server checks it when it starts
+            return value.strip()
+        if value.strip():
+            try:
+                parse_many(value)
+            except ValueError:
+                raise ValueError(
+                    f"{value!r} is not a rate limit; write e.g. 30/minute or 5/second;100/hour, "
+                    "or an empty string for no limit"
+                ) from None
+        return value.strip()
 
     @field_validator("log_level")
     @classmethod

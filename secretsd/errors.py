@@ -18,6 +18,7 @@ never carry a secret value.
     ├── NotFound                        404  not_found           exit 3
     ├── Conflict                        409  conflict            exit 5
     │   └── CasMismatch                 409  cas_mismatch        exit 5
+    ├── RateLimited                     429  rate_limited        exit 6
     └── Unavailable                     503  unavailable         exit 6
         ├── VaultUnavailable            503  vault_unavailable   exit 6
         ├── DatabaseUnavailable         503  database_unavailable exit 6
@@ -40,6 +41,7 @@ __all__ = [
     "InvalidReference",
     "NotFound",
     "PayloadTooLarge",
+    "RateLimited",
     "SecretsdError",
     "Unauthenticated",
     "Unavailable",
@@ -143,6 +145,21 @@ class CasMismatch(Conflict):
     """A check-and-set write whose expected version is not the current one."""
 
     code = "cas_mismatch"
+
+
+class RateLimited(SecretsdError):
+    """Too many failed authentications from one client or for one role; retry later.
+
+    ``retry_after`` (seconds) becomes the ``Retry-After`` header.
+    """
+
+    http_status = 429
+    code = "rate_limited"
+    exit_code = 6
+
+    def __init__(self, message: str, retry_after: int = 1) -> None:
+        super().__init__(message)
+        self.retry_after = max(1, retry_after)
 
 
 class Unavailable(SecretsdError):

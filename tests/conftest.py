@@ -325,6 +325,7 @@ def start_server(settings: Settings) -> RunningServer:
         access_log=False,
         lifespan="on",
         timeout_graceful_shutdown=2,
+        proxy_headers=False,  # as `secretsd serve` runs it (see secretsd/server/edge.py)
     )
     server = uvicorn.Server(config)
     thread = threading.Thread(target=server.run, daemon=True)

@@ -20,6 +20,8 @@ from secretsd.config import Settings, load_settings, settings_from_env
 from secretsd.db.engine import make_engine
 from secretsd.db.migrate import upgrade_schema
 from secretsd.errors import ConfigError, SecretsdError
+from secretsd.server.docs import install_docs
+from secretsd.server.edge import EdgeMiddleware
 from secretsd.server.errors import install_error_handlers
 from secretsd.server.fastpath import FastReadMiddleware
 from secretsd.server.metrics import Metrics
@@ -99,8 +101,13 @@ def create_app(settings: Settings) -> FastAPI:
         version=__version__,
         summary="Secrets brokered from Vault/OpenBao, with policies and an audit log.",
         lifespan=lifespan,
+        docs_url=None,
+        redoc_url=None,
+        openapi_url="/openapi.json" if settings.docs_enabled else None,
     )
     install_error_handlers(app)
+    if settings.docs_enabled:
+        install_docs(app)
     for module in (
         secrets,
         metadata,
@@ -114,7 +121,9 @@ def create_app(settings: Settings) -> FastAPI:
     ):
         app.include_router(module.router)
     app.add_middleware(RequestMiddleware, metrics=metrics, max_body_bytes=settings.max_body_bytes)
-    app.add_middleware(FastReadMiddleware, metrics=metrics)  # outermost: added last
+    app.add_middleware(FastReadMiddleware, metrics=metrics)
+    # Outermost (added last): the real client address and the headers of every answer.
+    app.add_middleware(EdgeMiddleware, trusted_proxies=settings.trusted_proxies)
     return app
 
 

@@ -44,7 +44,15 @@ async def get_caller(request: Request) -> Caller:
             raise Unauthenticated(
                 "malformed Authorization header; send 'Authorization: Bearer <token>'"
             )
-        identity = await state.authenticator.identify(token.strip())
+        token = token.strip()
+        identity = state.authenticator.peek(token)  # known good: no limit applies
+        if identity is None:
+            state.limiter.check(client_address(request))
+            try:
+                identity = await state.authenticator.identify(token)
+            except Unauthenticated:
+                state.limiter.failed(client_address(request))
+                raise
     except SecretsdError as error:
         # Denied access attempts to secrets are audited too (no identity known).
         path = request.path_params.get("path", "")

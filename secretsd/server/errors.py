@@ -10,7 +10,7 @@ from fastapi.exceptions import RequestValidationError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.responses import Response
 
-from secretsd.errors import SecretsdError
+from secretsd.errors import RateLimited, SecretsdError
 
 __all__ = ["error_response", "install_error_handlers"]
 
@@ -24,6 +24,7 @@ _HTTP_CODES = {
     405: "method_not_allowed",
     409: "conflict",
     413: "payload_too_large",
+    429: "rate_limited",
     422: "validation_failed",
 }
 
@@ -62,6 +63,8 @@ def install_error_handlers(app: FastAPI) -> None:
     async def secretsd_error(_request: Request, error: Exception) -> Response:
         assert isinstance(error, SecretsdError)
         headers = {"WWW-Authenticate": "Bearer"} if error.http_status == 401 else None
+        if isinstance(error, RateLimited):
+            headers = {"Retry-After": str(error.retry_after)}
         return error_response(error.http_status, error.code, error.message, headers)
 
     async def validation_error(_request: Request, error: Exception) -> Response:

@@ -1,15 +1,20 @@
 """Pure ASGI middleware (cheaper than BaseHTTPMiddleware on the hot path).
 
-One wrapper does three jobs every request needs: a request id, the body-size
-limit (413 before the body is read), and per-route metrics labelled by route
-template, so ``/v1/secrets/{path:path}`` is one series, not one per secret.
+One wrapper does the jobs every request needs: a request id, the body-size
+limit (413 before the app sees the body, chunked or not), a check that the
+body is Unicode text (no invalid UTF-8, no lone surrogate), and per-route
+metrics labelled by route template, so ``/v1/secrets/{path:path}`` is one
+series, not one per secret.
 """
 
 from __future__ import annotations
 
+import json
+import re
 import time
 import uuid
 
+import orjson
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from secretsd.server.errors import error_response
@@ -43,6 +48,27 @@ class RequestMiddleware:
             await self._too_large(scope, send, limit, request_id)
             self._observe(scope, 413, started)
             return
+
+        if scope.get("method") not in _NO_BODY:
+            # Read the whole (bounded) body first: a chunked body over the limit is a 413
+            # here, not a parse error inside the framework, and it is checked once.
+            try:
+                body, disconnected = await _read_body(receive, limit)
+            except _BodyTooLarge:
+                await self._too_large(scope, send, limit, request_id)
+                self._observe(scope, 413, started)
+                return
+            if disconnected:
+                return
+            problem = body_problem(body)
+            if problem is not None:
+                response = error_response(
+                    400, "invalid_input", problem, headers={"x-request-id": request_id}
+                )
+                await response(scope, _empty_receive, send)
+                self._observe(scope, 400, started)
+                return
+            receive = _replay(body, receive)
 
         received = 0
 
@@ -92,6 +118,72 @@ class RequestMiddleware:
         method = scope.get("method", "")
         self.metrics.requests.labels(template, method, str(status)).inc()
         self.metrics.latency.labels(template, method).observe(time.perf_counter() - started)
+
+
+_NO_BODY = frozenset({"GET", "HEAD", "OPTIONS"})
+# A JSON escape of a UTF-16 surrogate (not preceded by another backslash).
+_SURROGATE_ESCAPE = re.compile(rb"(?<!\\)(?:\\\\)*\\u[dD][89a-fA-F][0-9a-fA-F]{2}")
+
+
+async def _read_body(receive: Receive, limit: int) -> tuple[bytes, bool]:
+    """The whole request body (or _BodyTooLarge past ``limit``), and whether the client left."""
+    chunks: list[bytes] = []
+    size = 0
+    while True:
+        message = await receive()
+        if message["type"] == "http.disconnect":
+            return b"", True
+        chunk = message.get("body", b"")
+        size += len(chunk)
+        if size > limit:
+            raise _BodyTooLarge
+        chunks.append(chunk)
+        if not message.get("more_body", False):
+            return b"".join(chunks), False
+
+
+def _replay(body: bytes, receive: Receive) -> Receive:
+    """Hand the buffered body to the app once, then the real channel (disconnects)."""
+    sent = False
+
+    async def replay() -> Message:
+        nonlocal sent
+        if not sent:
+            sent = True
+            return {"type": "http.request", "body": body, "more_body": False}
+        return await receive()
+
+    return replay
+
+
+def body_problem(body: bytes) -> str | None:
+    """Why a request body cannot be taken as Unicode text, or None.
+
+    Python's JSON decoder lets lone UTF-16 surrogates through (raw, through
+    ``surrogatepass``, or as ``\\ud800`` escapes); they cannot be encoded
+    again, so they would be stored as U+FFFD or fail the audit record.
+    """
+    if not body:
+        return None
+    try:
+        text = body.decode("utf-8")
+    except UnicodeDecodeError as error:
+        return (
+            f"the body is not valid UTF-8 (byte {error.start}); send UTF-8 JSON, "
+            "with binary values base64-encoded and listed in binary_keys"
+        )
+    if _SURROGATE_ESCAPE.search(body) is None:
+        return None
+    try:
+        orjson.dumps(json.loads(text))
+    except (ValueError, RecursionError):
+        return None  # not valid JSON: the framework says so, with the standard message
+    except orjson.JSONEncodeError:
+        return (
+            "the body contains a lone UTF-16 surrogate escape (\\ud800-\\udfff without its "
+            "pair), which is not Unicode text; send valid characters"
+        )
+    return None
 
 
 async def _empty_receive() -> Message:

@@ -143,6 +143,10 @@ def parse_versions(raw: str | None) -> list[int] | None:
     parts = raw.split(",")
     if len(parts) > 1000:
         raise ValidationFailed("versions names more than 1000 versions; send fewer per request")
-    return sorted(
-        {parse_uint(p, name="each of versions", minimum=1, maximum=MAX_VERSION) for p in parts}
-    )
+    try:
+        return sorted({parse_uint(p, name="v", minimum=1, maximum=MAX_VERSION) for p in parts})
+    except ValidationFailed:
+        raise ValidationFailed(
+            "versions must be a comma-separated list of positive integers up to "
+            f"{MAX_VERSION}, got {raw[:40]!r}"
+        ) from None

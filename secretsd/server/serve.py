@@ -184,6 +184,9 @@ def serve(settings: Settings, say: Callable[[str], None] | None = None) -> None:
             log_level=settings.log_level,
             timeout_graceful_shutdown=5,
             server_header=False,
+            # X-Forwarded-For is handled in the app, only from SECRETSD_TRUSTED_PROXIES
+            # (uvicorn's default would believe any process on 127.0.0.1).
+            proxy_headers=False,
             ssl_certfile=str(settings.tls_cert_file) if settings.tls_cert_file else None,
             ssl_keyfile=str(settings.tls_key_file) if settings.tls_key_file else None,
         )

@@ -19,11 +19,12 @@ from secretsd.backends.vault import VaultBackend
 from secretsd.changes import Change, ChangeFeed
 from secretsd.config import Settings
 from secretsd.db.engine import database_errors
-from secretsd.errors import Forbidden, SecretsdError, Unauthenticated
+from secretsd.errors import Forbidden, RateLimited, SecretsdError, Unauthenticated
 from secretsd.fsutil import write_private_file
 from secretsd.policy import Policy, PolicySet, builtin_policies
 from secretsd.policy_store import PolicyStore
 from secretsd.server.metrics import Metrics
+from secretsd.server.ratelimit import AuthLimiter
 from secretsd.server.secrets_service import SecretsService
 from secretsd.server.watch import WatchHub
 
@@ -156,6 +157,11 @@ class AppState:
         self.policy_store = PolicyStore(engine)
         self.approles = AppRoleStore(engine, self.tokens)
         self.kubernetes = KubernetesAuth(engine, self.tokens)
+        self.limiter = AuthLimiter(
+            settings.auth_failure_limit_per_client,
+            settings.auth_failure_limit_per_role,
+            settings.rate_limit_storage,
+        )
         self.policies: dict[str, Policy] = builtin_policies()
         self._policy_sets: dict[tuple[str, ...], PolicySet] = {}
         self._decisions: dict[tuple[tuple[str, ...], str, str], bool] = {}
@@ -272,16 +278,34 @@ class AppState:
         request_id: str,
         refused_message: str,
         attempt: Callable[[], tuple[IssuedToken, str, str]],
+        role: str = "",
     ) -> IssuedToken:
         """Run a login in a thread and audit it either way.
 
         ``attempt`` returns (token, audited path, detail) or raises LoginRefused,
         whose precise reason goes to the audit record while the caller gets
         ``refused_message``, which never says which credential was wrong.
+        Failures count against ``client`` and ``role`` (see ratelimit.py); once
+        either is over its limit, attempts get 429 before any work is done.
         """
+        role_key = f"{method}:{role}"
+        try:
+            self.limiter.check(client, role_key)
+        except RateLimited as limited:
+            await self.audit(
+                None,
+                "login",
+                path,
+                "denied",
+                detail=f"{method}: rate limited",
+                client=client,
+                request_id=request_id,
+            )
+            raise limited from None
         try:
             issued, where, detail = await asyncio.to_thread(attempt)
         except LoginRefused as refused:
+            self.limiter.failed(client, role_key)
             await self.audit(
                 None,
                 "login",

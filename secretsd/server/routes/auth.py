@@ -307,5 +307,6 @@ async def approle_login(body: AppRoleLogin, request: Request, state: StateDep) -
         request_id=rid,
         refused_message=REFUSED_MESSAGE,
         attempt=attempt,
+        role=body.role_id,
     )
     return issued.to_json()

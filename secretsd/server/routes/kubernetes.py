@@ -118,5 +118,6 @@ async def login(body: Login, request: Request, state: StateDep) -> dict[str, Any
         request_id=rid,
         refused_message=REFUSED,
         attempt=attempt,
+        role=body.role,
     )
     return issued.to_json()

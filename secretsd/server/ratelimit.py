@@ -1,0 +1,63 @@
+"""Limits on failed authentication, per client address and per role (the ``limits`` library).
+
+Only failures count: a valid token or a good login is never slowed, and a
+token this worker already knows to be valid skips the check entirely, so
+authenticated reads stay on the fast path while a flood of bad logins is
+answered with a cheap 429 (and a ``Retry-After``) instead of a database
+round trip, a thread and a hash each. Once a client address has used up its
+failures (default 30 a minute), its further attempts with unknown
+credentials are refused until the window frees up; once a role (an AppRole
+``role_id`` or a Kubernetes role) has (default 120 a minute, from any
+address), logins to it are, like Vault's lockout. The check runs before the
+work, so a limited attempt costs no database read.
+
+Counters live in each worker's memory by default (``memory://``): with N
+workers a client gets up to N times the limit. ``SECRETSD_RATE_LIMIT_STORAGE``
+takes any `limits` storage URI (``redis://...``, ``memcached://...``) to share
+them across workers and replicas.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+
+from limits import RateLimitItem, parse_many
+from limits.storage import storage_from_string
+from limits.strategies import MovingWindowRateLimiter
+
+from secretsd.errors import RateLimited
+
+__all__ = ["AuthLimiter"]
+
+
+class AuthLimiter:
+    def __init__(self, per_client: str, per_role: str, storage: str = "memory://") -> None:
+        self._limiter = MovingWindowRateLimiter(storage_from_string(storage))
+        self._per_client = parse_many(per_client) if per_client else []
+        self._per_role = parse_many(per_role) if per_role else []
+
+    def check(self, client: str, role: str | None = None) -> None:
+        """Raise RateLimited when ``client`` (or ``role``) has no failures left in its window."""
+        self._check(self._per_client, "client", client, f"from {client or 'this client'}")
+        if role is not None:
+            self._check(self._per_role, "role", role, "for this role")
+
+    def failed(self, client: str, role: str | None = None) -> None:
+        """Count one failed authentication against the client and the role."""
+        for item in self._per_client:
+            self._limiter.hit(item, "client", client)
+        if role is not None:
+            for item in self._per_role:
+                self._limiter.hit(item, "role", role)
+
+    def _check(self, items: list[RateLimitItem], kind: str, key: str, where: str) -> None:
+        for item in items:
+            if not self._limiter.test(item, kind, key):
+                reset = self._limiter.get_window_stats(item, kind, key).reset_time
+                wait = max(1, math.ceil(reset - time.time()))
+                raise RateLimited(
+                    f"too many failed authentications {where} (limit {item}); retry in "
+                    f"{wait} s with valid credentials",
+                    retry_after=wait,
+                )
