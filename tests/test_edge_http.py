@@ -264,9 +264,22 @@ def test_failed_logins_are_limited_per_client_with_retry_after(server_factory: A
         assert httpx.post(f"{server.url}/v1/auth/approle/login", json=good).status_code == 429
         # ...but an already known token keeps reading at full speed.
         assert admin.get("/v1/secrets/apps/rl").status_code == 200
-        denied = admin.get("/v1/audit", params={"action": "login", "outcome": "denied"})
-        details = [r["detail"] for r in denied.json()["records"]]
-        assert details.count("approle: rate limited") == 5
+        # Refusals are audited, folded into one record per client and interval.
+        assert _rate_limited_details(admin) == ["approle: rate limited"]
+        refusals = server.state.limiter._refusals
+        last, folded = refusals["127.0.0.1"]
+        assert folded == 4  # the other refusals since that record
+        refusals["127.0.0.1"] = (last - 60, folded)  # as if the interval had passed
+        assert _bad_login(server.url).status_code == 429
+        assert _rate_limited_details(admin) == [
+            "approle: rate limited",
+            "approle: rate limited (4 more)",
+        ]
+
+
+def _rate_limited_details(admin: httpx.Client) -> list[str]:
+    denied = admin.get("/v1/audit", params={"action": "login", "outcome": "denied"})
+    return [r["detail"] for r in denied.json()["records"] if "rate limited" in r["detail"]]
 
 
 def test_bad_tokens_are_limited_per_client(server_factory: Any) -> None:

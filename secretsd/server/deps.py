@@ -6,7 +6,7 @@ from typing import Annotated
 
 from fastapi import Depends, Request
 
-from secretsd.errors import SecretsdError, Unauthenticated
+from secretsd.errors import RateLimited, SecretsdError, Unauthenticated
 from secretsd.server.state import AppState, Caller
 
 __all__ = ["CallerDep", "StateDep", "client_address", "request_id"]
@@ -54,17 +54,22 @@ async def get_caller(request: Request) -> Caller:
                 state.limiter.failed(client_address(request))
                 raise
     except SecretsdError as error:
-        # Denied access attempts to secrets are audited too (no identity known).
-        path = request.path_params.get("path", "")
-        await state.audit(
-            None,
-            "authenticate",
-            str(path),
-            "denied",
-            detail=error.code,
-            client=client_address(request),
-            request_id=request_id(request),
-        )
+        # Denied access attempts to secrets are audited too (no identity known); refusals
+        # by the rate limiter are folded into one record per client and interval.
+        detail: str | None = error.code
+        if isinstance(error, RateLimited):
+            detail = state.limiter.refusal_detail(client_address(request), error.code)
+        if detail is not None:
+            path = request.path_params.get("path", "")
+            await state.audit(
+                None,
+                "authenticate",
+                str(path),
+                "denied",
+                detail=detail,
+                client=client_address(request),
+                request_id=request_id(request),
+            )
         raise
     return Caller(identity, client_address(request), request_id(request))
 

@@ -11,6 +11,11 @@ credentials are refused until the window frees up; once a role (an AppRole
 address), logins to it are, like Vault's lockout. The check runs before the
 work, so a limited attempt costs no database read.
 
+Refusals are audited, but not one record each: the first refusal of a client
+in every ``AUDIT_EVERY`` seconds is recorded with the number refused since the
+last record ("rate limited (312 more)"), so a flood cannot turn into a flood
+of audit writes, which every honest read waits behind (fail-closed audit).
+
 Counters live in each worker's memory by default (``memory://``): with N
 workers a client gets up to N times the limit. ``SECRETSD_RATE_LIMIT_STORAGE``
 takes any `limits` storage URI (``redis://...``, ``memcached://...``) to share
@@ -28,7 +33,11 @@ from limits.strategies import MovingWindowRateLimiter
 
 from secretsd.errors import RateLimited
 
-__all__ = ["AuthLimiter"]
+__all__ = ["AUDIT_EVERY", "AuthLimiter"]
+
+#: Seconds between two audit records of the refusals of one client.
+AUDIT_EVERY = 10.0
+_REFUSALS_MAX = 10_000
 
 
 class AuthLimiter:
@@ -36,6 +45,7 @@ class AuthLimiter:
         self._limiter = MovingWindowRateLimiter(storage_from_string(storage))
         self._per_client = parse_many(per_client) if per_client else []
         self._per_role = parse_many(per_role) if per_role else []
+        self._refusals: dict[str, tuple[float, int]] = {}
 
     def check(self, client: str, role: str | None = None) -> None:
         """Raise RateLimited when ``client`` (or ``role``) has no failures left in its window."""
@@ -50,6 +60,18 @@ class AuthLimiter:
         if role is not None:
             for item in self._per_role:
                 self._limiter.hit(item, "role", role)
+
+    def refusal_detail(self, client: str, detail: str) -> str | None:
+        """The audit detail for a refusal of ``client``, or None when it is folded into the next."""
+        now = time.monotonic()
+        last, folded = self._refusals.get(client, (0.0, 0))
+        if now - last < AUDIT_EVERY:
+            self._refusals[client] = (last, folded + 1)
+            return None
+        if len(self._refusals) >= _REFUSALS_MAX:
+            self._refusals.clear()
+        self._refusals[client] = (now, 0)
+        return f"{detail} ({folded} more)" if folded else detail
 
     def _check(self, items: list[RateLimitItem], kind: str, key: str, where: str) -> None:
         for item in items:

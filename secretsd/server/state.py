@@ -292,15 +292,17 @@ class AppState:
         try:
             self.limiter.check(client, role_key)
         except RateLimited as limited:
-            await self.audit(
-                None,
-                "login",
-                path,
-                "denied",
-                detail=f"{method}: rate limited",
-                client=client,
-                request_id=request_id,
-            )
+            folded = self.limiter.refusal_detail(client, f"{method}: rate limited")
+            if folded is not None:
+                await self.audit(
+                    None,
+                    "login",
+                    path,
+                    "denied",
+                    detail=folded,
+                    client=client,
+                    request_id=request_id,
+                )
             raise limited from None
         try:
             issued, where, detail = await asyncio.to_thread(attempt)
