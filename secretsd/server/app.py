@@ -26,6 +26,7 @@ from secretsd.server.errors import install_error_handlers
 from secretsd.server.fastpath import FastReadMiddleware
 from secretsd.server.metrics import Metrics
 from secretsd.server.middleware import RequestMiddleware
+from secretsd.server.ratelimit import LoginGate
 from secretsd.server.routes import (
     audit,
     auth,
@@ -122,6 +123,7 @@ def create_app(settings: Settings) -> FastAPI:
         app.include_router(module.router)
     app.add_middleware(RequestMiddleware, metrics=metrics, max_body_bytes=settings.max_body_bytes)
     app.add_middleware(FastReadMiddleware, metrics=metrics)
+    app.add_middleware(LoginGate)
     # Outermost (added last): the real client address and the headers of every answer.
     app.add_middleware(EdgeMiddleware, trusted_proxies=settings.trusted_proxies)
     return app

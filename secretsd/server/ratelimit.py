@@ -26,14 +26,21 @@ from __future__ import annotations
 
 import math
 import time
+import uuid
+from typing import TYPE_CHECKING
 
 from limits import RateLimitItem, parse_many
 from limits.storage import storage_from_string
 from limits.strategies import MovingWindowRateLimiter
+from starlette.types import ASGIApp, Receive, Scope, Send
 
 from secretsd.errors import RateLimited
+from secretsd.server.errors import error_response
 
-__all__ = ["AUDIT_EVERY", "AuthLimiter"]
+if TYPE_CHECKING:
+    from secretsd.server.state import AppState
+
+__all__ = ["AUDIT_EVERY", "LOGIN_PATHS", "AuthLimiter", "LoginGate"]
 
 #: Seconds between two audit records of the refusals of one client.
 AUDIT_EVERY = 10.0
@@ -83,3 +90,57 @@ class AuthLimiter:
                     f"{wait} s with valid credentials",
                     retry_after=wait,
                 )
+
+
+#: Login routes and their method name, for the gate below.
+LOGIN_PATHS = {
+    "/v1/auth/approle/login": "approle",
+    "/v1/auth/kubernetes/login": "kubernetes",
+}
+
+
+class LoginGate:
+    """Refuse logins from a client over its limit before the framework parses anything.
+
+    The same check as the login routes make (which also check the role, once
+    the body names it), done first so that a flood costs a dictionary lookup
+    and a small answer per attempt, not a request through FastAPI.
+    """
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        method = LOGIN_PATHS.get(scope.get("path", "")) if scope["type"] == "http" else None
+        state: AppState | None = (
+            getattr(scope["app"].state, "secretsd", None) if method is not None else None
+        )
+        if method is None or state is None or scope.get("method") != "POST":
+            await self.app(scope, receive, send)
+            return
+        peer = scope.get("client")
+        client = peer[0] if peer else ""
+        try:
+            state.limiter.check(client)
+        except RateLimited as limited:
+            request_id = uuid.uuid4().hex
+            detail = state.limiter.refusal_detail(client, f"{method}: rate limited")
+            if detail is not None:
+                await state.audit(
+                    None,
+                    "login",
+                    f"sys/{method}",
+                    "denied",
+                    detail=detail,
+                    client=client,
+                    request_id=request_id,
+                )
+            response = error_response(
+                limited.http_status,
+                limited.code,
+                limited.message,
+                headers={"Retry-After": str(limited.retry_after), "x-request-id": request_id},
+            )
+            await response(scope, receive, send)
+            return
+        await self.app(scope, receive, send)
