@@ -217,6 +217,10 @@ def run_load(url: str, workdir: Path, duration: float, rate: float, readers: int
         if rate
         else None
     )
+    if not readers:  # flood only: what one attempt costs the server
+        assert flood is not None
+        flooded = wrk_result(flood)
+        return {"flood": flooded["rps"], "flood_requests": flooded["requests"]}
     reads = start_wrk(
         workdir, "reads", f"{url}/v1/secrets/bench/flood", READ_LUA, readers, duration
     )
@@ -284,9 +288,21 @@ def main() -> None:
         ("flood, limits on (default)", {}, args.rate),
     ]
     rows: list[tuple[str, dict[str, Any]]] = []
+    costs: list[tuple[str, float, float]] = []
     try:
         wait_for(f"{vault_addr}/v1/sys/health")
         time.sleep(1)
+        for index, (name, env) in enumerate([("limits off", off), ("limits on", {})]):
+            process, url = start_secretsd(
+                workdir, f"c{index}", vault_addr, "root-bench", args.workers, **env
+            )
+            try:
+                cpu_before = tree_cpu_seconds(process.pid)
+                row = run_load(url, workdir, args.duration, args.rate, 0)
+                cpu = tree_cpu_seconds(process.pid) - cpu_before
+                costs.append((name, row["flood"], cpu / max(row["flood_requests"], 1) * 1000))
+            finally:
+                stop(process)
         for index, (name, env, connections) in enumerate(plans):
             process, url = start_secretsd(
                 workdir, f"s{index}", vault_addr, "root-bench", args.workers, **env
@@ -318,6 +334,12 @@ def main() -> None:
             f"{r['read_p99']:>6.1f}ms {r['login_p50']:>8.1f}ms {r['login_p95']:>6.1f}ms "
             f"{r['flood']:>8.0f} {r['cpu']:>5.2f}  {r['login_status']}"
         )
+    print()
+    for name, rate, cost in costs:
+        print(
+            f"flood alone, {name:<10}: {rate:6.0f} attempts/s, server CPU {cost:.2f} ms per attempt"
+        )
+    print(f"CPU per flood attempt, limits on vs off: {costs[1][2] / costs[0][2]:.2f}x")
     quiet, peer, limited = (row for _, row in rows)
     print(
         f"\nunder the flood, limits on vs off: reads {limited['reads'] / peer['reads']:.2f}x, "
