@@ -184,3 +184,19 @@ def test_reference_versions_are_bounded(admin: httpx.Client) -> None:
     assert answer.status_code == 200
     (result,) = answer.json()["results"]
     assert result["error"]["code"] == "invalid_reference"
+
+
+def test_an_overlong_path_from_a_stranger_does_not_fail_the_audit(
+    server_factory: Any, database_url: str
+) -> None:
+    server = server_factory(database_url)
+    long = "a/" * 350
+    stranger = httpx.get(f"{server.url}/v1/secrets/{long}")
+    assert stranger.status_code == 401, stranger.text
+    forged = httpx.get(f"{server.url}/v1/secrets/{long}", headers={"Authorization": "Bearer sdt_x"})
+    assert forged.status_code == 401, forged.text
+    with server.client() as admin:
+        assert admin.get(f"/v1/secrets/{long}").status_code == 400
+    denied = [r for r in audit_rows(server) if r.action == "authenticate"]
+    assert len(denied) == 2
+    assert all(len(r.path) == 600 for r in denied)

@@ -57,17 +57,22 @@ def audit_event(
     version: int | None = None,
     detail: str = "",
 ) -> AuditEvent:
-    """The one mapping from who did what to an audit record (no value, no token)."""
+    """The one mapping from who did what to an audit record (no value, no token).
+
+    Text that may come from outside is cut to its column (path 600, client and
+    request id 64, detail 300): an unauthenticated request for a 700-character
+    path must not make its own record, and the batch it is committed with, fail.
+    """
     return AuditEvent(
         action=action,
         outcome=outcome,
-        path=path,
+        path=path[:600],
         version=version,
         identity=identity.accessor if identity else "",
         display_name=identity.display_name if identity else "",
         method=identity.method if identity else "",
-        client=client,
-        request_id=request_id,
+        client=client[:64],
+        request_id=request_id[:64],
         detail=detail[:300],
     )
 
