@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import os
 import re
+import shutil
 import subprocess
 from collections.abc import Iterator
 from pathlib import Path
@@ -166,6 +168,33 @@ def test_docs_come_from_the_package_not_a_cdn(server: RunningServer) -> None:
     assert "unsafe-inline" not in csp
     assert "<script>" not in page.text  # no inline script: the CSP would block it
     assert httpx.get(f"{server.url}/openapi.json").json()["info"]["title"] == "secretsd"
+
+
+def test_docs_render_in_a_browser_offline_under_their_csp(server: RunningServer) -> None:
+    """A real headless Chromium renders /docs: the operations appear, nothing is refused."""
+    browser = shutil.which("chromium") or shutil.which("chromium-browser")
+    if browser is None:
+        if os.environ.get("SECRETSD_REQUIRE_POSTGRES") == "1":  # CI: .ci/run installs it
+            pytest.fail("chromium is not installed (apt-get install -y chromium)")
+        pytest.skip("needs chromium (apt-get install -y chromium)")
+    rendered = subprocess.run(
+        [
+            browser,
+            "--headless",
+            "--no-sandbox",
+            "--disable-gpu",
+            "--virtual-time-budget=10000",
+            "--enable-logging=stderr",
+            "--v=0",
+            "--dump-dom",
+            f"{server.url}/docs",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert 'data-path="/v1/secrets/{path}"' in rendered.stdout, rendered.stderr[-2000:]
+    assert "Refused to" not in rendered.stderr, rendered.stderr[-2000:]
 
 
 def test_docs_can_be_switched_off(server_factory: Any) -> None:

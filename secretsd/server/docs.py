@@ -48,6 +48,7 @@ _INIT = """window.ui = SwaggerUIBundle({
   deepLinking: true,
   layout: "BaseLayout",
   presets: [SwaggerUIBundle.presets.apis],
+  validatorUrl: null,
 });
 """
 
