@@ -14,7 +14,6 @@ import re
 import time
 import uuid
 
-import orjson
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from secretsd.server.errors import error_response
@@ -175,10 +174,14 @@ def body_problem(body: bytes) -> str | None:
     if _SURROGATE_ESCAPE.search(body) is None:
         return None
     try:
-        orjson.dumps(json.loads(text))
+        decoded = json.loads(text)
     except (ValueError, RecursionError):
         return None  # not valid JSON: the framework says so, with the standard message
-    except orjson.JSONEncodeError:
+    try:
+        json.dumps(decoded, ensure_ascii=False).encode("utf-8")
+    except RecursionError:
+        return None
+    except UnicodeEncodeError:
         return (
             "the body contains a lone UTF-16 surrogate escape (\\ud800-\\udfff without its "
             "pair), which is not Unicode text; send valid characters"
