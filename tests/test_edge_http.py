@@ -346,3 +346,21 @@ def test_failed_logins_are_limited_per_role_across_addresses(server_factory: Any
 def test_limits_can_be_switched_off(server_factory: Any) -> None:
     server = server_factory(auth_failure_limit_per_client="", auth_failure_limit_per_role="")
     assert {_bad_login(server.url).status_code for _ in range(40)} == {401}
+
+
+def test_failed_kubernetes_logins_are_limited_per_role(server_factory: Any) -> None:
+    server = server_factory(
+        auth_failure_limit_per_client="100/minute",
+        auth_failure_limit_per_role="2/minute",
+        trusted_proxies=["127.0.0.1"],
+    )
+
+    def login(role: str, client: str) -> int:
+        return httpx.post(
+            f"{server.url}/v1/auth/kubernetes/login",
+            json={"role": role, "jwt": "not.a.jwt"},
+            headers={"X-Forwarded-For": client},
+        ).status_code
+
+    assert [login("web", f"10.0.1.{n}") for n in range(4)] == [401, 401, 429, 429]
+    assert login("api", "10.0.1.9") == 401  # another role has its own budget
