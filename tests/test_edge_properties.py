@@ -217,3 +217,34 @@ def test_forwarded_for_takes_the_first_untrusted_hop_from_the_right(
     header: str, client: str
 ) -> None:
     assert _seen_client("127.0.0.1", header, ["127.0.0.1"]) == (204, client)
+
+
+@pytest.mark.parametrize(
+    ("scheme", "path", "hsts", "no_store"),
+    [
+        ("http", "/v1/secrets/a", False, True),
+        ("https", "/v1/secrets/a", True, True),
+        ("https", "/docs", True, True),
+        ("http", "/docs/assets/swagger-ui.css", False, False),
+    ],
+)
+def test_edge_headers_by_scheme_and_path(
+    scheme: str, path: str, hsts: bool, no_store: bool
+) -> None:
+    started: list[dict[str, Any]] = []
+
+    async def app(scope: Any, receive: Any, send: Any) -> None:
+        await send({"type": "http.response.start", "status": 200, "headers": []})
+
+    async def send(message: Any) -> None:
+        started.append(message)
+
+    async def receive() -> Any:
+        return {"type": "http.request", "body": b"", "more_body": False}
+
+    scope = {"type": "http", "method": "GET", "path": path, "headers": [], "scheme": scheme}
+    asyncio.run(EdgeMiddleware(app)(scope, receive, send))
+    headers = dict(started[0]["headers"])
+    assert headers[b"x-frame-options"] == b"DENY"
+    assert (b"strict-transport-security" in headers) is hsts
+    assert (headers.get(b"cache-control") == b"no-store") is no_store

@@ -47,6 +47,16 @@ _DOCS_CSP = (
 )
 _HSTS = (b"strict-transport-security", b"max-age=31536000")
 _NO_STORE = (b"cache-control", b"no-store")
+# (is a docs page, over TLS) -> the headers to add, computed once.
+_EXTRA = {
+    (docs, tls): [
+        *_COMMON,
+        (b"content-security-policy", _DOCS_CSP if docs else _API_CSP),
+        *([_HSTS] if tls else []),
+    ]
+    for docs in (False, True)
+    for tls in (False, True)
+}
 
 
 class EdgeMiddleware:
@@ -66,17 +76,16 @@ class EdgeMiddleware:
             return
         path: str = scope.get("path", "")
         docs = path == "/docs" or path.startswith("/docs/")
-        extra = [*_COMMON, (b"content-security-policy", _DOCS_CSP if docs else _API_CSP)]
-        if scope.get("scheme") == "https":
-            extra.append(_HSTS)
+        extra = _EXTRA[(docs, scope.get("scheme") == "https")]
         cacheable = path.startswith(DOCS_ASSETS_PREFIX)
 
         async def send_with_headers(message: Message) -> None:
             if message["type"] == "http.response.start":
-                headers = list(message.get("headers", []))
+                headers = list(message.get("headers", ()))
+                headers += extra
                 if not cacheable and not any(k.lower() == b"cache-control" for k, _ in headers):
                     headers.append(_NO_STORE)
-                message = {**message, "headers": headers + extra}
+                message = {**message, "headers": headers}
             await send(message)
 
         await self._inner(scope, receive, send_with_headers)
