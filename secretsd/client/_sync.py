@@ -184,6 +184,15 @@ class Client(ClientBase):
         """Names directly under ``prefix`` (folders end with '/')."""
         return self._run(self._core.list_op(prefix))
 
+    def lookup_value_hashes(self, prefixes: Iterable[str]) -> set[str]:
+        """Which stored values the caller may read hash (SHA-256) to something starting
+        with one of ``prefixes`` (five hex digits each); the full hashes come back.
+
+        ``secretsd scan --managed`` compares them with its candidates' hashes
+        locally, so neither values nor candidates ever cross the wire.
+        """
+        return self._run(self._core.value_hashes_op(builtins.list(prefixes)))
+
     # -- writing ------------------------------------------------------------------
 
     def put(self, path: str, data: Mapping[str, str | bytes], *, cas: int | None = None) -> int:
