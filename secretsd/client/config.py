@@ -114,6 +114,19 @@ class ClientSettings:
             return "kubernetes"
         return "none"
 
+    def without_credentials(self) -> ClientSettings:
+        """The same service and TLS settings, no credentials (for an explicit login call)."""
+        return replace(
+            self,
+            token=None,
+            token_file=None,
+            role_id=None,
+            secret_id=None,
+            secret_id_file=None,
+            k8s_role=None,
+            credentials_from="",
+        )
+
     def read_secret_id(self) -> str:
         if self.secret_id is not None:
             return self.secret_id
