@@ -192,7 +192,7 @@ def ls(
 ) -> None:
     """List the secrets and folders (ending in '/') under a prefix."""
     with open_client(addr) as client:
-        keys = client.list(prefix.removeprefix("secretsd://"))
+        keys = client.list(prefix)
     if as_json:
         print_json({"keys": keys})
         return

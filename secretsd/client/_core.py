@@ -43,7 +43,7 @@ from secretsd.errors import (
     error_class_for_code,
     error_class_for_status,
 )
-from secretsd.ref import Reference, validate_path
+from secretsd.ref import SCHEME, Reference, validate_path
 
 __all__ = ["ClientCore"]
 
@@ -291,7 +291,8 @@ class ClientCore:
         return int(json_body(response)["version"])
 
     def list_op(self, prefix: str) -> Op[list[str]]:
-        prefix = prefix.strip("/")
+        """Names under a folder, given as a path or a ``secretsd://`` prefix."""
+        prefix = prefix.removeprefix(SCHEME).strip("/")
         validate_path(prefix, allow_empty=True)
         url = f"/v1/metadata/{prefix}" if prefix else "/v1/metadata"
         response = yield from self.call(HttpRequest("GET", url, params={"list": "true"}))
