@@ -219,6 +219,18 @@ def test_run_warns_about_secret_looking_literals_on_the_command_line(
                check=3).stderr.count(b"warning") == 0  # fmt: skip
 
 
+def test_put_warns_about_a_secret_typed_on_the_command_line(cli: Any, tmp_path: Path) -> None:
+    typed = cli("put", "apps/web/cfg", "password=typed-pw-1", "user=web")
+    err = typed.stderr.decode()
+    assert "warning: the value of 'password' was typed on the command line" in err
+    assert "password=-" in err and "typed-pw-1" not in err
+    assert "'user'" not in err
+    (tmp_path / "pw").write_text("file-pw-1")
+    quiet = cli("put", "apps/web/cfg", "password=@" + str(tmp_path / "pw"))
+    assert b"warning" not in quiet.stderr
+    assert b"warning" not in cli("put", "apps/web/cfg", "password=-", input=b"stdin-pw-1").stderr
+
+
 def test_get_without_the_scheme_hints_at_it(cli: Any) -> None:
     cli("put", "apps/web/db", "password=-", input=b"pw-hint-1")
     hinted = cli("get", "apps/web/db#password", check=2)

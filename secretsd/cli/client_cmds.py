@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING, Annotated, Any
 import typer
 
 from secretsd.backends.base import secret_to_json
+from secretsd.cli.exposure import looks_secret
 from secretsd.cli.output import is_tty, print_json, table
 from secretsd.errors import InvalidInput
 from secretsd.ref import (
@@ -148,6 +149,14 @@ def parse_pairs(pairs: list[str]) -> dict[str, str | bytes]:
         if key in values:
             raise InvalidInput(f"the key {key!r} is given twice")
         values[key] = _read_value(key, source, stdin_used)
+        typed = source != "-" and not source.startswith("@")
+        if typed and looks_secret(key, source):
+            typer.echo(
+                f"secretsd put: warning: the value of {key!r} was typed on the command line, "
+                f"where other users can read it (ps) and shell history keeps it; next time "
+                f"use {key}=- (stdin, asked without echo) or {key}=@FILE",
+                err=True,
+            )
     return values
 
 

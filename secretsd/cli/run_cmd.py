@@ -26,7 +26,6 @@ sent ``--signal``.
 from __future__ import annotations
 
 import os
-import re
 import signal
 import subprocess
 import sys
@@ -42,6 +41,7 @@ import typer
 
 from secretsd.cli.client_cmds import AddrOption, open_client
 from secretsd.cli.dotenv import ENV_NAME, parse_dotenv
+from secretsd.cli.exposure import looks_secret
 from secretsd.errors import InvalidInput, InvalidReference, SecretsdError
 from secretsd.ref import is_reference, near_miss_reference, parse_reference
 
@@ -61,18 +61,10 @@ FORWARDED = (
 )
 
 
-#: Names that say "this is a credential" (DB_PASSWORD, API_KEY, GITHUB_TOKEN...).
-_SECRET_NAME = re.compile(
-    r"(?i)(pass(word|wd|phrase)?|pwd|secret|token|api_?key|private_?key|credential|auth)"
-)
-#: A URL that carries a password (postgres://user:pw@host/db).
-_URL_PASSWORD = re.compile(r"^[a-z][a-z0-9+.-]*://[^/@:\s]*:[^/@\s]+@", re.IGNORECASE)
-
-
 def plaintext_warning(name: str, value: str) -> str | None:
     """A warning for a secret-looking literal given on the command line, where every
     user of the machine can read it (``ps``, ``/proc/<pid>/cmdline``); never the value."""
-    if not value or not (_SECRET_NAME.search(name) or _URL_PASSWORD.match(value)):
+    if not looks_secret(name, value):
         return None
     return (
         f"secretsd run: warning: --env {name} carries a literal that looks like a secret on "
