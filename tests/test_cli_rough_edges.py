@@ -14,6 +14,8 @@ from typing import Any
 
 import httpx
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 from secretsd.errors import Conflict
 from tests.conftest import ADMIN_TOKEN, CANARY, RunningServer, free_port, secretsd_executable
@@ -372,3 +374,50 @@ def test_our_own_scanner_passes_on_the_repository() -> None:
         capture_output=True, text=True, env=env, timeout=300,
     )  # fmt: skip
     assert result.returncode == 0, result.stdout[-3000:] + result.stderr
+
+
+# -- the near-miss check, as a property ----------------------------------------------------
+
+_PATH = st.lists(st.from_regex(r"[a-z0-9][a-z0-9_-]{0,8}", fullmatch=True), min_size=1, max_size=4)
+
+
+@given(
+    path=_PATH.map("/".join),
+    scheme=st.sampled_from(
+        [
+            "secretsd:/",
+            "secretsd:",
+            "SECRETSD://",
+            "Secretsd://",
+            " secretsd://",
+            "secret://",
+            "secrets://",
+            "secretd://",
+            "secretsd:\\\\",
+            "secretsd//",
+            "secretsd : //",
+        ]
+    ),
+)
+def test_near_misses_are_caught_and_never_echo_the_rest(path: str, scheme: str) -> None:
+    from secretsd.errors import InvalidReference
+    from secretsd.ref import near_miss_reference, parse_reference
+
+    text = f"{scheme}{path}#password"
+    problem = near_miss_reference(text)
+    assert problem is not None
+    quoted = ast.literal_eval(problem.removeprefix("it starts with ").split(", not ", 1)[0])
+    assert quoted and scheme.startswith(quoted)  # only the scheme-like beginning is quoted
+    with pytest.raises(InvalidReference) as raised:
+        parse_reference(text)
+    assert problem in raised.value.message
+
+
+@given(path=_PATH.map("/".join), key=st.from_regex(r"[a-z][a-z0-9_.-]{0,8}", fullmatch=True))
+def test_real_references_and_plain_literals_are_not_near_misses(path: str, key: str) -> None:
+    from secretsd.ref import near_miss_reference, parse_reference
+
+    assert near_miss_reference(f"secretsd://{path}#{key}") is None
+    assert parse_reference(f"secretsd://{path}#{key}").path == path
+    for literal in (path, key, f"postgres://u:{key}@h/{path}", f"secret:{key}", "Secret sauce"):
+        assert near_miss_reference(literal) is None
