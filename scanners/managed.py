@@ -22,7 +22,6 @@ from typing import TYPE_CHECKING, Any
 
 from secretsd.scanners.model import Finding, Fragment
 
-from secretsd.client.config import NO_CREDENTIALS_HINT
 from secretsd.errors import ConfigError
 
 if TYPE_CHECKING:
@@ -138,7 +137,7 @@ def settings_from_env(
 ) -> ClientSettings:
     """The SDK's client settings, refusing up front (before any scanning) when there are
     no credentials at all."""
-    from secretsd.client.config import load_client_settings
+    from secretsd.client.config import NO_CREDENTIALS_HINT, load_client_settings
 
     settings = load_client_settings(env=environ)
     if settings.credential_kind == "none":
