@@ -421,3 +421,37 @@ def test_real_references_and_plain_literals_are_not_near_misses(path: str, key: 
     assert parse_reference(f"secretsd://{path}#{key}").path == path
     for literal in (path, key, f"postgres://u:{key}@h/{path}", f"secret:{key}", "Secret sauce"):
         assert near_miss_reference(literal) is None
+
+
+def test_our_pre_commit_config_blocks_a_credential_in_a_commit(tmp_path: Path) -> None:
+    """The real pre-commit framework runs our config's scanner hook on a staged credential."""
+    import random
+    import string
+
+    repo = tmp_path / "repo"
+    repo.mkdir()
+    env = {k: v for k, v in os.environ.items() if not k.startswith("SECRETSD_")}
+    env.update(
+        PATH=f"{Path(sys.executable).parent}{os.pathsep}{env.get('PATH', '')}",
+        PRE_COMMIT_HOME=str(tmp_path / "pre-commit-home"),
+        GIT_CONFIG_NOSYSTEM="1",
+        HOME=str(tmp_path),
+    )
+
+    def run(*args: str) -> subprocess.CompletedProcess[str]:
+        return subprocess.run(args, cwd=repo, env=env, capture_output=True, text=True, timeout=120)
+
+    run("git", "init", "-q")
+    config = str(ROOT / ".pre-commit-config.yaml")
+    hook = [sys.executable, "-m", "pre_commit", "run", "--config", config, "secretsd-scan"]
+    (repo / "app.py").write_text('NAME = "web"\n')
+    run("git", "add", "app.py")
+    clean = run(*hook)
+    assert clean.returncode == 0, clean.stdout + clean.stderr
+    key_id = "AKIA" + "".join(random.Random(7).choices(string.ascii_uppercase + "234567", k=16))
+    (repo / "settings.py").write_text(f'AWS_ACCESS_KEY_ID = "{key_id}"\n')
+    run("git", "add", "settings.py")
+    blocked = run(*hook)
+    assert blocked.returncode == 1, blocked.stdout + blocked.stderr
+    assert "commit blocked" in blocked.stdout and "settings.py" in blocked.stdout
+    assert key_id not in blocked.stdout  # redacted
