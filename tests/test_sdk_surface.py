@@ -16,7 +16,6 @@ import hashlib
 import http.server
 import inspect
 import threading
-import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -31,10 +30,10 @@ from tests.conftest import (
     ADMIN_TOKEN,
     CANARY,
     RunningServer,
-    free_port,
     make_settings,
     secretsd_executable,
     self_signed_certificate,
+    start_server,
 )
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -294,33 +293,11 @@ def test_login_honours_secretsd_cacert(tmp_path: Path, bao: Any, vault_prefix: s
     import os
     import subprocess
 
-    import uvicorn
-
-    from secretsd.server.app import create_app
-
     cert_file, key_file = self_signed_certificate(tmp_path)
-    app = create_app(make_settings(tmp_path, bao, vault_prefix))
-    port = free_port()
-    config = uvicorn.Config(
-        app,
-        host="127.0.0.1",
-        port=port,
-        log_level="warning",
-        lifespan="on",
-        ssl_certfile=str(cert_file),
-        ssl_keyfile=str(key_file),
-    )
-    server = uvicorn.Server(config)
-    thread = threading.Thread(target=server.run, daemon=True)
-    thread.start()
+    server = start_server(make_settings(tmp_path, bao, vault_prefix), tls=(cert_file, key_file))
     try:
-        deadline = time.monotonic() + 30
-        while not server.started:
-            assert thread.is_alive() and time.monotonic() < deadline
-            time.sleep(0.02)
-        url = f"https://127.0.0.1:{port}"
         env = {k: v for k, v in os.environ.items() if not k.startswith("SECRETSD_")}
-        env.update(SECRETSD_ADDR=url, XDG_CONFIG_HOME=str(tmp_path / "config"))
+        env.update(SECRETSD_ADDR=server.url, XDG_CONFIG_HOME=str(tmp_path / "config"))
 
         def secretsd_cli(*args: str, **extra: str) -> subprocess.CompletedProcess[bytes]:
             result = subprocess.run(
@@ -337,10 +314,9 @@ def test_login_honours_secretsd_cacert(tmp_path: Path, bao: Any, vault_prefix: s
         assert untrusted.returncode == 2 and b"SECRETSD_CACERT" in untrusted.stderr
         logged = secretsd_cli("login", SECRETSD_CACERT=str(cert_file))
         assert logged.returncode == 0, logged.stderr
-        assert f"Logged in to {url}".encode() in logged.stderr
-        # The stored login works for the next command, with the same CA.
+        assert f"Logged in to {server.url}".encode() in logged.stderr
+        # The stored login works for the next command (no token in the environment).
         listed = secretsd_cli("ls", SECRETSD_CACERT=str(cert_file))
         assert listed.returncode == 0, listed.stderr
     finally:
-        server.should_exit = True
-        thread.join(15)
+        server.stop()
