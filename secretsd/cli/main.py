@@ -11,6 +11,7 @@ import sys
 import typer
 
 from secretsd.cli import (
+    agent_cmd,
     approle_cmd,
     audit_cmd,
     client_cmds,
@@ -52,6 +53,7 @@ app.command(
     context_settings={"allow_interspersed_args": False, "ignore_unknown_options": True},
 )(run_cmd.run)
 app.command("scan")(scan_cmd.scan)
+app.add_typer(agent_cmd.app, name="agent")
 
 
 @app.command("version")
