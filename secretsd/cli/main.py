@@ -16,6 +16,7 @@ from secretsd.cli import (
     audit_cmd,
     client_cmds,
     config_cmd,
+    injector_cmd,
     login_cmd,
     policy_cmd,
     run_cmd,
@@ -54,6 +55,7 @@ app.command(
 )(run_cmd.run)
 app.command("scan")(scan_cmd.scan)
 app.add_typer(agent_cmd.app, name="agent")
+app.command("injector")(injector_cmd.injector)
 
 
 @app.command("version")
