@@ -35,6 +35,9 @@ log = logging.getLogger(__name__)
 #: Re-render everything this often even without a change (a missed event heals).
 RESYNC_SECONDS = 300.0
 BACKOFF_MIN, BACKOFF_MAX = 0.5, 30.0
+#: Held versions are reported this often without a change (secretsd.consumers.LIVE_SECONDS
+#: counts a consumer as live for three heartbeats).
+HEARTBEAT_SECONDS = 60.0
 
 
 def client_settings(config: AgentConfig) -> ClientSettings:
@@ -73,6 +76,8 @@ class Agent:
         self._renders: dict[str, Rendered] = {}
         self._on_rendered = on_rendered
         self.stop_event = threading.Event()
+        #: How often the held versions are reported even without a change (liveness).
+        self.heartbeat = HEARTBEAT_SECONDS
 
     # -- rendering ----------------------------------------------------------------
 
@@ -166,6 +171,7 @@ class Agent:
         pending = list(self.config.outputs)
         delay = 0.0
         next_resync = time.monotonic() + RESYNC_SECONDS
+        next_report = time.monotonic() + self.heartbeat
         first = True
         while not self.stop_event.is_set():
             changed, failed = self._pass(pending)
@@ -174,15 +180,16 @@ class Agent:
             if changed and not first and self.config.on_change is not None:
                 run_on_change(self.config.on_change, changed)
             first = False
-            if changed or not failed:
+            if changed or not failed or time.monotonic() >= next_report:
                 self._rendered()
+                next_report = time.monotonic() + self.heartbeat
             try:
                 self._watch_new_paths()
             except SecretsdError as error:
                 log.warning("watching failed: %s", error.message)
                 failed = failed or list(self.config.outputs)
             delay = min(BACKOFF_MAX, max(BACKOFF_MIN, delay * 2)) if failed else 0.0
-            pending = self._wait(failed, delay, next_resync)
+            pending = self._wait(failed, delay, min(next_resync, next_report))
             if time.monotonic() >= next_resync:
                 next_resync = time.monotonic() + RESYNC_SECONDS
                 with self._lock:

@@ -16,6 +16,7 @@ from secretsd.cli import (
     audit_cmd,
     client_cmds,
     config_cmd,
+    consumers_cmd,
     injector_cmd,
     login_cmd,
     policy_cmd,
@@ -56,6 +57,8 @@ app.command(
 app.command("scan")(scan_cmd.scan)
 app.add_typer(agent_cmd.app, name="agent")
 app.command("injector")(injector_cmd.injector)
+app.command("consumers")(consumers_cmd.consumers)
+app.command("rotate")(consumers_cmd.rotate)
 
 
 @app.command("version")
