@@ -516,3 +516,73 @@ def test_render_errors_name_the_file_never_the_value(
         agent = Agent(from_yaml(config), tmp_path / "out", client)
         with pytest.raises(NotFound):
             agent._lookup("apps/none", None)
+
+
+# -- Kubernetes login with the projected token ------------------------------------------
+
+
+def test_agent_logs_in_with_the_projected_token_and_logs_in_again_after_expiry(
+    server: RunningServer, sdk: Client, tmp_path: Path
+) -> None:
+    """The pod's view: a role annotation, a token file, no secretsd token anywhere."""
+    from tests.test_kubernetes_login import ISSUER, keypair, projected
+
+    key, public = keypair("ec")
+    sdk.request(
+        "PUT", "/v1/auth/kubernetes/config", json={"issuer": ISSUER, "public_keys": [public]}
+    )
+    sdk.request(
+        "PUT",
+        "/v1/policies/shop-read",
+        json={"rules": [{"path": "shop/**", "capabilities": ["read"]}]},
+    )
+    sdk.request(
+        "PUT",
+        "/v1/auth/kubernetes/roles/shop-web",
+        json={
+            "bound_service_account_names": ["web"],
+            "bound_service_account_namespaces": ["shop"],
+            "policies": ["shop-read"],
+            "token_ttl": 2,
+            "token_max_ttl": 2,
+        },
+    )
+    sdk.put("shop/db", {"password": "k8s-agent-pw-1"})
+    token_file = tmp_path / "token"
+    token_file.write_text(projected(key, "shop", "web"))
+    annotations = write_annotations(
+        tmp_path / "annotations",
+        {
+            "secretsd.io/inject": "true",
+            "secretsd.io/role": "shop-web",
+            "secretsd.io/secret-password": "secretsd://shop/db#password",
+        },
+    )
+    out = tmp_path / "out"
+    env = {k: v for k, v in os.environ.items() if not k.startswith("SECRETSD_")}
+    env.update(SECRETSD_ADDR=server.url, SECRETSD_K8S_TOKEN_FILE=str(token_file))
+    env["XDG_CONFIG_HOME"] = str(tmp_path / "config")
+    args = ["--annotations", str(annotations), "--dir", str(out)]
+    init = subprocess.run(
+        [secretsd_executable(), "agent", "init", *args], env=env, capture_output=True, timeout=60
+    )
+    assert init.returncode == 0, init.stderr.decode()
+    assert (out / "password").read_bytes() == b"k8s-agent-pw-1"
+    process = subprocess.Popen(
+        [secretsd_executable(), "agent", "sidecar", *args], env=env, stderr=subprocess.PIPE
+    )
+    try:
+        time.sleep(4.0)  # the first token (2 s, not renewable past its max) has expired
+        # The kubelet rotated the projected token meanwhile.
+        token_file.write_text(projected(key, "shop", "web"))
+        sdk.put("shop/db", {"password": "k8s-agent-pw-2"})
+        started = time.monotonic()
+        wait_for(lambda: (out / "password").read_bytes() == b"k8s-agent-pw-2", 15)
+        assert time.monotonic() - started < 5
+    finally:
+        process.send_signal(signal.SIGTERM)
+        _, err = process.communicate(timeout=15)
+    CANARY.texts.append(("stderr of the k8s sidecar", err.decode(errors="replace")))
+    assert process.returncode == 0, err.decode()
+    logins = sdk.request("GET", "/v1/audit", params={"action": "login", "outcome": "allowed"})
+    assert len(logins["records"]) >= 3, "init, sidecar start and at least one re-login"
