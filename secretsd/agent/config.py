@@ -6,6 +6,7 @@ annotations"): the pod annotations, read from the downward-API file
 ``%q``), and a YAML file::
 
     role: web                     # Kubernetes login role (else SDK credentials)
+    addr: https://secretsd:8700   # else SECRETSD_ADDR
     dir: /secretsd
     on_change: signal:HUP:nginx   # or exec:<command>
     init_only: false
@@ -28,9 +29,8 @@ from __future__ import annotations
 
 import re
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
 import yaml
 
@@ -92,7 +92,6 @@ class AgentConfig:
     init_only: bool = False
     dir: Path | None = None
     addr: str | None = None
-    extra: Mapping[str, Any] = field(default_factory=dict)
 
 
 # -- value parsers -----------------------------------------------------------------
@@ -286,7 +285,7 @@ def from_annotations(annotations: Mapping[str, str], where: str = "annotations")
                 files.setdefault(file_name, {})[kind] = value
                 break
         else:
-            if name not in ("inject", "role", "on-change", "init-only", "status", "addr"):
+            if name not in ("inject", "role", "on-change", "init-only", "status"):
                 raise ConfigError(
                     f"{spot}: unknown annotation; secretsd.io/ takes inject, role, on-change, "
                     "init-only, secret-<file>, format-<file>, template-<file>, mode-<file>"
@@ -315,7 +314,6 @@ def from_annotations(annotations: Mapping[str, str], where: str = "annotations")
             else None
         ),
         init_only=_boolean(top.get("init-only", "false"), f"{where}: secretsd.io/init-only"),
-        addr=top.get("addr") or None,
     )
 
 

@@ -65,7 +65,6 @@ class RemoteKeys:
         self._client: jwt.PyJWKClient | None = None
         self._lock = threading.Lock()
         self._limiter = MovingWindowRateLimiter(MemoryStorage())
-        self.fetches = 0
 
     def _discover(self) -> str:
         assert self._discovery_url is not None
@@ -104,8 +103,6 @@ class RemoteKeys:
     def _keys(self, refresh: bool) -> list[jwt.PyJWK]:
         client = self._jwk_client()
         try:
-            if refresh or client.jwk_set_cache is None or client.jwk_set_cache.is_expired():
-                self.fetches += 1
             return client.get_signing_keys(refresh=refresh)
         except jwt.PyJWKClientConnectionError as error:
             raise Unavailable(f"cannot fetch the cluster's JWKS: {error}") from None
