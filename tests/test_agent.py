@@ -586,3 +586,30 @@ def test_agent_logs_in_with_the_projected_token_and_logs_in_again_after_expiry(
     assert process.returncode == 0, err.decode()
     logins = sdk.request("GET", "/v1/audit", params={"action": "login", "outcome": "allowed"})
     assert len(logins["records"]) >= 3, "init, sidecar start and at least one re-login"
+
+
+def test_go_quoting_and_yaml_modes_and_owner(tmp_path: Path) -> None:
+    from secretsd.agent.files import write_atomic
+
+    path = tmp_path / "annotations"
+    path.write_text('a="caf\u00e9 \\u00e9\\t\\x41\\"q\\\\"\nb=""\n')
+    assert parse_annotations_file(path) == {"a": 'café é\tA"q\\', "b": ""}
+    path.write_text('a="unterminated\n')
+    with pytest.raises(ConfigError, match=":1: the value is not a double-quoted string"):
+        parse_annotations_file(path)
+    path.write_text('a="bad \\q escape"\n')
+    with pytest.raises(ConfigError, match="bad escape"):
+        parse_annotations_file(path)
+    config = tmp_path / "agent.yaml"
+    config.write_text(
+        "files:\n  a: {secret: 'secretsd://x#k', mode: 0440}\n  b: {secret: 'secretsd://x#k', mode: 600}\n"
+    )
+    modes = {o.name: o.mode for o in from_yaml(config).outputs}
+    assert modes == {"a": 0o440, "b": 0o600}
+    target = tmp_path / "owned"
+    uid, gid = os.getuid(), os.getgid()
+    assert write_atomic(target, b"x", mode=0o440, uid=uid, gid=gid)
+    info = target.stat()
+    assert (info.st_uid, info.st_gid, stat.S_IMODE(info.st_mode)) == (uid, gid, 0o440)
+    assert not write_atomic(target, b"x", mode=0o440, uid=uid, gid=gid), "unchanged: not rewritten"
+    assert write_atomic(target, b"x", mode=0o400), "a new mode is a change"
