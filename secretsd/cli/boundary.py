@@ -35,6 +35,8 @@ EXTRAS: dict[str, frozenset[str]] = {
             "hvac",
             "aiohttp",
             "jwt",
+            "kubernetes",
+            "limits",
             "sqlalchemy",
             "alembic",
             "psycopg",
