@@ -30,6 +30,7 @@ from secretsd.server.ratelimit import LoginGate
 from secretsd.server.routes import (
     audit,
     auth,
+    consumers,
     health,
     kubernetes,
     metadata,
@@ -118,6 +119,7 @@ def create_app(settings: Settings) -> FastAPI:
         policies,
         audit,
         value_hashes,
+        consumers,
         health,
     ):
         app.include_router(module.router)
