@@ -82,10 +82,11 @@ class EdgeMiddleware:
         async def send_with_headers(message: Message) -> None:
             if message["type"] == "http.response.start":
                 headers = list(message.get("headers", ()))
-                headers += extra
-                if not cacheable and not any(k.lower() == b"cache-control" for k, _ in headers):
+                # ASGI header names are lower-case.
+                if not cacheable and all(name != b"cache-control" for name, _ in headers):
                     headers.append(_NO_STORE)
-                message = {**message, "headers": headers}
+                headers += extra
+                message["headers"] = headers  # a fresh list: the app's own stays as it was
             await send(message)
 
         await self._inner(scope, receive, send_with_headers)

@@ -112,10 +112,11 @@ class LoginGate:
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         method = LOGIN_PATHS.get(scope.get("path", "")) if scope["type"] == "http" else None
-        state: AppState | None = (
-            getattr(scope["app"].state, "secretsd", None) if method is not None else None
-        )
-        if method is None or state is None or scope.get("method") != "POST":
+        if method is None:
+            await self.app(scope, receive, send)
+            return
+        state: AppState | None = getattr(scope["app"].state, "secretsd", None)
+        if state is None or scope.get("method") != "POST":
             await self.app(scope, receive, send)
             return
         peer = scope.get("client")
