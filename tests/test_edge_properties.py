@@ -248,3 +248,21 @@ def test_edge_headers_by_scheme_and_path(
     assert headers[b"x-frame-options"] == b"DENY"
     assert (b"strict-transport-security" in headers) is hsts
     assert (headers.get(b"cache-control") == b"no-store") is no_store
+
+
+def test_trusted_proxies_and_limits_settings_are_checked(monkeypatch: pytest.MonkeyPatch) -> None:
+    from secretsd.config import load_settings
+    from secretsd.errors import ConfigError
+
+    monkeypatch.setenv("SECRETSD_TRUSTED_PROXIES", "10.0.0.5, 10.1.0.0/16")
+    assert load_settings().trusted_proxies == ["10.0.0.5", "10.1.0.0/16"]
+    assert load_settings({"trusted_proxies": ["::1"]}).trusted_proxies == ["::1"]
+    for bad in ("*", "10.0.0.0/33", "proxy.example"):
+        monkeypatch.setenv("SECRETSD_TRUSTED_PROXIES", bad)
+        with pytest.raises(ConfigError, match="trusted_proxies"):
+            load_settings()
+    monkeypatch.delenv("SECRETSD_TRUSTED_PROXIES")
+    assert load_settings().trusted_proxies == []  # off by default
+    with pytest.raises(ConfigError, match="not a rate limit"):
+        load_settings({"auth_failure_limit_per_role": "lots"})
+    assert load_settings({"auth_failure_limit_per_client": ""}).auth_failure_limit_per_client == ""
