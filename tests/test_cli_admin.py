@@ -53,6 +53,9 @@ def test_policy_files_with_line_numbers(cli: Any, tmp_path: Path, admin: httpx.C
 
 
 def test_tokens_from_the_command_line(cli: Any, tmp_path: Path, server: RunningServer) -> None:
+    policy_file = tmp_path / "web.yaml"
+    policy_file.write_text("rules:\n  - path: apps/web/*\n    capabilities: [read]\n")
+    cli("policy", "write", "web", str(policy_file))
     created = cli("token", "create", "--policy", "web", "--ttl", "2h", "--display-name", "ci")
     token = created.stdout.decode().strip()
     CANARY.remember(token)
@@ -73,7 +76,10 @@ def test_tokens_from_the_command_line(cli: Any, tmp_path: Path, server: RunningS
     assert "exactly one of" in cli("token", "revoke", check=2).stderr.decode()
 
 
-def test_approle_from_the_command_line(cli: Any, server: RunningServer) -> None:
+def test_approle_from_the_command_line(cli: Any, tmp_path: Path, server: RunningServer) -> None:
+    policy_file = tmp_path / "ci.yaml"
+    policy_file.write_text("rules:\n  - path: apps/ci/**\n    capabilities: [read]\n")
+    cli("policy", "write", "ci", str(policy_file))
     role_id = (
         cli("approle", "write", "builder", "--policy", "ci", "--token-ttl", "5m")
         .stdout.decode()

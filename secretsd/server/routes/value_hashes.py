@@ -26,8 +26,8 @@ from typing import Any
 from fastapi import APIRouter
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
-from secretsd.errors import NotFound, SecretsdError
-from secretsd.server.deps import CallerDep, StateDep
+from secretsd.errors import Forbidden, NotFound, SecretsdError
+from secretsd.server.deps import CallerDep, StateDep, audited_by
 from secretsd.server.state import AppState
 
 __all__ = ["PREFIX_LENGTH", "HashLookupRequest", "ValueHashIndex", "router"]
@@ -144,6 +144,7 @@ def index_for(state: AppState) -> ValueHashIndex:
     return index
 
 
+@audited_by("secret-decision")
 @router.post(
     "/v1/values/hash-lookup",
     summary="Full SHA-256 of readable stored values matching hash prefixes (for secretsd scan)",
@@ -151,6 +152,19 @@ def index_for(state: AppState) -> ValueHashIndex:
 async def hash_lookup(
     body: HashLookupRequest, state: StateDep, caller: CallerDep
 ) -> dict[str, Any]:
+    rules = state.policy_set(caller.identity.policies).rules
+    if not any(
+        rule.capabilities & {"read", "admin"}
+        and "deny" not in rule.capabilities
+        and rule.path.split("/", 1)[0] != "sys"
+        for rule in rules
+    ):
+        # Building the index reads every secret: a token that can read none may not start it.
+        await state.audit(caller, "hash-lookup", "", "denied", detail="no policy allows reading")
+        raise Forbidden(
+            "hash lookups need a policy that allows reading some secrets "
+            f"(policies: {', '.join(caller.identity.policies) or 'none'}); ask an admin"
+        )
     index = index_for(state)
     await index.refresh()
     hashes: set[str] = set()
