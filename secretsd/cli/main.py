@@ -17,6 +17,7 @@ from secretsd.cli import (
     config_cmd,
     login_cmd,
     policy_cmd,
+    recover_cmd,
     run_cmd,
     scan_cmd,
     serve_cmd,
@@ -39,6 +40,7 @@ app.add_typer(audit_cmd.app, name="audit")
 app.add_typer(token_cmd.app, name="token")
 app.add_typer(policy_cmd.app, name="policy")
 app.add_typer(approle_cmd.app, name="approle")
+app.command("recover-admin")(recover_cmd.recover_admin)
 app.command("login")(login_cmd.login)
 app.command("logout")(login_cmd.logout)
 app.command("get")(client_cmds.get)
