@@ -359,3 +359,32 @@ def test_a_token_that_reads_nothing_cannot_start_the_hash_index(
 
     assert server.state not in _INDEXES
     assert admin.post("/v1/values/hash-lookup", json={"prefixes": ["abcde"]}).status_code == 200
+
+
+def test_the_hash_index_grows_only_as_far_as_the_caller_reads(
+    server: RunningServer, admin: httpx.Client
+) -> None:
+    import hashlib
+
+    from secretsd.server.routes.value_hashes import index_for
+
+    admin.put("/v1/secrets/apps/web/db", json={"data": {"pw": "web-value-1"}})
+    admin.put("/v1/secrets/apps/api/db", json={"data": {"pw": "api-value-1"}})
+    admin.put("/v1/secrets/other/x", json={"data": {"pw": "other-value"}})
+    policy(admin, "web", ("apps/web/*", ["read"]))
+    reader = token_with(admin, "web")["token"]
+    web = hashlib.sha256(b"web-value-1").hexdigest()
+    api = hashlib.sha256(b"api-value-1").hexdigest()
+    with server.client(reader) as client:
+        found = client.post("/v1/values/hash-lookup", json={"prefixes": [web[:5], api[:5]]})
+        assert found.json()["hashes"] == [web]
+    assert index_for(server.state)._indexed == {"apps/web/db"}
+    everything = admin.post("/v1/values/hash-lookup", json={"prefixes": [web[:5], api[:5]]})
+    assert everything.json()["hashes"] == sorted([web, api])
+    assert index_for(server.state)._indexed == {"apps/web/db", "apps/api/db", "other/x"}
+    # A new secret in a folder listed before is found after the write.
+    admin.put("/v1/secrets/apps/web/new", json={"data": {"pw": "web-value-2"}})
+    new = hashlib.sha256(b"web-value-2").hexdigest()
+    with server.client(reader) as client:
+        again = client.post("/v1/values/hash-lookup", json={"prefixes": [new[:5]]})
+        assert again.json()["hashes"] == [new]
