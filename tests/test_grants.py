@@ -305,6 +305,19 @@ def test_children_never_outlive_their_creator(server: RunningServer, admin: http
         assert client.get("/v1/auth/tokens/self").status_code == 401
 
 
+def test_only_admins_issue_orphans(server: RunningServer, admin: httpx.Client) -> None:
+    policy(admin, "token-admin", ("sys/tokens", ["admin"]))
+    delegate = token_with(admin, "token-admin", ttl="5m")
+    with server.client(delegate["token"]) as client:
+        orphan = client.post("/v1/auth/tokens", json={"policies": [], "ttl": 0, "orphan": True})
+        assert orphan.status_code == 403 and "orphan" in message(orphan)
+    made = admin.post("/v1/auth/tokens", json={"policies": [], "orphan": True}).json()
+    bootstrap = admin.get("/v1/auth/tokens/self").json()["accessor"]
+    admin.post(f"/v1/auth/tokens/accessors/{bootstrap}/revoke")
+    with server.client(made["token"]) as client:
+        assert client.get("/v1/auth/tokens/self").status_code == 200
+
+
 def test_a_token_admin_cannot_renew_beyond_its_own_life(
     server: RunningServer, admin: httpx.Client
 ) -> None:

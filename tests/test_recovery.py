@@ -49,12 +49,19 @@ def test_break_glass_after_the_last_admin_is_revoked(
         me = rescued.get("/v1/auth/tokens/self").json()
         assert me["policies"] == ["admin"] and me["method"] == "break-glass"
         assert me["renewable"] is False and 3500 < me["ttl"] <= 3600
-        lasting = rescued.post("/v1/auth/tokens", json={"policies": ["admin"], "ttl": "8h"})
-        assert lasting.status_code == 200
+        bounded = rescued.post("/v1/auth/tokens", json={"policies": ["admin"], "ttl": 0})
+        assert bounded.json()["expires_at"] is not None  # would die with the recovery token
+        lasting = rescued.post(
+            "/v1/auth/tokens", json={"policies": ["admin"], "ttl": 0, "orphan": True}
+        )
+        assert lasting.status_code == 200 and lasting.json()["expires_at"] is None
         records = rescued.get("/v1/audit", params={"action": "break-glass"}).json()["records"]
         assert len(records) == 1 and records[0]["identity"] == me["accessor"]
         assert records[0]["detail"] == "last admin revoked"
         assert records[0]["client"].startswith("local:")
+        assert rescued.post("/v1/auth/tokens/revoke-self").status_code == 204
+    with server.client(lasting.json()["token"]) as new_admin:
+        assert new_admin.get("/v1/secrets/apps/db").status_code == 200
     verify = subprocess.run(
         [secretsd_executable(), "audit", "verify", "--data-dir", str(data_dir)],
         capture_output=True,

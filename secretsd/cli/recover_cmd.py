@@ -36,5 +36,7 @@ def recover_admin(
         f"Wrote a break-glass admin token (accessor {done.issued.info.accessor}, expires "
         f"{done.issued.info.to_json()['expires_at']}) to {done.token_file}; recorded in the "
         f"audit log of {done.database}. Use it to create a lasting admin token, then revoke it:\n"
+        f"  SECRETSD_TOKEN_FILE={done.token_file} secretsd token create --policy admin "
+        "--ttl 0 --orphan\n"
         f"  SECRETSD_TOKEN_FILE={done.token_file} secretsd token revoke --self"
     )

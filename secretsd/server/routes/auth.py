@@ -22,7 +22,7 @@ from secretsd.auth.approle import REFUSED_MESSAGE, RoleInfo, check_cidrs
 from secretsd.auth.tokens import IssuedToken, TokenInfo, iso_time
 from secretsd.durations import parse_duration
 from secretsd.errors import NotFound
-from secretsd.policy import validate_policy_name
+from secretsd.policy import ADMIN_POLICY, validate_policy_name
 from secretsd.server.authorize import Admin, audited_by, authorize
 from secretsd.server.deps import StateDep, client_address, request_id
 from secretsd.server.state import AppState, Caller
@@ -45,6 +45,10 @@ class TokenCreate(_Strict):
     display_name: str = Field(default="", max_length=200)
     renewable: bool = True
     meta: dict[str, str] = Field(default_factory=dict)
+    orphan: bool = Field(
+        default=False,
+        description="Outlive the creating token and survive its revocation (admins only)",
+    )
 
 
 class Renew(_Strict):
@@ -99,6 +103,8 @@ async def create_token(
     ttl = parse_duration(body.ttl, name="ttl")
     max_ttl = parse_duration(body.max_ttl, name="max_ttl")
     creator = admin.caller.identity
+    if body.orphan:  # e.g. a lasting admin made with a break-glass token
+        admin.check_outranks([ADMIN_POLICY], "an orphan token (one that outlives its creator)")
     issued = await asyncio.to_thread(
         lambda: state.tokens.create(
             policies=body.policies,
@@ -107,13 +113,18 @@ async def create_token(
             max_ttl_seconds=max_ttl,
             renewable=body.renewable,
             meta=body.meta,
-            not_after=creator.expires_at,  # a child never outlives its creator
-            parent=creator.accessor,
+            # A child never outlives its creator, and dies with it.
+            not_after=None if body.orphan else creator.expires_at,
+            parent=None if body.orphan else creator.accessor,
         )
     )
     admin.done(f"sys/tokens/{issued.info.accessor}")
     answer = issued.to_json()
-    if creator.expires_at is not None and (not ttl or issued.info.ttl_seconds != ttl):
+    if (
+        not body.orphan
+        and creator.expires_at is not None
+        and (not ttl or issued.info.ttl_seconds != ttl)
+    ):
         answer["warnings"] = [
             f"the lifetime was cut to your own token's expiry ({iso_time(creator.expires_at)}): "
             "a token never outlives the token that created it"
