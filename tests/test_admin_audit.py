@@ -117,10 +117,13 @@ def test_admin_writes_are_audited_before_they_happen(
     # Requested before, done after, both naming the caller; an error is recorded too.
     admin.put("/v1/policies/late", json={"rules": [{"path": "x/**", "capabilities": ["read"]}]})
     admin.put("/v1/policies/bad", json={"rules": [{"path": "/x", "capabilities": ["read"]}]})
+    assert admin.put("/v1/policies/bad", json={"rulez": []}).status_code == 422
     writes = _records(admin, action="policy-write")
     assert [(r["path"], r["outcome"], r["detail"]) for r in writes] == [
         ("sys/policies/late", "allowed", "requested"),
         ("sys/policies/late", "allowed", "created"),
+        ("sys/policies/bad", "allowed", "requested"),
+        ("sys/policies/bad", "error", "validation_failed"),
         ("sys/policies/bad", "allowed", "requested"),
         ("sys/policies/bad", "error", "validation_failed"),
     ]

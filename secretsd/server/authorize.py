@@ -36,6 +36,7 @@ from collections.abc import AsyncIterator, Callable, Iterable
 from typing import Any
 
 from fastapi import Depends, Request
+from fastapi.exceptions import RequestValidationError
 
 from secretsd.errors import Forbidden, SecretsdError, ValidationFailed
 from secretsd.grants import ALL_USABLE, not_held
@@ -157,14 +158,23 @@ class Authorize:
         admin = Admin(state, caller, path, self.action)
         try:
             yield admin
-        except SecretsdError as error:
+        except Exception as error:  # recorded, then raised on unchanged
             outcome = "denied" if isinstance(error, Forbidden) else "error"
-            await state.audit(caller, self.action, admin.done_path, outcome, detail=error.code)
+            await state.audit(caller, self.action, admin.done_path, outcome, detail=_code(error))
             raise
         if self.mutates:
             await state.audit(
                 caller, self.action, admin.done_path, "allowed", detail=admin.done_detail or "done"
             )
+
+
+def _code(error: Exception) -> str:
+    """The error's code for the audit record (never its message: it may quote input)."""
+    if isinstance(error, SecretsdError):
+        return error.code
+    if isinstance(error, RequestValidationError):
+        return "validation_failed"
+    return "internal"
 
 
 def authorize(
