@@ -17,7 +17,9 @@ share a data directory, so they also share a :class:`LocalGeneration`: an
 its change row commits. Every authorising request compares it with the value
 it last saw (a memory read, no system call) and, when it moved, polls the
 feed before deciding. Other replicas learn of the change by the poll, within
-``change_poll_interval`` (0.1 s by default) plus one query.
+``change_poll_interval`` (0.1 s by default) plus one query; a worker whose
+last successful poll is older than the bound (1 s, or three poll intervals if
+longer) polls before deciding, and fails closed if it cannot.
 
 Ids come from a sequence, and on PostgreSQL a lower id can commit after a
 higher one, so the poll re-reads a window below the highest id seen and
@@ -143,6 +145,9 @@ class ChangeFeed:
         # Our own changes were delivered locally when published; the poll skips them.
         self.origin = uuid.uuid4().hex
         self.healthy = True
+        #: monotonic start time of the last poll that succeeded: everything
+        #: committed before it has been delivered.
+        self.polled_at = time.monotonic()
 
     def subscribe(self, listener: Callable[[Change], None]) -> None:
         self._listeners.append(listener)
@@ -198,6 +203,7 @@ class ChangeFeed:
 
     async def poll_once(self) -> int:
         """Fetch and deliver new changes; return how many were new."""
+        started = time.monotonic()
         rows = await asyncio.to_thread(self._fetch)
         delivered = 0
         for change_id, kind, key, origin in rows:
@@ -208,6 +214,7 @@ class ChangeFeed:
             if origin != self.origin:
                 self.deliver_local(Change(kind, key))
             delivered += 1
+        self.polled_at = max(self.polled_at, started)
         return delivered
 
     def _remember(self, change_id: int) -> None:

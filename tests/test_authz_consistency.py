@@ -124,3 +124,34 @@ def test_other_replicas_converge_within_the_bound(
         f"({len(windows)} changes, {database_url.split(':')[0]})"
     )
     assert windows[-1] < 1.0
+
+
+def test_a_replica_whose_feed_stalls_polls_before_deciding(
+    tmp_path: Path, bao: Bao, vault_prefix: str
+) -> None:
+    """The bound holds even when a replica's background poll is dead: it polls first."""
+    from tests.conftest import make_settings, start_server
+
+    database = f"sqlite:///{tmp_path / 'shared.db'}"
+    a = start_server(make_settings(tmp_path / "a", bao, vault_prefix, database))
+    b = start_server(make_settings(tmp_path / "b", bao, vault_prefix, database))
+    try:
+        with a.client() as admin:
+            admin.put("/v1/secrets/apps/db", json={"data": {"k": "v"}})
+            admin.put("/v1/policies/shared", json=GRANT)
+            token = admin.post("/v1/auth/tokens", json={"policies": ["shared"]}).json()["token"]
+            with b.client(token) as via_b:
+                deadline = time.monotonic() + 2  # another replica: within the bound
+                while via_b.get("/v1/secrets/apps/db").status_code != 200:
+                    assert time.monotonic() < deadline
+                    time.sleep(0.02)
+                task = b.state.feed._task
+                task.get_loop().call_soon_threadsafe(task.cancel)  # the poller dies
+                time.sleep(0.2)
+                assert task.done()
+                admin.put("/v1/policies/shared", json=NO_GRANT)
+                time.sleep(1.1)  # the documented bound
+                assert via_b.get("/v1/secrets/apps/db").status_code == 403
+    finally:
+        a.stop()
+        b.stop()

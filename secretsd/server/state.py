@@ -34,6 +34,7 @@ log = logging.getLogger(__name__)
 _IDENTITY_TTL = 5.0
 _IDENTITY_CACHE_MAX = 10_000
 _DECISION_CACHE_MAX = 100_000
+_CONVERGENCE_BOUND = 1.0
 
 
 @dataclass(frozen=True, slots=True)
@@ -170,6 +171,8 @@ class AppState:
         self._decisions: dict[tuple[tuple[str, ...], str, str], bool] = {}
         self._background: set[asyncio.Task[None]] = set()
         self._generation_seen = self.feed.generation.read()
+        # Other replicas' changes apply within this bound, or the worker polls first.
+        self._convergence_bound = max(_CONVERGENCE_BOUND, 3 * settings.change_poll_interval)
         self._sync_lock = asyncio.Lock()
         self._policy_changes = 0
         self._policy_loaded = 0
@@ -197,10 +200,13 @@ class AppState:
         self._policy_loaded = max(self._policy_loaded, wanted)
 
     def is_current(self) -> bool:
-        """No identity or policy change of this replica is left to apply (a memory read)."""
+        """No identity or policy change is left to apply: none of this replica's
+        (the shared counter, a memory read) and none older than the bound of
+        other replicas' (the last successful feed poll is recent enough)."""
         return (
             self.feed.generation.read() == self._generation_seen
             and self._policy_loaded >= self._policy_changes
+            and time.monotonic() - self.feed.polled_at < self._convergence_bound
         )
 
     async def sync(self) -> None:
@@ -213,8 +219,9 @@ class AppState:
             return
         async with self._sync_lock:
             generation = self.feed.generation.read()
-            if generation != self._generation_seen:
-                await self.feed.poll_once()
+            stale = time.monotonic() - self.feed.polled_at >= self._convergence_bound
+            if generation != self._generation_seen or stale:
+                await self.feed.poll_once()  # DatabaseUnavailable: fail closed (503)
                 self._generation_seen = generation
             if self._policy_loaded < self._policy_changes:
                 await self.reload_policies()
