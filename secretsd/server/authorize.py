@@ -82,12 +82,17 @@ class Admin:
     def held(self) -> list[Rule]:
         return self.state.policy_set(self.caller.identity.policies).rules
 
-    def refuse(self, what: str, beyond: list[str]) -> Forbidden:
+    def refuse(self, what: str, beyond: list[str], *, grants: bool = True) -> Forbidden:
         shown = "; ".join(beyond[:3]) + (f"; and {len(beyond) - 3} more" if len(beyond) > 3 else "")
+        mine = ", ".join(self.caller.identity.policies) or "none"
+        if grants:
+            return Forbidden(
+                f"{what} would grant more than your own policies ({mine}) allow: {shown}; "
+                "nobody may grant what they do not hold: ask an admin"
+            )
         return Forbidden(
-            f"{what} would grant more than your own policies "
-            f"({', '.join(self.caller.identity.policies) or 'none'}) allow: {shown}; "
-            "nobody may grant what they do not hold: ask an admin"
+            f"{what} concerns grants beyond your own policies ({mine}): {shown}; only a token "
+            "that holds all it holds may change, use or end it: ask an admin"
         )
 
     def check_grant(self, names: Iterable[str], what: str) -> None:
@@ -100,7 +105,7 @@ class Admin:
         """The caller holds everything ``names`` grant (to change or end what holds them)."""
         beyond = not_held(self.held(), self.policies(names, must_exist=False))
         if beyond:
-            raise self.refuse(what, beyond)
+            raise self.refuse(what, beyond, grants=False)
 
     def check_rules(self, policy: Policy, replaced: Policy | None, what: str) -> None:
         """A policy write or delete grants its new rules and lifts the denies it drops."""
