@@ -11,9 +11,11 @@ from typing import Any
 
 import httpx
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from secretsd.grants import may_overlap, not_held, subsumes
-from secretsd.policy import Policy
+from secretsd.policy import Policy, Rule
 from tests.conftest import RunningServer
 
 
@@ -57,6 +59,30 @@ def policy(admin: httpx.Client, name: str, *rules: tuple[str, list[str]]) -> Non
 )
 def test_subsumes(wide: str, narrow: str, expected: bool) -> None:
     assert subsumes(wide, narrow) is expected
+
+
+_SEGMENTS = st.sampled_from(["a", "b", "ab", "ba", "*", "a*", "*b", "a*b", "*a*"])
+_PATTERNS = st.builds(
+    lambda head, deep: "/".join(head + (["**"] if deep else [])) or "**",
+    st.lists(_SEGMENTS, max_size=3),
+    st.booleans(),
+)
+_PATHS = st.lists(st.sampled_from(["a", "b", "ab", "ba", "aab", "abb", "x"]), min_size=1,
+                  max_size=4).map("/".join)  # fmt: skip
+
+
+@settings(max_examples=400, deadline=None)
+@given(_PATTERNS, _PATTERNS, st.lists(_PATHS, min_size=1, max_size=20))
+def test_subsumes_and_overlap_agree_with_the_matcher(
+    wide: str, narrow: str, paths: list[str]
+) -> None:
+    """The grant check is sound against the policy engine's own matching."""
+    wide_rule, narrow_rule = Rule(wide, frozenset({"read"})), Rule(narrow, frozenset({"read"}))
+    for path in paths:
+        if subsumes(wide, narrow) and narrow_rule.matches(path):
+            assert wide_rule.matches(path), (wide, narrow, path)
+        if wide_rule.matches(path) and narrow_rule.matches(path):
+            assert may_overlap(wide, narrow), (wide, narrow, path)
 
 
 def test_may_overlap_is_never_wrongly_disjoint() -> None:
