@@ -130,3 +130,18 @@ def test_admin_writes_are_audited_before_they_happen(
     created = admin.post("/v1/auth/tokens", json={"policies": []}).json()
     done = _records(admin, action="token-create")[-1]
     assert done["path"] == f"sys/tokens/{created['accessor']}" and done["detail"] == "done"
+
+
+def test_odd_path_parameters_are_decided_and_recorded_safely(
+    server: RunningServer, admin: httpx.Client
+) -> None:
+    """Decided on exactly what the handler would act on, or refused before deciding."""
+    long = "a" * 5000
+    assert admin.get(f"/v1/auth/tokens/accessors/{long}").status_code == 422
+    odd = admin.get("/v1/auth/tokens/accessors/x%0Ay%2A")
+    assert odd.status_code == 422 and "not valid" in odd.json()["error"]["message"]
+    records = _records(admin, action="token-lookup")
+    assert [(r["path"], r["outcome"]) for r in records] == [
+        (f"sys/tokens/{'a' * 64}", "error"),
+        ("sys/tokens/x_y_", "error"),
+    ]

@@ -32,6 +32,7 @@ nobody grants, by any route, what their own policies do not allow
 
 from __future__ import annotations
 
+import re
 from collections.abc import AsyncIterator, Callable, Iterable
 from typing import Any
 
@@ -45,6 +46,8 @@ from secretsd.server.deps import AUDIT_MARKER, audited_by, get_caller, get_state
 from secretsd.server.state import AppState, Caller
 
 __all__ = ["AUDIT_MARKER", "Admin", "Authorize", "audited_by", "authorize"]
+
+_UNSAFE = re.compile(r"[^A-Za-z0-9._-]")
 
 
 class Admin:
@@ -140,15 +143,28 @@ class Authorize:
         self.action = action
         self.mutates = mutates
 
-    def resolve_path(self, request: Request, caller: Caller) -> str:
+    def resolve_path(self, request: Request, caller: Caller) -> tuple[str, bool]:
+        """The ``sys/...`` path to decide and audit, and whether its parameters are sound.
+
+        Path parameters are not validated yet here (the route does it after), so
+        an unsound one (beyond a name's 64 characters of ``[A-Za-z0-9._-]``) is
+        refused before any decision, recorded in a safe form.
+        """
         if callable(self.path):
-            return self.path(request, caller)
-        return self.path.format(**request.path_params)
+            return self.path(request, caller), True
+        raw = {k: str(v) for k, v in request.path_params.items()}
+        safe = {k: _UNSAFE.sub("_", v)[:64] for k, v in raw.items()}
+        return self.path.format(**safe), safe == raw
 
     async def __call__(self, request: Request) -> AsyncIterator[Admin]:
         state = await get_state(request)
         caller = await get_caller(request)
-        path = self.resolve_path(request, caller)
+        path, sound = self.resolve_path(request, caller)
+        if not sound:
+            await state.audit(caller, self.action, path, "error", detail="validation_failed")
+            raise ValidationFailed(
+                "a name in the URL is not valid; names are 1 to 64 letters, digits, '.', '_' or '-'"
+            )
         if self.capability is not None and not state.allowed(caller, self.capability, path):
             await state.audit(caller, self.action, path, "denied", detail="no policy allows")
             who = caller.identity.display_name or "this token"
