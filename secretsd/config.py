@@ -97,6 +97,10 @@ class Settings(BaseSettings):
 
     max_body_bytes: int = Field(default=1024 * 1024, ge=1024)
     audit_file: str | None = None
+    # The audit chain's anchors, outside the database (defaults: in data_dir).
+    audit_key_file: Path | None = None
+    audit_checkpoint_file: Path | None = None
+    audit_checkpoint_interval: float = Field(default=1.0, ge=0, le=3600)
 
     # TLS for secretsd's own listener. Plain HTTP is refused off loopback unless
     # allow_insecure_http says TLS terminates in front (ingress, mesh, proxy).
@@ -178,6 +182,16 @@ class Settings(BaseSettings):
     @property
     def admin_token_file(self) -> Path:
         return self.data_dir / "admin-token"
+
+    @property
+    def resolved_audit_key_file(self) -> Path:
+        """The audit chain's HMAC key (0600), created on first start."""
+        return self.audit_key_file or self.data_dir / "audit.key"
+
+    @property
+    def resolved_audit_checkpoint_file(self) -> Path:
+        """Where the audit writer appends signed checkpoints of the chain."""
+        return self.audit_checkpoint_file or self.data_dir / "audit-checkpoints.jsonl"
 
     def redacted(self) -> dict[str, Any]:
         """Every setting, with secrets masked, for ``secretsd config show``."""

@@ -14,7 +14,7 @@ from sqlalchemy.exc import DBAPIError, OperationalError
 
 from secretsd.errors import ConfigError, DatabaseUnavailable
 
-__all__ = ["database_errors", "describe_url", "make_engine"]
+__all__ = ["database_errors", "describe_url", "make_engine", "probe_writable"]
 
 
 def describe_url(url: str) -> str:
@@ -75,3 +75,36 @@ def database_errors(engine: Engine) -> Iterator[None]:
             f"secretsd's database {describe_url(str(engine.url))} is unavailable "
             f"({type(error.orig).__name__ if error.orig else 'error'}); retry later"
         ) from None
+
+
+def probe_writable(engine: Engine, timeout: float = 1.0) -> tuple[bool, str]:
+    """Whether a write could start within ``timeout`` seconds (for /readyz and audit recovery).
+
+    ``SELECT 1`` succeeds while another process holds SQLite's write lock, or
+    while PostgreSQL's audit head row is locked, yet every audited request
+    would then wait. So this takes the write lock the audit writer needs
+    (SQLite ``BEGIN IMMEDIATE``; the head row ``FOR UPDATE`` under a
+    ``lock_timeout`` on PostgreSQL) and rolls back at once.
+    """
+    millis = max(1, int(timeout * 1000))
+    try:
+        with database_errors(engine), engine.connect() as connection:
+            if engine.dialect.name == "sqlite":
+                raw = connection.connection.driver_connection
+                assert raw is not None
+                raw.execute(f"PRAGMA busy_timeout={millis}")
+                try:
+                    raw.execute("BEGIN IMMEDIATE")
+                    raw.execute("ROLLBACK")
+                finally:
+                    raw.execute("PRAGMA busy_timeout=30000")
+            else:
+                connection.exec_driver_sql(f"SET LOCAL lock_timeout = {millis}")
+                connection.exec_driver_sql(f"SET LOCAL statement_timeout = {millis}")
+                connection.exec_driver_sql("SELECT 1 FROM audit_head WHERE id = 1 FOR UPDATE")
+                connection.rollback()
+    except DatabaseUnavailable as error:
+        return False, error.message
+    except sqlite3.Error as error:
+        return False, f"the database cannot be written ({error})"
+    return True, "ok"
