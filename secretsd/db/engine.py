@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import contextlib
+import os
 import sqlite3
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -33,7 +35,7 @@ def make_engine(url: str) -> Engine:
         ) from None
     if parsed.get_backend_name() == "sqlite":
         if parsed.database and parsed.database != ":memory:":
-            Path(parsed.database).parent.mkdir(parents=True, exist_ok=True)
+            _private_sqlite_files(Path(parsed.database))
         engine = create_engine(
             url,
             connect_args={"check_same_thread": False, "timeout": 30},
@@ -48,6 +50,26 @@ def make_engine(url: str) -> Engine:
         f"unsupported database {parsed.get_backend_name()!r} in SECRETSD_DATABASE_URL; "
         "use sqlite or postgresql"
     )
+
+
+#: Files SQLite (and our lock files) keep beside the database: all as private as it.
+_SQLITE_SIDE_FILES = ("-wal", "-shm", "-journal", ".audit-lock", ".schema-lock")
+
+
+def _private_sqlite_files(database: Path) -> None:
+    """Create the database file 0600 before SQLite does (it would use the umask, often 0644).
+
+    SQLite gives its WAL and shared-memory files the database file's mode, so
+    a private database keeps them private; files left 0644 by older versions
+    are tightened here.
+    """
+    database.parent.mkdir(parents=True, exist_ok=True)
+    with contextlib.suppress(OSError):
+        os.close(os.open(database, os.O_WRONLY | os.O_CREAT, 0o600))
+    for path in (database, *(Path(f"{database}{suffix}") for suffix in _SQLITE_SIDE_FILES)):
+        with contextlib.suppress(OSError):
+            if path.stat().st_mode & 0o077:
+                os.chmod(path, 0o600)
 
 
 def _sqlite_pragmas(dbapi_connection: sqlite3.Connection, _record: Any) -> None:
