@@ -10,7 +10,7 @@ import hmac
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 
-from sqlalchemy import Engine, select
+from sqlalchemy import Engine, inspect, literal, select
 
 from secretsd.audit_anchor import (
     CHAINED_FIELDS,
@@ -83,13 +83,15 @@ def verify_audit(
     if problem is not None:
         return walk.report(problem, len(expected))
     with database_errors(engine), engine.connect() as connection:
+        # A database not yet migrated to keyed records has no key_id: all are unkeyed.
+        present = {column["name"] for column in inspect(connection).get_columns("audit_log")}
+        columns = [
+            _AUDIT.c[name] if name in present else literal("").label(name) for name in _COLUMNS
+        ]
         last_seq = 0
         while True:
             records = connection.execute(
-                select(*(_AUDIT.c[name] for name in _COLUMNS))
-                .where(_AUDIT.c.seq > last_seq)
-                .order_by(_AUDIT.c.seq)
-                .limit(batch)
+                select(*columns).where(_AUDIT.c.seq > last_seq).order_by(_AUDIT.c.seq).limit(batch)
             ).all()
             if not records:
                 break
