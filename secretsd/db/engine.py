@@ -64,8 +64,12 @@ def _private_sqlite_files(database: Path) -> None:
     are tightened here.
     """
     database.parent.mkdir(parents=True, exist_ok=True)
-    with contextlib.suppress(OSError):
-        os.close(os.open(database, os.O_WRONLY | os.O_CREAT, 0o600))
+    # Never open an existing database file here: closing any descriptor of it
+    # drops every POSIX lock this process holds on it, including those of live
+    # SQLite connections (SQLite would then delete a WAL still in use).
+    if not database.exists():
+        with contextlib.suppress(OSError):
+            os.close(os.open(database, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600))
     for path in (database, *(Path(f"{database}{suffix}") for suffix in _SQLITE_SIDE_FILES)):
         with contextlib.suppress(OSError):
             if path.stat().st_mode & 0o077:
