@@ -33,7 +33,7 @@ __all__ = ["CONTENT_TYPE_LATEST", "Metrics", "reserve_multiprocess_files"]
 log = logging.getLogger(__name__)
 
 #: Bytes reserved per metrics file: all our series (bounded label values) fit with room.
-RESERVED_BYTES = 4 * 1024 * 1024
+RESERVED_BYTES = 1024 * 1024
 #: The prometheus-client file kinds our metrics use (counters and histograms).
 _FILE_KINDS = ("counter", "histogram")
 
