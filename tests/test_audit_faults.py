@@ -57,11 +57,12 @@ def fill(folder: Path) -> Path:
 
 
 @pytest.fixture
-def migrated(tmp_path: Path) -> Iterator[Callable[[str], Engine]]:
+def migrated(tmp_path: Path) -> Iterator[Callable[..., Engine]]:
     engines: list[Engine] = []
 
-    def make(name: str = "audit.db") -> Engine:
-        engine = make_engine(f"sqlite:///{tmp_path / name}")
+    def make(url: str = "") -> Engine:
+        url = url.replace("postgresql://", "postgresql+psycopg://", 1)
+        engine = make_engine(url or f"sqlite:///{tmp_path / 'audit.db'}")
         upgrade_schema(engine)
         engines.append(engine)
         return engine
@@ -149,9 +150,9 @@ async def write_together(log: AuditLog, events: list[AuditEvent]) -> list[BaseEx
 
 
 def test_a_poisoned_record_is_stored_sanitised_and_fails_no_neighbour(
-    migrated: Callable[..., Engine],
+    migrated: Callable[..., Engine], database_url: str
 ) -> None:
-    engine = migrated()
+    engine = migrated(database_url)
     events = [normal(i) for i in range(40)]
     events.insert(17, poisoned())
     results = asyncio.run(write_together(AuditLog(engine), events))
@@ -225,6 +226,7 @@ def test_control_characters_from_unauthenticated_input_are_escaped(
 
 
 def test_readyz_is_not_ready_while_the_database_is_locked(server: RunningServer) -> None:
+    """SQLite: another process holds the write lock every audit write needs."""
     assert httpx.get(f"{server.url}/readyz", timeout=10).status_code == 200
     database = server.settings.sqlalchemy_url.removeprefix("sqlite:///")
     holder = sqlite3.connect(database, isolation_level=None)
@@ -239,3 +241,26 @@ def test_readyz_is_not_ready_while_the_database_is_locked(server: RunningServer)
         holder.execute("ROLLBACK")
         holder.close()
     assert httpx.get(f"{server.url}/readyz", timeout=10).status_code == 200
+
+
+@pytest.mark.postgres
+def test_readyz_is_not_ready_while_the_audit_head_is_locked_on_postgresql(
+    server_factory: Callable[..., RunningServer],
+) -> None:
+    from tests.conftest import postgres_schema_url
+
+    with postgres_schema_url() as url:
+        server = server_factory(database_url=url)
+        assert httpx.get(f"{server.url}/readyz", timeout=10).status_code == 200
+        engine = make_engine(url.replace("postgresql://", "postgresql+psycopg://", 1))
+        try:
+            with engine.connect() as holder:
+                holder.execute(text("SELECT 1 FROM audit_head WHERE id = 1 FOR UPDATE"))
+                answer = httpx.get(f"{server.url}/readyz", timeout=10)
+                assert answer.status_code == 503
+                assert answer.json()["checks"]["database"]["ok"] is False
+                holder.rollback()
+            assert httpx.get(f"{server.url}/readyz", timeout=10).status_code == 200
+        finally:
+            engine.dispose()
+        server.stop()
