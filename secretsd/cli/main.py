@@ -15,6 +15,7 @@ from secretsd.cli import (
     audit_cmd,
     client_cmds,
     config_cmd,
+    doctor_cmd,
     login_cmd,
     policy_cmd,
     run_cmd,
@@ -52,6 +53,7 @@ app.command(
     context_settings={"allow_interspersed_args": False, "ignore_unknown_options": True},
 )(run_cmd.run)
 app.command("scan")(scan_cmd.scan)
+app.command("doctor")(doctor_cmd.doctor)
 
 
 @app.command("version")
