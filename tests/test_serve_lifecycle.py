@@ -87,12 +87,14 @@ def start(
     return process, url, port
 
 
+@pytest.mark.parametrize("vault", ["external", "embedded"])
 def test_sigkill_of_serve_takes_its_workers_down_and_a_restart_works(
-    tmp_path: Path, common: dict[str, str], processes: list[Any]
+    tmp_path: Path, common: dict[str, str], processes: list[Any], vault: str
 ) -> None:
     data_dir = tmp_path / "data"
-    parent, url, port = start(tmp_path, "first", data_dir, 2, common, processes)
-    workers = children(parent.pid)
+    env = common if vault == "external" else {}
+    parent, url, port = start(tmp_path, "first", data_dir, 2, env, processes)
+    workers = children(parent.pid)  # and the embedded OpenBao, if any
     assert len(workers) >= 2
     parent.kill()
     parent.wait(10)
@@ -101,7 +103,7 @@ def test_sigkill_of_serve_takes_its_workers_down_and_a_restart_works(
         assert time.monotonic() < deadline, "workers outlived their SIGKILLed parent"
         time.sleep(0.1)
 
-    _again, url, _ = start(tmp_path, "again", data_dir, 2, common, processes, port=port)
+    _again, url, _ = start(tmp_path, "again", data_dir, 2, env, processes, port=port)
     with admin(url) as client:
         assert client.put("/v1/secrets/apps/x", json={"data": {"k": "v"}}).status_code == 200
 
