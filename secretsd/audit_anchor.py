@@ -32,7 +32,7 @@ import secrets
 import threading
 import time
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -82,6 +82,11 @@ class AuditKey:
 
     key: bytes
     key_id: str
+    # A keyed HMAC state to copy per record: cheaper than keying one each time.
+    prepared: Any = field(init=False, repr=False, compare=False)
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "prepared", hmac.new(self.key, digestmod=hashlib.sha256))
 
     def __repr__(self) -> str:
         return f"AuditKey(key_id={self.key_id!r})"
@@ -102,7 +107,9 @@ def record_hash(prev_hash: str, record: Mapping[str, Any], key: AuditKey | None 
     message = prev_hash.encode("ascii") + orjson.dumps([record[name] for name in CHAINED_FIELDS])
     if key is None:
         return hashlib.sha256(message).hexdigest()
-    return hmac.new(key.key, message, hashlib.sha256).hexdigest()
+    keyed = key.prepared.copy()
+    keyed.update(message)
+    return str(keyed.hexdigest())
 
 
 def _parse_key(path: Path) -> AuditKey:
