@@ -356,7 +356,7 @@ class AuditLog:
 
     def _commit(self, events: list[AuditEvent]) -> list[BaseException | None]:
         """Write one batch: sinks first caught up, then the database, mirror, checkpoint."""
-        self._recover()
+        self._recover(idle=False)
         if self._mirror_error is not None:
             raise AuditUnavailable(self._mirror_error)
         try:
@@ -428,8 +428,11 @@ class AuditLog:
                     log.error("%s", _sink_error("the audit checkpoint file", error))
                 self._checkpoint_error = _sink_error("the audit checkpoint file", error)
 
-    def _recover(self) -> None:
-        """Retry whatever failed last time: the mirror's backlog, a pending checkpoint, the DB."""
+    def _recover(self, idle: bool = True) -> None:
+        """Retry whatever failed last time: the mirror's backlog, a pending checkpoint, the DB.
+
+        The database is only probed when idle: a batch is its own probe.
+        """
         if self._mirror is not None and self._mirror_error is not None:
             try:
                 self._mirror.write([])
@@ -444,7 +447,7 @@ class AuditLog:
                 self._checkpoint_error = None
             except OSError as error:
                 self._checkpoint_error = _sink_error("the audit checkpoint file", error)
-        if self._database_error is not None and not self._queue:
+        if self._database_error is not None and idle:
             from secretsd.db.engine import probe_writable
 
             ok, detail = probe_writable(self._engine)
