@@ -264,3 +264,33 @@ def test_readyz_is_not_ready_while_the_audit_head_is_locked_on_postgresql(
         finally:
             engine.dispose()
         server.stop()
+
+
+def test_an_attackers_unstorable_denials_fail_none_of_the_normal_reads(
+    server: RunningServer,
+) -> None:
+    """Issue 8, item 5: a zero-policy token sends an out-of-range version while others read."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    issued = server.state.tokens.create(policies=[], display_name="attacker")
+    with server.client() as admin:
+        admin.put("/v1/secrets/apps/normal", json={"data": {"k": "v"}})
+
+    def read(i: int) -> int:
+        with server.client() as client:
+            return client.get("/v1/secrets/apps/normal").status_code
+
+    def attack(i: int) -> int:
+        with server.client(token=issued.token) as client:
+            return client.get("/v1/secrets/apps/x?version=99999999999999999999").status_code
+
+    with ThreadPoolExecutor(12) as pool:
+        attacks = [pool.submit(attack, i) for i in range(30)]
+        reads = list(pool.map(read, range(120)))
+    assert reads == [200] * 120  # before: some got 503 when batched with an attack
+    assert all(a.result() in (400, 403, 404, 422) for a in attacks)
+    with server.state.engine.connect() as connection:
+        audited = connection.execute(
+            text("SELECT count(*) FROM audit_log WHERE path = 'apps/normal' AND action = 'read'")
+        ).scalar_one()
+    assert audited == 120
