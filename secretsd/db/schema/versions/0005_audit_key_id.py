@@ -3,7 +3,7 @@
 Existing records get ``key_id = ''``: their plain sha256 hashes still verify.
 
 Revision ID: 0005
-Revises: 0003
+Revises: 0006
 Create Date: 2026-11-26
 """
 
@@ -13,7 +13,7 @@ import sqlalchemy as sa
 from alembic import op
 
 revision = "0005"
-down_revision = "0003"
+down_revision = "0006"  # after main's 0006 (the lead re-chains revisions at merge)
 branch_labels = None
 depends_on = None
 
