@@ -17,6 +17,7 @@ from secretsd.cli import (
     client_cmds,
     config_cmd,
     consumers_cmd,
+    doctor_cmd,
     injector_cmd,
     login_cmd,
     policy_cmd,
@@ -62,6 +63,7 @@ app.add_typer(agent_cmd.app, name="agent")
 app.command("injector")(injector_cmd.injector)
 app.command("consumers")(consumers_cmd.consumers)
 app.command("rotate")(consumers_cmd.rotate)
+app.command("doctor")(doctor_cmd.doctor)
 
 
 @app.command("version")
