@@ -16,6 +16,7 @@ from secretsd.cli import (
     client_cmds,
     config_cmd,
     login_cmd,
+    migrate_cmd,
     policy_cmd,
     run_cmd,
     scan_cmd,
@@ -52,6 +53,7 @@ app.command(
     context_settings={"allow_interspersed_args": False, "ignore_unknown_options": True},
 )(run_cmd.run)
 app.command("scan")(scan_cmd.scan)
+app.add_typer(migrate_cmd.app, name="migrate")
 
 
 @app.command("version")
