@@ -86,14 +86,14 @@ def is_vault(data: bytes | str) -> bool:
     return raw.lstrip()[: len(HEADER)] == HEADER
 
 
-def _unhex(part: bytes, what: str) -> bytes:
+def _unhex(part: bytes, what: str, code: str = "vault_format_error") -> bytes:
     try:
         return binascii.unhexlify(part)
     except (binascii.Error, ValueError):
         raise VaultError(
-            "vault_format_error",
+            code,
             f"the {what} is not valid hex (truncated or edited vault text?); "
-            "re-create it with ansible-vault",
+            "restore it from version control or re-create it with ansible-vault",
         ) from None
 
 
@@ -127,9 +127,11 @@ def parse_envelope(data: bytes | str) -> Envelope:
         raise VaultError(
             "vault_format_error", "the vault data does not have salt, HMAC and ciphertext"
         )
-    salt = _unhex(parts[0], "salt")
-    mac = _unhex(parts[1], "HMAC")
-    ciphertext = _unhex(parts[2], "ciphertext")
+    # The envelope is well formed; damage inside it is a modified (unauthentic) ciphertext,
+    # the same verdict a flipped bit gets from the HMAC.
+    salt = _unhex(parts[0], "salt", "vault_decrypt_failed")
+    mac = _unhex(parts[1], "HMAC", "vault_decrypt_failed")
+    ciphertext = _unhex(parts[2], "ciphertext", "vault_decrypt_failed")
     if not salt or len(mac) != 32 or len(ciphertext) % 16:
         raise VaultError("vault_format_error", "the vault data is truncated")
     return Envelope(version, cipher, label, salt, mac, ciphertext)
