@@ -127,8 +127,10 @@ def parse_envelope(data: bytes | str) -> Envelope:
         raise VaultError(
             "vault_format_error", "the vault data does not have salt, HMAC and ciphertext"
         )
-    # The envelope is well formed; damage inside it is a modified (unauthentic) ciphertext,
-    # the same verdict a flipped bit gets from the HMAC.
+    if any(len(part) % 2 for part in parts):
+        raise VaultError("vault_format_error", "the vault data is truncated")
+    # The envelope is well formed and complete; a character that is not hex inside it is
+    # a modified (unauthentic) ciphertext, the same verdict a flipped bit gets from the HMAC.
     salt = _unhex(parts[0], "salt", "vault_decrypt_failed")
     mac = _unhex(parts[1], "HMAC", "vault_decrypt_failed")
     ciphertext = _unhex(parts[2], "ciphertext", "vault_decrypt_failed")
