@@ -31,7 +31,6 @@ from pathlib import Path, PurePosixPath
 from typing import Any
 
 import yaml
-
 from secretsd.migrations.model import Imported, PathPart, Problem, Source, file_digest
 from secretsd.migrations.vault_crypto import VaultError, VaultSecret, decrypt, is_vault
 
@@ -148,7 +147,9 @@ def walk_nodes(
         yield prefix, node
 
 
-def _walk_values(value: Any, prefix: tuple[PathPart, ...] = ()) -> Iterator[tuple[tuple[PathPart, ...], Any]]:
+def _walk_values(
+    value: Any, prefix: tuple[PathPart, ...] = ()
+) -> Iterator[tuple[tuple[PathPart, ...], Any]]:
     if isinstance(value, dict):
         for key, item in value.items():
             yield from _walk_values(item, (*prefix, key if isinstance(key, int) else str(key)))
@@ -380,8 +381,7 @@ def _files(root: Path, exclude: Sequence[str]) -> Iterator[Path]:
         dirs[:] = sorted(
             d
             for d in dirs
-            if d not in _SKIP_DIRS
-            and os.path.normpath(os.path.join(rel_folder, d)) not in excluded
+            if d not in _SKIP_DIRS and os.path.normpath(os.path.join(rel_folder, d)) not in excluded
         )
         for name in sorted(files):
             path = Path(folder) / name

@@ -31,9 +31,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from secretsd.errors import CasMismatch, Conflict, InvalidInput, SecretsdError, Unauthenticated
 from secretsd.migrations.model import Imported, Source
 from secretsd.migrations.plan import Plan, PlanItem, TargetState, read_targets
+
+from secretsd.errors import CasMismatch, Conflict, InvalidInput, SecretsdError, Unauthenticated
 
 if TYPE_CHECKING:
     from secretsd.client import Client
@@ -165,7 +166,9 @@ def check_sources(plan: Plan, fresh: Iterable[Imported]) -> None:
     then = {(i.source, i.fingerprint) for i in plan.items}
     if now != then:
         changed = sorted({s.label() for s, _ in now ^ then})
-        shown = ", ".join(changed[:5]) + (f" and {len(changed) - 5} more" if len(changed) > 5 else "")
+        shown = ", ".join(changed[:5]) + (
+            f" and {len(changed) - 5} more" if len(changed) > 5 else ""
+        )
         raise InvalidInput(
             f"the sources changed since plan {plan.plan_id} was made ({shown}); nothing was "
             "written. Make and review a new plan."
@@ -219,7 +222,9 @@ def apply_plan(
     for item in plan.items:
         if item.problem is None:
             by_path[item.path].append(item)
-    to_write = sorted(p for p, items in by_path.items() if any(i.action != "unchanged" for i in items))
+    to_write = sorted(
+        p for p, items in by_path.items() if any(i.action != "unchanged" for i in items)
+    )
     report.unchanged = sum(1 for i in plan.items if i.action == "unchanged")
     if journal is not None:
         for path in sorted(journal.pending()):

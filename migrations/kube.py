@@ -25,7 +25,6 @@ from pathlib import Path, PurePosixPath
 from typing import Any
 
 import yaml
-
 from secretsd.migrations.model import Imported, Problem, Source, file_digest
 
 __all__ = [
@@ -37,7 +36,7 @@ __all__ = [
     "strict_b64decode",
 ]
 
-SA_TOKEN_TYPE = "kubernetes.io/service-account-token"
+SA_TOKEN_TYPE = "kubernetes.io/service-account-token"  # noqa: S105 (a type name)
 HELM_RELEASE_TYPE = "helm.sh/release.v1"
 _SUFFIXES = {".yaml", ".yml", ".json"}
 _KEY = re.compile(r"[-._a-zA-Z0-9]+")
@@ -117,7 +116,9 @@ def secret_items(
         )
         return
     if not isinstance(namespace, str) or not _KEY.fullmatch(namespace):
-        yield _problem(base, where, "manifest_invalid", "metadata.namespace is not a name", fingerprint)
+        yield _problem(
+            base, where, "manifest_invalid", "metadata.namespace is not a name", fingerprint
+        )
         return
     if secret_type in skip_types or (namespaces and namespace not in namespaces):
         return
@@ -130,7 +131,10 @@ def secret_items(
             continue
         if not isinstance(section, Mapping):
             yield _problem(
-                base, where, "manifest_invalid", f"{field_name} is not a map of keys to strings",
+                base,
+                where,
+                "manifest_invalid",
+                f"{field_name} is not a map of keys to strings",
                 fingerprint,
             )
             return
@@ -139,7 +143,9 @@ def secret_items(
             if not isinstance(key, str) or not _KEY.fullmatch(key):
                 failed.append(
                     _problem(
-                        src, f"{where} {field_name}", "manifest_invalid",
+                        src,
+                        f"{where} {field_name}",
+                        "manifest_invalid",
                         "a key outside the Kubernetes key charset (letters, digits, '-', '_', '.')",
                         fingerprint,
                     )
@@ -150,7 +156,9 @@ def secret_items(
             if not isinstance(raw, str):
                 failed.append(
                     _problem(
-                        src, f"{where} {field_name}.{key}", "manifest_invalid",
+                        src,
+                        f"{where} {field_name}.{key}",
+                        "manifest_invalid",
                         f"the value is a {type(raw).__name__}, not a string; quote it "
                         "(the API server rejects it too)",
                         fingerprint,
@@ -163,7 +171,9 @@ def secret_items(
                 except Base64Invalid as error:
                     failed.append(
                         _problem(
-                            src, f"{where} data.{key}", "base64_invalid",
+                            src,
+                            f"{where} data.{key}",
+                            "base64_invalid",
                             f"not valid base64 ({error}); encode the value with `base64 -w0`",
                             fingerprint,
                         )
@@ -182,8 +192,13 @@ def secret_items(
             key,
             fingerprint,
             value,
-            {"namespace": namespace, "name": name, "type": str(secret_type), "field": origin_field,
-             "file": file or ""},
+            {
+                "namespace": namespace,
+                "name": name,
+                "type": str(secret_type),
+                "field": origin_field,
+                "file": file or "",
+            },
         )
 
 
@@ -216,8 +231,11 @@ class KubeImporter:
                 data = path.read_bytes()
             except OSError as error:
                 yield _problem(
-                    Source("k8s", str(rel)), str(rel), "manifest_invalid",
-                    f"cannot read the file ({error.strerror})", "",
+                    Source("k8s", str(rel)),
+                    str(rel),
+                    "manifest_invalid",
+                    f"cannot read the file ({error.strerror})",
+                    "",
                 )
                 continue
             yield from self.read_bytes(str(rel), data, source)
@@ -227,13 +245,16 @@ class KubeImporter:
         if b"Secret" not in data:
             return
         try:
-            documents = list(yaml.load_all(data, Loader=_Loader))  # noqa: S506 (safe loader)
+            documents = list(yaml.load_all(data, Loader=_Loader))
         except yaml.YAMLError as error:
             mark = getattr(error, "problem_mark", None)
             line = f" line {mark.line + 1}" if mark is not None else ""
             yield _problem(
-                Source("k8s", rel), f"{rel}{line}", "yaml_invalid",
-                "not valid YAML; fix the manifest (kubectl would refuse it too)", digest,
+                Source("k8s", rel),
+                f"{rel}{line}",
+                "yaml_invalid",
+                "not valid YAML; fix the manifest (kubectl would refuse it too)",
+                digest,
             )
             return
         for doc_index, document in enumerate(documents):

@@ -19,9 +19,10 @@ from __future__ import annotations
 from collections.abc import Iterable, Iterator, Sequence
 from typing import Any
 
-from secretsd.errors import ConfigError, Forbidden, Unavailable
 from secretsd.migrations.kube import secret_items
 from secretsd.migrations.model import Imported
+
+from secretsd.errors import ConfigError, Forbidden, Unavailable
 
 __all__ = ["items_from_objects", "read_cluster"]
 
@@ -70,7 +71,7 @@ def read_cluster(
             "reading a live cluster needs the kubernetes client: pip install 'secretsd[migrate]'"
         ) from None
     try:
-        api_client = config.new_client_from_config(context=context)
+        api_client = config.new_client_from_config(context=context)  # type: ignore[no-untyped-call]
     except (ConfigException, OSError) as error:
         raise ConfigError(
             f"cannot load the kubeconfig for context {context or '(current)'}: {error}; "
@@ -108,5 +109,6 @@ def read_cluster(
             if not token:
                 return
 
-    for ns in namespaces or [None]:
+    chosen: list[str | None] = [*namespaces] or [None]
+    for ns in chosen:
         yield from items_from_objects(pages(ns), api_client, context=name, skip_types=skip_types)

@@ -27,9 +27,9 @@ from pathlib import Path
 from typing import Any
 
 import yaml
+from secretsd.migrations.model import Imported, Source
 
 from secretsd.errors import ConfigError, InvalidInput
-from secretsd.migrations.model import Imported, Source
 from secretsd.ref import validate_key, validate_path
 
 __all__ = ["Mapper", "Rule", "load_rules", "source_id"]
@@ -53,7 +53,9 @@ def load_rules(path: Path) -> tuple[list[Rule], str]:
     try:
         data = path.read_bytes()
     except OSError as error:
-        raise ConfigError(f"cannot read rules file {path} ({error.strerror}); check the path") from None
+        raise ConfigError(
+            f"cannot read rules file {path} ({error.strerror}); check the path"
+        ) from None
     try:
         raw: Any = json.loads(data) if path.suffix == ".json" else yaml.safe_load(data)
     except (ValueError, yaml.YAMLError):

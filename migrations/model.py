@@ -60,7 +60,9 @@ class Source:
                 raw.get("file"),
                 tuple(var_path) if var_path is not None else None,
             )
-        return cls("k8s", raw.get("file"), None, raw.get("namespace"), raw.get("name"), raw.get("key"))
+        return cls(
+            "k8s", raw.get("file"), None, raw.get("namespace"), raw.get("name"), raw.get("key")
+        )
 
     def label(self) -> str:
         """A short human name: ``group_vars/all.yml: db.password``, ``k8s shop/web#key``."""

@@ -19,20 +19,23 @@ import hashlib
 import json
 from collections import defaultdict
 from collections.abc import Iterable, Mapping, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
-from secretsd.errors import InvalidInput, NotFound, SecretsdError, Unauthenticated, Unavailable
 from secretsd.migrations.mapping import Mapper, source_id
 from secretsd.migrations.model import Imported, Origin, Problem, Source
 
+from secretsd.errors import InvalidInput, NotFound, SecretsdError, Unauthenticated, Unavailable
+
 if TYPE_CHECKING:
-    from secretsd.client import Client
+    from secretsd.client import Client, Resolved
 
 __all__ = ["PLAN_SCHEMA", "Plan", "PlanItem", "TargetState", "build_plan", "read_targets"]
 
 PLAN_SCHEMA = "secretsd-migrate-plan/1"
-RESOLVE_BATCH = 1000
+RESOLVE_BATCH = 250
+RESOLVE_PARALLEL = 2
 #: Values shorter than this are not reported as duplicates ("true", "5432", ports, flags).
 DUPLICATE_MIN_BYTES = 8
 
@@ -160,7 +163,9 @@ class Plan:
             ) from None
 
 
-def _plan_id(source: Mapping[str, Any], mapping: Mapping[str, Any], items: Sequence[PlanItem]) -> str:
+def _plan_id(
+    source: Mapping[str, Any], mapping: Mapping[str, Any], items: Sequence[PlanItem]
+) -> str:
     """Depends on the sources and the mapping only, so a rerun of the same sources has the
     same id (provenance written by an interrupted run and by its rerun agree)."""
     digest = hashlib.sha256()
@@ -171,12 +176,18 @@ def _plan_id(source: Mapping[str, Any], mapping: Mapping[str, Any], items: Seque
 
 
 def read_targets(client: Client, paths: Iterable[str]) -> dict[str, TargetState]:
-    """The state of many secrets, one batch resolve per 1000 paths."""
+    """The state of many secrets, batch resolves of 250 paths, two in flight."""
     ordered = sorted(set(paths))
     states: dict[str, TargetState] = {}
-    for start in range(0, len(ordered), RESOLVE_BATCH):
-        batch = ordered[start : start + RESOLVE_BATCH]
-        answers = client.resolve([f"secretsd://{p}" for p in batch], raise_errors=False)
+    batches = [ordered[i : i + RESOLVE_BATCH] for i in range(0, len(ordered), RESOLVE_BATCH)]
+
+    def resolve(batch: list[str]) -> list[Resolved]:
+        return client.resolve([f"secretsd://{p}" for p in batch], raise_errors=False)
+
+    # A few batches in flight at once, so every worker of the service has one to answer.
+    with ThreadPoolExecutor(max_workers=RESOLVE_PARALLEL) as pool:
+        answered = list(pool.map(resolve, batches))
+    for batch, answers in zip(batches, answered, strict=True):
         for path, answer in zip(batch, answers, strict=True):
             error = answer.error
             if error is None:
@@ -287,7 +298,7 @@ def build_plan(
             item.action = "unchanged"
         else:
             item.action = "changed"
-    plan = Plan(
+    return Plan(
         _plan_id(source, mapping, items),
         dict(source),
         dict(mapping),
@@ -296,4 +307,3 @@ def build_plan(
         _duplicates(items),
         current,
     )
-    return plan

@@ -27,7 +27,6 @@ from pathlib import Path, PurePosixPath
 from typing import Any
 
 import yaml
-
 from secretsd.migrations.ansible import VaultLoader, walk_nodes
 from secretsd.migrations.kube import is_secret
 from secretsd.migrations.plan import Plan, PlanItem
@@ -188,7 +187,9 @@ class _Secrets:
     def __init__(self, items: list[PlanItem]) -> None:
         self.keys: dict[tuple[str, str], dict[str, PlanItem]] = defaultdict(dict)
         for item in items:
-            self.keys[(str(item.source.namespace), str(item.source.name))][str(item.source.key)] = item
+            self.keys[(str(item.source.namespace), str(item.source.name))][str(item.source.key)] = (
+                item
+            )
 
     def get(self, namespace: str, name: str) -> dict[str, PlanItem] | None:
         return self.keys.get((namespace, name))
@@ -235,14 +236,18 @@ def _annotate_pod(
                 "(dotenv; load it with `set -a; . /secretsd/" + file + "` or `secretsd run`)"
             )
         for env in list(container.get("env") or []):
-            ref_obj = ((env.get("valueFrom") or {}).get("secretKeyRef") or {}) if isinstance(env, dict) else {}
-            ref, key = ref_obj.get("name"), ref_obj.get("key")
-            keys = secrets.get(namespace, ref) if ref else None
-            if keys is None or key not in keys:
+            ref_obj = (
+                ((env.get("valueFrom") or {}).get("secretKeyRef") or {})
+                if isinstance(env, dict)
+                else {}
+            )
+            env_ref, env_key = ref_obj.get("name"), ref_obj.get("key")
+            keys = secrets.get(namespace, env_ref) if env_ref else None
+            if keys is None or env_key not in keys:
                 continue
             container["env"].remove(env)
-            file = _file_name(str(ref), str(key))
-            annotations[f"secretsd.io/secret-{file}"] = keys[key].target
+            file = _file_name(str(env_ref), str(env_key))
+            annotations[f"secretsd.io/secret-{file}"] = keys[env_key].target
             notes.append(
                 f"{where}: container {container.get('name')} env {env.get('name')} -> "
                 f"/secretsd/{file}"
@@ -278,7 +283,11 @@ def _kube(root: Path, items: list[PlanItem], out: Path, notes: list[str]) -> Ite
         for document in documents:
             if document is None:
                 continue
-            if isinstance(document, dict) and document.get("kind", "").endswith("List") and isinstance(document.get("items"), list):
+            if (
+                isinstance(document, dict)
+                and document.get("kind", "").endswith("List")
+                and isinstance(document.get("items"), list)
+            ):
                 before = len(document["items"])
                 document["items"] = [o for o in document["items"] if not _is_migrated(o, migrated)]
                 changed |= len(document["items"]) != before
@@ -290,8 +299,11 @@ def _kube(root: Path, items: list[PlanItem], out: Path, notes: list[str]) -> Ite
             if isinstance(document, dict):
                 template = _pod_template(document)
                 namespace = str((document.get("metadata") or {}).get("namespace") or "default")
-                where = f"{rel}: {document.get('kind')} {namespace}/{(document.get('metadata') or {}).get('name')}"
-                if template is not None and _annotate_pod(template, namespace, secrets, where, notes):
+                name = (document.get("metadata") or {}).get("name")
+                where = f"{rel}: {document.get('kind')} {namespace}/{name}"
+                if template is not None and _annotate_pod(
+                    template, namespace, secrets, where, notes
+                ):
                     changed = True
             kept.append(document)
         if changed:

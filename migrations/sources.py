@@ -13,8 +13,9 @@ from collections.abc import Callable, Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
-from secretsd.errors import ConfigError
 from secretsd.migrations.model import Imported
+
+from secretsd.errors import ConfigError
 
 __all__ = ["ansible_source", "k8s_files_source", "k8s_live_source", "read_source", "source_root"]
 

@@ -157,9 +157,7 @@ def _try(envelope: Envelope, password: bytes) -> bytes | None:
     try:
         return unpadder.update(padded) + unpadder.finalize()
     except ValueError:
-        raise VaultError(
-            "vault_format_error", "the decrypted data has invalid padding"
-        ) from None
+        raise VaultError("vault_format_error", "the decrypted data has invalid padding") from None
 
 
 def ordered_secrets(label: str | None, secrets: Sequence[VaultSecret]) -> list[VaultSecret]:

@@ -29,8 +29,9 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-from secretsd.errors import ConfigError
 from secretsd.migrations.vault_crypto import VaultSecret
+
+from secretsd.errors import ConfigError
 
 __all__ = ["VaultIdSpec", "load_secrets", "parse_vault_id", "specs_for_tree"]
 
@@ -126,7 +127,11 @@ def _run_script(spec: VaultIdSpec, path: Path) -> bytes:
         args += ["--vault-id", spec.label]
     try:
         done = subprocess.run(
-            args, capture_output=True, timeout=_SCRIPT_TIMEOUT, check=False, stdin=subprocess.DEVNULL
+            args,
+            capture_output=True,
+            timeout=_SCRIPT_TIMEOUT,
+            check=False,
+            stdin=subprocess.DEVNULL,
         )
     except (OSError, subprocess.TimeoutExpired) as error:
         raise ConfigError(
@@ -172,8 +177,6 @@ def load_secrets(
     for spec in specs:
         password, origin = _read_source(spec, ask)
         if not password:
-            raise ConfigError(
-                f"the vault password for vault-id {spec.label!r} ({origin}) is empty"
-            )
+            raise ConfigError(f"the vault password for vault-id {spec.label!r} ({origin}) is empty")
         secrets.append(VaultSecret(spec.label, password, origin))
     return secrets

@@ -12,10 +12,11 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-from secretsd.errors import SecretsdError
 from secretsd.migrations.mapping import Mapper
 from secretsd.migrations.model import Imported, Source
 from secretsd.migrations.plan import read_targets
+
+from secretsd.errors import SecretsdError
 
 if TYPE_CHECKING:
     from secretsd.client import Client

@@ -77,7 +77,9 @@ RulesOpt = Annotated[
 ]
 NoPlainOpt = Annotated[
     bool,
-    typer.Option("--no-plaintext", help="Ansible: do not offer plaintext secret-looking variables."),
+    typer.Option(
+        "--no-plaintext", help="Ansible: do not offer plaintext secret-looking variables."
+    ),
 ]
 RewriteOpt = Annotated[
     Path | None,
@@ -109,9 +111,10 @@ def _source(
             raise ConfigError("migrate ansible needs the root of the Ansible tree: ansible <root>")
         if context or namespace or selector:
             raise ConfigError("--context, --namespace and --selector are for k8s sources")
-        return sources.ansible_source(
+        described: dict[str, Any] = sources.ansible_source(
             path, vault_id or [], vault_password_file or [], scan_plaintext=not no_plaintext
         )
+        return described
     if kind != "k8s":
         raise ConfigError(f"unknown source kind {kind!r}: use ansible or k8s")
     if vault_id or vault_password_file:
@@ -119,27 +122,30 @@ def _source(
     if (path is None) == (context is None):
         raise ConfigError("migrate k8s needs either a manifest file/folder or --context NAME")
     if path is not None:
-        return sources.k8s_files_source(path, namespaces=namespace or [])
+        files: dict[str, Any] = sources.k8s_files_source(path, namespaces=namespace or [])
+        return files
     skip = set()
     if not include_sa:
         skip.add(SA_TOKEN_TYPE)
     if not include_helm:
         skip.add(HELM_RELEASE_TYPE)
-    return sources.k8s_live_source(
+    live: dict[str, Any] = sources.k8s_live_source(
         context, namespaces=namespace or [], selector=selector, skip_types=sorted(skip)
     )
+    return live
 
 
 def _mapper(prefix: str | None, rules: Path | None) -> tuple[Mapper, dict[str, Any]]:
     from secretsd.migrations.mapping import Mapper, load_rules
 
     loaded, digest = load_rules(rules) if rules is not None else ([], None)
+    prefix_text = (prefix or "").strip("/")
     mapping = {
-        "prefix": (prefix or "").strip("/"),
+        "prefix": prefix_text,
         "rules_file": str(rules.absolute()) if rules else None,
         "rules_digest": digest,
     }
-    return Mapper(loaded, mapping["prefix"]), mapping
+    return Mapper(loaded, prefix_text), mapping
 
 
 def _mapper_from_plan(plan: Plan) -> Mapper:
@@ -157,7 +163,9 @@ def _mapper_from_plan(plan: Plan) -> Mapper:
     return Mapper(loaded, plan.mapping.get("prefix", ""))
 
 
-def _make_plan(addr: str | None, source: dict[str, Any], mapper: Mapper, mapping: dict[str, Any]) -> Plan:
+def _make_plan(
+    addr: str | None, source: dict[str, Any], mapper: Mapper, mapping: dict[str, Any]
+) -> Plan:
     from secretsd.migrations.plan import build_plan
     from secretsd.migrations.sources import read_source
 
@@ -223,9 +231,16 @@ def plan_cmd(
 ) -> None:
     """Show what would be written where (new / changed / unchanged), duplicates and errors."""
     source = _source(
-        kind, path, vault_id=vault_id, vault_password_file=vault_password_file, context=context,
-        namespace=namespace, selector=selector, include_sa=include_service_account_tokens,
-        include_helm=include_helm_releases, no_plaintext=no_plaintext,
+        kind,
+        path,
+        vault_id=vault_id,
+        vault_password_file=vault_password_file,
+        context=context,
+        namespace=namespace,
+        selector=selector,
+        include_sa=include_service_account_tokens,
+        include_helm=include_helm_releases,
+        no_plaintext=no_plaintext,
     )
     mapper, mapping = _mapper(prefix, rules)
     plan = _make_plan(addr, source, mapper, mapping)
@@ -284,7 +299,7 @@ def apply_cmd(
     addr: AddrOption = None,
     as_json: JsonOption = False,
 ) -> None:
-    """Write a saved plan (`apply plan.json`) or plan and write in one go (`apply ansible <root>`)."""
+    """Write a saved plan (`apply plan.json`), or plan and write at once (`apply k8s DIR`)."""
     from secretsd.migrations.apply import apply_plan, default_journal
 
     with open_client(addr) as client:
@@ -295,9 +310,15 @@ def apply_cmd(
             reviewed = True
         else:
             source = _source(
-                kind, path, vault_id=vault_id, vault_password_file=vault_password_file,
-                context=context, namespace=namespace, selector=selector,
-                include_sa=include_service_account_tokens, include_helm=include_helm_releases,
+                kind,
+                path,
+                vault_id=vault_id,
+                vault_password_file=vault_password_file,
+                context=context,
+                namespace=namespace,
+                selector=selector,
+                include_sa=include_service_account_tokens,
+                include_helm=include_helm_releases,
                 no_plaintext=no_plaintext,
             )
             mapper, mapping = _mapper(prefix, rules)
@@ -312,14 +333,22 @@ def apply_cmd(
         bar = _progress(writes)
         if bar is None:
             report = apply_plan(
-                plan, client, skip_errors=skip_errors, reviewed=reviewed, journal=journal,
+                plan,
+                client,
+                skip_errors=skip_errors,
+                reviewed=reviewed,
+                journal=journal,
                 concurrency=concurrency,
             )
         else:
             with bar:
                 task = bar.add_task("write", total=writes)
                 report = apply_plan(
-                    plan, client, skip_errors=skip_errors, reviewed=reviewed, journal=journal,
+                    plan,
+                    client,
+                    skip_errors=skip_errors,
+                    reviewed=reviewed,
+                    journal=journal,
                     concurrency=concurrency,
                     progress=lambda done: bar.update(task, completed=done),
                 )
@@ -329,7 +358,11 @@ def apply_cmd(
         typer.echo(
             f"Plan {report.plan_id}: wrote {len(report.written)} secret(s), "
             f"{report.unchanged} value(s) unchanged"
-            + (f", {len(report.repaired)} provenance record(s) completed" if report.repaired else "")
+            + (
+                f", {len(report.repaired)} provenance record(s) completed"
+                if report.repaired
+                else ""
+            )
             + "."
         )
         for item in report.skipped:
@@ -389,9 +422,16 @@ def verify_cmd(
     from secretsd.migrations.verify import verify
 
     source = _source(
-        kind, path, vault_id=vault_id, vault_password_file=vault_password_file, context=context,
-        namespace=namespace, selector=selector, include_sa=include_service_account_tokens,
-        include_helm=include_helm_releases, no_plaintext=no_plaintext,
+        kind,
+        path,
+        vault_id=vault_id,
+        vault_password_file=vault_password_file,
+        context=context,
+        namespace=namespace,
+        selector=selector,
+        include_sa=include_service_account_tokens,
+        include_helm=include_helm_releases,
+        no_plaintext=no_plaintext,
     )
     mapper, _ = _mapper(prefix, rules)
     items = list(read_source(source))

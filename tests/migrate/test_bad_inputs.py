@@ -51,7 +51,9 @@ def test_skip_errors_writes_the_good_items_and_reports_the_bad(
 ) -> None:
     case = CASES["ansible-mixed-run"]
     root = FIXTURES / case["root"]
-    result = json.loads(migrate("apply", "ansible", str(root), *_flags(case), "--skip-errors").stdout)
+    result = json.loads(
+        migrate("apply", "ansible", str(root), *_flags(case), "--skip-errors").stdout
+    )
     assert [s["code"] for s in result["skipped"]] == ["vault_no_matching_secret"]
     good = next(w for w in case["would_be_items"] if w["vault"]["vault_id"] == "dev")
     data, _ = read_back(admin, "ansible/mixed_ok/vault_ok")

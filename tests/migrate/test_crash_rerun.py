@@ -13,12 +13,12 @@ from typing import Any
 
 import httpx
 import pytest
-
 from secretsd.migrations.apply import Journal, apply_plan, provenance
 from secretsd.migrations.kube import KubeImporter, KubeManifests
 from secretsd.migrations.mapping import Mapper
 from secretsd.migrations.plan import build_plan
 from secretsd.migrations.sources import k8s_files_source
+
 from tests.conftest import ADMIN_TOKEN, CANARY, RunningServer, secretsd_executable
 from tests.migrate.conftest import read_back, secret_paths
 
@@ -50,7 +50,8 @@ def _state(admin: httpx.Client, prefix: str) -> dict[str, Any]:
     for path in secret_paths(admin, prefix):
         data, meta = read_back(admin, path)
         custom = {
-            k: v for k, v in meta["custom_metadata"].items()
+            k: v
+            for k, v in meta["custom_metadata"].items()
             if k.startswith("secretsd-migrate-") and k != "secretsd-migrate-plan"
         }
         state[path.removeprefix(prefix + "/")] = (data, meta["current_version"], custom)
@@ -68,11 +69,25 @@ def _env(server: RunningServer, tmp_path: Path) -> dict[str, str]:
     return env
 
 
-def _apply(server: RunningServer, tmp_path: Path, root: Path, prefix: str) -> subprocess.Popen[bytes]:
+def _apply(
+    server: RunningServer, tmp_path: Path, root: Path, prefix: str
+) -> subprocess.Popen[bytes]:
     return subprocess.Popen(
-        [secretsd_executable(), "migrate", "apply", "k8s", str(root), "--prefix", prefix,
-         "--concurrency", "1", "--json"],
-        env=_env(server, tmp_path), stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+        [
+            secretsd_executable(),
+            "migrate",
+            "apply",
+            "k8s",
+            str(root),
+            "--prefix",
+            prefix,
+            "--concurrency",
+            "1",
+            "--json",
+        ],
+        env=_env(server, tmp_path),
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
     )
 
 

@@ -61,7 +61,9 @@ def test_ansible_tree_lands_byte_exact(migrate: Any, admin: httpx.Client) -> Non
     assert blob["binary"] is True
 
     # Rerun: nothing to write, no new version anywhere.
-    versions = {p: read_back(admin, p)[1]["current_version"] for p in secret_paths(admin, "ansible")}
+    versions = {
+        p: read_back(admin, p)[1]["current_version"] for p in secret_paths(admin, "ansible")
+    }
     again = json.loads(migrate("apply", "ansible", str(root)).stdout)
     assert again["written"] == [] and again["unchanged"] == 34
     assert {p: read_back(admin, p)[1]["current_version"] for p in versions} == versions
@@ -97,7 +99,11 @@ def test_plan_json_shape_and_prefix(migrate: Any, admin: httpx.Client) -> None:
         **item,
         "action": "new",
         "target": "secretsd://team/a/ansible/frontends/db#password",
-        "source": {"type": "ansible", "file": "group_vars/frontends.yml", "var_path": ["db", "password"]},
+        "source": {
+            "type": "ansible",
+            "file": "group_vars/frontends.yml",
+            "var_path": ["db", "password"],
+        },
     }
     k8s = json.loads(migrate("plan", "k8s", str(FIXTURES / "k8s" / "shop" / "app.yaml")).stdout)
     assert {tuple(sorted(i["source"])) for i in k8s["items"]} == {

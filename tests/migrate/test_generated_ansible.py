@@ -36,7 +36,12 @@ def ansible_vault(*args: str, cwd: Path, input: bytes | None = None) -> bytes:
     env = {k: v for k, v in os.environ.items() if not k.startswith("ANSIBLE_")}
     env["ANSIBLE_CONFIG"] = str(cwd / "none.cfg")
     done = subprocess.run(
-        [str(exe), *args], cwd=cwd, input=input, capture_output=True, env=env, timeout=120,
+        [str(exe), *args],
+        cwd=cwd,
+        input=input,
+        capture_output=True,
+        env=env,
+        timeout=120,
         check=False,
     )
     assert done.returncode == 0, done.stderr.decode()
@@ -44,7 +49,9 @@ def ansible_vault(*args: str, cwd: Path, input: bytes | None = None) -> bytes:
 
 
 def encrypt_string(name: str, value: str, vault_args: list[str], cwd: Path) -> str:
-    out = ansible_vault("encrypt_string", *vault_args, "--stdin-name", name, cwd=cwd, input=value.encode())
+    out = ansible_vault(
+        "encrypt_string", *vault_args, "--stdin-name", name, cwd=cwd, input=value.encode()
+    )
     return out.decode()
 
 
@@ -68,7 +75,7 @@ def tree(tmp_path_factory: pytest.TempPathFactory) -> Path:
     (root / "group_vars").mkdir()
     web_vars = (
         "app_port: 8080\n"
-        f"db_password: \"{VALUES['plaintext']}\"\n"
+        f'db_password: "{VALUES["plaintext"]}"\n'
         + encrypt_string("inline_secret", VALUES["inline"], web, root)
         + encrypt_string("crlf_secret", VALUES["crlf"], web, root)
     )
@@ -91,17 +98,20 @@ def tree(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
     play_var = encrypt_string("play_secret", VALUES["play"], web, root)
     (root / "site.yml").write_text(
-        "- hosts: web\n  vars:\n" + "".join(f"    {line}\n" for line in play_var.splitlines())
+        "- hosts: web\n  vars:\n"
+        + "".join(f"    {line}\n" for line in play_var.splitlines())
         + "  tasks: []\n"
     )
     # The tree's own ansible.cfg names two of the three passwords, ansible-playbook style.
     (root / "ansible.cfg").write_text(
-        f"[defaults]\nvault_identity_list = web@keys/web.txt\nvault_password_file = keys/legacy.txt\n"
+        "[defaults]\nvault_identity_list = web@keys/web.txt\nvault_password_file = keys/legacy.txt\n"
     )
     return root
 
 
-def test_generated_tree_end_to_end(tree: Path, migrate: Any, admin: httpx.Client, tmp_path: Path) -> None:
+def test_generated_tree_end_to_end(
+    tree: Path, migrate: Any, admin: httpx.Client, tmp_path: Path
+) -> None:
     script = tree / "keys" / "ops-client.py"
     planned = json.loads(migrate("plan", "ansible", str(tree), f"--vault-id=ops@{script}").stdout)
     assert planned["errors"] == []
@@ -125,7 +135,10 @@ def test_generated_tree_end_to_end(tree: Path, migrate: Any, admin: httpx.Client
     assert value(("db_password",)) == VALUES["plaintext"].encode()
     assert value(()) == BLOB  # files/blob.bin, byte-exact
     assert by_var[("ops", "user")]["target"] == "secretsd://ansible/db1/ops#user"
-    assert by_var[(0, "vars", "play_secret")]["target"] == "secretsd://ansible/playbooks/site/play_secret#value"
+    assert (
+        by_var[(0, "vars", "play_secret")]["target"]
+        == "secretsd://ansible/playbooks/site/play_secret#value"
+    )
 
 
 def test_rewrite_replaces_values_with_lookups(tree: Path, migrate: Any, tmp_path: Path) -> None:
@@ -138,14 +151,27 @@ def test_rewrite_replaces_values_with_lookups(tree: Path, migrate: Any, tmp_path
 
     loaded = yaml.safe_load(web)
     assert loaded["app_port"] == 8080
-    assert loaded["inline_secret"] == "{{ lookup('secretsd', 'secretsd://ansible/web/inline_secret#value') }}"
-    assert loaded["db_password"] == "{{ lookup('secretsd', 'secretsd://ansible/web/db_password#value') }}"
+    assert (
+        loaded["inline_secret"]
+        == "{{ lookup('secretsd', 'secretsd://ansible/web/inline_secret#value') }}"
+    )
+    assert (
+        loaded["db_password"]
+        == "{{ lookup('secretsd', 'secretsd://ansible/web/db_password#value') }}"
+    )
     host = yaml.safe_load((out / "host_vars" / "db1" / "vault.yml").read_text())
-    assert host["ops"]["tokens"] == ["{{ lookup('secretsd', 'secretsd://ansible/db1/ops#tokens.0') }}"]
+    assert host["ops"]["tokens"] == [
+        "{{ lookup('secretsd', 'secretsd://ansible/db1/ops#tokens.0') }}"
+    ]
     notes = (out / "MIGRATION-NOTES.txt").read_text()
-    assert "files/blob.bin" in notes and "secretsd get secretsd://ansible/files/blob.bin#content" in notes
+    assert (
+        "files/blob.bin" in notes
+        and "secretsd get secretsd://ansible/files/blob.bin#content" in notes
+    )
     assert not (out / "files" / "blob.bin").exists()
-    assert (tree / "group_vars" / "web.yml").read_bytes().count(b"$ANSIBLE_VAULT") == 2  # originals untouched
+    assert (tree / "group_vars" / "web.yml").read_bytes().count(
+        b"$ANSIBLE_VAULT"
+    ) == 2  # originals untouched
     for value in VALUES.values():
         for path in out.rglob("*"):
             if path.is_file():
@@ -162,7 +188,16 @@ def test_decryption_matches_ansible_for_every_file(tree: Path) -> None:
     for rel in ("host_vars/db1/vault.yml", "vars/legacy.yml", "files/blob.bin"):
         ours, _ = decrypt((tree / rel).read_bytes(), secrets)
         theirs = ansible_vault(
-            "decrypt", "--output", "-", "--vault-id", f"web@{tree / 'keys/web.txt'}", "--vault-id", f"ops@{script}",
-            "--vault-password-file", str(tree / "keys/legacy.txt"), str(tree / rel), cwd=tree,
+            "decrypt",
+            "--output",
+            "-",
+            "--vault-id",
+            f"web@{tree / 'keys/web.txt'}",
+            "--vault-id",
+            f"ops@{script}",
+            "--vault-password-file",
+            str(tree / "keys/legacy.txt"),
+            str(tree / rel),
+            cwd=tree,
         )
         assert ours == theirs, rel

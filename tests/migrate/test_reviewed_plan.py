@@ -18,7 +18,9 @@ def _tree(tmp_path: Path) -> Path:
     return root
 
 
-def test_saved_plan_is_applied_as_reviewed(migrate: Any, admin: httpx.Client, tmp_path: Path) -> None:
+def test_saved_plan_is_applied_as_reviewed(
+    migrate: Any, admin: httpx.Client, tmp_path: Path
+) -> None:
     root = _tree(tmp_path)
     plan_file = tmp_path / "plan.json"
     migrate("plan", "k8s", str(root), "--out", str(plan_file))
@@ -35,7 +37,9 @@ def test_saved_plan_is_applied_as_reviewed(migrate: Any, admin: httpx.Client, tm
     assert meta["custom_metadata"]["secretsd-migrate-plan"] == saved["plan_id"]
 
 
-def test_plan_refused_after_its_source_changed(migrate: Any, admin: httpx.Client, tmp_path: Path) -> None:
+def test_plan_refused_after_its_source_changed(
+    migrate: Any, admin: httpx.Client, tmp_path: Path
+) -> None:
     root = _tree(tmp_path)
     plan_file = tmp_path / "plan.json"
     migrate("plan", "k8s", str(root), "--out", str(plan_file))
@@ -47,7 +51,9 @@ def test_plan_refused_after_its_source_changed(migrate: Any, admin: httpx.Client
     assert secret_paths(admin) == []
 
 
-def test_plan_refused_after_a_target_changed(migrate: Any, admin: httpx.Client, tmp_path: Path) -> None:
+def test_plan_refused_after_a_target_changed(
+    migrate: Any, admin: httpx.Client, tmp_path: Path
+) -> None:
     root = _tree(tmp_path)
     plan_file = tmp_path / "plan.json"
     migrate("plan", "k8s", str(root), "--out", str(plan_file))
@@ -69,7 +75,11 @@ def test_changed_value_is_written_with_cas_and_other_keys_kept(
     app = root / "app.yaml"
     app.write_text(app.read_text().replace("MDA3", "MDA4"))  # PIN 007 -> 008
     planned = json.loads(migrate("plan", "k8s", str(root)).stdout)
-    actions = {i["source"]["key"]: i["action"] for i in planned["items"] if i["source"]["name"] == "cart-env"}
+    actions = {
+        i["source"]["key"]: i["action"]
+        for i in planned["items"]
+        if i["source"]["name"] == "cart-env"
+    }
     assert actions["PIN"] == "changed"
     assert {a for k, a in actions.items() if k != "PIN"} == {"unchanged"}
     result = json.loads(migrate("apply", "k8s", str(root)).stdout)

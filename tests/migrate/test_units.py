@@ -3,22 +3,20 @@ resolution, target mapping, and the batch comparison against per-secret reads.""
 
 from __future__ import annotations
 
-import base64
 import filecmp
-import os
 from pathlib import Path, PurePosixPath
 
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
-
-from secretsd.errors import ConfigError, InvalidInput
 from secretsd.migrations.ansible import place
 from secretsd.migrations.kube import Base64Invalid, strict_b64decode
 from secretsd.migrations.mapping import Mapper, load_rules
 from secretsd.migrations.model import Imported, Source
 from secretsd.migrations.vault_crypto import VaultError, VaultSecret, decrypt, parse_envelope
 from secretsd.migrations.vault_ids import load_secrets, specs_for_tree
+
+from secretsd.errors import ConfigError, InvalidInput
 from tests.conftest import ADMIN_TOKEN, RunningServer
 from tests.migrate.conftest import FIXTURES
 
@@ -34,7 +32,9 @@ def test_fixture_copy_is_identical_to_shared() -> None:
     ours = sorted(p.relative_to(FIXTURES) for p in FIXTURES.rglob("*") if p.is_file())
     theirs = sorted(p.relative_to(SHARED) for p in SHARED.rglob("*") if p.is_file())
     assert ours == theirs
-    match, mismatch, errors = filecmp.cmpfiles(FIXTURES, SHARED, [str(p) for p in ours], shallow=False)
+    _match, mismatch, errors = filecmp.cmpfiles(
+        FIXTURES, SHARED, [str(p) for p in ours], shallow=False
+    )
     assert not mismatch and not errors
 
 
@@ -60,19 +60,17 @@ def test_strict_base64_accepts(text: str, expected: bytes) -> None:
 def test_strict_base64_refuses(text: str) -> None:
     with pytest.raises(Base64Invalid):
         strict_b64decode(text)
-    if text not in ("Zg", "Zg="):
-        # Python's default decoder would have dropped the bad characters silently.
-        try:
-            base64.b64decode(text)
-        except ValueError:
-            pass
 
 
 @settings(max_examples=25, deadline=None)
-@given(plaintext=st.binary(max_size=300).filter(lambda b: b"$ANSIBLE_VAULT" not in b), label=st.sampled_from([None, "dev", "ops-1"]))
+@given(
+    plaintext=st.binary(max_size=300).filter(lambda b: b"$ANSIBLE_VAULT" not in b),
+    label=st.sampled_from([None, "dev", "ops-1"]),
+)
 def test_decrypt_equals_ansible_core(plaintext: bytes, label: str | None) -> None:
     """Encrypt with ansible-core's VaultLib (the code ansible-vault runs), decrypt with ours."""
-    from ansible.parsing.vault import VaultLib, VaultSecret as AnsibleSecret
+    from ansible.parsing.vault import VaultLib
+    from ansible.parsing.vault import VaultSecret as AnsibleSecret
 
     password = b"p\xc3\xa4ss-" + (label or "x").encode()
     vault = VaultLib([(label or "default", AnsibleSecret(password))])
@@ -88,8 +86,10 @@ def test_decrypt_equals_ansible_core(plaintext: bytes, label: str | None) -> Non
 
 
 def test_tampered_ciphertext_fails_hmac_before_decryption() -> None:
-    from ansible.parsing.vault import VaultLib, VaultSecret as AnsibleSecret
     import binascii
+
+    from ansible.parsing.vault import VaultLib
+    from ansible.parsing.vault import VaultSecret as AnsibleSecret
 
     secret = AnsibleSecret(b"pw")
     text = VaultLib([("dev", secret)]).encrypt(b"top secret value", secret, vault_id="dev")
@@ -132,17 +132,25 @@ def test_vault_ids_resolve_like_ansible_playbook(tmp_path: Path) -> None:
         tmp_path / "cfg", env={"ANSIBLE_VAULT_IDENTITY_LIST": "e@b.txt"}, cwd=tmp_path
     )
     assert [str(s) for s in env_specs] == [
-        f"e@{tmp_path / 'b.txt'}", f"default@{tmp_path / 'cfg' / 'a.txt'}"
+        f"e@{tmp_path / 'b.txt'}",
+        f"default@{tmp_path / 'cfg' / 'a.txt'}",
     ]
     with pytest.raises(ConfigError, match="asks for a password on the terminal"):
         load_secrets(specs_for_tree(tmp_path, ["p@prompt"], env={}, cwd=tmp_path))
 
 
 def test_default_placement() -> None:
-    assert place(PurePosixPath("group_vars/web.yml"), ["db", "password"], inventory=False).path == "ansible/web/db"
-    hosts = place(PurePosixPath("inv.yml"), ["all", "children", "g", "hosts", "h1", "pw"], inventory=True)
+    assert (
+        place(PurePosixPath("group_vars/web.yml"), ["db", "password"], inventory=False).path
+        == "ansible/web/db"
+    )
+    hosts = place(
+        PurePosixPath("inv.yml"), ["all", "children", "g", "hosts", "h1", "pw"], inventory=True
+    )
     assert (hosts.path, hosts.key) == ("ansible/h1/pw", "value")
-    group = place(PurePosixPath("inv.yml"), ["all", "children", "g", "vars", "pw", 0], inventory=True)
+    group = place(
+        PurePosixPath("inv.yml"), ["all", "children", "g", "vars", "pw", 0], inventory=True
+    )
     assert (group.path, group.key) == ("ansible/g/pw", "0")
     role = place(PurePosixPath("roles/r/defaults/main.yml"), ["x"], inventory=False)
     assert role.path == "ansible/roles/r/x"
@@ -152,7 +160,12 @@ def test_default_placement() -> None:
 
 def _item(**context: str) -> Imported:
     return Imported(
-        Source("k8s", "a.yaml", None, "shop", "web", "pw"), "k8s", "k8s/shop/web", "pw", "", b"x",
+        Source("k8s", "a.yaml", None, "shop", "web", "pw"),
+        "k8s",
+        "k8s/shop/web",
+        "pw",
+        "",
+        b"x",
         {"namespace": "shop", "name": "web", **context},
     )
 
@@ -172,15 +185,16 @@ def test_rules_file_and_prefix(tmp_path: Path) -> None:
     with pytest.raises(ConfigError, match="unknown placeholder"):
         load_rules(rules_file)
     rules_file.write_text("rules:\n  - {match: '*', target: 'x/{group}'}\n")
-    with pytest.raises(InvalidInput, match="uses {group}"):
+    with pytest.raises(InvalidInput, match=r"uses \{group\}"):
         Mapper(load_rules(rules_file)[0]).target(_item())
 
 
 def test_batch_comparison_equals_per_secret_reads(server: RunningServer) -> None:
-    """The fast path (one resolve per 1000 secrets) decides exactly what reading each
+    """The fast path (batch resolves) decides exactly what reading each
     secret would: versions, exact bytes (binary included), absent secrets."""
-    from secretsd import Client, NotFound
     from secretsd.migrations.plan import read_targets
+
+    from secretsd import Client, NotFound
 
     with Client(server.url, ADMIN_TOKEN) as client:
         client.put("cmp/text", {"a": "one", "b": ""})
@@ -196,5 +210,3 @@ def test_batch_comparison_equals_per_secret_reads(server: RunningServer) -> None
                 continue
             assert fast[path].version == slow.version
             assert dict(fast[path].data) == {k: slow.value_bytes(k) for k in slow.data}
-
-
