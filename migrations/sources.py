@@ -9,7 +9,7 @@ manifest path, or the cluster context, namespaces and selector.
 from __future__ import annotations
 
 import getpass
-from collections.abc import Callable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Collection, Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -80,9 +80,16 @@ def source_root(source: Mapping[str, Any]) -> Path | None:
 
 
 def read_source(
-    source: Mapping[str, Any], ask: Callable[[str], str] = getpass.getpass
+    source: Mapping[str, Any],
+    ask: Callable[[str], str] = getpass.getpass,
+    *,
+    trusted: Collection[str] | None = None,
 ) -> Iterator[Imported]:
-    """Every value of a described source, through its importer."""
+    """Every value of a described source, through its importer.
+
+    ``trusted``: for a source read from a saved plan, the vault-id specs the
+    user gave again (see ``vault_ids.load_secrets``).
+    """
     if source["type"] == "ansible":
         from secretsd.migrations.ansible import AnsibleImporter, AnsibleTree
         from secretsd.migrations.vault_ids import load_secrets, parse_vault_id
@@ -90,7 +97,9 @@ def read_source(
         root = Path(source["root"])
         specs = [parse_vault_id(text, root) for text in source.get("vault_ids", [])]
         tree = AnsibleTree(
-            root, load_secrets(specs, ask), scan_plaintext=bool(source.get("scan_plaintext", True))
+            root,
+            load_secrets(specs, ask, trusted=trusted),
+            scan_plaintext=bool(source.get("scan_plaintext", True)),
         )
         yield from AnsibleImporter().read(tree)
         return

@@ -25,7 +25,7 @@ import getpass
 import os
 import subprocess
 import sys
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Collection, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -33,7 +33,7 @@ from secretsd.migrations.vault_crypto import VaultSecret
 
 from secretsd.errors import ConfigError
 
-__all__ = ["VaultIdSpec", "load_secrets", "parse_vault_id", "specs_for_tree"]
+__all__ = ["VaultIdSpec", "load_secrets", "needs_trust", "parse_vault_id", "specs_for_tree"]
 
 DEFAULT_LABEL = "default"
 _SCRIPT_TIMEOUT = 60
@@ -169,12 +169,33 @@ def _read_source(spec: VaultIdSpec, ask: Callable[[str], str]) -> tuple[bytes, s
         ) from None
 
 
+def needs_trust(spec: VaultIdSpec) -> bool:
+    """True for a source that runs a program or asks the user (a script, ``prompt``)."""
+    if spec.source == "prompt":
+        return True
+    path = Path(spec.source)
+    return path.is_file() and os.access(path, os.X_OK)
+
+
 def load_secrets(
-    specs: Sequence[VaultIdSpec], ask: Callable[[str], str] = getpass.getpass
+    specs: Sequence[VaultIdSpec],
+    ask: Callable[[str], str] = getpass.getpass,
+    *,
+    trusted: Collection[str] | None = None,
 ) -> list[VaultSecret]:
-    """Read every password (running scripts, prompting once per prompted label)."""
+    """Read every password (running scripts, prompting once per prompted label).
+
+    ``trusted``: when given (specs taken from a saved plan file), a script is run
+    or a prompt shown only for specs in it: a plan file alone must never be
+    able to make ``apply`` execute a program.
+    """
     secrets: list[VaultSecret] = []
     for spec in specs:
+        if trusted is not None and needs_trust(spec) and str(spec) not in trusted:
+            raise ConfigError(
+                f"the plan names the vault-id {spec}, which runs a program or asks for a "
+                f"password; pass --vault-id {spec} to apply to allow it"
+            )
         password, origin = _read_source(spec, ask)
         if not password:
             raise ConfigError(f"the vault password for vault-id {spec.label!r} ({origin}) is empty")

@@ -306,7 +306,7 @@ def apply_cmd(
         if kind not in ("ansible", "k8s"):
             if path is not None:
                 raise ConfigError("apply PLAN takes no second argument")
-            plan = _load_reviewed(Path(kind))
+            plan = _load_reviewed(Path(kind), vault_id or [], vault_password_file or [])
             reviewed = True
         else:
             source = _source(
@@ -374,8 +374,12 @@ def apply_cmd(
         raise typer.Exit(5)
 
 
-def _load_reviewed(plan_file: Path) -> Plan:
-    """A saved plan with its values read again from unchanged sources (else refused)."""
+def _load_reviewed(plan_file: Path, vault_ids: list[str], password_files: list[str]) -> Plan:
+    """A saved plan with its values read again from unchanged sources (else refused).
+
+    Password scripts and prompts named in the plan run only if given again here
+    (flags) or named by the tree's ansible.cfg: a plan file is data, never code.
+    """
     from secretsd.migrations.apply import check_sources
     from secretsd.migrations.plan import Plan
     from secretsd.migrations.sources import read_source
@@ -391,7 +395,13 @@ def _load_reviewed(plan_file: Path) -> Plan:
         raise InvalidInput(f"{plan_file} is not a readable JSON plan") from None
     plan = Plan.from_json(raw, str(plan_file))
     _mapper_from_plan(plan)  # refuses a changed rules file
-    fresh = list(read_source(plan.source))
+    trusted: set[str] = set()
+    if plan.source.get("type") == "ansible":
+        from secretsd.migrations.vault_ids import specs_for_tree
+
+        root = Path(str(plan.source.get("root")))
+        trusted = {str(s) for s in specs_for_tree(root, vault_ids, password_files)}
+    fresh = list(read_source(plan.source, trusted=trusted))
     check_sources(plan, fresh)
     values = {item.source: item.value for item in fresh if item.problem is None}
     for item in plan.items:

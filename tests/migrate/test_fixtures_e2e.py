@@ -111,3 +111,19 @@ def test_plan_json_shape_and_prefix(migrate: Any, admin: httpx.Client) -> None:
     }
     assert k8s["items"][0]["source"]["file"] == "app.yaml"
     assert secret_paths(admin) == []  # plan writes nothing
+
+
+def test_duplicates_are_shown_with_a_proposal(migrate: Any) -> None:
+    """The TLS key in group_vars/all and in the redis role is one value in two places."""
+    planned = json.loads(migrate("plan", "ansible", str(FIXTURES / "ansible")).stdout)
+    groups = {g["keep"]: g for g in planned["duplicates"]}
+    tls = groups["secretsd://ansible/all/vault_tls_key#value"]
+    assert tls["reference_from"] == ["secretsd://ansible/roles/redis/redis_tls_key#value"]
+    assert "keep secretsd://ansible/all/vault_tls_key#value" in tls["proposal"]
+    by_target = {i["target"]: i for i in planned["items"]}
+    assert by_target["secretsd://ansible/roles/redis/redis_tls_key#value"]["duplicate_of"] == (
+        "secretsd://ansible/all/vault_tls_key#value"
+    )
+    assert len(planned["duplicates"]) == 2  # the TLS key and the unicode motd
+    k8s = json.loads(migrate("plan", "k8s", str(FIXTURES / "k8s")).stdout)
+    assert len(k8s["duplicates"]) == 2  # a CA cert and a service-account token, each twice

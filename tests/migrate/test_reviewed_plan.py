@@ -94,3 +94,23 @@ def test_changed_value_is_written_with_cas_and_other_keys_kept(
     assert [(d["state"], d["target"]) for d in drift["items"] if d["state"] != "in_sync"] == [
         ("differs", "secretsd://k8s/shop/cart-env#PIN")
     ]
+
+
+def test_plan_file_cannot_make_apply_run_a_program(
+    migrate: Any, admin: httpx.Client, tmp_path: Path
+) -> None:
+    """A plan is data: a password script it names runs only if given again on apply."""
+    root = tmp_path / "ansible"
+    shutil.copytree(FIXTURES / "ansible", root)
+    (root / "ansible.cfg").write_text("[defaults]\n")
+    script = tmp_path / "prod-pass.sh"
+    script.write_text(f"#!/bin/sh\ncat {FIXTURES / 'ansible/passwords/prod.txt'}\n")
+    script.chmod(0o700)
+    flags = [f"--vault-id=dev@{root / 'passwords/dev.txt'}", f"--vault-id=prod@{script}"]
+    plan_file = tmp_path / "plan.json"
+    migrate("plan", "ansible", str(root), *flags, "--out", str(plan_file))
+    refused = migrate("apply", str(plan_file), check=2)
+    assert b"runs a program or asks for a password; pass --vault-id prod@" in refused.stderr
+    assert secret_paths(admin) == []
+    applied = json.loads(migrate("apply", str(plan_file), flags[1]).stdout)
+    assert applied["failed"] == [] and applied["written"]
