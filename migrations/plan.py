@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import time
 from collections import defaultdict
 from collections.abc import Iterable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
@@ -182,7 +183,14 @@ def read_targets(client: Client, paths: Iterable[str]) -> dict[str, TargetState]
     batches = [ordered[i : i + RESOLVE_BATCH] for i in range(0, len(ordered), RESOLVE_BATCH)]
 
     def resolve(batch: list[str]) -> list[Resolved]:
-        return client.resolve([f"secretsd://{p}" for p in batch], raise_errors=False)
+        refs = [f"secretsd://{p}" for p in batch]
+        answers = client.resolve(refs, raise_errors=False)
+        for attempt in range(2):  # a busy Vault may time out a few reads of a big batch
+            if not any(isinstance(a.error, Unavailable) for a in answers):
+                break
+            time.sleep(0.5 * (attempt + 1))
+            answers = client.resolve(refs, raise_errors=False)
+        return answers
 
     # A few batches in flight at once, so every worker of the service has one to answer.
     with ThreadPoolExecutor(max_workers=RESOLVE_PARALLEL) as pool:
