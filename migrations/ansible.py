@@ -238,6 +238,9 @@ class AnsibleImporter:
             rel = PurePosixPath(path.relative_to(root).as_posix())
             try:
                 if path.stat().st_size > MAX_FILE_BYTES:
+                    with path.open("rb") as head:
+                        if is_vault(head.read(64)):
+                            yield _too_large(rel)
                     continue
                 data = path.read_bytes()
             except OSError:
@@ -371,6 +374,22 @@ class AnsibleImporter:
         return Imported(
             src, "vault", placement.path, placement.key, digest, plaintext, placement.context
         )
+
+
+def _too_large(rel: PurePosixPath) -> Imported:
+    return Imported(
+        Source("ansible", str(rel), None),
+        "vault",
+        "ansible/" + "/".join(segment(p) for p in rel.parts),
+        "content",
+        "",
+        problem=Problem(
+            "file_too_large",
+            str(rel),
+            f"an encrypted file over {MAX_FILE_BYTES // (1024 * 1024)} MiB; secrets this large "
+            "do not belong in a secret store (exclude it, or store a reference to it)",
+        ),
+    )
 
 
 def _files(root: Path, exclude: Sequence[str]) -> Iterator[Path]:

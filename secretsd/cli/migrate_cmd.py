@@ -406,6 +406,12 @@ def _load_reviewed(plan_file: Path, vault_ids: list[str], password_files: list[s
     values = {item.source: item.value for item in fresh if item.problem is None}
     for item in plan.items:
         if item.problem is None:
+            if item.source not in values:  # same file, but e.g. its password changed since
+                problem = next(f.problem for f in fresh if f.source == item.source)
+                raise InvalidInput(
+                    f"{item.source.label()} can no longer be read ({problem}); nothing was "
+                    "written. Make and review a new plan."
+                )
             item.value = values[item.source]
     return plan
 
