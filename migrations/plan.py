@@ -1,11 +1,11 @@
 """Planning, shared by every importer: what would be written where, compared with secretsd.
 
 ``build_plan`` maps every imported value to its target, reads the current
-state of all target secrets with batch resolves (one round trip per 1000
-secrets, never one per secret) and classifies each value ``new``,
-``changed``, ``unchanged`` or ``error``. It also finds duplicates: the same
-value in several places, with a proposal to keep one path and reference it
-from the others. Nothing is written.
+state of all target secrets with batch resolves (one round trip per 250
+secrets, never one per secret, overlapping the reading of the sources) and
+classifies each value ``new``, ``changed``, ``unchanged`` or ``error``. It
+also finds duplicates: the same value in several places, with a proposal to
+keep one path and reference it from the others. Nothing is written.
 
 A saved plan (``to_json``) holds no value: only targets, sources, each
 source's fingerprint (file digest or object version) and the version of
@@ -20,7 +20,7 @@ import json
 import time
 from collections import defaultdict
 from collections.abc import Iterable, Mapping, Sequence
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
@@ -30,7 +30,7 @@ from secretsd.migrations.model import Imported, Origin, Problem, Source
 from secretsd.errors import InvalidInput, NotFound, SecretsdError, Unauthenticated, Unavailable
 
 if TYPE_CHECKING:
-    from secretsd.client import Client, Resolved
+    from secretsd.client import Client
 
 __all__ = ["PLAN_SCHEMA", "Plan", "PlanItem", "TargetState", "build_plan", "read_targets"]
 
@@ -176,37 +176,73 @@ def _plan_id(
     return digest.hexdigest()[:20]
 
 
-def read_targets(client: Client, paths: Iterable[str]) -> dict[str, TargetState]:
-    """The state of many secrets, batch resolves of 250 paths, two in flight."""
-    ordered = sorted(set(paths))
-    states: dict[str, TargetState] = {}
-    batches = [ordered[i : i + RESOLVE_BATCH] for i in range(0, len(ordered), RESOLVE_BATCH)]
-
-    def resolve(batch: list[str]) -> list[Resolved]:
-        refs = [f"secretsd://{p}" for p in batch]
+def _resolve_batch(client: Client, batch: Sequence[str]) -> dict[str, TargetState]:
+    refs = [f"secretsd://{p}" for p in batch]
+    answers = client.resolve(refs, raise_errors=False)
+    for attempt in range(2):  # a busy Vault may time out a few reads of a big batch
+        if not any(isinstance(a.error, Unavailable) for a in answers):
+            break
+        time.sleep(0.5 * (attempt + 1))
         answers = client.resolve(refs, raise_errors=False)
-        for attempt in range(2):  # a busy Vault may time out a few reads of a big batch
-            if not any(isinstance(a.error, Unavailable) for a in answers):
-                break
-            time.sleep(0.5 * (attempt + 1))
-            answers = client.resolve(refs, raise_errors=False)
-        return answers
-
-    # A few batches in flight at once, so every worker of the service has one to answer.
-    with ThreadPoolExecutor(max_workers=RESOLVE_PARALLEL) as pool:
-        answered = list(pool.map(resolve, batches))
-    for batch, answers in zip(batches, answered, strict=True):
-        for path, answer in zip(batch, answers, strict=True):
-            error = answer.error
-            if error is None:
-                states[path] = TargetState(answer.version, answer.data_bytes())
-            elif isinstance(error, NotFound):
-                states[path] = TargetState(0)
-            elif isinstance(error, Unauthenticated | Unavailable):
-                raise error
-            else:
-                states[path] = TargetState(-1, problem=f"{error.code}: {error.message}")
+    states: dict[str, TargetState] = {}
+    for path, answer in zip(batch, answers, strict=True):
+        error = answer.error
+        if error is None:
+            states[path] = TargetState(answer.version, answer.data_bytes())
+        elif isinstance(error, NotFound):
+            states[path] = TargetState(0)
+        elif isinstance(error, Unauthenticated | Unavailable):
+            raise error
+        else:
+            states[path] = TargetState(-1, problem=f"{error.code}: {error.message}")
     return states
+
+
+class TargetReader:
+    """Reads target secrets in batches while paths keep coming (from a running importer).
+
+    Each full batch of 250 paths is resolved at once on a worker thread (two in
+    flight, so every worker of the service has one to answer), so reading the
+    sources (decryption) and reading secretsd overlap.
+    """
+
+    def __init__(self, client: Client) -> None:
+        self._client = client
+        self._pool = ThreadPoolExecutor(max_workers=RESOLVE_PARALLEL)
+        self._seen: set[str] = set()
+        self._pending: list[str] = []
+        self._futures: list[Future[dict[str, TargetState]]] = []
+
+    def add(self, path: str) -> None:
+        if path in self._seen:
+            return
+        self._seen.add(path)
+        self._pending.append(path)
+        if len(self._pending) >= RESOLVE_BATCH:
+            self._flush()
+
+    def _flush(self) -> None:
+        if self._pending:
+            batch, self._pending = self._pending, []
+            self._futures.append(self._pool.submit(_resolve_batch, self._client, batch))
+
+    def result(self) -> dict[str, TargetState]:
+        self._flush()
+        states: dict[str, TargetState] = {}
+        try:
+            for future in self._futures:
+                states.update(future.result())
+        finally:
+            self._pool.shutdown(cancel_futures=True)
+        return states
+
+
+def read_targets(client: Client, paths: Iterable[str]) -> dict[str, TargetState]:
+    """The state of many secrets: batch resolves of 250 paths, two in flight."""
+    reader = TargetReader(client)
+    for path in sorted(set(paths)):
+        reader.add(path)
+    return reader.result()
 
 
 def _duplicates(items: Sequence[PlanItem]) -> list[dict[str, Any]]:
@@ -247,6 +283,7 @@ def build_plan(
 ) -> Plan:
     """Map, compare with secretsd (batch reads only) and classify every value."""
     items: list[PlanItem] = []
+    reader = TargetReader(client)
     for entry in imported:
         problem = entry.problem
         path, key = entry.default_path, entry.default_key
@@ -275,6 +312,8 @@ def build_plan(
                 value=entry.value,
             )
         )
+        if problem is None:
+            reader.add(path)
     items.sort(key=lambda i: i.source.sort_key())
     by_target: dict[tuple[str, str], list[PlanItem]] = defaultdict(list)
     for item in items:
@@ -291,8 +330,7 @@ def build_plan(
                     "give them distinct targets with a rules file (--rules)",
                 )
                 member.action = "error"
-    paths = {item.path for item in items if item.problem is None}
-    current = read_targets(client, paths)
+    current = reader.result()
     for item in items:
         if item.problem is not None:
             continue

@@ -169,9 +169,8 @@ def _make_plan(
     from secretsd.migrations.plan import build_plan
     from secretsd.migrations.sources import read_source
 
-    items = list(read_source(source))
     with open_client(addr) as client:
-        return build_plan(items, mapper, client, source=source, mapping=mapping)
+        return build_plan(read_source(source), mapper, client, source=source, mapping=mapping)
 
 
 def _show_plan(plan: Plan, as_json: bool) -> None:
@@ -325,8 +324,7 @@ def apply_cmd(
             from secretsd.migrations.plan import build_plan
             from secretsd.migrations.sources import read_source
 
-            items = list(read_source(source))
-            plan = build_plan(items, mapper, client, source=source, mapping=mapping)
+            plan = build_plan(read_source(source), mapper, client, source=source, mapping=mapping)
             reviewed = False
         journal = default_journal(client.addr, plan)
         writes = len({i.path for i in plan.items if i.action in ("new", "changed")})
