@@ -15,12 +15,19 @@ def _on_tty(server: RunningServer, tmp_path: Path, *args: str) -> tuple[int, str
     primary, secondary = os.openpty()
     env = {k: v for k, v in os.environ.items() if not k.startswith("SECRETSD_")}
     env.update(
-        SECRETSD_ADDR=server.url, SECRETSD_TOKEN=ADMIN_TOKEN, COLUMNS="200", TERM="xterm",
-        XDG_STATE_HOME=str(tmp_path / "state"), XDG_CONFIG_HOME=str(tmp_path / "config"),
+        SECRETSD_ADDR=server.url,
+        SECRETSD_TOKEN=ADMIN_TOKEN,
+        COLUMNS="200",
+        TERM="xterm",
+        XDG_STATE_HOME=str(tmp_path / "state"),
+        XDG_CONFIG_HOME=str(tmp_path / "config"),
     )
     process = subprocess.Popen(
         [secretsd_executable(), "migrate", *args],
-        stdin=secondary, stdout=secondary, stderr=secondary, env=env,
+        stdin=secondary,
+        stdout=secondary,
+        stderr=secondary,
+        env=env,
     )
     os.close(secondary)
     chunks = []
