@@ -122,6 +122,11 @@ def _source(
     if (path is None) == (context is None):
         raise ConfigError("migrate k8s needs either a manifest file/folder or --context NAME")
     if path is not None:
+        if selector or include_sa or include_helm:
+            raise ConfigError(
+                "--selector and --include-* are for a live cluster (--context); manifests "
+                "on disk are imported whole"
+            )
         files: dict[str, Any] = sources.k8s_files_source(path, namespaces=namespace or [])
         return files
     skip = set()
