@@ -20,6 +20,7 @@ from secretsd.cli import (
     doctor_cmd,
     injector_cmd,
     login_cmd,
+    migrate_cmd,
     policy_cmd,
     recover_cmd,
     run_cmd,
@@ -59,6 +60,7 @@ app.command(
     context_settings={"allow_interspersed_args": False, "ignore_unknown_options": True},
 )(run_cmd.run)
 app.command("scan")(scan_cmd.scan)
+app.add_typer(migrate_cmd.app, name="migrate")
 app.add_typer(agent_cmd.app, name="agent")
 app.command("injector")(injector_cmd.injector)
 app.command("consumers")(consumers_cmd.consumers)
