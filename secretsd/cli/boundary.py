@@ -42,6 +42,7 @@ EXTRAS: dict[str, frozenset[str]] = {
             "psycopg",
             "prometheus_client",
             "orjson",
+            "swagger_ui_bundle",
         }
     ),
     "scan": frozenset({"git", "gitdb", "hyperscan"}),

@@ -20,6 +20,7 @@ from secretsd.config import Settings, load_settings, settings_from_env
 from secretsd.db.engine import make_engine
 from secretsd.db.migrate import upgrade_schema
 from secretsd.errors import ConfigError, SecretsdError
+from secretsd.server.abandoned import AbandonedWriteGuard
 from secretsd.server.docs import install_docs
 from secretsd.server.edge import EdgeMiddleware
 from secretsd.server.errors import install_error_handlers
@@ -126,6 +127,8 @@ def create_app(settings: Settings) -> FastAPI:
     app.add_middleware(RequestMiddleware, metrics=metrics, max_body_bytes=settings.max_body_bytes)
     app.add_middleware(FastReadMiddleware, metrics=metrics)
     app.add_middleware(LoginGate)
+    # A write whose client already hung up is never applied.
+    app.add_middleware(AbandonedWriteGuard, max_body_bytes=settings.max_body_bytes)
     # Outermost (added last): the real client address and the headers of every answer.
     app.add_middleware(EdgeMiddleware, trusted_proxies=settings.trusted_proxies)
     return app
@@ -133,10 +136,14 @@ def create_app(settings: Settings) -> FastAPI:
 
 def create_app_from_env() -> FastAPI:
     """uvicorn factory for worker processes: the parent's resolved settings, else load them."""
-    settings = settings_from_env() or load_settings()
     from secretsd.logs import configure_logging
+    from secretsd.server.metrics import reserve_multiprocess_files
+    from secretsd.server.workers import die_with_parent
 
+    die_with_parent()
+    settings = settings_from_env() or load_settings()
     configure_logging(settings.log_level)
+    reserve_multiprocess_files()
     app = create_app(settings)
     # Long-lived worker: move start-up objects out of the collector's way, and
     # collect the young generation less often (the hot path allocates briefly).

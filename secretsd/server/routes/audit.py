@@ -11,7 +11,8 @@ from fastapi import APIRouter, Query
 from secretsd.audit import AuditFilter, query_records
 from secretsd.bounds import MAX_CURSOR, QueryInt, parse_uint
 from secretsd.errors import ValidationFailed
-from secretsd.server.deps import CallerDep, StateDep
+from secretsd.server.authorize import Admin, authorize
+from secretsd.server.deps import StateDep
 
 __all__ = ["router"]
 
@@ -37,7 +38,7 @@ def _iso(value: str, name: str) -> str:
 @router.get("/v1/audit", summary="Query audit records with filters and a cursor")
 async def query_audit(
     state: StateDep,
-    caller: CallerDep,
+    _admin: Annotated[Admin, authorize("read", "sys/audit", "audit-query")],
     path_prefix: str = "",
     identity: str = "",
     outcome: Annotated[Literal["", "allowed", "denied", "error"], Query()] = "",
@@ -48,7 +49,6 @@ async def query_audit(
     cursor: str = "",
     order: Annotated[Literal["asc", "desc"], Query()] = "asc",
 ) -> dict[str, Any]:
-    await state.guard(caller, "read", "sys/audit", "audit-query")
     try:
         after = parse_uint(cursor, name="cursor", maximum=MAX_CURSOR) if cursor else None
     except ValidationFailed:
@@ -70,5 +70,4 @@ async def query_audit(
             newest_first=order == "desc",
         )
     )
-    await state.audit(caller, "audit-query", "sys/audit", "allowed", detail=f"{len(records)}")
     return {"records": records, "next_cursor": str(next_seq) if next_seq is not None else None}
