@@ -18,10 +18,14 @@ never carry a secret value.
     ├── NotFound                        404  not_found           exit 3
     ├── Conflict                        409  conflict            exit 5
     │   └── CasMismatch                 409  cas_mismatch        exit 5
-    └── Unavailable                     503  unavailable         exit 6
-        ├── VaultUnavailable            503  vault_unavailable   exit 6
-        ├── DatabaseUnavailable         503  database_unavailable exit 6
-        └── AuditUnavailable            503  audit_unavailable   exit 6
+    ├── Unavailable                     503  unavailable         exit 6
+    │   ├── VaultUnavailable            503  vault_unavailable   exit 6
+    │   ├── DatabaseUnavailable         503  database_unavailable exit 6
+    │   └── AuditUnavailable            503  audit_unavailable   exit 6
+    └── OutcomeUnknown                  504  outcome_unknown     exit 7
+
+``OutcomeUnknown`` is deliberately not an ``Unavailable``: code that retries
+"unavailable" must not blindly retry a write that may already have landed.
 """
 
 from __future__ import annotations
@@ -39,6 +43,7 @@ __all__ = [
     "InvalidPath",
     "InvalidReference",
     "NotFound",
+    "OutcomeUnknown",
     "PayloadTooLarge",
     "SecretsdError",
     "Unauthenticated",
@@ -169,6 +174,17 @@ class AuditUnavailable(Unavailable):
     """The audit log could not be written, so the request was refused (fail closed)."""
 
     code = "audit_unavailable"
+
+
+class OutcomeUnknown(SecretsdError):
+    """A write sent to Vault whose answer never came: it may or may not have been applied.
+
+    Read the current version, then retry with check-and-set so it cannot apply twice.
+    """
+
+    http_status = 504
+    code = "outcome_unknown"
+    exit_code = 7
 
 
 def _all_subclasses(cls: type[SecretsdError]) -> list[type[SecretsdError]]:

@@ -39,6 +39,7 @@ from secretsd.errors import (
     Forbidden,
     InvalidInput,
     NotFound,
+    OutcomeUnknown,
     PayloadTooLarge,
     SecretsdError,
     Unauthenticated,
@@ -62,7 +63,7 @@ _STATUS_CLASSES: dict[int, type[SecretsdError]] = {
     422: ValidationFailed,
     502: Unavailable,
     503: Unavailable,
-    504: Unavailable,
+    504: OutcomeUnknown,  # a gateway gave up waiting: a write may still have landed
 }
 
 

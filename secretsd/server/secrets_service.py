@@ -16,8 +16,7 @@ from typing import Any, TypeVar
 
 import orjson
 
-from secretsd.backends.base import SecretMetadata, SecretVersion, secret_to_json
-from secretsd.backends.vault import VaultBackend
+from secretsd.backends.base import SecretMetadata, SecretVersion, ServedBackend, secret_to_json
 from secretsd.cache import CacheEntry, CacheKey, ReadCache
 from secretsd.changes import Change, ChangeFeed
 from secretsd.errors import NotFound, SecretsdError, VaultUnavailable
@@ -47,7 +46,7 @@ class ReadResult:
 class SecretsService:
     def __init__(
         self,
-        backend: VaultBackend,
+        backend: ServedBackend,
         cache: ReadCache | None,
         feed: ChangeFeed,
         metrics: Metrics,

@@ -15,7 +15,7 @@ from secretsd.audit import AuditEvent, AuditLog
 from secretsd.auth.approle import AppRoleStore, LoginRefused
 from secretsd.auth.kubernetes import KubernetesAuth
 from secretsd.auth.tokens import Identity, IssuedToken, TokenStore, hash_token
-from secretsd.backends.vault import VaultBackend
+from secretsd.backends.base import ServedBackend
 from secretsd.changes import Change, ChangeFeed
 from secretsd.config import Settings
 from secretsd.db.engine import database_errors
@@ -136,7 +136,7 @@ class AppState:
         self,
         settings: Settings,
         engine: Engine,
-        backend: VaultBackend,
+        backend: ServedBackend,
         metrics: Metrics,
     ) -> None:
         from secretsd.cache import ReadCache
