@@ -90,6 +90,8 @@ class Settings(BaseSettings):
 
     # Read cache and change detection.
     cache_enabled: bool = True
+    # Answer plain reads below the framework (same decision as the route; off for comparison).
+    fast_read: bool = True
     cache_ttl: float = Field(default=1.0, ge=0)
     watch_interval: float = Field(default=0.5, gt=0)
     max_wait: float = Field(default=60.0, gt=0, le=3600)

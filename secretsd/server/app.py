@@ -113,8 +113,10 @@ def create_app(settings: Settings) -> FastAPI:
         health,
     ):
         app.include_router(module.router)
+    # The fast path sits inside RequestMiddleware (added last = outermost), so request
+    # ids, metrics and headers are the same whichever path answers.
+    app.add_middleware(FastReadMiddleware, enabled=settings.fast_read)
     app.add_middleware(RequestMiddleware, metrics=metrics, max_body_bytes=settings.max_body_bytes)
-    app.add_middleware(FastReadMiddleware, metrics=metrics)  # outermost: added last
     return app
 
 

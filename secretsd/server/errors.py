@@ -12,7 +12,7 @@ from starlette.responses import Response
 
 from secretsd.errors import SecretsdError
 
-__all__ = ["error_response", "install_error_handlers"]
+__all__ = ["error_response", "install_error_handlers", "secretsd_error_response"]
 
 log = logging.getLogger(__name__)
 
@@ -39,6 +39,12 @@ def error_response(
     )
 
 
+def secretsd_error_response(error: SecretsdError) -> Response:
+    """The response for one of our errors (the fast path sends the very same)."""
+    headers = {"WWW-Authenticate": "Bearer"} if error.http_status == 401 else None
+    return error_response(error.http_status, error.code, error.message, headers)
+
+
 def _describe_validation(error: RequestValidationError) -> str:
     """Say which field is wrong and why, never echoing the submitted value."""
     problems = []
@@ -61,8 +67,7 @@ def _describe_validation(error: RequestValidationError) -> str:
 def install_error_handlers(app: FastAPI) -> None:
     async def secretsd_error(_request: Request, error: Exception) -> Response:
         assert isinstance(error, SecretsdError)
-        headers = {"WWW-Authenticate": "Bearer"} if error.http_status == 401 else None
-        return error_response(error.http_status, error.code, error.message, headers)
+        return secretsd_error_response(error)
 
     async def validation_error(_request: Request, error: Exception) -> Response:
         assert isinstance(error, RequestValidationError)
