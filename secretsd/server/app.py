@@ -67,6 +67,7 @@ def make_backend(settings: Settings, metrics: Metrics | None = None) -> VaultBac
         prefix=settings.vault_prefix,
         verify=verify,
         timeout=settings.vault_timeout,
+        probe_interval=settings.vault_probe_interval,
         on_call=metrics.observe_vault if metrics is not None else None,
     )
 

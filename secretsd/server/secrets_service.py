@@ -21,6 +21,7 @@ from secretsd.cache import CacheEntry, CacheKey, ReadCache
 from secretsd.changes import Change, ChangeFeed
 from secretsd.errors import NotFound, SecretsdError, VaultUnavailable
 from secretsd.server.metrics import Metrics
+from secretsd.server.stale_store import StaleStore
 
 __all__ = ["ReadResult", "SecretsService", "secret_body"]
 
@@ -50,9 +51,11 @@ class SecretsService:
         cache: ReadCache | None,
         feed: ChangeFeed,
         metrics: Metrics,
+        stale: StaleStore | None = None,
     ) -> None:
         self.backend = backend
         self.cache = cache
+        self.stale = stale
         self.feed = feed
         self.metrics = metrics
         # Bound once: labels() takes a lock and builds a key on every call (hot path).
@@ -91,7 +94,28 @@ class SecretsService:
                 "revalidate", key, lambda: self._revalidate(key, entry)
             )
         self._cache_results["miss"].inc()
-        return ReadResult(await self._single_flight("fill", key, lambda: self._fill(key)))
+        try:
+            return ReadResult(await self._single_flight("fill", key, lambda: self._fill(key)))
+        except VaultUnavailable:
+            fallback = await self._last_known_good(key)
+            if fallback is None:
+                raise
+            return fallback
+
+    async def _last_known_good(self, key: CacheKey) -> ReadResult | None:
+        """Vault is down and this worker never read ``key``: what any worker read last."""
+        if self.stale is None or self.cache is None:
+            return None
+        generation = self.cache.generation(key[0])
+        entry = await self.stale.load(key)
+        if entry is None:
+            return None
+        # Cached as already expired: later reads here serve it stale without the
+        # database, and revalidate it against Vault as soon as Vault is back.
+        entry.checked_at = time.monotonic() - self.cache.ttl
+        self.cache.store(key, entry, generation)
+        self._cache_results["stale"].inc()
+        return ReadResult(entry, stale=True)
 
     async def _single_flight(self, kind: str, key: CacheKey, work: Callable[[], Awaitable[T]]) -> T:
         flight = (kind, key)
@@ -117,7 +141,8 @@ class SecretsService:
         generation = self.cache.generation(key[0])
         secret = await self.backend.aread(key[0], key[1])
         entry = CacheEntry(secret, secret_body(secret))
-        self.cache.store(key, entry, generation)
+        if self.cache.store(key, entry, generation) and self.stale is not None:
+            self.stale.remember(key, entry)
         return entry
 
     async def _revalidate(self, key: CacheKey, entry: CacheEntry) -> ReadResult:
@@ -132,6 +157,7 @@ class SecretsService:
             return ReadResult(entry, stale=True)
         except NotFound:
             self.cache.invalidate(path)
+            await self._forget_stale(path)
             raise
         wanted = version if version is not None else meta.current_version
         info = meta.version_info(wanted)
@@ -147,8 +173,13 @@ class SecretsService:
             self._cache_results["revalidated"].inc()
             return ReadResult(entry)
         self.cache.invalidate(path)
+        await self._forget_stale(path)  # e.g. the cached version was deleted in Vault
         self._cache_results["miss"].inc()
         return ReadResult(await self._fill(key))
+
+    async def _forget_stale(self, path: str) -> None:
+        if self.stale is not None:
+            await self.stale.forget(path)
 
     async def metadata(self, path: str) -> SecretMetadata:
         return await self.backend.ametadata(path)
@@ -176,6 +207,7 @@ class SecretsService:
         """
         change = Change("secret", path)
         self.feed.deliver_local(change)
+        await self._forget_stale(path)
         try:
             await asyncio.to_thread(self.feed.publish, change.kind, change.key)
         except SecretsdError as error:

@@ -25,6 +25,7 @@ from secretsd.policy import Policy, PolicySet, builtin_policies
 from secretsd.policy_store import PolicyStore
 from secretsd.server.metrics import Metrics
 from secretsd.server.secrets_service import SecretsService
+from secretsd.server.stale_store import StaleStore
 from secretsd.server.watch import WatchHub
 
 __all__ = ["AppState", "Caller", "audit_event", "ensure_admin_token"]
@@ -150,7 +151,12 @@ class AppState:
         self.feed = ChangeFeed(engine, settings.change_poll_interval)
         self.feed.subscribe(self._on_change)
         cache = ReadCache(settings.cache_ttl) if settings.cache_enabled else None
-        self.secrets = SecretsService(backend, cache, self.feed, metrics)
+        stale = (
+            StaleStore(engine, backend, settings.stale_max_age)
+            if cache is not None and settings.stale_max_age > 0
+            else None
+        )
+        self.secrets = SecretsService(backend, cache, self.feed, metrics, stale)
         self.watch = WatchHub(self.secrets, settings.watch_interval)
         self.audit_log = AuditLog(engine, settings.audit_file)
         self.policy_store = PolicyStore(engine)
@@ -186,12 +192,16 @@ class AppState:
         await asyncio.to_thread(self.feed.publish, kind, key)
 
     async def start(self) -> None:
+        if self.secrets.stale is not None:
+            await self.secrets.stale.load_key()
         await self.reload_policies()
         await self.audit_log.start()
         await self.feed.start()
 
     async def stop(self) -> None:
         await self.watch.close()
+        if self.secrets.stale is not None:
+            await self.secrets.stale.close()
         await self.feed.stop()
         await self.audit_log.stop()
         await self.backend.aclose()
