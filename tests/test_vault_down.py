@@ -163,9 +163,7 @@ def test_a_write_without_an_answer_is_outcome_unknown(
             eventually(lambda: admin.get("/v1/metadata/app/w").status_code == 200)
             # The client checks what landed, then writes with check-and-set.
             current = admin.get("/v1/metadata/app/w").json()["current_version"]
-            retry = admin.put(
-                "/v1/secrets/app/w", json={"data": {"k": "v2"}, "cas": current}
-            )
+            retry = admin.put("/v1/secrets/app/w", json={"data": {"k": "v2"}, "cas": current})
             assert retry.status_code == 200
             assert retry.json()["version"] == current + 1
     finally:
