@@ -169,3 +169,27 @@ def test_a_write_without_an_answer_is_outcome_unknown(
     finally:
         os.kill(own_bao.process.pid, signal.SIGCONT)
         server.stop()
+
+
+def test_the_sealing_key_is_never_served(
+    server: RunningServer, bao: Bao, vault_prefix: str
+) -> None:
+    """The key lives under the reserved ``sys/`` subtree: no route reads or indexes it."""
+    import hashlib
+
+    from secretsd.server.stale_store import KEY_PATH
+
+    stored = httpx.get(
+        f"{bao.addr}/v1/secret/data/{vault_prefix}/{KEY_PATH}",
+        headers={"X-Vault-Token": bao.root_token},
+    ).json()["data"]["data"]["key"]
+    digest = hashlib.sha256(stored.encode()).hexdigest()
+    with server.client() as admin:
+        admin.put("/v1/secrets/app/x", json={"data": {"k": "v"}})
+        assert admin.get(f"/v1/secrets/{KEY_PATH}").status_code == 400
+        assert admin.get(f"/v1/metadata/{KEY_PATH}").status_code == 400
+        resolved = admin.post("/v1/resolve", json={"refs": [f"secretsd://{KEY_PATH}#key"]})
+        assert "error" in resolved.json()["results"][0]
+        assert "sys/" not in admin.get("/v1/metadata", params={"list": "true"}).json()["keys"]
+        found = admin.post("/v1/values/hash-lookup", json={"prefixes": [digest[:5]]}).json()
+        assert digest not in found["hashes"]

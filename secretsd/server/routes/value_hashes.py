@@ -28,6 +28,7 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from secretsd.errors import NotFound, SecretsdError
 from secretsd.server.deps import CallerDep, StateDep
+from secretsd.server.schemas import RESERVED_TOP
 from secretsd.server.state import AppState
 
 __all__ = ["PREFIX_LENGTH", "HashLookupRequest", "ValueHashIndex", "router"]
@@ -84,6 +85,8 @@ class ValueHashIndex:
             prefix = pending.pop()
             for name in await self._state.secrets.list(prefix):
                 child = f"{prefix}/{name}" if prefix else name
+                if child == f"{RESERVED_TOP}/":
+                    continue  # secretsd's own keys (e.g. the stale store's) are never indexed
                 if child.endswith("/"):
                     pending.append(child.rstrip("/"))
                 else:
