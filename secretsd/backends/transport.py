@@ -228,7 +228,7 @@ class VaultTransport:
                 "subtree"
             )
         if status in _DOWN_STATUSES:
-            return self._trip(f"is sealed or down (HTTP {status}) while {doing} {path!r}")
+            return self._trip(f"is sealed or down (HTTP {status})", doing, path)
         if status == 501:
             return VaultUnavailable(f"Vault at {self.addr} is not initialised; initialise it")
         return VaultUnavailable(
@@ -239,20 +239,22 @@ class VaultTransport:
         """A call that got no answer. A write may still have been applied: say so."""
         sent = not _never_sent(error)
         if method.upper() in _MUTATING and sent:
-            self._trip(f"did not answer while {doing} {path!r}")
+            self._trip("did not answer a write", doing, path)
             return OutcomeUnknown(
                 f"Vault at {self.addr} did not answer in time while {doing} {path!r}: the "
                 "change may or may not have been applied. Read the secret's versions once "
                 "Vault is back, then retry with check-and-set (cas=<current version>) so "
                 "it cannot apply twice"
             )
-        reason = "timed out" if _is_timeout(error) else "is unreachable"
-        return self._trip(f"{reason} while {doing} {path!r}")
+        return self._trip("timed out" if _is_timeout(error) else "is unreachable", doing, path)
 
     # -- circuit breaker ------------------------------------------------------
 
-    def _trip(self, reason: str) -> VaultUnavailable:
-        """Mark Vault down (starting the probe) and return the error for this call."""
+    def _trip(self, reason: str, doing: str, path: str) -> VaultUnavailable:
+        """Mark Vault down (starting the probe) and return the error for this call.
+
+        The remembered reason names no path: other callers' errors quote it.
+        """
         with self._breaker_lock:
             if self._down is None and self._breaker:
                 self._down = reason
@@ -265,7 +267,8 @@ class VaultTransport:
                         target=self._probe_loop, name="secretsd-vault-probe", daemon=True
                     )
                     self._probe_thread.start()
-        return VaultUnavailable(f"Vault at {self.addr} {reason}; retry later")
+        where = (f" while {doing}" if doing else "") + (f" {path!r}" if path else "")
+        return VaultUnavailable(f"Vault at {self.addr} {reason}{where}; retry later")
 
     @property
     def known_down(self) -> bool:

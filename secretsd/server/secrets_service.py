@@ -1,8 +1,11 @@
 """Reads through the cache, writes that invalidate everywhere, for the routes.
 
-The backend is synchronous (hvac), so every Vault call runs in a worker
-thread. Concurrent misses or revalidations of one path share a single Vault
-call (single flight), so a burst of readers costs Vault one request.
+Reads run on the event loop (the backend's async reads); writes and listings
+run the synchronous backend in a worker thread. Concurrent misses or
+revalidations of one path share a single Vault call (single flight), so a
+burst of readers costs Vault one request. While Vault is down, a cached entry
+is served stale, and a miss falls back to the shared last-known-good copy
+(:mod:`secretsd.server.stale_store`) that any worker or replica stored.
 """
 
 from __future__ import annotations
