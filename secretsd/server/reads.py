@@ -31,7 +31,7 @@ __all__ = [
     "record",
 ]
 
-_STALE_WARNING = '110 secretsd "Response is Stale: Vault is unavailable"'
+_STALE_WARNING = b'110 secretsd "Response is Stale: Vault is unavailable"'
 
 
 @dataclass(frozen=True, slots=True)
@@ -121,8 +121,34 @@ async def record(state: AppState, decision: ReadDecision) -> None:
     state.metrics.audit_records.inc()
 
 
+class _Prepared(Response):
+    """A response whose header bytes are built here once, for the route and the fast path.
+
+    Starlette's ``Response.__init__`` would build the same list from a dict on
+    every read; the hot path skips that, and both paths send identical bytes.
+    """
+
+    def __init__(self, status: int, headers: list[tuple[bytes, bytes]], body: bytes = b"") -> None:
+        self.status_code = status
+        self.body = body
+        self.background = None
+        self.raw_headers = headers
+
+
 def not_modified(version: int) -> Response:
-    return Response(status_code=304, headers={"ETag": f'"{version}"', "Cache-Control": "no-store"})
+    return _Prepared(304, [(b"etag", b'"%d"' % version), (b"cache-control", b"no-store")])
+
+
+def _secret_response(result: ReadResult) -> Response:
+    body = result.entry.body
+    headers = [(b"etag", b'"%d"' % result.secret.version), (b"cache-control", b"no-store")]
+    if result.stale:
+        headers += [(b"x-secretsd-stale", b"true"), (b"warning", _STALE_WARNING)]
+    headers += [
+        (b"content-length", b"%d" % len(body)),
+        (b"content-type", b"application/json"),
+    ]
+    return _Prepared(200, headers, body)
 
 
 async def answer(
@@ -143,8 +169,4 @@ async def answer(
     assert result is not None
     if decision.not_modified:
         return not_modified(result.secret.version)
-    headers = {"ETag": f'"{result.secret.version}"', "Cache-Control": "no-store"}
-    if result.stale:
-        headers["X-Secretsd-Stale"] = "true"
-        headers["Warning"] = _STALE_WARNING
-    return Response(content=result.entry.body, media_type="application/json", headers=headers)
+    return _secret_response(result)
