@@ -42,6 +42,9 @@ def error_response(
 def secretsd_error_response(error: SecretsdError) -> Response:
     """The response for one of our errors (the fast path sends the very same)."""
     headers = {"WWW-Authenticate": "Bearer"} if error.http_status == 401 else None
+    retry_after = getattr(error, "retry_after", None)
+    if retry_after is not None:
+        headers = {"Retry-After": str(retry_after)}
     return error_response(error.http_status, error.code, error.message, headers)
 
 
