@@ -23,11 +23,13 @@ import re
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
+from starlette.requests import Request
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from secretsd.errors import SecretsdError
 from secretsd.ref import is_valid_path
 from secretsd.server import reads
+from secretsd.server.deps import client_address, request_id
 from secretsd.server.errors import secretsd_error_response
 from secretsd.server.schemas import RESERVED_TOP
 from secretsd.server.state import Caller
@@ -94,10 +96,8 @@ class FastReadMiddleware:
         identity = state.authenticator.peek(token[7:].strip().decode("latin-1"))
         if identity is None:
             return False
-        peer = scope.get("client")
-        caller = Caller(
-            identity, peer[0] if peer else "", str(scope.get("secretsd.request_id", ""))
-        )
+        request = Request(scope)  # the route's own helpers say who and where from
+        caller = Caller(identity, client_address(request), request_id(request))
         scope["route"] = _ROUTE_LABEL  # RequestMiddleware's metrics label it like the route
         known = reads.parse_if_none_match(etag.decode("latin-1")) if etag else None
         try:

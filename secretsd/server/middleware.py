@@ -7,8 +7,8 @@ template, so ``/v1/secrets/{path:path}`` is one series, not one per secret.
 
 from __future__ import annotations
 
+import os
 import time
-import uuid
 from typing import Any
 
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
@@ -35,7 +35,7 @@ class RequestMiddleware:
             await self.app(scope, receive, send)
             return
         started = time.perf_counter()
-        request_id = _incoming_request_id(scope) or uuid.uuid4().hex
+        request_id = _incoming_request_id(scope) or os.urandom(16).hex()
         scope["secretsd.request_id"] = request_id
         status = 500
         limit = self.max_body_bytes

@@ -96,7 +96,7 @@ async def decide(
             detail=detail,
         )
 
-    if not state.decide(caller.identity.policies, "read", path):
+    if not state.allowed(caller, "read", path):
         return ReadDecision(
             event("denied", version, "no policy allows"), error=forbidden(caller, "read", path)
         )
