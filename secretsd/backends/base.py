@@ -8,7 +8,7 @@ protocol remotely, so importers and ``secretsd run`` can target either.
 from __future__ import annotations
 
 import base64
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
@@ -234,6 +234,14 @@ class ServedBackend(Backend, Protocol):
     @property
     def known_down(self) -> bool:
         """True while the store is known to be down (calls fail at once)."""
+        ...
+
+    def on_down(self, callback: Callable[[], None]) -> None:
+        """Register ``callback``, called from any thread when the store is found down."""
+        ...
+
+    def mark_down(self, reason: str) -> None:
+        """Someone else found the store down: fail fast until it answers again."""
         ...
 
     def login(self) -> None: ...

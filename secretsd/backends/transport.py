@@ -121,6 +121,8 @@ class VaultTransport:
         self._down_since = 0.0
         self._breaker_lock = threading.Lock()
         self._probe_thread: threading.Thread | None = None
+        #: Called (from any thread) when this transport finds Vault down by itself.
+        self.on_down: Callable[[], None] | None = None
 
     # -- the error table ----------------------------------------------------
 
@@ -176,6 +178,18 @@ class VaultTransport:
 
         The remembered reason names no path: other callers' errors quote it.
         """
+        if self._open(reason) and self.on_down is not None:
+            self.on_down()
+        where = (f" while {doing}" if doing else "") + (f" {path!r}" if path else "")
+        return VaultUnavailable(f"Vault at {self.addr} {reason}{where}; retry later")
+
+    def mark_down(self, reason: str) -> None:
+        """Another worker or replica found Vault down: fail fast here too until the probe
+        (ours) sees it answer, instead of each worker waiting out its own timeout."""
+        self._open(reason)
+
+    def _open(self, reason: str) -> bool:
+        """Open the breaker and start the probe; False if it was open already (or disabled)."""
         with self._breaker_lock:
             if self._down is None and self._breaker:
                 self._down = reason
@@ -188,8 +202,8 @@ class VaultTransport:
                         target=self._probe_loop, name="secretsd-vault-probe", daemon=True
                     )
                     self._probe_thread.start()
-        where = (f" while {doing}" if doing else "") + (f" {path!r}" if path else "")
-        return VaultUnavailable(f"Vault at {self.addr} {reason}{where}; retry later")
+                return True
+        return False
 
     @property
     def known_down(self) -> bool:

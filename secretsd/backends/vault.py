@@ -86,6 +86,14 @@ class VaultBackend:
         """True while the circuit breaker is open: calls fail at once."""
         return self.transport.known_down
 
+    def on_down(self, callback: Callable[[], None]) -> None:
+        """Call ``callback`` (from any thread) when this backend finds Vault down itself."""
+        self.transport.on_down = callback
+
+    def mark_down(self, reason: str) -> None:
+        """Another worker found Vault down: fail fast here too until our probe says otherwise."""
+        self.transport.mark_down(reason)
+
     def health(self) -> VaultHealth:
         return self.transport.health()
 

@@ -31,6 +31,10 @@ __all__ = ["ReadResult", "SecretsService", "secret_body"]
 T = TypeVar("T")
 log = logging.getLogger(__name__)
 
+#: Change-feed kind and key saying "Vault did not answer me" (see the transport's breaker).
+_VAULT = "vault"
+_DOWN = "down"
+
 
 def secret_body(secret: SecretVersion) -> bytes:
     """The JSON body of ``GET /v1/secrets/{path}``, built once per cached version."""
@@ -69,11 +73,33 @@ class SecretsService:
         self._inflight: dict[tuple[str, CacheKey], asyncio.Future[Any]] = {}
         self._change_listeners: list[Callable[[str], None]] = []
         feed.subscribe(self._on_change)
+        self._loop = asyncio.get_running_loop()
+        self._publishing: set[asyncio.Task[None]] = set()
+        backend.on_down(self._vault_down_here)
+
+    def _vault_down_here(self) -> None:
+        """Called from whichever thread saw Vault fail; hop onto the event loop."""
+        self._loop.call_soon_threadsafe(self._tell_vault_down)
+
+    def _tell_vault_down(self) -> None:
+        """This worker found Vault down: every other worker and replica fails fast at once."""
+        task = asyncio.create_task(self._publish(Change(_VAULT, _DOWN)))
+        self._publishing.add(task)
+        task.add_done_callback(self._publishing.discard)
+
+    async def _publish(self, change: Change) -> None:
+        try:
+            await asyncio.to_thread(self.feed.publish, change.kind, change.key)
+        except SecretsdError as error:
+            log.warning("could not tell other workers that Vault is down: %s", error.message)
 
     def on_secret_change(self, listener: Callable[[str], None]) -> None:
         self._change_listeners.append(listener)
 
     def _on_change(self, change: Change) -> None:
+        if change.kind == _VAULT and change.key == _DOWN:
+            self.backend.mark_down("was found down by another secretsd worker or replica")
+            return
         if change.kind != "secret":
             return
         if self.cache is not None:
