@@ -160,16 +160,27 @@ class VaultTransport:
 
     def network_error(self, error: BaseException, method: str, doing: str, path: str) -> Exception:
         """A call that got no answer. A write may still have been applied: say so."""
-        sent = not _never_sent(error)
-        if method.upper() in _MUTATING and sent:
-            self._trip("did not answer a write", doing, path)
+        timed_out = _is_timeout(error)
+        if method.upper() in _MUTATING and not _never_sent(error):
+            if timed_out:  # a dropped connection alone does not prove Vault is down
+                self._trip("did not answer a write in time", doing, path)
             return OutcomeUnknown(
-                f"Vault at {self.addr} did not answer in time while {doing} {path!r}: the "
-                "change may or may not have been applied. Read the secret's versions once "
-                "Vault is back, then retry with check-and-set (cas=<current version>) so "
-                "it cannot apply twice"
+                f"Vault at {self.addr} sent no answer while {doing} {path!r}: the change may "
+                "or may not have been applied. Read the secret's versions once Vault is back, "
+                "then retry (a write with check-and-set, cas=<current version>, so it cannot "
+                "apply twice)"
             )
-        return self._trip("timed out" if _is_timeout(error) else "is unreachable", doing, path)
+        return self._trip("timed out" if timed_out else "is unreachable", doing, path)
+
+    @staticmethod
+    def _retry_read(error: BaseException, method: str, attempt: int) -> bool:
+        """A read that lost a reused connection (closed while idle) is sent again, once."""
+        return (
+            attempt == 1
+            and method.upper() not in _MUTATING
+            and not _is_timeout(error)
+            and not _never_sent(error)
+        )
 
     # -- circuit breaker ------------------------------------------------------
 
@@ -328,6 +339,8 @@ class VaultTransport:
                         continue
                     raise _as_error(error, doing, path) from None
                 except requests.exceptions.RequestException as failure:
+                    if self._retry_read(failure, method, attempt):
+                        continue
                     raise self.network_error(failure, method, doing, path) from None
             raise AssertionError("unreachable")  # pragma: no cover
         finally:
@@ -357,6 +370,8 @@ class VaultTransport:
                         raw = await answer.read()
                     body = orjson.loads(raw) if raw else {}
                 except (aiohttp.ClientError, TimeoutError, ValueError) as failure:
+                    if isinstance(failure, aiohttp.ServerDisconnectedError) and attempt == 1:
+                        continue  # a reused connection closed while idle: send it again, once
                     raise self.network_error(failure, "GET", doing, path) from None
                 if 200 <= status < 300:
                     return body
