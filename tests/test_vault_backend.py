@@ -222,3 +222,41 @@ def test_approle_login_and_renewal(bao: Bao, vault_prefix: str) -> None:
     )
     with pytest.raises(VaultUnavailable, match="denied secretsd's own token"):
         other.write("x", {"k": "v"})
+
+
+def test_a_write_cut_off_after_sending_is_outcome_unknown(bao: Bao, vault_prefix: str) -> None:
+    """A real socket that reads the request and hangs up: the write may have landed."""
+    import socket
+    import threading
+
+    from secretsd.errors import OutcomeUnknown
+
+    listener = socket.socket()
+    listener.bind(("127.0.0.1", 0))
+    listener.listen()
+    requests_seen: list[bytes] = []
+
+    def hang_up() -> None:
+        while True:
+            try:
+                connection, _ = listener.accept()
+            except OSError:
+                return
+            requests_seen.append(connection.recv(65536))
+            connection.close()
+
+    threading.Thread(target=hang_up, daemon=True).start()
+    backend = VaultBackend(bao.addr, VaultAuth(token=bao.root_token), prefix=vault_prefix)
+    backend.login()
+    backend.transport.client.url = f"http://127.0.0.1:{listener.getsockname()[1]}"
+    try:
+        with pytest.raises(OutcomeUnknown, match="may or may not have been applied"):
+            backend.write("cut", {"k": "v"})
+        assert len(requests_seen) == 1  # sent once, never retried
+        assert not backend.known_down  # a dropped connection is not proof Vault is down
+        with pytest.raises(VaultUnavailable):
+            backend.read("cut")
+        assert len(requests_seen) == 3  # a read is sent once more on a dropped connection
+    finally:
+        listener.close()
+        backend.close()
