@@ -19,14 +19,15 @@ never carry a secret value.
     ├── NotFound                        404  not_found           exit 3
     ├── Conflict                        409  conflict            exit 5
     │   └── CasMismatch                 409  cas_mismatch        exit 5
-    ├── Unavailable                     503  unavailable         exit 6
-    │   ├── VaultUnavailable            503  vault_unavailable   exit 6
-    │   ├── DatabaseUnavailable         503  database_unavailable exit 6
-    │   └── AuditUnavailable            503  audit_unavailable   exit 6
-    └── OutcomeUnknown                  504  outcome_unknown     exit 7
+    └── Unavailable                     503  unavailable         exit 6
+        ├── VaultUnavailable            503  vault_unavailable   exit 6
+        ├── DatabaseUnavailable         503  database_unavailable exit 6
+        ├── AuditUnavailable            503  audit_unavailable   exit 6
+        └── OutcomeUnknown              504  outcome_unknown     exit 7
 
-``OutcomeUnknown`` is deliberately not an ``Unavailable``: code that retries
-"unavailable" must not blindly retry a write that may already have landed.
+``OutcomeUnknown`` is the one ``Unavailable`` that must not be retried blindly:
+the write may already have landed (its own status, code and exit code say so;
+the SDK never retries it). Check the current version, then retry with cas.
 
 The status-to-class mapping is derived from this tree once
 (:func:`error_class_for_status`), and every boundary uses it: the service's
@@ -192,7 +193,7 @@ class AuditUnavailable(Unavailable):
     code = "audit_unavailable"
 
 
-class OutcomeUnknown(SecretsdError):
+class OutcomeUnknown(Unavailable):
     """A write sent to Vault whose answer never came: it may or may not have been applied.
 
     Read the current version, then retry with check-and-set so it cannot apply twice.
