@@ -24,8 +24,8 @@ from secretsd.errors import InvalidReference, ValidationFailed
 from secretsd.ref import parse_reference
 from secretsd.server.edge import EdgeMiddleware
 from secretsd.server.middleware import body_problem
+from secretsd.server.reads import parse_if_none_match
 from secretsd.server.routes.audit import _iso
-from secretsd.server.routes.secrets import parse_if_none_match
 from secretsd.server.schemas import parse_versions
 
 # Digits from every script, signs, separators, units and junk: what breaks naive parsers.

@@ -43,6 +43,7 @@ EXTRAS: dict[str, frozenset[str]] = {
             "prometheus_client",
             "orjson",
             "swagger_ui_bundle",
+            "cryptography",
         }
     ),
     "scan": frozenset({"git", "gitdb", "hyperscan"}),
