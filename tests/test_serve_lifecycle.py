@@ -103,9 +103,12 @@ def test_sigkill_of_serve_takes_its_workers_down_and_a_restart_works(
         assert time.monotonic() < deadline, "workers outlived their SIGKILLed parent"
         time.sleep(0.1)
 
-    _again, url, _ = start(tmp_path, "again", data_dir, 2, env, processes, port=port)
+    again, url, _ = start(tmp_path, "again", data_dir, 2, env, processes, port=port)
     with admin(url) as client:
         assert client.put("/v1/secrets/apps/x", json={"data": {"k": "v"}}).status_code == 200
+    # The killed parent's settings file (secrets inside) and metrics are cleaned up.
+    run = sorted(p.name for p in (data_dir / "run").iterdir())
+    assert run == [f"metrics-{again.pid}", f"settings-{again.pid}.json"]
 
 
 def test_workers_get_no_secrets_in_their_environment_and_files_are_private(
