@@ -20,7 +20,9 @@ from secretsd.cli import (
     doctor_cmd,
     injector_cmd,
     login_cmd,
+    migrate_cmd,
     policy_cmd,
+    recover_cmd,
     run_cmd,
     scan_cmd,
     serve_cmd,
@@ -43,6 +45,7 @@ app.add_typer(audit_cmd.app, name="audit")
 app.add_typer(token_cmd.app, name="token")
 app.add_typer(policy_cmd.app, name="policy")
 app.add_typer(approle_cmd.app, name="approle")
+app.command("recover-admin")(recover_cmd.recover_admin)
 app.command("login")(login_cmd.login)
 app.command("logout")(login_cmd.logout)
 app.command("get")(client_cmds.get)
@@ -57,6 +60,7 @@ app.command(
     context_settings={"allow_interspersed_args": False, "ignore_unknown_options": True},
 )(run_cmd.run)
 app.command("scan")(scan_cmd.scan)
+app.add_typer(migrate_cmd.app, name="migrate")
 app.add_typer(agent_cmd.app, name="agent")
 app.command("injector")(injector_cmd.injector)
 app.command("consumers")(consumers_cmd.consumers)

@@ -45,6 +45,9 @@ class Token(Base):
     renewable: Mapped[bool] = mapped_column(Boolean, default=True)
     revoked_at: Mapped[float | None] = mapped_column(Float, nullable=True)
     meta: Mapped[str] = mapped_column(Text, default="{}")  # JSON object
+    # The token that created this one (None: bootstrap, logins, break-glass);
+    # revoking a token revokes every token below it.
+    parent_accessor: Mapped[str | None] = mapped_column(String(64), nullable=True, index=True)
 
 
 class AuditRecord(Base):

@@ -13,7 +13,7 @@ import sqlalchemy as sa
 from alembic import op
 
 revision = "0005"
-down_revision = "0006"  # after main's 0006 (the lead re-chains revisions at merge)
+down_revision = "0004"  # chain: 0003 -> 0006 -> 0004 -> 0005
 branch_labels = None
 depends_on = None
 
