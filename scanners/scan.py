@@ -16,13 +16,18 @@ from typing import TYPE_CHECKING, Any
 
 from secretsd.scanners.model import Finding, Fragment
 
+from secretsd.errors import InvalidInput
+
 if TYPE_CHECKING:  # imported inside run_scan: git starts before the rules load
     from secretsd.scanners.config import ScanConfig
     from secretsd.scanners.engine import Engine
 
-__all__ = ["MODES", "ScanRequest", "ScanResult", "run_scan"]
+__all__ = ["CONFIDENCE_RANK", "DEFAULT_CONFIDENCE", "MODES", "ScanRequest", "ScanResult", "run_scan"]
 
-MODES = ("tree", "staged", "range", "history")
+MODES = ("tree", "staged", "range", "history", "image")
+#: Confidence tiers, weakest first; ``--confidence`` is a floor.
+CONFIDENCE_RANK = {"low": 0, "medium": 1, "high": 2}
+DEFAULT_CONFIDENCE = "medium"
 
 
 @dataclass
@@ -40,6 +45,7 @@ class ScanRequest:
     progress: Callable[[int, int], None] | None = None
     config: ScanConfig | None = None
     managed: Any = None  # a managed.HashLookupClient: also flag values stored in secretsd
+    confidence: str | None = None  # the floor; None: the config's, else "medium"
 
 
 @dataclass
@@ -109,8 +115,18 @@ def run_scan(request: ScanRequest, engine: Engine | None = None) -> ScanResult:
     if engine is None:
         from secretsd.scanners.engine import Engine
 
-        engine = Engine(config.rules, matcher=request.matcher)
-    counts = {"allowlisted": 0, "baseline": 0, "test_paths": 0, "duplicates": 0}
+        engine = Engine(config.rules, matcher=request.matcher, filters=config.filters)
+    floor = request.confidence or config.confidence or DEFAULT_CONFIDENCE
+    if floor not in CONFIDENCE_RANK:
+        raise InvalidInput(f"--confidence {floor!r} is not known; use low, medium or high")
+    floor_rank = CONFIDENCE_RANK[floor]
+    counts = {
+        "allowlisted": 0,
+        "baseline": 0,
+        "test_paths": 0,
+        "duplicates": 0,
+        "below_confidence": 0,
+    }
     seen: set[str] = set()
     oldest: dict[str, Finding] = {}
     findings: list[Finding] = []
@@ -123,6 +139,9 @@ def run_scan(request: ScanRequest, engine: Engine | None = None) -> ScanResult:
         if request.managed is not None:
             pool.extend(candidates(fragment))
         for finding in found:
+            if CONFIDENCE_RANK[finding.confidence] < floor_rank:
+                counts["below_confidence"] += 1
+                continue
             if git_mode and not config.path_allowed(finding.path):
                 counts["allowlisted"] += 1
                 continue
@@ -180,6 +199,7 @@ def run_scan(request: ScanRequest, engine: Engine | None = None) -> ScanResult:
             "suppressed": counts,
             "findings": len(findings),
             "rules": len(config.rules),
+            "confidence": floor,
             "matcher": engine.matcher.name,
             "seconds": round(elapsed, 4),
             "mb_per_s": round(scanned / 1e6 / elapsed, 2) if elapsed > 0 else 0.0,
