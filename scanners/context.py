@@ -24,12 +24,12 @@ __all__ = [
     "DEFAULT_FILTERS",
     "TIERS",
     "Filters",
-    "lower_tier",
     "is_code_path",
     "is_test_path",
     "judge_assignment",
     "judge_token",
     "judge_uri_password",
+    "lower_tier",
     "shannon_entropy",
 ]
 
@@ -260,7 +260,15 @@ DEFAULT_EXAMPLE_HOSTS = (
     "your-host",
     "yourhost",
 )
-_LOCAL_HOSTS = ("localhost", "127.0.0.1", "0.0.0.0", "::1", "[::1]", ".localhost", ".local")
+_LOCAL_HOSTS = (
+    "localhost",
+    "127.0.0.1",
+    "0.0.0.0",  # noqa: S104 - a host name to recognise, not a bind
+    "::1",
+    "[::1]",
+    ".localhost",
+    ".local",
+)
 
 
 @dataclass(frozen=True)

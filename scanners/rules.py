@@ -266,9 +266,7 @@ def _examples(raw: Any, where: str, name: str) -> tuple[Example, ...]:
             confidence = item.get("confidence")
             if confidence is not None and confidence not in CONFIDENCES:
                 raise ConfigError(f"{where}: examples.{name} confidence must be low|medium|high")
-            found.append(
-                Example(item["text"], str(item.get("path", "example.txt")), confidence)
-            )
+            found.append(Example(item["text"], str(item.get("path", "example.txt")), confidence))
         else:
             raise ConfigError(
                 f"{where}: each examples.{name} entry is a string or {{text, path, confidence}}"

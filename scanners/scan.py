@@ -22,7 +22,14 @@ if TYPE_CHECKING:  # imported inside run_scan: git starts before the rules load
     from secretsd.scanners.config import ScanConfig
     from secretsd.scanners.engine import Engine
 
-__all__ = ["CONFIDENCE_RANK", "DEFAULT_CONFIDENCE", "MODES", "ScanRequest", "ScanResult", "run_scan"]
+__all__ = [
+    "CONFIDENCE_RANK",
+    "DEFAULT_CONFIDENCE",
+    "MODES",
+    "ScanRequest",
+    "ScanResult",
+    "run_scan",
+]
 
 MODES = ("tree", "staged", "range", "history", "image")
 #: Confidence tiers, weakest first; ``--confidence`` is a floor.
