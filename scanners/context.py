@@ -108,7 +108,7 @@ _NOT_SECRET_WORDS = _words(
     bits limit cost rounds iterations description desc doc docs example sample test mock
     stub regexp selector xpath locator event events callback status state flag flags option
     options setting settings config conf cfg spec def ref reference arn source src target
-    dest destination hash hashed digest salt nonce uuid guid fingerprint checksum encrypted
+    dest destination hash hashed digest salt uuid guid fingerprint checksum encrypted
     enc cipher ciphertext sha md5 crc etag commit revision key_id keyid lookup getter setter
     fn func function cls default defaults encode decode join split replace strip lower upper
     startswith endswith find helper mgr"""
@@ -140,6 +140,14 @@ _CREDENTIAL_STEMS = (
     "jwt",
     "bearer",
     "sas",
+    "nonce",
+    "seed",
+)
+#: Words before ``key`` that make it a data-structure key, not a credential.
+_DATA_KEY_WORDS = _words(
+    """cache primary foreign sort partition hash range row unique lookup map dict translation
+    i18n message storage object file bucket redis idempotency dedup dedupe group composite
+    natural surrogate index sharding shard routing ssh host signing_public verify kid"""
 )
 _KEY_SPLIT = re.compile(r"[^A-Za-z0-9]+|(?<=[a-z0-9])(?=[A-Z])")
 
@@ -162,6 +170,8 @@ def _key_is_about_secret(key: str) -> bool:
     if not _names_a_credential(words):
         return True
     if words[-1] in _NOT_SECRET_WORDS:
+        return True
+    if words[-1] == "key" and len(words) >= 2 and words[-2] in _DATA_KEY_WORDS:
         return True
     return any(w in _ABOUT_WORDS for w in words)
 
@@ -507,7 +517,8 @@ def judge_assignment(
         return None  # human text and identifiers: user-password, Invalid_token
     if keyed and _IDENTIFIER.fullmatch(value) and not any(c.isdigit() for c in value):
         return None
-    if _CAMEL.fullmatch(value) and kind != "password" and len(value) < 24:
+    digits = sum(c.isdigit() for c in value)
+    if _CAMEL.fullmatch(value) and kind != "password" and len(value) < 24 and digits <= 2:
         return None
     if any(c in value for c in "()[]") or (
         _DOTTED.fullmatch(value)

@@ -55,6 +55,7 @@ class Engine:
         self.rules = rules
         self.filters = filters
         self._rules = rules.rules
+        self._order = {rule.id: index for index, rule in enumerate(rules.rules)}
         self.matcher: Matcher = make_matcher(self._rules, rules.fingerprint(), matcher)
 
     # -- per-kind checks ----------------------------------------------------
@@ -184,7 +185,8 @@ class Engine:
         hits = self._matches(fragment)
         if not hits:
             return []
-        hits.sort(key=lambda h: (h.start, -h.rule.priority, -(h.end - h.start)))
+        order = self._order
+        hits.sort(key=lambda h: (h.start, -h.rule.priority, -(h.end - h.start), order[h.rule.id]))
         kept: list[_Hit] = []
         for hit in hits:
             clash = next(
@@ -193,10 +195,11 @@ class Engine:
             )
             if clash is None:
                 kept.append(hit)
-            elif (hit.rule.priority, hit.end - hit.start) > (
+            elif (hit.rule.priority, hit.end - hit.start, -order[hit.rule.id]) > (
                 clash.rule.priority,
                 clash.end - clash.start,
-            ):
+                -order[clash.rule.id],
+            ):  # the most specific rule wins; on a tie, the first in the rules file
                 kept[kept.index(clash)] = hit
         data = fragment.data
         findings: list[Finding] = []
