@@ -12,11 +12,10 @@ import random
 from pathlib import Path
 
 from conftest import git
-from test_engine import POSITIVES
-
 from secretsd.scanners.model import Finding
 from secretsd.scanners.rules import load_default_rules
 from secretsd.scanners.scan import ScanRequest, run_scan
+from test_engine import POSITIVES
 
 
 def _pem(seed: int, lines: int = 26) -> str:
