@@ -225,6 +225,7 @@ _ARTICLE_STEM = re.compile(
 )
 _VERSIONISH = re.compile(r"\d+(?:\.\d+)+")
 _MODULE_REF = re.compile(r"[A-Za-z_][\w.-]*:[A-Za-z_][\w.]*")
+_NAME_LIKE = re.compile(r"[A-Za-z][A-Za-z_-]*")
 _CREDENTIAL_WORD = re.compile(r"(?i)pass(?:word|wd)?|secret|token|apikey|api_key|credential")
 # Calls whose argument *is* the value (wrappers); any other call's argument is not.
 _WRAPPER_CALLS = frozenset(
@@ -487,7 +488,7 @@ def judge_assignment(
     if op.strip() == ",":
         # ("password", "salt", 64) is a data tuple; set("password", "x") is a key/value call.
         before_key = line[: max(0, line.find(key))].rstrip().rstrip("\"'")
-        if not re.search(r"[\w\]]\s*\(\s*$|\bdefine\s*\(\s*$", before_key):
+        if not re.search(r"[\w\]]\(\s*$|\bdefine\s*\(\s*$", before_key):  # prose: "word ("
             return None
         if re.match(r"[A-Z][a-z0-9]+[A-Z]|[A-Z]{2,}[a-z]", key):
             return None  # MovedAttribute("HTTPPasswordMgr", ...): a class name, not a key
@@ -499,7 +500,9 @@ def judge_assignment(
         name = call.group(1).rsplit(".", 1)[-1].lower()
         if name not in _WRAPPER_CALLS:
             return None  # password = hash_password("..."): an argument, not the value
-    if _MODULE_REF.fullmatch(value) or (value.isalpha() and _CREDENTIAL_WORD.search(value)):
+    if _MODULE_REF.fullmatch(value) or (
+        _NAME_LIKE.fullmatch(value) and _CREDENTIAL_WORD.search(value)
+    ):
         return None  # "pkg.module:main", "challengePassword"
     key_low = key.lower()
     if value.lower() == key_low or value.lower() in key_low.replace("-", "_").split("_"):
