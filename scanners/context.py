@@ -542,7 +542,7 @@ def judge_assignment(
         if entropy < min_entropy:
             return None
         if weak or (value.isalpha() and value.islower()) or len(value) < 6 or entropy < 2.3:
-            return "low"
+            return None if filters.weak_passwords == "drop" else "low"
         return tier
     # generic secrets/tokens/api keys: must look machine-made.
     if entropy < max(min_entropy, 2.8):
