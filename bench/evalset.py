@@ -59,11 +59,17 @@ class Values:
         rng = self.rng
         shape = rng.randrange(4)
         if shape == 0:
-            return self.pick(self.words).capitalize() + str(rng.randrange(10, 2030)) + rng.choice("!@#$%")
+            return (
+                self.pick(self.words).capitalize()
+                + str(rng.randrange(10, 2030))
+                + rng.choice("!@#$%")
+            )
         if shape == 1:
             return self.s(rng.randrange(10, 18), ALNUM + "!#%^&*-_")
         if shape == 2:
-            return self.pick(self.words) + self.s(2, string.digits) + self.pick(self.words).upper()[:3]
+            return (
+                self.pick(self.words) + self.s(2, string.digits) + self.pick(self.words).upper()[:3]
+            )
         return self.s(12, ALNUM)
 
     def weak_password(self) -> str:
@@ -177,7 +183,9 @@ class Values:
         )
 
     def example_host(self) -> str:
-        return self.pick(["db.example.com", "cache.example.org", "mq.test", "api.invalid", "db.example"])
+        return self.pick(
+            ["db.example.com", "cache.example.org", "mq.test", "api.invalid", "db.example"]
+        )
 
     def bad_github(self) -> str:
         token = self.github()

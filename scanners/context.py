@@ -57,7 +57,7 @@ _PLACEHOLDER_WORDS = tuple(
 _WEAK_WORDS = tuple(
     _words(
         """sample dummy fake mock todo fixme foobar lorem mysecret my_secret mypassword
-    my_password xyz123 abc123xyz test"""
+    my_password xyz123 abc123xyz"""
     )
 )
 #: Whole values that are type names, keywords or field names, never a credential.
@@ -225,6 +225,19 @@ _ARTICLE_STEM = re.compile(
 )
 _VERSIONISH = re.compile(r"\d+(?:\.\d+)+")
 _MODULE_REF = re.compile(r"[A-Za-z_][\w.-]*:[A-Za-z_][\w.]*")
+_PASSWORD_NAME = re.compile(r"(?i)pass|pwd|psw|contrase|motdepasse")
+_BASE64ISH = re.compile(r"[A-Za-z0-9+/_-]{20,}={0,2}")
+
+
+def _looks_base64(value: str) -> bool:
+    """``/a3s8bn2D...=``: random base64 that happens to start with a slash, not a path."""
+    return (
+        _BASE64ISH.fullmatch(value) is not None
+        and _char_classes(value) >= 3
+        and shannon_entropy(value) >= 4.0
+    )
+
+
 _NAME_LIKE = re.compile(r"[A-Za-z][A-Za-z_-]*")
 _CREDENTIAL_WORD = re.compile(r"(?i)pass(?:word|wd)?|secret|token|apikey|api_key|credential")
 # Calls whose argument *is* the value (wrappers); any other call's argument is not.
@@ -333,7 +346,7 @@ def _is_placeholder(value: str, filters: Filters = DEFAULT_FILTERS) -> bool:
 def _is_weak(value: str) -> bool:
     """A real but guessable or fixture-looking value (``admin``, ``fake-pw-123``)."""
     low = value.lower()
-    if low in _WEAK_EXACT or low.strip("_-.*!0123456789") in _WEAK_EXACT:
+    if low in _WEAK_EXACT:
         return True
     return any(word in low for word in _WEAK_WORDS)
 
@@ -511,7 +524,7 @@ def judge_assignment(
         return None
     if _UUID.fullmatch(value):
         return None if filters.uuid_values == "drop" else "low"
-    if _PATHLIKE.search(value):
+    if _PATHLIKE.search(value) and not _looks_base64(value):
         return None
     if " " in value or "\t" in value:
         return None
@@ -535,7 +548,7 @@ def judge_assignment(
         return None
     entropy = shannon_entropy(value)
     if kind == "password":
-        if _is_hash_or_uuid(value):
+        if _is_hash_or_uuid(value) and (not keyed or _PASSWORD_NAME.search(key)):
             return "low"  # a password field holding a digest: more likely a hash than a password
         if value.isalpha() and value.islower() and len(value) > 14:
             return None  # a long lower-case word is a name, not a password
