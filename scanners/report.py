@@ -82,9 +82,13 @@ def to_text(
         lines.append(f"    fingerprint {f.fingerprint}")
     count = len(findings)
     mode = stats.get("mode", "tree")
+    image = stats.get("image") or {}
     scanned = (
         f"{stats.get('commits', 0)} commit(s)"
         if mode in ("range", "history")
+        else f"{stats.get('files', 0)} file(s) in {image.get('layers', 0)} layer(s) of image "
+        f"{image.get('name', '')} ({image.get('id', '')[:19]})"
+        if mode == "image"
         else f"{stats.get('files', 0)} file(s)"
         if mode == "tree"
         else "the staged changes"

@@ -105,6 +105,13 @@ def run_scan(request: ScanRequest, engine: Engine | None = None) -> ScanResult:
         if target.is_file():
             root = target.parent
         fragments = tree.fragments()
+    elif request.mode == "image":
+        from secretsd.scanners.sources.image import ImageSource
+
+        root = target.parent
+        config = _config(request, Path.cwd())
+        image_source = ImageSource(target, max_file_size=config.max_file_size, stats=skip)
+        fragments = image_source.fragments()
     else:
         from secretsd.scanners.sources.git import DiffSource, open_repo
 
@@ -137,7 +144,10 @@ def run_scan(request: ScanRequest, engine: Engine | None = None) -> ScanResult:
     seen: set[str] = set()
     oldest: dict[str, Finding] = {}
     findings: list[Finding] = []
-    git_mode = request.mode != "tree"
+    git_mode = request.mode in ("staged", "range", "history")
+    image_seen: set[tuple[str, str, str]] = set()
+    if request.mode == "image":
+        from secretsd.scanners.sources.image import inner_path
     pool: list[Any] = []
     if request.managed is not None:
         from secretsd.scanners.managed import candidates, match_candidates
@@ -165,6 +175,13 @@ def run_scan(request: ScanRequest, engine: Engine | None = None) -> ScanResult:
             if fingerprint in baseline:
                 counts["baseline"] += 1
                 continue
+            if request.mode == "image":
+                # the same file carried by several layers: report the layer that added it
+                key = (finding.rule, inner_path(finding.path), finding.secret)
+                if key in image_seen:
+                    counts["duplicates"] += 1
+                    continue
+                image_seen.add(key)
             if git_mode:
                 earlier = oldest.get(fingerprint)
                 if earlier is not None:
@@ -189,6 +206,12 @@ def run_scan(request: ScanRequest, engine: Engine | None = None) -> ScanResult:
             seen.add(finding.fingerprint)
             findings.append(finding)
         stats["managed_candidates"] = len(pool)
+    if request.mode == "image":
+        stats["image"] = {
+            "name": image_source.name,
+            "id": f"sha256:{image_source.image_id}",
+            "layers": image_source.layers_scanned,
+        }
     elapsed = time.perf_counter() - started
     scanned = diff_source.bytes if diff_source is not None else skip.bytes
     stats.update(
