@@ -72,7 +72,7 @@ class Engine:
         )
         kind = rule.kind
         filters = self.filters
-        tier: str | None = rule.base_confidence
+        tier: str = rule.base_confidence
         if kind in ("generic", "password"):
             found = context.judge_assignment(
                 hit.key,
@@ -84,13 +84,17 @@ class Engine:
                 op=hit.op,
                 filters=filters,
             )
-            tier = None if found is None else context.lower_tier(tier, found)
+            if found is None:
+                return None
+            tier = context.lower_tier(tier, found)
         elif kind == "uri":
             groups = match.groupdict()
             found = context.judge_uri_password(
                 _text(groups.get("user")), secret, _text(groups.get("host")), filters
             )
-            tier = None if found is None else context.lower_tier(tier, found)
+            if found is None:
+                return None
+            tier = context.lower_tier(tier, found)
         elif kind == "private-key":
             body = "".join(_PEM_BODY.findall(secret))
             if not (len(body) >= 64 and context.judge_token(body[:200], "")):

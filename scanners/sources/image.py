@@ -221,7 +221,7 @@ class ImageSource:
         stats = self.stats
         if "zstd" in layer.media_type:
             try:
-                import zstandard
+                import zstandard  # type: ignore[import-not-found,unused-ignore]
             except ImportError:
                 stats.unreadable += 1
                 stats.skipped_paths.append(f"{prefix} (zstd layer: pip install zstandard)")
