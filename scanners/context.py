@@ -513,9 +513,8 @@ def judge_assignment(
         name = call.group(1).rsplit(".", 1)[-1].lower()
         if name not in _WRAPPER_CALLS:
             return None  # password = hash_password("..."): an argument, not the value
-    if _MODULE_REF.fullmatch(value) or (
-        _NAME_LIKE.fullmatch(value) and _CREDENTIAL_WORD.search(value)
-    ):
+    name_like = value.isalpha() or (bool(key) and _NAME_LIKE.fullmatch(value) is not None)
+    if _MODULE_REF.fullmatch(value) or (name_like and _CREDENTIAL_WORD.search(value)):
         return None  # "pkg.module:main", "challengePassword"
     key_low = key.lower()
     if value.lower() == key_low or value.lower() in key_low.replace("-", "_").split("_"):

@@ -17,9 +17,12 @@ from pathlib import Path
 
 from secretsd.errors import InvalidInput, SecretsdError
 
-__all__ = ["HOOK_MARKER", "install", "main"]
+__all__ = ["HOOK_CONFIDENCE", "HOOK_MARKER", "install", "main"]
 
 HOOK_MARKER = "# installed by `secretsd scan --install-hook`"
+#: The hook's default floor. A blocked commit costs a developer's attention, so the
+#: hook blocks only on what it is sure of; measured in bench/README.md (hook section).
+HOOK_CONFIDENCE = "high"
 BLOCKED = """\
 secretsd: commit blocked, it adds {count} plaintext credential(s):
 
@@ -42,8 +45,22 @@ def _parse(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--config", type=Path, default=None, help="scan config file")
     parser.add_argument("--baseline", type=Path, default=None, help="accepted findings")
     parser.add_argument("--no-tests", action="store_true", help="ignore test paths")
+    parser.add_argument(
+        "--confidence",
+        choices=("low", "medium", "high"),
+        default=None,
+        help=f"lowest confidence that blocks a commit (default: [scan] confidence in the "
+        f"config, else {HOOK_CONFIDENCE})",
+    )
     parser.add_argument("filenames", nargs="*", help="ignored: the staged diff is scanned")
     return parser.parse_args(argv)
+
+
+def _config_floor(config: Path | None) -> str | None:
+    """The ``[scan] confidence`` of the config, if it sets one (it wins over the hook default)."""
+    from secretsd.scanners.config import ScanConfig
+
+    return ScanConfig.load(Path.cwd(), config).confidence
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -59,6 +76,7 @@ def main(argv: list[str] | None = None) -> int:
                 config_path=args.config,
                 baseline=args.baseline,
                 report_test_paths=False if args.no_tests else None,
+                confidence=args.confidence or _config_floor(args.config) or HOOK_CONFIDENCE,
             )
         )
     except SecretsdError as error:
