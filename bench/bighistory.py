@@ -25,7 +25,20 @@ sys.path.insert(0, str(HERE))
 
 import evalset  # noqa: E402
 
-TEXT = {".py", ".js", ".ts", ".json", ".yaml", ".yml", ".toml", ".md", ".rst", ".cfg", ".txt", ".ini"}
+TEXT = {
+    ".py",
+    ".js",
+    ".ts",
+    ".json",
+    ".yaml",
+    ".yml",
+    ".toml",
+    ".md",
+    ".rst",
+    ".cfg",
+    ".txt",
+    ".ini",
+}
 
 
 def _pool(limit: int = 3000) -> list[tuple[str, list[str]]]:
@@ -66,7 +79,9 @@ def build(out: Path, commits: int = 10_000, seed: int = 5) -> dict[str, int]:
         nonlocal mark, when
         mark += 1
         when += rng.randrange(60, 7200)
-        author = rng.choice(["Ada Dev <ada@corp.test>", "Bo Ops <bo@corp.test>", "Cy QA <cy@corp.test>"])
+        author = rng.choice(
+            ["Ada Dev <ada@corp.test>", "Bo Ops <bo@corp.test>", "Cy QA <cy@corp.test>"]
+        )
         msg = message.encode()
         head = [
             f"commit refs/heads/{branch}\n",
@@ -130,7 +145,11 @@ def build(out: Path, commits: int = 10_000, seed: int = 5) -> dict[str, int]:
     subprocess.run(["git", "gc", "-q"], cwd=out, check=True)
     count = int(
         subprocess.run(
-            ["git", "rev-list", "--all", "--count"], cwd=out, capture_output=True, text=True, check=True
+            ["git", "rev-list", "--all", "--count"],
+            cwd=out,
+            capture_output=True,
+            text=True,
+            check=True,
         ).stdout
     )
     return {"commits": count, "planted": planted, "stream_bytes": len(data)}

@@ -41,11 +41,11 @@ class Values:
         self.rng = random.Random(seed)
         self.flavour = flavour
         if flavour == "tune":
-            self.words = "summer dragon monkey shadow falcon rocket coffee pepper ginger".split()
-            self.users = "admin app svc deploy ci root backend worker".split()
+            self.words = ["summer", "dragon", "monkey", "shadow", "falcon", "rocket", "coffee", "pepper", "ginger"]
+            self.users = ["admin", "app", "svc", "deploy", "ci", "root", "backend", "worker"]
         else:
-            self.words = "meadow copper lantern harbor velvet thistle juniper sparrow".split()
-            self.users = "ops etl reporting jenkins buildbot api gateway batch".split()
+            self.words = ["meadow", "copper", "lantern", "harbor", "velvet", "thistle", "juniper", "sparrow"]
+            self.users = ["ops", "etl", "reporting", "jenkins", "buildbot", "api", "gateway", "batch"]
 
     # -- primitives ---------------------------------------------------------------
     def s(self, n: int, alphabet: str = ALNUM) -> str:

@@ -111,7 +111,8 @@ _NOT_SECRET_WORDS = _words(
     dest destination hash hashed digest salt uuid guid fingerprint checksum encrypted
     enc cipher ciphertext sha md5 crc etag commit revision key_id keyid lookup getter setter
     fn func function cls default defaults encode decode join split replace strip lower upper
-    startswith endswith find helper mgr"""
+    startswith endswith find helper mgr lstrip rstrip removeprefix removesuffix partition
+    rpartition rfind rindex casefold translate add_argument argument group"""
 )
 _ABOUT_WORDS = _words(
     """hashed hash encrypted forgot reset sha sha1 sha256 md5 checksum digest commit fake dummy
@@ -236,6 +237,18 @@ def _looks_base64(value: str) -> bool:
         and _char_classes(value) >= 3
         and shannon_entropy(value) >= 4.0
     )
+
+
+_NOT_A_VALUE = re.compile(
+    r"--?[a-z][a-z0-9-]*|#[a-z_][a-z0-9_-]*|[A-Za-z][A-Za-z0-9]*=(?:[a-z]+|\d+)|[\w.-]+/"
+)
+
+
+def _in_template(line: str, value: str) -> bool:
+    """The value sits inside a ``{{ ... }}`` expression (a lookup's argument, not the value)."""
+    at = line.find(value)
+    opened = line.rfind("{{", 0, at)
+    return opened >= 0 and line.rfind("}}", 0, at) < opened and line.find("}}", at) >= 0
 
 
 _NAME_LIKE = re.compile(r"[A-Za-z][A-Za-z_-]*")
@@ -540,7 +553,9 @@ def judge_assignment(
         and (not any(c.isdigit() for c in value) or _CONST_SEGMENT.search(value))
     ):
         return None  # code: a call, a subscript, an attribute path
-    if value in ("...", "..") or value.startswith("."):
+    if value in ("...", "..") or value.startswith(".") or _NOT_A_VALUE.fullmatch(value):
+        return None  # a CLI flag, a #marker, an ssh -o option, a directory
+    if _in_template(line, value):
         return None
     weak = _is_weak(value)
     if weak and filters.weak_passwords == "drop":
@@ -563,4 +578,7 @@ def judge_assignment(
         return None
     if not (_char_classes(value) >= 2 or len(value) >= 20):
         return None
+    bare = [w.lower() for w in _KEY_SPLIT.split(key) if w]
+    if bare in (["key"], ["nonce"], ["seed"], ["iv"]) and _HEX.fullmatch(value):
+        return "low"  # key = '2b7e1516...': a cipher test vector as often as a credential
     return "low" if weak else tier

@@ -141,3 +141,25 @@ def test_encrypted_private_keys_filter(tmp_path: Path) -> None:
     assert _tiers(ScanConfig.load(tmp_path), "key.pem", pem) == []
     (tmp_path / ".secretsd-scan.toml").write_text('[filters]\nencrypted_keys = "low"\n')
     assert _tiers(ScanConfig.load(tmp_path), "key.pem", pem) == ["low"]
+
+
+def test_hook_floor(
+    repo: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """The hook blocks at medium by default; --confidence and [scan] confidence move the floor."""
+    from conftest import git
+    from secretsd.scanners import hook
+
+    monkeypatch.chdir(repo)
+    (repo / "test_login.py").write_text("client.login(username='qa', password='sunshine')\n")
+    git(repo, "add", "test_login.py")
+    assert hook.HOOK_CONFIDENCE == "medium"
+    assert hook.main([]) == 0  # a weak password is low confidence
+    assert hook.main(["--confidence", "low"]) == 1
+    assert PW not in capsys.readouterr().err
+    (repo / "db.py").write_text(f'DB_PASSWORD = "{PW}"\n')
+    git(repo, "add", "db.py")
+    assert hook.main([]) == 1
+    (repo / ".secretsd-scan.toml").write_text('[scan]\nconfidence = "high"\n')
+    assert hook.main([]) == 0
+    capsys.readouterr()
