@@ -41,11 +41,39 @@ class Values:
         self.rng = random.Random(seed)
         self.flavour = flavour
         if flavour == "tune":
-            self.words = ["summer", "dragon", "monkey", "shadow", "falcon", "rocket", "coffee", "pepper", "ginger"]
+            self.words = [
+                "summer",
+                "dragon",
+                "monkey",
+                "shadow",
+                "falcon",
+                "rocket",
+                "coffee",
+                "pepper",
+                "ginger",
+            ]
             self.users = ["admin", "app", "svc", "deploy", "ci", "root", "backend", "worker"]
         else:
-            self.words = ["meadow", "copper", "lantern", "harbor", "velvet", "thistle", "juniper", "sparrow"]
-            self.users = ["ops", "etl", "reporting", "jenkins", "buildbot", "api", "gateway", "batch"]
+            self.words = [
+                "meadow",
+                "copper",
+                "lantern",
+                "harbor",
+                "velvet",
+                "thistle",
+                "juniper",
+                "sparrow",
+            ]
+            self.users = [
+                "ops",
+                "etl",
+                "reporting",
+                "jenkins",
+                "buildbot",
+                "api",
+                "gateway",
+                "batch",
+            ]
 
     # -- primitives ---------------------------------------------------------------
     def s(self, n: int, alphabet: str = ALNUM) -> str:
