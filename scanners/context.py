@@ -497,6 +497,7 @@ def judge_assignment(
     min_length: int,
     op: str = "",
     filters: Filters = DEFAULT_FILTERS,
+    test_path: bool = False,
 ) -> str | None:
     """A ``key = value`` match: the confidence that ``value`` is a credential literal, or None.
 
@@ -579,6 +580,6 @@ def judge_assignment(
     if not (_char_classes(value) >= 2 or len(value) >= 20):
         return None
     bare = [w.lower() for w in _KEY_SPLIT.split(key) if w]
-    if bare in (["key"], ["nonce"], ["seed"], ["iv"]) and _HEX.fullmatch(value):
-        return "low"  # key = '2b7e1516...': a cipher test vector as often as a credential
+    if test_path and bare in (["key"], ["nonce"], ["seed"], ["iv"]) and _HEX.fullmatch(value):
+        return "low"  # key = '2b7e1516...' in a test: a cipher test vector more often than not
     return "low" if weak else tier

@@ -60,7 +60,9 @@ class Engine:
 
     # -- per-kind checks ----------------------------------------------------
 
-    def _accept(self, rule: Rule, match: re.Match[bytes], data: bytes, hit: _Hit) -> str | None:
+    def _accept(
+        self, rule: Rule, match: re.Match[bytes], data: bytes, hit: _Hit, path: str = ""
+    ) -> str | None:
         """The hit's confidence tier, or None when its context says it is no credential."""
         secret = hit.secret
         if len(secret) < rule.min_length:
@@ -83,6 +85,7 @@ class Engine:
                 min_length=rule.min_length,
                 op=hit.op,
                 filters=filters,
+                test_path=context.is_test_path(path),
             )
             if found is None:
                 return None
@@ -177,7 +180,7 @@ class Engine:
             path = hit.loc.path
         if "config-only" in rule.tags and context.is_code_path(path):
             return None  # an unquoted right-hand side in program source is an expression
-        tier = self._accept(rule, match, data, hit)
+        tier = self._accept(rule, match, data, hit, path)
         if tier is not None and rule.kind in ("generic", "password"):
             policy = self.filters.test_paths
             if policy != "keep" and context.is_test_path(path):
