@@ -75,7 +75,7 @@ _WEAK_EXACT = _words(
     passw0rd"""
 )
 _TEMPLATE = re.compile(
-    r"^#{2,}[A-Za-z_][\w.-]*#{2,}$|^@@[A-Za-z_]\w*@@$|"
+    r"^#{2,}[A-Za-z_][\w.-]*#{2,}$|^@@[A-Za-z_]\w*@@$|^@[A-Z][A-Z0-9_]*$|"
     r"\$\{|\$\(|\{\{|\}\}|\{%|<%|%\(|#\{|\[\[|\]\]|%[sd](?![A-Za-z0-9])|\{\d*\}|"
     r"^\$[A-Za-z_]\w*$|^%[A-Za-z_]\w*%$|^@[A-Za-z_]\w*@$|^__[A-Z0-9_]+__$|^%[sdr]$|"
     r"^\{[0-9a-z_]*\}$|^:[a-z_]+$|^\$\d$|^\$env:|^env:|"
@@ -224,7 +224,7 @@ _ARTICLE_STEM = re.compile(
     r"(?:password|passwd|pass|pwd|secret|token|key)[ _-]?"
     r"(?:test|example|sample|dummy|fake|here|placeholder|value|goes[ _-]?here)"
 )
-_VERSIONISH = re.compile(r"\d+(?:\.\d+)+")
+_VERSIONISH = re.compile(r"\d+(?:\.\d+)+(?:-(?:\d+(?:\.\d+)*)?)?")
 _MODULE_REF = re.compile(r"[A-Za-z_][\w.-]*:[A-Za-z_][\w.]*")
 _PASSWORD_NAME = re.compile(r"(?i)pass|pwd|psw|contrase|motdepasse")
 _BASE64ISH = re.compile(r"[A-Za-z0-9+/_-]{20,}={0,2}")
@@ -240,7 +240,8 @@ def _looks_base64(value: str) -> bool:
 
 
 _NOT_A_VALUE = re.compile(
-    r"--?[a-z][a-z0-9-]*|#[a-z_][a-z0-9_-]*|[A-Za-z][A-Za-z0-9]*=(?:[a-z]+|\d+)|[\w.-]+/"
+    r"--?[a-z][a-z0-9-]*|#[a-z_][a-z0-9_-]*|[A-Za-z][A-Za-z0-9]*=(?:[a-z]+|\d+)|[\w.-]+/|"
+    r"[A-Za-z_][A-Za-z_-]*(?:/[A-Za-z_][A-Za-z_-]*)+"  # America/Los_Angeles, text/plain
 )
 
 
@@ -447,8 +448,8 @@ def judge_uri_password(
         return None
     if len(password) < 3 or _is_template(password) or _is_template(user):
         return None
-    if password.startswith("$"):
-        return None
+    if password.startswith("$") or "," in password:
+        return None  # ``https://a:1,b:2@host``: a multi-host list, not a password
     low = password.lower()
     if low in _DOC_PASSWORDS or filters.host_is_example(host):
         return None  # user:password@..., credentials on a documentation host
@@ -535,6 +536,10 @@ def judge_assignment(
         return None
     if _key_is_about_secret(key) or _key_is_message(key) or _is_human_text(value):
         return None
+    if op.strip() == "(" and key:
+        last = [w.lower() for w in _KEY_SPLIT.split(key) if w][-1:]
+        if last and not _names_a_credential(last):
+            return None  # passVars.Keys.Contains("..."): the method is no credential setter
     if _UUID.fullmatch(value):
         return None if filters.uuid_values == "drop" else "low"
     if _PATHLIKE.search(value) and not _looks_base64(value):
