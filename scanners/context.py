@@ -352,8 +352,8 @@ def _is_placeholder(value: str, filters: Filters = DEFAULT_FILTERS) -> bool:
         return True
     if _REPEAT.search(value) and len(set(value)) <= 3:
         return True
-    if len(set(low)) <= 2:
-        return True
+    if len(set(low)) <= 2 or value.endswith(("...", "\u2026")):
+        return True  # one character over and over, or an elided example ("Wq9x...")
     return any(low in seq and len(low) >= 5 for seq in _SEQUENCE)
 
 
