@@ -110,7 +110,9 @@ def run_scan(request: ScanRequest, engine: Engine | None = None) -> ScanResult:
 
         root = target.parent
         config = _config(request, Path.cwd())
-        image_source = ImageSource(target, max_file_size=config.max_file_size, stats=skip)
+        image_source = ImageSource(
+            target, max_file_size=config.max_file_size, stats=skip, progress=request.progress
+        )
         fragments = image_source.fragments()
     else:
         from secretsd.scanners.sources.git import DiffSource, open_repo

@@ -30,7 +30,7 @@ import hashlib
 import json
 import posixpath
 import tarfile
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import IO, Any
@@ -134,11 +134,20 @@ def _blob(digest: str) -> str:
 class ImageSource:
     """Fragments of one image: config text first, then each layer's files, lowest layer first."""
 
-    def __init__(self, path: Path, *, max_file_size: int, stats: SkipStats) -> None:
+    def __init__(
+        self,
+        path: Path,
+        *,
+        max_file_size: int,
+        stats: SkipStats,
+        progress: Callable[[int, int], None] | None = None,
+    ) -> None:
         self.path = path
+        self.progress = progress  # (bytes, layers done); called with 0 layers first
         self.max_file_size = max_file_size
         self.stats = stats
         self.layers_scanned = 0
+        self.layers_total = 0
         self.image_id = ""
         self.name = "image"
 
@@ -280,7 +289,11 @@ class ImageSource:
                 ) from None
             self.stats.bytes += len(config_raw)
             yield from self._config_fragments(config)
+            self.layers_total = len(layers)
+            if self.progress is not None:
+                self.progress(0, 0)
             for layer in layers:
+                before = self.stats.bytes
                 try:
                     yield from self._layer_files(layer)
                 except (tarfile.TarError, OSError, EOFError) as error:
@@ -288,6 +301,8 @@ class ImageSource:
                         f"--image {str(self.path)!r}: layer {layer.diff_id} is not a readable tar "
                         f"({error}); is the archive complete?"
                     ) from None
+                if self.progress is not None:
+                    self.progress(self.stats.bytes - before, 1)
         finally:
             store.close()
 

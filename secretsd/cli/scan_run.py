@@ -51,14 +51,19 @@ def _mode(staged: bool, since: str | None, history: bool, image: Path | None = N
 
 def _progress(mode: str, fmt: str) -> tuple[Any, Any]:
     """A rich progress bar on a TTY for long scans; nothing when piped or machine output."""
-    if mode not in ("history", "range") or fmt != "text" or not sys.stderr.isatty():
+    if mode not in ("history", "range", "image") or fmt != "text" or not sys.stderr.isatty():
         return None, None
     from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 
+    unit = "layers" if mode == "image" else "commits"
     bar = Progress(
-        TextColumn("scanning history"),
+        TextColumn(f"scanning {'image' if mode == 'image' else 'history'}"),
         BarColumn(),
-        TextColumn("{task.completed}/{task.total} commits"),
+        TextColumn(
+            "{task.completed} layers scanned"
+            if mode == "image"
+            else f"{{task.completed}}/{{task.total}} {unit}"
+        ),
         TimeElapsedColumn(),
         transient=True,
     )
@@ -118,6 +123,8 @@ def _run(
     task, advance = hook
     request.progress = advance
     with bar:
+        if mode == "image":  # the source sets the total once it has read the manifest
+            return run_scan(request)
         from secretsd.scanners.sources.git import DiffSource, open_repo
 
         total = DiffSource(open_repo(path), mode, since=since).count_commits()
