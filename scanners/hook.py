@@ -57,13 +57,6 @@ def _parse(argv: list[str] | None) -> argparse.Namespace:
     return parser.parse_args(argv)
 
 
-def _config_floor(config: Path | None) -> str | None:
-    """The ``[scan] confidence`` of the config, if it sets one (it wins over the hook default)."""
-    from secretsd.scanners.config import ScanConfig
-
-    return ScanConfig.load(Path.cwd(), config).confidence
-
-
 def main(argv: list[str] | None = None) -> int:
     """Exit 0 when the staged changes are clean, 1 when they add secrets, 2 on errors."""
     args = _parse(argv)
@@ -77,7 +70,8 @@ def main(argv: list[str] | None = None) -> int:
                 config_path=args.config,
                 baseline=args.baseline,
                 report_test_paths=False if args.no_tests else None,
-                confidence=args.confidence or _config_floor(args.config) or HOOK_CONFIDENCE,
+                confidence=args.confidence,
+                default_confidence=HOOK_CONFIDENCE,
             )
         )
     except SecretsdError as error:

@@ -52,7 +52,8 @@ class ScanRequest:
     progress: Callable[[int, int], None] | None = None
     config: ScanConfig | None = None
     managed: Any = None  # a managed.HashLookupClient: also flag values stored in secretsd
-    confidence: str | None = None  # the floor; None: the config's, else "medium"
+    confidence: str | None = None  # the floor; None: the config's, else default_confidence
+    default_confidence: str = DEFAULT_CONFIDENCE  # the caller's default (the hook's may differ)
 
 
 @dataclass
@@ -132,7 +133,7 @@ def run_scan(request: ScanRequest, engine: Engine | None = None) -> ScanResult:
         from secretsd.scanners.engine import Engine
 
         engine = Engine(config.rules, matcher=request.matcher, filters=config.filters)
-    floor = request.confidence or config.confidence or DEFAULT_CONFIDENCE
+    floor = request.confidence or config.confidence or request.default_confidence
     if floor not in CONFIDENCE_RANK:
         raise InvalidInput(f"--confidence {floor!r} is not known; use low, medium or high")
     floor_rank = CONFIDENCE_RANK[floor]
