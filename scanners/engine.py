@@ -211,6 +211,11 @@ class Engine:
         data = fragment.data
         findings: list[Finding] = []
         line_index, offset = 0, 0
+        # Every secret on a line is masked in each finding's copy of that line, so a line
+        # holding a key id and its secret never shows one in the other's report.
+        by_line: dict[int, list[str]] = {}
+        for hit in kept:
+            by_line.setdefault(data.rfind(b"\n", 0, hit.start) + 1, []).append(hit.secret)
         for hit in sorted(kept, key=lambda h: h.start):
             line_start = data.rfind(b"\n", 0, hit.start) + 1
             line_end = data.find(b"\n", hit.start)
@@ -245,6 +250,7 @@ class Engine:
                     tags=hit.rule.tags,
                     confidence=hit.confidence,
                     public_prefix=hit.rule.public_prefix(hit.secret),
+                    line_secrets=tuple(x for x in by_line[line_start] if x != hit.secret),
                 )
             )
         return findings

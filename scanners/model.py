@@ -115,6 +115,7 @@ class Finding:
     tags: tuple[str, ...] = ()
     confidence: str = "medium"
     public_prefix: str = ""
+    line_secrets: tuple[str, ...] = field(default=(), repr=False)  # others on the same line
 
     @property
     def fingerprint(self) -> str:
@@ -130,6 +131,8 @@ class Finding:
         text = self.line_text.strip()
         if not show_secret and self.secret:
             text = text.replace(self.secret, self.redacted_secret)
+            for other in self.line_secrets:
+                text = text.replace(other, "*****")
             # Multi-line secrets (private keys) only show their first line.
             first = self.secret.splitlines()[0] if "\n" in self.secret else ""
             if first and first in text:

@@ -163,3 +163,17 @@ def test_hook_floor(
     (repo / ".secretsd-scan.toml").write_text('[scan]\nconfidence = "high"\n')
     assert hook.main([]) == 0
     capsys.readouterr()
+
+
+def test_every_secret_on_a_line_is_masked_in_each_report(tmp_path: Path) -> None:
+    from synth import aws_key_id, rand
+
+    key_id, secret = aws_key_id(seed=51), rand(40, seed=52)
+    line = f"aws_access_key_id={key_id} aws_secret_access_key={secret}\n"
+    engine = Engine(ScanConfig.load(tmp_path).rules)
+    found = engine.scan(Fragment("creds.sh", line.encode()))
+    assert len(found) == 2
+    for finding in found:
+        shown = finding.redacted_line()
+        assert key_id not in shown and secret not in shown
+        assert key_id[4:] not in shown and secret[:8] not in shown
