@@ -36,7 +36,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from secretsd.scanners.context import DEFAULT_FILTERS, Filters
+from secretsd.scanners.filters import DEFAULT_FILTERS, Filters
 from secretsd.scanners.rules import (
     CONFIDENCES,
     RuleSet,

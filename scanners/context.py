@@ -14,8 +14,9 @@ from __future__ import annotations
 import math
 import re
 from collections import Counter
-from dataclasses import dataclass
 from functools import lru_cache
+
+from secretsd.scanners.filters import DEFAULT_FILTERS, LOCAL_HOSTS, TIERS, Filters, lower_tier
 
 from secretsd.ref import is_reference
 
@@ -274,71 +275,6 @@ _WRAPPER_CALLS = frozenset(
 _CALL_BEFORE = re.compile(r"([A-Za-z_][\w.$]*)\s*\(\s*[rbuf@]?$")
 
 
-TIERS = ("low", "medium", "high")
-_RANK = {tier: index for index, tier in enumerate(TIERS)}
-
-
-def lower_tier(a: str, b: str) -> str:
-    """The weaker of two confidence tiers."""
-    return a if _RANK[a] <= _RANK[b] else b
-
-
-#: Hosts reserved for documentation (RFC 2606 / 6761): credentials there are examples.
-DEFAULT_EXAMPLE_HOSTS = (
-    "example.com",
-    "example.org",
-    "example.net",
-    ".example",
-    ".test",
-    ".invalid",
-    "host",
-    "hostname",
-    "server",
-    "myhost",
-    "your-host",
-    "yourhost",
-)
-_LOCAL_HOSTS = (
-    "localhost",
-    "127.0.0.1",
-    "0.0.0.0",  # noqa: S104 - a host name to recognise, not a bind
-    "::1",
-    "[::1]",
-    ".localhost",
-    ".local",
-)
-
-
-@dataclass(frozen=True)
-class Filters:
-    """The context filters a team can tune in ``[filters]`` of ``.secretsd-scan.toml``.
-
-    Each filter either drops a shape outright or keeps it at low confidence, so
-    a team can trade noise against recall without writing rules.
-    """
-
-    placeholders: frozenset[str] = frozenset()  # extra whole values that are placeholders
-    example_hosts: tuple[str, ...] = DEFAULT_EXAMPLE_HOSTS
-    weak_passwords: str = "low"  # "low" | "drop": dictionary words, fixture-looking values
-    uuid_values: str = "low"  # "low" | "drop": credential-named keys holding a UUID
-    test_paths: str = "keep"  # "keep" | "low" | "drop": generic findings under test paths
-    encrypted_keys: str = "drop"  # "drop" | "low": passphrase-protected private keys
-
-    def host_is_example(self, host: str) -> bool:
-        host = host.lower().rstrip(".")
-        for entry in self.example_hosts:
-            entry = entry.lower()
-            if entry.startswith("."):
-                if host.endswith(entry) or host == entry[1:]:
-                    return True
-            elif host == entry or host.endswith("." + entry):
-                return True
-        return False
-
-
-DEFAULT_FILTERS = Filters()
-
-
 def _is_placeholder(value: str, filters: Filters = DEFAULT_FILTERS) -> bool:
     """A value that cannot be a credential: a type name, a marker, a run of one character."""
     low = value.lower()
@@ -467,8 +403,8 @@ def judge_uri_password(
     if weak:
         return None if filters.weak_passwords == "drop" else "low"
     host_low = host.lower()
-    if any(host_low == h or host_low.endswith(h) for h in _LOCAL_HOSTS if h.startswith(".")) or (
-        host_low in _LOCAL_HOSTS
+    if any(host_low == h or host_low.endswith(h) for h in LOCAL_HOSTS if h.startswith(".")) or (
+        host_low in LOCAL_HOSTS
     ):
         return "medium" if _char_classes(password) >= 2 else "low"
     return "medium"
