@@ -1,12 +1,25 @@
 """Kubernetes service-account logins: a pod trades its service-account JWT for a token.
 
 secretsd checks the JWT itself, against the cluster's service-account issuer
-and its signing public keys (``kubectl get --raw /openid/v1/jwks`` or the
-API server's ``--service-account-key-file``), the way Vault's kubernetes
-auth does with ``disable_local_ca_jwt`` and static keys. It does not call the
-API server's TokenReview, so secretsd needs no credentials for the cluster;
-the trade-off is that a deleted service account's unexpired token stays valid
-until it expires (projected tokens live an hour by default).
+and its signing keys, which come from one of:
+
+- ``public_keys``: PEM keys given by the admin (``--service-account-key-file``);
+- ``jwks_url``: the cluster's JWKS (``https://<api>/openid/v1/jwks``);
+- ``oidc_discovery_url``: the issuer's discovery document, whose ``jwks_uri``
+  names the JWKS (``<issuer>/.well-known/openid-configuration``).
+
+Remote keys are cached and refreshed on an unknown key id, rate-limited
+(``secretsd.auth.k8s_sources``). With ``token_review`` set, the API server's
+TokenReview is asked as well (or alone, when no key source is given), which
+also refuses tokens of deleted service accounts and pods; secretsd's own
+service account then needs ``system:auth-delegator``.
+
+Audience and clock leeway are explicit: ``audiences`` defaults to
+``["secretsd"]`` (the injector mounts a projected token for that audience, so
+the pod's default API token, which could be replayed against the API server,
+is not what secretsd accepts); accepting any audience takes
+``allow_any_audience: true``. ``leeway`` (seconds of clock skew tolerated on
+``exp``/``nbf``) defaults to 0.
 
 A role binds service-account names and namespaces (``*`` = any) to policies.
 Both token layouts are understood: projected tokens (``kubernetes.io`` claim,
@@ -28,32 +41,91 @@ from cryptography.hazmat.primitives.serialization import load_pem_public_key
 from sqlalchemy import Engine, delete, insert, select, update
 
 from secretsd.auth.approle import LoginRefused
+from secretsd.auth.k8s_sources import RemoteKeys, TokenReviewer
 from secretsd.auth.tokens import IssuedToken, TokenStore
 from secretsd.db.engine import database_errors
 from secretsd.db.models import InstanceState, KubernetesRole
 from secretsd.errors import NotFound, ValidationFailed
 from secretsd.policy import validate_policy_name
 
-__all__ = ["KubernetesAuth", "KubernetesConfig", "KubernetesRoleInfo", "ServiceAccount"]
+__all__ = [
+    "KubernetesAuth",
+    "KubernetesConfig",
+    "KubernetesRoleInfo",
+    "ServiceAccount",
+    "TokenReviewConfig",
+]
 
 _CONFIG_KEY = "kubernetes_auth_config"
 LEGACY_ISSUER = "kubernetes/serviceaccount"
 _RSA = ["RS256", "RS384", "RS512"]
 _EC = ["ES256", "ES384", "ES512"]
+DEFAULT_AUDIENCES = ("secretsd",)
+MAX_LEEWAY = 300
+
+
+@dataclass(frozen=True, slots=True)
+class TokenReviewConfig:
+    host: str
+    ca_cert: str | None = None
+    token_file: str | None = None
+
+    def to_json(self) -> dict[str, Any]:
+        return {"host": self.host, "ca_cert": self.ca_cert, "token_file": self.token_file}
 
 
 @dataclass(frozen=True, slots=True)
 class KubernetesConfig:
     issuer: str
     public_keys: tuple[str, ...]
-    audiences: tuple[str, ...] = ()
+    audiences: tuple[str, ...] = DEFAULT_AUDIENCES
+    jwks_url: str | None = None
+    oidc_discovery_url: str | None = None
+    jwks_ca_cert: str | None = None
+    token_review: TokenReviewConfig | None = None
+    allow_any_audience: bool = False
+    leeway: int = 0
 
     def to_json(self) -> dict[str, Any]:
         return {
             "issuer": self.issuer,
             "public_keys": list(self.public_keys),
             "audiences": list(self.audiences),
+            "jwks_url": self.jwks_url,
+            "oidc_discovery_url": self.oidc_discovery_url,
+            "jwks_ca_cert": self.jwks_ca_cert,
+            "token_review": self.token_review.to_json() if self.token_review else None,
+            "allow_any_audience": self.allow_any_audience,
+            "leeway": self.leeway,
         }
+
+    @classmethod
+    def from_json(cls, data: dict[str, Any]) -> KubernetesConfig:
+        review = data.get("token_review")
+        audiences = tuple(data.get("audiences") or ())
+        any_audience = bool(data.get("allow_any_audience", False))
+        return cls(
+            issuer=data["issuer"],
+            public_keys=tuple(data.get("public_keys") or ()),
+            audiences=audiences or (() if any_audience else DEFAULT_AUDIENCES),
+            jwks_url=data.get("jwks_url"),
+            oidc_discovery_url=data.get("oidc_discovery_url"),
+            jwks_ca_cert=data.get("jwks_ca_cert"),
+            token_review=TokenReviewConfig(**review) if review else None,
+            allow_any_audience=any_audience,
+            leeway=int(data.get("leeway", 0)),
+        )
+
+
+def _check_url(url: str | None, name: str) -> str | None:
+    if url is None:
+        return None
+    if not url.startswith("https://") or len(url) > 2000:
+        raise ValidationFailed(
+            f"{name} must be an https:// URL (the keys decide who may log in; plain HTTP "
+            "would let anyone on the path forge them)"
+        )
+    return url
 
 
 @dataclass(frozen=True, slots=True)
@@ -84,10 +156,6 @@ class ServiceAccount:
 
 
 def _check_keys(keys: Sequence[str]) -> tuple[str, ...]:
-    if not keys:
-        raise ValidationFailed(
-            "public_keys is empty; give the cluster's service-account keys (PEM)"
-        )
     for index, key in enumerate(keys, start=1):
         try:
             load_pem_public_key(key.encode("ascii"))
@@ -97,6 +165,15 @@ def _check_keys(keys: Sequence[str]) -> tuple[str, ...]:
                 "export it with `openssl rsa -pubout` or from /openid/v1/jwks"
             ) from None
     return tuple(keys)
+
+
+def _check_ca(pem: str, name: str) -> None:
+    import ssl
+
+    try:
+        ssl.create_default_context().load_verify_locations(cadata=pem)
+    except (ssl.SSLError, ValueError):
+        raise ValidationFailed(f"{name} is not a PEM CA certificate") from None
 
 
 def _matches(value: str, bound: Sequence[str]) -> bool:
@@ -123,18 +200,61 @@ class KubernetesAuth:
     def __init__(self, engine: Engine, tokens: TokenStore) -> None:
         self._engine = engine
         self._tokens = tokens
+        # Remote key sets and reviewers, per configuration (one cache per cluster setup).
+        self._remote: dict[tuple[str, str, str, str], RemoteKeys] = {}
+        self._reviewers: dict[tuple[str, str, str], TokenReviewer] = {}
 
     # -- configuration ------------------------------------------------------
 
     def configure(
-        self, issuer: str, public_keys: Sequence[str], audiences: Sequence[str] = ()
+        self,
+        issuer: str,
+        public_keys: Sequence[str] = (),
+        audiences: Sequence[str] = (),
+        *,
+        jwks_url: str | None = None,
+        oidc_discovery_url: str | None = None,
+        jwks_ca_cert: str | None = None,
+        token_review: TokenReviewConfig | None = None,
+        allow_any_audience: bool = False,
+        leeway: int = 0,
     ) -> KubernetesConfig:
         if not issuer:
             raise ValidationFailed(
                 "issuer is empty; give the service-account issuer, e.g. "
                 "https://kubernetes.default.svc.cluster.local (or kubernetes/serviceaccount)"
             )
-        config = KubernetesConfig(issuer, _check_keys(public_keys), tuple(audiences))
+        sources = [bool(public_keys), bool(jwks_url), bool(oidc_discovery_url)]
+        if sum(sources) > 1:
+            raise ValidationFailed(
+                "give one key source: public_keys, jwks_url or oidc_discovery_url"
+            )
+        if not any(sources) and token_review is None:
+            raise ValidationFailed(
+                "public_keys is empty; give the cluster's service-account keys (PEM), a "
+                "jwks_url, an oidc_discovery_url, or token_review"
+            )
+        if not 0 <= leeway <= MAX_LEEWAY:
+            raise ValidationFailed(f"leeway must be 0..{MAX_LEEWAY} seconds")
+        if allow_any_audience and audiences:
+            raise ValidationFailed("give audiences or allow_any_audience, not both")
+        if jwks_ca_cert:
+            _check_ca(jwks_ca_cert, "jwks_ca_cert")
+        if token_review is not None:
+            _check_url(token_review.host, "token_review.host")
+            if token_review.ca_cert:
+                _check_ca(token_review.ca_cert, "token_review.ca_cert")
+        config = KubernetesConfig(
+            issuer,
+            _check_keys(public_keys),
+            tuple(audiences) or (() if allow_any_audience else DEFAULT_AUDIENCES),
+            jwks_url=_check_url(jwks_url, "jwks_url"),
+            oidc_discovery_url=_check_url(oidc_discovery_url, "oidc_discovery_url"),
+            jwks_ca_cert=jwks_ca_cert or None,
+            token_review=token_review,
+            allow_any_audience=allow_any_audience,
+            leeway=leeway,
+        )
         value = json.dumps(config.to_json())
         with database_errors(self._engine), self._engine.begin() as connection:
             updated = connection.execute(
@@ -153,10 +273,7 @@ class KubernetesAuth:
             raise NotFound(
                 "Kubernetes login is not configured; PUT /v1/auth/kubernetes/config first"
             )
-        data = json.loads(raw)
-        return KubernetesConfig(
-            data["issuer"], tuple(data["public_keys"]), tuple(data.get("audiences", ()))
-        )
+        return KubernetesConfig.from_json(json.loads(raw))
 
     def put_role(
         self,
@@ -227,6 +344,51 @@ class KubernetesAuth:
 
     # -- login ----------------------------------------------------------------
 
+    def _remote_keys(self, config: KubernetesConfig) -> RemoteKeys | None:
+        if not (config.jwks_url or config.oidc_discovery_url):
+            return None
+        key = (
+            config.issuer,
+            config.jwks_url or "",
+            config.oidc_discovery_url or "",
+            config.jwks_ca_cert or "",
+        )
+        remote = self._remote.get(key)
+        if remote is None:
+            remote = self._remote[key] = RemoteKeys(
+                issuer=config.issuer,
+                jwks_url=config.jwks_url,
+                discovery_url=config.oidc_discovery_url,
+                ca_cert=config.jwks_ca_cert,
+            )
+        return remote
+
+    def _reviewer(self, review: TokenReviewConfig) -> TokenReviewer:
+        key = (review.host, review.ca_cert or "", review.token_file or "")
+        reviewer = self._reviewers.get(key)
+        if reviewer is None:
+            from pathlib import Path
+
+            reviewer = self._reviewers[key] = TokenReviewer(
+                review.host,
+                review.ca_cert,
+                Path(review.token_file) if review.token_file else None,
+            )
+        return reviewer
+
+    def _candidate_keys(self, config: KubernetesConfig, token: str) -> list[tuple[Any, list[str]]]:
+        remote = self._remote_keys(config)
+        if remote is not None:
+            jwk = remote.key_for(token)
+            algorithms = _RSA if jwk.key_type == "RSA" else _EC if jwk.key_type == "EC" else []
+            return [(jwk.key, algorithms)]
+        found: list[tuple[Any, list[str]]] = []
+        for pem in config.public_keys:
+            key = load_pem_public_key(pem.encode("ascii"))
+            # An RSA key only verifies RS*, an EC key only ES*: never let the token choose.
+            found.append((key, _RSA if isinstance(key, rsa.RSAPublicKey) else _EC))
+        return found
+
     def verify(self, token: str) -> tuple[ServiceAccount, dict[str, Any]]:
         """Check signature, issuer, expiry and audience; LoginRefused with the reason."""
         try:
@@ -239,28 +401,29 @@ class KubernetesAuth:
             raise LoginRefused("the JWT is malformed") from None
         legacy = unverified.get("iss") == LEGACY_ISSUER
         options: dict[str, Any] = {"require": ["iss"] if legacy else ["iss", "exp"]}
-        audience = list(config.audiences) or None
+        audience = None if config.allow_any_audience else list(config.audiences)
         if audience is None or legacy:
             options["verify_aud"] = False
+        if not (config.public_keys or config.jwks_url or config.oidc_discovery_url):
+            return self._review_only(config, token, unverified)
         last = "no public key verifies the signature"
-        for pem in config.public_keys:
-            key = load_pem_public_key(pem.encode("ascii"))
-            # An RSA key only verifies RS*, an EC key only ES*: never let the token choose.
-            algorithms = _RSA if isinstance(key, rsa.RSAPublicKey) else _EC
+        for key, algorithms in self._candidate_keys(config, token):
             try:
                 claims = jwt.decode(
                     token,
-                    key,  # type: ignore[arg-type]
+                    key,
                     algorithms=algorithms,
                     issuer=config.issuer,
                     audience=audience,
                     options=options,  # type: ignore[arg-type]
-                    leeway=30,
+                    leeway=config.leeway,
                 )
             except (jwt.InvalidSignatureError, jwt.InvalidAlgorithmError):
                 continue
             except jwt.ExpiredSignatureError:
                 raise LoginRefused("the JWT has expired") from None
+            except jwt.ImmatureSignatureError:
+                raise LoginRefused("the JWT is not valid yet (nbf/iat in the future)") from None
             except jwt.InvalidIssuerError:
                 raise LoginRefused(f"the JWT's issuer is not {config.issuer}") from None
             except jwt.InvalidAudienceError:
@@ -268,8 +431,28 @@ class KubernetesAuth:
             except jwt.PyJWTError as error:
                 last = f"the JWT is invalid ({type(error).__name__})"
                 continue
-            return service_account_of(claims), claims
+            account = service_account_of(claims)
+            if config.token_review is not None:
+                reviewed = self._reviewer(config.token_review).review(
+                    token, () if config.allow_any_audience else config.audiences
+                )
+                if (reviewed.namespace, reviewed.name) != (account.namespace, account.name):
+                    raise LoginRefused("TokenReview names another service account")
+            return account, claims
         raise LoginRefused(last)
+
+    def _review_only(
+        self, config: KubernetesConfig, token: str, unverified: dict[str, Any]
+    ) -> tuple[ServiceAccount, dict[str, Any]]:
+        """No key source: the API server's TokenReview decides (signature, expiry, audience)."""
+        assert config.token_review is not None
+        if unverified.get("iss") != config.issuer:
+            raise LoginRefused(f"the JWT's issuer is not {config.issuer}")
+        reviewed = self._reviewer(config.token_review).review(
+            token, () if config.allow_any_audience else config.audiences
+        )
+        account = ServiceAccount(reviewed.namespace, reviewed.name, reviewed.uid)
+        return account, unverified
 
     def login(self, role_name: str, token: str) -> tuple[ServiceAccount, IssuedToken]:
         try:

@@ -23,6 +23,14 @@ def main(argv: list[str] | None = None) -> int:
         code = guarded(lambda: run_fast(args[1:]))
         if code is not None:  # None: not for the fast path (e.g. --help)
             return code
+    if args[:1] == ["agent"]:
+        # The agent runs in every pod for its whole life: no typer, no httpx CLI (memory).
+        from secretsd.agent.main import run_fast as run_agent
+        from secretsd.cli.boundary import guarded
+
+        agent_code = guarded(lambda: run_agent(args[1:]))
+        if agent_code is not None:
+            return agent_code
     from secretsd.cli.main import main as full
 
     return full(argv)

@@ -11,10 +11,13 @@ import sys
 import typer
 
 from secretsd.cli import (
+    agent_cmd,
     approle_cmd,
     audit_cmd,
     client_cmds,
     config_cmd,
+    consumers_cmd,
+    injector_cmd,
     login_cmd,
     policy_cmd,
     run_cmd,
@@ -45,6 +48,7 @@ app.command("get")(client_cmds.get)
 app.command("put")(client_cmds.put)
 app.command("ls")(client_cmds.ls)
 app.command("rm")(client_cmds.rm)
+app.command("undelete")(client_cmds.undelete)
 app.command("versions")(client_cmds.versions)
 app.command("export")(client_cmds.export)
 app.command(
@@ -52,6 +56,10 @@ app.command(
     context_settings={"allow_interspersed_args": False, "ignore_unknown_options": True},
 )(run_cmd.run)
 app.command("scan")(scan_cmd.scan)
+app.add_typer(agent_cmd.app, name="agent")
+app.command("injector")(injector_cmd.injector)
+app.command("consumers")(consumers_cmd.consumers)
+app.command("rotate")(consumers_cmd.rotate)
 
 
 @app.command("version")

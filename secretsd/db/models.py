@@ -12,6 +12,7 @@ __all__ = [
     "AuditRecord",
     "Base",
     "ChangeEvent",
+    "ConsumerVersion",
     "InstanceState",
     "KubernetesRole",
     "PolicyDocument",
@@ -162,3 +163,19 @@ class KubernetesRole(Base):
     token_ttl: Mapped[int] = mapped_column(Integer)
     token_max_ttl: Mapped[int] = mapped_column(Integer)
     created_at: Mapped[float] = mapped_column(Float)
+
+
+class ConsumerVersion(Base):
+    """Which version of a secret one consumer (agent, SDK process) holds, and when it said so."""
+
+    __tablename__ = "consumer_versions"
+
+    consumer: Mapped[str] = mapped_column(String(200), primary_key=True)
+    path: Mapped[str] = mapped_column(String(512), primary_key=True)
+    version: Mapped[int] = mapped_column(Integer)
+    kind: Mapped[str] = mapped_column(String(32), default="")
+    identity: Mapped[str] = mapped_column(String(64), default="")  # token accessor
+    display_name: Mapped[str] = mapped_column(String(200), default="")
+    last_seen: Mapped[float] = mapped_column(Float)
+
+    __table_args__ = (Index("ix_consumer_versions_path", "path"),)

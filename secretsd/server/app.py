@@ -27,6 +27,7 @@ from secretsd.server.middleware import RequestMiddleware
 from secretsd.server.routes import (
     audit,
     auth,
+    consumers,
     health,
     kubernetes,
     metadata,
@@ -110,6 +111,7 @@ def create_app(settings: Settings) -> FastAPI:
         policies,
         audit,
         value_hashes,
+        consumers,
         health,
     ):
         app.include_router(module.router)

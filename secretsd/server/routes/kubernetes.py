@@ -12,6 +12,7 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Path, Request
 from pydantic import BaseModel, ConfigDict, Field
 
+from secretsd.auth.kubernetes import TokenReviewConfig
 from secretsd.auth.tokens import IssuedToken
 from secretsd.durations import parse_duration
 from secretsd.server.deps import CallerDep, StateDep, client_address, request_id
@@ -30,10 +31,22 @@ class _Strict(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
 
+class TokenReviewWrite(_Strict):
+    host: str = Field(min_length=1, max_length=2000)
+    ca_cert: str | None = Field(default=None, max_length=65536)
+    token_file: str | None = Field(default=None, max_length=4096)
+
+
 class ConfigWrite(_Strict):
     issuer: str = Field(min_length=1, max_length=500)
-    public_keys: list[str] = Field(min_length=1, max_length=20)
-    audiences: list[str] = Field(default_factory=list)
+    public_keys: list[str] = Field(default_factory=list, max_length=20)
+    audiences: list[str] = Field(default_factory=list, max_length=20)
+    jwks_url: str | None = Field(default=None, max_length=2000)
+    oidc_discovery_url: str | None = Field(default=None, max_length=2000)
+    jwks_ca_cert: str | None = Field(default=None, max_length=65536)
+    token_review: TokenReviewWrite | None = None
+    allow_any_audience: bool = False
+    leeway: int = Field(default=0, ge=0, le=300)
 
 
 class RoleWrite(_Strict):
@@ -52,8 +65,19 @@ class Login(_Strict):
 @router.put("/v1/auth/kubernetes/config", summary="Set the cluster's issuer and signing keys")
 async def put_config(body: ConfigWrite, state: StateDep, caller: CallerDep) -> dict[str, Any]:
     await state.guard(caller, "admin", "sys/kubernetes", "kubernetes-config")
+    review = body.token_review
     config = await asyncio.to_thread(
-        state.kubernetes.configure, body.issuer, body.public_keys, body.audiences
+        lambda: state.kubernetes.configure(
+            body.issuer,
+            body.public_keys,
+            body.audiences,
+            jwks_url=body.jwks_url,
+            oidc_discovery_url=body.oidc_discovery_url,
+            jwks_ca_cert=body.jwks_ca_cert,
+            token_review=TokenReviewConfig(**review.model_dump()) if review else None,
+            allow_any_audience=body.allow_any_audience,
+            leeway=body.leeway,
+        )
     )
     await state.audit(caller, "kubernetes-config", "sys/kubernetes", "allowed")
     return config.to_json()
