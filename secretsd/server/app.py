@@ -25,6 +25,7 @@ from secretsd.server.fastpath import FastReadMiddleware
 from secretsd.server.metrics import Metrics
 from secretsd.server.middleware import RequestMiddleware
 from secretsd.server.routes import (
+    access,
     audit,
     auth,
     consumers,
@@ -112,9 +113,13 @@ def create_app(settings: Settings) -> FastAPI:
         audit,
         value_hashes,
         consumers,
+        access,
         health,
     ):
         app.include_router(module.router)
+    from secretsd.console import mount_console
+
+    mount_console(app)  # the web console at /ui, calling this app's API in process
     app.add_middleware(RequestMiddleware, metrics=metrics, max_body_bytes=settings.max_body_bytes)
     app.add_middleware(FastReadMiddleware, metrics=metrics)  # outermost: added last
     return app
