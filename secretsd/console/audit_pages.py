@@ -29,6 +29,7 @@ WRITES = frozenset({"write", "patch", "delete", "destroy", "undelete", "delete-a
 CHART_RECORDS = 5000
 EXPORT_RECORDS = 100_000
 BUCKETS = 40
+MIN_BUCKET_SECONDS = 60.0
 FIELDS = (
     "seq",
     "time",
@@ -81,7 +82,7 @@ def chart_series(records: list[dict[str, Any]]) -> dict[str, list[float]]:
         return series
     low = min(t for t, _ in timed)
     high = max(t for t, _ in timed)
-    width = max((high - low) / BUCKETS, 1.0)
+    width = max((high - low) / BUCKETS, MIN_BUCKET_SECONDS)
     count = int((high - low) // width) + 1
     reads, writes, denials = [0] * count, [0] * count, [0] * count
     for stamp, record in timed:

@@ -42,14 +42,18 @@
     var data = JSON.parse(source.textContent);
     if (!data.t.length) { holder.textContent = "No records to chart."; return; }
     var width = Math.max(320, holder.clientWidth || 640);
+    var first = data.t[0], last = data.t[data.t.length - 1];
+    var pad = Math.max(60, (last - first) / 20);
+    var points = { show: true, size: 6 };
     new uPlot({
       width: width,
       height: 240,
+      scales: { x: { time: true, range: [first - pad, last + pad] } },
       series: [
         {},
-        { label: "reads", stroke: "#2563eb", width: 2 },
-        { label: "writes", stroke: "#16a34a", width: 2 },
-        { label: "denials", stroke: "#dc2626", width: 2 }
+        { label: "reads", stroke: "#2563eb", width: 2, points: points },
+        { label: "writes", stroke: "#16a34a", width: 2, points: points },
+        { label: "denials", stroke: "#dc2626", width: 2, points: points }
       ],
       axes: [{}, { label: "records" }]
     }, [data.t, data.reads, data.writes, data.denials], holder);
