@@ -229,3 +229,33 @@ def test_parse_report_drops_matched_text() -> None:
         parse_report(b"{")
     with pytest.raises(ValueError, match="SARIF"):
         parse_report(b"{}")
+
+
+def test_token_that_cannot_mint_signs_in_as_given(
+    server: RunningServer, admin: httpx.Client
+) -> None:
+    admin.put(
+        "/v1/policies/viewer", json={"rules": [{"path": "apps/**", "capabilities": ["list"]}]}
+    )
+    viewer = _token(admin, "viewer", name="viewer")
+    admin.put("/v1/secrets/apps/v/a", json={"data": {"k": f"v-{uuid.uuid4().hex}"}})
+    wire = logging.getLogger("httpcore")
+    previous = wire.level
+    wire.setLevel(logging.INFO)  # Set-Cookie in this client's own DEBUG log (see above)
+    try:
+        with httpx.Client(base_url=server.url, follow_redirects=False) as browser:
+            answer = browser.post("/ui/login", data={"method": "token", "token": viewer})
+            assert answer.status_code == 303
+            assert browser.cookies.get("secretsd_console") == viewer  # no minting grant
+            tree = browser.get("/ui/secrets?prefix=apps").text
+            assert "v/" in tree
+            # The API decides: list yes, audit no (the page says why), read no.
+            assert "not allowed" in browser.get("/ui/audit").text
+            keys = browser.get("/ui/secret-keys/apps/v/a").text
+            assert "not allowed" in keys
+            out = browser.post("/ui/logout", data={"csrf": _csrf(browser)})
+            assert out.status_code == 303 and "secretsd_console" not in browser.cookies
+    finally:
+        wire.setLevel(previous)
+    with server.client(viewer) as client:  # the caller's own token is not revoked
+        assert client.get("/v1/auth/tokens/self").status_code == 200
