@@ -152,6 +152,13 @@ def test_sign_in_browse_reveal_audit_and_write(page: Any, console_server: Runnin
     shot(page, "secret")
     page.click("button.hide")
     page.wait_for_selector("code.revealed", state="detached")
+    # Back from another page: the value is hidden again (no-store, nothing kept).
+    page.click("button[aria-label='Reveal password']")
+    page.wait_for_selector("code.revealed")
+    page.goto(f"{console_server.url}/ui/policies")
+    page.go_back()
+    page.wait_for_selector("#key-table")
+    assert password not in page.content()
 
     # The reveal is in the audit log, read by the console's session identity.
     page.goto(f"{console_server.url}/ui/audit?path_prefix=apps/web/db&action=read")

@@ -68,4 +68,10 @@
     if (form) { filterFindings(form); }
   });
   document.addEventListener("DOMContentLoaded", drawChart);
+  // Leaving the page: drop revealed values, so no back/forward cache keeps one.
+  window.addEventListener("pagehide", function () {
+    document.querySelectorAll("code.revealed").forEach(function (node) {
+      node.textContent = "";
+    });
+  });
 })();
