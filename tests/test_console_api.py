@@ -94,9 +94,12 @@ def test_policy_validation_gives_the_cli_message(
 ) -> None:
     text = "rules:\n  - path: apps/**\n    capabilities: [read]\n  - path: /bad\n    capabilities: [read]\n"
     with pytest.raises(ValidationFailed) as expected:
-        load_policy_file("p1", text, "policy")
+        load_policy_file("p1", text, "text")
     answer = admin.post("/v1/policies/p1/validate", json={"text": text}).json()
-    assert answer == {"valid": False, "message": expected.value.message}
+    assert answer == {"valid": False, "message": expected.value.message.removeprefix("text: ")}
+    assert answer["message"].startswith("policy 'p1' rule 2 (line 4)")
+    broken = admin.post("/v1/policies/p1/validate", json={"text": "rules: [\n"}).json()
+    assert broken["valid"] is False and broken["message"].startswith("text line 2: not valid YAML")
     assert "line 4" in answer["message"]
     good = admin.post("/v1/policies/p1/validate", json={"text": "rules: []"}).json()
     assert good["valid"] is False and "no rules" in good["message"]

@@ -32,6 +32,7 @@ router = APIRouter(tags=["access"])
 NameParam = Annotated[str, Path(pattern=r"^[A-Za-z0-9._-]{1,64}$")]
 GRANTS = tuple(c for c in CAPABILITIES if c != "deny")
 MAX_TOKENS = 1000
+SOURCE = "text"  # how messages name the document: "text line 3: not valid YAML"
 
 
 class PolicyText(BaseModel):
@@ -100,9 +101,9 @@ async def validate_policy(
     from secretsd.cli.policy_cmd import load_policy_file  # the CLI's parser: same messages
 
     try:
-        policy = load_policy_file(name, body.text, "policy")
-    except SecretsdError as error:
-        return {"valid": False, "message": error.message}
+        policy = load_policy_file(name, body.text, SOURCE)
+    except SecretsdError as error:  # "text: policy 'x' rule 2 ..." -> "policy 'x' rule 2 ..."
+        return {"valid": False, "message": error.message.removeprefix(f"{SOURCE}: ")}
     return {"valid": True, "message": "", "rules": policy.to_document()}
 
 
