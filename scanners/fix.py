@@ -25,11 +25,14 @@ import sys
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from secretsd.scanners.model import Finding, redact
 
 from secretsd.errors import InvalidInput, Unavailable
+
+if TYPE_CHECKING:
+    from secretsd.client.config import ClientSettings
 
 __all__ = ["Edit", "Plan", "apply_plan", "env_name", "plan_fixes", "render_diff", "run_fix"]
 
@@ -250,15 +253,20 @@ def apply_plan(root: Path, plan: Plan, store: Store) -> None:
         os.replace(tmp, target)
 
 
-def sdk_store(address: str, token: str) -> Store:
-    """Write values through the SDK: merged into the secret atomically (PATCH with
-    check-and-set), or a new secret created only if none exists (``cas=0``)."""
+def sdk_store(
+    addr: str | None = None, token: str | None = None, *, settings: ClientSettings | None = None
+) -> Store:
+    """Write values through the SDK (configured like ``Client``): merged into the secret
+    atomically (PATCH with check-and-set), or a new secret created only if none exists
+    (``cas=0``)."""
     from secretsd.client import Client, Retry
     from secretsd.errors import CasMismatch, NotFound
 
     def store(path: str, data: Mapping[str, str]) -> None:
         try:
-            with Client(address, token, auto_renew=False, retry=Retry(attempts=3)) as client:
+            with Client(
+                addr, token, settings=settings, auto_renew=False, retry=Retry(attempts=3)
+            ) as client:
                 for _ in range(3):
                     try:
                         client.patch(path, dict(data))
@@ -334,9 +342,9 @@ def run_fix(
 
 
 def _store_from_env() -> Store:
-    from secretsd.scanners.managed import credentials_from_env
+    from secretsd.scanners.managed import settings_from_env
 
-    return sdk_store(*credentials_from_env(purpose="--fix (without --dry-run)"))
+    return sdk_store(settings=settings_from_env(purpose="--fix (without --dry-run)"))
 
 
 def _print_skipped(plan: Plan, stream: Any) -> None:

@@ -6,50 +6,40 @@ characters) with SHA-256 and sends only the first five hex characters of each
 hash (k-anonymity: each prefix stands for ~1/1,000,000 of all strings). The
 server answers with the full hashes of the stored values that start with one
 of those prefixes *and* that the caller may read; the comparison of full
-hashes happens here. Contract::
-
-    POST {SECRETSD_ADDR}/v1/values/hash-lookup
-    Authorization: Bearer {token}
-    {"prefixes": ["3fa9c", ...]}
-    -> {"algorithm": "sha256", "hashes": ["3fa9c...", ...]}
+hashes happens here. The call is the SDK's ``Client.lookup_value_hashes``
+(``POST /v1/values/hash-lookup``), so credentials, TLS, retries and errors are
+the SDK's, configured like every client (``SECRETSD_ADDR``, ``SECRETSD_TOKEN``...
+or the ``secretsd login`` file).
 """
 
 from __future__ import annotations
 
 import hashlib
-import os
 import re
 from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass
-from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from secretsd.scanners.model import Finding, Fragment
 
-from secretsd.errors import (
-    ConfigError,
-    Forbidden,
-    SecretsdError,
-    Unauthenticated,
-    Unavailable,
-    error_class_for_code,
-)
+from secretsd.errors import ConfigError
+
+if TYPE_CHECKING:
+    from secretsd.client.config import ClientSettings
 
 __all__ = [
     "MIN_LENGTH",
     "PREFIX_LENGTH",
     "Candidate",
-    "HashLookupClient",
+    "HashLookup",
     "candidates",
     "client_from_env",
-    "credentials_from_env",
-    "error_for",
     "match_candidates",
+    "settings_from_env",
 ]
 
 MIN_LENGTH = 8
 PREFIX_LENGTH = 5
-BATCH = 5000
 RULE_ID = "managed-secret"
 _CANDIDATE = re.compile(
     rb""""([^"\\\r\n]{8,256})"|'([^'\\\r\n]{8,256})'|`([^`\\\r\n]{8,256})`|"""
@@ -115,104 +105,52 @@ def candidates(fragment: Fragment) -> Iterator[Candidate]:
         )
 
 
-class HashLookupClient:
-    """The HTTP side of the k-anonymity lookup (httpx, imported lazily)."""
+class HashLookup:
+    """The k-anonymity lookup, through the SDK: its settings loader (login file,
+    AppRole, Kubernetes, ``SECRETSD_CACERT``), its retries and its errors."""
 
-    def __init__(self, address: str, token: str, *, transport: Any = None) -> None:
-        self.address = address.rstrip("/")
-        self._token = token
+    def __init__(self, settings: ClientSettings, *, transport: Any = None) -> None:
+        self.settings = settings
         self._transport = transport
 
     def __repr__(self) -> str:
-        return f"HashLookupClient(address={self.address!r}, token=***)"
+        return (
+            f"HashLookup(addr={self.settings.addr!r}, "
+            f"credentials={self.settings.credential_kind!r}, token=<hidden>)"
+        )
 
     def lookup(self, prefixes: Iterable[str]) -> set[str]:
         """Full hashes of readable stored values whose hash starts with one of ``prefixes``."""
-        import httpx
+        from secretsd.client import Client, Retry
 
-        wanted = sorted(set(prefixes))
-        found: set[str] = set()
-        url = f"{self.address}/v1/values/hash-lookup"
-        headers = {"Authorization": f"Bearer {self._token}"}
-        with httpx.Client(timeout=30, transport=self._transport) as http:
-            for index in range(0, len(wanted), BATCH):
-                body = {"prefixes": wanted[index : index + BATCH]}
-                try:
-                    response = http.post(url, json=body, headers=headers)
-                except httpx.HTTPError as error:
-                    raise Unavailable(
-                        f"cannot reach secretsd at {self.address} ({type(error).__name__}); "
-                        "check SECRETSD_ADDR and that the server is running"
-                    ) from None
-                found.update(self._hashes(response))
-        return found
-
-    def _hashes(self, response: Any) -> list[str]:
-        if response.status_code != 200:
-            raise error_for(response, self.address)
-        try:
-            document = response.json()
-        except ValueError:
-            raise Unavailable(f"secretsd at {self.address} answered with invalid JSON") from None
-        if document.get("algorithm") != "sha256" or not isinstance(document.get("hashes"), list):
-            raise Unavailable(
-                f"secretsd at {self.address} answered the hash lookup in an unknown format"
-            )
-        return [h for h in document["hashes"] if isinstance(h, str)]
+        with Client(
+            settings=self.settings,
+            transport=self._transport,
+            auto_renew=False,
+            retry=Retry(attempts=4),
+        ) as client:
+            return client.lookup_value_hashes(prefixes)
 
 
-def error_for(response: Any, address: str) -> SecretsdError:
-    """Map a secretsd error answer back to our error classes."""
-    message = ""
-    code = ""
-    try:
-        error = response.json().get("error", {})
-        code, message = str(error.get("code", "")), str(error.get("message", ""))
-    except (ValueError, AttributeError):
-        pass
-    if response.status_code == 401:
-        return Unauthenticated(message or "secretsd refused the token; check SECRETSD_TOKEN")
-    if response.status_code == 403:
-        return Forbidden(message or "this token may not look up value hashes")
-    if response.status_code == 404:
-        return Unavailable(
-            f"secretsd at {address} has no /v1/values/hash-lookup route; upgrade the server"
-        )
-    cls = error_class_for_code(code) if code else Unavailable
-    return cls(message or f"secretsd at {address} answered HTTP {response.status_code}")
-
-
-def credentials_from_env(
+def settings_from_env(
     environ: Mapping[str, str] | None = None, purpose: str = "--managed"
-) -> tuple[str, str]:
-    """SECRETSD_ADDR plus SECRETSD_TOKEN or SECRETSD_TOKEN_FILE, with a clear error when missing."""
-    env = os.environ if environ is None else environ
-    address = env.get("SECRETSD_ADDR", "").strip()
-    token = env.get("SECRETSD_TOKEN", "").strip()
-    token_file = env.get("SECRETSD_TOKEN_FILE", "").strip()
-    if not token and token_file:
-        try:
-            token = Path(token_file).read_text("utf-8").strip()
-        except OSError as error:
-            raise ConfigError(
-                f"cannot read SECRETSD_TOKEN_FILE {token_file!r} ({error.strerror})"
-            ) from None
-    if not address or not token:
-        raise ConfigError(
-            f"{purpose} needs secretsd credentials: set SECRETSD_ADDR "
-            "(e.g. http://127.0.0.1:8200) and SECRETSD_TOKEN or SECRETSD_TOKEN_FILE"
-        )
-    if not address.startswith(("http://", "https://")):
-        raise ConfigError(f"SECRETSD_ADDR {address!r} must start with http:// or https://")
-    return address, token
+) -> ClientSettings:
+    """The SDK's client settings, refusing up front (before any scanning) when there are
+    no credentials at all."""
+    from secretsd.client.config import NO_CREDENTIALS_HINT, load_client_settings
+
+    settings = load_client_settings(env=environ)
+    if settings.credential_kind == "none":
+        raise ConfigError(f"{purpose} needs secretsd credentials: {NO_CREDENTIALS_HINT}")
+    return settings
 
 
-def client_from_env(environ: Mapping[str, str] | None = None) -> HashLookupClient:
-    """The lookup client for the credentials in the environment."""
-    return HashLookupClient(*credentials_from_env(environ))
+def client_from_env(environ: Mapping[str, str] | None = None) -> HashLookup:
+    """The lookup for the client settings in the environment (or the login file)."""
+    return HashLookup(settings_from_env(environ))
 
 
-def match_candidates(found: Iterable[Candidate], client: HashLookupClient) -> list[Finding]:
+def match_candidates(found: Iterable[Candidate], client: HashLookup) -> list[Finding]:
     """Ask the server about the candidates' hash prefixes and keep the full-hash matches."""
     pool = list(found)
     if not pool:

@@ -10,7 +10,8 @@ never carry a secret value.
     ├── InvalidInput                    400  invalid_input       exit 2
     │   ├── InvalidReference            400  invalid_reference   exit 2
     │   ├── InvalidPath                 400  invalid_path        exit 2
-    │   └── ConfigError                 400  invalid_config      exit 2
+    │   ├── ConfigError                 400  invalid_config      exit 2
+    │   └── MethodNotAllowed            405  method_not_allowed  exit 2
     ├── ValidationFailed                422  validation_failed   exit 2
     ├── PayloadTooLarge                 413  payload_too_large   exit 2
     ├── Unauthenticated                 401  unauthenticated     exit 4
@@ -22,6 +23,11 @@ never carry a secret value.
         ├── VaultUnavailable            503  vault_unavailable   exit 6
         ├── DatabaseUnavailable         503  database_unavailable exit 6
         └── AuditUnavailable            503  audit_unavailable   exit 6
+
+The status-to-class mapping is derived from this tree once
+(:func:`error_class_for_status`), and every boundary uses it: the service's
+handler for framework errors, the SDK for answers without our JSON body, and
+through the SDK the CLI, the scanner and the Ansible lookup.
 """
 
 from __future__ import annotations
@@ -38,6 +44,7 @@ __all__ = [
     "InvalidInput",
     "InvalidPath",
     "InvalidReference",
+    "MethodNotAllowed",
     "NotFound",
     "PayloadTooLarge",
     "SecretsdError",
@@ -46,6 +53,7 @@ __all__ = [
     "ValidationFailed",
     "VaultUnavailable",
     "error_class_for_code",
+    "error_class_for_status",
 ]
 
 
@@ -89,6 +97,13 @@ class ConfigError(InvalidInput):
     """Settings that cannot work (unknown file, contradictory options...)."""
 
     code = "invalid_config"
+
+
+class MethodNotAllowed(InvalidInput):
+    """An HTTP method the endpoint does not offer (a client or script bug)."""
+
+    http_status = 405
+    code = "method_not_allowed"
 
 
 class ValidationFailed(SecretsdError):
@@ -178,9 +193,30 @@ def _all_subclasses(cls: type[SecretsdError]) -> list[type[SecretsdError]]:
     return found
 
 
+_BY_CODE: dict[str, type[SecretsdError]] = {}
+_BY_STATUS: dict[int, type[SecretsdError]] = {}
+for _cls in _all_subclasses(SecretsdError):  # parents before children
+    _BY_CODE.setdefault(_cls.code, _cls)
+    _BY_STATUS.setdefault(_cls.http_status, _cls)
+del _cls
+
+#: A gateway's "cannot reach the service" answers mean what our 503 means.
+_GATEWAY_STATUSES = frozenset({502, 504})
+
+
 def error_class_for_code(code: str) -> type[SecretsdError]:
     """Map a JSON error code back to its class (used by the SDK)."""
-    for cls in _all_subclasses(SecretsdError):
-        if cls.code == code:
-            return cls
-    return SecretsdError
+    return _BY_CODE.get(code, SecretsdError)
+
+
+def error_class_for_status(status: int) -> type[SecretsdError]:
+    """The most general class answered with ``status`` (400 -> InvalidInput, 409 -> Conflict,
+    503 -> Unavailable); SecretsdError for a status the tree does not use.
+
+    For answers without our JSON error body (a proxy, a framework error): a
+    body's ``code`` is more precise and wins where there is one. A gateway's
+    502 or 504 (a proxy that cannot reach secretsd) counts as Unavailable.
+    """
+    if status in _GATEWAY_STATUSES:
+        return Unavailable
+    return _BY_STATUS.get(status, SecretsdError)

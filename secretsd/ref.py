@@ -27,7 +27,9 @@ __all__ = [
     "Reference",
     "is_reference",
     "is_valid_path",
+    "near_miss_reference",
     "parse_reference",
+    "secret_path",
     "validate_key",
     "validate_path",
 ]
@@ -40,6 +42,11 @@ _SEGMENT = re.compile(r"[A-Za-z0-9._-]+")
 _KEY = re.compile(r"[-._a-zA-Z0-9]+")
 _HINT_SEGMENT = "segments are letters, digits, '.', '_' or '-', separated by single '/'"
 _HINT_KEY = "keys are letters, digits, '.', '_' or '-' (the Kubernetes Secret key charset)"
+_SYNTAX = "secretsd://<path>[?version=<n>][#<key>], e.g. secretsd://apps/web/db#password"
+# A scheme someone meant as ours: "secretsd:" in any case or spacing, or a near
+# spelling ("secret", "secrets", "secretd") followed by "://", ":/" or "//".
+_OUR_SCHEME_LOOSELY = re.compile(r"\s*secretsd\s*:", re.IGNORECASE)
+_NEAR_SCHEME = re.compile(r"\s*secrets?d?\s*(?::\s*[/\\]+|//)", re.IGNORECASE)
 
 
 def _path_problem(path: str) -> str | None:
@@ -83,8 +90,50 @@ def validate_path(path: str, *, allow_empty: bool = False) -> str:
         return path
     problem = _path_problem(path)
     if problem is not None:
-        raise InvalidPath(f"invalid secret path {path!r}: {problem}")
+        raise InvalidPath(f"invalid secret path {path!r}: {problem}{_scheme_hint(path)}")
     return path
+
+
+def _scheme_hint(path: str) -> str:
+    """A reference typed without its scheme (``apps/web/db#password``): say so."""
+    head = path.split("#", 1)[0].split("?", 1)[0]
+    if head != path and _path_problem(head) is None:
+        return f"; a reference starts with the scheme: {SCHEME}{path}"
+    return ""
+
+
+def secret_path(path_or_ref: str | Reference) -> str:
+    """A secret's path from a bare path (``apps/web/db``) or a reference that names no key
+    or version (``secretsd://apps/web/db``); InvalidPath or InvalidReference otherwise."""
+    if isinstance(path_or_ref, Reference) or is_reference(path_or_ref):
+        ref = path_or_ref if isinstance(path_or_ref, Reference) else parse_reference(path_or_ref)
+        if ref.key is not None or ref.version is not None:
+            raise InvalidReference(
+                f"{ref} names a key or version; give the secret's path, e.g. {SCHEME}{ref.path}"
+            )
+        return ref.path
+    return validate_path(path_or_ref)
+
+
+def near_miss_reference(text: str) -> str | None:
+    """Say why ``text``, which is not a reference, was almost surely meant as one
+    (``secretsd:/apps/web/db#k``, ``SECRETSD://...``, ``secret://...``); None otherwise.
+
+    The one check for every place that takes "a reference or a literal" (``secretsd
+    run``, env files, the agent's templates): a near miss is refused there instead of
+    passing on silently as a literal. The answer quotes only the scheme-like
+    beginning, never the rest, which may be a value.
+    """
+    if text.startswith(SCHEME):
+        return None
+    match = _OUR_SCHEME_LOOSELY.match(text) or _NEAR_SCHEME.match(text)
+    if match is None:
+        return None
+    beginning = text[: match.end()]
+    rest = text[match.end() :]
+    while rest[:1] in ("/", "\\"):  # show every slash of the misspelt scheme
+        beginning, rest = beginning + rest[0], rest[1:]
+    return f"it starts with {beginning!r}, not {SCHEME!r}; write {_SYNTAX}"
 
 
 def is_valid_path(path: str) -> bool:
@@ -141,9 +190,11 @@ def parse_reference(text: str) -> Reference:
         raise InvalidReference(f"invalid reference: expected a string, got {type(text).__name__}")
     if not text.startswith(SCHEME):
         # Do not echo: it may be a value pasted where a reference belongs.
+        near_miss = near_miss_reference(text)
+        if near_miss is not None:
+            raise InvalidReference(f"invalid reference: {near_miss}")
         raise InvalidReference(
-            "invalid reference: it does not start with 'secretsd://'; "
-            "write secretsd://<path>[?version=<n>][#<key>], e.g. secretsd://apps/web/db#password"
+            f"invalid reference: it does not start with {SCHEME!r}; write {_SYNTAX}"
         )
     rest = text[len(SCHEME) :]
     key: str | None = None

@@ -320,7 +320,8 @@ class RunningServer:
         self.thread.join(15)
 
 
-def start_server(settings: Settings) -> RunningServer:
+def start_server(settings: Settings, tls: tuple[Path, Path] | None = None) -> RunningServer:
+    """The app in a uvicorn thread on a free port; HTTPS with ``tls`` = (cert, key) files."""
     import uvicorn
 
     from secretsd.server.app import create_app
@@ -335,6 +336,8 @@ def start_server(settings: Settings) -> RunningServer:
         access_log=False,
         lifespan="on",
         timeout_graceful_shutdown=2,
+        ssl_certfile=str(tls[0]) if tls else None,
+        ssl_keyfile=str(tls[1]) if tls else None,
     )
     server = uvicorn.Server(config)
     thread = threading.Thread(target=server.run, daemon=True)
@@ -344,7 +347,8 @@ def start_server(settings: Settings) -> RunningServer:
         if not thread.is_alive() or time.monotonic() > deadline:
             raise AssertionError("secretsd test server did not start")
         time.sleep(0.02)
-    return RunningServer(f"http://127.0.0.1:{port}", settings, ADMIN_TOKEN, app, server, thread)
+    scheme = "https" if tls else "http"
+    return RunningServer(f"{scheme}://127.0.0.1:{port}", settings, ADMIN_TOKEN, app, server, thread)
 
 
 @pytest.fixture

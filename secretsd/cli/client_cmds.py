@@ -14,9 +14,18 @@ from typing import TYPE_CHECKING, Annotated, Any
 import typer
 
 from secretsd.backends.base import secret_to_json
+from secretsd.cli.exposure import looks_secret
 from secretsd.cli.output import is_tty, print_json, table
 from secretsd.errors import InvalidInput
-from secretsd.ref import Reference, is_reference, parse_reference, validate_key, validate_path
+from secretsd.ref import (
+    Reference,
+    is_reference,
+    near_miss_reference,
+    parse_reference,
+    secret_path,
+    validate_key,
+    validate_path,
+)
 
 if TYPE_CHECKING:
     from secretsd.client import Client
@@ -30,6 +39,7 @@ __all__ = [
     "open_client",
     "put",
     "rm",
+    "undelete",
     "versions",
 ]
 
@@ -54,8 +64,9 @@ def open_client(addr: str | None, **options: Any) -> Client:
 
 
 def _target(text: str) -> Reference:
-    """A reference, or a bare path meaning the whole secret."""
-    if is_reference(text):
+    """A reference, or a bare path meaning the whole secret (a misspelt scheme is refused,
+    a reference typed without one gets a hint)."""
+    if is_reference(text) or near_miss_reference(text) is not None:
         return parse_reference(text)
     return Reference(validate_path(text))
 
@@ -77,29 +88,25 @@ def get(
         raise InvalidInput(f"--version {version} contradicts the reference's version")
     wanted = version or target.version
     with open_client(addr) as client:
-        secret = client.read(target.path, wanted)
-    if target.key is None:
+        if target.key is None:
+            secret = client.read(target.path, wanted)
+            print_json(secret_to_json(secret) if as_json else dict(secret.data))
+            return
+        # NotFound names the keys there are; the read for --json is served from the cache.
+        raw = client.get_bytes(Reference(target.path, target.key, wanted))
         if as_json:
-            print_json(secret_to_json(secret))
-        else:
-            print_json(dict(secret.data))
-        return
-    from secretsd.client._wire import pick_value
-
-    pick_value(secret, target.key)  # NotFound naming the keys there are
-    if as_json:
-        binary = target.key in secret.binary_keys
-        print_json(
-            {
-                "path": secret.path,
-                "version": secret.version,
-                "key": target.key,
-                "value": secret.data[target.key],
-                "encoding": "base64" if binary else "utf-8",
-            }
-        )
-        return
-    raw = secret.value_bytes(target.key)
+            secret = client.read(target.path, wanted)
+            binary = target.key in secret.binary_keys
+            print_json(
+                {
+                    "path": secret.path,
+                    "version": secret.version,
+                    "key": target.key,
+                    "value": secret.data[target.key],
+                    "encoding": "base64" if binary else "utf-8",
+                }
+            )
+            return
     out = sys.stdout.buffer
     out.write(raw)
     if is_tty() and not raw.endswith(b"\n"):
@@ -142,6 +149,14 @@ def parse_pairs(pairs: list[str]) -> dict[str, str | bytes]:
         if key in values:
             raise InvalidInput(f"the key {key!r} is given twice")
         values[key] = _read_value(key, source, stdin_used)
+        typed = source != "-" and not source.startswith("@")
+        if typed and looks_secret(key, source):
+            typer.echo(
+                f"secretsd put: warning: the value of {key!r} was typed on the command line, "
+                f"where other users can read it (ps) and shell history keeps it; next time "
+                f"use {key}=- (stdin, asked without echo) or {key}=@FILE",
+                err=True,
+            )
     return values
 
 
@@ -166,19 +181,17 @@ def put(
     addr: AddrOption = None,
 ) -> None:
     """Write a new version of a secret."""
-    from secretsd.client._wire import as_path
-
-    secret_path = as_path(path)
+    target = secret_path(path)
     values = parse_pairs(pairs or [])
     with open_client(addr) as client:
         if merge:
-            version = client.patch(secret_path, values, cas=cas)
+            version = client.patch(target, values, cas=cas)
         else:
-            version = client.put(secret_path, values, cas=cas)
+            version = client.put(target, values, cas=cas)
     if as_json:
-        print_json({"path": secret_path, "version": version})
+        print_json({"path": target, "version": version})
     else:
-        typer.echo(f"wrote {secret_path} version {version}")
+        typer.echo(f"wrote {target} version {version}")
 
 
 def ls(
@@ -188,7 +201,7 @@ def ls(
 ) -> None:
     """List the secrets and folders (ending in '/') under a prefix."""
     with open_client(addr) as client:
-        keys = client.list(prefix.removeprefix("secretsd://"))
+        keys = client.list(prefix)
     if as_json:
         print_json({"keys": keys})
         return
@@ -222,26 +235,56 @@ def rm(
     ] = False,
     addr: AddrOption = None,
 ) -> None:
-    """Delete the latest version (undelete-able), given versions, or the whole secret."""
-    from secretsd.client._wire import as_path
-
-    secret_path = as_path(path)
+    """Delete the latest version (`secretsd undelete` restores it), given versions, or the
+    whole secret."""
+    target = secret_path(path)
     chosen = _version_list(versions)
     if everything and (chosen or destroy):
         raise InvalidInput("--all removes every version; it takes no --versions or --destroy")
     with open_client(addr) as client:
         if everything:
-            client.delete_all(secret_path)
-            typer.echo(f"deleted {secret_path} and all its versions", err=True)
+            client.delete_all(target)
+            typer.echo(f"deleted {target} and all its versions", err=True)
         elif destroy:
             if chosen is None:
-                chosen = [client.metadata(secret_path).current_version]
-            client.destroy(secret_path, chosen)
-            typer.echo(f"destroyed {secret_path} versions {_join(chosen)}", err=True)
+                chosen = [client.metadata(target).current_version]
+            client.destroy(target, chosen)
+            typer.echo(f"destroyed {target} versions {_join(chosen)}", err=True)
         else:
-            client.delete(secret_path, chosen)
+            client.delete(target, chosen)
             which = f"versions {_join(chosen)}" if chosen else "the latest version"
-            typer.echo(f"deleted {which} of {secret_path}", err=True)
+            typer.echo(f"deleted {which} of {target}", err=True)
+
+
+def undelete(
+    path: Annotated[str, typer.Argument(help="The secret's path.")],
+    versions: Annotated[
+        str | None,
+        typer.Option("--versions", help="Comma-separated versions (default: the latest)."),
+    ] = None,
+    addr: AddrOption = None,
+) -> None:
+    """Restore soft-deleted versions (not destroyed ones): the latest, or the given ones."""
+    target = secret_path(path)
+    chosen = _version_list(versions)
+    with open_client(addr) as client:
+        if chosen is None:
+            meta = client.metadata(target)
+            latest = meta.version_info(meta.current_version)
+            if latest is None or not latest.deleted:
+                deleted = [str(v.version) for v in meta.versions if v.deleted]
+                state = "destroyed" if latest is not None and latest.destroyed else "not deleted"
+                raise InvalidInput(
+                    f"the latest version of {target} ({meta.current_version}) is {state}; "
+                    + (
+                        f"restore others with --versions {','.join(deleted)}"
+                        if deleted
+                        else "no version is deleted"
+                    )
+                )
+            chosen = [latest.version]
+        client.undelete(target, chosen)
+    typer.echo(f"restored {target} versions {_join(chosen)}", err=True)
 
 
 def _join(numbers: list[int]) -> str:
@@ -254,10 +297,8 @@ def versions(
     addr: AddrOption = None,
 ) -> None:
     """Show every version of a secret: created, deleted, destroyed."""
-    from secretsd.client._wire import as_path
-
     with open_client(addr) as client:
-        meta = client.metadata(as_path(path))
+        meta = client.metadata(secret_path(path))
     if as_json:
         print_json(
             {

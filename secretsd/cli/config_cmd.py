@@ -23,6 +23,8 @@ def show(
     """Print every setting after flags, environment, config file and defaults (secrets hidden)."""
     settings = settings_from_flags(config, data_dir=data_dir)
     shown = settings.redacted()
+    if shown.get("database_url") is None:  # the default: SQLite in the data dir, no secret
+        shown["database_url"] = settings.sqlalchemy_url
     if as_json:
         typer.echo(json.dumps(shown, indent=2, sort_keys=True))
         return

@@ -50,9 +50,9 @@ def consumers(
     addr: AddrOption = None,
 ) -> None:
     """Show which version of a secret each agent / SDK process holds."""
-    from secretsd.client._wire import as_path
+    from secretsd.ref import secret_path as parse_path
 
-    secret_path = as_path(path)
+    secret_path = parse_path(path)
     with open_client(addr) as client:
         rows = _holders(client, secret_path)
     if as_json:
@@ -77,9 +77,9 @@ def rotate(
     addr: AddrOption = None,
 ) -> None:
     """Write a new version of a secret and (with --wait) wait until it has propagated."""
-    from secretsd.client._wire import as_path
+    from secretsd.ref import secret_path as parse_path
 
-    secret_path = as_path(path)
+    secret_path = parse_path(path)
     values = parse_pairs(pairs or [])
     if not values:
         raise InvalidInput(

@@ -12,7 +12,6 @@ from __future__ import annotations
 import contextlib
 import os
 import sys
-from dataclasses import replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated
 
@@ -86,52 +85,63 @@ def login(
 ) -> None:
     """Log in and store the token (0600, user config dir) for later commands."""
     from secretsd.client import Client
-    from secretsd.client.config import DEFAULT_ADDR, ClientSettings, read_stored_login, store_login
+    from secretsd.client.config import store_login
 
     method = method.lower()
+    if method not in ("token", "approle", "kubernetes"):
+        raise InvalidInput(f"--method is token, approle or kubernetes, not {method!r}")
     environ = os.environ
-    if addr is None:
-        stored = read_stored_login()
-        addr = environ.get("SECRETSD_ADDR") or (stored.addr if stored else DEFAULT_ADDR)
-    bare = ClientSettings(addr=addr.rstrip("/"), credentials_from="login")
+    # The SDK's one settings loader: the address (--addr > SECRETSD_ADDR > the last
+    # login > default), SECRETSD_CACERT, SECRETSD_K8S_TOKEN_FILE, exactly as every
+    # client reads them. Only the credentials are the ones this login is about.
     info: TokenInfo | None
     if method == "token":
         token = _read_secret("Token", token_file, "token")
-        info = _verify(replace(bare, token=token))
-    elif method == "approle":
-        role_id = role_id or environ.get("SECRETSD_ROLE_ID")
-        if not role_id:
-            raise InvalidInput("AppRole login needs --role-id (or SECRETSD_ROLE_ID)")
-        if secret_id_file is None and environ.get("SECRETSD_SECRET_ID_FILE"):
-            secret_id_file = Path(environ["SECRETSD_SECRET_ID_FILE"])
-        secret_id = environ.get("SECRETSD_SECRET_ID") if secret_id_file is None else None
-        secret_id = secret_id or _read_secret("Secret id", secret_id_file, "secret id")
-        with Client(settings=bare, auto_renew=False) as client:
-            info = client.login_approle(role_id, secret_id)
-        token = info.token or ""
-    elif method == "kubernetes":
-        role = role or environ.get("SECRETSD_K8S_ROLE")
-        if not role:
-            raise InvalidInput("Kubernetes login needs --role (or SECRETSD_K8S_ROLE)")
-        if jwt_file is None:
-            jwt_file = Path(environ.get("SECRETSD_K8S_TOKEN_FILE") or bare.k8s_token_file)
-        jwt = _read_secret("JWT", jwt_file, "service-account token")
-        with Client(settings=bare, auto_renew=False) as client:
-            info = client.login_kubernetes(role, jwt)
-        token = info.token or ""
+        settings = _settings(addr, token)
+        info = _verify(settings)
     else:
-        raise InvalidInput(f"--method is token, approle or kubernetes, not {method!r}")
-    path = store_login(bare.addr, token)
+        settings = _settings(addr).without_credentials()
+        with Client(settings=settings, auto_renew=False) as client:
+            if method == "approle":
+                role_id = role_id or environ.get("SECRETSD_ROLE_ID")
+                if not role_id:
+                    raise InvalidInput("AppRole login needs --role-id (or SECRETSD_ROLE_ID)")
+                if secret_id_file is None and environ.get("SECRETSD_SECRET_ID_FILE"):
+                    secret_id_file = Path(environ["SECRETSD_SECRET_ID_FILE"])
+                secret_id = environ.get("SECRETSD_SECRET_ID") if secret_id_file is None else None
+                secret_id = secret_id or _read_secret("Secret id", secret_id_file, "secret id")
+                info = client.login_approle(role_id, secret_id)
+            else:
+                role = role or environ.get("SECRETSD_K8S_ROLE")
+                if not role:
+                    raise InvalidInput("Kubernetes login needs --role (or SECRETSD_K8S_ROLE)")
+                jwt = _read_secret(
+                    "JWT", jwt_file or settings.k8s_token_file, "service-account token"
+                )
+                info = client.login_kubernetes(role, jwt)
+        token = info.token or ""
+    path = store_login(settings.addr, token)
     detail = ""
     if info is not None:
         policies = ", ".join(info.policies) or "none"
         detail = f" (policies: {policies}; expires: {info.expires_at or 'never'})"
-    typer.echo(f"Logged in to {bare.addr}{detail}.", err=True)
+    typer.echo(f"Logged in to {settings.addr}{detail}.", err=True)
     typer.echo(
         f"Token stored in {path} (mode 0600); commands use it when SECRETSD_TOKEN, "
         "SECRETSD_TOKEN_FILE and the login variables are unset.",
         err=True,
     )
+
+
+def _settings(addr: str | None, token: str | None = None) -> ClientSettings:
+    from secretsd.client import load_client_settings
+
+    try:
+        return load_client_settings(addr, token)
+    except ConfigError:
+        # A corrupt login file must not stop the login that replaces it (a bad
+        # SECRETSD_ADDR raises again).
+        return load_client_settings(addr, token, use_login_file=False)
 
 
 def _verify(settings: ClientSettings) -> TokenInfo | None:

@@ -48,6 +48,7 @@ app.command("get")(client_cmds.get)
 app.command("put")(client_cmds.put)
 app.command("ls")(client_cmds.ls)
 app.command("rm")(client_cmds.rm)
+app.command("undelete")(client_cmds.undelete)
 app.command("versions")(client_cmds.versions)
 app.command("export")(client_cmds.export)
 app.command(

@@ -9,6 +9,11 @@ References come from three places, later ones winning:
 2. ``--env-file FILE`` (dotenv: ``NAME=secretsd://...`` or ``NAME=literal``);
 3. ``--env NAME=secretsd://...``.
 
+A value that is almost a reference (``secretsd:/apps/web/db#k``, ``SECRETSD://``,
+``secret://``) is refused rather than passed on as a literal (the check is
+``secretsd.ref.near_miss_reference``), and a secret-looking literal given with
+``--env`` gets a warning: the command line is visible to every user (``ps``).
+
 All references are resolved in one call. The command gets SIGINT, SIGTERM,
 SIGHUP, SIGQUIT, SIGUSR1 and SIGUSR2 forwarded (SIGINT only when not on a
 terminal, where the terminal already sends it to the whole process group), and
@@ -36,13 +41,14 @@ import typer
 
 from secretsd.cli.client_cmds import AddrOption, open_client
 from secretsd.cli.dotenv import ENV_NAME, parse_dotenv
+from secretsd.cli.exposure import looks_secret
 from secretsd.errors import InvalidInput, InvalidReference, SecretsdError
-from secretsd.ref import is_reference, parse_reference
+from secretsd.ref import is_reference, near_miss_reference, parse_reference
 
 if TYPE_CHECKING:
     from secretsd.client import Client
 
-__all__ = ["EnvPlan", "plan_environment", "run"]
+__all__ = ["EnvPlan", "plaintext_warning", "plan_environment", "run"]
 
 MARKER = "SECRETSD_ENV_"
 FORWARDED = (
@@ -55,6 +61,18 @@ FORWARDED = (
 )
 
 
+def plaintext_warning(name: str, value: str) -> str | None:
+    """A warning for a secret-looking literal given on the command line, where every
+    user of the machine can read it (``ps``, ``/proc/<pid>/cmdline``); never the value."""
+    if not looks_secret(name, value):
+        return None
+    return (
+        f"secretsd run: warning: --env {name} carries a literal that looks like a secret on "
+        "the command line, where other users can read it (ps); store it in secretsd and "
+        f"pass --env {name}=secretsd://<path>#<key>"
+    )
+
+
 @dataclass
 class EnvPlan:
     """What the command's environment is made of, before resolving."""
@@ -62,6 +80,7 @@ class EnvPlan:
     refs: dict[str, str] = field(default_factory=dict)
     literal: dict[str, str] = field(default_factory=dict)
     removed: set[str] = field(default_factory=set)
+    warnings: list[str] = field(default_factory=list)
 
     def assign(self, name: str, value: str, where: str) -> None:
         if is_reference(value):
@@ -76,6 +95,9 @@ class EnvPlan:
             self.refs[name] = value
             self.literal.pop(name, None)
         else:
+            near_miss = near_miss_reference(value)
+            if near_miss is not None:  # never passed on as a literal by mistake
+                raise InvalidReference(f"{where}, {name}: not a reference: {near_miss}")
             self.literal[name] = value
             self.refs.pop(name, None)
 
@@ -94,7 +116,7 @@ def plan_environment(
                     "secretsd:// reference"
                 )
             plan.assign(target, value, "the environment")
-        elif is_reference(value):
+        elif is_reference(value) or near_miss_reference(value) is not None:
             plan.assign(name, value, "the environment")
     for env_file in env_files:
         try:
@@ -110,6 +132,10 @@ def plan_environment(
         if not sep or not ENV_NAME.fullmatch(name):
             raise InvalidInput("--env takes NAME=secretsd://path#key (NAME of letters, digits, _)")
         plan.assign(name, value, "--env")
+        if name in plan.literal:
+            warning = plaintext_warning(name, value)
+            if warning is not None:
+                plan.warnings.append(warning)
     return plan
 
 
@@ -311,6 +337,8 @@ def run(
         raise InvalidInput("--restart and --signal act on changes: add --watch")
     chosen = _signal_number(reload_signal) if reload_signal is not None else None
     plan = plan_environment(os.environ, env_file or [], env or [])
+    for warning in plan.warnings:
+        typer.echo(warning, err=True)
     with open_client(addr, auto_renew=watch) as client:
         runner = Runner(command, client, plan, reload_signal=chosen, grace=grace)
         code = runner.run(watch and bool(plan.refs))

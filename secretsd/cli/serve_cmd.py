@@ -1,4 +1,4 @@
-"""``secretsd serve``."""
+"""``secretsd serve`` (one per embedded data dir: ``secretsd.server.instance_lock``)."""
 
 from __future__ import annotations
 
@@ -7,7 +7,6 @@ from typing import Annotated
 import typer
 
 from secretsd.cli.options import ConfigOption, DataDirOption, settings_from_flags
-from secretsd.errors import ConfigError
 
 __all__ = ["serve"]
 
@@ -37,14 +36,16 @@ def serve(
     settings = settings_from_flags(
         config, host=host, port=port, data_dir=data_dir, workers=workers, log_level=log_level
     )
-    try:
-        from secretsd.server.serve import serve as run_server
-    except ImportError as error:
-        raise ConfigError(
-            f"the server needs the 'server' extra ({error.name} is missing): "
-            "pip install 'secretsd[server]'"
-        ) from None
     from secretsd.logs import configure_logging
+    from secretsd.server.serve import serve as run_server  # no extra: one-line hint (boundary)
 
     configure_logging(settings.log_level)
-    run_server(settings)
+    if not settings.embedded:  # an external Vault: replicas may share a data dir
+        run_server(settings)
+        return
+    from secretsd.server.instance_lock import hold_data_dir
+
+    host = f"[{settings.host}]" if ":" in settings.host else settings.host
+    addr = f"{'https' if settings.tls else 'http'}://{host}:{settings.port}"
+    with hold_data_dir(settings.data_dir, addr):  # one serve per embedded OpenBao
+        run_server(settings)

@@ -163,6 +163,10 @@ class AsyncClient(ClientBase):
     async def list(self, prefix: str = "") -> _StrList:
         return await self._run(self._core.list_op(prefix))
 
+    async def lookup_value_hashes(self, prefixes: Iterable[str]) -> set[str]:
+        """Full SHA-256 of readable stored values matching the five-hex-digit prefixes."""
+        return await self._run(self._core.value_hashes_op(builtins.list(prefixes)))
+
     # -- writing ------------------------------------------------------------------
 
     async def put(

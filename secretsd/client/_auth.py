@@ -18,7 +18,7 @@ from typing import Any
 
 from secretsd.client._effects import HttpRequest
 from secretsd.client._types import TokenInfo
-from secretsd.client.config import ClientSettings
+from secretsd.client.config import NO_CREDENTIALS_HINT, ClientSettings
 from secretsd.errors import Unauthenticated
 
 __all__ = ["AuthState", "token_info"]
@@ -68,11 +68,7 @@ class AuthState:
         if token is None and self.kind == "token_file":
             token = self._token = self.settings.read_token_file()
         if token is None:
-            raise Unauthenticated(
-                "no credentials: set SECRETSD_TOKEN or SECRETSD_TOKEN_FILE, or AppRole "
-                "(SECRETSD_ROLE_ID + SECRETSD_SECRET_ID_FILE) or Kubernetes (SECRETSD_K8S_ROLE) "
-                "login variables, or run `secretsd login`"
-            )
+            raise Unauthenticated(f"no credentials: {NO_CREDENTIALS_HINT}")
         return {"Authorization": f"Bearer {token}"}
 
     def use_token(self, token: str) -> None:

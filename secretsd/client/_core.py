@@ -35,35 +35,22 @@ from secretsd.client._wire import (
 from secretsd.client.config import ClientSettings
 from secretsd.errors import (
     ConfigError,
-    Conflict,
-    Forbidden,
     InvalidInput,
     NotFound,
-    PayloadTooLarge,
     SecretsdError,
     Unauthenticated,
     Unavailable,
-    ValidationFailed,
     error_class_for_code,
+    error_class_for_status,
 )
-from secretsd.ref import Reference, validate_path
+from secretsd.ref import SCHEME, Reference, validate_path
 
 __all__ = ["ClientCore"]
 
 log = logging.getLogger("secretsd.client")
 
-_STATUS_CLASSES: dict[int, type[SecretsdError]] = {
-    400: InvalidInput,
-    401: Unauthenticated,
-    403: Forbidden,
-    404: NotFound,
-    409: Conflict,
-    413: PayloadTooLarge,
-    422: ValidationFailed,
-    502: Unavailable,
-    503: Unavailable,
-    504: Unavailable,
-}
+#: Prefixes per hash-lookup request (the service accepts up to 10,000).
+_HASH_BATCH = 5000
 
 
 class ClientCore:
@@ -111,7 +98,7 @@ class ClientCore:
         except (ValueError, KeyError, TypeError):
             pass
         if cls is SecretsdError:
-            cls = _STATUS_CLASSES.get(outcome.status, SecretsdError)
+            cls = error_class_for_status(outcome.status)
         if cls is Unauthenticated and self.settings.credentials_from:
             message += f" (credentials from {self.settings.credentials_from})"
         return cls(message)
@@ -304,7 +291,8 @@ class ClientCore:
         return int(json_body(response)["version"])
 
     def list_op(self, prefix: str) -> Op[list[str]]:
-        prefix = prefix.strip("/")
+        """Names under a folder, given as a path or a ``secretsd://`` prefix."""
+        prefix = prefix.removeprefix(SCHEME).strip("/")
         validate_path(prefix, allow_empty=True)
         url = f"/v1/metadata/{prefix}" if prefix else "/v1/metadata"
         response = yield from self.call(HttpRequest("GET", url, params={"list": "true"}))
@@ -357,6 +345,28 @@ class ClientCore:
         validate_path(path)
         yield from self.call(HttpRequest("DELETE", f"/v1/metadata/{path}"))
         self.cache.invalidate(path)
+
+    def value_hashes_op(self, prefixes: Sequence[str]) -> Op[set[str]]:
+        """Full SHA-256 of the readable stored values whose hash starts with a prefix.
+
+        Only five-hex-digit prefixes leave the caller (k-anonymity); a read, so
+        retried like one. Batched under the service's per-request cap.
+        """
+        wanted = sorted(set(prefixes))
+        found: set[str] = set()
+        for start in range(0, len(wanted), _HASH_BATCH):
+            request = HttpRequest(
+                "POST",
+                "/v1/values/hash-lookup",
+                json={"prefixes": wanted[start : start + _HASH_BATCH]},
+            )
+            response = yield from self.call(request)
+            body = json_body(response)
+            hashes = body.get("hashes") if isinstance(body, dict) else None
+            if not isinstance(hashes, list) or body.get("algorithm") != "sha256":
+                raise SecretsdError("secretsd answered the hash lookup in an unknown format")
+            found.update(h for h in hashes if isinstance(h, str))
+        return found
 
     # -- tokens -------------------------------------------------------------------
 

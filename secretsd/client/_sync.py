@@ -8,7 +8,7 @@ import concurrent.futures
 import threading
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from types import TracebackType
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import httpx
 
@@ -183,6 +183,15 @@ class Client(ClientBase):
     def list(self, prefix: str = "") -> _StrList:
         """Names directly under ``prefix`` (folders end with '/')."""
         return self._run(self._core.list_op(prefix))
+
+    def lookup_value_hashes(self, prefixes: Iterable[str]) -> set[str]:
+        """Which stored values the caller may read hash (SHA-256) to something starting
+        with one of ``prefixes`` (five hex digits each); the full hashes come back.
+
+        ``secretsd scan --managed`` compares them with its candidates' hashes
+        locally, so neither values nor candidates ever cross the wire.
+        """
+        return self._run(self._core.value_hashes_op(builtins.list(prefixes)))
 
     # -- writing ------------------------------------------------------------------
 
@@ -359,3 +368,10 @@ class Client(ClientBase):
         traceback: TracebackType | None,
     ) -> None:
         self.close()
+
+
+if TYPE_CHECKING:
+    from secretsd.backends.base import Backend
+
+    def _client_is_a_backend(client: Client) -> Backend:
+        return client  # strict mypy proves Client implements the Backend protocol

@@ -17,7 +17,7 @@ from secretsd.backends.base import SecretMetadata, SecretVersion, VersionInfo
 from secretsd.client._effects import HttpResponse
 from secretsd.client._types import Resolved
 from secretsd.errors import InvalidReference, NotFound, SecretsdError, error_class_for_code
-from secretsd.ref import Reference, is_reference, parse_reference, validate_path
+from secretsd.ref import Reference, is_reference, parse_reference, secret_path, validate_path
 
 __all__ = [
     "as_path",
@@ -48,15 +48,8 @@ def as_reference(ref: str | Reference) -> Reference:
 
 
 def as_path(path_or_ref: str | Reference) -> str:
-    """A secret path from a bare path or a key-less reference."""
-    if isinstance(path_or_ref, Reference) or is_reference(path_or_ref):
-        ref = as_reference(path_or_ref)
-        if ref.key is not None or ref.version is not None:
-            raise InvalidReference(
-                f"{ref} names a key or version; give the secret's path, e.g. secretsd://{ref.path}"
-            )
-        return ref.path
-    return validate_path(path_or_ref)
+    """A secret path from a bare path or a key-less reference (``secretsd.ref.secret_path``)."""
+    return secret_path(path_or_ref)
 
 
 def keyed(ref: str | Reference) -> _Keyed:

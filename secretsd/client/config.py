@@ -44,6 +44,7 @@ __all__ = [
     "CLIENT_ENV_VARS",
     "DEFAULT_ADDR",
     "DEFAULT_K8S_TOKEN_FILE",
+    "NO_CREDENTIALS_HINT",
     "ClientSettings",
     "StoredLogin",
     "forget_login",
@@ -55,6 +56,13 @@ __all__ = [
 
 DEFAULT_ADDR = "http://127.0.0.1:8700"
 DEFAULT_K8S_TOKEN_FILE = Path("/var/run/secrets/kubernetes.io/serviceaccount/token")
+
+#: How to give a client credentials (shared by the SDK's and the tools' messages).
+NO_CREDENTIALS_HINT = (
+    "run `secretsd login`, or set SECRETSD_TOKEN or SECRETSD_TOKEN_FILE, or AppRole "
+    "(SECRETSD_ROLE_ID + SECRETSD_SECRET_ID_FILE) or Kubernetes (SECRETSD_K8S_ROLE) login "
+    f"variables; SECRETSD_ADDR is the service (default {DEFAULT_ADDR})"
+)
 
 #: Every environment variable the client reads (documented in README.md).
 CLIENT_ENV_VARS = (
@@ -105,6 +113,19 @@ class ClientSettings:
         if self.k8s_role is not None:
             return "kubernetes"
         return "none"
+
+    def without_credentials(self) -> ClientSettings:
+        """The same service and TLS settings, no credentials (for an explicit login call)."""
+        return replace(
+            self,
+            token=None,
+            token_file=None,
+            role_id=None,
+            secret_id=None,
+            secret_id_file=None,
+            k8s_role=None,
+            credentials_from="",
+        )
 
     def read_secret_id(self) -> str:
         if self.secret_id is not None:

@@ -10,22 +10,11 @@ from fastapi.exceptions import RequestValidationError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.responses import Response
 
-from secretsd.errors import SecretsdError
+from secretsd.errors import SecretsdError, error_class_for_status
 
 __all__ = ["error_response", "install_error_handlers"]
 
 log = logging.getLogger(__name__)
-
-_HTTP_CODES = {
-    400: "invalid_input",
-    401: "unauthenticated",
-    403: "forbidden",
-    404: "not_found",
-    405: "method_not_allowed",
-    409: "conflict",
-    413: "payload_too_large",
-    422: "validation_failed",
-}
 
 
 def error_response(
@@ -70,7 +59,8 @@ def install_error_handlers(app: FastAPI) -> None:
 
     async def http_error(request: Request, error: Exception) -> Response:
         assert isinstance(error, StarletteHTTPException)
-        code = _HTTP_CODES.get(error.status_code, "http_error")
+        cls = error_class_for_status(error.status_code)
+        code = cls.code if cls.http_status == error.status_code else "http_error"
         message = str(error.detail)
         if error.status_code == 404:
             message = f"no such endpoint {request.url.path!r}; see /docs for the API"

@@ -14,11 +14,12 @@ from typing import Any
 
 import httpx
 import pytest
-from secretsd.scanners.managed import HashLookupClient, candidates, client_from_env
+from secretsd.scanners.managed import HashLookup, candidates, client_from_env
 from secretsd.scanners.model import Fragment
 
 from secretsd.cli.main import main
-from secretsd.errors import ConfigError, Unauthenticated, Unavailable
+from secretsd.client import load_client_settings
+from secretsd.errors import ConfigError, NotFound, Unauthenticated, Unavailable
 
 STORED = "corp-internal-9f2c1a"  # an ordinary-looking value no rule would flag
 
@@ -65,7 +66,9 @@ def test_only_prefixes_are_sent_and_matches_are_local(
     monkeypatch.setattr(
         managed,
         "client_from_env",
-        lambda environ=None: HashLookupClient(server.url, server.token, transport=recording),
+        lambda environ=None: HashLookup(
+            load_client_settings(server.url, server.token), transport=recording
+        ),
     )
     code = main(["scan", str(tmp_path), "--managed", "--format", "json"])
     out = capsys.readouterr().out
@@ -83,36 +86,60 @@ def test_only_prefixes_are_sent_and_matches_are_local(
     assert sha(STORED) not in json.dumps(recording.bodies)
 
 
+def lookup_for(addr: str, token: str) -> HashLookup:
+    return HashLookup(load_client_settings(addr, token, use_login_file=False))
+
+
 def test_errors_from_the_server(server: Any) -> None:
-    client = HashLookupClient(server.url, "sdt_not-a-real-token-000000")
+    """The SDK's errors: a 404 is NotFound (not "unavailable"), an unknown token is
+    Unauthenticated, and no hint names another port than the service's."""
     with pytest.raises(Unauthenticated, match="token is unknown"):
-        client.lookup(["abcde"])
+        lookup_for(server.url, "sdt_not-a-real-token-000000").lookup(["abcde"])
     with socket.socket() as closed:
         closed.bind(("127.0.0.1", 0))
         port = closed.getsockname()[1]
-    down = HashLookupClient(f"http://127.0.0.1:{port}", "sdt_any")
-    with pytest.raises(Unavailable, match="cannot reach secretsd"):
-        down.lookup(["abcde"])
+    with pytest.raises(Unavailable, match="cannot reach secretsd") as down:
+        lookup_for(f"http://127.0.0.1:{port}", "sdt_any").lookup(["abcde"])
+    assert "8200" not in down.value.message
+    # A service without the route (here: a path prefix in front of the real one).
+    with pytest.raises(NotFound, match="no such endpoint"):
+        lookup_for(server.url + "/elsewhere", server.token).lookup(["abcde"])
 
 
-def test_credentials_from_env(tmp_path: Path) -> None:
-    with pytest.raises(ConfigError, match="SECRETSD_ADDR"):
+def test_credentials_come_from_the_sdk_settings_loader(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("XDG_CONFIG_HOME", str(tmp_path / "config"))
+    with pytest.raises(ConfigError, match="secretsd login") as missing:
         client_from_env({})
+    assert "8200" not in missing.value.message and "8700" in missing.value.message
     token_file = tmp_path / "token"
     token_file.write_text("s3cr3t-tok-zz\n")
-    client = client_from_env(
-        {"SECRETSD_ADDR": "http://x:1", "SECRETSD_TOKEN_FILE": str(token_file)}
+    ca = tmp_path / "ca.pem"
+    lookup = client_from_env(
+        {
+            "SECRETSD_ADDR": "https://x:1",
+            "SECRETSD_TOKEN_FILE": str(token_file),
+            "SECRETSD_CACERT": str(ca),
+        }
     )
-    assert client.address == "http://x:1"
-    assert "s3cr3t-tok-zz" not in repr(client)
-    with pytest.raises(ConfigError, match="must start with http"):
+    assert lookup.settings.addr == "https://x:1"
+    assert lookup.settings.cacert == ca  # SECRETSD_CACERT is honoured, as by every client
+    assert lookup.settings.credential_kind == "token_file"
+    assert "s3cr3t-tok-zz" not in repr(lookup)
+    with pytest.raises(ConfigError, match="http:// or https://"):
         client_from_env({"SECRETSD_ADDR": "x:1", "SECRETSD_TOKEN": "t"})
+    # AppRole credentials work too (the old client knew only tokens).
+    approle = client_from_env({"SECRETSD_ROLE_ID": "r", "SECRETSD_SECRET_ID": "s"})
+    assert approle.settings.credential_kind == "approle"
 
 
 def test_managed_without_credentials_exits_2(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    for name in ("SECRETSD_ADDR", "SECRETSD_TOKEN", "SECRETSD_TOKEN_FILE"):
+    monkeypatch.setenv("XDG_CONFIG_HOME", str(tmp_path / "config"))
+    for name in ("SECRETSD_ADDR", "SECRETSD_TOKEN", "SECRETSD_TOKEN_FILE", "SECRETSD_ROLE_ID",
+                 "SECRETSD_K8S_ROLE"):  # fmt: skip
         monkeypatch.delenv(name, raising=False)
     assert main(["scan", str(tmp_path), "--managed"]) == 2
-    assert "SECRETSD_ADDR" in capsys.readouterr().err
+    assert "secretsd login" in capsys.readouterr().err
