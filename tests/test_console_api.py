@@ -7,8 +7,10 @@ import csv
 import io
 import json
 import logging
+import ssl
 import uuid
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import httpx
@@ -19,7 +21,13 @@ from secretsd.cli.policy_cmd import load_policy_file
 from secretsd.console.audit_pages import chart_series
 from secretsd.console.leaks_pages import parse_report
 from secretsd.errors import ValidationFailed
-from tests.conftest import CANARY, RunningServer
+from tests.conftest import (
+    CANARY,
+    RunningServer,
+    make_settings,
+    self_signed_certificate,
+    start_server,
+)
 
 
 def _token(admin: httpx.Client, *policies: str, name: str = "") -> str:
@@ -262,3 +270,25 @@ def test_token_that_cannot_mint_signs_in_as_given(
         wire.setLevel(previous)
     with server.client(viewer) as client:  # the caller's own token is not revoked
         assert client.get("/v1/auth/tokens/self").status_code == 200
+
+
+def test_session_cookie_is_secure_under_tls(tmp_path: Path, bao: Any, vault_prefix: str) -> None:
+    cert_file, key_file = self_signed_certificate(tmp_path)
+    server = start_server(make_settings(tmp_path, bao, vault_prefix), tls=(cert_file, key_file))
+    wire = logging.getLogger("httpcore")
+    previous = wire.level
+    wire.setLevel(logging.INFO)  # Set-Cookie in this client's own DEBUG log (see above)
+    try:
+        with httpx.Client(
+            base_url=server.url, verify=ssl.create_default_context(cafile=str(cert_file))
+        ) as browser:
+            answer = browser.post(
+                "/ui/login", data={"method": "token", "token": server.token}, follow_redirects=False
+            )
+            CANARY.remember(browser.cookies.get("secretsd_console"))
+            cookie = answer.headers["set-cookie"].lower()
+            assert "secure" in cookie and "httponly" in cookie and "samesite=strict" in cookie
+            assert "path=/ui" in cookie
+    finally:
+        wire.setLevel(previous)
+        server.stop()
