@@ -379,3 +379,36 @@ def test_state_changes_need_the_csrf_token(console_server: RunningServer) -> Non
     with console_server.client() as admin:
         versions = admin.get("/v1/metadata/apps/csrf/victim").json()["versions"]
     assert not versions[0]["destroyed"]
+
+
+def test_create_a_secret_with_the_new_secret_form(page: Any, console_server: RunningServer) -> None:
+    first, second, third = unique("n1"), unique("n2"), unique("n3")
+    sign_in(page, console_server)
+    page.goto(f"{console_server.url}/ui/secrets?prefix=apps")
+    page.click("#new-secret summary")
+    form = page.locator("#new-secret form")
+    assert form.locator("#write-path").input_value() == "apps/"
+    form.locator("#write-path").fill("apps/new/svc")
+    form.locator("input[name=key_0]").fill("a")
+    form.locator("textarea[name=value_0]").fill(first)
+    form.locator("input[name=key_1]").fill("b")
+    form.locator("textarea[name=value_1]").fill(second)
+    form.locator("[data-add-row]").click()  # console.js adds row 2
+    form.locator("input[name=key_2]").fill("c")
+    form.locator("textarea[name=value_2]").fill(third)
+    form.locator("#write-submit").click()
+    page.wait_for_url("**/ui/secret/apps/new/svc?written=1")
+    with console_server.client() as admin:
+        data = admin.get("/v1/secrets/apps/new/svc").json()["data"]
+    assert data == {"a": first, "b": second, "c": third}
+    # Check-and-set 0 means "only if new": a second create is refused, nothing written.
+    page.goto(f"{console_server.url}/ui/secrets?prefix=apps")
+    page.click("#new-secret summary")
+    form = page.locator("#new-secret form")
+    form.locator("#write-path").fill("apps/new/svc")
+    form.locator("input[name=key_0]").fill("a")
+    form.locator("textarea[name=value_0]").fill(unique("n4"))
+    form.locator("#write-submit").click()
+    page.wait_for_selector("#flash .error")
+    with console_server.client() as admin:
+        assert admin.get("/v1/secrets/apps/new/svc").json()["version"] == 1

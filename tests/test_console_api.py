@@ -292,3 +292,16 @@ def test_session_cookie_is_secure_under_tls(tmp_path: Path, bao: Any, vault_pref
     finally:
         wire.setLevel(previous)
         server.stop()
+
+
+def test_the_canary_watches_console_pages_but_not_reveals() -> None:
+    from tests.conftest import Canary
+
+    canary = Canary()
+    canary.remember("value-" + "q" * 20)
+    page = "<td>value-" + "q" * 20 + "</td>"
+    canary.note_console_response("http://h/ui/reveal", "text/html; charset=utf-8", page)
+    canary.note_console_response("http://h/ui/static/console.js", "text/javascript", page)
+    assert canary.leaks() == []
+    canary.note_console_response("http://h/ui/secret/a", "text/html; charset=utf-8", page)
+    assert len(canary.leaks()) == 1
