@@ -164,6 +164,9 @@ def test_reveal_is_a_post_with_no_store(
     keys = console.get("/ui/secret-keys/apps/rev/a")
     assert "k" in keys.text and value not in keys.text
     assert console.get("/ui/reveal").status_code == 405
+    malformed = console.get("/ui/secret/apps/rev/a?version=first")
+    assert malformed.status_code == 400 and "query.version" in malformed.text
+    assert "text/html" in malformed.headers["content-type"]
     revealed = console.post(
         "/ui/reveal",
         data={"path": "apps/rev/a", "version": "1", "key": "k"},

@@ -13,6 +13,7 @@ import logging
 from typing import Any
 
 from fastapi import APIRouter, FastAPI, Request
+from fastapi.exceptions import RequestValidationError
 from fastapi.staticfiles import StaticFiles
 from starlette.responses import RedirectResponse, Response
 
@@ -155,6 +156,14 @@ def create_console(api_app: Any) -> FastAPI:
             return await sign_in(request, error)
         return render(request, "error.html", status_code=error.status, message=error.message)
 
+    async def bad_request(request: Request, error: Exception) -> Response:
+        assert isinstance(error, RequestValidationError)
+        where = ", ".join(".".join(map(str, e.get("loc", ()))) for e in error.errors()[:3])
+        return render(
+            request, "error.html", status_code=400, message=f"this address is malformed ({where})"
+        )
+
+    console.add_exception_handler(RequestValidationError, bad_request)
     console.add_exception_handler(SignInRequired, sign_in)
     console.add_exception_handler(StaleForm, stale)
     console.add_exception_handler(ApiError, api_error)
