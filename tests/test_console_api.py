@@ -308,3 +308,19 @@ def test_the_canary_watches_console_pages_but_not_reveals() -> None:
     assert canary.leaks() == []
     canary.note_console_response("http://h/ui/secret/a", "text/html; charset=utf-8", page)
     assert len(canary.leaks()) == 1
+
+
+def test_secret_page_shows_versions_writers_and_consumers(
+    server: RunningServer, admin: httpx.Client, console: httpx.Client
+) -> None:
+    admin.put("/v1/secrets/apps/c/db", json={"data": {"k": f"c1-{uuid.uuid4().hex}"}})
+    admin.put("/v1/secrets/apps/c/db", json={"data": {"k": f"c2-{uuid.uuid4().hex}"}})
+    admin.delete("/v1/secrets/apps/c/db", params={"versions": "1"})
+    report = {"consumer": "web-7f9c:app", "kind": "agent", "versions": {"apps/c/db": 2}}
+    assert admin.put("/v1/consumers", json=report).status_code == 204
+    page = console.get("/ui/secret/apps/c/db").text
+    versions = page.split('id="versions"', 1)[1].split("</table>", 1)[0]
+    assert "(current)" in versions and "deleted" in versions
+    assert versions.count("admin (bootstrap)") == 2  # who wrote each version
+    consumers = page.split('id="cons-h"', 1)[1].split("</section>", 1)[0]
+    assert "web-7f9c:app" in consumers and "agent" in consumers
