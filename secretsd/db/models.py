@@ -45,6 +45,9 @@ class Token(Base):
     renewable: Mapped[bool] = mapped_column(Boolean, default=True)
     revoked_at: Mapped[float | None] = mapped_column(Float, nullable=True)
     meta: Mapped[str] = mapped_column(Text, default="{}")  # JSON object
+    # The token that created this one (None: bootstrap, logins, break-glass);
+    # revoking a token revokes every token below it.
+    parent_accessor: Mapped[str | None] = mapped_column(String(64), nullable=True, index=True)
 
 
 class AuditRecord(Base):
@@ -66,6 +69,8 @@ class AuditRecord(Base):
     detail: Mapped[str] = mapped_column(String(300), default="")
     prev_hash: Mapped[str] = mapped_column(String(64))
     hash: Mapped[str] = mapped_column(String(64))
+    # Which HMAC key made ``hash`` (a hash of the key, never the key); "" = plain sha256.
+    key_id: Mapped[str] = mapped_column(String(16), default="")
 
     __table_args__ = (
         Index("ix_audit_time", "time"),

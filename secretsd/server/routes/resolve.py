@@ -10,7 +10,7 @@ from fastapi import APIRouter
 from secretsd.audit import AuditEvent
 from secretsd.errors import Forbidden, NotFound, SecretsdError
 from secretsd.ref import Reference, parse_reference
-from secretsd.server.deps import CallerDep, StateDep
+from secretsd.server.deps import CallerDep, StateDep, audited_by
 from secretsd.server.schemas import ResolveRequest, secret_path
 from secretsd.server.state import AppState, Caller, audit_event
 
@@ -77,6 +77,7 @@ async def _resolve_one(
     return item
 
 
+@audited_by("secret-decision")
 @router.post("/v1/resolve", summary="Resolve many secretsd:// references in one call")
 async def resolve(body: ResolveRequest, state: StateDep, caller: CallerDep) -> dict[str, Any]:
     events: list[AuditEvent] = []

@@ -17,7 +17,7 @@ from fastapi import APIRouter, Query, Request
 from starlette.responses import Response
 
 from secretsd.errors import SecretsdError, ValidationFailed
-from secretsd.server.deps import CallerDep, StateDep
+from secretsd.server.deps import CallerDep, StateDep, audited_by
 from secretsd.server.schemas import (
     PatchRequest,
     VersionsRequest,
@@ -104,6 +104,7 @@ async def audited_mutation(
     return result
 
 
+@audited_by("secret-decision")
 @router.get(
     "/v1/secrets/{path:path}",
     summary="Read a secret (latest or ?version=), with ETag and long-poll",
@@ -156,6 +157,7 @@ async def read_secret(
     return _secret_response(result)
 
 
+@audited_by("secret-decision")
 @router.put("/v1/secrets/{path:path}", summary="Write a new version", response_model=WriteResponse)
 async def write_secret(
     path: str, body: WriteRequest, state: StateDep, caller: CallerDep
@@ -175,6 +177,7 @@ async def write_secret(
     return WriteResponse(path=path, version=version)
 
 
+@audited_by("secret-decision")
 @router.patch(
     "/v1/secrets/{path:path}",
     summary="Merge keys into the latest version (null removes a key)",
@@ -198,6 +201,7 @@ async def patch_secret(
     return WriteResponse(path=path, version=version)
 
 
+@audited_by("secret-decision")
 @router.delete(
     "/v1/secrets/{path:path}",
     status_code=204,
@@ -219,6 +223,7 @@ async def delete_secret(
     return Response(status_code=204)
 
 
+@audited_by("secret-decision")
 @router.post("/v1/undelete/{path:path}", status_code=204, summary="Restore soft-deleted versions")
 async def undelete_secret(
     path: str, body: VersionsRequest, state: StateDep, caller: CallerDep
@@ -235,6 +240,7 @@ async def undelete_secret(
     return Response(status_code=204)
 
 
+@audited_by("secret-decision")
 @router.post("/v1/destroy/{path:path}", status_code=204, summary="Permanently destroy versions")
 async def destroy_secret(
     path: str, body: VersionsRequest, state: StateDep, caller: CallerDep
