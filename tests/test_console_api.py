@@ -91,7 +91,7 @@ def test_who_can_is_authorised_and_audited(server: RunningServer, admin: httpx.C
     assert read["approles"] == ["x-app"]
     assert answer["capabilities"]["write"]["approles"] == []
     allowed = _audit(admin, action="who-can", outcome="allowed")
-    assert allowed and allowed[-1]["path"] == "apps/x/db"
+    assert allowed and allowed[-1]["path"] == "sys/access"
     with server.client(auditor) as client:
         bad = client.get("/v1/access/who-can", params={"path": "../etc"})
     assert bad.status_code in (400, 422)

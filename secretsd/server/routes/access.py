@@ -2,27 +2,33 @@
 
 - ``GET /v1/access/who-can?path=`` — which policies, live tokens, AppRoles and
   Kubernetes roles grant each capability on a path. Authorised by ``read`` on
-  ``sys/access`` (it names tokens by accessor and roles by name) and audited.
+  ``sys/access`` (it names tokens by accessor and roles by name).
 - ``POST /v1/policies/{name}/validate`` — the server's own verdict on a policy
   document (YAML or JSON text, as ``secretsd policy write`` reads it) without
   storing it, so an editor can show the exact message a write would give.
   Authorised like a write of that policy (``admin`` on ``sys/policies/<name>``).
 - ``GET /v1/audit/chain`` — walk the audit hash chain and report whether it is
-  intact (``read`` on ``sys/audit``), audited.
+  intact (``read`` on ``sys/audit``).
+
+All three are authorised and audited (allowed or denied) by the one admin
+dependency, :func:`secretsd.server.authorize.authorize`.
 """
 
 from __future__ import annotations
 
 import asyncio
+from dataclasses import replace
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Path, Query
 from pydantic import BaseModel, ConfigDict, Field
 
-from secretsd.audit import verify_chain
+from secretsd.audit_anchor import load_audit_key, read_checkpoints
+from secretsd.audit_verify import ChainProblem, ChainReport, verify_audit
 from secretsd.errors import SecretsdError
 from secretsd.policy import CAPABILITIES, PolicySet
-from secretsd.server.deps import CallerDep, StateDep
+from secretsd.server.authorize import Admin, authorize
+from secretsd.server.deps import StateDep
 from secretsd.server.schemas import secret_path
 from secretsd.server.state import AppState
 
@@ -83,21 +89,19 @@ def who_can(state: AppState, path: str) -> dict[str, Any]:
 @router.get("/v1/access/who-can", summary="Who can read (write, list, ...) a path")
 async def who_can_route(
     state: StateDep,
-    caller: CallerDep,
+    admin: Annotated[Admin, authorize("read", "sys/access", "who-can")],
     path: Annotated[str, Query(min_length=1, max_length=1024)],
 ) -> dict[str, Any]:
     secret_path(path)
-    await state.guard(caller, "read", "sys/access", "who-can")
-    answer = await asyncio.to_thread(who_can, state, path)
-    await state.audit(caller, "who-can", path, "allowed")
-    return answer
+    return await asyncio.to_thread(who_can, state, path)
 
 
 @router.post("/v1/policies/{name}/validate", summary="Validate a policy without storing it")
 async def validate_policy(
-    name: NameParam, body: PolicyText, state: StateDep, caller: CallerDep
+    name: NameParam,
+    body: PolicyText,
+    admin: Annotated[Admin, authorize("admin", "sys/policies/{name}", "policy-validate")],
 ) -> dict[str, Any]:
-    await state.guard(caller, "admin", f"sys/policies/{name}", "policy-validate")
     from secretsd.cli.policy_cmd import load_policy_file  # the CLI's parser: same messages
 
     try:
@@ -108,14 +112,31 @@ async def validate_policy(
 
 
 @router.get("/v1/audit/chain", summary="Verify the audit log's hash chain")
-async def audit_chain(state: StateDep, caller: CallerDep) -> dict[str, Any]:
-    await state.guard(caller, "read", "sys/audit", "audit-verify")
-    checked, problem = await asyncio.to_thread(verify_chain, state.engine)
-    await state.audit(
-        caller, "audit-verify", "sys/audit", "allowed", detail="ok" if problem is None else "broken"
-    )
+async def audit_chain(
+    state: StateDep, admin: Annotated[Admin, authorize("read", "sys/audit", "audit-verify")]
+) -> dict[str, Any]:
+    report = await asyncio.to_thread(_verify, state)
+    problem = report.problem
     return {
-        "checked": checked,
+        "checked": report.checked,
+        "keyed": report.keyed,
+        "checkpoints": report.checkpoints,
         "intact": problem is None,
         "problem": None if problem is None else {"seq": problem.seq, "reason": problem.reason},
     }
+
+
+def _verify(state: AppState) -> ChainReport:
+    """``secretsd audit verify`` with this server's audit key and checkpoint file.
+
+    Replicas with keys of their own: their records cannot be vouched for here
+    (reported as a problem); verify those with the CLI and every key file.
+    """
+    settings = state.settings
+    key_file = settings.resolved_audit_key_file
+    keys = [load_audit_key(key_file)] if key_file.exists() else []
+    checkpoints, unreadable = read_checkpoints(settings.resolved_audit_checkpoint_file)
+    report = verify_audit(state.engine, keys=keys, checkpoints=checkpoints)
+    if report.problem is None and unreadable:
+        return replace(report, problem=ChainProblem(0, unreadable[0]))
+    return report
