@@ -43,6 +43,7 @@ EXTRAS: dict[str, frozenset[str]] = {
             "prometheus_client",
             "orjson",
             "python_multipart",  # the web console's forms (FastAPI's Form/UploadFile)
+            "cryptography",
         }
     ),
     "scan": frozenset({"git", "gitdb", "hyperscan"}),
