@@ -110,7 +110,7 @@ def test_audit_list(cli: Any, admin: httpx.Client) -> None:
     for i in range(3):
         admin.put(f"/v1/secrets/cli-audit/s{i}", json={"data": {"k": "v"}})
         admin.get(f"/v1/secrets/cli-audit/s{i}")
-    lines = (
+    document = json.loads(
         cli(
             "audit",
             "list",
@@ -121,16 +121,17 @@ def test_audit_list(cli: Any, admin: httpx.Client) -> None:
             "--json",
             "--limit",
             "0",
-        )
-        .stdout.decode()
-        .splitlines()
-    )
-    records = [json.loads(line) for line in lines]
+        ).stdout
+    )  # one JSON document, like every other --json
+    records = document["records"]
     assert [r["path"] for r in records] == [f"cli-audit/s{i}" for i in range(3)]
-    newest = cli("audit", "list", "--newest-first", "--limit", "1", "--json").stdout.decode()
-    assert len(newest.splitlines()) == 1
-    table = cli("audit", "list", "--path-prefix", "cli-audit", "--limit", "2").stdout.decode()
+    assert document["more"] is False
+    newest = json.loads(cli("audit", "list", "--newest-first", "--limit", "1", "--json").stdout)
+    assert len(newest["records"]) == 1 and newest["more"] is True
+    shown = cli("audit", "list", "--path-prefix", "cli-audit", "--limit", "2")
+    table = shown.stdout.decode()
     assert len(table.splitlines()) == 2 and "cli-audit/s0" in table
+    assert "Showing the first 2 records; more match" in shown.stderr.decode()
     assert (
         cli("audit", "list", "--since", "yesterday", check=2).stderr.decode().startswith("Error:")
     )

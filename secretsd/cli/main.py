@@ -17,8 +17,10 @@ from secretsd.cli import (
     client_cmds,
     config_cmd,
     consumers_cmd,
+    doctor_cmd,
     injector_cmd,
     login_cmd,
+    migrate_cmd,
     policy_cmd,
     recover_cmd,
     run_cmd,
@@ -58,10 +60,12 @@ app.command(
     context_settings={"allow_interspersed_args": False, "ignore_unknown_options": True},
 )(run_cmd.run)
 app.command("scan")(scan_cmd.scan)
+app.add_typer(migrate_cmd.app, name="migrate")
 app.add_typer(agent_cmd.app, name="agent")
 app.command("injector")(injector_cmd.injector)
 app.command("consumers")(consumers_cmd.consumers)
 app.command("rotate")(consumers_cmd.rotate)
+app.command("doctor")(doctor_cmd.doctor)
 
 
 @app.command("version")

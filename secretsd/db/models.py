@@ -69,6 +69,8 @@ class AuditRecord(Base):
     detail: Mapped[str] = mapped_column(String(300), default="")
     prev_hash: Mapped[str] = mapped_column(String(64))
     hash: Mapped[str] = mapped_column(String(64))
+    # Which HMAC key made ``hash`` (a hash of the key, never the key); "" = plain sha256.
+    key_id: Mapped[str] = mapped_column(String(16), default="")
 
     __table_args__ = (
         Index("ix_audit_time", "time"),

@@ -20,6 +20,7 @@ from secretsd.config import Settings, load_settings, settings_from_env
 from secretsd.db.engine import make_engine
 from secretsd.db.migrate import upgrade_schema
 from secretsd.errors import ConfigError, SecretsdError
+from secretsd.server.abandoned import AbandonedWriteGuard
 from secretsd.server.errors import install_error_handlers
 from secretsd.server.fastpath import FastReadMiddleware
 from secretsd.server.metrics import Metrics
@@ -116,16 +117,22 @@ def create_app(settings: Settings) -> FastAPI:
     ):
         app.include_router(module.router)
     app.add_middleware(RequestMiddleware, metrics=metrics, max_body_bytes=settings.max_body_bytes)
-    app.add_middleware(FastReadMiddleware, metrics=metrics)  # outermost: added last
+    app.add_middleware(FastReadMiddleware, metrics=metrics)
+    # Outermost (added last): a write whose client already hung up is never applied.
+    app.add_middleware(AbandonedWriteGuard, max_body_bytes=settings.max_body_bytes)
     return app
 
 
 def create_app_from_env() -> FastAPI:
     """uvicorn factory for worker processes: the parent's resolved settings, else load them."""
-    settings = settings_from_env() or load_settings()
     from secretsd.logs import configure_logging
+    from secretsd.server.metrics import reserve_multiprocess_files
+    from secretsd.server.workers import die_with_parent
 
+    die_with_parent()
+    settings = settings_from_env() or load_settings()
     configure_logging(settings.log_level)
+    reserve_multiprocess_files()
     app = create_app(settings)
     # Long-lived worker: move start-up objects out of the collector's way, and
     # collect the young generation less often (the hot path allocates briefly).

@@ -162,7 +162,7 @@ class AppState:
         cache = ReadCache(settings.cache_ttl) if settings.cache_enabled else None
         self.secrets = SecretsService(backend, cache, self.feed, metrics)
         self.watch = WatchHub(self.secrets, settings.watch_interval)
-        self.audit_log = AuditLog(engine, settings.audit_file)
+        self.audit_log = AuditLog.for_settings(engine, settings)
         self.policy_store = PolicyStore(engine)
         self.approles = AppRoleStore(engine, self.tokens)
         self.kubernetes = KubernetesAuth(engine, self.tokens)

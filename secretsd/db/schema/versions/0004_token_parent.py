@@ -11,7 +11,7 @@ import sqlalchemy as sa
 from alembic import op
 
 revision = "0004"
-down_revision = "0006"
+down_revision = "0006"  # chain: 0003 -> 0006 -> 0004 -> 0005
 branch_labels = None
 depends_on = None
 
