@@ -102,6 +102,12 @@ class Settings(BaseSettings):
 
     # Read cache and change detection.
     cache_enabled: bool = True
+    # Answer plain reads below the framework (same decision as the route; off for comparison).
+    fast_read: bool = True
+    # Vault down: serve what any worker/replica last read, up to this age (0 = off).
+    stale_max_age: float = Field(default=86400.0, ge=0)
+    # Vault down: how often the circuit breaker's probe asks whether it is back.
+    vault_probe_interval: float = Field(default=1.0, gt=0, le=60)
     cache_ttl: float = Field(default=1.0, ge=0)
     watch_interval: float = Field(default=0.5, gt=0)
     max_wait: float = Field(default=60.0, gt=0, le=3600)

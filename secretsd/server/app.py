@@ -69,6 +69,7 @@ def make_backend(settings: Settings, metrics: Metrics | None = None) -> VaultBac
         prefix=settings.vault_prefix,
         verify=verify,
         timeout=settings.vault_timeout,
+        probe_interval=settings.vault_probe_interval,
         on_call=metrics.observe_vault if metrics is not None else None,
     )
 
@@ -116,8 +117,10 @@ def create_app(settings: Settings) -> FastAPI:
         health,
     ):
         app.include_router(module.router)
+    # The fast path sits inside RequestMiddleware (added after it = around it), so request
+    # ids, metrics and headers are the same whichever path answers.
+    app.add_middleware(FastReadMiddleware, enabled=settings.fast_read)
     app.add_middleware(RequestMiddleware, metrics=metrics, max_body_bytes=settings.max_body_bytes)
-    app.add_middleware(FastReadMiddleware, metrics=metrics)
     # Outermost (added last): a write whose client already hung up is never applied.
     app.add_middleware(AbandonedWriteGuard, max_body_bytes=settings.max_body_bytes)
     return app

@@ -15,7 +15,7 @@ from secretsd.audit import AuditEvent, AuditLog
 from secretsd.auth.approle import AppRoleStore, LoginRefused
 from secretsd.auth.kubernetes import KubernetesAuth
 from secretsd.auth.tokens import Identity, IssuedToken, TokenStore, hash_token
-from secretsd.backends.vault import VaultBackend
+from secretsd.backends.base import ServedBackend
 from secretsd.changes import Change, ChangeFeed, LocalGeneration
 from secretsd.config import Settings
 from secretsd.db.engine import database_errors
@@ -25,6 +25,7 @@ from secretsd.policy import Policy, PolicySet, builtin_policies
 from secretsd.policy_store import PolicyStore
 from secretsd.server.metrics import Metrics
 from secretsd.server.secrets_service import SecretsService
+from secretsd.server.stale_store import StaleStore
 from secretsd.server.watch import WatchHub
 
 __all__ = ["AppState", "Caller", "audit_event", "ensure_admin_token"]
@@ -144,7 +145,7 @@ class AppState:
         self,
         settings: Settings,
         engine: Engine,
-        backend: VaultBackend,
+        backend: ServedBackend,
         metrics: Metrics,
     ) -> None:
         from secretsd.cache import ReadCache
@@ -160,7 +161,12 @@ class AppState:
         )
         self.feed.subscribe(self._on_change)
         cache = ReadCache(settings.cache_ttl) if settings.cache_enabled else None
-        self.secrets = SecretsService(backend, cache, self.feed, metrics)
+        stale = (
+            StaleStore(engine, backend, settings.stale_max_age)
+            if cache is not None and settings.stale_max_age > 0
+            else None
+        )
+        self.secrets = SecretsService(backend, cache, self.feed, metrics, stale)
         self.watch = WatchHub(self.secrets, settings.watch_interval)
         self.audit_log = AuditLog.for_settings(engine, settings)
         self.policy_store = PolicyStore(engine)
@@ -232,12 +238,16 @@ class AppState:
         await asyncio.to_thread(self.feed.publish, kind, key)
 
     async def start(self) -> None:
+        if self.secrets.stale is not None:
+            await self.secrets.stale.load_key()
         await self.reload_policies()
         await self.audit_log.start()
         await self.feed.start()
 
     async def stop(self) -> None:
         await self.watch.close()
+        if self.secrets.stale is not None:
+            await self.secrets.stale.close()
         await self.feed.stop()
         self.feed.generation.close()
         await self.audit_log.stop()

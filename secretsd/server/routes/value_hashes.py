@@ -31,6 +31,7 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator
 from secretsd.errors import NotFound, SecretsdError
 from secretsd.policy import PolicySet
 from secretsd.server.deps import CallerDep, StateDep, audited_by
+from secretsd.server.schemas import RESERVED_TOP
 from secretsd.server.state import AppState
 
 __all__ = ["PREFIX_LENGTH", "HashLookupRequest", "ValueHashIndex", "router"]
@@ -97,6 +98,8 @@ class ValueHashIndex:
                 children = self._children[prefix] = await self._state.secrets.list(prefix)
             for name in children:
                 child = f"{prefix}/{name}" if prefix else name
+                if child == f"{RESERVED_TOP}/":
+                    continue  # secretsd's own keys (e.g. the stale store's) are never indexed
                 if child.endswith("/"):
                     pending.append(child.rstrip("/"))
                 elif child not in self._indexed and scope.allows("read", child):
