@@ -43,6 +43,7 @@ EXTRAS: dict[str, frozenset[str]] = {
             "prometheus_client",
             "orjson",
             "swagger_ui_bundle",
+            "python_multipart",  # the web console's forms (FastAPI's Form/UploadFile)
             "cryptography",
         }
     ),

@@ -15,7 +15,8 @@ Headers. Every answer, including the fast read path's, gets
 ``X-Content-Type-Options: nosniff``, ``X-Frame-Options: DENY``,
 ``Referrer-Policy: no-referrer`` and a Content-Security-Policy (API answers
 may load nothing; ``/docs`` only its own scripts and styles), plus
-``Strict-Transport-Security`` over TLS. Answers without their own
+``Strict-Transport-Security`` over TLS; a header the answer sets itself (the
+web console's own CSP) is left alone. Answers without their own
 ``Cache-Control`` get ``no-store``: token, login, resolve and secret answers
 must never sit in a browser or proxy cache.
 """
@@ -82,10 +83,11 @@ class EdgeMiddleware:
         async def send_with_headers(message: Message) -> None:
             if message["type"] == "http.response.start":
                 headers = list(message.get("headers", ()))
-                # ASGI header names are lower-case.
-                if not cacheable and all(name != b"cache-control" for name, _ in headers):
+                present = {name for name, _ in headers}  # ASGI header names are lower-case
+                if not cacheable and b"cache-control" not in present:
                     headers.append(_NO_STORE)
-                headers += extra
+                # A page that sets its own (the console's CSP) keeps it: two CSPs would both apply.
+                headers += [item for item in extra if item[0] not in present]
                 message["headers"] = headers  # a fresh list: the app's own stays as it was
             await send(message)
 
