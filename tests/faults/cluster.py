@@ -77,6 +77,10 @@ class BaoCluster:
     nodes: list[BaoNode] = field(default_factory=list)
     root_token: str = ""
     mount: str = "secret"
+    #: OpenBao's default lets standbys answer reads from their own (possibly lagging) Raft
+    #: copy: a read through another node right after a write may miss it. secretsd needs
+    #: read-after-write across replicas, so the harness turns that off (README "Scale-out").
+    standby_reads: bool = False
 
     def __post_init__(self) -> None:
         self.root.mkdir(parents=True, exist_ok=True)
@@ -131,7 +135,12 @@ class BaoCluster:
         log = (node.root / "bao.log").open("ab")
         try:
             node.process = subprocess.Popen(
-                [find_bao_binary(), "server", f"-config={node.root / 'bao.hcl'}", "-log-level=warn"],
+                [
+                    find_bao_binary(),
+                    "server",
+                    f"-config={node.root / 'bao.hcl'}",
+                    "-log-level=warn",
+                ],
                 stdin=subprocess.DEVNULL,
                 stdout=log,
                 stderr=subprocess.STDOUT,
@@ -201,9 +210,12 @@ class BaoCluster:
                 continue
             address = body.get("leader_address") or ""
             for candidate in self.nodes:
-                if address.rstrip("/") == candidate.addr and candidate.alive():
-                    if self._status(candidate) == "active":
-                        return candidate
+                if (
+                    address.rstrip("/") == candidate.addr
+                    and candidate.alive()
+                    and self._status(candidate) == "active"
+                ):
+                    return candidate
         return None
 
     def wait_leader(self, timeout: float = 60.0, not_node: BaoNode | None = None) -> BaoNode:
@@ -272,6 +284,7 @@ class BaoCluster:
         text = (
             "ui = false\n"
             "disable_mlock = true\n"
+            f"disable_standby_reads = {'false' if self.standby_reads else 'true'}\n"
             f'api_addr = "{node.addr}"\n'
             f'cluster_addr = "http://127.0.0.1:{node.cluster_port}"\n'
             'storage "raft" {\n'
@@ -406,10 +419,8 @@ class Replica:
             return
         if self.process.poll() is None:
             self.process.terminate()
-            try:
+            with contextlib.suppress(subprocess.TimeoutExpired):
                 self.process.wait(15)
-            except subprocess.TimeoutExpired:
-                pass
         self.kill_group()
 
     def client(self, token: str | None = None, timeout: float = 10.0) -> httpx.Client:

@@ -1,8 +1,9 @@
-"""Fixtures for the fault suite: one 3-node OpenBao Raft cluster per module, and replicas."""
+"""Fixtures for the fault suite: one 3-node OpenBao Raft cluster per session (tests that
+kill or freeze a node bring it back), and ``secretsd serve`` replicas per test."""
 
 from __future__ import annotations
 
-import secrets
+import contextlib
 import uuid
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -14,7 +15,7 @@ from tests.conftest import ADMIN_TOKEN, postgres_schema_url
 from tests.faults.cluster import BaoCluster, Replica
 
 
-@pytest.fixture(scope="module")
+@pytest.fixture(scope="session")
 def cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[BaoCluster]:
     running = BaoCluster(tmp_path_factory.mktemp("raft")).start()
     try:
@@ -29,18 +30,19 @@ def pg_url() -> Iterator[str]:
         yield url
 
 
-@pytest.fixture
-def replicas(
-    tmp_path: Path, cluster: BaoCluster, pg_url: str
+@contextlib.contextmanager
+def replica_factory(
+    root: Path, cluster: BaoCluster, pg_url: str
 ) -> Iterator[Callable[..., Replica]]:
-    """``make(name, node=i, **env)``: a started ``secretsd serve`` replica on this test's schema."""
+    """``make(name, node=i, workers=n, **env)``: a started ``secretsd serve`` replica on
+    ``pg_url`` talking to node ``i``; every replica is stopped on the way out."""
     started: list[Replica] = []
     prefix = f"proof-{uuid.uuid4().hex[:8]}"
 
     def make(name: str, node: int = 0, workers: int = 1, **env: Any) -> Replica:
         replica = Replica(
             name=name,
-            root=tmp_path / name,
+            root=root / name,
             database_url=pg_url,
             vault_addr=cluster.nodes[node].addr,
             vault_token=cluster.root_token,
@@ -52,10 +54,15 @@ def replicas(
         started.append(replica)
         return replica.start()
 
-    yield make
-    for replica in started:
-        replica.stop()
+    try:
+        yield make
+    finally:
+        for replica in started:
+            replica.stop()
 
 
-def value() -> str:
-    return "v-" + secrets.token_hex(12)
+@pytest.fixture
+def replicas(tmp_path: Path, cluster: BaoCluster, pg_url: str) -> Iterator[Callable[..., Replica]]:
+    """Replicas on this test's own PostgreSQL schema."""
+    with replica_factory(tmp_path, cluster, pg_url) as make:
+        yield make
