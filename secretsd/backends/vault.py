@@ -20,6 +20,7 @@ from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, TypeVar
+from urllib.parse import urlsplit
 
 import hvac
 import hvac.exceptions as hvac_errors
@@ -112,6 +113,26 @@ def _read_credential_file(path: Path, setting: str) -> str:
         ) from None
 
 
+class _NeverSent(Exception):
+    """A Vault call whose connection was never established (safe to send elsewhere)."""
+
+    def __init__(self, error: Exception) -> None:
+        super().__init__(str(error))
+        self.error = error
+
+
+def _never_connected(error: Exception) -> bool:
+    """True when requests could not even connect (refused, unroutable): nothing was sent."""
+    from urllib3.exceptions import NewConnectionError
+
+    if not isinstance(error, requests.exceptions.ConnectionError) or isinstance(
+        error, requests.exceptions.ReadTimeout
+    ):
+        return False
+    reason = getattr(error.args[0], "reason", None) if error.args else None
+    return isinstance(reason, NewConnectionError)
+
+
 class VaultHealth:
     """What ``/readyz`` needs to know about Vault."""
 
@@ -139,8 +160,10 @@ class VaultBackend:
         verify: bool | str = True,
         timeout: float = 5.0,
         on_call: Callable[[str, float], None] | None = None,
+        fallback_addrs: Sequence[str] = (),
     ) -> None:
         self.addr = addr
+        self._addrs = [addr, *(a for a in fallback_addrs if a != addr)]
         self.mount = mount
         self.prefix = prefix.strip("/")
         self._auth = auth
@@ -237,10 +260,45 @@ class VaultBackend:
             reason = f"answered with an error ({type(error).__name__})"
         return VaultUnavailable(f"Vault at {self.addr} {reason} while {doing}; retry later")
 
+    def _fail_over(self) -> bool:
+        """Move to the next configured node (``vault_fallback_addrs``); False if there is none.
+
+        Only for a connection that was never established: the request did not reach
+        Vault, so sending it to another node of the cluster cannot apply it twice.
+        """
+        if len(self._addrs) < 2:
+            return False
+        position = self._addrs.index(self.addr) if self.addr in self._addrs else -1
+        self.addr = self._addrs[(position + 1) % len(self._addrs)]
+        self._client.url = self.addr
+        log.warning("Vault node unreachable; failing over to %s", self.addr)
+        return True
+
     def _call(self, doing: str, path: str, fn: Callable[[], T]) -> T:
         """Run one Vault call with login, one re-login on a stale token, and error mapping."""
-        if not self._logged_in:
+        for _ in range(len(self._addrs) - 1):
+            try:
+                return self._call_once(doing, path, fn)
+            except _NeverSent:
+                if not self._fail_over():
+                    break
+        try:
+            return self._call_once(doing, path, fn)
+        except _NeverSent as never_sent:
+            raise self._unavailable(never_sent.error, f"{doing} {path!r}") from None
+
+    def _login_or_never_sent(self) -> None:
+        """Log in; a node that refuses connections is _NeverSent (try the next one)."""
+        try:
             self.login()
+        except VaultUnavailable:
+            if len(self._addrs) > 1 and not self._reachable():
+                raise _NeverSent(requests.exceptions.ConnectionError()) from None
+            raise
+
+    def _call_once(self, doing: str, path: str, fn: Callable[[], T]) -> T:
+        if not self._logged_in:
+            self._login_or_never_sent()
         started = time.perf_counter()
         try:
             for attempt in (1, 2):
@@ -262,10 +320,24 @@ class VaultBackend:
         except (hvac_errors.InvalidPath, SecretsdError):
             raise
         except Exception as error:
+            if _never_connected(error):
+                raise _NeverSent(error) from None
             raise self._unavailable(error, f"{doing} {path!r}") from None
         finally:
             if self._on_call is not None:
                 self._on_call(doing, time.perf_counter() - started)
+
+    def _reachable(self) -> bool:
+        """Whether the current node accepts a TCP connection at all."""
+        import socket
+
+        parts = urlsplit(self.addr)
+        port = parts.port or (443 if parts.scheme == "https" else 80)
+        try:
+            with socket.create_connection((parts.hostname or "", port), timeout=1):
+                return True
+        except OSError:
+            return False
 
     @staticmethod
     def _token_invalid(error: hvac_errors.VaultError) -> bool:
@@ -351,8 +423,25 @@ class VaultBackend:
         """
         import aiohttp
 
+        for _ in range(len(self._addrs) - 1):
+            try:
+                return await self._aget_once(doing, path, api_path, params)
+            except (aiohttp.ClientConnectorError, _NeverSent):
+                if not self._fail_over():
+                    break
+        try:
+            return await self._aget_once(doing, path, api_path, params)
+        except (aiohttp.ClientConnectorError, _NeverSent) as error:
+            cause = error.error if isinstance(error, _NeverSent) else error
+            raise self._unavailable(cause, f"{doing} {path!r}") from None
+
+    async def _aget_once(
+        self, doing: str, path: str, api_path: str, params: dict[str, str] | None
+    ) -> tuple[int, Any]:
+        import aiohttp
+
         if not self._logged_in:
-            await asyncio.to_thread(self.login)
+            await asyncio.to_thread(self._login_or_never_sent)
         session = self._async_session()
         url = f"{self.addr}/v1/{self.mount}/{api_path}"
         started = time.perf_counter()
@@ -367,6 +456,8 @@ class VaultBackend:
                     await asyncio.to_thread(self.login)
                     continue
                 break
+        except aiohttp.ClientConnectorError:
+            raise  # never sent: _aget tries the next node, or maps it
         except (aiohttp.ClientError, TimeoutError, ValueError) as error:
             raise self._unavailable(error, f"{doing} {path!r}") from None
         finally:

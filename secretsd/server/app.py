@@ -69,6 +69,7 @@ def make_backend(settings: Settings, metrics: Metrics | None = None) -> VaultBac
         verify=verify,
         timeout=settings.vault_timeout,
         on_call=metrics.observe_vault if metrics is not None else None,
+        fallback_addrs=settings.vault_fallback_addrs,
     )
 
 

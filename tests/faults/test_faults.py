@@ -166,3 +166,36 @@ def test_no_acknowledged_write_is_lost_through_faults(
     for replica in (a, b):
         with replica.client() as client:
             assert client.put("/v1/secrets/after/ok", json={"data": {"v": "x"}}).status_code == 200
+
+
+def test_replica_fails_over_when_its_vault_node_dies(
+    cluster: BaoCluster, replicas: Callable[..., Replica]
+) -> None:
+    """SECRETSD_VAULT_FALLBACK_ADDRS: a replica whose node is killed moves to another node
+    of the cluster at once; the same replica without the setting answers 503."""
+    leader = cluster.wait_leader()
+    node = next(n for n in cluster.nodes if n is not leader)
+    others = json.dumps([n.addr for n in cluster.nodes if n is not node])
+    uncached = {"secretsd_cache_enabled": "false"}  # every read below is a Vault call
+    with_fallback = replicas("f", node=node.index, secretsd_vault_fallback_addrs=others, **uncached)
+    without = replicas("g", node=node.index, **uncached)
+    with with_fallback.client() as f, without.client() as g:
+        assert f.put("/v1/secrets/fo/x", json={"data": {"v": "1"}}).status_code == 200
+        assert g.get("/v1/secrets/fo/x").status_code == 200
+        cluster.kill(node)
+        try:
+            started = time.monotonic()
+            statuses = []
+            for index in range(10):
+                statuses.append(
+                    f.put("/v1/secrets/fo/x", json={"data": {"v": str(index)}}).status_code
+                )
+                statuses.append(f.get("/v1/secrets/fo/x").status_code)
+            elapsed = time.monotonic() - started
+            control = g.get("/v1/secrets/fo/x").status_code
+        finally:
+            cluster.restart(node)
+    print(f"\nfailover: 20 calls after the node died in {elapsed:.2f} s: {statuses}; "
+          f"without fallbacks: {control}")  # fmt: skip
+    assert statuses == [200] * 20
+    assert control == 503
