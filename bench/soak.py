@@ -63,6 +63,7 @@ class Books:
         self.done: dict[str, list[float]] = defaultdict(list)
         self.errors: dict[str, dict[str, int]] = defaultdict(lambda: defaultdict(int))
         self.refused: dict[str, int] = defaultdict(int)
+        self.woke = 0  # long-polls answered with a newer version (not a timeout)
 
     def record(self, kind: str, started: float, outcome: int | str, expect_refusal: bool) -> None:
         elapsed = time.perf_counter() - started
@@ -215,6 +216,8 @@ def run(minutes: float, replicas: list[Replica], say: Any) -> dict[str, Any]:
                           params={"wait": 5, "after": after})  # fmt: skip
             if answer is not None and answer.status_code == 200:
                 after = int(answer.json()["version"])
+                with books.lock:
+                    books.woke += 1
 
     def login() -> None:
         pool, turn = clients(None), 0
@@ -288,6 +291,7 @@ def summarise(
     return {
         "minutes": round(duration / 60, 2),
         "kinds": kinds,
+        "long_polls_woken": books.woke,
         "errors_total": sum(sum(e.values()) for e in books.errors.values()),
         "read_throughput_last_vs_first_third": round(last / first, 3) if first else None,
         "rss_mib_start": [round(v / 2**20, 1) for v in warm[0][1]] if warm else [],
@@ -308,6 +312,7 @@ def print_report(report: dict[str, Any], as_json: bool) -> None:
             f"{kind:<18}{row['requests']:>10}{row['per_s']:>9}{row['p50_ms']:>9}{row['p99_ms']:>9}"
             f"  {row['errors'] or 0} / {row['expected_refusals']}"
         )
+    print(f"long-polls woken by a newer version: {report['long_polls_woken']}")
     print(f"errors total: {report['errors_total']}")
     print(
         f"read throughput, last third / first third: {report['read_throughput_last_vs_first_third']}"
