@@ -47,7 +47,7 @@ import sqlalchemy
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from tests.faults.cluster import BaoCluster, Replica, secretsd_command  # noqa: E402
+from tests.faults.cluster import BaoCluster, Replica, audit_verify_command  # noqa: E402
 
 ADMIN = "sdt_soak-admin-token-" + "s" * 24
 PATHS = [f"soak/p{n:02d}" for n in range(50)]
@@ -145,7 +145,7 @@ def main() -> int:
         report = run(args.minutes, replicas, say)
         say("verifying the audit chain...")
         verdict = subprocess.run(
-            [*secretsd_command(), "audit", "verify", "--json"],
+            audit_verify_command(replicas),
             capture_output=True, text=True, env=replicas[0].env, timeout=600,
         )  # fmt: skip
         report["audit_verify"] = json.loads(verdict.stdout) if verdict.stdout else verdict.stderr

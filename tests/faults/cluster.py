@@ -28,7 +28,14 @@ import httpx
 
 from secretsd.embedded import find_bao_binary
 
-__all__ = ["BaoCluster", "BaoNode", "Replica", "free_port", "secretsd_command"]
+__all__ = [
+    "BaoCluster",
+    "BaoNode",
+    "Replica",
+    "audit_verify_command",
+    "free_port",
+    "secretsd_command",
+]
 
 
 def free_port() -> int:
@@ -429,3 +436,14 @@ class Replica:
             headers={"Authorization": f"Bearer {token or self.admin_token}"},
             timeout=timeout,
         )
+
+
+def audit_verify_command(replicas: list[Replica]) -> list[str]:
+    """``secretsd audit verify --json``, given every replica's audit key when they have one
+    (each replica keys the records it writes with the ``audit.key`` in its data dir)."""
+    command = [*secretsd_command(), "audit", "verify", "--json"]
+    for replica in replicas:
+        key = Path(replica.env["SECRETSD_DATA_DIR"]) / "audit.key"
+        if key.is_file():
+            command += ["--key-file", str(key)]
+    return command

@@ -18,7 +18,7 @@ import pytest
 import sqlalchemy
 
 from tests.conftest import ADMIN_TOKEN
-from tests.faults.cluster import BaoCluster, Replica, secretsd_command
+from tests.faults.cluster import BaoCluster, Replica, audit_verify_command
 from tests.faults.load import Load
 
 pytestmark = [pytest.mark.faults, pytest.mark.postgres]
@@ -55,12 +55,13 @@ def terminate_backends_of(replica: Replica, url: str) -> int:
     return int(killed)
 
 
-def audit_verify(replica: Replica) -> dict[str, object]:
+def audit_verify(*replicas: Replica) -> dict[str, object]:
+    """``secretsd audit verify`` over the shared database, with every replica's key."""
     result = subprocess.run(
-        [*secretsd_command(), "audit", "verify", "--json"],
+        audit_verify_command(list(replicas)),
         capture_output=True,
         text=True,
-        env=replica.env,
+        env=replicas[0].env,
         timeout=120,
     )
     assert result.returncode == 0, result.stdout + result.stderr
@@ -153,7 +154,7 @@ def test_no_acknowledged_write_is_lost_through_faults(
     audit = audit_counts(pg_url)
     figures["audit_records"] = sum(audit.values())
     figures["audit_writes_allowed"] = audit.get("write allowed", 0)
-    verdict = audit_verify(a)
+    verdict = audit_verify(a, b)
     figures["audit_verify"] = verdict
     print("\nfault suite figures:", json.dumps(figures, indent=2))
 
