@@ -9,9 +9,19 @@ transaction. Throughput scales with load while each request still knows its
 record is durable before it answers (fail closed: if the write fails the
 request fails with AuditUnavailable, like Vault when no audit device works).
 
-The chain: each record carries ``prev_hash`` and ``hash = sha256(prev_hash ||
-canonical record)``. Writers lock the single ``audit_head`` row while they
-append, so several workers and replicas sharing one database keep one chain.
+The chain: each record carries ``prev_hash`` and ``hash = HMAC(key, prev_hash
+|| canonical record)`` with a key kept outside the database, plus checkpoints
+in a file outside it (see ``secretsd.audit_anchor``; verified by
+``secretsd.audit_verify``). Writers lock the single ``audit_head`` row while
+they append, so several workers and replicas sharing one database keep one chain.
+
+One bad record never fails its neighbours: every record is sanitised before it
+is hashed (control characters escaped, strings cut to their columns, numbers
+bounded), and a batch the database still refuses is retried record by record,
+so only the bad one is refused. A sink that cannot be written (the database,
+the mirror file on a full disk) refuses the waiting requests (503) and the
+writer keeps running: it retries on the next request and once a second on its
+own, so audit recovers by itself when the disk has room again.
 """
 
 from __future__ import annotations
@@ -19,22 +29,32 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import fcntl
-import hashlib
 import logging
-import sys
-import threading
 from collections.abc import Iterable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field, fields
 from datetime import UTC, datetime
-from typing import Any, TextIO
+from typing import TYPE_CHECKING, Any, TextIO
 
-import orjson
-from sqlalchemy import Engine, select
+from sqlalchemy import Engine
 
+from secretsd.audit_anchor import (
+    CHAINED_FIELDS,
+    GENESIS_HASH,
+    AuditKey,
+    CheckpointLog,
+    load_or_create_audit_key,
+    record_hash,
+)
+from secretsd.audit_clean import clean_row
+from secretsd.audit_mirror import AuditMirror
+from secretsd.audit_query import RECORD_FIELDS, AuditFilter, query_records
+from secretsd.audit_verify import ChainProblem, verify_chain
 from secretsd.db.engine import database_errors
-from secretsd.db.models import AuditHead, AuditRecord
 from secretsd.errors import AuditUnavailable, DatabaseUnavailable, SecretsdError
+
+if TYPE_CHECKING:
+    from secretsd.config import Settings
 
 __all__ = [
     "GENESIS_HASH",
@@ -45,6 +65,7 @@ __all__ = [
     "ChainAppender",
     "ChainProblem",
     "append_events",
+    "clean_row",
     "query_records",
     "record_hash",
     "utc_now_iso",
@@ -52,24 +73,6 @@ __all__ = [
 ]
 
 log = logging.getLogger(__name__)
-_AUDIT = AuditRecord.__table__
-GENESIS_HASH = "0" * 64
-
-#: The fields that are hashed, in order. Adding one is a schema change.
-CHAINED_FIELDS = (
-    "seq",
-    "time",
-    "request_id",
-    "identity",
-    "display_name",
-    "method",
-    "action",
-    "path",
-    "version",
-    "outcome",
-    "client",
-    "detail",
-)
 
 
 def utc_now_iso() -> str:
@@ -100,17 +103,7 @@ class AuditEvent:
 _EVENT_FIELDS = tuple(f.name for f in fields(AuditEvent))
 
 
-def record_hash(prev_hash: str, record: dict[str, Any]) -> str:
-    """``sha256(prev_hash || canonical JSON of the chained fields)``.
-
-    Canonical JSON here is a compact JSON array of the fields in CHAINED_FIELDS
-    order, UTF-8 encoded, so an auditor can re-check the chain with any JSON tool.
-    """
-    canonical = orjson.dumps([record[name] for name in CHAINED_FIELDS])
-    return hashlib.sha256(prev_hash.encode("ascii") + canonical).hexdigest()
-
-
-_INSERT_COLUMNS = (*CHAINED_FIELDS, "prev_hash", "hash")
+_INSERT_COLUMNS = (*CHAINED_FIELDS, "prev_hash", "hash", "key_id")
 
 
 def _statements(style: str) -> tuple[str, str]:
@@ -146,8 +139,10 @@ class ChainAppender:
     for every request, so it skips the ORM's per-row work.
     """
 
-    def __init__(self, engine: Engine) -> None:
+    def __init__(self, engine: Engine, key: AuditKey | None = None) -> None:
         self._engine = engine
+        self._key = key
+        self._key_id = key.key_id if key is not None else ""
         self._insert_sql, self._head_sql = _SQL[engine.dialect.name]
         self._connection: Any = None
         self._lock_file: TextIO | None = None
@@ -186,12 +181,14 @@ class ChainAppender:
             if head is None:
                 raise DatabaseUnavailable("the audit chain head row is missing; run migrations")
             seq, prev = int(head[0]), str(head[1])
+            key, key_id = self._key, self._key_id
             for event in events:
                 seq += 1
-                row = event.as_row()
+                row = clean_row(event.as_row())
                 row["seq"] = seq
                 row["prev_hash"] = prev
-                row["hash"] = prev = record_hash(prev, row)
+                row["key_id"] = key_id
+                row["hash"] = prev = record_hash(prev, row, key)
                 rows.append(row)
             cursor.executemany(self._insert_sql, rows)
             cursor.execute(self._head_sql, {"seq": seq, "hash": prev})
@@ -218,150 +215,67 @@ class ChainAppender:
             self._lock_file = None
 
 
-def append_events(engine: Engine, events: Sequence[AuditEvent]) -> list[dict[str, Any]]:
+def append_events(
+    engine: Engine, events: Sequence[AuditEvent], key: AuditKey | None = None
+) -> list[dict[str, Any]]:
     """Append ``events`` to the chain in one transaction (one-off; writers keep an appender)."""
-    appender = ChainAppender(engine)
+    appender = ChainAppender(engine, key)
     try:
         return appender.append(events)
     finally:
         appender.close()
 
 
-@dataclass(frozen=True)
-class ChainProblem:
-    """The first place where the stored chain stops being consistent."""
-
-    seq: int
-    reason: str
-
-
-def verify_chain(engine: Engine, batch: int = 5000) -> tuple[int, ChainProblem | None]:
-    """Walk the whole chain; return (records checked, first problem or None).
-
-    Detects an edited record (its hash no longer matches), a removed record
-    (a gap in ``seq`` or a ``prev_hash`` that names another record), reordered
-    records (``prev_hash`` mismatch) and a cut-off tail (the head row names a
-    later record than the last one stored).
-    """
-    checked = 0
-    expected_seq = 1
-    prev = GENESIS_HASH
-    with database_errors(engine), engine.connect() as connection:
-        last_seq = 0
-        while True:
-            records = connection.execute(
-                select(_AUDIT).where(_AUDIT.c.seq > last_seq).order_by(_AUDIT.c.seq).limit(batch)
-            ).all()
-            if not records:
-                break
-            for record in records:
-                row = {name: getattr(record, name) for name in CHAINED_FIELDS}
-                if record.seq != expected_seq:
-                    return checked, ChainProblem(
-                        expected_seq,
-                        f"record {expected_seq} is missing (next stored record is {record.seq})",
-                    )
-                if record.prev_hash != prev:
-                    return checked, ChainProblem(
-                        record.seq,
-                        f"record {record.seq} does not follow record {record.seq - 1} "
-                        "(removed, reordered or replaced records)",
-                    )
-                if record_hash(prev, row) != record.hash:
-                    return checked, ChainProblem(
-                        record.seq, f"record {record.seq} was modified after it was written"
-                    )
-                prev = record.hash
-                expected_seq += 1
-                checked += 1
-            last_seq = records[-1].seq
-        head = connection.execute(
-            select(AuditHead.last_seq, AuditHead.last_hash).where(AuditHead.id == 1)
-        ).one()
-        if int(head.last_seq) != checked or head.last_hash != prev:
-            return checked, ChainProblem(
-                checked + 1,
-                f"the chain head names record {head.last_seq} but the log ends at record "
-                f"{checked} (records removed from the end)",
-            )
-    return checked, None
-
-
-@dataclass(frozen=True)
-class AuditFilter:
-    """What ``GET /v1/audit`` and ``secretsd audit list`` can filter on."""
-
-    path_prefix: str = ""
-    identity: str = ""  # an accessor or a display name
-    outcome: str = ""
-    action: str = ""
-    since: str = ""  # ISO 8601 UTC, inclusive
-    until: str = ""  # ISO 8601 UTC, exclusive
-
-
-RECORD_FIELDS = ("seq", *CHAINED_FIELDS[1:], "prev_hash", "hash")
-
-
-def query_records(
-    engine: Engine,
-    where: AuditFilter,
-    *,
-    limit: int = 100,
-    after: int | None = None,
-    newest_first: bool = False,
-) -> tuple[list[dict[str, Any]], int | None]:
-    """One page of records and the cursor (a sequence number) for the next, if any."""
-    table = _AUDIT
-    query = select(*(table.c[name] for name in RECORD_FIELDS))
-    if where.path_prefix:
-        prefix = where.path_prefix.rstrip("/")
-        query = query.where((table.c.path == prefix) | table.c.path.startswith(prefix + "/"))
-    if where.identity:
-        query = query.where(
-            (table.c.identity == where.identity) | (table.c.display_name == where.identity)
-        )
-    if where.outcome:
-        query = query.where(table.c.outcome == where.outcome)
-    if where.action:
-        query = query.where(table.c.action == where.action)
-    if where.since:
-        query = query.where(table.c.time >= where.since)
-    if where.until:
-        query = query.where(table.c.time < where.until)
-    if after is not None:
-        query = query.where(table.c.seq < after if newest_first else table.c.seq > after)
-    order = table.c.seq.desc() if newest_first else table.c.seq.asc()
-    query = query.order_by(order).limit(limit + 1)
-    with database_errors(engine), engine.connect() as connection:
-        rows = [dict(row._mapping) for row in connection.execute(query).all()]
-    more = len(rows) > limit
-    rows = rows[:limit]
-    return rows, (int(rows[-1]["seq"]) if more and rows else None)
-
-
 class AuditLog:
     """Fail-closed, group-committing audit writer owned by one worker process."""
 
-    def __init__(self, engine: Engine, mirror: str | None = None) -> None:
+    #: How often a failing writer retries by itself while no request arrives.
+    RETRY_INTERVAL = 1.0
+
+    def __init__(
+        self,
+        engine: Engine,
+        mirror: str | None = None,
+        *,
+        key: AuditKey | None = None,
+        checkpoints: CheckpointLog | None = None,
+    ) -> None:
         self._engine = engine
-        self._appender = ChainAppender(engine)
+        self._appender = ChainAppender(engine, key)
         # One thread of its own: batches are serial anyway, and a shared pool's
         # other work must not delay a commit that requests are waiting for.
         self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="secretsd-audit")
         self._queue: list[tuple[AuditEvent, asyncio.Future[None]]] = []
         self._wake = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
-        self._mirror_target = mirror
-        self._mirror: TextIO | None = None
-        self._mirror_lock = threading.Lock()
+        self._mirror = AuditMirror(mirror) if mirror else None
+        self._checkpoints = checkpoints
+        # What is broken right now (None = fine): read by /readyz.
+        self._database_error: str | None = None
+        self._mirror_error: str | None = None
+        self._checkpoint_error: str | None = None
         self.batches = 0
         self.records = 0
 
+    @classmethod
+    def for_settings(cls, engine: Engine, settings: Settings) -> AuditLog:
+        """The writer ``settings`` ask for: keyed, checkpointed, mirrored."""
+        key = load_or_create_audit_key(settings.resolved_audit_key_file)
+        checkpoints = CheckpointLog(
+            settings.resolved_audit_checkpoint_file, key, settings.audit_checkpoint_interval
+        )
+        return cls(engine, settings.audit_file, key=key, checkpoints=checkpoints)
+
+    def health(self) -> tuple[bool, str]:
+        """Whether audit can be written now, and what is wrong if not (for /readyz)."""
+        problems = [
+            p for p in (self._database_error, self._mirror_error, self._checkpoint_error) if p
+        ]
+        return (not problems, "; ".join(problems) or "ok")
+
     async def start(self) -> None:
-        if self._mirror_target == "-":
-            self._mirror = sys.stdout
-        elif self._mirror_target:
-            self._mirror = open(self._mirror_target, "a", encoding="utf-8")  # noqa: SIM115
+        if self._mirror is not None:
+            await asyncio.get_running_loop().run_in_executor(self._executor, self._mirror.open)
         self._task = asyncio.create_task(self._run(), name="secretsd-audit-writer")
 
     async def stop(self) -> None:
@@ -372,10 +286,18 @@ class AuditLog:
         # Whatever is still queued is written now, so shutdown loses nothing.
         if self._queue:
             await self._flush()
-        if self._mirror is not None and self._mirror is not sys.stdout:
-            self._mirror.close()
-        await asyncio.get_running_loop().run_in_executor(self._executor, self._appender.close)
+        loop = asyncio.get_running_loop()
+        await loop.run_in_executor(self._executor, self._close)
         self._executor.shutdown(wait=True)
+
+    def _close(self) -> None:
+        if self._checkpoints is not None:
+            with contextlib.suppress(OSError):
+                self._checkpoints.flush()
+            self._checkpoints.close()
+        if self._mirror is not None:
+            self._mirror.close()
+        self._appender.close()
 
     async def record(self, event: AuditEvent) -> None:
         """Queue one event and wait until it is durable; AuditUnavailable otherwise."""
@@ -396,10 +318,21 @@ class AuditLog:
             await asyncio.gather(*futures)
 
     async def _run(self) -> None:
+        loop = asyncio.get_running_loop()
         while True:
-            await self._wake.wait()
+            if self.health()[0]:
+                await self._wake.wait()
+            else:  # broken: retry on the next request or after a while, whichever first
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(self._wake.wait(), self.RETRY_INTERVAL)
             self._wake.clear()
-            await self._flush()
+            try:
+                if self._queue:
+                    await self._flush()
+                else:
+                    await loop.run_in_executor(self._executor, self._recover)
+            except Exception:  # never let the writer die: requests would wait forever
+                log.exception("audit writer: unexpected failure, continuing")
 
     async def _flush(self) -> None:
         batch, self._queue = self._queue, []
@@ -407,31 +340,141 @@ class AuditLog:
             return
         events = [event for event, _ in batch]
         try:
-            rows = await asyncio.get_running_loop().run_in_executor(
-                self._executor, self._appender.append, events
+            outcomes = await asyncio.get_running_loop().run_in_executor(
+                self._executor, self._commit, events
             )
-        except Exception as error:  # fail closed: every waiting request is refused
+        except BaseException as error:  # fail closed: every waiting request is refused
             message = error.message if isinstance(error, SecretsdError) else type(error).__name__
             log.error("audit write failed, refusing %d request(s): %s", len(batch), message)
-            failure = AuditUnavailable(
-                "the audit log could not be written, so the request was refused; "
-                "check secretsd's database"
-            )
-            for _, future in batch:
-                if not future.done():
-                    future.set_exception(failure)
-            return
+            outcomes = [_refusal()] * len(batch)
+            if not isinstance(error, Exception):
+                _settle(batch, outcomes)
+                raise
+        _settle(batch, outcomes)
+
+    # -- in the audit thread ------------------------------------------------
+
+    def _commit(self, events: list[AuditEvent]) -> list[BaseException | None]:
+        """Write one batch: sinks first caught up, then the database, mirror, checkpoint."""
+        self._recover(idle=False)
+        if self._mirror_error is not None:
+            raise AuditUnavailable(self._mirror_error)
+        try:
+            rows = self._appender.append(events)
+            outcomes: list[BaseException | None] = [None] * len(events)
+        except SecretsdError as error:  # the database itself: every record fails alike
+            self._database_error = f"the audit database cannot be written: {error.message}"
+            raise
+        except Exception as error:
+            if len(events) == 1:
+                raise
+            log.warning("audit batch refused (%s); retrying record by record", type(error).__name__)
+            rows, outcomes = self._one_by_one(events)
+        self._database_error = None
         self.batches += 1
         self.records += len(rows)
-        if self._mirror is not None:
-            self._write_mirror(rows)
-        for _, future in batch:
-            if not future.done():
-                future.set_result(None)
+        self._after_commit(rows)
+        return outcomes
 
-    def _write_mirror(self, rows: list[dict[str, Any]]) -> None:
-        lines = b"".join(orjson.dumps(row) + b"\n" for row in rows).decode("utf-8")
-        with self._mirror_lock:
-            assert self._mirror is not None
-            self._mirror.write(lines)
-            self._mirror.flush()
+    def _one_by_one(
+        self, events: list[AuditEvent]
+    ) -> tuple[list[dict[str, Any]], list[BaseException | None]]:
+        """Store each record alone; a record the database refuses is stored as a stub or refused."""
+        rows: list[dict[str, Any]] = []
+        outcomes: list[BaseException | None] = []
+        for event in events:
+            try:
+                rows.extend(self._appender.append([event]))
+                outcomes.append(None)
+                continue
+            except SecretsdError:
+                raise
+            except Exception as error:
+                stub = AuditEvent(
+                    action=event.action,
+                    outcome=event.outcome,
+                    identity=event.identity,
+                    client=event.client,
+                    request_id=event.request_id,
+                    time=event.time,
+                    detail=f"record refused by the database ({type(error).__name__}); stub stored",
+                )
+            try:
+                rows.extend(self._appender.append([stub]))
+                outcomes.append(None)
+            except SecretsdError:
+                raise
+            except Exception as error:
+                log.error("audit record refused by the database: %s", type(error).__name__)
+                outcomes.append(_refusal())
+        return rows, outcomes
+
+    def _after_commit(self, rows: list[dict[str, Any]]) -> None:
+        if self._mirror is not None:
+            try:
+                self._mirror.write(rows)
+            except (OSError, ValueError) as error:
+                self._mirror_error = _sink_error("the audit mirror", error)
+                log.error(
+                    "%s; refusing audited requests until it can be written", self._mirror_error
+                )
+                raise AuditUnavailable(self._mirror_error) from None
+        if self._checkpoints is not None and rows:
+            try:
+                self._checkpoints.note(int(rows[-1]["seq"]), str(rows[-1]["hash"]))
+                self._checkpoint_error = None
+            except OSError as error:
+                if self._checkpoint_error is None:
+                    log.error("%s", _sink_error("the audit checkpoint file", error))
+                self._checkpoint_error = _sink_error("the audit checkpoint file", error)
+
+    def _recover(self, idle: bool = True) -> None:
+        """Retry whatever failed last time: the mirror's backlog, a pending checkpoint, the DB.
+
+        The database is only probed when idle: a batch is its own probe.
+        """
+        if self._mirror is not None and self._mirror_error is not None:
+            try:
+                self._mirror.write([])
+            except (OSError, ValueError) as error:
+                self._mirror_error = _sink_error("the audit mirror", error)
+            else:
+                log.warning("the audit mirror can be written again; serving audited requests")
+                self._mirror_error = None
+        if self._checkpoints is not None and self._checkpoint_error is not None:
+            try:
+                self._checkpoints.flush()
+                self._checkpoint_error = None
+            except OSError as error:
+                self._checkpoint_error = _sink_error("the audit checkpoint file", error)
+        if self._database_error is not None and idle:
+            from secretsd.db.engine import probe_writable
+
+            ok, detail = probe_writable(self._engine)
+            self._database_error = None if ok else f"the audit database: {detail}"
+
+
+def _sink_error(what: str, error: BaseException) -> str:
+    reason = (
+        error.strerror if isinstance(error, OSError) and error.strerror else type(error).__name__
+    )
+    return f"{what} cannot be written ({reason})"
+
+
+def _refusal() -> AuditUnavailable:
+    return AuditUnavailable(
+        "the audit log could not be written, so the request was refused; "
+        "check secretsd's database, disk space and audit files"
+    )
+
+
+def _settle(
+    batch: list[tuple[AuditEvent, asyncio.Future[None]]], outcomes: Sequence[BaseException | None]
+) -> None:
+    for (_, future), outcome in zip(batch, outcomes, strict=True):
+        if future.done():
+            continue
+        if outcome is None:
+            future.set_result(None)
+        else:
+            future.set_exception(outcome)

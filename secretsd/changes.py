@@ -10,6 +10,17 @@ matching cache entries, wakes long-poll waiters and forgets revoked tokens.
 Writes made directly in Vault, bypassing secretsd, are caught instead by the
 cache's revalidation against Vault metadata.
 
+Identity and policy changes must reach every worker of one replica before the
+changing call returns, which a poll cannot promise. Workers of one replica
+share a data directory, so they also share a :class:`LocalGeneration`: an
+8-byte counter in a memory-mapped file that the publisher increments after
+its change row commits. Every authorising request compares it with the value
+it last saw (a memory read, no system call) and, when it moved, polls the
+feed before deciding. Other replicas learn of the change by the poll, within
+``change_poll_interval`` (0.1 s by default) plus one query; a worker whose
+last successful poll is older than the bound (1 s, or three poll intervals if
+longer) polls before deciding, and fails closed if it cannot.
+
 Ids come from a sequence, and on PostgreSQL a lower id can commit after a
 higher one, so the poll re-reads a window below the highest id seen and
 remembers which ids it has handled.
@@ -19,12 +30,17 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import fcntl
 import logging
+import mmap
+import os
+import struct
 import time
 import uuid
 from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass
+from pathlib import Path
 
 from sqlalchemy import Engine, delete, func, insert, select
 
@@ -32,12 +48,74 @@ from secretsd.db.engine import database_errors
 from secretsd.db.models import ChangeEvent
 from secretsd.errors import SecretsdError
 
-__all__ = ["Change", "ChangeFeed"]
+__all__ = ["AUTHZ_KINDS", "Change", "ChangeFeed", "LocalGeneration"]
 
 log = logging.getLogger(__name__)
 
 _WINDOW = 1000
 _RETENTION_SECONDS = 3600.0
+#: Changes that alter who may do what: every worker must apply them before deciding.
+AUTHZ_KINDS = frozenset({"token", "policy", "role"})
+_COUNTER = struct.Struct("=Q")
+
+
+class LocalGeneration:
+    """A counter shared by the worker processes of one replica (one data directory).
+
+    Falls back to a private counter when the file cannot be made (a single
+    worker needs nothing more); the poll still converges then.
+    """
+
+    def __init__(self, path: Path | None) -> None:
+        self._fd: int | None = None
+        self._map: mmap.mmap | None = None
+        self._private = 0
+        if path is None:
+            return
+        try:
+            fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o600)
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX)
+                if os.fstat(fd).st_size < _COUNTER.size:
+                    os.ftruncate(fd, _COUNTER.size)
+                fcntl.flock(fd, fcntl.LOCK_UN)
+                self._map = mmap.mmap(fd, _COUNTER.size)
+            except OSError:
+                os.close(fd)
+                raise
+            self._fd = fd
+        except OSError as error:
+            log.warning(
+                "cannot share identity changes between workers through %s (%s); other "
+                "workers will see them within the change-poll interval",
+                path,
+                error.strerror,
+            )
+
+    def read(self) -> int:
+        if self._map is None:
+            return self._private
+        value: int = _COUNTER.unpack_from(self._map, 0)[0]
+        return value
+
+    def bump(self) -> None:
+        """Increment, under an exclusive lock so concurrent publishers never lose a step."""
+        if self._map is None or self._fd is None:
+            self._private += 1
+            return
+        fcntl.flock(self._fd, fcntl.LOCK_EX)
+        try:
+            _COUNTER.pack_into(self._map, 0, _COUNTER.unpack_from(self._map, 0)[0] + 1)
+        finally:
+            fcntl.flock(self._fd, fcntl.LOCK_UN)
+
+    def close(self) -> None:
+        if self._map is not None:
+            self._map.close()
+            self._map = None
+        if self._fd is not None:
+            os.close(self._fd)
+            self._fd = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -49,8 +127,14 @@ class Change:
 class ChangeFeed:
     """Publish changes to the shared database and deliver everyone's changes locally."""
 
-    def __init__(self, engine: Engine, poll_interval: float = 0.1) -> None:
+    def __init__(
+        self,
+        engine: Engine,
+        poll_interval: float = 0.1,
+        generation: LocalGeneration | None = None,
+    ) -> None:
         self._engine = engine
+        self.generation = generation or LocalGeneration(None)
         self._poll_interval = poll_interval
         self._listeners: list[Callable[[Change], None]] = []
         self._high = 0
@@ -61,6 +145,9 @@ class ChangeFeed:
         # Our own changes were delivered locally when published; the poll skips them.
         self.origin = uuid.uuid4().hex
         self.healthy = True
+        #: monotonic start time of the last poll that succeeded: everything
+        #: committed before it has been delivered.
+        self.polled_at = time.monotonic()
 
     def subscribe(self, listener: Callable[[Change], None]) -> None:
         self._listeners.append(listener)
@@ -72,6 +159,8 @@ class ChangeFeed:
                 insert(ChangeEvent),
                 [{"kind": kind, "key": key, "origin": self.origin, "created_at": time.time()}],
             )
+        if kind in AUTHZ_KINDS:
+            self.generation.bump()  # after the commit: a worker that sees it finds the row
 
     def deliver_local(self, change: Change) -> None:
         """Tell this process's listeners at once, without waiting for the poll."""
@@ -114,6 +203,7 @@ class ChangeFeed:
 
     async def poll_once(self) -> int:
         """Fetch and deliver new changes; return how many were new."""
+        started = time.monotonic()
         rows = await asyncio.to_thread(self._fetch)
         delivered = 0
         for change_id, kind, key, origin in rows:
@@ -124,6 +214,7 @@ class ChangeFeed:
             if origin != self.origin:
                 self.deliver_local(Change(kind, key))
             delivered += 1
+        self.polled_at = max(self.polled_at, started)
         return delivered
 
     def _remember(self, change_id: int) -> None:

@@ -32,6 +32,7 @@ from secretsd.ref import validate_path
 __all__ = [
     "CONFIG_ENV",
     "RESOLVED_ENV",
+    "SECRET_ENV",
     "Settings",
     "default_data_dir",
     "load_settings",
@@ -40,8 +41,19 @@ __all__ = [
 ]
 
 CONFIG_ENV = "SECRETSD_CONFIG"
-#: Set by ``secretsd serve`` for its worker processes: the parent's resolved settings.
-RESOLVED_ENV = "SECRETSD_RESOLVED_SETTINGS"
+#: Set by ``secretsd serve`` for its worker processes: the path of a 0600 file in the
+#: private data dir holding the parent's resolved settings. Only the path travels in
+#: the environment: secrets in /proc/<pid>/environ are readable by the same user and
+#: inherited by every child process.
+RESOLVED_ENV = "SECRETSD_RESOLVED_SETTINGS_FILE"
+#: The ``SECRETSD_*`` variables that hold secrets; ``serve`` removes them from its
+#: environment once resolved, so workers and their children never inherit them.
+SECRET_ENV = (
+    "SECRETSD_VAULT_TOKEN",
+    "SECRETSD_VAULT_SECRET_ID",
+    "SECRETSD_DATABASE_URL",
+    "SECRETSD_BOOTSTRAP_TOKEN",
+)
 
 
 def default_data_dir() -> Path:
@@ -93,6 +105,12 @@ class Settings(BaseSettings):
 
     # Read cache and change detection.
     cache_enabled: bool = True
+    # Answer plain reads below the framework (same decision as the route; off for comparison).
+    fast_read: bool = True
+    # Vault down: serve what any worker/replica last read, up to this age (0 = off).
+    stale_max_age: float = Field(default=86400.0, ge=0)
+    # Vault down: how often the circuit breaker's probe asks whether it is back.
+    vault_probe_interval: float = Field(default=1.0, gt=0, le=60)
     cache_ttl: float = Field(default=1.0, ge=0)
     watch_interval: float = Field(default=0.5, gt=0)
     max_wait: float = Field(default=60.0, gt=0, le=3600)
@@ -100,6 +118,10 @@ class Settings(BaseSettings):
 
     max_body_bytes: int = Field(default=1024 * 1024, ge=1024)
     audit_file: str | None = None
+    # The audit chain's anchors, outside the database (defaults: in data_dir).
+    audit_key_file: Path | None = None
+    audit_checkpoint_file: Path | None = None
+    audit_checkpoint_interval: float = Field(default=1.0, ge=0, le=3600)
 
     # TLS for secretsd's own listener. Plain HTTP is refused off loopback unless
     # allow_insecure_http says TLS terminates in front (ingress, mesh, proxy).
@@ -194,6 +216,16 @@ class Settings(BaseSettings):
     @property
     def admin_token_file(self) -> Path:
         return self.data_dir / "admin-token"
+
+    @property
+    def resolved_audit_key_file(self) -> Path:
+        """The audit chain's HMAC key (0600), created on first start."""
+        return self.audit_key_file or self.data_dir / "audit.key"
+
+    @property
+    def resolved_audit_checkpoint_file(self) -> Path:
+        """Where the audit writer appends signed checkpoints of the chain."""
+        return self.audit_checkpoint_file or self.data_dir / "audit-checkpoints.jsonl"
 
     def redacted(self) -> dict[str, Any]:
         """Every setting, with secrets masked, for ``secretsd config show``."""
@@ -308,13 +340,13 @@ def load_settings(
 
 
 def settings_to_env(settings: Settings) -> str:
-    """Serialise resolved settings for our worker processes (see RESOLVED_ENV)."""
+    """Serialise resolved settings for our worker processes (written to RESOLVED_ENV's file)."""
     return json.dumps(settings.plain_dict())
 
 
 def settings_from_env() -> Settings | None:
     """The settings a parent ``secretsd serve`` resolved for this worker, if any."""
-    raw = os.environ.get(RESOLVED_ENV)
-    if not raw:
+    path = os.environ.get(RESOLVED_ENV)
+    if not path:
         return None
-    return Settings.model_validate(json.loads(raw))
+    return Settings.model_validate(json.loads(Path(path).read_text(encoding="utf-8")))

@@ -33,9 +33,7 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-import httpx
-
-from secretsd.errors import ConfigError, VaultUnavailable
+from secretsd.errors import ConfigError, SecretsdError, VaultUnavailable
 from secretsd.fsutil import ensure_private_dir, write_private_file
 
 __all__ = ["EmbeddedCredentials", "EmbeddedOpenBao", "find_bao_binary"]
@@ -315,28 +313,30 @@ class EmbeddedOpenBao:
             log_handle.close()
 
     def _wait_until_usable(self, timeout: float) -> None:
+        """Poll until secretsd's own AppRole login works, through the one Vault transport."""
+        from secretsd.backends.transport import VaultAuth, VaultTransport
+
         deadline = time.monotonic() + timeout
-        role_id = self.role_id_file.read_text().strip()
-        secret_id = self.secret_id_file.read_text().strip()
+        auth = VaultAuth(
+            role_id=self.role_id_file.read_text().strip(),
+            secret_id=self.secret_id_file.read_text().strip(),
+        )
         last = "no answer yet"
-        with httpx.Client(base_url=self.addr, timeout=2.0) as client:
-            while time.monotonic() < deadline:
-                if self._process is not None and self._process.poll() is not None:
-                    raise VaultUnavailable(
-                        f"the embedded OpenBao exited with code {self._process.returncode} "
-                        f"during start-up; see {self.log_file}"
-                    )
-                try:
-                    answer = client.post(
-                        "/v1/auth/approle/login",
-                        json={"role_id": role_id, "secret_id": secret_id},
-                    )
-                    if answer.status_code == 200:
-                        return
-                    last = f"login answered HTTP {answer.status_code}"
-                except httpx.HTTPError as error:
-                    last = type(error).__name__
-                time.sleep(0.05)
+        while time.monotonic() < deadline:
+            if self._process is not None and self._process.poll() is not None:
+                raise VaultUnavailable(
+                    f"the embedded OpenBao exited with code {self._process.returncode} "
+                    f"during start-up; see {self.log_file}"
+                )
+            transport = VaultTransport(self.addr, auth, timeout=2.0, breaker=False)
+            try:
+                transport.login()
+                return
+            except SecretsdError as error:
+                last = error.message
+            finally:
+                transport.close()
+            time.sleep(0.05)
         raise VaultUnavailable(
             f"the embedded OpenBao did not become usable within {timeout:.0f} s ({last}); "
             f"see {self.log_file}"

@@ -22,12 +22,18 @@ never carry a secret value.
     └── Unavailable                     503  unavailable         exit 6
         ├── VaultUnavailable            503  vault_unavailable   exit 6
         ├── DatabaseUnavailable         503  database_unavailable exit 6
-        └── AuditUnavailable            503  audit_unavailable   exit 6
+        ├── AuditUnavailable            503  audit_unavailable   exit 6
+        └── OutcomeUnknown              504  outcome_unknown     exit 7
+
+``OutcomeUnknown`` is the one ``Unavailable`` that must not be retried blindly:
+the write may already have landed (its own status, code and exit code say so;
+the SDK never retries it). Check the current version, then retry with cas.
 
 The status-to-class mapping is derived from this tree once
 (:func:`error_class_for_status`), and every boundary uses it: the service's
 handler for framework errors, the SDK for answers without our JSON body, and
-through the SDK the CLI, the scanner and the Ansible lookup.
+through the SDK the CLI, the scanner and the Ansible lookup. (A gateway's 504
+without our body counts as Unavailable; our own 504 carries ``outcome_unknown``.)
 """
 
 from __future__ import annotations
@@ -46,6 +52,7 @@ __all__ = [
     "InvalidReference",
     "MethodNotAllowed",
     "NotFound",
+    "OutcomeUnknown",
     "PayloadTooLarge",
     "SecretsdError",
     "Unauthenticated",
@@ -184,6 +191,17 @@ class AuditUnavailable(Unavailable):
     """The audit log could not be written, so the request was refused (fail closed)."""
 
     code = "audit_unavailable"
+
+
+class OutcomeUnknown(Unavailable):
+    """A write sent to Vault whose answer never came: it may or may not have been applied.
+
+    Read the current version, then retry with check-and-set so it cannot apply twice.
+    """
+
+    http_status = 504
+    code = "outcome_unknown"
+    exit_code = 7
 
 
 def _all_subclasses(cls: type[SecretsdError]) -> list[type[SecretsdError]]:

@@ -53,6 +53,9 @@ def test_policy_files_with_line_numbers(cli: Any, tmp_path: Path, admin: httpx.C
 
 
 def test_tokens_from_the_command_line(cli: Any, tmp_path: Path, server: RunningServer) -> None:
+    policy_file = tmp_path / "web.yaml"
+    policy_file.write_text("rules:\n  - path: apps/web/*\n    capabilities: [read]\n")
+    cli("policy", "write", "web", str(policy_file))
     created = cli("token", "create", "--policy", "web", "--ttl", "2h", "--display-name", "ci")
     token = created.stdout.decode().strip()
     CANARY.remember(token)
@@ -73,7 +76,10 @@ def test_tokens_from_the_command_line(cli: Any, tmp_path: Path, server: RunningS
     assert "exactly one of" in cli("token", "revoke", check=2).stderr.decode()
 
 
-def test_approle_from_the_command_line(cli: Any, server: RunningServer) -> None:
+def test_approle_from_the_command_line(cli: Any, tmp_path: Path, server: RunningServer) -> None:
+    policy_file = tmp_path / "ci.yaml"
+    policy_file.write_text("rules:\n  - path: apps/ci/**\n    capabilities: [read]\n")
+    cli("policy", "write", "ci", str(policy_file))
     role_id = (
         cli("approle", "write", "builder", "--policy", "ci", "--token-ttl", "5m")
         .stdout.decode()
@@ -104,7 +110,7 @@ def test_audit_list(cli: Any, admin: httpx.Client) -> None:
     for i in range(3):
         admin.put(f"/v1/secrets/cli-audit/s{i}", json={"data": {"k": "v"}})
         admin.get(f"/v1/secrets/cli-audit/s{i}")
-    lines = (
+    document = json.loads(
         cli(
             "audit",
             "list",
@@ -115,16 +121,36 @@ def test_audit_list(cli: Any, admin: httpx.Client) -> None:
             "--json",
             "--limit",
             "0",
-        )
-        .stdout.decode()
-        .splitlines()
-    )
-    records = [json.loads(line) for line in lines]
+        ).stdout
+    )  # one JSON document, like every other --json
+    records = document["records"]
     assert [r["path"] for r in records] == [f"cli-audit/s{i}" for i in range(3)]
-    newest = cli("audit", "list", "--newest-first", "--limit", "1", "--json").stdout.decode()
-    assert len(newest.splitlines()) == 1
-    table = cli("audit", "list", "--path-prefix", "cli-audit", "--limit", "2").stdout.decode()
+    assert document["more"] is False
+    newest = json.loads(cli("audit", "list", "--newest-first", "--limit", "1", "--json").stdout)
+    assert len(newest["records"]) == 1 and newest["more"] is True
+    shown = cli("audit", "list", "--path-prefix", "cli-audit", "--limit", "2")
+    table = shown.stdout.decode()
     assert len(table.splitlines()) == 2 and "cli-audit/s0" in table
+    assert "Showing the first 2 records; more match" in shown.stderr.decode()
     assert (
         cli("audit", "list", "--since", "yesterday", check=2).stderr.decode().startswith("Error:")
     )
+
+
+def test_readme_approle_example_works_on_a_laptop(cli: Any, tmp_path: Path) -> None:
+    """The README's AppRole lines, in order, from 127.0.0.1 (issue 9: it failed on a laptop)."""
+    missing = cli("approle", "write", "builder", "--policy", "ci", "--bound-cidr",
+                  "127.0.0.1/32", check=2)  # fmt: skip
+    assert "policy 'ci' does not exist; create it first" in missing.stderr.decode()
+    ci = tmp_path / "ci.yaml"
+    ci.write_text("rules:\n  - path: apps/ci/**\n    capabilities: [read]\n")
+    cli("policy", "write", "ci", str(ci))
+    cli("put", "apps/ci/deploy", "key=-", input=b"deploy-key-1")
+    role_id = cli("approle", "write", "builder", "--policy", "ci", "--token-ttl", "10m",
+                  "--bound-cidr", "127.0.0.1/32").stdout.decode().strip()  # fmt: skip
+    secret_id = cli("approle", "secret-id", "builder", "--num-uses", "1", "--ttl", "15m")
+    value = secret_id.stdout.decode().strip()
+    CANARY.remember(value)
+    host = {"SECRETSD_TOKEN": None, "SECRETSD_ROLE_ID": role_id, "SECRETSD_SECRET_ID": value}
+    got = cli("get", "secretsd://apps/ci/deploy#key", env=host)
+    assert got.stdout == b"deploy-key-1"

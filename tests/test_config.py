@@ -89,9 +89,13 @@ def test_redacted_hides_every_secret() -> None:
     assert "topsecret" not in repr(settings)
 
 
-def test_resolved_settings_round_trip_for_workers(monkeypatch: pytest.MonkeyPatch) -> None:
+def test_resolved_settings_round_trip_for_workers(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
     settings = load_settings({"vault_token": "s.abc", "port": 1234})
-    monkeypatch.setenv("SECRETSD_RESOLVED_SETTINGS", settings_to_env(settings))
+    resolved = tmp_path / "resolved.json"
+    resolved.write_text(settings_to_env(settings))
+    monkeypatch.setenv("SECRETSD_RESOLVED_SETTINGS_FILE", str(resolved))
     monkeypatch.setenv("SECRETSD_PORT", "9999")  # must not leak into the resolved copy
     restored = settings_from_env()
     assert isinstance(restored, Settings)

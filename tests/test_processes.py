@@ -211,6 +211,7 @@ def test_replicas_under_load_keep_one_audit_chain(
     from concurrent.futures import ThreadPoolExecutor
 
     from secretsd.audit import verify_chain
+    from secretsd.audit_anchor import load_audit_key, read_checkpoints
     from secretsd.db.engine import make_engine
     from tests.conftest import postgres_schema_url
 
@@ -246,16 +247,24 @@ def test_replicas_under_load_keep_one_audit_chain(
         with ThreadPoolExecutor(8) as pool:
             total = sum(pool.map(hammer, range(8)))
         assert total == 480
+        for process in processes:  # stopped, so their last checkpoints are written
+            stop_process(process, timeout=20)
+        processes.clear()
+        # Each replica keyed its records with its own data dir's key: verify needs both.
+        keys = [load_audit_key(tmp_path / name / "audit.key") for name in ("a", "b")]
+        checkpoints = [
+            c
+            for name in ("a", "b")
+            for c in read_checkpoints(tmp_path / name / "audit-checkpoints.jsonl")[0]
+        ]
+        assert checkpoints
         engine = make_engine(database_url.replace("postgresql://", "postgresql+psycopg://", 1))
         try:
-            checked, problem = verify_chain(engine)
+            checked, problem = verify_chain(engine, keys=keys, checkpoints=checkpoints)
         finally:
             engine.dispose()
         assert problem is None
         assert checked >= 480 + 20
-        for process in processes:
-            stop_process(process, timeout=20)
-        processes.clear()
 
 
 def test_tls_listener_and_refusal_of_plain_http_off_loopback(

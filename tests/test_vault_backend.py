@@ -6,9 +6,16 @@ import base64
 
 import pytest
 
-from secretsd.backends.base import BINARY_KEYS_METADATA, encode_values
+from secretsd.backends.base import BINARY_KEYS_DATA, BINARY_KEYS_METADATA, encode_values
 from secretsd.backends.vault import VaultAuth, VaultBackend
-from secretsd.errors import CasMismatch, ConfigError, InvalidPath, NotFound, VaultUnavailable
+from secretsd.errors import (
+    CasMismatch,
+    ConfigError,
+    InvalidInput,
+    InvalidPath,
+    NotFound,
+    VaultUnavailable,
+)
 from tests.conftest import Bao, free_port
 
 
@@ -102,11 +109,63 @@ def test_binary_values_round_trip(backend: VaultBackend) -> None:
     assert secret.binary_keys == {"keystore"}
     assert secret.value_bytes("keystore") == raw
     assert secret.value_bytes("alias") == b"shop"
-    assert backend.metadata("bin").custom_metadata[BINARY_KEYS_METADATA] == "keystore"
-    # A later text-only version clears the marker.
-    backend.write("bin", {"alias": "shop"})
+    assert set(secret.data) == {"keystore", "alias"}  # the mark is not a user key
+    # A later text-only version has no mark...
+    backend.write("bin", {"keystore": "now text", "alias": "shop"})
     assert backend.read("bin").binary_keys == frozenset()
-    assert base64.b64decode(data["keystore"]) == raw
+    assert backend.read("bin").value_bytes("keystore") == b"now text"
+    # ...and the first version still gives back its exact bytes (the mark is per version).
+    first = backend.read("bin", version=1)
+    assert first.binary_keys == {"keystore"}
+    assert first.value_bytes("keystore") == raw
+    assert len(first.value_bytes("keystore")) == 256
+    # The mark lives in the version itself: no per-secret custom metadata is written.
+    assert BINARY_KEYS_METADATA not in backend.metadata("bin").custom_metadata
+
+
+def test_binary_mark_is_written_atomically_with_the_version(
+    backend: VaultBackend, bao: Bao, vault_prefix: str
+) -> None:
+    import httpx
+
+    data, binary = encode_values({"p12": b"\xff\xfe\x00binary"})
+    backend.write("atomic", data, binary_keys=binary)
+    stored = httpx.get(
+        f"{bao.addr}/v1/secret/data/{vault_prefix}/atomic",
+        headers={"X-Vault-Token": bao.root_token},
+    ).json()["data"]["data"]
+    assert stored[BINARY_KEYS_DATA] == "p12"
+    with pytest.raises(InvalidInput, match="reserved"):
+        backend.write("atomic", {BINARY_KEYS_DATA: "x"})
+
+
+def test_versions_with_the_old_per_secret_mark_still_read_as_bytes(
+    backend: VaultBackend, bao: Bao, vault_prefix: str
+) -> None:
+    """Data written before per-version marks: the value, then the mark in custom metadata."""
+    import httpx
+
+    raw = bytes(range(255, -1, -1))
+    root = {"X-Vault-Token": bao.root_token}
+    url = f"{bao.addr}/v1/secret"
+    encoded = base64.b64encode(raw).decode()
+    httpx.post(
+        f"{url}/data/{vault_prefix}/legacy", headers=root, json={"data": {"jks": encoded}}
+    ).raise_for_status()
+    httpx.post(
+        f"{url}/metadata/{vault_prefix}/legacy",
+        headers=root,
+        json={"custom_metadata": {BINARY_KEYS_METADATA: "jks"}},
+    ).raise_for_status()
+    assert backend.read("legacy").value_bytes("jks") == raw
+    # A new text version written now carries its own (empty) mark and reads as text,
+    # while the legacy version keeps its bytes.
+    # "abcd1234" is valid base64: only the version number tells it is text.
+    backend.write("legacy", {"jks": "abcd1234"})
+    assert backend.read("legacy").value_bytes("jks") == b"abcd1234"
+    assert backend.read("legacy", version=1).value_bytes("jks") == raw
+    backend.write("legacy", {"jks": "efgh5678"})
+    assert backend.read("legacy").value_bytes("jks") == b"efgh5678"
 
 
 def test_bad_credentials_and_unreachable_vault(bao: Bao) -> None:
@@ -163,3 +222,41 @@ def test_approle_login_and_renewal(bao: Bao, vault_prefix: str) -> None:
     )
     with pytest.raises(VaultUnavailable, match="denied secretsd's own token"):
         other.write("x", {"k": "v"})
+
+
+def test_a_write_cut_off_after_sending_is_outcome_unknown(bao: Bao, vault_prefix: str) -> None:
+    """A real socket that reads the request and hangs up: the write may have landed."""
+    import socket
+    import threading
+
+    from secretsd.errors import OutcomeUnknown
+
+    listener = socket.socket()
+    listener.bind(("127.0.0.1", 0))
+    listener.listen()
+    requests_seen: list[bytes] = []
+
+    def hang_up() -> None:
+        while True:
+            try:
+                connection, _ = listener.accept()
+            except OSError:
+                return
+            requests_seen.append(connection.recv(65536))
+            connection.close()
+
+    threading.Thread(target=hang_up, daemon=True).start()
+    backend = VaultBackend(bao.addr, VaultAuth(token=bao.root_token), prefix=vault_prefix)
+    backend.login()
+    backend.transport.client.url = f"http://127.0.0.1:{listener.getsockname()[1]}"
+    try:
+        with pytest.raises(OutcomeUnknown, match="may or may not have been applied"):
+            backend.write("cut", {"k": "v"})
+        assert len(requests_seen) == 1  # sent once, never retried
+        assert not backend.known_down  # a dropped connection is not proof Vault is down
+        with pytest.raises(VaultUnavailable):
+            backend.read("cut")
+        assert len(requests_seen) == 3  # a read is sent once more on a dropped connection
+    finally:
+        listener.close()
+        backend.close()

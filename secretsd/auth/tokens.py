@@ -12,6 +12,7 @@ within the change-poll interval everywhere.
 
 from __future__ import annotations
 
+import builtins
 import hashlib
 import json
 import secrets
@@ -174,8 +175,15 @@ class TokenStore:
         method: str = "token",
         token: str | None = None,
         meta: dict[str, str] | None = None,
+        not_after: float | None = None,
+        parent: str | None = None,
     ) -> IssuedToken:
-        """Issue a token. ``ttl_seconds=0`` means no expiry; None means the default (24 h)."""
+        """Issue a token. ``ttl_seconds=0`` means no expiry; None means the default (24 h).
+
+        ``not_after`` (the creator's expiry) caps the lifetime, renewals
+        included: a child never outlives its creator. ``parent`` (the
+        creator's accessor) makes revoking the creator revoke the child.
+        """
         if token is not None and len(token) < 16:
             raise InvalidInput("a chosen token must be at least 16 characters long")
         ttl = DEFAULT_TTL if ttl_seconds is None else ttl_seconds
@@ -184,26 +192,33 @@ class TokenStore:
             raise ValidationFailed(f"ttl ({ttl} s) is longer than max_ttl ({max_ttl} s)")
         value = token or new_token_value()
         now = time.time()
+        expires_at = now + ttl if ttl else None
+        max_expires_at = now + max_ttl if ttl and max_ttl else None
+        if not_after is not None:
+            expires_at = min(expires_at or not_after, not_after)
+            max_expires_at = min(max_expires_at or not_after, not_after)
+            ttl = max(1, round(expires_at - now))
         info = TokenInfo(
             accessor=secrets.token_hex(12),
             display_name=display_name[:200],
             policies=tuple(sorted(set(policies))),
             method=method,
             created_at=now,
-            expires_at=now + ttl if ttl else None,
-            max_expires_at=now + max_ttl if ttl and max_ttl else None,
+            expires_at=expires_at,
+            max_expires_at=max_expires_at,
             ttl_seconds=ttl or None,
             renewable=renewable and bool(ttl),
             revoked_at=None,
             meta=dict(meta or {}),
         )
         with database_errors(self._engine), self._engine.begin() as connection:
-            connection.execute(insert(Token), [self._row(value, info)])
+            connection.execute(insert(Token), [self._row(value, info, parent)])
         return IssuedToken(value, info)
 
     @staticmethod
-    def _row(value: str, info: TokenInfo) -> dict[str, Any]:
+    def _row(value: str, info: TokenInfo, parent: str | None = None) -> dict[str, Any]:
         return {
+            "parent_accessor": parent,
             "token_hash": hash_token(value),
             "accessor": info.accessor,
             "display_name": info.display_name,
@@ -269,8 +284,14 @@ class TokenStore:
 
     # -- changes ------------------------------------------------------------
 
-    def renew(self, accessor: str, increment_seconds: int | None = None) -> TokenInfo:
-        """Push expiry to now + increment (default: the token's TTL), capped by its max TTL."""
+    def renew(
+        self,
+        accessor: str,
+        increment_seconds: int | None = None,
+        not_after: float | None = None,
+    ) -> TokenInfo:
+        """Push expiry to now + increment (default: the token's TTL), capped by its max TTL
+        (and by ``not_after``, the renewer's own expiry, when renewing another's token)."""
         info = self._live(self._by(Token.accessor, accessor))
         if not info.renewable or info.ttl_seconds is None:
             raise ValidationFailed(
@@ -279,6 +300,8 @@ class TokenStore:
         now = time.time()
         wanted = now + (increment_seconds if increment_seconds else info.ttl_seconds)
         expires = min(wanted, info.max_expires_at) if info.max_expires_at else wanted
+        if not_after is not None:
+            expires = min(expires, max(not_after, info.expires_at or not_after))
         with database_errors(self._engine), self._engine.begin() as connection:
             connection.execute(
                 update(Token)
@@ -287,19 +310,35 @@ class TokenStore:
             )
         return self.lookup_accessor(accessor)
 
-    def revoke_accessor(self, accessor: str) -> TokenInfo:
+    def revoke_accessor(self, accessor: str) -> builtins.list[str]:
+        """Revoke a token and every token it created, transitively; return their accessors.
+
+        Revoking is idempotent: an already revoked token is no error (its
+        children are revoked all the same).
+        """
+        revoked: builtins.list[str] = []
         with database_errors(self._engine), self._engine.begin() as connection:
-            result = connection.execute(
-                update(Token)
-                .where(Token.accessor == accessor, Token.revoked_at.is_(None))
-                .values(revoked_at=time.time())
-            )
-        if result.rowcount == 0:
-            info = self._by(Token.accessor, accessor)
-            if info is None:
+            found = connection.execute(
+                select(Token.accessor).where(Token.accessor == accessor)
+            ).one_or_none()
+            if found is None:
                 raise NotFound(f"no token has accessor {accessor!r}")
-            return info  # already revoked: revoking is idempotent
-        return self.lookup_accessor(accessor)
+            now = time.time()
+            level = [accessor]
+            seen = {accessor}
+            while level:
+                connection.execute(
+                    update(Token)
+                    .where(Token.accessor.in_(level), Token.revoked_at.is_(None))
+                    .values(revoked_at=now)
+                )
+                revoked.extend(level)
+                children = connection.execute(
+                    select(Token.accessor).where(Token.parent_accessor.in_(level))
+                ).scalars()
+                level = [child for child in children if child not in seen]
+                seen.update(level)
+        return revoked
 
     def bootstrap_admin(self, chosen: str | None) -> IssuedToken | None:
         """Create the first admin token once per database; None if one already exists.

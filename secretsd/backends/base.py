@@ -8,23 +8,32 @@ protocol remotely, so importers and ``secretsd run`` can target either.
 from __future__ import annotations
 
 import base64
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
 __all__ = [
+    "BINARY_KEYS_DATA",
     "BINARY_KEYS_METADATA",
+    "LEGACY_MARK_UNTIL",
     "Backend",
+    "BackendHealth",
     "SecretMetadata",
     "SecretVersion",
+    "ServedBackend",
     "VersionInfo",
     "decode_binary",
     "encode_values",
     "secret_to_json",
 ]
 
-#: Custom-metadata key listing the keys whose values are base64 of raw bytes.
+#: Reserved key inside each stored version listing that version's base64 keys.
+#: The ':' is outside the key charset, so no user key can clash with it.
+BINARY_KEYS_DATA = "secretsd:binary-keys"
+#: The old per-secret mark (custom metadata); read only for versions without the above.
 BINARY_KEYS_METADATA = "secretsd-binary-keys"
+#: Custom-metadata key: the old mark covers versions up to this one only.
+LEGACY_MARK_UNTIL = "secretsd-binary-keys-until"
 
 
 @dataclass(frozen=True, slots=True)
@@ -63,6 +72,7 @@ class SecretMetadata:
 
     @property
     def binary_keys(self) -> frozenset[str]:
+        """The old per-secret mark only; each version carries its own (``SecretVersion``)."""
         raw = self.custom_metadata.get(BINARY_KEYS_METADATA, "")
         return frozenset(k for k in raw.split(",") if k)
 
@@ -195,3 +205,51 @@ class Backend(Protocol):
     def delete_all(self, path: str) -> None:
         """Remove the secret entirely: every version and its metadata."""
         ...
+
+
+class BackendHealth(Protocol):
+    """What ``/readyz`` needs to know about the store."""
+
+    @property
+    def ready(self) -> bool: ...
+
+    detail: str
+
+
+class ServedBackend(Backend, Protocol):
+    """What the service needs on top of :class:`Backend`: async hot reads and a lifecycle.
+
+    The server is typed against this, never against a concrete store; tests
+    can wrap a real backend to count its calls.
+    """
+
+    async def aread(self, path: str, version: int | None = None) -> SecretVersion:
+        """:meth:`read` on the event loop (cache misses)."""
+        ...
+
+    async def ametadata(self, path: str) -> SecretMetadata:
+        """:meth:`metadata` on the event loop (revalidation, watchers)."""
+        ...
+
+    @property
+    def known_down(self) -> bool:
+        """True while the store is known to be down (calls fail at once)."""
+        ...
+
+    def on_down(self, callback: Callable[[], None]) -> None:
+        """Register ``callback``, called from any thread when the store is found down."""
+        ...
+
+    def mark_down(self, reason: str) -> None:
+        """Someone else found the store down: fail fast until it answers again."""
+        ...
+
+    def login(self) -> None: ...
+
+    def start_renewal(self) -> None: ...
+
+    def health(self) -> BackendHealth: ...
+
+    def close(self) -> None: ...
+
+    async def aclose(self) -> None: ...

@@ -42,6 +42,7 @@ EXTRAS: dict[str, frozenset[str]] = {
             "psycopg",
             "prometheus_client",
             "orjson",
+            "cryptography",
         }
     ),
     "scan": frozenset({"git", "gitdb", "hyperscan"}),

@@ -17,9 +17,12 @@ from secretsd.cli import (
     client_cmds,
     config_cmd,
     consumers_cmd,
+    doctor_cmd,
     injector_cmd,
     login_cmd,
+    migrate_cmd,
     policy_cmd,
+    recover_cmd,
     run_cmd,
     scan_cmd,
     serve_cmd,
@@ -42,6 +45,7 @@ app.add_typer(audit_cmd.app, name="audit")
 app.add_typer(token_cmd.app, name="token")
 app.add_typer(policy_cmd.app, name="policy")
 app.add_typer(approle_cmd.app, name="approle")
+app.command("recover-admin")(recover_cmd.recover_admin)
 app.command("login")(login_cmd.login)
 app.command("logout")(login_cmd.logout)
 app.command("get")(client_cmds.get)
@@ -56,10 +60,12 @@ app.command(
     context_settings={"allow_interspersed_args": False, "ignore_unknown_options": True},
 )(run_cmd.run)
 app.command("scan")(scan_cmd.scan)
+app.add_typer(migrate_cmd.app, name="migrate")
 app.add_typer(agent_cmd.app, name="agent")
 app.command("injector")(injector_cmd.injector)
 app.command("consumers")(consumers_cmd.consumers)
 app.command("rotate")(consumers_cmd.rotate)
+app.command("doctor")(doctor_cmd.doctor)
 
 
 @app.command("version")

@@ -45,6 +45,9 @@ def create(
     max_ttl: Annotated[str, typer.Option(help="Renewals stop here.")] = "768h",
     display_name: Annotated[str, typer.Option(help="A name for audit records.")] = "",
     renewable: Annotated[bool, typer.Option(help="May be renewed up to --max-ttl.")] = True,
+    orphan: Annotated[
+        bool, typer.Option("--orphan", help="Outlive the creating token (admins only).")
+    ] = False,
     as_json: JsonOption = False,
     addr: AddrOption = None,
 ) -> None:
@@ -55,6 +58,7 @@ def create(
         "max_ttl": max_ttl,
         "display_name": display_name,
         "renewable": renewable,
+        **({"orphan": True} if orphan else {}),
     }
     with open_client(addr) as client:
         issued = client.request("POST", "/v1/auth/tokens", json=body)

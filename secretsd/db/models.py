@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from sqlalchemy import BigInteger, Boolean, Float, Index, Integer, String, Text
+from sqlalchemy import BigInteger, Boolean, Float, Index, Integer, LargeBinary, String, Text
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
 __all__ = [
@@ -15,6 +15,7 @@ __all__ = [
     "ConsumerVersion",
     "InstanceState",
     "KubernetesRole",
+    "LastKnownGood",
     "PolicyDocument",
     "Token",
 ]
@@ -45,6 +46,9 @@ class Token(Base):
     renewable: Mapped[bool] = mapped_column(Boolean, default=True)
     revoked_at: Mapped[float | None] = mapped_column(Float, nullable=True)
     meta: Mapped[str] = mapped_column(Text, default="{}")  # JSON object
+    # The token that created this one (None: bootstrap, logins, break-glass);
+    # revoking a token revokes every token below it.
+    parent_accessor: Mapped[str | None] = mapped_column(String(64), nullable=True, index=True)
 
 
 class AuditRecord(Base):
@@ -66,6 +70,8 @@ class AuditRecord(Base):
     detail: Mapped[str] = mapped_column(String(300), default="")
     prev_hash: Mapped[str] = mapped_column(String(64))
     hash: Mapped[str] = mapped_column(String(64))
+    # Which HMAC key made ``hash`` (a hash of the key, never the key); "" = plain sha256.
+    key_id: Mapped[str] = mapped_column(String(16), default="")
 
     __table_args__ = (
         Index("ix_audit_time", "time"),
@@ -179,3 +185,19 @@ class ConsumerVersion(Base):
     last_seen: Mapped[float] = mapped_column(Float)
 
     __table_args__ = (Index("ix_consumer_versions_path", "path"),)
+
+
+class LastKnownGood(Base):
+    """The last version of a secret any worker read from Vault, sealed with AES-GCM.
+
+    Served (marked stale) only while Vault is down; the key lives in Vault,
+    never in this database. See ``secretsd/server/stale_store.py``.
+    """
+
+    __tablename__ = "last_known_good"
+
+    path: Mapped[str] = mapped_column(String(1024), primary_key=True)
+    version_key: Mapped[int] = mapped_column(Integer, primary_key=True)  # 0 = "latest"
+    version: Mapped[int] = mapped_column(Integer)
+    sealed: Mapped[bytes] = mapped_column(LargeBinary)
+    stored_at: Mapped[float] = mapped_column(Float)

@@ -20,6 +20,7 @@ from secretsd.config import Settings, load_settings, settings_from_env
 from secretsd.db.engine import make_engine
 from secretsd.db.migrate import upgrade_schema
 from secretsd.errors import ConfigError, SecretsdError
+from secretsd.server.abandoned import AbandonedWriteGuard
 from secretsd.server.errors import install_error_handlers
 from secretsd.server.fastpath import FastReadMiddleware
 from secretsd.server.metrics import Metrics
@@ -68,6 +69,7 @@ def make_backend(settings: Settings, metrics: Metrics | None = None) -> VaultBac
         prefix=settings.vault_prefix,
         verify=verify,
         timeout=settings.vault_timeout,
+        probe_interval=settings.vault_probe_interval,
         on_call=metrics.observe_vault if metrics is not None else None,
         fallback_addrs=settings.vault_fallback_addrs,
     )
@@ -116,17 +118,25 @@ def create_app(settings: Settings) -> FastAPI:
         health,
     ):
         app.include_router(module.router)
+    # The fast path sits inside RequestMiddleware (added after it = around it), so request
+    # ids, metrics and headers are the same whichever path answers.
+    app.add_middleware(FastReadMiddleware, enabled=settings.fast_read)
     app.add_middleware(RequestMiddleware, metrics=metrics, max_body_bytes=settings.max_body_bytes)
-    app.add_middleware(FastReadMiddleware, metrics=metrics)  # outermost: added last
+    # Outermost (added last): a write whose client already hung up is never applied.
+    app.add_middleware(AbandonedWriteGuard, max_body_bytes=settings.max_body_bytes)
     return app
 
 
 def create_app_from_env() -> FastAPI:
     """uvicorn factory for worker processes: the parent's resolved settings, else load them."""
-    settings = settings_from_env() or load_settings()
     from secretsd.logs import configure_logging
+    from secretsd.server.metrics import reserve_multiprocess_files
+    from secretsd.server.workers import die_with_parent
 
+    die_with_parent()
+    settings = settings_from_env() or load_settings()
     configure_logging(settings.log_level)
+    reserve_multiprocess_files()
     app = create_app(settings)
     # Long-lived worker: move start-up objects out of the collector's way, and
     # collect the young generation less often (the hot path allocates briefly).

@@ -2,14 +2,45 @@
 
 from __future__ import annotations
 
-from typing import Annotated
+from collections.abc import Callable
+from typing import Annotated, Any, TypeVar
 
 from fastapi import Depends, Request
 
 from secretsd.errors import SecretsdError, Unauthenticated
 from secretsd.server.state import AppState, Caller
 
-__all__ = ["CallerDep", "StateDep", "client_address", "request_id"]
+__all__ = [
+    "AUDIT_MARKER",
+    "CallerDep",
+    "StateDep",
+    "audited_by",
+    "client_address",
+    "request_id",
+]
+
+#: Attribute naming how a route is audited when not by ``server.authorize.Authorize``.
+AUDIT_MARKER = "__secretsd_audited_by__"
+AUDITED_ELSEWHERE = frozenset({"login", "secret-decision"})
+F = TypeVar("F", bound=Callable[..., Any])
+
+
+def audited_by(reason: str) -> Callable[[F], F]:
+    """Mark a route as authorised and audited by something other than ``Authorize``.
+
+    ``"secret-decision"``: the secret routes' shared read/write decision
+    audits it; ``"login"``: an unauthenticated login audited by
+    ``AppState.audited_login``. ``tests/test_admin_audit.py`` fails on any
+    ``/v1`` route with neither this marker nor the ``Authorize`` dependency.
+    """
+    if reason not in AUDITED_ELSEWHERE:
+        raise ValueError(f"unknown audit marker {reason!r}; use one of {sorted(AUDITED_ELSEWHERE)}")
+
+    def mark(endpoint: F) -> F:
+        setattr(endpoint, AUDIT_MARKER, reason)
+        return endpoint
+
+    return mark
 
 
 async def get_state(request: Request) -> AppState:
@@ -31,7 +62,9 @@ def request_id(request: Request) -> str:
 
 
 async def get_caller(request: Request) -> Caller:
+    """The authenticated caller, decided with every identity and policy change applied."""
     state = _state(request)
+    await state.sync()
     header = request.headers.get("authorization")
     try:
         if not header:

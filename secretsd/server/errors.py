@@ -12,7 +12,7 @@ from starlette.responses import Response
 
 from secretsd.errors import SecretsdError, error_class_for_status
 
-__all__ = ["error_response", "install_error_handlers"]
+__all__ = ["error_response", "install_error_handlers", "secretsd_error_response"]
 
 log = logging.getLogger(__name__)
 
@@ -26,6 +26,15 @@ def error_response(
         media_type="application/json",
         headers=headers,
     )
+
+
+def secretsd_error_response(error: SecretsdError) -> Response:
+    """The response for one of our errors (the fast path sends the very same)."""
+    headers = {"WWW-Authenticate": "Bearer"} if error.http_status == 401 else None
+    retry_after = getattr(error, "retry_after", None)
+    if retry_after is not None:
+        headers = {"Retry-After": str(retry_after)}
+    return error_response(error.http_status, error.code, error.message, headers)
 
 
 def _describe_validation(error: RequestValidationError) -> str:
@@ -50,8 +59,7 @@ def _describe_validation(error: RequestValidationError) -> str:
 def install_error_handlers(app: FastAPI) -> None:
     async def secretsd_error(_request: Request, error: Exception) -> Response:
         assert isinstance(error, SecretsdError)
-        headers = {"WWW-Authenticate": "Bearer"} if error.http_status == 401 else None
-        return error_response(error.http_status, error.code, error.message, headers)
+        return secretsd_error_response(error)
 
     async def validation_error(_request: Request, error: Exception) -> Response:
         assert isinstance(error, RequestValidationError)

@@ -1,62 +1,77 @@
-"""The hot path, answered below the framework: a successful ``GET /v1/secrets/{path}``.
+"""The hot path below the framework: ``GET /v1/secrets/{path}`` without FastAPI's machinery.
 
 Reading a secret is the call services make most, and FastAPI's per-request
 machinery (routing, dependency solving, validation) costs more than the work
-itself. This ASGI middleware answers exactly the happy case — a known, fresh
-token; a valid path; a policy that allows the read; a read that succeeds
-(from the cache, or from Vault on a miss); no long-poll and no
-``If-None-Match`` — with the same checks, the same audit record (awaited:
-fail closed) and the same response bytes as the FastAPI route. Anything else
-(an unknown token, a denial, a failed read) falls through to the route,
-which owns every error message and its audit record, so the two paths
-cannot disagree about failures.
+itself. This ASGI middleware takes every plain read whose token is already
+known to this worker (a fresh identity in the authenticator's cache) and runs
+the very same read decision as the route (:func:`secretsd.server.reads.answer`:
+authorise → read → audit → respond), denials, misses and errors included,
+so a miss costs one Vault read, not two. It only differs in how it gets
+there: no routing, no dependency solving.
+
+What it does not take falls through to the route *before* anything is read:
+a token this worker must look up, a long-poll, any query but ``version=N``,
+an invalid or reserved path (whose 400 the route owns).
+
+It sits inside :class:`~secretsd.server.middleware.RequestMiddleware`, so
+request ids, metrics and response headers added there apply to both paths.
 """
 
 from __future__ import annotations
 
-import os
 import re
-import time
+from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
+from starlette.requests import Request
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from secretsd.errors import SecretsdError
 from secretsd.ref import is_valid_path
-from secretsd.server.errors import error_response
+from secretsd.server import reads
+from secretsd.server.deps import client_address, request_id
+from secretsd.server.errors import secretsd_error_response
 from secretsd.server.schemas import RESERVED_TOP
-from secretsd.server.state import audit_event
+from secretsd.server.state import Caller
 
 if TYPE_CHECKING:
-    from secretsd.server.metrics import Metrics
     from secretsd.server.state import AppState
 
 __all__ = ["FastReadMiddleware"]
 
 _PREFIX = "/v1/secrets/"
 _ROUTE = "/v1/secrets/{path:path}"
-_STALE_WARNING = b'110 secretsd "Response is Stale: Vault is unavailable"'
 _VERSION_QUERY = re.compile(rb"version=([1-9][0-9]{0,17})")
 
 
+@dataclass(frozen=True, slots=True)
+class _RouteLabel:
+    """Stands in for the route in ``scope["route"]``: metrics only read its template."""
+
+    path: str
+
+
+_ROUTE_LABEL = _RouteLabel(_ROUTE)
+
+
 class FastReadMiddleware:
-    def __init__(self, app: ASGIApp, *, metrics: Metrics) -> None:
+    def __init__(self, app: ASGIApp, *, enabled: bool = True) -> None:
         self.app = app
-        self._ok_count = metrics.requests.labels(_ROUTE, "GET", "200")
-        self._ok_latency = metrics.latency.labels(_ROUTE, "GET")
+        self.enabled = enabled
+        self.answered = 0  # requests this path answered itself (tests compare both paths)
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if (
-            scope["type"] == "http"
+            self.enabled
+            and scope["type"] == "http"
             and scope["method"] == "GET"
             and scope["path"].startswith(_PREFIX)
-            and await self._try(scope, send)
+            and await self._try(scope, receive, send)
         ):
             return
         await self.app(scope, receive, send)
 
-    async def _try(self, scope: Scope, send: Send) -> bool:
-        started = time.perf_counter()
+    async def _try(self, scope: Scope, receive: Receive, send: Send) -> bool:
         state: AppState | None = getattr(scope["app"].state, "secretsd", None)
         if state is None:
             return False
@@ -70,67 +85,33 @@ class FastReadMiddleware:
         path = scope["path"][len(_PREFIX) :]
         if not is_valid_path(path) or path.split("/", 1)[0] == RESERVED_TOP:
             return False
-        token = request_id = b""
+        token = etag = b""
         for name, value in scope["headers"]:
             if name == b"authorization":
                 token = value
             elif name == b"if-none-match":
-                return False
-            elif name == b"x-request-id":
-                request_id = value
+                etag = value
         if not token.startswith((b"Bearer ", b"bearer ")):
             return False
         identity = state.authenticator.peek(token[7:].strip().decode("latin-1"))
         if identity is None:
             return False
-        peer = scope.get("client")
-        client_host = peer[0] if peer else ""
-        if not state.decide(identity.policies, "read", path):
-            return False
+        request = Request(scope)  # the route's own helpers say who and where from
+        caller = Caller(identity, client_address(request), request_id(request))
+        scope["route"] = _ROUTE_LABEL  # RequestMiddleware's metrics label it like the route
+        known = reads.parse_if_none_match(etag.decode("latin-1")) if etag else None
         try:
-            result = await state.secrets.read(path, version)
-        except SecretsdError:
-            return False  # the route reads again and owns the error message and its audit
-        entry = result.entry
-        rid = request_id.decode("latin-1") if _good_request_id(request_id) else os.urandom(16).hex()
-        try:
-            await state.audit_log.record(
-                audit_event(
-                    identity,
-                    action="read",
-                    outcome="allowed",
-                    path=path,
-                    version=entry.secret.version,
-                    detail="stale" if result.stale else "",
-                    client=client_host,
-                    request_id=rid,
-                )
-            )
+            response = await reads.answer(state, caller, path, version, known=known)
         except SecretsdError as error:
-            response = error_response(error.http_status, error.code, error.message)
-            await response(scope, _no_body, send)
-            return True
-        state.metrics.audit_records.inc()
-        body = entry.body
-        headers = [
-            (b"content-type", b"application/json"),
-            (b"content-length", str(len(body)).encode("ascii")),
-            (b"etag", b'"%d"' % entry.secret.version),
-            (b"cache-control", b"no-store"),
-            (b"x-request-id", rid.encode("latin-1")),
-        ]
-        if result.stale:
-            headers += [(b"x-secretsd-stale", b"true"), (b"warning", _STALE_WARNING)]
-        await send({"type": "http.response.start", "status": 200, "headers": headers})
-        await send({"type": "http.response.body", "body": body})
-        self._ok_count.inc()
-        self._ok_latency.observe(time.perf_counter() - started)
+            response = secretsd_error_response(error)
+        # What Response.__call__ sends, without its extra awaits.
+        await send(
+            {
+                "type": "http.response.start",
+                "status": response.status_code,
+                "headers": response.raw_headers,
+            }
+        )
+        await send({"type": "http.response.body", "body": response.body})
+        self.answered += 1
         return True
-
-
-def _good_request_id(raw: bytes) -> bool:
-    return 0 < len(raw) <= 64 and all(c.isalnum() or c in "-_." for c in raw.decode("latin-1"))
-
-
-async def _no_body() -> dict[str, object]:
-    return {"type": "http.request", "body": b"", "more_body": False}

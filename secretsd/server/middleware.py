@@ -7,8 +7,9 @@ template, so ``/v1/secrets/{path:path}`` is one series, not one per secret.
 
 from __future__ import annotations
 
+import os
 import time
-import uuid
+from typing import Any
 
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
@@ -27,13 +28,14 @@ class RequestMiddleware:
         self.app = app
         self.metrics = metrics
         self.max_body_bytes = max_body_bytes
+        self._children: dict[tuple[str, str, int], tuple[Any, Any]] = {}
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
         started = time.perf_counter()
-        request_id = _incoming_request_id(scope) or uuid.uuid4().hex
+        request_id = _incoming_request_id(scope) or os.urandom(16).hex()
         scope["secretsd.request_id"] = request_id
         status = 500
         limit = self.max_body_bytes
@@ -89,9 +91,17 @@ class RequestMiddleware:
     def _observe(self, scope: Scope, status: int, started: float) -> None:
         route = scope.get("route")
         template = getattr(route, "path", None) or "unmatched"
-        method = scope.get("method", "")
-        self.metrics.requests.labels(template, method, str(status)).inc()
-        self.metrics.latency.labels(template, method).observe(time.perf_counter() - started)
+        key = (template, scope.get("method", ""), status)
+        children = self._children.get(key)
+        if children is None:  # labels() locks and builds a key: bind each series once
+            children = (
+                self.metrics.requests.labels(key[0], key[1], str(status)),
+                self.metrics.latency.labels(key[0], key[1]),
+            )
+            if len(self._children) < 4096:
+                self._children[key] = children
+        children[0].inc()
+        children[1].observe(time.perf_counter() - started)
 
 
 async def _empty_receive() -> Message:

@@ -1,8 +1,11 @@
 """Reads through the cache, writes that invalidate everywhere, for the routes.
 
-The backend is synchronous (hvac), so every Vault call runs in a worker
-thread. Concurrent misses or revalidations of one path share a single Vault
-call (single flight), so a burst of readers costs Vault one request.
+Reads run on the event loop (the backend's async reads); writes and listings
+run the synchronous backend in a worker thread. Concurrent misses or
+revalidations of one path share a single Vault call (single flight), so a
+burst of readers costs Vault one request. While Vault is down, a cached entry
+is served stale, and a miss falls back to the shared last-known-good copy
+(:mod:`secretsd.server.stale_store`) that any worker or replica stored.
 """
 
 from __future__ import annotations
@@ -16,17 +19,21 @@ from typing import Any, TypeVar
 
 import orjson
 
-from secretsd.backends.base import SecretMetadata, SecretVersion, secret_to_json
-from secretsd.backends.vault import VaultBackend
+from secretsd.backends.base import SecretMetadata, SecretVersion, ServedBackend, secret_to_json
 from secretsd.cache import CacheEntry, CacheKey, ReadCache
 from secretsd.changes import Change, ChangeFeed
 from secretsd.errors import NotFound, SecretsdError, VaultUnavailable
 from secretsd.server.metrics import Metrics
+from secretsd.server.stale_store import StaleStore
 
 __all__ = ["ReadResult", "SecretsService", "secret_body"]
 
 T = TypeVar("T")
 log = logging.getLogger(__name__)
+
+#: Change-feed kind and key saying "Vault did not answer me" (see the transport's breaker).
+_VAULT = "vault"
+_DOWN = "down"
 
 
 def secret_body(secret: SecretVersion) -> bytes:
@@ -47,13 +54,15 @@ class ReadResult:
 class SecretsService:
     def __init__(
         self,
-        backend: VaultBackend,
+        backend: ServedBackend,
         cache: ReadCache | None,
         feed: ChangeFeed,
         metrics: Metrics,
+        stale: StaleStore | None = None,
     ) -> None:
         self.backend = backend
         self.cache = cache
+        self.stale = stale
         self.feed = feed
         self.metrics = metrics
         # Bound once: labels() takes a lock and builds a key on every call (hot path).
@@ -64,11 +73,33 @@ class SecretsService:
         self._inflight: dict[tuple[str, CacheKey], asyncio.Future[Any]] = {}
         self._change_listeners: list[Callable[[str], None]] = []
         feed.subscribe(self._on_change)
+        self._loop = asyncio.get_running_loop()
+        self._publishing: set[asyncio.Task[None]] = set()
+        backend.on_down(self._vault_down_here)
+
+    def _vault_down_here(self) -> None:
+        """Called from whichever thread saw Vault fail; hop onto the event loop."""
+        self._loop.call_soon_threadsafe(self._tell_vault_down)
+
+    def _tell_vault_down(self) -> None:
+        """This worker found Vault down: every other worker and replica fails fast at once."""
+        task = asyncio.create_task(self._publish(Change(_VAULT, _DOWN)))
+        self._publishing.add(task)
+        task.add_done_callback(self._publishing.discard)
+
+    async def _publish(self, change: Change) -> None:
+        try:
+            await asyncio.to_thread(self.feed.publish, change.kind, change.key)
+        except SecretsdError as error:
+            log.warning("could not tell other workers that Vault is down: %s", error.message)
 
     def on_secret_change(self, listener: Callable[[str], None]) -> None:
         self._change_listeners.append(listener)
 
     def _on_change(self, change: Change) -> None:
+        if change.kind == _VAULT and change.key == _DOWN:
+            self.backend.mark_down("was found down by another secretsd worker or replica")
+            return
         if change.kind != "secret":
             return
         if self.cache is not None:
@@ -92,7 +123,28 @@ class SecretsService:
                 "revalidate", key, lambda: self._revalidate(key, entry)
             )
         self._cache_results["miss"].inc()
-        return ReadResult(await self._single_flight("fill", key, lambda: self._fill(key)))
+        try:
+            return ReadResult(await self._single_flight("fill", key, lambda: self._fill(key)))
+        except VaultUnavailable:
+            fallback = await self._last_known_good(key)
+            if fallback is None:
+                raise
+            return fallback
+
+    async def _last_known_good(self, key: CacheKey) -> ReadResult | None:
+        """Vault is down and this worker never read ``key``: what any worker read last."""
+        if self.stale is None or self.cache is None:
+            return None
+        generation = self.cache.generation(key[0])
+        entry = await self.stale.load(key)
+        if entry is None:
+            return None
+        # Cached as already expired: later reads here serve it stale without the
+        # database, and revalidate it against Vault as soon as Vault is back.
+        entry.checked_at = time.monotonic() - self.cache.ttl
+        self.cache.store(key, entry, generation)
+        self._cache_results["stale"].inc()
+        return ReadResult(entry, stale=True)
 
     async def _single_flight(self, kind: str, key: CacheKey, work: Callable[[], Awaitable[T]]) -> T:
         flight = (kind, key)
@@ -118,7 +170,8 @@ class SecretsService:
         generation = self.cache.generation(key[0])
         secret = await self.backend.aread(key[0], key[1])
         entry = CacheEntry(secret, secret_body(secret))
-        self.cache.store(key, entry, generation)
+        if self.cache.store(key, entry, generation) and self.stale is not None:
+            self.stale.remember(key, entry)
         return entry
 
     async def _revalidate(self, key: CacheKey, entry: CacheEntry) -> ReadResult:
@@ -133,6 +186,7 @@ class SecretsService:
             return ReadResult(entry, stale=True)
         except NotFound:
             self.cache.invalidate(path)
+            await self._forget_stale(path)
             raise
         wanted = version if version is not None else meta.current_version
         info = meta.version_info(wanted)
@@ -148,8 +202,13 @@ class SecretsService:
             self._cache_results["revalidated"].inc()
             return ReadResult(entry)
         self.cache.invalidate(path)
+        await self._forget_stale(path)  # e.g. the cached version was deleted in Vault
         self._cache_results["miss"].inc()
         return ReadResult(await self._fill(key))
+
+    async def _forget_stale(self, path: str) -> None:
+        if self.stale is not None:
+            await self.stale.forget(path)
 
     async def metadata(self, path: str) -> SecretMetadata:
         return await self.backend.ametadata(path)
@@ -177,6 +236,7 @@ class SecretsService:
         """
         change = Change("secret", path)
         self.feed.deliver_local(change)
+        await self._forget_stale(path)
         try:
             await asyncio.to_thread(self.feed.publish, change.kind, change.key)
         except SecretsdError as error:

@@ -19,7 +19,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 from secretsd import __version__
-from secretsd.config import RESOLVED_ENV, Settings, settings_to_env
+from secretsd.config import RESOLVED_ENV, Settings
 from secretsd.db.engine import describe_url, make_engine
 from secretsd.db.migrate import upgrade_schema
 from secretsd.embedded import EmbeddedOpenBao
@@ -156,19 +156,23 @@ def _banner(
 def serve(settings: Settings, say: Callable[[str], None] | None = None) -> None:
     """Run secretsd until interrupted."""
     import uvicorn
-    from uvicorn.supervisors import Multiprocess
+
+    from secretsd.server.workers import BackoffMultiprocess, hand_settings_to_workers
 
     out = say or (lambda text: print(text, flush=True))
     settings.check_listener()
+    # Every file secretsd, its workers and OpenBao create is private to its user.
+    os.umask(0o077)
     # uvicorn re-raises the signal that stopped it once it has shut down; with the
     # default SIGTERM disposition that would kill us before OpenBao is stopped.
     signal.signal(signal.SIGTERM, _exit_on_sigterm)
     worker_settings, embedded, created = prepare(settings, out)
     sock: socket.socket | None = None
+    settings_file: Path | None = None
     try:
         sock = bind_socket(settings.host, settings.port)
         port = int(sock.getsockname()[1])
-        os.environ[RESOLVED_ENV] = settings_to_env(worker_settings)
+        settings_file = hand_settings_to_workers(worker_settings, settings.data_dir / "run")
         if settings.workers > 1:
             metrics_dir = settings.data_dir / "run" / f"metrics-{os.getpid()}"
             shutil.rmtree(metrics_dir, ignore_errors=True)
@@ -189,7 +193,7 @@ def serve(settings: Settings, say: Callable[[str], None] | None = None) -> None:
         )
         out(_banner(settings, worker_settings, port, embedded, created))
         if settings.workers > 1:
-            Multiprocess(config, sockets=[sock]).run()
+            BackoffMultiprocess(config, sockets=[sock]).run()
         else:
             uvicorn.Server(config).run(sockets=[sock])
     except (KeyboardInterrupt, _Terminated):
@@ -198,6 +202,8 @@ def serve(settings: Settings, say: Callable[[str], None] | None = None) -> None:
         if sock is not None:
             sock.close()
         os.environ.pop(RESOLVED_ENV, None)
+        if settings_file is not None:
+            settings_file.unlink(missing_ok=True)
         metrics_dir_env = os.environ.pop("PROMETHEUS_MULTIPROC_DIR", None)
         if metrics_dir_env:
             shutil.rmtree(metrics_dir_env, ignore_errors=True)

@@ -15,16 +15,17 @@ from secretsd.audit import AuditEvent, AuditLog
 from secretsd.auth.approle import AppRoleStore, LoginRefused
 from secretsd.auth.kubernetes import KubernetesAuth
 from secretsd.auth.tokens import Identity, IssuedToken, TokenStore, hash_token
-from secretsd.backends.vault import VaultBackend
-from secretsd.changes import Change, ChangeFeed
+from secretsd.backends.base import ServedBackend
+from secretsd.changes import Change, ChangeFeed, LocalGeneration
 from secretsd.config import Settings
 from secretsd.db.engine import database_errors
 from secretsd.errors import Forbidden, SecretsdError, Unauthenticated
-from secretsd.fsutil import write_private_file
+from secretsd.fsutil import ensure_private_dir, write_private_file
 from secretsd.policy import Policy, PolicySet, builtin_policies
 from secretsd.policy_store import PolicyStore
 from secretsd.server.metrics import Metrics
 from secretsd.server.secrets_service import SecretsService
+from secretsd.server.stale_store import StaleStore
 from secretsd.server.watch import WatchHub
 
 __all__ = ["AppState", "Caller", "audit_event", "ensure_admin_token"]
@@ -34,6 +35,7 @@ log = logging.getLogger(__name__)
 _IDENTITY_TTL = 5.0
 _IDENTITY_CACHE_MAX = 10_000
 _DECISION_CACHE_MAX = 100_000
+_CONVERGENCE_BOUND = 1.0
 
 
 @dataclass(frozen=True, slots=True)
@@ -78,12 +80,19 @@ class Authenticator:
     become a flood of database queries.
     """
 
-    def __init__(self, store: TokenStore) -> None:
+    def __init__(self, store: TokenStore, current: Callable[[], bool] = lambda: True) -> None:
         self._store = store
         self._cache: dict[str, tuple[Identity | Unauthenticated, float]] = {}
+        self._current = current
 
     def peek(self, token: str) -> Identity | None:
-        """The identity if it is cached, fresh and unexpired; None means "ask identify()"."""
+        """The identity if it is cached, fresh and unexpired; None means "ask identify()".
+
+        None too while another worker's identity or policy change is not applied
+        here yet: the caller then takes the path that applies it first.
+        """
+        if not self._current():
+            return None
         cached = self._cache.get(hash_token(token))
         if cached is None or time.monotonic() - cached[1] >= _IDENTITY_TTL:
             return None
@@ -136,7 +145,7 @@ class AppState:
         self,
         settings: Settings,
         engine: Engine,
-        backend: VaultBackend,
+        backend: ServedBackend,
         metrics: Metrics,
     ) -> None:
         from secretsd.cache import ReadCache
@@ -146,13 +155,20 @@ class AppState:
         self.backend = backend
         self.metrics = metrics
         self.tokens = TokenStore(engine)
-        self.authenticator = Authenticator(self.tokens)
-        self.feed = ChangeFeed(engine, settings.change_poll_interval)
+        self.authenticator = Authenticator(self.tokens, self.is_current)
+        self.feed = ChangeFeed(
+            engine, settings.change_poll_interval, LocalGeneration(_generation_file(settings))
+        )
         self.feed.subscribe(self._on_change)
         cache = ReadCache(settings.cache_ttl) if settings.cache_enabled else None
-        self.secrets = SecretsService(backend, cache, self.feed, metrics)
+        stale = (
+            StaleStore(engine, backend, settings.stale_max_age)
+            if cache is not None and settings.stale_max_age > 0
+            else None
+        )
+        self.secrets = SecretsService(backend, cache, self.feed, metrics, stale)
         self.watch = WatchHub(self.secrets, settings.watch_interval)
-        self.audit_log = AuditLog(engine, settings.audit_file)
+        self.audit_log = AuditLog.for_settings(engine, settings)
         self.policy_store = PolicyStore(engine)
         self.approles = AppRoleStore(engine, self.tokens)
         self.kubernetes = KubernetesAuth(engine, self.tokens)
@@ -160,17 +176,25 @@ class AppState:
         self._policy_sets: dict[tuple[str, ...], PolicySet] = {}
         self._decisions: dict[tuple[tuple[str, ...], str, str], bool] = {}
         self._background: set[asyncio.Task[None]] = set()
+        self._generation_seen = self.feed.generation.read()
+        # Other replicas' changes apply within this bound, or the worker polls first.
+        self._convergence_bound = max(_CONVERGENCE_BOUND, 3 * settings.change_poll_interval)
+        self._sync_lock = asyncio.Lock()
+        self._policy_changes = 0
+        self._policy_loaded = 0
 
     def _on_change(self, change: Change) -> None:
         if change.kind == "token":
             self.authenticator.forget_accessor(change.key)
         elif change.kind == "policy":
+            self._policy_changes += 1
             task = asyncio.create_task(self.reload_policies())
             self._background.add(task)
             task.add_done_callback(self._background.discard)
 
     async def reload_policies(self) -> None:
         """Load every policy again and forget compiled sets and memoised decisions."""
+        wanted = self._policy_changes
         try:
             policies = await asyncio.to_thread(self.policy_store.load_all)
         except SecretsdError as error:
@@ -179,6 +203,34 @@ class AppState:
         self.policies = policies
         self._policy_sets = {}
         self._decisions = {}
+        self._policy_loaded = max(self._policy_loaded, wanted)
+
+    def is_current(self) -> bool:
+        """No identity or policy change is left to apply: none of this replica's
+        (the shared counter, a memory read) and none older than the bound of
+        other replicas' (the last successful feed poll is recent enough)."""
+        return (
+            self.feed.generation.read() == self._generation_seen
+            and self._policy_loaded >= self._policy_changes
+            and time.monotonic() - self.feed.polled_at < self._convergence_bound
+        )
+
+    async def sync(self) -> None:
+        """Apply every identity and policy change published so far, before a decision.
+
+        Cheap when nothing changed; otherwise one feed poll (and a policy
+        reload if a policy changed), shared by the requests waiting for it.
+        """
+        if self.is_current():
+            return
+        async with self._sync_lock:
+            generation = self.feed.generation.read()
+            stale = time.monotonic() - self.feed.polled_at >= self._convergence_bound
+            if generation != self._generation_seen or stale:
+                await self.feed.poll_once()  # DatabaseUnavailable: fail closed (503)
+                self._generation_seen = generation
+            if self._policy_loaded < self._policy_changes:
+                await self.reload_policies()
 
     async def publish(self, kind: str, key: str) -> None:
         """Tell this worker now and every other worker and replica through the feed."""
@@ -186,13 +238,18 @@ class AppState:
         await asyncio.to_thread(self.feed.publish, kind, key)
 
     async def start(self) -> None:
+        if self.secrets.stale is not None:
+            await self.secrets.stale.load_key()
         await self.reload_policies()
         await self.audit_log.start()
         await self.feed.start()
 
     async def stop(self) -> None:
         await self.watch.close()
+        if self.secrets.stale is not None:
+            await self.secrets.stale.close()
         await self.feed.stop()
+        self.feed.generation.close()
         await self.audit_log.stop()
         await self.backend.aclose()
         self.backend.close()
@@ -319,6 +376,14 @@ class AppState:
         except SecretsdError as error:
             return False, error.message
         return True, "ok"
+
+
+def _generation_file(settings: Settings) -> Path | None:
+    try:
+        ensure_private_dir(settings.data_dir)
+    except OSError:
+        return None
+    return settings.data_dir / "authz-generation"
 
 
 def ensure_admin_token(settings: Settings, store: TokenStore) -> Path | None:

@@ -10,7 +10,8 @@ from fastapi import APIRouter, Query
 
 from secretsd.audit import AuditFilter, query_records
 from secretsd.errors import ValidationFailed
-from secretsd.server.deps import CallerDep, StateDep
+from secretsd.server.authorize import Admin, authorize
+from secretsd.server.deps import StateDep
 
 __all__ = ["router"]
 
@@ -34,7 +35,7 @@ def _iso(value: str, name: str) -> str:
 @router.get("/v1/audit", summary="Query audit records with filters and a cursor")
 async def query_audit(
     state: StateDep,
-    caller: CallerDep,
+    _admin: Annotated[Admin, authorize("read", "sys/audit", "audit-query")],
     path_prefix: str = "",
     identity: str = "",
     outcome: Annotated[Literal["", "allowed", "denied", "error"], Query()] = "",
@@ -45,7 +46,6 @@ async def query_audit(
     cursor: str = "",
     order: Annotated[Literal["asc", "desc"], Query()] = "asc",
 ) -> dict[str, Any]:
-    await state.guard(caller, "read", "sys/audit", "audit-query")
     if cursor and not cursor.isdigit():
         raise ValidationFailed("cursor must be the next_cursor value of a previous page")
     where = AuditFilter(
@@ -65,5 +65,4 @@ async def query_audit(
             newest_first=order == "desc",
         )
     )
-    await state.audit(caller, "audit-query", "sys/audit", "allowed", detail=f"{len(records)}")
     return {"records": records, "next_cursor": str(next_seq) if next_seq is not None else None}

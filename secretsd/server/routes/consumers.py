@@ -2,7 +2,8 @@
 
 A report may only name paths the caller can read (so nobody can claim to
 hold secrets they may not see); listing a path's holders needs ``read`` on
-it. Both are audited like every other route.
+it. Both are authorised and audited by ``secretsd.server.authorize`` (the
+report before it is stored), the report's paths each by ``read`` on them.
 """
 
 from __future__ import annotations
@@ -11,12 +12,14 @@ import asyncio
 import time
 from typing import Annotated, Any
 
-from fastapi import APIRouter
+from fastapi import APIRouter, Request
 from pydantic import BaseModel, ConfigDict, Field
 
 from secretsd.consumers import ConsumerStore
-from secretsd.server.deps import CallerDep, StateDep
+from secretsd.server.authorize import Admin, authorize
+from secretsd.server.deps import StateDep
 from secretsd.server.schemas import secret_path
+from secretsd.server.state import Caller
 
 __all__ = ["router"]
 
@@ -34,7 +37,12 @@ class Report(BaseModel):
 
 
 @router.put("/v1/consumers", status_code=204, summary="Report the versions this consumer holds")
-async def report(body: Report, state: StateDep, caller: CallerDep) -> None:
+async def report(
+    body: Report,
+    state: StateDep,
+    admin: Annotated[Admin, authorize(None, "sys/consumers", "consumer-report", mutates=True)],
+) -> None:
+    caller = admin.caller
     for path in sorted(body.versions):
         secret_path(path)
         await state.guard(caller, "read", path, "consumer-report")
@@ -48,20 +56,20 @@ async def report(body: Report, state: StateDep, caller: CallerDep) -> None:
             versions=body.versions,
         )
     )
-    await state.audit(
-        caller,
-        "consumer-report",
-        "sys/consumers",
-        "allowed",
-        detail=f"{body.consumer}: {len(body.versions)} path(s)",
-    )
+    admin.done(detail=f"{body.consumer}: {len(body.versions)} path(s)")
+
+
+def _secret(request: Request, _caller: Caller) -> str:
+    return str(request.path_params.get("path", ""))
 
 
 @router.get("/v1/consumers/{path:path}", summary="Who holds which version of a secret")
-async def holders(path: str, state: StateDep, caller: CallerDep) -> dict[str, Any]:
+async def holders(
+    path: str,
+    state: StateDep,
+    _admin: Annotated[Admin, authorize("read", _secret, "consumers-read")],
+) -> dict[str, Any]:
     secret_path(path)
-    await state.guard(caller, "read", path, "consumers-read")
     found = await asyncio.to_thread(ConsumerStore(state.engine).holders, path)
-    await state.audit(caller, "consumers-read", path, "allowed")
     now = time.time()
     return {"path": path, "consumers": [held.to_json(now) for held in found]}

@@ -1,7 +1,9 @@
 """``/v1/auth/kubernetes``: service-account JWT logins for pods (see secretsd.auth.kubernetes).
 
-Configuration and roles are authorised on ``sys/kubernetes`` and
-``sys/kubernetes/<role>``; login needs no token.
+Configuration and roles are authorised (and audited) on ``sys/kubernetes`` and
+``sys/kubernetes/<role>`` by :mod:`secretsd.server.authorize`; a role's writer
+must hold the policies it grants, and whoever changes the signing keys must
+hold what every role grants. Login needs no token.
 """
 
 from __future__ import annotations
@@ -15,7 +17,11 @@ from pydantic import BaseModel, ConfigDict, Field
 from secretsd.auth.kubernetes import TokenReviewConfig
 from secretsd.auth.tokens import IssuedToken
 from secretsd.durations import parse_duration
-from secretsd.server.deps import CallerDep, StateDep, client_address, request_id
+from secretsd.errors import NotFound
+from secretsd.policy import validate_policy_name
+from secretsd.server.authorize import Admin, audited_by, authorize
+from secretsd.server.deps import StateDep, client_address, request_id
+from secretsd.server.state import AppState
 
 __all__ = ["router"]
 
@@ -62,9 +68,43 @@ class Login(_Strict):
     jwt: str = Field(min_length=1, max_length=16384)
 
 
+def _role_path(name: str) -> str:
+    return f"sys/kubernetes/{name}"
+
+
+async def _granted_by_roles(state: AppState) -> list[str]:
+    """Every policy some Kubernetes role grants (whoever sets the keys can log in to all)."""
+
+    def collect() -> list[str]:
+        names: list[str] = []
+        for role in state.kubernetes.list_roles():
+            try:
+                names.extend(state.kubernetes.get_role(role).policies)
+            except NotFound:  # deleted meanwhile
+                continue
+        return names
+
+    return await asyncio.to_thread(collect)
+
+
+async def _outrank_role(state: AppState, admin: Admin, name: str, what: str) -> None:
+    try:
+        role = await asyncio.to_thread(state.kubernetes.get_role, name)
+    except NotFound:
+        return
+    admin.check_outranks(role.policies, what)
+
+
 @router.put("/v1/auth/kubernetes/config", summary="Set the cluster's issuer and signing keys")
-async def put_config(body: ConfigWrite, state: StateDep, caller: CallerDep) -> dict[str, Any]:
-    await state.guard(caller, "admin", "sys/kubernetes", "kubernetes-config")
+async def put_config(
+    body: ConfigWrite,
+    state: StateDep,
+    admin: Annotated[
+        Admin, authorize("admin", "sys/kubernetes", "kubernetes-config", mutates=True)
+    ],
+) -> dict[str, Any]:
+    # The signing keys decide who can log in to every role: hold what they all grant.
+    admin.check_outranks(await _granted_by_roles(state), "changing the Kubernetes login keys")
     review = body.token_review
     config = await asyncio.to_thread(
         lambda: state.kubernetes.configure(
@@ -79,21 +119,31 @@ async def put_config(body: ConfigWrite, state: StateDep, caller: CallerDep) -> d
             leeway=body.leeway,
         )
     )
-    await state.audit(caller, "kubernetes-config", "sys/kubernetes", "allowed")
+    await state.publish("role", "sys/kubernetes")
     return config.to_json()
 
 
 @router.get("/v1/auth/kubernetes/config", summary="Read the Kubernetes login configuration")
-async def get_config(state: StateDep, caller: CallerDep) -> dict[str, Any]:
-    await state.guard(caller, "read", "sys/kubernetes", "kubernetes-config-read")
+async def get_config(
+    state: StateDep,
+    _admin: Annotated[Admin, authorize("read", "sys/kubernetes", "kubernetes-config-read")],
+) -> dict[str, Any]:
     return (await asyncio.to_thread(state.kubernetes.config)).to_json()
 
 
 @router.put("/v1/auth/kubernetes/roles/{name}", summary="Create or update a Kubernetes role")
 async def put_role(
-    name: NameParam, body: RoleWrite, state: StateDep, caller: CallerDep
+    name: NameParam,
+    body: RoleWrite,
+    state: StateDep,
+    admin: Annotated[
+        Admin, authorize("admin", "sys/kubernetes/{name}", "kubernetes-role-write", mutates=True)
+    ],
 ) -> dict[str, Any]:
-    await state.guard(caller, "admin", f"sys/kubernetes/{name}", "kubernetes-role-write")
+    for policy in body.policies:
+        validate_policy_name(policy)
+    admin.check_grant(body.policies, f"Kubernetes role {name!r}")
+    await _outrank_role(state, admin, name, f"changing Kubernetes role {name!r}")
     role = await asyncio.to_thread(
         lambda: state.kubernetes.put_role(
             name,
@@ -104,29 +154,41 @@ async def put_role(
             token_max_ttl=parse_duration(body.token_max_ttl, name="token_max_ttl"),
         )
     )
-    await state.audit(caller, "kubernetes-role-write", f"sys/kubernetes/{name}", "allowed")
+    await state.publish("role", _role_path(name))
     return role.to_json()
 
 
 @router.get("/v1/auth/kubernetes/roles", summary="List Kubernetes roles")
-async def list_roles(state: StateDep, caller: CallerDep) -> dict[str, list[str]]:
-    await state.guard(caller, "list", "sys/kubernetes", "kubernetes-role-list")
+async def list_roles(
+    state: StateDep,
+    _admin: Annotated[Admin, authorize("list", "sys/kubernetes", "kubernetes-role-list")],
+) -> dict[str, list[str]]:
     return {"roles": await asyncio.to_thread(state.kubernetes.list_roles)}
 
 
 @router.get("/v1/auth/kubernetes/roles/{name}", summary="Read a Kubernetes role")
-async def get_role(name: NameParam, state: StateDep, caller: CallerDep) -> dict[str, Any]:
-    await state.guard(caller, "read", f"sys/kubernetes/{name}", "kubernetes-role-read")
+async def get_role(
+    name: NameParam,
+    state: StateDep,
+    _admin: Annotated[Admin, authorize("read", "sys/kubernetes/{name}", "kubernetes-role-read")],
+) -> dict[str, Any]:
     return (await asyncio.to_thread(state.kubernetes.get_role, name)).to_json()
 
 
 @router.delete("/v1/auth/kubernetes/roles/{name}", status_code=204, summary="Delete a role")
-async def delete_role(name: NameParam, state: StateDep, caller: CallerDep) -> None:
-    await state.guard(caller, "admin", f"sys/kubernetes/{name}", "kubernetes-role-delete")
+async def delete_role(
+    name: NameParam,
+    state: StateDep,
+    admin: Annotated[
+        Admin, authorize("admin", "sys/kubernetes/{name}", "kubernetes-role-delete", mutates=True)
+    ],
+) -> None:
+    await _outrank_role(state, admin, name, f"deleting Kubernetes role {name!r}")
     await asyncio.to_thread(state.kubernetes.delete_role, name)
-    await state.audit(caller, "kubernetes-role-delete", f"sys/kubernetes/{name}", "allowed")
+    await state.publish("role", _role_path(name))
 
 
+@audited_by("login")
 @router.post("/v1/auth/kubernetes/login", summary="Log in with a service-account JWT")
 async def login(body: Login, request: Request, state: StateDep) -> dict[str, Any]:
     client, rid = client_address(request), request_id(request)

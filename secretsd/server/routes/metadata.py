@@ -9,7 +9,7 @@ from starlette.responses import Response
 
 from secretsd.backends.base import SecretMetadata
 from secretsd.errors import Forbidden, SecretsdError
-from secretsd.server.deps import CallerDep, StateDep
+from secretsd.server.deps import CallerDep, StateDep, audited_by
 from secretsd.server.routes.secrets import audited_mutation
 from secretsd.server.schemas import RESERVED_TOP, MetadataUpdate, secret_path
 from secretsd.server.state import AppState, Caller
@@ -69,6 +69,7 @@ async def _list(state: AppState, caller: Caller, prefix: str) -> dict[str, list[
     return {"keys": visible}
 
 
+@audited_by("secret-decision")
 @router.get("/v1/metadata", summary="List secrets at the top (?list=true)")
 async def list_root(
     state: StateDep, caller: CallerDep, list: Annotated[bool, Query()] = False
@@ -76,6 +77,7 @@ async def list_root(
     return await _list(state, caller, "")
 
 
+@audited_by("secret-decision")
 @router.get(
     "/v1/metadata/{path:path}",
     summary="Metadata and version history of a secret, or ?list=true to list a prefix",
@@ -96,6 +98,7 @@ async def read_metadata(
     return metadata_json(meta)
 
 
+@audited_by("secret-decision")
 @router.put(
     "/v1/metadata/{path:path}",
     status_code=204,
@@ -121,6 +124,7 @@ async def update_metadata(
     return Response(status_code=204)
 
 
+@audited_by("secret-decision")
 @router.delete(
     "/v1/metadata/{path:path}",
     status_code=204,

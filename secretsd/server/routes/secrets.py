@@ -17,7 +17,8 @@ from fastapi import APIRouter, Query, Request
 from starlette.responses import Response
 
 from secretsd.errors import SecretsdError, ValidationFailed
-from secretsd.server.deps import CallerDep, StateDep
+from secretsd.server import reads
+from secretsd.server.deps import CallerDep, StateDep, audited_by
 from secretsd.server.schemas import (
     PatchRequest,
     VersionsRequest,
@@ -26,36 +27,12 @@ from secretsd.server.schemas import (
     parse_versions,
     secret_path,
 )
-from secretsd.server.secrets_service import ReadResult
 from secretsd.server.state import AppState, Caller
 
 __all__ = ["audited_mutation", "router"]
 
 router = APIRouter(tags=["secrets"])
 T = TypeVar("T")
-
-
-def parse_if_none_match(raw: str | None) -> int | None:
-    """The version named by ``If-None-Match`` (``"3"``, ``W/"3"`` or ``3``), if any."""
-    if not raw:
-        return None
-    for candidate in raw.split(","):
-        tag = candidate.strip().removeprefix("W/").strip('"')
-        if tag.isdigit():
-            return int(tag)
-    return None
-
-
-def _not_modified(version: int) -> Response:
-    return Response(status_code=304, headers={"ETag": f'"{version}"', "Cache-Control": "no-store"})
-
-
-def _secret_response(result: ReadResult) -> Response:
-    headers = {"ETag": f'"{result.secret.version}"', "Cache-Control": "no-store"}
-    if result.stale:
-        headers["X-Secretsd-Stale"] = "true"
-        headers["Warning"] = '110 secretsd "Response is Stale: Vault is unavailable"'
-    return Response(content=result.entry.body, media_type="application/json", headers=headers)
 
 
 async def _wait_unless_gone(request: Request, waiting: Awaitable[int | None]) -> int | None:
@@ -104,6 +81,7 @@ async def audited_mutation(
     return result
 
 
+@audited_by("secret-decision")
 @router.get(
     "/v1/secrets/{path:path}",
     summary="Read a secret (latest or ?version=), with ETag and long-poll",
@@ -122,40 +100,26 @@ async def read_secret(
         int | None, Query(ge=0, description="Long-poll: return once a version > this exists")
     ] = None,
 ) -> Response:
+    """The read decision of :mod:`secretsd.server.reads`, after an optional long-poll wait."""
     secret_path(path)
-    await state.guard(caller, "read", path, "read", version)
-    known = parse_if_none_match(request.headers.get("if-none-match"))
-    baseline: int | None = None
-    if wait is not None:
-        if version is not None:
-            raise ValidationFailed(
-                "wait cannot be combined with version: a given version never changes"
-            )
-        baseline = after if after is not None else (known or 0)
-        newer = await _wait_unless_gone(
-            request,
-            state.watch.wait_for_newer(path, baseline, min(wait, state.settings.max_wait)),
+    known = reads.parse_if_none_match(request.headers.get("if-none-match"))
+    if wait is None or not state.allowed(caller, "read", path):
+        return await reads.answer(state, caller, path, version, known=known)
+    if version is not None:
+        raise ValidationFailed(
+            "wait cannot be combined with version: a given version never changes"
         )
-        if newer is None:
-            await state.audit(caller, "watch", path, "allowed", version=baseline, detail="timeout")
-            return _not_modified(baseline)
-    try:
-        result = await state.secrets.read(path, version)
-        if baseline is not None and result.secret.version <= baseline and state.secrets.cache:
-            # The watcher saw a newer version than our cached copy: fetch it.
-            state.secrets.cache.invalidate(path)
-            result = await state.secrets.read(path, version)
-    except SecretsdError as error:
-        await state.audit_error(caller, "read", path, error, version)
-        raise
-    if known is not None and known == result.secret.version and baseline is None:
-        await state.audit(caller, "check", path, "allowed", version=known, detail="not modified")
-        return _not_modified(known)
-    detail = "stale" if result.stale else ""
-    await state.audit(caller, "read", path, "allowed", version=result.secret.version, detail=detail)
-    return _secret_response(result)
+    baseline = after if after is not None else (known or 0)
+    newer = await _wait_unless_gone(
+        request, state.watch.wait_for_newer(path, baseline, min(wait, state.settings.max_wait))
+    )
+    if newer is None:
+        await state.audit(caller, "watch", path, "allowed", version=baseline, detail="timeout")
+        return reads.not_modified(baseline)
+    return await reads.answer(state, caller, path, None, newer_than=baseline)
 
 
+@audited_by("secret-decision")
 @router.put("/v1/secrets/{path:path}", summary="Write a new version", response_model=WriteResponse)
 async def write_secret(
     path: str, body: WriteRequest, state: StateDep, caller: CallerDep
@@ -175,6 +139,7 @@ async def write_secret(
     return WriteResponse(path=path, version=version)
 
 
+@audited_by("secret-decision")
 @router.patch(
     "/v1/secrets/{path:path}",
     summary="Merge keys into the latest version (null removes a key)",
@@ -198,6 +163,7 @@ async def patch_secret(
     return WriteResponse(path=path, version=version)
 
 
+@audited_by("secret-decision")
 @router.delete(
     "/v1/secrets/{path:path}",
     status_code=204,
@@ -219,6 +185,7 @@ async def delete_secret(
     return Response(status_code=204)
 
 
+@audited_by("secret-decision")
 @router.post("/v1/undelete/{path:path}", status_code=204, summary="Restore soft-deleted versions")
 async def undelete_secret(
     path: str, body: VersionsRequest, state: StateDep, caller: CallerDep
@@ -235,6 +202,7 @@ async def undelete_secret(
     return Response(status_code=204)
 
 
+@audited_by("secret-decision")
 @router.post("/v1/destroy/{path:path}", status_code=204, summary="Permanently destroy versions")
 async def destroy_secret(
     path: str, body: VersionsRequest, state: StateDep, caller: CallerDep

@@ -8,9 +8,11 @@ reach it: the scanner compares full hashes itself (k-anonymity, as in
 "have I been pwned" range queries).
 
 Each worker keeps an in-memory index ``prefix -> [(hash, path)]`` built
-lazily, on the first lookup, by listing and reading every secret the service
-holds; a path reported changed by ``state.secrets.on_secret_change`` is
-re-read before the next lookup answers. Every path whose hashes are returned
+lazily and only as far as the callers reach: a lookup lists the folders and
+reads the secrets its caller may read that are not indexed yet (so a token
+that reads nothing is refused and makes the worker read nothing); a path
+reported changed by ``state.secrets.on_secret_change`` is re-read (and its
+folders listed again) before the next lookup answers. Every path whose hashes are returned
 is audited (action ``hash-lookup``), like any other read.
 """
 
@@ -26,8 +28,10 @@ from typing import Any
 from fastapi import APIRouter
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
-from secretsd.errors import NotFound, SecretsdError
-from secretsd.server.deps import CallerDep, StateDep
+from secretsd.errors import Forbidden, NotFound, SecretsdError
+from secretsd.policy import PolicySet
+from secretsd.server.deps import CallerDep, StateDep, audited_by
+from secretsd.server.schemas import RESERVED_TOP
 from secretsd.server.state import AppState
 
 __all__ = ["PREFIX_LENGTH", "HashLookupRequest", "ValueHashIndex", "router"]
@@ -69,24 +73,36 @@ class ValueHashIndex:
         self._state = state
         self._by_prefix: dict[str, list[tuple[str, str]]] = {}
         self._by_path: dict[str, set[str]] = {}
-        self._built = False
+        self._children: dict[str, list[str]] = {}  # folder -> its listing, once listed
+        self._indexed: set[str] = set()  # paths read into the index at least once
         self._dirty: set[str] = set()
         self._lock = asyncio.Lock()
         state.secrets.on_secret_change(self._changed)
 
     def _changed(self, path: str) -> None:
         self._dirty.add(path)
+        parts = path.split("/")
+        for depth in range(len(parts)):  # its folders may have gained or lost an entry
+            self._children.pop("/".join(parts[:depth]), None)
 
-    async def _paths(self) -> list[str]:
+    async def _paths(self, scope: PolicySet) -> list[str]:
+        """Paths not indexed yet that ``scope`` may read, listing only folders it can see."""
         found: list[str] = []
         pending = [""]
-        while pending and len(found) < MAX_SECRETS:
+        while pending and len(found) + len(self._by_path) < MAX_SECRETS:
             prefix = pending.pop()
-            for name in await self._state.secrets.list(prefix):
+            if prefix and not scope.sees(prefix, folder=True):
+                continue
+            children = self._children.get(prefix)
+            if children is None:
+                children = self._children[prefix] = await self._state.secrets.list(prefix)
+            for name in children:
                 child = f"{prefix}/{name}" if prefix else name
+                if child == f"{RESERVED_TOP}/":
+                    continue  # secretsd's own keys (e.g. the stale store's) are never indexed
                 if child.endswith("/"):
                     pending.append(child.rstrip("/"))
-                else:
+                elif child not in self._indexed and scope.allows("read", child):
                     found.append(child)
         return found
 
@@ -106,17 +122,20 @@ class ValueHashIndex:
         for digest in digests:
             self._by_prefix.setdefault(digest[:PREFIX_LENGTH], []).append((digest, path))
 
-    async def refresh(self) -> None:
-        """Build on first use, then re-read only the paths reported changed."""
+    async def refresh(self, scope: PolicySet) -> None:
+        """Index what ``scope`` may read and is not indexed yet, then re-read changed paths.
+
+        Scoped, so a caller can only make the worker read what the caller could
+        read itself: the index grows with the callers' reach, not all at once.
+        """
         async with self._lock:
-            if not self._built:
-                self._dirty.clear()
-                for path in await self._paths():
-                    try:
-                        await self._load(path)
-                    except SecretsdError as error:  # one unreadable secret must not block all
-                        log.warning("value index skips %r: %s", path, error.code)
-                self._built = True
+            for path in await self._paths(scope):
+                self._indexed.add(path)
+                self._dirty.discard(path)
+                try:
+                    await self._load(path)
+                except SecretsdError as error:  # one unreadable secret must not block all
+                    log.warning("value index skips %r: %s", path, error.code)
             while self._dirty:
                 path = self._dirty.pop()
                 try:
@@ -144,6 +163,7 @@ def index_for(state: AppState) -> ValueHashIndex:
     return index
 
 
+@audited_by("secret-decision")
 @router.post(
     "/v1/values/hash-lookup",
     summary="Full SHA-256 of readable stored values matching hash prefixes (for secretsd scan)",
@@ -151,8 +171,21 @@ def index_for(state: AppState) -> ValueHashIndex:
 async def hash_lookup(
     body: HashLookupRequest, state: StateDep, caller: CallerDep
 ) -> dict[str, Any]:
+    rules = state.policy_set(caller.identity.policies).rules
+    if not any(
+        rule.capabilities & {"read", "admin"}
+        and "deny" not in rule.capabilities
+        and rule.path.split("/", 1)[0] != "sys"
+        for rule in rules
+    ):
+        # Building the index reads every secret: a token that can read none may not start it.
+        await state.audit(caller, "hash-lookup", "", "denied", detail="no policy allows reading")
+        raise Forbidden(
+            "hash lookups need a policy that allows reading some secrets "
+            f"(policies: {', '.join(caller.identity.policies) or 'none'}); ask an admin"
+        )
     index = index_for(state)
-    await index.refresh()
+    await index.refresh(state.policy_set(caller.identity.policies))
     hashes: set[str] = set()
     paths: set[str] = set()
     for digest, path in index.matching(body.prefixes):
