@@ -27,6 +27,8 @@ class Run:
     max_rss_mb: float
     findings: set[tuple[str, int]] = field(default_factory=set)
     error: str = ""
+    #: secretsd only: (path, line) -> the highest confidence tier reported there
+    tiers: dict[tuple[str, int], str] = field(default_factory=dict)
 
 
 def _timed(
@@ -62,16 +64,27 @@ def _rel(path: str, root: Path, cwd: Path | None = None) -> str:
         return Path(path).as_posix().removeprefix("./")
 
 
-def ours(root: Path, *, history: bool = False) -> Run:
+_RANK = {"low": 0, "medium": 1, "high": 2}
+
+
+def ours(root: Path, *, history: bool = False, floor: str = "low") -> Run:
+    """secretsd at ``floor`` (low: every tier, so one run scores all floors); ``findings`` holds
+    what the default floor (medium) reports, ``tiers`` every finding's tier."""
     out = Path(tempfile.mkstemp(suffix=".json")[1])
     cmd = [str(BIN / "secretsd"), "scan", str(root), "--format", "json", "-o", str(out)]
+    cmd += ["--confidence", floor]
     if history:
         cmd.append("--history")
     wall, rss, err = _timed(cmd)
     run = Run("secretsd", wall, rss, error=err)
     try:
         for f in json.loads(out.read_text())["findings"]:
-            run.findings.add((f["path"], int(f["line"])))
+            where = (f["path"], int(f["line"]))
+            tier = f.get("confidence", "medium")
+            if _RANK[tier] > _RANK.get(run.tiers.get(where, "low"), -1) or where not in run.tiers:
+                run.tiers[where] = tier
+            if _RANK[tier] >= 1:
+                run.findings.add(where)
     except (OSError, ValueError, KeyError) as error:
         run.error = run.error or f"unreadable report: {error}"
     out.unlink(missing_ok=True)

@@ -28,7 +28,10 @@ from pathlib import Path
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
 
+import bighistory  # noqa: E402
 import corpus  # noqa: E402
+import evalscore  # noqa: E402
+import evalset  # noqa: E402
 import history  # noqa: E402
 import peers  # noqa: E402
 import realworld  # noqa: E402
@@ -161,6 +164,19 @@ def main() -> int:
     if args.rebuild or not (CORPUS / "history" / ".git").exists():
         history.download(CORPUS / "dl" / "files")
         print("building the history...", history.build(CORPUS / "history", CORPUS / "dl" / "files"))
+    big = CORPUS / "bighistory"
+    if args.rebuild or not (big / ".git").exists():
+        print("building the 10,000-commit history...", bighistory.build(big))
+    for part in ("tune", "heldout"):
+        if args.rebuild or not (CORPUS / f"eval-{part}" / "labels.json").exists():
+            print(
+                f"building the evaluation corpus ({part})...",
+                evalset.build(CORPUS / f"eval-{part}", part),
+            )
+    eval_labels = {
+        part: json.loads((CORPUS / f"eval-{part}" / "labels.json").read_text())
+        for part in ("tune", "heldout")
+    }
     hand = CORPUS / "realworld"
     if args.rebuild or not (hand / "labels.json").exists():
         realworld.build(hand)
@@ -190,6 +206,22 @@ def main() -> int:
             row["error"] = run.error
         hand_run = fn(hand / "files")
         row["hand"] = score(hand_run.findings, hand_labels)
+        for part, part_labels in eval_labels.items():
+            eval_run = fn(CORPUS / f"eval-{part}" / "files")
+            if name == "secretsd":  # one run at floor "low" scores every floor
+                for floor in ("high", "medium", "low"):
+                    found = evalscore.at_floor(eval_run, floor)
+                    row[f"eval_{part}@{floor}"] = score(found, part_labels)
+                row["labelled@tiers"] = {
+                    floor: score(evalscore.at_floor(run, floor), labels)
+                    for floor in ("high", "medium", "low")
+                }
+            else:
+                row[f"eval_{part}"] = score(eval_run.findings, part_labels)
+        if name in ("secretsd", "gitleaks"):  # the slow peers would take hours here
+            run = best_of(fn, big, 1 if args.quick else 3, history=True)
+            row["big_s"], row["big_rss_mb"] = run.seconds, run.max_rss_mb
+            row["big_findings"] = len(run.findings)
         if not (slow and args.quick):
             run = best_of(fn, CORPUS / "tree", 1 if slow else 3)
             row["tree_s"], row["tree_rss_mb"] = run.seconds, run.max_rss_mb
@@ -235,6 +267,53 @@ def main() -> int:
             f"{ratio(hist_ratio)} {cell('hist_rss_mb', '7.0f')} "
             f"{cell('hist_findings', '5d')}"
         )
+    big_commits = int(
+        subprocess.run(
+            ["git", "rev-list", "--all", "--count"],
+            cwd=big,
+            capture_output=True,
+            text=True,
+            check=True,
+        ).stdout
+    )
+    big_bytes = history_bytes(big)
+    print()
+    print(
+        f"generated history: {big_commits} commits, {big_bytes / 1e6:.1f} MB of patches "
+        "(wall s, peak RSS MB, findings; x gl = gitleaks wall / ours)"
+    )
+    for name in ("secretsd", "gitleaks"):
+        row = results[name]
+        print(
+            f"  {name:15} {row['big_s']:7.2f} s  {row['big_rss_mb']:6.0f} MB  "
+            f"{row['big_findings']:5d} found  x gl {results['gitleaks']['big_s'] / row['big_s']:.2f}"  # type: ignore[operator]
+        )
+    print()
+    print("evaluation corpus (bench/evalset.py), precision / recall / F1:")
+    for part in ("tune", "heldout"):
+        print(f"  {part} part ({len(eval_labels[part])} labelled values):")
+        for name, row in results.items():
+            keys = (
+                [f"eval_{part}@{f}" for f in ("high", "medium", "low")]
+                if name == "secretsd"
+                else [f"eval_{part}"]
+            )
+            for key in keys:
+                value = row[key]
+                assert isinstance(value, dict)
+                label = name if "@" not in key else f"{name}@{key.split('@')[1]}"
+                print(
+                    f"    {label:20} P {value['precision']:.3f}  R {value['recall']:.3f}  "
+                    f"F1 {value['f1']:.3f}"
+                )
+    tiers = results["secretsd"]["labelled@tiers"]
+    assert isinstance(tiers, dict)
+    print("  labelled corpus (corpus.py), secretsd by floor:")
+    for floor, value in tiers.items():
+        print(
+            f"    secretsd@{floor:14} P {value['precision']:.3f}  R {value['recall']:.3f}  "
+            f"F1 {value['f1']:.3f}"
+        )
     print()
     print(f"hand-written real-world lines ({len(hand_labels)} labelled, scored alike):")
     for name, row in results.items():
@@ -260,6 +339,8 @@ def main() -> int:
                 "tree_bytes": tree_bytes,
                 "history_bytes": hist_bytes,
                 "commits": commits,
+                "big_history_commits": big_commits,
+                "big_history_bytes": big_bytes,
             },
             indent=2,
         )

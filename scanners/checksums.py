@@ -96,7 +96,24 @@ def _basic_auth(secret: str) -> bool:
     return bool(sep and user and len(password) >= 3 and text.isprintable())
 
 
+_NKEY_PREFIX = {"O": 14 << 3, "A": 0, "U": 20 << 3, "N": 13 << 3, "C": 2 << 3, "X": 23 << 3}
+
+
+def _nkey_seed(secret: str) -> bool:
+    """A NATS NKEY seed: base32 of two prefix bytes, 32 key bytes and a CRC-16 (XMODEM,
+    little-endian) of what precedes it."""
+    try:
+        raw = base64.b32decode(secret + "=" * (-len(secret) % 8))
+    except (ValueError, binascii.Error):
+        return False
+    if len(raw) != 36 or raw[0] >> 3 != 18:  # 18 << 3 = 'S' (seed)
+        return False
+    body, check = raw[:34], raw[34:]
+    return binascii.crc_hqx(body, 0) == int.from_bytes(check, "little")
+
+
 VALIDATORS: dict[str, Callable[[str], bool]] = {
+    "nkey-crc16": _nkey_seed,
     "github-crc32": _crc_token,
     "jwt": _jwt,
     "pypi-macaroon": _pypi,

@@ -14,6 +14,14 @@ root. Everything has a default, so no file is needed. Example::
     values = ["^AKIA[A-Z2-7]{12}TEST$"]    # regexes on the secret value
     fingerprints = ["3f2a..."]             # accept one finding forever
 
+    [filters]                      # context filters: drop a shape, or keep it at low confidence
+    placeholders = ["acme-dev"]            # extra whole values that are placeholders
+    example_hosts = ["example.com", ".test", ".invalid", ".example"]  # URI creds there: dropped
+    weak_passwords = "low"         # "low" | "drop": dictionary words, fixture-looking values
+    uuid_values = "low"            # "low" | "drop": credential-named keys holding a UUID
+    test_paths = "keep"            # "keep" | "low" | "drop": generic findings under test paths
+    encrypted_keys = "drop"        # "drop" | "low": passphrase-protected private keys
+
     [[rules]]                      # same id: override fields; new id: a new rule
     id = "generic-password"
     min_length = 6
@@ -28,7 +36,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from secretsd.scanners.filters import DEFAULT_FILTERS, Filters
 from secretsd.scanners.rules import (
+    CONFIDENCES,
     RuleSet,
     load_default_rules,
     load_rules_file,
@@ -44,7 +54,27 @@ DEFAULT_CONFIG_NAME = ".secretsd-scan.toml"
 DEFAULT_MAX_FILE_SIZE = 2 * 1024 * 1024
 #: Files the scanner writes itself: never scanned.
 BUILTIN_ALLOWED_PATHS = (".secretsd-baseline.json", "**/.secretsd-baseline.json")
-_SCAN_KEYS = {"max_file_size", "report_test_paths", "disabled_rules", "rules_files"}
+_SCAN_KEYS = {
+    "max_file_size",
+    "report_test_paths",
+    "disabled_rules",
+    "rules_files",
+    "confidence",
+}
+_FILTER_KEYS = {
+    "placeholders",
+    "example_hosts",
+    "weak_passwords",
+    "uuid_values",
+    "test_paths",
+    "encrypted_keys",
+}
+_FILTER_CHOICES = {
+    "weak_passwords": ("low", "drop"),
+    "uuid_values": ("low", "drop"),
+    "test_paths": ("keep", "low", "drop"),
+    "encrypted_keys": ("drop", "low"),
+}
 _ALLOW_KEYS = {"paths", "values", "fingerprints"}
 
 
@@ -86,6 +116,8 @@ class ScanConfig:
     allow_fingerprints: frozenset[str] = frozenset()
     source: str = "<defaults>"
     path_globs: tuple[str, ...] = field(default_factory=tuple)
+    confidence: str | None = None  # the [scan] floor, when the file sets one
+    filters: Filters = DEFAULT_FILTERS
 
     def path_allowed(self, path: str) -> bool:
         """False when ``path`` is allowlisted (not scanned at all)."""
@@ -135,17 +167,23 @@ class ScanConfig:
         path: Path | None,
         overrides: dict[str, Any],
     ) -> ScanConfig:
-        unknown = set(document) - {"scan", "allowlist", "rules"}
+        unknown = set(document) - {"scan", "allowlist", "rules", "filters"}
         if unknown:
             raise ConfigError(
                 f"{source}: unknown section(s) {', '.join(sorted(unknown))}; "
-                "known: [scan], [allowlist], [[rules]]"
+                "known: [scan], [allowlist], [filters], [[rules]]"
             )
         scan = _table(document, "scan", source, _SCAN_KEYS)
         allow = _table(document, "allowlist", source, _ALLOW_KEYS)
         max_size = overrides.get("max_file_size", scan.get("max_file_size", DEFAULT_MAX_FILE_SIZE))
         if not isinstance(max_size, int) or isinstance(max_size, bool) or max_size <= 0:
             raise ConfigError(f"{source}: [scan] max_file_size must be a positive number of bytes")
+        confidence = scan.get("confidence")
+        if confidence is not None and confidence not in CONFIDENCES:
+            raise ConfigError(
+                f"{source}: [scan] confidence must be one of {', '.join(CONFIDENCES)}"
+            )
+        filters = _filters(_table(document, "filters", source, _FILTER_KEYS), source)
         report_tests = overrides.get("report_test_paths", scan.get("report_test_paths", True))
         if not isinstance(report_tests, bool):
             raise ConfigError(f"{source}: [scan] report_test_paths must be true or false")
@@ -179,7 +217,30 @@ class ScanConfig:
             ),
             source=source,
             path_globs=globs,
+            confidence=confidence,
+            filters=filters,
         )
+
+
+def _filters(table: dict[str, Any], source: str) -> Filters:
+    """The ``[filters]`` table as a ``Filters`` (defaults for what it does not set)."""
+    values: dict[str, Any] = {}
+    for name, choices in _FILTER_CHOICES.items():
+        if name in table:
+            if table[name] not in choices:
+                raise ConfigError(
+                    f"{source}: [filters] {name} must be one of {', '.join(choices)}, "
+                    f"got {table[name]!r}"
+                )
+            values[name] = table[name]
+    if "placeholders" in table:
+        words = _strings(table["placeholders"], source, "[filters] placeholders")
+        values["placeholders"] = frozenset(w.lower() for w in words)
+    if "example_hosts" in table:
+        values["example_hosts"] = tuple(
+            _strings(table["example_hosts"], source, "[filters] example_hosts")
+        )
+    return Filters(**values)
 
 
 def _table(document: dict[str, Any], name: str, source: str, known: set[str]) -> dict[str, Any]:

@@ -16,15 +16,21 @@ import re
 from collections import Counter
 from functools import lru_cache
 
+from secretsd.scanners.filters import DEFAULT_FILTERS, LOCAL_HOSTS, TIERS, Filters, lower_tier
+
 from secretsd.ref import is_reference
 
 __all__ = [
     "CODE_EXTENSIONS",
+    "DEFAULT_FILTERS",
+    "TIERS",
+    "Filters",
     "is_code_path",
     "is_test_path",
     "judge_assignment",
     "judge_token",
     "judge_uri_password",
+    "lower_tier",
     "shannon_entropy",
 ]
 
@@ -40,24 +46,37 @@ CODE_EXTENSIONS = _words(
     coffee gradle sbt"""
 )
 
+#: Substrings that make a value a placeholder: it cannot be anyone's credential.
 _PLACEHOLDER_WORDS = tuple(
     _words(
-        """example sample placeholder dummy fake redacted changeme change_me change-me replace your
-    xxxx **** .... < > insert enter_ enter- todo fixme notreal not_a_real not-a-real foobar
-    lorem mysecret my_secret mypassword my_password secret_here token_here key_here
-    password_here xyz123 abc123xyz"""
+        """example placeholder redacted changeme change_me change-me replace_me replaceme your_
+    your- yourpass yourtoken yourkey yoursecret xxxx **** .... < > insert_ enter_ enter- notreal
+    not_a_real not-a-real secret_here token_here key_here password_here _goes_here"""
     )
 )
+#: Substrings that make a value *look* made up (test fixtures): reported, with low confidence.
+_WEAK_WORDS = tuple(
+    _words(
+        """sample dummy fake mock todo fixme foobar lorem mysecret my_secret mypassword
+    my_password xyz123 abc123xyz"""
+    )
+)
+#: Whole values that are type names, keywords or field names, never a credential.
 _PLACEHOLDER_EXACT = _words(
-    """password passwd pass pwd secret token key apikey api_key none null nil undefined true
-    false yes no on off string str bytes int value default empty blank hidden masked unset
-    required optional n/a na tbd test testing foo bar baz qux admin user username root guest
-    anonymous secret_key access_key private_key client_secret auth bearer basic oauth
-    token_type credentials credential login changeit secretpassword passphrase hunter2 tiger
-    mypass mysecret s3cr3t p4ssw0rd pa55word passw0rd utf-8 utf8 utf-16 utf-16be utf-16le ascii
-    latin-1 latin1 iso-8859-1 base64 hex"""
+    """none null nil undefined true false yes no on off string str bytes int value default
+    empty blank hidden masked unset required optional n/a na tbd secret_key access_key
+    private_key client_secret bearer basic oauth token_type utf-8 utf8 utf-16 utf-16be
+    utf-16le ascii latin-1 latin1 iso-8859-1 base64 hex password passwd pass pwd secret
+    token key apikey api_key credentials credential auth"""
+)
+#: Whole values that are real, if weak, credentials: reported with low confidence.
+_WEAK_EXACT = _words(
+    """test testing foo bar baz qux admin user username root guest anonymous login changeit
+    secretpassword passphrase hunter2 tiger mypass mysecret s3cr3t p4ssw0rd pa55word
+    passw0rd"""
 )
 _TEMPLATE = re.compile(
+    r"^#{2,}[A-Za-z_][\w.-]*#{2,}$|^@@[A-Za-z_]\w*@@$|^@[A-Z][A-Z0-9_]*$|"
     r"\$\{|\$\(|\{\{|\}\}|\{%|<%|%\(|#\{|\[\[|\]\]|%[sd](?![A-Za-z0-9])|\{\d*\}|"
     r"^\$[A-Za-z_]\w*$|^%[A-Za-z_]\w*%$|^@[A-Za-z_]\w*@$|^__[A-Z0-9_]+__$|^%[sdr]$|"
     r"^\{[0-9a-z_]*\}$|^:[a-z_]+$|^\$\d$|^\$env:|^env:|"
@@ -90,10 +109,11 @@ _NOT_SECRET_WORDS = _words(
     bits limit cost rounds iterations description desc doc docs example sample test mock
     stub regexp selector xpath locator event events callback status state flag flags option
     options setting settings config conf cfg spec def ref reference arn source src target
-    dest destination hash hashed digest salt nonce uuid guid fingerprint checksum encrypted
+    dest destination hash hashed digest salt uuid guid fingerprint checksum encrypted
     enc cipher ciphertext sha md5 crc etag commit revision key_id keyid lookup getter setter
     fn func function cls default defaults encode decode join split replace strip lower upper
-    startswith endswith find helper mgr"""
+    startswith endswith find helper mgr lstrip rstrip removeprefix removesuffix partition
+    rpartition rfind rindex casefold translate add_argument argument group"""
 )
 _ABOUT_WORDS = _words(
     """hashed hash encrypted forgot reset sha sha1 sha256 md5 checksum digest commit fake dummy
@@ -122,6 +142,14 @@ _CREDENTIAL_STEMS = (
     "jwt",
     "bearer",
     "sas",
+    "nonce",
+    "seed",
+)
+#: Words before ``key`` that make it a data-structure key, not a credential.
+_DATA_KEY_WORDS = _words(
+    """cache primary foreign sort partition hash range row unique lookup map dict translation
+    i18n message storage object file bucket redis idempotency dedup dedupe group composite
+    natural surrogate index sharding shard routing ssh host signing_public verify kid"""
 )
 _KEY_SPLIT = re.compile(r"[^A-Za-z0-9]+|(?<=[a-z0-9])(?=[A-Z])")
 
@@ -144,6 +172,8 @@ def _key_is_about_secret(key: str) -> bool:
     if not _names_a_credential(words):
         return True
     if words[-1] in _NOT_SECRET_WORDS:
+        return True
+    if words[-1] == "key" and len(words) >= 2 and words[-2] in _DATA_KEY_WORDS:
         return True
     return any(w in _ABOUT_WORDS for w in words)
 
@@ -195,8 +225,35 @@ _ARTICLE_STEM = re.compile(
     r"(?:password|passwd|pass|pwd|secret|token|key)[ _-]?"
     r"(?:test|example|sample|dummy|fake|here|placeholder|value|goes[ _-]?here)"
 )
-_VERSIONISH = re.compile(r"\d+(?:\.\d+)+")
+_VERSIONISH = re.compile(r"\d+(?:\.\d+)+(?:-(?:\d+(?:\.\d+)*)?)?")
 _MODULE_REF = re.compile(r"[A-Za-z_][\w.-]*:[A-Za-z_][\w.]*")
+_PASSWORD_NAME = re.compile(r"(?i)pass|pwd|psw|contrase|motdepasse")
+_BASE64ISH = re.compile(r"[A-Za-z0-9+/_-]{20,}={0,2}")
+
+
+def _looks_base64(value: str) -> bool:
+    """``/a3s8bn2D...=``: random base64 that happens to start with a slash, not a path."""
+    return (
+        _BASE64ISH.fullmatch(value) is not None
+        and _char_classes(value) >= 3
+        and shannon_entropy(value) >= 4.0
+    )
+
+
+_NOT_A_VALUE = re.compile(
+    r"--?[a-z][a-z0-9-]*|#[a-z_][a-z0-9_-]*|[A-Za-z][A-Za-z0-9]*=(?:[a-z]+|\d+)|[\w.-]+/|"
+    r"[A-Za-z_][A-Za-z_-]*(?:/[A-Za-z_][A-Za-z_-]*)+"  # America/Los_Angeles, text/plain
+)
+
+
+def _in_template(line: str, value: str) -> bool:
+    """The value sits inside a ``{{ ... }}`` expression (a lookup's argument, not the value)."""
+    at = line.find(value)
+    opened = line.rfind("{{", 0, at)
+    return opened >= 0 and line.rfind("}}", 0, at) < opened and line.find("}}", at) >= 0
+
+
+_NAME_LIKE = re.compile(r"[A-Za-z][A-Za-z_-]*")
 _CREDENTIAL_WORD = re.compile(r"(?i)pass(?:word|wd)?|secret|token|apikey|api_key|credential")
 # Calls whose argument *is* the value (wrappers); any other call's argument is not.
 _WRAPPER_CALLS = frozenset(
@@ -218,19 +275,30 @@ _WRAPPER_CALLS = frozenset(
 _CALL_BEFORE = re.compile(r"([A-Za-z_][\w.$]*)\s*\(\s*[rbuf@]?$")
 
 
-def _is_placeholder(value: str) -> bool:
+def _is_placeholder(value: str, filters: Filters = DEFAULT_FILTERS) -> bool:
+    """A value that cannot be a credential: a type name, a marker, a run of one character."""
     low = value.lower()
     if _ARTICLE_STEM.fullmatch(value) or _VERSIONISH.fullmatch(value):
         return True
     if low in _PLACEHOLDER_EXACT or low.strip("_-.*") in _PLACEHOLDER_EXACT:
         return True
+    if low in filters.placeholders:
+        return True
     if any(word in low for word in _PLACEHOLDER_WORDS):
         return True
     if _REPEAT.search(value) and len(set(value)) <= 3:
         return True
-    if len(set(low)) <= 2:
-        return True
+    if len(set(low)) <= 2 or value.endswith(("...", "\u2026")):
+        return True  # one character over and over, or an elided example ("Wq9x...")
     return any(low in seq and len(low) >= 5 for seq in _SEQUENCE)
+
+
+def _is_weak(value: str) -> bool:
+    """A real but guessable or fixture-looking value (``admin``, ``fake-pw-123``)."""
+    low = value.lower()
+    if low in _WEAK_EXACT:
+        return True
+    return any(word in low for word in _WEAK_WORDS)
 
 
 def _is_template(value: str) -> bool:
@@ -254,15 +322,25 @@ def _char_classes(value: str) -> int:
     )
 
 
-def _line_says_not_secret(line: str, value: str) -> bool:
-    """Line context: a lookup by name, ansible-vault, a reference, an example in prose."""
+def _is_human_text(value: str) -> bool:
+    """Mostly letters outside ASCII: a localised message (CJK, Cyrillic...), not a secret."""
+    letters = [c for c in value if c.isalpha()]
+    if not letters:
+        return False
+    foreign = sum(1 for c in letters if ord(c) > 0x24F)
+    return foreign * 2 >= len(letters)
+
+
+def _line_context(line: str, value: str) -> str | None:
+    """Line context: None for a lookup by name, ansible-vault or a reference; ``low`` for an
+    example in prose; ``medium`` otherwise."""
     before, _, _after = line.partition(value)
     if _LOOKUP_CALL.search(before.rstrip()):
-        return True
+        return None
     low = line.lower()
     if any(marker in low for marker in _VAULT_MARKERS):
-        return True
-    return _EXAMPLE_CONTEXT.search(before) is not None
+        return None
+    return "low" if _EXAMPLE_CONTEXT.search(before) is not None else "medium"
 
 
 _TOKEN_PLACEHOLDERS = tuple(
@@ -291,27 +369,59 @@ def judge_token(secret: str, line: str) -> bool:
     return "secretsd://" + low not in line_low
 
 
-def judge_uri_password(user: str, password: str, host: str) -> bool:
-    """The password part of ``scheme://user:password@host`` (percent-escapes decoded)."""
+_DOC_PASSWORDS = frozenset(["password", "pass", "passwd", "pwd", "secret", "pw"])
+
+
+def judge_uri_password(
+    user: str, password: str, host: str, filters: Filters = DEFAULT_FILTERS
+) -> str | None:
+    """The password part of ``scheme://user:password@host`` (percent-escapes decoded): its
+    confidence tier, or None when it is not a credential."""
     from urllib.parse import unquote
 
     password = unquote(password)
     if any(c.isspace() for c in password):
-        return False
+        return None
     if len(password) < 3 or _is_template(password) or _is_template(user):
-        return False
+        return None
+    if password.startswith("$") or "," in password:
+        return None  # ``https://a:1,b:2@host``: a multi-host list, not a password
     low = password.lower()
-    if low in _PLACEHOLDER_EXACT or (low == user.lower() and low in _PLACEHOLDER_EXACT):
-        return False
-    if _is_placeholder(password) and not (low.isalnum() and len(low) <= 12 and "your" not in low):
-        return False
-    if password.startswith("$"):
-        return False
-    host_low = host.lower()
-    example_host = host_low.endswith(("example.com", "example.org", "example.net")) or (
-        host_low in ("host", "hostname", "server", "myhost", "your-host", "yourhost")
+    if low in _DOC_PASSWORDS or filters.host_is_example(host):
+        return None  # user:password@..., credentials on a documentation host
+    if low in filters.placeholders or any(word in low for word in _PLACEHOLDER_WORDS):
+        return None
+    if len(set(low)) <= 2 or (_REPEAT.search(password) and len(set(password)) <= 3):
+        return None
+    weak = (
+        _is_weak(password)
+        or low in _PLACEHOLDER_EXACT
+        or low == user.lower()
+        or (password.isalpha() and password.islower())
+        or shannon_entropy(password) < 2.5
     )
-    return not (example_host and shannon_entropy(password) < 3.0)
+    if weak:
+        return None if filters.weak_passwords == "drop" else "low"
+    host_low = host.lower()
+    if any(host_low == h or host_low.endswith(h) for h in LOCAL_HOSTS if h.startswith(".")) or (
+        host_low in LOCAL_HOSTS
+    ):
+        return "medium" if _char_classes(password) >= 2 else "low"
+    return "medium"
+
+
+_ERROR_KEY_WORDS = _words(
+    """invalid incorrect wrong mismatch matching match not no missing required too short long
+    weak expired error errors failed fail failure must should cannot confirm confirmation
+    repeat retype again label placeholder title tooltip hint message msg prompt button
+    dialog forgot reset new old current show hide visible toggle strength policy rule"""
+)
+
+
+def _key_is_message(key: str) -> bool:
+    """``PASSWORDS_NOT_MATCHING``, ``passwordTooShort``: the key of a UI string or error code."""
+    words = [w.lower() for w in _KEY_SPLIT.split(key) if w]
+    return sum(1 for w in words if w in _ERROR_KEY_WORDS) >= 1 and len(words) >= 2
 
 
 def judge_assignment(
@@ -323,71 +433,94 @@ def judge_assignment(
     min_entropy: float,
     min_length: int,
     op: str = "",
-) -> bool:
-    """A ``key = value`` match: is ``value`` a credential literal?
+    filters: Filters = DEFAULT_FILTERS,
+    test_path: bool = False,
+) -> str | None:
+    """A ``key = value`` match: the confidence that ``value`` is a credential literal, or None.
 
-    ``kind`` is ``password`` (weak values still count) or ``generic``
-    (secret/token/api key: the value must look random enough).
+    ``kind`` is ``password`` (weak values still count, at low confidence) or
+    ``generic`` (secret/token/api key: the value must look random enough).
     """
     value = value.strip()
     if len(value) < max(min_length, 3):
-        return False
-    if _is_template(value) or _line_says_not_secret(line, value) or _REGEXISH.search(value):
-        return False
-    if _is_placeholder(value):
-        return False
+        return None
+    if _is_template(value) or _REGEXISH.search(value):
+        return None
+    tier = _line_context(line, value)
+    if tier is None or _is_placeholder(value, filters):
+        return None
     if op.strip() == ",":
         # ("password", "salt", 64) is a data tuple; set("password", "x") is a key/value call.
         before_key = line[: max(0, line.find(key))].rstrip().rstrip("\"'")
-        if not re.search(r"[\w\]]\s*\(\s*$|\bdefine\s*\(\s*$", before_key):
-            return False
+        if not re.search(r"[\w\]]\(\s*$|\bdefine\s*\(\s*$", before_key):  # prose: "word ("
+            return None
         if re.match(r"[A-Z][a-z0-9]+[A-Z]|[A-Z]{2,}[a-z]", key):
-            return False  # MovedAttribute("HTTPPasswordMgr", ...): a class name, not a key
+            return None  # MovedAttribute("HTTPPasswordMgr", ...): a class name, not a key
         if value.isalpha() and value.islower():
-            return False
+            return None
     before_value = line[: max(0, line.find(value))].rstrip().rstrip("\"'`")
     call = _CALL_BEFORE.search(before_value)
     if call and op.strip() not in ("(", ".equals(", ","):
         name = call.group(1).rsplit(".", 1)[-1].lower()
         if name not in _WRAPPER_CALLS:
-            return False  # password = hash_password("..."): an argument, not the value
-    if _MODULE_REF.fullmatch(value) or (value.isalpha() and _CREDENTIAL_WORD.search(value)):
-        return False  # "pkg.module:main", "challengePassword"
+            return None  # password = hash_password("..."): an argument, not the value
+    name_like = value.isalpha() or (bool(key) and _NAME_LIKE.fullmatch(value) is not None)
+    if _MODULE_REF.fullmatch(value) or (name_like and _CREDENTIAL_WORD.search(value)):
+        return None  # "pkg.module:main", "challengePassword"
     key_low = key.lower()
     if value.lower() == key_low or value.lower() in key_low.replace("-", "_").split("_"):
-        return False
-    if _key_is_about_secret(key):
-        return False
-    if _is_hash_or_uuid(value) and kind == "password":
-        return False
+        return None
+    if _key_is_about_secret(key) or _key_is_message(key) or _is_human_text(value):
+        return None
+    if op.strip() == "(" and key:
+        last = [w.lower() for w in _KEY_SPLIT.split(key) if w][-1:]
+        if last and not _names_a_credential(last):
+            return None  # passVars.Keys.Contains("..."): the method is no credential setter
     if _UUID.fullmatch(value):
-        return False
-    if _PATHLIKE.search(value):
-        return False
+        return None if filters.uuid_values == "drop" else "low"
+    if _PATHLIKE.search(value) and not _looks_base64(value):
+        return None
     if " " in value or "\t" in value:
-        return False
+        return None
     keyed = bool(key)  # rules without a key (login("u", "pw"), -p pw) have no field names
     if keyed and _WORDY.fullmatch(value) and (kind != "password" or _IDENTIFIER.fullmatch(value)):
-        return False  # human text and identifiers: user-password, Invalid_token
+        return None  # human text and identifiers: user-password, Invalid_token
     if keyed and _IDENTIFIER.fullmatch(value) and not any(c.isdigit() for c in value):
-        return False
-    if _CAMEL.fullmatch(value) and kind != "password" and len(value) < 24:
-        return False
+        return None
+    digits = sum(c.isdigit() for c in value)
+    if _CAMEL.fullmatch(value) and kind != "password" and len(value) < 24 and digits <= 2:
+        return None
     if any(c in value for c in "()[]") or (
         _DOTTED.fullmatch(value)
         and (not any(c.isdigit() for c in value) or _CONST_SEGMENT.search(value))
     ):
-        return False  # code: a call, a subscript, an attribute path
-    if value in ("...", "..") or value.startswith("."):
-        return False
+        return None  # code: a call, a subscript, an attribute path
+    if value in ("...", "..") or value.startswith(".") or _NOT_A_VALUE.fullmatch(value):
+        return None  # a CLI flag, a #marker, an ssh -o option, a directory
+    if _in_template(line, value):
+        return None
+    weak = _is_weak(value)
+    if weak and filters.weak_passwords == "drop":
+        return None
     entropy = shannon_entropy(value)
     if kind == "password":
+        if _is_hash_or_uuid(value) and (not keyed or _PASSWORD_NAME.search(key)):
+            return "low"  # a password field holding a digest: more likely a hash than a password
         if value.isalpha() and value.islower() and len(value) > 14:
-            return False  # a long lower-case word is a name, not a password
-        return entropy >= min_entropy
+            return None  # a long lower-case word is a name, not a password
+        if entropy < min_entropy:
+            return None
+        if weak or (value.isalpha() and value.islower()) or len(value) < 6 or entropy < 2.3:
+            return None if filters.weak_passwords == "drop" else "low"
+        return tier
     # generic secrets/tokens/api keys: must look machine-made.
     if entropy < max(min_entropy, 2.8):
-        return False
+        return None
     if len(value) < 8:
-        return False
-    return _char_classes(value) >= 2 or len(value) >= 20
+        return None
+    if not (_char_classes(value) >= 2 or len(value) >= 20):
+        return None
+    bare = [w.lower() for w in _KEY_SPLIT.split(key) if w]
+    if test_path and bare in (["key"], ["nonce"], ["seed"], ["iv"]) and _HEX.fullmatch(value):
+        return "low"  # key = '2b7e1516...' in a test: a cipher test vector more often than not
+    return "low" if weak else tier

@@ -25,6 +25,9 @@ __all__ = ["IGNORE_MARKERS", "Engine"]
 #: are honoured so a repository migrating from a peer keeps its annotations).
 IGNORE_MARKERS = (b"secretsd:ignore", b"gitleaks:allow", b"pragma: allowlist secret")
 _PEM_BODY = re.compile(r"[A-Za-z0-9+/=]{16,}")
+# PKCS#8 "ENCRYPTED PRIVATE KEY" and legacy PEM "Proc-Type: 4,ENCRYPTED": useless without
+# their passphrase.
+_ENCRYPTED_KEY = re.compile(r"BEGIN ENCRYPTED PRIVATE KEY|Proc-Type:\s*4,\s*ENCRYPTED")
 
 
 @dataclass(slots=True)
@@ -36,30 +39,44 @@ class _Hit:
     key: str
     op: str = ""
     loc: Location | None = None
+    confidence: str = "medium"
 
 
 class Engine:
     """Scan fragments with one rule set; cheap to call, costly to build (build it once)."""
 
-    def __init__(self, rules: RuleSet, *, matcher: str = "auto") -> None:
+    def __init__(
+        self,
+        rules: RuleSet,
+        *,
+        matcher: str = "auto",
+        filters: context.Filters = context.DEFAULT_FILTERS,
+    ) -> None:
         self.rules = rules
+        self.filters = filters
         self._rules = rules.rules
+        self._order = {rule.id: index for index, rule in enumerate(rules.rules)}
         self.matcher: Matcher = make_matcher(self._rules, rules.fingerprint(), matcher)
 
     # -- per-kind checks ----------------------------------------------------
 
-    def _accept(self, rule: Rule, match: re.Match[bytes], data: bytes, hit: _Hit) -> bool:
+    def _accept(
+        self, rule: Rule, match: re.Match[bytes], data: bytes, hit: _Hit, path: str = ""
+    ) -> str | None:
+        """The hit's confidence tier, or None when its context says it is no credential."""
         secret = hit.secret
         if len(secret) < rule.min_length:
-            return False
+            return None
         line_start = data.rfind(b"\n", 0, hit.start) + 1
         line_end = data.find(b"\n", hit.end)
         line = data[line_start : line_end if line_end >= 0 else len(data)].decode(
             "utf-8", "replace"
         )
         kind = rule.kind
+        filters = self.filters
+        tier: str = rule.base_confidence
         if kind in ("generic", "password"):
-            ok = context.judge_assignment(
+            found = context.judge_assignment(
                 hit.key,
                 secret,
                 line,
@@ -67,24 +84,39 @@ class Engine:
                 min_entropy=rule.min_entropy,
                 min_length=rule.min_length,
                 op=hit.op,
+                filters=filters,
+                test_path=context.is_test_path(path),
             )
+            if found is None:
+                return None
+            tier = context.lower_tier(tier, found)
         elif kind == "uri":
             groups = match.groupdict()
-            ok = context.judge_uri_password(
-                _text(groups.get("user")), secret, _text(groups.get("host"))
+            found = context.judge_uri_password(
+                _text(groups.get("user")), secret, _text(groups.get("host")), filters
             )
+            if found is None:
+                return None
+            tier = context.lower_tier(tier, found)
         elif kind == "private-key":
             body = "".join(_PEM_BODY.findall(secret))
-            ok = len(body) >= 64 and context.judge_token(body[:200], "")
+            if not (len(body) >= 64 and context.judge_token(body[:200], "")):
+                return None
+            if _ENCRYPTED_KEY.search(secret):
+                if filters.encrypted_keys == "drop":
+                    return None
+                tier = "low"
         else:
             ok = context.judge_token(secret, line)
             if ok and rule.min_entropy and context.shannon_entropy(secret) < rule.min_entropy:
                 ok = False
-        if ok and rule.checksum is not None:
-            ok = validate(rule.checksum, secret)
-        if ok and rule.allow_compiled:
-            ok = not any(p.search(secret) for p in rule.allow_compiled)
-        return ok
+            if not ok:
+                return None
+        if rule.checksum is not None and not validate(rule.checksum, secret):
+            return None
+        if rule.allow_compiled and any(p.search(secret) for p in rule.allow_compiled):
+            return None
+        return tier
 
     # -- scanning -------------------------------------------------------------
 
@@ -97,13 +129,16 @@ class Engine:
         for index, windows in self.matcher.windows(data).items():
             rule = self._rules[index]
             group = rule.group
-            seen_end = -1
+            # Resume after the last *match*, not the last window: a multi-line secret whose
+            # start lies inside an earlier window but whose end lies beyond it (the second
+            # of several private keys in one diff) is matched from its own window.
+            matched_end = -1
             for start, end in sorted(windows):
-                start = max(start, seen_end)
+                start = max(start, matched_end)
                 if start >= end:
                     continue
-                seen_end = end
                 for match in rule.compiled.finditer(data, start, end):
+                    matched_end = max(matched_end, match.end())
                     span = match.span(group)
                     if span[0] < 0:
                         continue
@@ -119,7 +154,9 @@ class Engine:
                     )
                     if not hit.secret:
                         continue
-                    if self._accept_with_path(rule, match, data, hit, fragment):
+                    tier = self._accept_with_path(rule, match, data, hit, fragment)
+                    if tier is not None:
+                        hit.confidence = tier
                         hits.append(hit)
                     elif rule.kind == "token" and rule.priority >= 10:
                         vetoed.append((hit.start, hit.end))
@@ -134,23 +171,29 @@ class Engine:
 
     def _accept_with_path(
         self, rule: Rule, match: re.Match[bytes], data: bytes, hit: _Hit, fragment: Fragment
-    ) -> bool:
+    ) -> str | None:
         path = fragment.path
         if fragment.locate is not None:
             hit.loc = fragment.locate(hit.start)
             if hit.loc is None:
-                return False  # not an added line of the diff
+                return None  # not an added line of the diff
             path = hit.loc.path
         if "config-only" in rule.tags and context.is_code_path(path):
-            return False  # an unquoted right-hand side in program source is an expression
-        return self._accept(rule, match, data, hit)
+            return None  # an unquoted right-hand side in program source is an expression
+        tier = self._accept(rule, match, data, hit, path)
+        if tier is not None and rule.kind in ("generic", "password"):
+            policy = self.filters.test_paths
+            if policy != "keep" and context.is_test_path(path):
+                tier = None if policy == "drop" else "low"
+        return tier
 
     def scan(self, fragment: Fragment) -> list[Finding]:
         """Every accepted, de-duplicated finding in ``fragment``, in file order."""
         hits = self._matches(fragment)
         if not hits:
             return []
-        hits.sort(key=lambda h: (h.start, -h.rule.priority, -(h.end - h.start)))
+        order = self._order
+        hits.sort(key=lambda h: (h.start, -h.rule.priority, -(h.end - h.start), order[h.rule.id]))
         kept: list[_Hit] = []
         for hit in hits:
             clash = next(
@@ -159,14 +202,20 @@ class Engine:
             )
             if clash is None:
                 kept.append(hit)
-            elif (hit.rule.priority, hit.end - hit.start) > (
+            elif (hit.rule.priority, hit.end - hit.start, -order[hit.rule.id]) > (
                 clash.rule.priority,
                 clash.end - clash.start,
-            ):
+                -order[clash.rule.id],
+            ):  # the most specific rule wins; on a tie, the first in the rules file
                 kept[kept.index(clash)] = hit
         data = fragment.data
         findings: list[Finding] = []
         line_index, offset = 0, 0
+        # Every secret on a line is masked in each finding's copy of that line, so a line
+        # holding a key id and its secret never shows one in the other's report.
+        by_line: dict[int, list[str]] = {}
+        for hit in kept:
+            by_line.setdefault(data.rfind(b"\n", 0, hit.start) + 1, []).append(hit.secret)
         for hit in sorted(kept, key=lambda h: h.start):
             line_start = data.rfind(b"\n", 0, hit.start) + 1
             line_end = data.find(b"\n", hit.start)
@@ -199,6 +248,9 @@ class Engine:
                     test_path=context.is_test_path(path),
                     entropy=round(context.shannon_entropy(hit.secret), 3),
                     tags=hit.rule.tags,
+                    confidence=hit.confidence,
+                    public_prefix=hit.rule.public_prefix(hit.secret),
+                    line_secrets=tuple(x for x in by_line[line_start] if x != hit.secret),
                 )
             )
         return findings

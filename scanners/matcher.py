@@ -54,9 +54,14 @@ class Matcher(Protocol):
 
 
 def _line_window(data: bytes, end: int, multiline: bool) -> tuple[int, int]:
-    start = data.rfind(b"\n", max(0, end - _WINDOW_BACK), end) + 1
+    """The line(s) around a hit: from the start of the line *before* the hit (a YAML list
+    item under its key, ``Authorization:\n- Bearer ...``) to the end of the hit's line."""
+    low = max(0, end - _WINDOW_BACK)
+    start = data.rfind(b"\n", low, end) + 1
+    if start > 1:
+        start = data.rfind(b"\n", low, start - 1) + 1
     if start == 0 and end > _WINDOW_BACK:
-        start = end - _WINDOW_BACK
+        start = low
     if multiline:
         return start, min(len(data), end + _MULTILINE_FORWARD)
     stop = data.find(b"\n", end, end + _WINDOW_FORWARD)
@@ -102,7 +107,7 @@ class KeywordMatcher:
             windows: list[tuple[int, int]] = []
             last = -1
             for end in sorted(ends):
-                if end <= last:
+                if end <= last and not self._multiline[index]:
                     continue
                 window = _line_window(data, end, self._multiline[index])
                 last = window[1]
@@ -200,8 +205,9 @@ class HyperscanMatcher:
             self._hits = []
             self._db.scan(data, match_event_handler=self._on_match)
             last: dict[int, int] = {}
+            multiline = self._multiline
             for rule, end in self._hits:
-                if last.get(rule, -1) >= end:
+                if last.get(rule, -1) >= end and not multiline[rule]:
                     continue  # already covered by this rule's previous window
                 window = _line_window(data, end, self._multiline[rule])
                 last[rule] = window[1]

@@ -86,14 +86,15 @@ def fingerprint(rule: str, path: str, secret: str) -> str:
     return digest.hexdigest()[:32]
 
 
-def redact(secret: str) -> str:
-    """Show at most a short prefix of a long token: enough to recognise it, never to use it.
+def redact(secret: str, public_prefix: str = "") -> str:
+    """A fixed mask, after at most the format's public prefix (``AKIA``, ``ghp_``, ``sk_live_``).
 
-    The mask has a fixed length, so it does not reveal how long a password is.
+    No character of the random part is ever shown, and the mask has a fixed
+    length, so it does not reveal how long a password is either.
     """
-    if len(secret) < 16:
-        return "*****"
-    return secret[: min(4, len(secret) // 8)] + "*****"
+    if public_prefix and secret.startswith(public_prefix) and len(secret) > len(public_prefix):
+        return public_prefix + "*****"
+    return "*****"
 
 
 @dataclass(frozen=True, slots=True)
@@ -112,16 +113,26 @@ class Finding:
     test_path: bool = False
     entropy: float = 0.0
     tags: tuple[str, ...] = ()
+    confidence: str = "medium"
+    public_prefix: str = ""
+    line_secrets: tuple[str, ...] = field(default=(), repr=False)  # others on the same line
 
     @property
     def fingerprint(self) -> str:
         return fingerprint(self.rule, self.path, self.secret)
 
+    @property
+    def redacted_secret(self) -> str:
+        """The secret as reports show it by default (public prefix at most)."""
+        return redact(self.secret, self.public_prefix)
+
     def redacted_line(self, show_secret: bool = False) -> str:
         """The matched line with the secret masked (unless asked), trimmed for display."""
         text = self.line_text.strip()
         if not show_secret and self.secret:
-            text = text.replace(self.secret, redact(self.secret))
+            text = text.replace(self.secret, self.redacted_secret)
+            for other in self.line_secrets:
+                text = text.replace(other, "*****")
             # Multi-line secrets (private keys) only show their first line.
             first = self.secret.splitlines()[0] if "\n" in self.secret else ""
             if first and first in text:

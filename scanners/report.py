@@ -12,7 +12,7 @@ import json
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
-from secretsd.scanners.model import Finding, redact
+from secretsd.scanners.model import Finding
 
 if TYPE_CHECKING:
     from secretsd.scanners.rules import RuleSet
@@ -20,6 +20,9 @@ if TYPE_CHECKING:
 __all__ = ["FIX_HINT", "FORMATS", "render", "to_json", "to_sarif", "to_text"]
 
 FORMATS = ("text", "json", "sarif")
+#: SARIF ``level`` and ``rank`` (0-100, higher is more certain) per confidence tier.
+SARIF_LEVEL = {"high": "error", "medium": "warning", "low": "note"}
+SARIF_RANK = {"high": 90.0, "medium": 60.0, "low": 30.0}
 SARIF_SCHEMA = "https://json.schemastore.org/sarif-2.1.0.json"
 FIX_HINT = (
     "How to fix: store the value in secretsd (`secretsd scan --fix` does it for you, or\n"
@@ -38,10 +41,11 @@ def finding_dict(finding: Finding, show_secrets: bool) -> dict[str, Any]:
         "rule": finding.rule,
         "description": finding.description,
         "severity": finding.severity,
+        "confidence": finding.confidence,
         "path": finding.path,
         "line": finding.line,
         "column": finding.column,
-        "secret": finding.secret if show_secrets else redact(finding.secret),
+        "secret": finding.secret if show_secrets else finding.redacted_secret,
         "match": finding.redacted_line(show_secrets),
         "entropy": finding.entropy,
         "fingerprint": finding.fingerprint,
@@ -68,7 +72,7 @@ def to_text(
     lines: list[str] = []
     for f in findings:
         where = f"{f.path}:{f.line}:{f.column}"
-        lines.append(f"{where}: {f.rule} ({f.description})")
+        lines.append(f"{where}: {f.rule} ({f.description}) [{f.confidence} confidence]")
         lines.append(f"    {f.redacted_line(show_secrets)}")
         if f.commit is not None:
             lines.append(
@@ -78,9 +82,13 @@ def to_text(
         lines.append(f"    fingerprint {f.fingerprint}")
     count = len(findings)
     mode = stats.get("mode", "tree")
+    image = stats.get("image") or {}
     scanned = (
         f"{stats.get('commits', 0)} commit(s)"
         if mode in ("range", "history")
+        else f"{stats.get('files', 0)} file(s) in {image.get('layers', 0)} layer(s) of image "
+        f"{image.get('name', '')} ({image.get('id', '')[:19]})"
+        if mode == "image"
         else f"{stats.get('files', 0)} file(s)"
         if mode == "tree"
         else "the staged changes"
@@ -118,7 +126,9 @@ def to_sarif(
                 "shortDescription": {"text": text},
                 "fullDescription": {"text": f"{text}: a credential committed in plain text."},
                 "help": {"text": FIX_HINT},
-                "defaultConfiguration": {"level": "error"},
+                "defaultConfiguration": {
+                    "level": SARIF_LEVEL[rule.base_confidence] if rule else "warning"
+                },
                 "properties": {"tags": ["security", "secret", *(rule.tags if rule else ())]},
             }
         )
@@ -127,9 +137,11 @@ def to_sarif(
         result: dict[str, Any] = {
             "ruleId": f.rule,
             "ruleIndex": rule_index[f.rule],
-            "level": "error",
+            "level": SARIF_LEVEL[f.confidence],
+            "rank": SARIF_RANK[f.confidence],
             "message": {
-                "text": f"{f.description} ({redact(f.secret) if not show_secrets else f.secret})"
+                "text": f"{f.description} ({f.redacted_secret if not show_secrets else f.secret}, "
+                f"{f.confidence} confidence)"
             },
             "locations": [
                 {
@@ -144,14 +156,17 @@ def to_sarif(
                 }
             ],
             "partialFingerprints": {"secretsd/v1": f.fingerprint},
+            "properties": {"confidence": f.confidence},
         }
         if f.commit is not None:
-            result["properties"] = {
-                "commit": f.commit.sha,
-                "author": f.commit.author,
-                "email": f.commit.email,
-                "date": f.commit.date,
-            }
+            result["properties"].update(
+                {
+                    "commit": f.commit.sha,
+                    "author": f.commit.author,
+                    "email": f.commit.email,
+                    "date": f.commit.date,
+                }
+            )
         results.append(result)
     document = {
         "$schema": SARIF_SCHEMA,

@@ -23,6 +23,7 @@ from typing import Any
 from secretsd.errors import ConfigError
 
 __all__ = [
+    "CONFIDENCES",
     "KINDS",
     "Example",
     "Rule",
@@ -38,6 +39,7 @@ __all__ = [
 #: What the engine's context checks do with a match of each kind of rule.
 KINDS = ("token", "generic", "password", "uri", "private-key", "header")
 _ID = re.compile(r"[a-z0-9][a-z0-9-]{1,63}")
+_LITERAL = re.compile(r"[A-Za-z0-9_-]+")
 _SEVERITIES = ("low", "medium", "high", "critical")
 _FIELDS = {
     "id",
@@ -57,6 +59,18 @@ _FIELDS = {
     "examples",
     "tags",
     "prefilter",
+    "confidence",
+}
+CONFIDENCES = ("low", "medium", "high")
+#: What a rule's findings are worth before context checks, by kind: a known format is
+#: ``high``; a credential-named assignment, a URI password or a bare header value ``medium``.
+_KIND_CONFIDENCE = {
+    "token": "high",
+    "private-key": "high",
+    "header": "medium",
+    "uri": "medium",
+    "generic": "medium",
+    "password": "medium",
 }
 
 
@@ -66,6 +80,7 @@ class Example:
 
     text: str
     path: str = "example.txt"
+    confidence: str | None = None  # the tier the finding must have, when given
 
 
 @dataclass(frozen=True)
@@ -88,6 +103,7 @@ class Rule:
     enabled: bool = True
     allow_values: tuple[str, ...] = ()
     tags: tuple[str, ...] = ()
+    confidence: str | None = None
     must_match: tuple[Example, ...] = ()
     must_not_match: tuple[Example, ...] = ()
     origin: str = "<default>"
@@ -105,6 +121,35 @@ class Rule:
                 )
         if not self.lazy:  # user rules are checked at load; bundled ones by the test-suite
             _ = self.compiled, self.group, self.allow_compiled
+
+    @property
+    def base_confidence(self) -> str:
+        """The tier before context checks: ``confidence`` if set, else by kind (a checksum
+        verified format is always ``high``)."""
+        if self.confidence is not None:
+            return self.confidence
+        if self.checksum is not None:
+            return "high"
+        return _KIND_CONFIDENCE[self.kind]
+
+    @cached_property
+    def literal_prefixes(self) -> tuple[str, ...]:
+        """The literal texts a secret of this rule starts with (``ghp_``, ``AKIA``, ``sk_live_``),
+        read from the regex itself: the only part of a secret a report may show."""
+        if self.kind != "token":
+            return ()
+        at = self.regex.find("(?P<secret>")
+        if at < 0:
+            return ()
+        found = _expand_prefix(self.regex, at + len("(?P<secret>"))
+        return tuple(sorted({p for p in found if p}, key=len, reverse=True))
+
+    def public_prefix(self, secret: str) -> str:
+        """The part of ``secret`` reports may show: the rule's literal prefix, if it has one."""
+        for prefix in self.literal_prefixes:  # longest first
+            if secret[: len(prefix)].lower() == prefix.lower():
+                return secret[: len(prefix)]
+        return ""
 
     @cached_property
     def compiled(self) -> re.Pattern[bytes]:
@@ -171,6 +216,43 @@ class RuleSet:
         return digest.hexdigest()[:24]
 
 
+_QUANTIFIERS = ("?", "*", "{", "+")
+
+
+def _expand_prefix(regex: str, index: int, limit: int = 64) -> list[str]:
+    """Every literal start of ``regex`` from ``index``: plain characters, escaped punctuation,
+    small letter classes (``gh[pousr]_``) and groups of literal alternatives (``(?:live|test)``)."""
+    heads = [""]
+    while index < len(regex) and len(heads) <= limit:
+        char = regex[index]
+        if char == "\\" and index + 1 < len(regex) and not regex[index + 1].isalnum():
+            step, options = 2, [regex[index + 1]]
+        elif char.isalnum() or char in "_-.:/=":
+            step, options = 1, [char]
+        elif char == "[":
+            close = regex.find("]", index)
+            body = regex[index + 1 : close] if close > 0 else ""
+            if not body or not body.isalnum() or len(body) > 8:
+                break
+            step, options = close + 1 - index, list(body)
+        elif regex.startswith("(?:", index):
+            close = regex.find(")", index)
+            parts = regex[index + 3 : close].split("|") if close > 0 else []
+            if not parts or not all(_LITERAL.fullmatch(part) for part in parts):
+                leads = [_LITERAL.match(part) for part in parts]
+                if parts and all(leads):  # (?:A3T[A-Z0-9]|AKIA|ASIA): literal heads only
+                    heads = [head + lead.group() for head in heads for lead in leads if lead]
+                break
+            step, options = close + 1 - index, parts
+        else:
+            break
+        if regex[index + step : index + step + 1] in _QUANTIFIERS:
+            break  # optional or repeated: not part of every secret
+        heads = [head + option for head in heads for option in options]
+        index += step
+    return heads
+
+
 def _examples(raw: Any, where: str, name: str) -> tuple[Example, ...]:
     if raw is None:
         return ()
@@ -181,9 +263,14 @@ def _examples(raw: Any, where: str, name: str) -> tuple[Example, ...]:
         if isinstance(item, str):
             found.append(Example(item))
         elif isinstance(item, Mapping) and isinstance(item.get("text"), str):
-            found.append(Example(item["text"], str(item.get("path", "example.txt"))))
+            confidence = item.get("confidence")
+            if confidence is not None and confidence not in CONFIDENCES:
+                raise ConfigError(f"{where}: examples.{name} confidence must be low|medium|high")
+            found.append(Example(item["text"], str(item.get("path", "example.txt")), confidence))
         else:
-            raise ConfigError(f"{where}: each examples.{name} entry is a string or {{text, path}}")
+            raise ConfigError(
+                f"{where}: each examples.{name} entry is a string or {{text, path, confidence}}"
+            )
     return tuple(found)
 
 
@@ -223,6 +310,10 @@ def _rule_fields(raw: Mapping[str, Any], origin: str, index: int) -> dict[str, A
             if not isinstance(raw[name], kind):
                 raise ConfigError(f"{where}: {name} must be a string")
             fields[name] = raw[name]
+    if "confidence" in raw:
+        if raw["confidence"] not in CONFIDENCES:
+            raise ConfigError(f"{where}: confidence must be one of {', '.join(CONFIDENCES)}")
+        fields["confidence"] = raw["confidence"]
     if "kind" in fields and fields["kind"] not in KINDS:
         raise ConfigError(f"{where}: kind must be one of {', '.join(KINDS)}")
     if "severity" in fields and fields["severity"] not in _SEVERITIES:

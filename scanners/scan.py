@@ -16,13 +16,25 @@ from typing import TYPE_CHECKING, Any
 
 from secretsd.scanners.model import Finding, Fragment
 
+from secretsd.errors import InvalidInput
+
 if TYPE_CHECKING:  # imported inside run_scan: git starts before the rules load
     from secretsd.scanners.config import ScanConfig
     from secretsd.scanners.engine import Engine
 
-__all__ = ["MODES", "ScanRequest", "ScanResult", "run_scan"]
+__all__ = [
+    "CONFIDENCE_RANK",
+    "DEFAULT_CONFIDENCE",
+    "MODES",
+    "ScanRequest",
+    "ScanResult",
+    "run_scan",
+]
 
-MODES = ("tree", "staged", "range", "history")
+MODES = ("tree", "staged", "range", "history", "image")
+#: Confidence tiers, weakest first; ``--confidence`` is a floor.
+CONFIDENCE_RANK = {"low": 0, "medium": 1, "high": 2}
+DEFAULT_CONFIDENCE = "medium"
 
 
 @dataclass
@@ -40,6 +52,8 @@ class ScanRequest:
     progress: Callable[[int, int], None] | None = None
     config: ScanConfig | None = None
     managed: Any = None  # a managed.HashLookupClient: also flag values stored in secretsd
+    confidence: str | None = None  # the floor; None: the config's, else default_confidence
+    default_confidence: str = DEFAULT_CONFIDENCE  # the caller's default (the hook's may differ)
 
 
 @dataclass
@@ -92,6 +106,15 @@ def run_scan(request: ScanRequest, engine: Engine | None = None) -> ScanResult:
         if target.is_file():
             root = target.parent
         fragments = tree.fragments()
+    elif request.mode == "image":
+        from secretsd.scanners.sources.image import ImageSource
+
+        root = target.parent
+        config = _config(request, Path.cwd())
+        image_source = ImageSource(
+            target, max_file_size=config.max_file_size, stats=skip, progress=request.progress
+        )
+        fragments = image_source.fragments()
     else:
         from secretsd.scanners.sources.git import DiffSource, open_repo
 
@@ -109,12 +132,25 @@ def run_scan(request: ScanRequest, engine: Engine | None = None) -> ScanResult:
     if engine is None:
         from secretsd.scanners.engine import Engine
 
-        engine = Engine(config.rules, matcher=request.matcher)
-    counts = {"allowlisted": 0, "baseline": 0, "test_paths": 0, "duplicates": 0}
+        engine = Engine(config.rules, matcher=request.matcher, filters=config.filters)
+    floor = request.confidence or config.confidence or request.default_confidence
+    if floor not in CONFIDENCE_RANK:
+        raise InvalidInput(f"--confidence {floor!r} is not known; use low, medium or high")
+    floor_rank = CONFIDENCE_RANK[floor]
+    counts = {
+        "allowlisted": 0,
+        "baseline": 0,
+        "test_paths": 0,
+        "duplicates": 0,
+        "below_confidence": 0,
+    }
     seen: set[str] = set()
     oldest: dict[str, Finding] = {}
     findings: list[Finding] = []
-    git_mode = request.mode != "tree"
+    git_mode = request.mode in ("staged", "range", "history")
+    image_seen: set[tuple[str, str, str]] = set()
+    if request.mode == "image":
+        from secretsd.scanners.sources.image import inner_path
     pool: list[Any] = []
     if request.managed is not None:
         from secretsd.scanners.managed import candidates, match_candidates
@@ -123,6 +159,9 @@ def run_scan(request: ScanRequest, engine: Engine | None = None) -> ScanResult:
         if request.managed is not None:
             pool.extend(candidates(fragment))
         for finding in found:
+            if CONFIDENCE_RANK[finding.confidence] < floor_rank:
+                counts["below_confidence"] += 1
+                continue
             if git_mode and not config.path_allowed(finding.path):
                 counts["allowlisted"] += 1
                 continue
@@ -139,6 +178,13 @@ def run_scan(request: ScanRequest, engine: Engine | None = None) -> ScanResult:
             if fingerprint in baseline:
                 counts["baseline"] += 1
                 continue
+            if request.mode == "image":
+                # the same file carried by several layers: report the layer that added it
+                key = (finding.rule, inner_path(finding.path), finding.secret)
+                if key in image_seen:
+                    counts["duplicates"] += 1
+                    continue
+                image_seen.add(key)
             if git_mode:
                 earlier = oldest.get(fingerprint)
                 if earlier is not None:
@@ -163,6 +209,12 @@ def run_scan(request: ScanRequest, engine: Engine | None = None) -> ScanResult:
             seen.add(finding.fingerprint)
             findings.append(finding)
         stats["managed_candidates"] = len(pool)
+    if request.mode == "image":
+        stats["image"] = {
+            "name": image_source.name,
+            "id": f"sha256:{image_source.image_id}",
+            "layers": image_source.layers_scanned,
+        }
     elapsed = time.perf_counter() - started
     scanned = diff_source.bytes if diff_source is not None else skip.bytes
     stats.update(
@@ -180,6 +232,7 @@ def run_scan(request: ScanRequest, engine: Engine | None = None) -> ScanResult:
             "suppressed": counts,
             "findings": len(findings),
             "rules": len(config.rules),
+            "confidence": floor,
             "matcher": engine.matcher.name,
             "seconds": round(elapsed, 4),
             "mb_per_s": round(scanned / 1e6 / elapsed, 2) if elapsed > 0 else 0.0,

@@ -79,6 +79,16 @@ class Canary:
                 self.remember(body.get("token"))
                 self.remember(body.get("secret_id"))
 
+    # The console's answers that may show a value: a reveal, a binary download.
+    CONSOLE_VALUE_PATHS = ("/ui/reveal", "/ui/download")
+
+    def note_console_response(self, url: str, content_type: str, body: str) -> None:
+        """Every console page or fragment (HTML), except a reveal, must hold no value."""
+        path = httpx.URL(url).path
+        shown = any(kind in content_type for kind in ("html", "csv", "json"))
+        if shown and path.startswith("/ui") and not path.startswith(self.CONSOLE_VALUE_PATHS):
+            self.texts.append((f"console answer {path}", body))
+
     def note_audit_table(self, engine: Any) -> None:
         import sqlalchemy
 

@@ -103,9 +103,12 @@ def test_sigkill_of_serve_takes_its_workers_down_and_a_restart_works(
         assert time.monotonic() < deadline, "workers outlived their SIGKILLed parent"
         time.sleep(0.1)
 
-    _again, url, _ = start(tmp_path, "again", data_dir, 2, env, processes, port=port)
+    again, url, _ = start(tmp_path, "again", data_dir, 2, env, processes, port=port)
     with admin(url) as client:
         assert client.put("/v1/secrets/apps/x", json={"data": {"k": "v"}}).status_code == 200
+    # The killed parent's settings file (secrets inside) and metrics are cleaned up.
+    run = sorted(p.name for p in (data_dir / "run").iterdir())
+    assert run == [f"metrics-{again.pid}", f"settings-{again.pid}.json"]
 
 
 def test_workers_get_no_secrets_in_their_environment_and_files_are_private(
@@ -149,11 +152,14 @@ def test_a_worker_that_keeps_dying_is_restarted_with_back_off(
             if now - before:
                 break
             assert time.monotonic() - killed < 30, "the worker was never restarted"
-            assert httpx.get(f"{url}/healthz", timeout=5).status_code == 200  # the other serves
+            assert httpx.get(f"{url}/healthz", timeout=15).status_code == 200  # the other serves
             time.sleep(0.05)
         gaps.append(time.monotonic() - killed)
-    assert gaps[0] < 2.0  # the first death is restarted at once
-    assert gaps[3] >= 1.8, gaps  # then 0.5 s, 1 s, 2 s ... (before: every one at once)
+    print("restart gaps", [round(g, 2) for g in gaps])
+    # The first death is restarted at once (give or take the supervisor's 0.5 s tick and a
+    # loaded machine), then after 0.5 s, 1 s, 2 s ... (before: every one at once, ~0.5 s).
+    assert gaps[0] < 5.0, gaps
+    assert gaps[3] >= 1.8 and gaps[3] > gaps[0], gaps
 
 
 def test_a_full_data_disk_kills_no_worker_and_service_recovers(

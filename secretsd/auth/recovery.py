@@ -18,6 +18,7 @@ from sqlalchemy import inspect
 from sqlalchemy.engine import make_url
 
 from secretsd.audit import AuditEvent, append_events
+from secretsd.audit_anchor import load_or_create_audit_key
 from secretsd.auth.tokens import ADMIN_POLICY, IssuedToken, TokenStore
 from secretsd.config import Settings
 from secretsd.db.engine import database_errors, describe_url, make_engine
@@ -72,6 +73,7 @@ def recover_admin(settings: Settings, *, ttl_seconds: int = 3600, reason: str = 
             meta={"by": who[:100]},
         )
         try:
+            key = load_or_create_audit_key(settings.resolved_audit_key_file)  # as the server
             append_events(
                 engine,
                 [
@@ -86,6 +88,7 @@ def recover_admin(settings: Settings, *, ttl_seconds: int = 3600, reason: str = 
                         detail=(reason or "admin token minted on the server host")[:300],
                     )
                 ],
+                key,
             )
         except BaseException:
             store.revoke_accessor(issued.info.accessor)  # never an unaudited admin token

@@ -42,6 +42,7 @@ EXTRAS: dict[str, frozenset[str]] = {
             "psycopg",
             "prometheus_client",
             "orjson",
+            "python_multipart",  # the web console's forms (FastAPI's Form/UploadFile)
             "cryptography",
         }
     ),

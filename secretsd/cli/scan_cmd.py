@@ -30,6 +30,20 @@ def scan(
     history: Annotated[
         bool, typer.Option("--history", help="Scan every commit of every branch.")
     ] = False,
+    image: Annotated[
+        Path | None,
+        typer.Option(
+            "--image",
+            help="Scan a container image: a docker-save archive, an OCI archive or layout dir.",
+        ),
+    ] = None,
+    confidence: Annotated[
+        str | None,
+        typer.Option(
+            "--confidence",
+            help="Report findings of at least this confidence: low, medium (default) or high.",
+        ),
+    ] = None,
     fmt: Annotated[str, typer.Option("--format", "-f", help="text, json or sarif.")] = "text",
     output: Annotated[
         Path | None, typer.Option("--output", "-o", help="Write the report here.")
@@ -84,6 +98,8 @@ def scan(
             staged=staged,
             since=since,
             history=history,
+            image=image,
+            confidence=confidence,
             fmt=fmt,
             output=output,
             config=config,

@@ -27,14 +27,21 @@ def _echo(text: str, err: bool = False) -> None:
     print(text, file=sys.stderr if err else sys.stdout)
 
 
-def _mode(staged: bool, since: str | None, history: bool) -> str:
+def _mode(staged: bool, since: str | None, history: bool, image: Path | None = None) -> str:
     chosen = [
         name
-        for name, on in (("--staged", staged), ("--since", since), ("--history", history))
+        for name, on in (
+            ("--staged", staged),
+            ("--since", since),
+            ("--history", history),
+            ("--image", image),
+        )
         if on
     ]
     if len(chosen) > 1:
         raise InvalidInput(f"{' and '.join(chosen)} cannot be combined; pick one source")
+    if image is not None:
+        return "image"
     if staged:
         return "staged"
     if since:
@@ -44,14 +51,19 @@ def _mode(staged: bool, since: str | None, history: bool) -> str:
 
 def _progress(mode: str, fmt: str) -> tuple[Any, Any]:
     """A rich progress bar on a TTY for long scans; nothing when piped or machine output."""
-    if mode not in ("history", "range") or fmt != "text" or not sys.stderr.isatty():
+    if mode not in ("history", "range", "image") or fmt != "text" or not sys.stderr.isatty():
         return None, None
     from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 
+    unit = "layers" if mode == "image" else "commits"
     bar = Progress(
-        TextColumn("scanning history"),
+        TextColumn(f"scanning {'image' if mode == 'image' else 'history'}"),
         BarColumn(),
-        TextColumn("{task.completed}/{task.total} commits"),
+        TextColumn(
+            "{task.completed} layers scanned"
+            if mode == "image"
+            else f"{{task.completed}}/{{task.total}} {unit}"
+        ),
         TimeElapsedColumn(),
         transient=True,
     )
@@ -84,6 +96,7 @@ def _run(
     tests: bool | None,
     matcher: str,
     managed: bool = False,
+    confidence: str | None = None,
 ) -> ScanResult:
     try:
         from secretsd.scanners.scan import ScanRequest, run_scan
@@ -98,6 +111,7 @@ def _run(
         max_file_size=max_file_size,
         report_test_paths=tests,
         matcher=matcher,
+        confidence=confidence,
     )
     if managed:
         from secretsd.scanners.managed import client_from_env
@@ -109,6 +123,8 @@ def _run(
     task, advance = hook
     request.progress = advance
     with bar:
+        if mode == "image":  # the source sets the total once it has read the manifest
+            return run_scan(request)
         from secretsd.scanners.sources.git import DiffSource, open_repo
 
         total = DiffSource(open_repo(path), mode, since=since).count_commits()
@@ -155,6 +171,8 @@ def fast_parser() -> Any:
         parser.add_argument(flag, action="store_true")
     parser.add_argument("--yes", "-y", action="store_true")
     parser.add_argument("--since", default=None)
+    parser.add_argument("--image", type=Path, default=None)
+    parser.add_argument("--confidence", default=None)
     parser.add_argument("--format", "-f", dest="fmt", default="text")
     parser.add_argument("--output", "-o", type=Path, default=None)
     parser.add_argument("--config", type=Path, default=None)
@@ -192,6 +210,8 @@ def _scan(
     history: bool,
     fmt: str,
     output: Path | None,
+    image: Path | None = None,
+    confidence: str | None = None,
     config: Path | None,
     baseline: Path | None,
     write_baseline: Path | None,
@@ -226,12 +246,29 @@ def _scan(
         for rule in cfg.rules:
             _echo(f"{rule.id:32} {rule.kind:12} {rule.description}")
         return 0
-    mode = _mode(staged, since, history)
+    if confidence is not None and confidence not in ("low", "medium", "high"):
+        raise InvalidInput(f"--confidence {confidence!r} is not known; use low, medium or high")
+    mode = _mode(staged, since, history, image)
     if fix and mode != "tree":
         raise InvalidInput(
-            "--fix rewrites files in the working tree; drop --staged/--since/--history"
+            "--fix rewrites files in the working tree; drop --staged/--since/--history/--image"
         )
-    result = _run(path, mode, since, fmt, config, baseline, max_file_size, tests, matcher, managed)
+    if mode == "image":
+        assert image is not None
+        path = image
+    result = _run(
+        path,
+        mode,
+        since,
+        fmt,
+        config,
+        baseline,
+        max_file_size,
+        tests,
+        matcher,
+        managed,
+        confidence,
+    )
     findings = result.findings
     if write_baseline is not None:
         from secretsd.scanners.baseline import write_baseline as write

@@ -26,6 +26,7 @@ from secretsd.server.fastpath import FastReadMiddleware
 from secretsd.server.metrics import Metrics
 from secretsd.server.middleware import RequestMiddleware
 from secretsd.server.routes import (
+    access,
     audit,
     auth,
     consumers,
@@ -115,9 +116,13 @@ def create_app(settings: Settings) -> FastAPI:
         audit,
         value_hashes,
         consumers,
+        access,
         health,
     ):
         app.include_router(module.router)
+    from secretsd.console import mount_console
+
+    mount_console(app)  # the web console at /ui, calling this app's API in process
     # The fast path sits inside RequestMiddleware (added after it = around it), so request
     # ids, metrics and headers are the same whichever path answers.
     app.add_middleware(FastReadMiddleware, enabled=settings.fast_read)

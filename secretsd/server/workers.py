@@ -21,6 +21,7 @@ import contextlib
 import ctypes
 import logging
 import os
+import shutil
 import signal
 import time
 from pathlib import Path
@@ -29,6 +30,7 @@ from uvicorn.config import STARTUP_FAILURE
 from uvicorn.supervisors.multiprocess import Multiprocess, Process
 
 from secretsd.config import RESOLVED_ENV, SECRET_ENV, Settings, settings_to_env
+from secretsd.errors import Unavailable
 
 __all__ = [
     "PARENT_ENV",
@@ -128,6 +130,29 @@ def die_with_parent() -> None:
         os._exit(1)
 
 
+def remove_stale_run_files(run_dir: Path) -> None:
+    """Remove what a killed ``serve`` left behind: its settings file and metrics folder."""
+    for item in run_dir.glob("*-*"):
+        name, _, pid = item.name.partition("-")
+        pid = pid.removesuffix(".json")
+        if name not in ("settings", "metrics") or not pid.isdigit() or _running(int(pid)):
+            continue
+        if item.is_dir():
+            shutil.rmtree(item, ignore_errors=True)
+        else:
+            item.unlink(missing_ok=True)
+
+
+def _running(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
 def hand_settings_to_workers(settings: Settings, run_dir: Path) -> Path:
     """Write the workers' settings to a 0600 file; scrub secrets from our environment.
 
@@ -136,11 +161,19 @@ def hand_settings_to_workers(settings: Settings, run_dir: Path) -> Path:
     """
     run_dir.mkdir(parents=True, exist_ok=True)
     os.chmod(run_dir, 0o700)
+    remove_stale_run_files(run_dir)
     path = run_dir / f"settings-{os.getpid()}.json"
-    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-    with os.fdopen(fd, "w", encoding="utf-8") as handle:
-        os.fchmod(handle.fileno(), 0o600)
-        handle.write(settings_to_env(settings))
+    try:
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        with os.fdopen(fd, "w", encoding="utf-8") as handle:
+            os.fchmod(handle.fileno(), 0o600)
+            handle.write(settings_to_env(settings))
+    except OSError as error:
+        path.unlink(missing_ok=True)
+        raise Unavailable(
+            f"cannot write the workers' settings to {path} ({error.strerror}); "
+            "free space in the data dir or fix its permissions"
+        ) from None
     for name in SECRET_ENV:
         os.environ.pop(name, None)
     os.environ[RESOLVED_ENV] = str(path)

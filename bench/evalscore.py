@@ -1,0 +1,104 @@
+"""Score scanners on the two-part evaluation corpus (``evalset.py``), by confidence tier.
+
+    python bench/evalscore.py [--misses]   # --misses: list the *tuning* part's misses only
+
+Precision/recall by line, as ``scan.py`` scores: a planted credential is found
+when any of its lines is reported; a reported line on a planted negative, or
+on no label at all, is a false positive. secretsd is scored at each floor
+(``high``, ``medium`` = default, ``low``); peers have no tiers.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+
+HERE = Path(__file__).resolve().parent
+sys.path.insert(0, str(HERE))
+
+import evalset  # noqa: E402
+import peers  # noqa: E402
+
+CORPUS = HERE / ".corpus"
+RANK = {"low": 0, "medium": 1, "high": 2}
+
+
+def score(found: set[tuple[str, int]], labels: list[dict[str, object]]) -> dict[str, float]:
+    spans: dict[str, list[dict[str, object]]] = {}
+    for label in labels:
+        spans.setdefault(str(label["path"]), []).append(label)
+    positives = [x for x in labels if x["positive"]]
+    tp = sum(
+        1
+        for x in positives
+        if any((x["path"], n) in found for n in range(int(x["first"]), int(x["last"]) + 1))  # type: ignore[call-overload]
+    )
+    fp = 0
+    for path, line in found:
+        hit = [x for x in spans.get(path, []) if int(x["first"]) <= line <= int(x["last"])]  # type: ignore[call-overload]
+        if not hit or not hit[0]["positive"]:
+            fp += 1
+    precision = tp / (tp + fp) if tp + fp else 0.0
+    recall = tp / len(positives) if positives else 0.0
+    f1 = 2 * precision * recall / (precision + recall) if precision + recall else 0.0
+    return {"precision": precision, "recall": recall, "f1": f1, "tp": tp, "fp": fp}
+
+
+def at_floor(run: peers.Run, floor: str) -> set[tuple[str, int]]:
+    return {where for where, tier in run.tiers.items() if RANK[tier] >= RANK[floor]}
+
+
+def misses(found: set[tuple[str, int]], labels: list[dict[str, object]], root: Path) -> None:
+    for x in labels:
+        lines = range(int(x["first"]), int(x["last"]) + 1)  # type: ignore[call-overload]
+        hit = any((x["path"], n) in found for n in lines)
+        if hit != bool(x["positive"]):
+            text = (root / str(x["path"])).read_text().splitlines()[int(x["first"]) - 1]  # type: ignore[call-overload]
+            kind = "FN" if x["positive"] else "FP"
+            print(f"  {kind} {x['kind']:14} {x['path']}: {text[:110]}")
+
+
+def run_all(parts: tuple[str, ...], with_peers: bool, show_misses: bool) -> dict[str, object]:
+    results: dict[str, object] = {}
+    for part in parts:
+        root = CORPUS / f"eval-{part}"
+        if not (root / "labels.json").exists():
+            evalset.build(root, part)
+        labels = json.loads((root / "labels.json").read_text())
+        row: dict[str, object] = {}
+        ours = peers.ours(root / "files")
+        for floor in ("high", "medium", "low"):
+            row[f"secretsd@{floor}"] = score(at_floor(ours, floor), labels)
+        if show_misses and part == "tune":
+            print("tuning-part misses at the default floor (medium):")
+            misses(at_floor(ours, "medium"), labels, root / "files")
+        if with_peers:
+            for name in ("gitleaks", "detect-secrets", "credsweeper"):
+                row[name] = score(peers.SCANNERS[name](root / "files").findings, labels)
+        results[part] = row
+        positives = sum(1 for x in labels if x["positive"])
+        print(f"{part}: {len(labels)} labelled values, {positives} credentials")
+        for name, value in row.items():
+            assert isinstance(value, dict)
+            print(
+                f"  {name:18} P {value['precision']:.3f}  R {value['recall']:.3f}  "
+                f"F1 {value['f1']:.3f}  (tp {value['tp']}, fp {value['fp']})"
+            )
+    return results
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--misses", action="store_true", help="list the tuning part's misses")
+    parser.add_argument("--no-peers", action="store_true")
+    parser.add_argument("--part", choices=("tune", "heldout", "both"), default="both")
+    args = parser.parse_args()
+    parts = ("tune", "heldout") if args.part == "both" else (args.part,)
+    run_all(parts, not args.no_peers, args.misses)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

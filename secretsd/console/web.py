@@ -1,0 +1,135 @@
+"""Shared plumbing of the console's pages: templates, the session dependency, headers.
+
+Every page answer carries a strict Content-Security-Policy (scripts, styles,
+images and fetches from this origin only, no inline script, no framing) and
+``Cache-Control: no-store``, so a revealed value never lands in a cache or in
+the back/forward history.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Annotated, Any
+
+from fastapi import Depends, Request
+from fastapi.templating import Jinja2Templates
+from starlette.responses import HTMLResponse, Response
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from secretsd.console.session import COOKIE, ConsoleApi, csrf_ok, csrf_token, same_origin
+
+__all__ = [
+    "CSP",
+    "Ctx",
+    "MutationDep",
+    "SessionDep",
+    "SignInRequired",
+    "StaleForm",
+    "render",
+    "templates",
+]
+
+HERE = Path(__file__).parent
+templates = Jinja2Templates(directory=str(HERE / "templates"))
+
+CSP = (
+    "default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self' data:; "
+    "connect-src 'self'; form-action 'self'; frame-ancestors 'none'; base-uri 'none'"
+)
+HEADERS = {
+    "content-security-policy": CSP,
+    "cache-control": "no-store",
+    "x-content-type-options": "nosniff",
+    "referrer-policy": "no-referrer",
+    "x-frame-options": "DENY",
+}
+
+
+class SecurityHeaders:
+    """Pure ASGI middleware: the console's headers on every answer under /ui."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+
+        async def send_with_headers(message: Message) -> None:
+            if message["type"] == "http.response.start":
+                raw = [
+                    (k, v)
+                    for k, v in message.get("headers", [])
+                    if k.decode("latin-1").lower() not in HEADERS
+                ]
+                raw += [(k.encode(), v.encode()) for k, v in HEADERS.items()]
+                message["headers"] = raw
+            await send(message)
+
+        await self.app(scope, receive, send_with_headers)
+
+
+class SignInRequired(Exception):
+    """No (live) session: send the browser to the sign-in page."""
+
+
+class StaleForm(Exception):
+    """A state change without this session's CSRF token, or from another site."""
+
+
+@dataclass
+class Ctx:
+    """One request's session: the API as the signed-in token, and the CSRF token."""
+
+    request: Request
+    api: ConsoleApi
+    csrf: str
+    me: dict[str, Any] = field(default_factory=dict)
+
+
+def _api_app(request: Request) -> ASGIApp:
+    app: ASGIApp = request.app.state.api_app
+    return app
+
+
+async def get_session(request: Request) -> Ctx:
+    token = request.cookies.get(COOKIE, "")
+    if not token:
+        raise SignInRequired
+    return Ctx(request, ConsoleApi(_api_app(request), request, token), csrf_token(token))
+
+
+async def get_mutation(request: Request) -> Ctx:
+    ctx = await get_session(request)
+    if not same_origin(request) or not await csrf_ok(request, ctx.api.token or ""):
+        raise StaleForm
+    return ctx
+
+
+SessionDep = Annotated[Ctx, Depends(get_session)]
+MutationDep = Annotated[Ctx, Depends(get_mutation)]
+
+
+def render(
+    request: Request,
+    template: str,
+    ctx: Ctx | None = None,
+    *,
+    status_code: int = 200,
+    headers: dict[str, str] | None = None,
+    **values: Any,
+) -> Response:
+    """Render a page or fragment (autoescaped) with the session's CSRF token."""
+    values.setdefault("csrf", ctx.csrf if ctx else "")
+    values.setdefault("section", "")
+    response: HTMLResponse = templates.TemplateResponse(
+        request, template, values, status_code=status_code, headers=headers
+    )
+    return response
+
+
+def hx_redirect(url: str) -> Response:
+    """Navigate the whole page after an htmx request (a plain 303 for a form post)."""
+    return Response(status_code=200, headers={"HX-Redirect": url})

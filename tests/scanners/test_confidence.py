@@ -1,0 +1,179 @@
+"""Confidence tiers: on every finding, in every format, as a floor, and tunable filters."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import jsonschema
+import pytest
+from secretsd.scanners.config import ScanConfig
+from secretsd.scanners.engine import Engine
+from secretsd.scanners.model import Fragment
+from synth import github_token, password
+
+from secretsd.cli.main import main
+
+PW = password(seed=31)
+TOKEN = github_token(seed=32)
+UUID = "3f1c2b7a-9d4e-4a8b-b6c5-1e2f3a4b5c6d"
+SCHEMA = json.loads((Path(__file__).parent / "data" / "sarif-schema-2.1.0.json").read_text())
+
+
+@pytest.fixture
+def tiers(tmp_path: Path) -> Path:
+    """One finding of each tier: a checksummed token, a strong password, a weak one."""
+    root = tmp_path / "tiers"
+    root.mkdir()
+    (root / "gh.yaml").write_text(f"token: {TOKEN}\n")
+    (root / "db.py").write_text(f'DB_PASSWORD = "{PW}"\n')
+    (root / "settings.py").write_text(f'API_KEY = "{UUID}"\n')
+    return root
+
+
+def _json(capsys: pytest.CaptureFixture[str], *argv: str) -> list[dict[str, object]]:
+    code = main(["scan", *argv, "--format", "json"])
+    out, err = capsys.readouterr()
+    assert code in (0, 1), err
+    for secret in (PW, TOKEN, UUID):
+        assert secret not in out
+    findings: list[dict[str, object]] = json.loads(out)["findings"]
+    return findings
+
+
+@pytest.mark.parametrize(
+    ("floor", "expected"),
+    [
+        ("low", {"gh.yaml": "high", "db.py": "medium", "settings.py": "low"}),
+        ("medium", {"gh.yaml": "high", "db.py": "medium"}),
+        ("high", {"gh.yaml": "high"}),
+    ],
+)
+def test_confidence_floor(
+    tiers: Path, capsys: pytest.CaptureFixture[str], floor: str, expected: dict[str, str]
+) -> None:
+    found = _json(capsys, str(tiers), "--confidence", floor)
+    assert {str(f["path"]): f["confidence"] for f in found} == expected
+
+
+def test_default_floor_is_medium_and_config_can_change_it(
+    tiers: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert {f["path"] for f in _json(capsys, str(tiers))} == {"gh.yaml", "db.py"}
+    (tiers / ".secretsd-scan.toml").write_text('[scan]\nconfidence = "high"\n')
+    assert {f["path"] for f in _json(capsys, str(tiers))} == {"gh.yaml"}
+    # the flag wins over the file
+    assert len(_json(capsys, str(tiers), "--confidence", "low")) == 3
+
+
+def test_text_and_sarif_carry_the_tier(tiers: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["scan", str(tiers), "--confidence", "low"]) == 1
+    out = capsys.readouterr().out
+    assert "gh.yaml:1:8: github-token (GitHub token" in out
+    assert "refresh)) [high confidence]" in out
+    assert "[low confidence]" in out and "[medium confidence]" in out
+    assert main(["scan", str(tiers), "--confidence", "low", "-f", "sarif"]) == 1
+    document = json.loads(capsys.readouterr().out)
+    jsonschema.validate(document, SCHEMA)
+    results = {
+        r["locations"][0]["physicalLocation"]["artifactLocation"]["uri"]: (r["level"], r["rank"])
+        for r in document["runs"][0]["results"]
+    }
+    assert results == {
+        "gh.yaml": ("error", 90.0),
+        "db.py": ("warning", 60.0),
+        "settings.py": ("note", 30.0),
+    }
+
+
+def test_bad_confidence_is_a_clear_error(tiers: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["scan", str(tiers), "--confidence", "certain"]) == 2
+    assert "--confidence 'certain' is not known" in capsys.readouterr().err
+    (tiers / ".secretsd-scan.toml").write_text('[filters]\nuuid_values = "maybe"\n')
+    assert main(["scan", str(tiers)]) == 2
+    err = capsys.readouterr().err
+    assert "[filters] uuid_values must be one of low, drop" in err
+
+
+def test_redaction_keeps_only_the_public_prefix(
+    tiers: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    found = {str(f["path"]): f for f in _json(capsys, str(tiers), "--confidence", "low")}
+    assert found["gh.yaml"]["secret"] == "ghp_*****"
+    assert found["db.py"]["secret"] == "*****"
+    assert found["settings.py"]["secret"] == "*****"
+    assert found["db.py"]["match"] == 'DB_PASSWORD = "*****"'
+
+
+def _tiers(config: ScanConfig, path: str, text: str) -> list[str]:
+    engine = Engine(config.rules, filters=config.filters)
+    return [f.confidence for f in engine.scan(Fragment(path, text.encode()))]
+
+
+def test_filters_in_the_config_file(tmp_path: Path) -> None:
+    default = ScanConfig.load(tmp_path)
+    weak = "password = 'sunshine'\n"
+    test_pw = f'password = "{PW}"\n'
+    assert _tiers(default, "app.py", weak) == ["low"]
+    assert _tiers(default, "tests/test_app.py", test_pw) == ["medium"]
+    assert _tiers(default, "README.md", "postgres://app:Xk29fj2k3Lm@db.acme.dev/x") == ["medium"]
+    assert _tiers(default, "app.py", 'password = "acme-dev-pw"') == ["medium"]
+    (tmp_path / ".secretsd-scan.toml").write_text(
+        "[filters]\n"
+        'weak_passwords = "drop"\n'
+        'test_paths = "low"\n'
+        'example_hosts = [".acme.dev"]\n'
+        'placeholders = ["ACME-DEV-PW"]\n'
+    )
+    tuned = ScanConfig.load(tmp_path)
+    assert _tiers(tuned, "app.py", weak) == []
+    assert _tiers(tuned, "tests/test_app.py", test_pw) == ["low"]
+    assert _tiers(tuned, "README.md", "postgres://app:Xk29fj2k3Lm@db.acme.dev/x") == []
+    assert _tiers(tuned, "app.py", 'password = "acme-dev-pw"') == []
+
+
+def test_encrypted_private_keys_filter(tmp_path: Path) -> None:
+    pem = (
+        "-----BEGIN ENCRYPTED PRIVATE KEY-----\n"
+        + "\n".join(["MIIFHDBOBgkqhkiG9w0BBQ0wQTApBgkqhkiG9w0BBQwwHAQIaOiSBmEPNgUCAggA"] * 4)
+        + "\n-----END ENCRYPTED PRIVATE KEY-----\n"
+    )
+    assert _tiers(ScanConfig.load(tmp_path), "key.pem", pem) == []
+    (tmp_path / ".secretsd-scan.toml").write_text('[filters]\nencrypted_keys = "low"\n')
+    assert _tiers(ScanConfig.load(tmp_path), "key.pem", pem) == ["low"]
+
+
+def test_hook_floor(
+    repo: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """The hook blocks at medium by default; --confidence and [scan] confidence move the floor."""
+    from conftest import git
+    from secretsd.scanners import hook
+
+    monkeypatch.chdir(repo)
+    (repo / "test_login.py").write_text("client.login(username='qa', password='sunshine')\n")
+    git(repo, "add", "test_login.py")
+    assert hook.HOOK_CONFIDENCE == "medium"
+    assert hook.main([]) == 0  # a weak password is low confidence
+    assert hook.main(["--confidence", "low"]) == 1
+    assert PW not in capsys.readouterr().err
+    (repo / "db.py").write_text(f'DB_PASSWORD = "{PW}"\n')
+    git(repo, "add", "db.py")
+    assert hook.main([]) == 1
+    (repo / ".secretsd-scan.toml").write_text('[scan]\nconfidence = "high"\n')
+    assert hook.main([]) == 0
+    capsys.readouterr()
+
+
+def test_every_secret_on_a_line_is_masked_in_each_report(tmp_path: Path) -> None:
+    from synth import aws_key_id, rand
+
+    key_id, secret = aws_key_id(seed=51), rand(40, seed=52)
+    line = f"aws_access_key_id={key_id} aws_secret_access_key={secret}\n"
+    engine = Engine(ScanConfig.load(tmp_path).rules)
+    found = engine.scan(Fragment("creds.sh", line.encode()))
+    assert len(found) == 2
+    for finding in found:
+        shown = finding.redacted_line()
+        assert key_id not in shown and secret not in shown
+        assert key_id[4:] not in shown and secret[:8] not in shown

@@ -1,0 +1,326 @@
+"""The API routes the console added (who-can, policy validation, audit chain) and the
+console's HTTP behaviour without a browser (sessions, exports, headers)."""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import logging
+import ssl
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+import sqlalchemy
+
+from secretsd.cli.policy_cmd import load_policy_file
+from secretsd.console.audit_pages import chart_series
+from secretsd.console.leaks_pages import parse_report
+from secretsd.errors import ValidationFailed
+from tests.conftest import (
+    CANARY,
+    RunningServer,
+    make_settings,
+    self_signed_certificate,
+    start_server,
+)
+
+
+def _token(admin: httpx.Client, *policies: str, name: str = "") -> str:
+    answer = admin.post("/v1/auth/tokens", json={"policies": list(policies), "display_name": name})
+    assert answer.status_code == 200, answer.text
+    return str(answer.json()["token"])
+
+
+@pytest.fixture
+def console(server: RunningServer) -> Iterator[httpx.Client]:
+    """A signed-in console session (cookie jar) driven over plain HTTP.
+
+    httpcore logs response headers at DEBUG, Set-Cookie included: that is this
+    test client's own log (a browser keeps no such log), so it is quietened
+    while the session token is remembered by the canary for every other text.
+    """
+    wire = logging.getLogger("httpcore")
+    previous = wire.level
+    wire.setLevel(logging.INFO)
+    with httpx.Client(base_url=server.url, follow_redirects=False, timeout=30) as client:
+        answer = client.post("/ui/login", data={"method": "token", "token": server.token})
+        assert answer.status_code == 303
+        CANARY.remember(client.cookies.get("secretsd_console"))
+        try:
+            yield client
+        finally:
+            wire.setLevel(previous)
+
+
+def _csrf(console: httpx.Client) -> str:
+    page = console.get("/ui/secrets").text
+    return page.split('name="csrf" value="', 1)[1].split('"', 1)[0]
+
+
+def _audit(admin: httpx.Client, **filters: str) -> list[dict[str, Any]]:
+    records: list[dict[str, Any]] = admin.get("/v1/audit", params=filters).json()["records"]
+    return records
+
+
+def test_who_can_is_authorised_and_audited(server: RunningServer, admin: httpx.Client) -> None:
+    admin.put(
+        "/v1/policies/readers", json={"rules": [{"path": "apps/x/**", "capabilities": ["read"]}]}
+    )
+    admin.put(
+        "/v1/policies/auditors",
+        json={"rules": [{"path": "sys/access", "capabilities": ["read"]}]},
+    )
+    reader = _token(admin, "readers", name="reader")
+    auditor = _token(admin, "auditors", name="auditor")
+    admin.put("/v1/auth/approle/roles/x-app", json={"policies": ["readers"]})
+    with server.client(reader) as client:
+        denied = client.get("/v1/access/who-can", params={"path": "apps/x/db"})
+    assert denied.status_code == 403
+    assert _audit(admin, action="who-can", outcome="denied")
+    with server.client(auditor) as client:
+        answer = client.get("/v1/access/who-can", params={"path": "apps/x/db"}).json()
+    read = answer["capabilities"]["read"]
+    assert read["policies"] == ["admin", "readers"]
+    assert "reader" in [t["display_name"] for t in read["tokens"]]
+    assert "auditor" not in [t["display_name"] for t in read["tokens"]]
+    assert read["approles"] == ["x-app"]
+    assert answer["capabilities"]["write"]["approles"] == []
+    allowed = _audit(admin, action="who-can", outcome="allowed")
+    assert allowed and allowed[-1]["path"] == "sys/access"
+    with server.client(auditor) as client:
+        bad = client.get("/v1/access/who-can", params={"path": "../etc"})
+    assert bad.status_code in (400, 422)
+
+
+def test_policy_validation_gives_the_cli_message(
+    server: RunningServer, admin: httpx.Client
+) -> None:
+    text = "rules:\n  - path: apps/**\n    capabilities: [read]\n  - path: /bad\n    capabilities: [read]\n"
+    with pytest.raises(ValidationFailed) as expected:
+        load_policy_file("p1", text, "text")
+    answer = admin.post("/v1/policies/p1/validate", json={"text": text}).json()
+    assert answer == {"valid": False, "message": expected.value.message.removeprefix("text: ")}
+    assert answer["message"].startswith("policy 'p1' rule 2 (line 4)")
+    broken = admin.post("/v1/policies/p1/validate", json={"text": "rules: [\n"}).json()
+    assert broken["valid"] is False and broken["message"].startswith("text line 2: not valid YAML")
+    assert "line 4" in answer["message"]
+    good = admin.post("/v1/policies/p1/validate", json={"text": "rules: []"}).json()
+    assert good["valid"] is False and "no rules" in good["message"]
+    ok = admin.post(
+        "/v1/policies/p1/validate", json={"text": "- path: a/**\n  capabilities: [list]\n"}
+    ).json()
+    assert ok == {
+        "valid": True,
+        "message": "",
+        "rules": [{"path": "a/**", "capabilities": ["list"]}],
+    }
+    assert admin.get("/v1/policies/p1").status_code == 404  # validation stores nothing
+    admin.put("/v1/policies/r", json={"rules": [{"path": "a/**", "capabilities": ["read"]}]})
+    with server.client(_token(admin, "r")) as client:
+        assert client.post("/v1/policies/p1/validate", json={"text": text}).status_code == 403
+
+
+def test_audit_chain_route_reports_tampering(server: RunningServer, admin: httpx.Client) -> None:
+    admin.put("/v1/secrets/apps/chain/a", json={"data": {"k": "v" * 10}})
+    first = admin.get("/v1/audit/chain").json()
+    assert first["intact"] is True and first["checked"] > 0
+    with server.state.engine.begin() as connection:
+        connection.execute(sqlalchemy.text("UPDATE audit_log SET detail = 'edited' WHERE seq = 2"))
+    broken = admin.get("/v1/audit/chain").json()
+    assert broken["intact"] is False and broken["problem"]["seq"] == 2
+
+
+def test_console_needs_a_session(server: RunningServer) -> None:
+    with httpx.Client(base_url=server.url, follow_redirects=False) as anonymous:
+        page = anonymous.get("/ui/secrets")
+        assert page.status_code == 303 and page.headers["location"] == "/ui/login"
+        fragment = anonymous.get("/ui/secret-keys/apps/x", headers={"HX-Request": "true"})
+        assert fragment.headers["hx-redirect"] == "/ui/login"
+        login = anonymous.get("/ui/login")
+        assert "script-src 'self'" in login.headers["content-security-policy"]
+        assert login.headers["cache-control"] == "no-store"
+        assert "DENY" in login.headers["x-frame-options"]  # the edge layer may add its own
+        wrong = anonymous.post(
+            "/ui/login", data={"method": "token", "token": "sdt_nope-" + "y" * 20}
+        )
+        assert wrong.status_code == 401 and "secretsd_console" not in wrong.cookies
+        static = anonymous.get("/ui/static/htmx.min.js")
+        assert static.status_code == 200 and "content-security-policy" in static.headers
+
+
+def test_reveal_is_a_post_with_no_store(
+    server: RunningServer, admin: httpx.Client, console: httpx.Client
+) -> None:
+    value = f"val-{uuid.uuid4().hex}"
+    CANARY.remember(value)
+    admin.put(
+        "/v1/secrets/apps/rev/a", json={"data": {"k": value, "other": f"o-{uuid.uuid4().hex}"}}
+    )
+    keys = console.get("/ui/secret-keys/apps/rev/a")
+    assert "k" in keys.text and value not in keys.text
+    assert console.get("/ui/reveal").status_code == 405
+    malformed = console.get("/ui/secret/apps/rev/a?version=first")
+    assert malformed.status_code == 400 and "query.version" in malformed.text
+    assert "text/html" in malformed.headers["content-type"]
+    revealed = console.post(
+        "/ui/reveal",
+        data={"path": "apps/rev/a", "version": "1", "key": "k"},
+        headers={"X-CSRF-Token": _csrf(console)},
+    )
+    assert revealed.status_code == 200 and value in revealed.text
+    assert revealed.headers["cache-control"] == "no-store"
+    assert "other" not in revealed.text  # one key at a time
+    reads = _audit(admin, action="read", path_prefix="apps/rev/a")
+    assert reads and reads[-1]["display_name"].startswith("console:")
+
+
+def test_audit_export_csv_and_json(
+    server: RunningServer, admin: httpx.Client, console: httpx.Client
+) -> None:
+    admin.put("/v1/secrets/apps/exp/a", json={"data": {"k": f"x-{uuid.uuid4().hex}"}})
+    as_csv = console.get("/ui/audit/export", params={"format": "csv", "path_prefix": "apps/exp"})
+    assert as_csv.status_code == 200 and "attachment" in as_csv.headers["content-disposition"]
+    rows = list(csv.DictReader(io.StringIO(as_csv.text)))
+    assert rows and all(r["path"].startswith("apps/exp") for r in rows)
+    assert {"write"} <= {r["action"] for r in rows}
+    as_json = console.get("/ui/audit/export", params={"format": "json", "action": "write"})
+    lines = [json.loads(line) for line in as_json.text.splitlines()]
+    assert lines and all(r["action"] == "write" for r in lines)
+
+
+def test_chart_series_buckets_reads_writes_and_denials() -> None:
+    records = [
+        {"time": "2026-11-24T10:00:00Z", "action": "read", "outcome": "allowed"},
+        {"time": "2026-11-24T10:00:30Z", "action": "write", "outcome": "allowed"},
+        {"time": "2026-11-24T11:00:00Z", "action": "read", "outcome": "denied"},
+        {"time": "not a time", "action": "read", "outcome": "allowed"},
+    ]
+    series = chart_series(records)
+    assert sum(series["reads"]) == 1 and sum(series["writes"]) == 1
+    assert sum(series["denials"]) == 1
+    assert series["reads"][0] == 1 and series["denials"][-1] == 1
+    assert chart_series([]) == {"t": [], "reads": [], "writes": [], "denials": []}
+
+
+def test_parse_report_drops_matched_text() -> None:
+    sarif = {
+        "runs": [
+            {
+                "versionControlProvenance": [{"repositoryUri": "https://git.example/app"}],
+                "results": [
+                    {
+                        "ruleId": "aws-key",
+                        "level": "error",
+                        "message": {"text": "AKIA... found"},
+                        "locations": [
+                            {
+                                "physicalLocation": {
+                                    "artifactLocation": {"uri": "a.env"},
+                                    "region": {"startLine": 4, "snippet": {"text": "KEY=AKIA"}},
+                                }
+                            }
+                        ],
+                    }
+                ],
+            }
+        ]
+    }
+    (finding,) = parse_report(json.dumps(sarif).encode())
+    assert finding == {
+        "repository": "https://git.example/app",
+        "rule": "aws-key",
+        "path": "a.env",
+        "line": 4,
+        "confidence": "error",
+        "commit": "",
+    }
+    with pytest.raises(ValueError, match="not JSON"):
+        parse_report(b"{")
+    with pytest.raises(ValueError, match="SARIF"):
+        parse_report(b"{}")
+
+
+def test_token_that_cannot_mint_signs_in_as_given(
+    server: RunningServer, admin: httpx.Client
+) -> None:
+    admin.put(
+        "/v1/policies/viewer", json={"rules": [{"path": "apps/**", "capabilities": ["list"]}]}
+    )
+    viewer = _token(admin, "viewer", name="viewer")
+    admin.put("/v1/secrets/apps/v/a", json={"data": {"k": f"v-{uuid.uuid4().hex}"}})
+    wire = logging.getLogger("httpcore")
+    previous = wire.level
+    wire.setLevel(logging.INFO)  # Set-Cookie in this client's own DEBUG log (see above)
+    try:
+        with httpx.Client(base_url=server.url, follow_redirects=False) as browser:
+            answer = browser.post("/ui/login", data={"method": "token", "token": viewer})
+            assert answer.status_code == 303
+            assert browser.cookies.get("secretsd_console") == viewer  # no minting grant
+            tree = browser.get("/ui/secrets?prefix=apps").text
+            assert "v/" in tree
+            # The API decides: list yes, audit no (the page says why), read no.
+            assert "not allowed" in browser.get("/ui/audit").text
+            keys = browser.get("/ui/secret-keys/apps/v/a").text
+            assert "not allowed" in keys
+            out = browser.post("/ui/logout", data={"csrf": _csrf(browser)})
+            assert out.status_code == 303 and "secretsd_console" not in browser.cookies
+    finally:
+        wire.setLevel(previous)
+    with server.client(viewer) as client:  # the caller's own token is not revoked
+        assert client.get("/v1/auth/tokens/self").status_code == 200
+
+
+def test_session_cookie_is_secure_under_tls(tmp_path: Path, bao: Any, vault_prefix: str) -> None:
+    cert_file, key_file = self_signed_certificate(tmp_path)
+    server = start_server(make_settings(tmp_path, bao, vault_prefix), tls=(cert_file, key_file))
+    wire = logging.getLogger("httpcore")
+    previous = wire.level
+    wire.setLevel(logging.INFO)  # Set-Cookie in this client's own DEBUG log (see above)
+    try:
+        with httpx.Client(
+            base_url=server.url, verify=ssl.create_default_context(cafile=str(cert_file))
+        ) as browser:
+            answer = browser.post(
+                "/ui/login", data={"method": "token", "token": server.token}, follow_redirects=False
+            )
+            CANARY.remember(browser.cookies.get("secretsd_console"))
+            cookie = answer.headers["set-cookie"].lower()
+            assert "secure" in cookie and "httponly" in cookie and "samesite=strict" in cookie
+            assert "path=/ui" in cookie
+    finally:
+        wire.setLevel(previous)
+        server.stop()
+
+
+def test_the_canary_watches_console_pages_but_not_reveals() -> None:
+    from tests.conftest import Canary
+
+    canary = Canary()
+    canary.remember("value-" + "q" * 20)
+    page = "<td>value-" + "q" * 20 + "</td>"
+    canary.note_console_response("http://h/ui/reveal", "text/html; charset=utf-8", page)
+    canary.note_console_response("http://h/ui/static/console.js", "text/javascript", page)
+    assert canary.leaks() == []
+    canary.note_console_response("http://h/ui/secret/a", "text/html; charset=utf-8", page)
+    assert len(canary.leaks()) == 1
+
+
+def test_secret_page_shows_versions_writers_and_consumers(
+    server: RunningServer, admin: httpx.Client, console: httpx.Client
+) -> None:
+    admin.put("/v1/secrets/apps/c/db", json={"data": {"k": f"c1-{uuid.uuid4().hex}"}})
+    admin.put("/v1/secrets/apps/c/db", json={"data": {"k": f"c2-{uuid.uuid4().hex}"}})
+    admin.delete("/v1/secrets/apps/c/db", params={"versions": "1"})
+    report = {"consumer": "web-7f9c:app", "kind": "agent", "versions": {"apps/c/db": 2}}
+    assert admin.put("/v1/consumers", json=report).status_code == 204
+    page = console.get("/ui/secret/apps/c/db").text
+    versions = page.split('id="versions"', 1)[1].split("</table>", 1)[0]
+    assert "(current)" in versions and "deleted" in versions
+    assert versions.count("admin (bootstrap)") == 2  # who wrote each version
+    consumers = page.split('id="cons-h"', 1)[1].split("</section>", 1)[0]
+    assert "web-7f9c:app" in consumers and "agent" in consumers
