@@ -70,7 +70,8 @@ def test_revocation_on_a_is_enforced_on_b_within_the_bound(pair: tuple[Replica, 
             ).json()["token"]
             with b.client(token) as reader:
                 for _ in range(4):  # warm every worker's token cache
-                    assert reader.get("/v1/secrets/coh/x").status_code == 200
+                    answer = reader.get("/v1/secrets/coh/x")
+                    assert answer.status_code == 200, (answer.status_code, answer.text)
                 assert (
                     admin.post("/v1/auth/tokens/revoke", json={"token": token}).status_code == 204
                 )
