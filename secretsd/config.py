@@ -84,6 +84,9 @@ class Settings(BaseSettings):
 
     # Vault / OpenBao. No address means: run the embedded OpenBao.
     vault_addr: str | None = None
+    # Other nodes of the same Vault/OpenBao cluster, tried in turn when the current one
+    # refuses connections (a request that never reached Vault is safe to send elsewhere).
+    vault_fallback_addrs: list[str] = Field(default_factory=list)
     vault_token: SecretStr | None = None
     vault_token_file: Path | None = None
     vault_role_id: str | None = None
@@ -203,6 +206,19 @@ class Settings(BaseSettings):
         if parts.scheme not in ("http", "https") or not parts.netloc:
             raise ValueError("must be an http:// or https:// URL, e.g. https://vault.example:8200")
         return value.rstrip("/")
+
+    @field_validator("vault_fallback_addrs")
+    @classmethod
+    def _check_fallback_addrs(cls, values: list[str]) -> list[str]:
+        checked = []
+        for value in values:
+            parts = urlsplit(value)
+            if parts.scheme not in ("http", "https") or not parts.netloc:
+                raise ValueError(
+                    f"{value!r} must be an http:// or https:// URL, e.g. https://vault-2.example:8200"
+                )
+            checked.append(value.rstrip("/"))
+        return checked
 
     # -- derived values -------------------------------------------------
 

@@ -102,3 +102,13 @@ def test_resolved_settings_round_trip_for_workers(
     assert restored.port == 1234
     assert restored.vault_token is not None
     assert restored.vault_token.get_secret_value() == "s.abc"
+
+
+def test_vault_fallback_addrs_are_urls_from_json_env(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv(
+        "SECRETSD_VAULT_FALLBACK_ADDRS", '["http://10.0.0.2:8200/", "https://b:8200"]'
+    )
+    assert load_settings().vault_fallback_addrs == ["http://10.0.0.2:8200", "https://b:8200"]
+    monkeypatch.setenv("SECRETSD_VAULT_FALLBACK_ADDRS", '["vault-2:8200"]')
+    with pytest.raises(ConfigError, match=r"vault_fallback_addrs.*must be an http"):
+        load_settings()

@@ -28,7 +28,7 @@ import asyncio
 import logging
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from typing import Any, TypeVar
 
 import hvac
@@ -72,6 +72,14 @@ class VaultMissing(Exception):
         self.body = body if isinstance(body, dict) else {}
 
 
+class _NeverSent(Exception):
+    """A call whose connection to the current node was never made: another node may take it."""
+
+    def __init__(self, error: BaseException) -> None:
+        super().__init__(str(error))
+        self.error = error
+
+
 class _TokenInvalid(Exception):
     """secretsd's own Vault token is expired or revoked: log in again, once."""
 
@@ -100,8 +108,11 @@ class VaultTransport:
         on_call: Callable[[str, float], None] | None = None,
         probe_interval: float = 1.0,
         breaker: bool = True,
+        fallback_addrs: Sequence[str] = (),
     ) -> None:
         self.addr = addr.rstrip("/")
+        #: This node, then the other nodes of the same cluster (``vault_fallback_addrs``).
+        self._addrs = [self.addr, *(a.rstrip("/") for a in fallback_addrs if a != self.addr)]
         self._breaker = breaker
         self.timeout = timeout
         self.probe_interval = probe_interval
@@ -245,7 +256,9 @@ class VaultTransport:
                 timeout=min(self.probe_interval, self.timeout),
                 verify=self._verify,
             )
-        except requests.exceptions.RequestException:
+        except requests.exceptions.RequestException as error:
+            if _never_sent(error):
+                self._fail_over()  # the next probe asks the next node
             return False
         return answer.status_code not in _DOWN_STATUSES and answer.status_code != 501
 
@@ -281,6 +294,8 @@ class VaultTransport:
                 self.answer_error(answer.status, answer.body, "logging in", "")
             ) from None
         except requests.exceptions.RequestException as error:
+            if len(self._addrs) > 1 and _never_sent(error):
+                raise _NeverSent(error) from None
             raise _as_error(self.network_error(error, "GET", "logging in", "")) from None
         self._token_ttl = ttl
         self._logged_in = True
@@ -321,9 +336,35 @@ class VaultTransport:
 
     # -- calls ----------------------------------------------------------------
 
+    def _fail_over(self) -> bool:
+        """Move to the next configured node; False when there is no other.
+
+        Only for a connection that was never made: the request did not reach Vault,
+        so sending it to another node of the cluster cannot apply it twice.
+        """
+        if len(self._addrs) < 2:
+            return False
+        position = self._addrs.index(self.addr) if self.addr in self._addrs else -1
+        self.addr = self._addrs[(position + 1) % len(self._addrs)]
+        self.client.url = self.addr
+        log.warning("Vault node unreachable; failing over to %s", self.addr)
+        return True
+
     def call(self, doing: str, path: str, method: str, fn: Callable[[], T]) -> T:
-        """Run one hvac call: breaker, login, one re-login on a stale token, one error table."""
+        """Run one hvac call: breaker, login, one re-login on a stale token, one error table;
+        a node that refuses the connection hands the call to the next configured node."""
         self._check_breaker()
+        for _ in range(len(self._addrs) - 1):
+            try:
+                return self._call_once(doing, path, method, fn)
+            except _NeverSent:
+                self._fail_over()
+        try:
+            return self._call_once(doing, path, method, fn)
+        except _NeverSent as never:
+            raise _as_error(self.network_error(never.error, method, doing, path)) from None
+
+    def _call_once(self, doing: str, path: str, method: str, fn: Callable[[], T]) -> T:
         if not self._logged_in:
             self.login()
         started = time.perf_counter()
@@ -339,6 +380,8 @@ class VaultTransport:
                         continue
                     raise _as_error(error, doing, path) from None
                 except requests.exceptions.RequestException as failure:
+                    if len(self._addrs) > 1 and _never_sent(failure):
+                        raise _NeverSent(failure) from None
                     if self._retry_read(failure, method, attempt):
                         continue
                     raise self.network_error(failure, method, doing, path) from None
@@ -351,9 +394,22 @@ class VaultTransport:
         self, doing: str, path: str, api_path: str, params: dict[str, str] | None = None
     ) -> Any:
         """One GET without a thread (the hot path's reads), same contract as :meth:`call`."""
+        self._check_breaker()
+        for _ in range(len(self._addrs) - 1):
+            try:
+                return await self._aget_once(doing, path, api_path, params)
+            except _NeverSent:
+                self._fail_over()
+        try:
+            return await self._aget_once(doing, path, api_path, params)
+        except _NeverSent as never:
+            raise _as_error(self.network_error(never.error, "GET", doing, path)) from None
+
+    async def _aget_once(
+        self, doing: str, path: str, api_path: str, params: dict[str, str] | None
+    ) -> Any:
         import aiohttp
 
-        self._check_breaker()
         if not self._logged_in:
             await asyncio.to_thread(self.login)
         session = self._async_session()
@@ -370,6 +426,8 @@ class VaultTransport:
                         raw = await answer.read()
                     body = orjson.loads(raw) if raw else {}
                 except (aiohttp.ClientError, TimeoutError, ValueError) as failure:
+                    if len(self._addrs) > 1 and isinstance(failure, aiohttp.ClientConnectorError):
+                        raise _NeverSent(failure) from None
                     if isinstance(failure, aiohttp.ServerDisconnectedError) and attempt == 1:
                         continue  # a reused connection closed while idle: send it again, once
                     raise self.network_error(failure, "GET", doing, path) from None

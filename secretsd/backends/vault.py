@@ -56,6 +56,7 @@ class VaultBackend:
         timeout: float = 5.0,
         on_call: Callable[[str, float], None] | None = None,
         probe_interval: float = 1.0,
+        fallback_addrs: Sequence[str] = (),
     ) -> None:
         self.addr = addr
         self.mount = mount
@@ -67,6 +68,7 @@ class VaultBackend:
             timeout=timeout,
             on_call=on_call,
             probe_interval=probe_interval,
+            fallback_addrs=fallback_addrs,
         )
         self._kv = self.transport.client.secrets.kv.v2
 

@@ -75,6 +75,7 @@ def make_backend(settings: Settings, metrics: Metrics | None = None) -> VaultBac
         timeout=settings.vault_timeout,
         probe_interval=settings.vault_probe_interval,
         on_call=metrics.observe_vault if metrics is not None else None,
+        fallback_addrs=settings.vault_fallback_addrs,
     )
 
 

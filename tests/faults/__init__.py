@@ -1,0 +1,1 @@
+"""Fault suite: a real 3-node OpenBao Raft cluster and real ``secretsd serve`` replicas."""
