@@ -322,6 +322,11 @@ def test_bad_tokens_are_limited_per_client(server_factory: Any) -> None:
         assert statuses == [401] * 4 + [429] * 2
         # A token the worker already knows is not held up by the flood from its address.
         assert admin.get("/v1/auth/tokens/self").status_code == 200
+        # Nor is a valid token it has never seen (a flood must not lock honest clients out).
+        fresh = admin.post("/v1/auth/tokens", json={"policies": ["admin"], "ttl": "1h"})
+        assert fresh.status_code in (200, 201), fresh.text
+    with server.client(fresh.json()["token"]) as newcomer:
+        assert newcomer.get("/v1/auth/tokens/self").status_code == 200
 
 
 def test_failed_logins_are_limited_per_role_across_addresses(server_factory: Any) -> None:

@@ -80,10 +80,13 @@ async def get_caller(request: Request) -> Caller:
         token = token.strip()
         identity = state.authenticator.peek(token)  # known good: no limit applies
         if identity is None:
-            state.limiter.check(client_address(request))
             try:
                 identity = await state.authenticator.identify(token)
             except Unauthenticated:
+                # Only a token that fails is limited: a valid one is never refused for
+                # its neighbours' failures (a login flood from a shared address must not
+                # lock honest clients out; a lookup by hash is cheap, unlike a login).
+                state.limiter.check(client_address(request))
                 state.limiter.failed(client_address(request))
                 raise
     except SecretsdError as error:

@@ -1,15 +1,15 @@
 """Limits on failed authentication, per client address and per role (the ``limits`` library).
 
-Only failures count: a valid token or a good login is never slowed, and a
-token this worker already knows to be valid skips the check entirely, so
+Only failures count: a valid token is never refused (a known one skips the
+check; an unknown one is limited only once its lookup fails), so
 authenticated reads stay on the fast path while a flood of bad logins is
 answered with a cheap 429 (and a ``Retry-After``) instead of a database
 round trip, a thread and a hash each. Once a client address has used up its
-failures (default 30 a minute), its further attempts with unknown
-credentials are refused until the window frees up; once a role (an AppRole
-``role_id`` or a Kubernetes role) has (default 120 a minute, from any
-address), logins to it are, like Vault's lockout. The check runs before the
-work, so a limited attempt costs no database read.
+failures (default 30 a minute), its further logins (and tokens that fail)
+are refused until the window frees up; once a role (an AppRole ``role_id`` or
+a Kubernetes role) has (default 120 a minute, from any address), logins to it
+are, like Vault's lockout. For logins the check runs before the work, so a
+limited login costs no database read or secret-id hash.
 
 Refusals are audited, but not one record each: the first refusal of a client
 in every ``AUDIT_EVERY`` seconds is recorded with the number refused since the
