@@ -155,3 +155,33 @@ def test_a_replica_whose_feed_stalls_polls_before_deciding(
     finally:
         a.stop()
         b.stop()
+
+
+def test_a_token_naming_a_policy_new_to_this_replica_loads_it_before_deciding(
+    tmp_path: Path, bao: Bao, vault_prefix: str
+) -> None:
+    """Causal consistency across replicas: a token exists only after its policies do, so
+    "write a policy on a, issue a token with it on a, read through b" is allowed at once,
+    even while b's change feed has not delivered the policy (here: a 30 s poll interval,
+    so only the token lookup can tell b)."""
+    from tests.conftest import make_settings, start_server
+
+    database = f"sqlite:///{tmp_path / 'shared.db'}"
+    a = start_server(make_settings(tmp_path / "a", bao, vault_prefix, database))
+    b = start_server(
+        make_settings(tmp_path / "b", bao, vault_prefix, database, change_poll_interval=30)
+    )
+    try:
+        with a.client() as admin:
+            admin.put("/v1/secrets/apps/db", json={"data": {"k": "v"}})
+            for attempt in range(3):
+                name = f"fresh-{attempt}"
+                assert admin.put(f"/v1/policies/{name}", json=GRANT).status_code == 200
+                token = admin.post("/v1/auth/tokens", json={"policies": [name]}).json()["token"]
+                assert name not in b.state.policies  # the feed has not told b
+                with b.client(token) as via_b:
+                    answer = via_b.get("/v1/secrets/apps/db")
+                    assert answer.status_code == 200, answer.text
+    finally:
+        a.stop()
+        b.stop()

@@ -89,6 +89,7 @@ async def get_caller(request: Request) -> Caller:
                 state.limiter.check(client_address(request))
                 state.limiter.failed(client_address(request))
                 raise
+            await state.know_policies(identity.policies)
     except SecretsdError as error:
         # Denied access attempts to secrets are audited too (no identity known); refusals
         # by the rate limiter are folded into one record per client and interval.

@@ -216,6 +216,20 @@ class AppState:
         self._decisions = {}
         self._policy_loaded = max(self._policy_loaded, wanted)
 
+    async def know_policies(self, names: tuple[str, ...]) -> None:
+        """Load the policies now when a freshly looked-up token names one this worker
+        has not seen.
+
+        A token is issued only after the policies it names exist, so an unknown
+        name is a policy another replica wrote moments ago (inside the change-feed
+        bound). Reloading here keeps "write a policy, issue a token with it, read
+        through another replica" causally consistent instead of a wrong 403. Called
+        on token-cache misses only, so a token naming a deleted policy costs one
+        reload per lookup, not one per request.
+        """
+        if any(name not in self.policies for name in names):
+            await self.reload_policies()
+
     def is_current(self) -> bool:
         """No identity or policy change is left to apply: none of this replica's
         (the shared counter, a memory read) and none older than the bound of
