@@ -139,6 +139,10 @@ class Settings(BaseSettings):
     rate_limit_storage: str = "memory://"
     docs_enabled: bool = True
 
+    # The web console (/ui): how long a sign-in lasts, in seconds (the session token's TTL
+    # and the cookie's lifetime; never longer than the token or AppRole login signed in with).
+    console_session_ttl: int = Field(default=3600, ge=60, le=86400)
+
     @field_validator("vault_prefix")
     @classmethod
     def _check_prefix(cls, value: str) -> str:

@@ -324,3 +324,56 @@ def test_secret_page_shows_versions_writers_and_consumers(
     assert versions.count("admin (bootstrap)") == 2  # who wrote each version
     consumers = page.split('id="cons-h"', 1)[1].split("</section>", 1)[0]
     assert "web-7f9c:app" in consumers and "agent" in consumers
+
+
+def _session_token(server: RunningServer, token: str) -> tuple[str, int]:
+    """Sign in with ``token``: (the session cookie's token, the cookie's Max-Age)."""
+    wire = logging.getLogger("httpcore")
+    previous = wire.level
+    wire.setLevel(logging.INFO)  # Set-Cookie in this client's own DEBUG log (see above)
+    try:
+        with httpx.Client(base_url=server.url, follow_redirects=False) as browser:
+            answer = browser.post("/ui/login", data={"method": "token", "token": token})
+            assert answer.status_code == 303, answer.text
+            session = str(browser.cookies.get("secretsd_console"))
+            CANARY.remember(session)
+            max_age = int(
+                answer.headers["set-cookie"].lower().split("max-age=", 1)[1].split(";")[0]
+            )
+    finally:
+        wire.setLevel(previous)
+    return session, max_age
+
+
+def test_session_length_is_configured_and_bounded(
+    server_factory: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from secretsd.config import load_settings
+    from secretsd.errors import ConfigError
+
+    monkeypatch.setenv("SECRETSD_CONSOLE_SESSION_TTL", "600")
+    assert load_settings().console_session_ttl == 600
+    monkeypatch.delenv("SECRETSD_CONSOLE_SESSION_TTL")
+    assert load_settings().console_session_ttl == 3600  # one hour by default
+    for bad in (59, 86401, "an hour"):
+        with pytest.raises(ConfigError) as caught:
+            load_settings({"console_session_ttl": bad})
+        assert "console_session_ttl" in caught.value.message
+
+    server = server_factory(console_session_ttl=300)
+    session, max_age = _session_token(server, server.token)
+    with server.client(session) as client:
+        me = client.get("/v1/auth/tokens/self").json()
+    assert me["meta"]["console"] == "session"
+    assert 240 < me["ttl"] <= 300 and 240 < max_age <= 300
+    # A token that expires sooner than the setting: the session ends with it, not later.
+    with server.client() as admin:
+        short = admin.post(
+            "/v1/auth/tokens", json={"policies": ["admin"], "ttl": "90s", "display_name": "short"}
+        ).json()["token"]
+    CANARY.remember(short)
+    session, max_age = _session_token(server, short)
+    with server.client(session) as client:
+        me = client.get("/v1/auth/tokens/self").json()
+    assert me["ttl"] <= 90 and max_age <= 90
+    assert me["expires_at"] <= me["max_expires_at"]

@@ -17,9 +17,14 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.staticfiles import StaticFiles
 from starlette.responses import RedirectResponse, Response
 
-from secretsd.console import access_pages, audit_pages, leaks_pages, secrets_pages
+from secretsd.console import (
+    access_pages,
+    audit_pages,
+    leaks_pages,
+    plans_pages,
+    secrets_pages,
+)
 from secretsd.console.session import (
-    SESSION_TTL,
     ApiError,
     ConsoleApi,
     clear_session,
@@ -34,6 +39,7 @@ from secretsd.console.web import (
     StaleForm,
     hx_redirect,
     render,
+    settings,
 )
 
 __all__ = ["create_console", "mount_console"]
@@ -58,12 +64,28 @@ def _field(form: Any, name: str) -> str:
     return value.strip()[:MAX_FIELD] if isinstance(value, str) else ""
 
 
-async def _mint(user: ConsoleApi) -> tuple[str, int, str]:
-    """A short-lived child of the presented token: (token, ttl, note)."""
+def session_ttl(request: Request) -> int:
+    """``SECRETSD_CONSOLE_SESSION_TTL`` (seconds) from the settings of the API app."""
+    return settings(request).console_session_ttl
+
+
+def _remaining(answer: Any, ceiling: int) -> int:
+    """``ceiling``, cut to a token answer's remaining ``ttl`` (0 or absent: no expiry)."""
+    left = answer.get("ttl") if isinstance(answer, dict) else None
+    if isinstance(left, int) and not isinstance(left, bool) and left > 0:
+        return min(ceiling, left)
+    return ceiling
+
+
+async def _mint(user: ConsoleApi, ceiling: int) -> tuple[str, int, str]:
+    """A short-lived child of the presented token: (token, ttl, note).
+
+    The child lives ``ceiling`` seconds at most and never past the presented
+    token (the API also ties a child's expiry to its creator's); the cookie
+    lasts as long as the token it holds.
+    """
     me = await user.json("GET", "/v1/auth/tokens/self")
-    ttl = SESSION_TTL
-    if isinstance(me.get("ttl"), int) and me["ttl"] > 0:
-        ttl = min(ttl, int(me["ttl"]))
+    ttl = _remaining(me, ceiling)
     try:
         issued = await user.json(
             "POST",
@@ -83,7 +105,7 @@ async def _mint(user: ConsoleApi) -> tuple[str, int, str]:
         # This token may not issue tokens: the session uses it as it is, and
         # signing out forgets it without revoking the caller's own token.
         return user.token or "", ttl, "direct"
-    return str(issued["token"]), ttl, "minted"
+    return str(issued["token"]), _remaining(issued, ttl), "minted"
 
 
 @router.post("/login")
@@ -92,6 +114,7 @@ async def login(request: Request) -> Response:
         return render(request, "login.html", status_code=403, error="cross-site sign-in refused")
     form = await request.form()
     api_app = request.app.state.api_app
+    ceiling = session_ttl(request)
     try:
         if _field(form, "method") == "approle":
             anonymous = ConsoleApi(api_app, request, None)
@@ -101,12 +124,12 @@ async def login(request: Request) -> Response:
                 json={"role_id": _field(form, "role_id"), "secret_id": _field(form, "secret_id")},
             )
             token = str(issued["token"])
-            ttl = min(SESSION_TTL, int(issued.get("ttl") or SESSION_TTL))
+            ttl = _remaining(issued, ceiling)
         else:
             given = _field(form, "token")
             if not given:
                 return render(request, "login.html", status_code=400, error="enter a token")
-            token, ttl, _ = await _mint(ConsoleApi(api_app, request, given))
+            token, ttl, _ = await _mint(ConsoleApi(api_app, request, given), ceiling)
     except ApiError as error:
         return render(request, "login.html", status_code=error.status, error=error.message)
     response = RedirectResponse("/ui/secrets", status_code=303)
@@ -168,7 +191,7 @@ def create_console(api_app: Any) -> FastAPI:
     console.add_exception_handler(StaleForm, stale)
     console.add_exception_handler(ApiError, api_error)
     console.include_router(router)
-    for module in (secrets_pages, audit_pages, access_pages, leaks_pages):
+    for module in (secrets_pages, audit_pages, access_pages, leaks_pages, plans_pages):
         console.include_router(module.router)
     console.mount("/static", StaticFiles(directory=str(HERE / "static")), name="static")
     console.add_middleware(SecurityHeaders)

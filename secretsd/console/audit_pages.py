@@ -12,10 +12,11 @@ import io
 import json
 from collections import Counter
 from collections.abc import AsyncIterator
+from dataclasses import asdict, dataclass
 from datetime import datetime
-from typing import Any
+from typing import Annotated, Any
 
-from fastapi import APIRouter
+from fastapi import APIRouter, Depends
 from starlette.responses import Response, StreamingResponse
 
 from secretsd.console.session import ApiError
@@ -24,7 +25,6 @@ from secretsd.console.web import Ctx, SessionDep, render
 __all__ = ["router"]
 
 router = APIRouter()
-FILTERS = ("identity", "path_prefix", "action", "outcome", "since", "until")
 WRITES = frozenset({"write", "patch", "delete", "destroy", "undelete", "delete-all"})
 CHART_RECORDS = 5000
 EXPORT_RECORDS = 100_000
@@ -46,8 +46,27 @@ FIELDS = (
 )
 
 
-def _filters(**given: str) -> dict[str, str]:
-    return {k: v.strip()[:1024] for k, v in given.items() if k in FILTERS and v.strip()}
+@dataclass(frozen=True)
+class AuditFilters:
+    """The audit explorer's filters, read from the query string once for every route.
+
+    FastAPI builds it from the query (``Depends()`` on a dataclass reads its
+    fields as query parameters), so the page and its exports agree on them.
+    """
+
+    identity: str = ""
+    path_prefix: str = ""
+    action: str = ""
+    outcome: str = ""
+    since: str = ""
+    until: str = ""
+
+    def given(self) -> dict[str, str]:
+        """The filters set, trimmed and bounded, as ``GET /v1/audit`` parameters."""
+        return {k: v.strip()[:1024] for k, v in asdict(self).items() if v.strip()}
+
+
+FiltersDep = Annotated[AuditFilters, Depends()]
 
 
 async def _records(ctx: Ctx, filters: dict[str, str], most: int) -> AsyncIterator[dict[str, Any]]:
@@ -101,23 +120,8 @@ def chart_series(records: list[dict[str, Any]]) -> dict[str, list[float]]:
 
 
 @router.get("/audit")
-async def audit_page(
-    ctx: SessionDep,
-    identity: str = "",
-    path_prefix: str = "",
-    action: str = "",
-    outcome: str = "",
-    since: str = "",
-    until: str = "",
-) -> Response:
-    filters = _filters(
-        identity=identity,
-        path_prefix=path_prefix,
-        action=action,
-        outcome=outcome,
-        since=since,
-        until=until,
-    )
+async def audit_page(ctx: SessionDep, chosen: FiltersDep) -> Response:
+    filters = chosen.given()
     error = ""
     records: list[dict[str, Any]] = []
     try:
@@ -156,25 +160,9 @@ async def audit_page(
 
 
 @router.get("/audit/export")
-async def audit_export(
-    ctx: SessionDep,
-    format: str = "csv",
-    identity: str = "",
-    path_prefix: str = "",
-    action: str = "",
-    outcome: str = "",
-    since: str = "",
-    until: str = "",
-) -> Response:
+async def audit_export(ctx: SessionDep, chosen: FiltersDep, format: str = "csv") -> Response:
     """Every matching record (newest first, at most 100,000) as CSV or JSON lines."""
-    filters = _filters(
-        identity=identity,
-        path_prefix=path_prefix,
-        action=action,
-        outcome=outcome,
-        since=since,
-        until=until,
-    )
+    filters = chosen.given()
     first: list[dict[str, Any]] = []
     source = _records(ctx, filters, EXPORT_RECORDS)
     async for record in source:  # fail here, before the answer starts, if not allowed

@@ -30,7 +30,6 @@ from starlette.types import ASGIApp
 
 __all__ = [
     "COOKIE",
-    "SESSION_TTL",
     "ApiError",
     "ConsoleApi",
     "clear_session",
@@ -40,7 +39,6 @@ __all__ = [
 ]
 
 COOKIE = "secretsd_console"
-SESSION_TTL = 3600  # seconds: the minted session token's TTL and the cookie's lifetime
 CSRF_HEADER = "x-csrf-token"
 CSRF_FIELD = "csrf"
 
