@@ -11,10 +11,9 @@ import json
 from typing import Any
 
 from fastapi import APIRouter
-from starlette.datastructures import UploadFile
 from starlette.responses import Response
 
-from secretsd.console.web import MutationDep, SessionDep, render
+from secretsd.console.web import MutationDep, SessionDep, read_upload, render
 
 __all__ = ["parse_report", "router"]
 
@@ -86,23 +85,13 @@ async def leaks_page(ctx: SessionDep) -> Response:
 @router.post("/leaks")
 async def leaks_upload(ctx: MutationDep) -> Response:
     form = await ctx.request.form()
-    upload = form.get("report")
-    error = ""
     findings: list[dict[str, Any]] | None = None
-    if not isinstance(upload, UploadFile):
-        error = "choose a report file"
-    else:
+    raw, error = await read_upload(form.get("report"), MAX_REPORT, "report")
+    if raw is not None:
         try:
-            raw = await upload.read(MAX_REPORT + 1)
-        finally:
-            await upload.close()
-        if len(raw) > MAX_REPORT:
-            error = "the report is larger than 20 MiB"
-        else:
-            try:
-                findings = parse_report(raw)
-            except ReportError as problem:
-                error = str(problem)
+            findings = parse_report(raw)
+        except ReportError as problem:
+            error = str(problem)
     facets = {
         name: sorted({str(f[name]) for f in findings or []})
         for name in ("repository", "rule", "confidence")

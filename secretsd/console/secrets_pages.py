@@ -16,7 +16,15 @@ from fastapi import APIRouter, Request
 from starlette.responses import Response
 
 from secretsd.console.session import ApiError
-from secretsd.console.web import Ctx, MutationDep, SessionDep, hx_redirect, render
+from secretsd.console.web import (
+    Ctx,
+    MutationDep,
+    SessionDep,
+    hx_redirect,
+    read_upload,
+    render,
+    settings,
+)
 
 __all__ = ["router"]
 
@@ -24,6 +32,14 @@ router = APIRouter()
 SEARCH_MAX_LISTS = 200
 SEARCH_MAX_HITS = 500
 MAX_ROWS = 50
+#: Room in the API request for everything but the base64 of an uploaded file.
+UPLOAD_ENVELOPE = 4096
+
+
+def max_upload(request: Request) -> int:
+    """The largest file a secret value may be uploaded from: its base64 must fit in the
+    API's body limit (``SECRETSD_MAX_BODY_BYTES``), as must the upload itself."""
+    return (settings(request).max_body_bytes - UPLOAD_ENVELOPE) * 3 // 4
 
 
 def _q(path: str) -> str:
@@ -64,6 +80,7 @@ async def tree(ctx: SessionDep, prefix: str = "") -> Response:
         entries=entries,
         crumbs=crumbs,
         error=error,
+        max_upload=max_upload(ctx.request),
     )
 
 
@@ -145,6 +162,7 @@ async def secret_page(ctx: SessionDep, path: str, version: int | None = None) ->
         writers=writers,
         consumers=consumers,
         shown=shown,
+        max_upload=max_upload(ctx.request),
     )
 
 
@@ -277,6 +295,54 @@ async def write(ctx: MutationDep) -> Response:
         answer = await ctx.api.json(
             "PATCH" if mode == "patch" else "PUT", f"/v1/secrets/{_q(path)}", json=body
         )
+    except ApiError as failure:
+        if failure.status == 401:
+            raise
+        return render(ctx.request, "flash.html", ctx, error=failure.message)
+    return hx_redirect(f"/ui/secret/{_q(path)}?written={answer['version']}")
+
+
+def _upload_body(key: str, raw: bytes, cas: int | None) -> dict[str, Any]:
+    """The API body for one key from a file: UTF-8 text as is, other bytes as binary.
+
+    Binary means base64 in ``data`` and the key in ``binary_keys``, marked in the
+    very version written (DESIGN.md), so a download gives back the exact bytes.
+    """
+    try:
+        body: dict[str, Any] = {"data": {key: raw.decode("utf-8")}, "binary_keys": []}
+    except UnicodeDecodeError:
+        body = {"data": {key: base64.b64encode(raw).decode("ascii")}, "binary_keys": [key]}
+    if cas is not None:
+        body["cas"] = cas
+    return body
+
+
+@router.post("/upload")
+async def upload(ctx: MutationDep) -> Response:
+    """Create a secret or set one key of it from a file, with check-and-set."""
+    form = await ctx.request.form()
+    fields = {k: v.strip() for k, v in form.items() if isinstance(v, str)}
+    path = fields.get("path", "").strip("/")
+    key = fields.get("key", "")
+    cas_text = fields.get("cas", "")
+    problems = []
+    if not path:
+        problems.append("give the secret's path, e.g. apps/web/tls")
+    if not key:
+        problems.append("give the key the file's content goes to, e.g. keystore")
+    if cas_text and not cas_text.isdigit():
+        problems.append("check-and-set is the version number you expect to replace (0 = new)")
+    limit = max_upload(ctx.request)
+    raw, error = await read_upload(form.get("file"), limit, "value")
+    if error:
+        problems.append(error)
+    if problems or raw is None:
+        return render(ctx.request, "flash.html", ctx, error="; ".join(problems))
+    # A new secret is written whole; an existing one is patched (its other keys stay).
+    method = "PUT" if fields.get("mode") == "write" else "PATCH"
+    body = _upload_body(key, raw, int(cas_text) if cas_text else None)
+    try:
+        answer = await ctx.api.json(method, f"/v1/secrets/{_q(path)}", json=body)
     except ApiError as failure:
         if failure.status == 401:
             raise

@@ -14,9 +14,11 @@ from typing import Annotated, Any
 
 from fastapi import Depends, Request
 from fastapi.templating import Jinja2Templates
+from starlette.datastructures import UploadFile
 from starlette.responses import HTMLResponse, Response
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from secretsd.config import Settings
 from secretsd.console.session import COOKIE, ConsoleApi, csrf_ok, csrf_token, same_origin
 
 __all__ = [
@@ -26,7 +28,9 @@ __all__ = [
     "SessionDep",
     "SignInRequired",
     "StaleForm",
+    "read_upload",
     "render",
+    "settings",
     "templates",
 ]
 
@@ -89,6 +93,12 @@ class Ctx:
     me: dict[str, Any] = field(default_factory=dict)
 
 
+def settings(request: Request) -> Settings:
+    """The server's settings (from the one config loader), via the API app's state."""
+    loaded: Settings = request.app.state.api_app.state.secretsd.settings
+    return loaded
+
+
 def _api_app(request: Request) -> ASGIApp:
     app: ASGIApp = request.app.state.api_app
     return app
@@ -133,3 +143,20 @@ def render(
 def hx_redirect(url: str) -> Response:
     """Navigate the whole page after an htmx request (a plain 303 for a form post)."""
     return Response(status_code=200, headers={"HX-Redirect": url})
+
+
+def _size(limit: int) -> str:
+    return f"{limit // (1024 * 1024)} MiB" if limit >= 1024 * 1024 else f"{limit} bytes"
+
+
+async def read_upload(upload: object, limit: int, what: str) -> tuple[bytes | None, str]:
+    """An uploaded file's bytes, or None and why (no file, or more than ``limit`` bytes)."""
+    if not isinstance(upload, UploadFile) or not upload.filename:
+        return None, f"choose a {what} file"
+    try:
+        raw = await upload.read(limit + 1)
+    finally:
+        await upload.close()
+    if len(raw) > limit:
+        return None, f"the {what} file is larger than {_size(limit)}; choose a smaller one"
+    return raw, ""

@@ -18,20 +18,22 @@
     copy.querySelector("input").focus();
   }
 
-  function filterFindings(form) {
+  function filterRows(form) {
     var wanted = {};
     form.querySelectorAll("[data-facet]").forEach(function (select) {
       wanted[select.getAttribute("data-facet")] = select.value;
     });
     var shown = 0;
-    document.querySelectorAll("#findings tbody tr").forEach(function (row) {
+    var table = document.getElementById(form.getAttribute("data-table"));
+    if (!table) { return; }
+    table.querySelectorAll("tbody tr").forEach(function (row) {
       var ok = Object.keys(wanted).every(function (name) {
         return !wanted[name] || row.getAttribute("data-" + name) === wanted[name];
       });
       row.hidden = !ok;
       if (ok) { shown += 1; }
     });
-    var counter = document.querySelector("[data-shown]");
+    var counter = form.parentNode.querySelector("[data-shown]");
     if (counter) { counter.textContent = String(shown); }
   }
 
@@ -63,9 +65,20 @@
     var button = event.target.closest("[data-add-row]");
     if (button) { event.preventDefault(); addRow(button); }
   });
+  // A file over the server's limit is refused before it is sent (the server checks too).
+  function checkSize(input) {
+    var most = Number(input.getAttribute("data-max-bytes"));
+    var file = input.files && input.files[0];
+    input.setCustomValidity(file && most && file.size > most
+      ? "This file is " + file.size + " bytes; a value holds at most " + most + " bytes."
+      : "");
+    input.reportValidity();
+  }
+
   document.addEventListener("change", function (event) {
     var form = event.target.closest("[data-facets]");
-    if (form) { filterFindings(form); }
+    if (form) { filterRows(form); }
+    if (event.target.matches("input[data-max-bytes]")) { checkSize(event.target); }
   });
   document.addEventListener("DOMContentLoaded", drawChart);
   // Leaving the page: drop revealed values, so no back/forward cache keeps one.
