@@ -3,10 +3,12 @@ console's HTTP behaviour without a browser (sessions, exports, headers)."""
 
 from __future__ import annotations
 
+import base64
 import csv
 import io
 import json
 import logging
+import shutil
 import ssl
 import uuid
 from collections.abc import Iterator
@@ -377,3 +379,155 @@ def test_session_length_is_configured_and_bounded(
         me = client.get("/v1/auth/tokens/self").json()
     assert me["ttl"] <= 90 and max_age <= 90
     assert me["expires_at"] <= me["max_expires_at"]
+
+
+def _plan_with(cli: Any, tmp_path: Path, *args: str) -> dict[str, Any]:
+    """A plan made by the real `secretsd migrate plan --out` (the importers' own writer)."""
+    out = tmp_path / "plan.json"
+    cli("migrate", "plan", *args, "--out", str(out), env={"XDG_STATE_HOME": str(tmp_path / "s")})
+    plan: dict[str, Any] = json.loads(out.read_text("utf-8"))
+    return plan
+
+
+def _open_plan(console: httpx.Client, content: bytes, csrf: str | None = None) -> httpx.Response:
+    return console.post(
+        "/ui/plans",
+        data={"csrf": csrf if csrf is not None else _csrf(console)},
+        files={"plan": ("plan.json", content, "application/json")},
+    )
+
+
+def test_plan_page_shows_a_saved_plan_without_values(
+    cli: Any, admin: httpx.Client, console: httpx.Client, tmp_path: Path
+) -> None:
+    from tests.migrate.conftest import EXPECTED, FIXTURES, expected_bytes, vault_id_flags
+
+    admin.put("/v1/secrets/ansible/frontends/db", json={"data": {"password": "was-" + "z" * 12}})
+    root = tmp_path / "ansible"
+    shutil.copytree(FIXTURES / "ansible", root)
+    plain = f"Xq9!vR2#{uuid.uuid4().hex[:10]}"  # a plaintext password the scanner flags
+    CANARY.remember(plain)
+    (root / "group_vars" / "web.yml").write_text(f'app_port: 8080\ndb_password: "{plain}"\n')
+    plan = _plan_with(cli, tmp_path, "ansible", str(root), *vault_id_flags())
+    page = _open_plan(console, json.dumps(plan).encode())
+    assert page.status_code == 200, page.text
+    text = page.text
+    assert plan["plan_id"] in text and "plan-dropped" not in text
+    items = text.split('id="plan-items"', 1)[1].split("</table>", 1)[0]
+    assert items.count("<tr data-action=") == len(plan["items"])
+    assert 'data-action="changed"' in items and 'data-action="new"' in items
+    summary = text.split('id="plan-summary"', 1)[1].split("</dl>", 1)[0]
+    for action, count in plan["summary"].items():
+        assert f'data-count="{action}">{count}<' in summary
+    # Where each value comes from, its plaintext finding and its duplicate, with the proposal.
+    assert "group_vars/frontends.yml: db.password" in items
+    plaintext = [i for i in plan["items"] if i["origin"] == "plaintext"]
+    assert plaintext and f"plaintext finding: {plaintext[0]['plaintext_finding']}" in items
+    duplicates = text.split('id="plan-duplicates"', 1)[1].split("</table>", 1)[0]
+    assert "keep secretsd://ansible/all/vault_tls_key#value" in duplicates
+    assert "ansible/roles/redis/redis_tls_key#value" in duplicates
+    targets = text.split('id="plan-targets"', 1)[1].split("</table>", 1)[0]
+    assert "ansible/frontends/db" in targets and "absent (new secret)" in targets
+    for item in EXPECTED["items"]:  # not one fixture value on the page
+        value = expected_bytes(item["value"]).decode("utf-8", "replace")
+        if len(value) >= 8 and item["source"] == "ansible":
+            assert value not in text
+    assert plain not in text
+
+
+def test_plan_page_drops_fields_a_plan_never_has(
+    cli: Any, console: httpx.Client, tmp_path: Path
+) -> None:
+    from tests.migrate.conftest import FIXTURES
+
+    plan = _plan_with(cli, tmp_path, "k8s", str(FIXTURES / "k8s" / "shop"))
+    leaked = f"leaked-{uuid.uuid4().hex}"
+    CANARY.remember(leaked)
+    plan["items"][1]["value"] = leaked
+    plan["items"][2]["source"][leaked] = "x"  # even a field's name is not shown
+    plan["source"]["password"] = leaked
+    page = _open_plan(console, json.dumps(plan).encode())
+    assert page.status_code == 200
+    assert leaked not in page.text
+    dropped = page.text.split('id="plan-dropped"', 1)[1].split("</div>", 1)[0]
+    assert "3 places" in dropped and "make a new one" in dropped
+    assert "items[1]: 1 field" in dropped and "items[2].source: 1 field" in dropped
+    assert "source: 1 field" in dropped
+    assert page.text.count("<tr data-action=") == len(plan["items"])  # the rest is shown
+
+
+def test_plan_page_refuses_what_is_not_a_plan(console: httpx.Client) -> None:
+    cases = {
+        b"{": "the file is not JSON",
+        b'{"runs": []}': "is not a migration plan (secretsd-migrate-plan/1)",
+        b'{"schema": "secretsd-migrate-plan/1", "plan_id": "x"}': "damaged migration plan",
+        b'{"schema": "secretsd-migrate-plan/1", "plan_id": "x", "source": {}, "mapping": {}, '
+        b'"items": [], "targets": {}, "duplicates": [7]}': "each entry must be an object",
+    }
+    for content, message in cases.items():
+        page = _open_plan(console, content)
+        assert page.status_code == 400 and message in page.text, (content, page.text[-600:])
+        assert "Traceback" not in page.text
+    empty = console.post("/ui/plans", data={"csrf": _csrf(console)})
+    assert empty.status_code == 400 and "choose a plan file" in empty.text
+    assert _open_plan(console, b"{}", csrf="0" * 64).status_code == 403
+
+
+def _upload(
+    console: httpx.Client, path: str, key: str, content: bytes, **fields: str
+) -> httpx.Response:
+    return console.post(
+        "/ui/upload",
+        data={"path": path, "key": key, "mode": "patch", **fields},
+        files={"file": ("blob.bin", content, "application/octet-stream")},
+        headers={"X-CSRF-Token": _csrf(console), "HX-Request": "true"},
+    )
+
+
+def test_upload_sets_a_key_from_a_file(
+    server: RunningServer, admin: httpx.Client, console: httpx.Client
+) -> None:
+    text_value = f"kept-{uuid.uuid4().hex}"
+    CANARY.remember(text_value)
+    admin.put("/v1/secrets/apps/up/a", json={"data": {"text": text_value}})
+    blob = b"\xff\xfe\x00" + bytes(range(256)) * 4
+    answer = _upload(console, "apps/up/a", "ks", blob, cas="1")
+    assert answer.status_code == 200, answer.text[-400:]
+    assert answer.headers["hx-redirect"].endswith("?written=2")
+    secret = admin.get("/v1/secrets/apps/up/a").json()
+    assert secret["binary_keys"] == ["ks"] and secret["data"]["text"] == text_value
+    assert base64.b64decode(secret["data"]["ks"]) == blob
+    # UTF-8 text stays text (and un-marks the key in the version written).
+    answer = _upload(console, "apps/up/a", "ks", "zürich\n".encode(), cas="2")
+    assert answer.status_code == 200
+    secret = admin.get("/v1/secrets/apps/up/a").json()
+    assert secret["binary_keys"] == [] and secret["data"]["ks"] == "zürich\n"
+    old = admin.get("/v1/secrets/apps/up/a", params={"version": 2}).json()
+    assert old["binary_keys"] == ["ks"]  # marked per version
+    # Check-and-set: a stale version is refused with the API's message; nothing written.
+    stale = _upload(console, "apps/up/a", "ks", blob, cas="2")
+    assert "hx-redirect" not in stale.headers and "check-and-set" in stale.text.lower()
+    assert admin.get("/v1/secrets/apps/up/a").json()["version"] == 3
+    # A new secret: written whole, only if new (cas 0).
+    created = _upload(console, "apps/up/new", "cert.der", blob, mode="write", cas="0")
+    assert created.headers["hx-redirect"] == "/ui/secret/apps/up/new?written=1"
+    again = _upload(console, "apps/up/new", "cert.der", blob, mode="write", cas="0")
+    assert "hx-redirect" not in again.headers
+    # Audited through the API, as the console session's identity.
+    writes = _audit(admin, path_prefix="apps/up/", action="patch")
+    assert writes and all(r["display_name"].startswith("console:") for r in writes)
+    # Bad input: one clear message, nothing written.
+    bad = _upload(console, "apps/up/a", "", blob)
+    assert "give the key" in bad.text
+    most = (server.settings.max_body_bytes - 4096) * 3 // 4
+    too_big = _upload(console, "apps/up/a", "big", b"\xff" * (most + 1))
+    assert f"larger than {most} bytes" in too_big.text
+    largest = _upload(console, "apps/up/b", "big", b"\xff" * most, mode="write")
+    assert largest.headers["hx-redirect"].endswith("?written=1")  # the limit is reachable
+    assert admin.get("/v1/secrets/apps/up/a").json()["version"] == 3
+    forged = console.post(
+        "/ui/upload",
+        data={"path": "apps/up/a", "key": "ks", "mode": "patch"},
+        files={"file": ("x", b"\xff", "application/octet-stream")},
+    )
+    assert forged.status_code == 403

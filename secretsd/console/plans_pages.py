@@ -44,7 +44,7 @@ _MAPPING = {"prefix", "rules_file", "rules_digest"}
 _ACTIONS = ("new", "changed", "unchanged", "error")
 
 
-class PlanFileError(ValueError):
+class PlanFileError(Exception):
     """The upload is not a readable plan (the message says why and how to fix it)."""
 
 

@@ -114,6 +114,8 @@ async def get_session(request: Request) -> Ctx:
 async def get_mutation(request: Request) -> Ctx:
     ctx = await get_session(request)
     if not same_origin(request) or not await csrf_ok(request, ctx.api.token or ""):
+        if request.headers.get("content-type", "").startswith("multipart/form-data"):
+            await (await request.form()).close()  # uploaded files, unread
         raise StaleForm
     return ctx
 
@@ -151,7 +153,10 @@ def _size(limit: int) -> str:
 
 async def read_upload(upload: object, limit: int, what: str) -> tuple[bytes | None, str]:
     """An uploaded file's bytes, or None and why (no file, or more than ``limit`` bytes)."""
-    if not isinstance(upload, UploadFile) or not upload.filename:
+    if not isinstance(upload, UploadFile):
+        return None, f"choose a {what} file"
+    if not upload.filename:
+        await upload.close()
         return None, f"choose a {what} file"
     try:
         raw = await upload.read(limit + 1)

@@ -61,7 +61,7 @@ class RequestMiddleware:
                 return
             if disconnected:
                 return
-            problem = body_problem(body)
+            problem = None if _console_upload(scope) else body_problem(body)
             if problem is not None:
                 response = error_response(
                     400, "invalid_input", problem, headers={"x-request-id": request_id}
@@ -163,6 +163,20 @@ def _replay(body: bytes, receive: Receive) -> Receive:
         return await receive()
 
     return replay
+
+
+def _console_upload(scope: Scope) -> bool:
+    """A file sent to the web console (multipart): raw bytes by design, not JSON text.
+
+    The console reads the file and calls the API with JSON (binary values in
+    base64), which passes the UTF-8 check then; the size limit applies to both.
+    """
+    if not str(scope.get("path", "")).startswith("/ui/"):
+        return False
+    for name, value in scope.get("headers", ()):
+        if name == b"content-type":
+            return bytes(value).lower().startswith(b"multipart/form-data")
+    return False
 
 
 def body_problem(body: bytes) -> str | None:

@@ -80,6 +80,19 @@
     if (form) { filterRows(form); }
     if (event.target.matches("input[data-max-bytes]")) { checkSize(event.target); }
   });
+  // An answer htmx does not swap (e.g. the server's 413 for an oversize body): say why.
+  document.addEventListener("htmx:responseError", function (event) {
+    var flash = document.getElementById("flash");
+    var xhr = event.detail.xhr;
+    if (!flash || !xhr) { return; }
+    var message = "The request failed (HTTP " + xhr.status + ").";
+    try { message = JSON.parse(xhr.responseText).error.message || message; } catch (e) { /* not JSON */ }
+    var line = document.createElement("p");
+    line.className = "error";
+    line.setAttribute("role", "alert");
+    line.textContent = message;
+    flash.replaceChildren(line);
+  });
   document.addEventListener("DOMContentLoaded", drawChart);
   // Leaving the page: drop revealed values, so no back/forward cache keeps one.
   window.addEventListener("pagehide", function () {
