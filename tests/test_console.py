@@ -10,7 +10,9 @@ from __future__ import annotations
 
 import base64
 import json
+import os
 import shutil
+import subprocess
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
@@ -19,7 +21,13 @@ from typing import Any
 import httpx
 import pytest
 
-from tests.conftest import CANARY, RunningServer, make_settings, start_server
+from tests.conftest import (
+    CANARY,
+    RunningServer,
+    make_settings,
+    secretsd_executable,
+    start_server,
+)
 
 CHROMIUM = "/usr/bin/chromium"
 FLAGS = [
@@ -113,9 +121,9 @@ def sign_in(page: Any, server: RunningServer, token: str | None = None) -> None:
     page.wait_for_url("**/ui/secrets")
 
 
-def shot(page: Any, name: str) -> None:
+def shot(page: Any, name: str, full_page: bool = True) -> None:
     DOCS.mkdir(exist_ok=True)
-    page.screenshot(path=str(DOCS / f"console-{name}.png"), full_page=True)
+    page.screenshot(path=str(DOCS / f"console-{name}.png"), full_page=full_page)
 
 
 def unique(prefix: str) -> str:
@@ -420,3 +428,121 @@ def test_create_a_secret_with_the_new_secret_form(page: Any, console_server: Run
     page.wait_for_selector("#flash .error")
     with console_server.client() as admin:
         assert admin.get("/v1/secrets/apps/new/svc").json()["version"] == 1
+
+
+def test_upload_a_binary_file_and_download_it_back(
+    page: Any, console_server: RunningServer, tmp_path: Path
+) -> None:
+    kept = unique("kept")
+    with console_server.client() as admin:
+        admin.put("/v1/secrets/apps/files/tls", json={"data": {"note": kept}})
+    blob = b"\xff\x00\xfe" + os.urandom(64 * 1024)  # never valid UTF-8
+    source = tmp_path / "keystore.p12"
+    source.write_bytes(blob)
+    sign_in(page, console_server)
+    page.goto(f"{console_server.url}/ui/secret/apps/files/tls")
+    form = page.locator("form.upload")
+    assert form.locator("#upload-cas").input_value() == "1"
+    form.locator("#upload-key").fill("keystore")
+    form.locator("#upload-file").set_input_files(str(source))
+    form.locator("#upload-submit").click()
+    page.wait_for_selector("#written")
+    assert "Wrote version 2" in page.text_content("#written")
+    assert "keystore" in page.text_content("#key-table") and "binary" in page.text_content(
+        "#key-table"
+    )
+    with page.expect_download() as download:
+        page.click("#key-table tr:has-text('keystore') >> text=Download")
+    assert Path(download.value.path()).read_bytes() == blob
+    with console_server.client() as admin:
+        secret = admin.get("/v1/secrets/apps/files/tls").json()
+        assert secret["binary_keys"] == ["keystore"] and secret["data"]["note"] == kept
+        audit = admin.get(
+            "/v1/audit", params={"path_prefix": "apps/files/tls", "action": "patch"}
+        ).json()["records"]
+    assert audit[-1]["display_name"].startswith("console:") and audit[-1]["version"] == 2
+    # A stale check-and-set (the page still says version 1) writes nothing.
+    page.goto(f"{console_server.url}/ui/secret/apps/files/tls?version=1")
+    form = page.locator("form.upload")
+    form.locator("#upload-cas").fill("1")
+    form.locator("#upload-key").fill("keystore")
+    form.locator("#upload-file").set_input_files(str(source))
+    form.locator("#upload-submit").click()
+    page.wait_for_selector("#flash .error")
+    # A new secret from a file, on the tree page (check-and-set 0: only if new).
+    page.goto(f"{console_server.url}/ui/secrets?prefix=apps/files")
+    page.click("#new-secret summary")
+    form = page.locator("#new-secret form.upload")
+    form.locator("#upload-path").fill("apps/files/der")
+    form.locator("#upload-key").fill("cert.der")
+    form.locator("#upload-file").set_input_files(str(source))
+    form.locator("#upload-submit").click()
+    page.wait_for_url("**/ui/secret/apps/files/der?written=1")
+    with page.expect_download() as download:
+        page.click("#key-table >> text=Download")
+    assert Path(download.value.path()).read_bytes() == blob
+    with console_server.client() as admin:
+        assert admin.get("/v1/secrets/apps/files/tls").json()["version"] == 2
+
+
+def _saved_plan(server: RunningServer, tmp_path: Path) -> tuple[Path, str]:
+    """A plan saved by the real `secretsd migrate plan --out`, with a plaintext finding."""
+    from tests.migrate.conftest import FIXTURES, vault_id_flags
+
+    root = tmp_path / "ansible"
+    shutil.copytree(FIXTURES / "ansible", root)
+    plain = unique("Xq9!vR2#")
+    (root / "group_vars" / "web.yml").write_text(f'app_port: 8080\ndb_password: "{plain}"\n')
+    out = tmp_path / "plan.json"
+    env = {k: v for k, v in os.environ.items() if not k.startswith("SECRETSD_")}
+    env.update(
+        SECRETSD_ADDR=server.url,
+        SECRETSD_TOKEN=server.token,
+        XDG_CONFIG_HOME=str(tmp_path / "config"),
+        XDG_STATE_HOME=str(tmp_path / "state"),
+    )
+    args = ["migrate", "plan", "ansible", str(root), *vault_id_flags(), "--out", str(out)]
+    done = subprocess.run(
+        [secretsd_executable(), *args], env=env, capture_output=True, timeout=120, check=False
+    )
+    assert done.returncode == 0, done.stderr.decode(errors="replace")
+    return out, plain
+
+
+def test_migration_plan_page(page: Any, console_server: RunningServer, tmp_path: Path) -> None:
+    plan_file, plain = _saved_plan(console_server, tmp_path)
+    plan = json.loads(plan_file.read_text("utf-8"))
+    sign_in(page, console_server)
+    page.click("text=Migration plans")
+    page.wait_for_url("**/ui/plans")
+    page.set_input_files("#plan-file", str(plan_file))
+    page.click("#open-plan")
+    page.wait_for_selector("#plan-items")
+    assert plan["plan_id"] in page.text_content("#plan-h")
+    rows = page.locator("#plan-items tbody tr")
+    assert rows.count() == len(plan["items"])
+    assert "plaintext finding" in page.text_content("#plan-items")
+    duplicates = page.text_content("#plan-duplicates")
+    assert "keep secretsd://ansible/all/vault_tls_key#value" in duplicates
+    assert page.locator("#plan-targets tbody tr").count() == len(plan["targets"])
+    db_keys = [
+        i for i in plan["items"] if i["target"].startswith("secretsd://ansible/frontends/db#")
+    ]
+    db = page.locator("#plan-targets tr:has-text('ansible/frontends/db')").first
+    cells = db.locator("td").all_text_contents()
+    assert cells == ["ansible/frontends/db", str(len(db_keys)), "absent (new secret)"]
+    assert plain not in page.content() and "plan-dropped" not in page.content()
+    # Browse by origin with the keyboard-usable filters.
+    page.select_option("select[data-facet=origin]", "plaintext")
+    plaintext = [i for i in plan["items"] if i["origin"] == "plaintext"]
+    assert page.locator("#plan-items tbody tr:visible").count() == len(plaintext)
+    page.select_option("select[data-facet=origin]", "")
+    shot(page, "plans", full_page=False)
+    # A plan someone put a value into: the field is dropped unread, the page says where.
+    plan["items"][0]["value"] = plain
+    plan_file.write_text(json.dumps(plan))
+    page.set_input_files("#plan-file", str(plan_file))
+    page.click("#open-plan")
+    page.wait_for_selector("#plan-dropped")
+    assert "items[0]: 1 field" in page.text_content("#plan-dropped")
+    assert plain not in page.content()

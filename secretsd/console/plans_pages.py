@@ -155,7 +155,7 @@ def read_plan(raw: bytes) -> PlanView:
     ]
     per_path = Counter(item.path for item in plan.items)
     targets = [
-        {"path": path, "version": version, "keys": per_path[path]}
+        {"path": path, "version": version, "count": per_path[path]}
         for path, version in sorted(plan.targets.items())
     ]
     return PlanView(
