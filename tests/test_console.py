@@ -538,6 +538,13 @@ def test_migration_plan_page(page: Any, console_server: RunningServer, tmp_path:
     assert page.locator("#plan-items tbody tr:visible").count() == len(plaintext)
     page.select_option("select[data-facet=origin]", "")
     shot(page, "plans", full_page=False)
+    # A file over the body limit is refused in the browser, before it is sent.
+    most = int(page.get_attribute("#plan-file", "data-max-bytes") or 0)
+    assert most == console_server.settings.max_body_bytes - 4096
+    huge = tmp_path / "huge.json"
+    huge.write_bytes(b" " * (most + 1))
+    page.set_input_files("#plan-file", str(huge))
+    assert "at most" in page.eval_on_selector("#plan-file", "e => e.validationMessage")
     # A plan someone put a value into: the field is dropped unread, the page says where.
     plan["items"][0]["value"] = plain
     plan_file.write_text(json.dumps(plan))

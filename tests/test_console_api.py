@@ -456,7 +456,7 @@ def test_plan_page_drops_fields_a_plan_never_has(
     assert page.text.count("<tr data-action=") == len(plan["items"])  # the rest is shown
 
 
-def test_plan_page_refuses_what_is_not_a_plan(console: httpx.Client) -> None:
+def test_plan_page_refuses_what_is_not_a_plan(server: RunningServer, console: httpx.Client) -> None:
     cases = {
         b"{": "the file is not JSON",
         b'{"runs": []}': "is not a migration plan (secretsd-migrate-plan/1)",
@@ -468,6 +468,10 @@ def test_plan_page_refuses_what_is_not_a_plan(console: httpx.Client) -> None:
         page = _open_plan(console, content)
         assert page.status_code == 400 and message in page.text, (content, page.text[-600:])
         assert "Traceback" not in page.text
+    limit = server.settings.max_body_bytes - 4096  # every body is bounded first
+    too_big = _open_plan(console, b" " * (limit + 1))
+    assert too_big.status_code == 400 and f"larger than {limit} bytes" in too_big.text
+    assert "SECRETSD_MAX_BODY_BYTES" in too_big.text
     empty = console.post("/ui/plans", data={"csrf": _csrf(console)})
     assert empty.status_code == 400 and "choose a plan file" in empty.text
     assert _open_plan(console, b"{}", csrf="0" * 64).status_code == 403

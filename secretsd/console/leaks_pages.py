@@ -13,12 +13,11 @@ from typing import Any
 from fastapi import APIRouter
 from starlette.responses import Response
 
-from secretsd.console.web import MutationDep, SessionDep, read_upload, render
+from secretsd.console.web import MutationDep, SessionDep, read_upload, render, upload_limit
 
 __all__ = ["parse_report", "router"]
 
 router = APIRouter()
-MAX_REPORT = 20 * 1024 * 1024
 
 
 class ReportError(ValueError):
@@ -79,14 +78,22 @@ def parse_report(raw: bytes) -> list[dict[str, Any]]:
 
 @router.get("/leaks")
 async def leaks_page(ctx: SessionDep) -> Response:
-    return render(ctx.request, "leaks.html", ctx, section="leaks", findings=None, error="")
+    return render(
+        ctx.request,
+        "leaks.html",
+        ctx,
+        section="leaks",
+        max_file=upload_limit(ctx.request),
+        findings=None,
+        error="",
+    )
 
 
 @router.post("/leaks")
 async def leaks_upload(ctx: MutationDep) -> Response:
     form = await ctx.request.form()
     findings: list[dict[str, Any]] | None = None
-    raw, error = await read_upload(form.get("report"), MAX_REPORT, "report")
+    raw, error = await read_upload(form.get("report"), upload_limit(ctx.request), "report")
     if raw is not None:
         try:
             findings = parse_report(raw)
@@ -101,6 +108,7 @@ async def leaks_upload(ctx: MutationDep) -> Response:
         "leaks.html",
         ctx,
         section="leaks",
+        max_file=upload_limit(ctx.request),
         findings=findings,
         facets=facets,
         error=error,

@@ -20,7 +20,7 @@ from typing import Any
 from fastapi import APIRouter
 from starlette.responses import Response
 
-from secretsd.console.web import MutationDep, SessionDep, read_upload, render
+from secretsd.console.web import MutationDep, SessionDep, read_upload, render, upload_limit
 from secretsd.errors import InvalidInput
 from secretsd.migrations.model import Source
 from secretsd.migrations.plan import Plan
@@ -28,7 +28,6 @@ from secretsd.migrations.plan import Plan
 __all__ = ["PlanView", "read_plan", "router"]
 
 router = APIRouter()
-MAX_PLAN = 50 * 1024 * 1024
 
 # Every field the plan format (secretsd-migrate-plan/1) has, per place.
 _TOP = {"schema", "plan_id", "source", "mapping", "summary", "items", "targets"}
@@ -173,7 +172,15 @@ def read_plan(raw: bytes) -> PlanView:
 
 @router.get("/plans")
 async def plans_page(ctx: SessionDep) -> Response:
-    return render(ctx.request, "plans.html", ctx, section="plans", plan=None, error="")
+    return render(
+        ctx.request,
+        "plans.html",
+        ctx,
+        section="plans",
+        max_file=upload_limit(ctx.request),
+        plan=None,
+        error="",
+    )
 
 
 @router.post("/plans")
@@ -181,7 +188,7 @@ async def plans_open(ctx: MutationDep) -> Response:
     form = await ctx.request.form()
     error = ""
     plan: PlanView | None = None
-    raw, error = await read_upload(form.get("plan"), MAX_PLAN, "plan")
+    raw, error = await read_upload(form.get("plan"), upload_limit(ctx.request), "plan")
     if raw is not None:
         try:
             plan = read_plan(raw)
@@ -196,6 +203,7 @@ async def plans_open(ctx: MutationDep) -> Response:
         "plans.html",
         ctx,
         section="plans",
+        max_file=upload_limit(ctx.request),
         plan=plan,
         facets=facets,
         error=error,

@@ -23,7 +23,7 @@ from secretsd.console.web import (
     hx_redirect,
     read_upload,
     render,
-    settings,
+    upload_limit,
 )
 
 __all__ = ["router"]
@@ -32,14 +32,12 @@ router = APIRouter()
 SEARCH_MAX_LISTS = 200
 SEARCH_MAX_HITS = 500
 MAX_ROWS = 50
-#: Room in the API request for everything but the base64 of an uploaded file.
-UPLOAD_ENVELOPE = 4096
 
 
 def max_upload(request: Request) -> int:
     """The largest file a secret value may be uploaded from: its base64 must fit in the
     API's body limit (``SECRETSD_MAX_BODY_BYTES``), as must the upload itself."""
-    return (settings(request).max_body_bytes - UPLOAD_ENVELOPE) * 3 // 4
+    return upload_limit(request) * 3 // 4
 
 
 def _q(path: str) -> str:

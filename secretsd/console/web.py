@@ -32,6 +32,7 @@ __all__ = [
     "render",
     "settings",
     "templates",
+    "upload_limit",
 ]
 
 HERE = Path(__file__).parent
@@ -147,8 +148,19 @@ def hx_redirect(url: str) -> Response:
     return Response(status_code=200, headers={"HX-Redirect": url})
 
 
+#: Room in a request for everything but one uploaded file (multipart headers, CSRF field,
+#: or the JSON around a base64 value).
+UPLOAD_ENVELOPE = 4096
+
+
+def upload_limit(request: Request) -> int:
+    """The largest file the console accepts: every request body (the upload included) is
+    bounded by ``SECRETSD_MAX_BODY_BYTES`` before any page sees it."""
+    return settings(request).max_body_bytes - UPLOAD_ENVELOPE
+
+
 def _size(limit: int) -> str:
-    return f"{limit // (1024 * 1024)} MiB" if limit >= 1024 * 1024 else f"{limit} bytes"
+    return f"{limit} bytes"
 
 
 async def read_upload(upload: object, limit: int, what: str) -> tuple[bytes | None, str]:
@@ -163,5 +175,8 @@ async def read_upload(upload: object, limit: int, what: str) -> tuple[bytes | No
     finally:
         await upload.close()
     if len(raw) > limit:
-        return None, f"the {what} file is larger than {_size(limit)}; choose a smaller one"
+        return None, (
+            f"the {what} file is larger than {_size(limit)}; choose a smaller one "
+            "(SECRETSD_MAX_BODY_BYTES sets the limit)"
+        )
     return raw, ""
