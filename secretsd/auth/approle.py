@@ -43,11 +43,16 @@ REFUSED_MESSAGE = (
 
 
 class LoginRefused(Exception):
-    """Why a login was refused, for the audit record (users see REFUSED_MESSAGE)."""
+    """Why a login was refused, for the audit record (users see REFUSED_MESSAGE).
 
-    def __init__(self, reason: str) -> None:
+    ``unknown_role`` says the login named no existing role: the rate limiter
+    counts those against one budget per client, not one per made-up name.
+    """
+
+    def __init__(self, reason: str, *, unknown_role: bool = False) -> None:
         super().__init__(reason)
         self.reason = reason
+        self.unknown_role = unknown_role
 
 
 def _hash(secret_id: str) -> str:
@@ -286,7 +291,7 @@ class AppRoleStore:
                 select(AppRole).where(AppRole.role_id == role_id)
             ).one_or_none()
             if role_row is None:
-                raise LoginRefused("unknown role_id")
+                raise LoginRefused("unknown role_id", unknown_role=True)
             role = _role(role_row)
             secret_row = connection.execute(
                 select(AppRoleSecretId).where(

@@ -361,12 +361,30 @@ class AppState:
         ``attempt`` returns (token, audited path, detail) or raises LoginRefused,
         whose precise reason goes to the audit record while the caller gets
         ``refused_message``, which never says which credential was wrong.
-        Failures count against ``client`` and ``role`` (see ratelimit.py); once
-        either is over its limit, attempts get 429 before any work is done.
+        Failures count against (``client``, ``role``) and ``role`` (see
+        ratelimit.py); once either is over its limit, attempts get 429 before
+        any work is done. A login naming no existing role (``refused.unknown_role``)
+        counts against the client's shared unknown-role budget, checked once
+        the lookup has found no role (no secret was hashed or compared).
         """
-        role_key = f"{method}:{role}"
         try:
-            self.limiter.check(client, role_key)
+            self.limiter.check_login(client, method, role)
+            try:
+                issued, where, detail = await asyncio.to_thread(attempt)
+            except LoginRefused as refused:
+                if refused.unknown_role:
+                    self.limiter.check_login(client, method, "")
+                self.limiter.failed_login(client, method, role, known=not refused.unknown_role)
+                await self.audit(
+                    None,
+                    "login",
+                    path,
+                    "denied",
+                    detail=f"{method}: {refused.reason}",
+                    client=client,
+                    request_id=request_id,
+                )
+                raise Unauthenticated(refused_message) from None
         except RateLimited as limited:
             folded = self.limiter.refusal_detail(client, f"{method}: rate limited")
             if folded is not None:
@@ -380,20 +398,6 @@ class AppState:
                     request_id=request_id,
                 )
             raise limited from None
-        try:
-            issued, where, detail = await asyncio.to_thread(attempt)
-        except LoginRefused as refused:
-            self.limiter.failed(client, role_key)
-            await self.audit(
-                None,
-                "login",
-                path,
-                "denied",
-                detail=f"{method}: {refused.reason}",
-                client=client,
-                request_id=request_id,
-            )
-            raise Unauthenticated(refused_message) from None
         await self.audit_log.record(
             audit_event(
                 issued.identity,
