@@ -72,9 +72,11 @@ def test_a_refusal_past_the_budget_raises_rate_limited_with_the_hint(limited: An
     settings = ClientSettings(addr=limited.url, role_id=role_id, secret_id=secret_id)
     for retry in (Retry(max_retry_after=0.5), Retry(refusals=0)):
         transport = Counting()
-        with Client(settings=settings, transport=transport, retry=retry) as sdk:
-            with pytest.raises(secretsd.RateLimited) as raised:
-                sdk.get("secretsd://apps/rl#k")
+        with (
+            Client(settings=settings, transport=transport, retry=retry) as sdk,
+            pytest.raises(secretsd.RateLimited) as raised,
+        ):
+            sdk.get("secretsd://apps/rl#k")
         assert 1 <= raised.value.retry_after <= 3
         assert _logins(transport) == [429]  # asked once, not waited for
 
