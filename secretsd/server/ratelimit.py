@@ -44,6 +44,7 @@ from limits.strategies import MovingWindowRateLimiter
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from secretsd.errors import RateLimited
+from secretsd.server.abandoned import replay
 from secretsd.server.errors import error_response
 
 if TYPE_CHECKING:
@@ -159,7 +160,7 @@ class LoginGate:
             return
         method, field = login
         messages, body = await _peek_body(receive)
-        receive = _replay(messages, receive)
+        receive = replay(messages, receive)
         role = _role_of(body, field)
         peer = scope.get("client")
         client = peer[0] if peer else ""
@@ -204,18 +205,6 @@ async def _peek_body(receive: Receive) -> tuple[list[Message], bytes | None]:
             return messages, None
         if not message.get("more_body", False):
             return messages, bytes(body)
-
-
-def _replay(messages: list[Message], receive: Receive) -> Receive:
-    """A receive that gives the peeked messages back first, then the rest of the request."""
-    pending = list(messages)
-
-    async def replayed() -> Message:
-        if pending:
-            return pending.pop(0)
-        return await receive()
-
-    return replayed
 
 
 def _role_of(body: bytes | None, field: str) -> str | None:
