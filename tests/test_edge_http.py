@@ -6,7 +6,8 @@ import os
 import re
 import shutil
 import subprocess
-from collections.abc import Iterator
+import time
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -325,6 +326,22 @@ def test_made_up_role_ids_share_one_budget_per_client(server_factory: Any) -> No
     assert statuses == [401] * 3 + [429] * 2
     assert _login(server.url, role_id, secret_id).status_code == 200
     assert _bad_login(server.url, role_id).status_code == 401  # a real role: its own budget
+    # The login gate tells made-up roles from real ones without a database read
+    # (its index is reloaded in the background on every role change).
+    roles = server.state.login_roles
+    _eventually(lambda: not roles.may_exist("approle", "made-up-0"))
+    assert roles.may_exist("approle", role_id)
+    with server.client() as admin:
+        assert admin.delete("/v1/auth/approle/roles/honest").status_code in (200, 204)
+    _eventually(lambda: not roles.may_exist("approle", role_id))
+    assert _bad_login(server.url, role_id).status_code == 429  # now a made-up role
+
+
+def _eventually(condition: Callable[[], bool], timeout: float = 10) -> None:
+    deadline = time.monotonic() + timeout
+    while not condition():
+        assert time.monotonic() < deadline, "the condition did not come true in time"
+        time.sleep(0.05)
 
 
 def _rate_limited_details(admin: httpx.Client) -> list[str]:

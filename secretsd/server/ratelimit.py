@@ -17,7 +17,9 @@ round trip, a thread and a hash each. Three budgets:
   120 a minute, from any address), like Vault's lockout.
 
 For logins the check runs before the work (the gate below reads the role from
-the body), so a limited login costs no database read or secret-id hash.
+the body, and knows which roles exist from known_roles.py), so a limited
+login, to a real role or a made-up one, costs no database read or secret-id
+hash.
 
 Refusals are audited, but not one record each: the first refusal of a client
 in every ``AUDIT_EVERY`` seconds is recorded with the number refused since the
@@ -166,7 +168,9 @@ class LoginGate:
         client = peer[0] if peer else ""
         try:
             if role is not None:
-                state.limiter.check_login(client, method, role)
+                # A role that does not exist is on the client's made-up-role budget.
+                known = state.login_roles.may_exist(method, role)
+                state.limiter.check_login(client, method, role if known else "")
         except RateLimited as limited:
             request_id = uuid.uuid4().hex
             detail = state.limiter.refusal_detail(client, f"{method}: rate limited")

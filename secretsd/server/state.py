@@ -23,6 +23,7 @@ from secretsd.errors import Forbidden, RateLimited, SecretsdError, Unauthenticat
 from secretsd.fsutil import ensure_private_dir, write_private_file
 from secretsd.policy import Policy, PolicySet, builtin_policies
 from secretsd.policy_store import PolicyStore
+from secretsd.server.known_roles import KnownRoles
 from secretsd.server.metrics import Metrics
 from secretsd.server.ratelimit import AuthLimiter
 from secretsd.server.secrets_service import SecretsService
@@ -183,6 +184,7 @@ class AppState:
             settings.auth_failure_limit_per_role,
             settings.rate_limit_storage,
         )
+        self.login_roles = KnownRoles(self._login_roles)
         self.policies: dict[str, Policy] = builtin_policies()
         self._policy_sets: dict[tuple[str, ...], PolicySet] = {}
         self._decisions: dict[tuple[tuple[str, ...], str, str], bool] = {}
@@ -197,11 +199,18 @@ class AppState:
     def _on_change(self, change: Change) -> None:
         if change.kind == "token":
             self.authenticator.forget_accessor(change.key)
+        elif change.kind == "role":
+            self.login_roles.changed()
         elif change.kind == "policy":
             self._policy_changes += 1
             task = asyncio.create_task(self.reload_policies())
             self._background.add(task)
             task.add_done_callback(self._background.discard)
+
+    def _login_roles(self) -> list[tuple[str, str]]:
+        """Every (method, role) a login can name: AppRole role_ids, Kubernetes role names."""
+        approles = [("approle", role_id) for role_id in self.approles.role_ids()]
+        return approles + [("kubernetes", name) for name in self.kubernetes.list_roles()]
 
     async def reload_policies(self) -> None:
         """Load every policy again and forget compiled sets and memoised decisions."""
@@ -266,6 +275,7 @@ class AppState:
         if self.secrets.stale is not None:
             await self.secrets.stale.load_key()
         await self.reload_policies()
+        await self.login_roles.reload()
         await self.audit_log.start()
         await self.feed.start()
 
