@@ -91,7 +91,8 @@ class AuthLimiter:
         ``role`` is the AppRole ``role_id`` or the Kubernetes role as the login
         names it; ``""`` is the shared budget of logins naming no existing role.
         """
-        where = f"from {client or 'this client'} for this role"
+        named = "this role" if role else "roles that do not exist"
+        where = f"from {client or 'this client'} for {named}"
         self._check(self._per_client, ("login", client, method, role), where)
         if role:
             self._check(self._per_role, ("role", method, role), "for this role")
