@@ -24,21 +24,14 @@ import json
 import os
 import re
 import shutil
-import signal
-import socket
 import subprocess
-import sys
 import tempfile
 import textwrap
 import time
 from pathlib import Path
 
 import httpx
-
-ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT))
-
-from secretsd.embedded import find_bao_binary  # noqa: E402
+from _server import start_bao_dev, start_secretsd, stop
 
 PATHS = 100
 TOKEN = "sdt_bench-admin-token-" + "b" * 20
@@ -66,24 +59,6 @@ WRK_SCRIPT = textwrap.dedent(
 ).replace("%PATHS%", str(PATHS))
 
 
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
-def wait_for(url: str, timeout: float = 60.0) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        try:
-            if httpx.get(url, timeout=1).status_code == 200:
-                return
-        except httpx.HTTPError:
-            pass
-        time.sleep(0.1)
-    raise SystemExit(f"{url} did not become ready")
-
-
 def wrk(url_prefix: str, header: str, value: str, duration: int, workdir: Path) -> dict[str, float]:
     script = workdir / "bench.lua"
     script.write_text(WRK_SCRIPT)
@@ -103,51 +78,6 @@ def wrk(url_prefix: str, header: str, value: str, duration: int, workdir: Path) 
     return result
 
 
-def start_secretsd(
-    workdir: Path,
-    name: str,
-    vault_addr: str,
-    vault_token: str,
-    prefix: str,
-    args: argparse.Namespace,
-    **extra_env: str,
-) -> tuple[subprocess.Popen[bytes], str]:
-    port = free_port()
-    env = {k: v for k, v in os.environ.items() if not k.startswith("SECRETSD_")}
-    env.update(
-        SECRETSD_VAULT_ADDR=vault_addr,
-        SECRETSD_VAULT_TOKEN=vault_token,
-        SECRETSD_VAULT_PREFIX=prefix,
-        SECRETSD_BOOTSTRAP_TOKEN=TOKEN,
-        SECRETSD_LOG_LEVEL="warning",
-        SECRETSD_WORKERS=str(args.workers),
-        SECRETSD_DATA_DIR=str(workdir / "data"),
-        **extra_env,
-    )
-    if args.database == "postgres":
-        env["SECRETSD_DATABASE_URL"] = "postgresql://postgres@127.0.0.1:5432/test"
-    log = (workdir / f"{name}.log").open("w")
-    process = subprocess.Popen(
-        [sys.executable, "-m", "secretsd.cli.main", "serve", "--port", str(port)],
-        stdout=log,
-        stderr=subprocess.STDOUT,
-        env=env,
-        cwd=ROOT,
-    )
-    log.close()
-    url = f"http://127.0.0.1:{port}"
-    wait_for(f"{url}/readyz")
-    return process, url
-
-
-def stop(process: subprocess.Popen[bytes]) -> None:
-    process.send_signal(signal.SIGTERM)
-    try:
-        process.wait(30)
-    except subprocess.TimeoutExpired:
-        process.kill()
-
-
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--duration", type=int, default=10)
@@ -163,24 +93,9 @@ def main() -> None:
     processes: list[subprocess.Popen[bytes]] = []
     try:
         if args.vault == "dev":
-            vault_port = free_port()
-            vault_token = "root-bench"
-            bao = subprocess.Popen(
-                [
-                    find_bao_binary(),
-                    "server",
-                    "-dev",
-                    f"-dev-listen-address=127.0.0.1:{vault_port}",
-                    f"-dev-root-token-id={vault_token}",
-                    "-log-level=error",
-                ],
-                stdout=subprocess.DEVNULL,
-                stderr=subprocess.DEVNULL,
-            )
-            processes.append(bao)
-            vault_addr = f"http://127.0.0.1:{vault_port}"
-            wait_for(f"{vault_addr}/v1/sys/health")
-            time.sleep(1)
+            bao = start_bao_dev()
+            processes.append(bao.process)
+            vault_addr, vault_token = bao.addr, bao.root_token
         else:
             from secretsd.embedded import EmbeddedOpenBao
 
@@ -195,7 +110,18 @@ def main() -> None:
             ).json()
             vault_addr, vault_token = credentials.addr, login["auth"]["client_token"]
 
-        cached, url = start_secretsd(workdir, "cached", vault_addr, vault_token, prefix, args)
+        server = {
+            "prefix": prefix,
+            "token": TOKEN,
+            "workers": args.workers,
+            "data_dir": workdir / "data",
+            **(
+                {"SECRETSD_DATABASE_URL": "postgresql://postgres@127.0.0.1:5432/test"}
+                if args.database == "postgres"
+                else {}
+            ),
+        }
+        cached, url = start_secretsd(workdir, "cached", vault_addr, vault_token, **server)
         processes.append(cached)
         headers = {"Authorization": f"Bearer {TOKEN}"}
         for i in range(PATHS):
@@ -225,13 +151,7 @@ def main() -> None:
         processes.remove(cached)
 
         uncached_process, url = start_secretsd(
-            workdir,
-            "uncached",
-            vault_addr,
-            vault_token,
-            prefix,
-            args,
-            SECRETSD_CACHE_ENABLED="false",
+            workdir, "uncached", vault_addr, vault_token, SECRETSD_CACHE_ENABLED="false", **server
         )
         processes.append(uncached_process)
         cold = wrk(

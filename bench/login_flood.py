@@ -23,10 +23,7 @@ import argparse
 import json
 import os
 import shutil
-import signal
-import socket
 import subprocess
-import sys
 import tempfile
 import time
 from collections import Counter
@@ -34,70 +31,27 @@ from pathlib import Path
 from typing import Any
 
 import httpx
-
-ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT))
-
-from secretsd.embedded import find_bao_binary  # noqa: E402
+from _server import Bao, start_bao_dev, start_secretsd, stop
 
 TOKEN = "sdt_bench-admin-token-" + "f" * 20
 AUTH = {"Authorization": f"Bearer {TOKEN}"}
 
 
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
-def wait_for(url: str, timeout: float = 60.0) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        try:
-            if httpx.get(url, timeout=1).status_code == 200:
-                return
-        except httpx.HTTPError:
-            pass
-        time.sleep(0.1)
-    raise SystemExit(f"{url} did not become ready")
-
-
-def start_secretsd(
-    workdir: Path, name: str, vault_addr: str, vault_token: str, workers: int, **env_extra: str
+def start_flood_target(
+    workdir: Path, name: str, vault: Bao, workers: int, **env_extra: str
 ) -> tuple[subprocess.Popen[bytes], str]:
-    port = free_port()
-    env = {k: v for k, v in os.environ.items() if not k.startswith("SECRETSD_")}
-    env.update(
-        SECRETSD_VAULT_ADDR=vault_addr,
-        SECRETSD_VAULT_TOKEN=vault_token,
-        SECRETSD_VAULT_PREFIX=f"flood-{name}-{int(time.time())}",
-        SECRETSD_BOOTSTRAP_TOKEN=TOKEN,
-        SECRETSD_LOG_LEVEL="warning",
-        SECRETSD_WORKERS=str(workers),
-        SECRETSD_DATA_DIR=str(workdir / name),
+    """secretsd behind a "proxy" on loopback, so each simulated client has its own address."""
+    return start_secretsd(
+        workdir,
+        name,
+        vault.addr,
+        vault.root_token,
+        prefix=f"flood-{name}-{int(time.time())}",
+        token=TOKEN,
+        workers=workers,
         SECRETSD_TRUSTED_PROXIES="127.0.0.1",
         **env_extra,
     )
-    log = (workdir / f"{name}.log").open("w")
-    process = subprocess.Popen(
-        [sys.executable, "-m", "secretsd.cli.main", "serve", "--port", str(port)],
-        stdout=log,
-        stderr=subprocess.STDOUT,
-        env=env,
-        cwd=ROOT,
-    )
-    log.close()
-    url = f"http://127.0.0.1:{port}"
-    wait_for(f"{url}/readyz")
-    return process, url
-
-
-def stop(process: subprocess.Popen[bytes]) -> None:
-    process.send_signal(signal.SIGTERM)
-    try:
-        process.wait(30)
-    except subprocess.TimeoutExpired:
-        process.kill()
 
 
 def tree_cpu_seconds(pid: int) -> float:
@@ -267,20 +221,6 @@ def main() -> None:
         raise SystemExit("wrk is not installed: apt-get install wrk")
 
     workdir = Path(tempfile.mkdtemp(prefix="secretsd-flood-"))
-    vault_port = free_port()
-    bao = subprocess.Popen(
-        [
-            find_bao_binary(),
-            "server",
-            "-dev",
-            f"-dev-listen-address=127.0.0.1:{vault_port}",
-            "-dev-root-token-id=root-bench",
-            "-log-level=error",
-        ],
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
-    vault_addr = f"http://127.0.0.1:{vault_port}"
     off = {"SECRETSD_AUTH_FAILURE_LIMIT_PER_CLIENT": "", "SECRETSD_AUTH_FAILURE_LIMIT_PER_ROLE": ""}
     plans: list[tuple[str, dict[str, str], float]] = [
         ("quiet (no flood)", {}, 0.0),
@@ -289,13 +229,10 @@ def main() -> None:
     ]
     rows: list[tuple[str, dict[str, Any]]] = []
     costs: list[tuple[str, float, float]] = []
+    bao = start_bao_dev()
     try:
-        wait_for(f"{vault_addr}/v1/sys/health")
-        time.sleep(1)
         for index, (name, env) in enumerate([("limits off", off), ("limits on", {})]):
-            process, url = start_secretsd(
-                workdir, f"c{index}", vault_addr, "root-bench", args.workers, **env
-            )
+            process, url = start_flood_target(workdir, f"c{index}", bao, args.workers, **env)
             try:
                 cpu_before = tree_cpu_seconds(process.pid)
                 row = run_load(url, workdir, args.duration, args.rate, 0)
@@ -304,9 +241,7 @@ def main() -> None:
             finally:
                 stop(process)
         for index, (name, env, connections) in enumerate(plans):
-            process, url = start_secretsd(
-                workdir, f"s{index}", vault_addr, "root-bench", args.workers, **env
-            )
+            process, url = start_flood_target(workdir, f"s{index}", bao, args.workers, **env)
             try:
                 cpu_before = tree_cpu_seconds(process.pid)
                 row = run_load(url, workdir, args.duration, connections, args.readers)
@@ -315,7 +250,7 @@ def main() -> None:
             finally:
                 stop(process)
     finally:
-        stop(bao)
+        stop(bao.process)
         shutil.rmtree(workdir, ignore_errors=True)
 
     print(

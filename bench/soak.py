@@ -12,7 +12,9 @@ over both replicas:
 - a writer: ``PUT`` a new version of a random path every 0.1 s (admin token);
 - long-pollers (2 threads): ``GET ?wait=5&after=<version>`` on the hot path;
 - logins: an AppRole login every 0.5 s, each followed by a read with the new token;
-- a login flood: invalid AppRole logins as fast as one thread sends them.
+- a login flood: invalid AppRole logins to another role (``soak-flood``), from the same
+  address as the honest logins, as fast as one thread sends them: the flood is refused
+  (429 once its budget is spent) while the honest role's logins keep succeeding.
 
 It prints, per kind: requests, throughput, p50/p99 latency, errors (5xx and transport
 errors; a refused flood login, 400/401/403/429, is expected, not an error); the RSS of
@@ -175,6 +177,8 @@ def run(minutes: float, replicas: list[Replica], say: Any) -> dict[str, Any]:
         )
         admin.put("/v1/auth/approle/roles/soak", json={"policies": ["soak"], "token_ttl": "10m"})
         role_id = admin.get("/v1/auth/approle/roles/soak").json()["role_id"]
+        admin.put("/v1/auth/approle/roles/soak-flood", json={"policies": ["soak"]})
+        flood_role_id = admin.get("/v1/auth/approle/roles/soak-flood").json()["role_id"]
         secret_id = admin.post("/v1/auth/approle/roles/soak/secret-ids", json={}).json()[
             "secret_id"
         ]
@@ -236,7 +240,7 @@ def run(minutes: float, replicas: list[Replica], say: Any) -> dict[str, Any]:
         pool, turn = clients(None, timeout=5), 0
         while not stop.is_set():
             turn += 1
-            body = {"role_id": role_id, "secret_id": "wrong-" + secrets.token_hex(8)}
+            body = {"role_id": flood_role_id, "secret_id": "wrong-" + secrets.token_hex(8)}
             call(books, "login-flood", pool[turn % 2], "POST", "/v1/auth/approle/login",
                  expect_refusal=True, json=body)  # fmt: skip
 

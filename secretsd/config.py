@@ -132,7 +132,8 @@ class Settings(BaseSettings):
 
     # The edge (secretsd/server/edge.py, ratelimit.py): proxies whose X-Forwarded-For is
     # believed (addresses or CIDRs, comma-separated; none by default), failed-authentication
-    # limits in the `limits` notation ("" turns one off), and the API docs.
+    # limits in the `limits` notation ("" turns one off; "per client" counts logins per
+    # client address and role, bad tokens per client address), and the API docs.
     trusted_proxies: Annotated[list[str], NoDecode] = Field(default_factory=list)
     auth_failure_limit_per_client: str = "30/minute"
     auth_failure_limit_per_role: str = "120/minute"

@@ -25,7 +25,7 @@ import sys
 import threading
 import time
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -141,6 +141,55 @@ def canary_check() -> Iterator[None]:
 
 
 REQUIRE_POSTGRES_ENV = "SECRETSD_REQUIRE_POSTGRES"
+
+
+@contextlib.contextmanager
+def mounted_tmpfs(size: str, where: Path) -> Iterator[Path]:
+    """A real tmpfs of ``size`` (``"1m"``, ``"4m"``) at ``where``, unmounted afterwards.
+
+    Full-disk tests need a filesystem they can fill in milliseconds without
+    touching the machine's disk. Mounting needs root: CI runs as root, and a
+    skip fails CI.
+    """
+    if os.geteuid() != 0:
+        pytest.skip("mounting a small tmpfs needs root (CI runs as root)")
+    where.mkdir(parents=True, exist_ok=True)
+    options = f"size={size},mode=0700"
+    subprocess.run(["mount", "-t", "tmpfs", "-o", options, "tmpfs", str(where)], check=True)
+    try:
+        yield where
+    finally:
+        subprocess.run(["umount", "-l", str(where)], check=False)
+
+
+@pytest.fixture
+def tmpfs(tmp_path: Path) -> Iterator[Callable[[str], Path]]:
+    """``tmpfs("4m")`` mounts a small tmpfs under the test's tmp_path, unmounted after it."""
+    with contextlib.ExitStack() as mounts:
+        count = iter(range(1_000))
+
+        def mount(size: str) -> Path:
+            return mounts.enter_context(mounted_tmpfs(size, tmp_path / f"tmpfs-{next(count)}"))
+
+        yield mount
+
+
+def fill(directory: Path) -> Path:
+    """Fill the filesystem to the last byte (unbuffered writes); return the filler file.
+
+    Big writes first, then single bytes, so no page is left with room for a
+    record; delete the file to free the space.
+    """
+    filler = directory / "filler"
+    fd = os.open(filler, os.O_WRONLY | os.O_CREAT, 0o600)
+    try:
+        for size in (65536, 1):
+            with contextlib.suppress(OSError):
+                while True:
+                    os.write(fd, b"\0" * size)
+    finally:
+        os.close(fd)
+    return filler
 
 
 def free_port() -> int:

@@ -7,10 +7,8 @@ fill it, so the mirror write fails with a real ENOSPC.
 from __future__ import annotations
 
 import asyncio
-import os
 import sqlite3
 import stat
-import subprocess
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -25,35 +23,13 @@ from secretsd.audit import AuditEvent, AuditLog, verify_chain
 from secretsd.db.engine import make_engine
 from secretsd.db.migrate import upgrade_schema
 from secretsd.errors import AuditUnavailable
-from tests.conftest import RunningServer
+from tests.conftest import RunningServer, fill
 
 
 @pytest.fixture
-def small_fs(tmp_path: Path) -> Iterator[Path]:
-    """A real 1 MiB tmpfs, unmounted afterwards."""
-    if os.geteuid() != 0:
-        pytest.skip("mounting a small tmpfs needs root (CI runs as root)")
-    mount = tmp_path / "small-fs"
-    mount.mkdir()
-    subprocess.run(
-        ["mount", "-t", "tmpfs", "-o", "size=1m,mode=0700", "tmpfs", str(mount)], check=True
-    )
-    try:
-        yield mount
-    finally:
-        subprocess.run(["umount", "-l", str(mount)], check=False)
-
-
-def fill(folder: Path) -> Path:
-    """Write a file until the filesystem is full; return it (delete it to free the space)."""
-    filler = folder / "filler"
-    with filler.open("wb", buffering=0) as handle:
-        try:
-            while True:
-                handle.write(b"\0" * 4096)
-        except OSError:
-            pass
-    return filler
+def small_fs(tmpfs: Callable[[str], Path]) -> Path:
+    """A real 1 MiB tmpfs (tests/conftest.py), unmounted afterwards."""
+    return tmpfs("1m")
 
 
 @pytest.fixture

@@ -6,7 +6,8 @@ import os
 import re
 import shutil
 import subprocess
-from collections.abc import Iterator
+import time
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -278,20 +279,30 @@ def _bad_login(
     )
 
 
-def test_failed_logins_are_limited_per_client_with_retry_after(server_factory: Any) -> None:
+def _login(url: str, role_id: str, secret_id: str) -> httpx.Response:
+    return httpx.post(
+        f"{url}/v1/auth/approle/login", json={"role_id": role_id, "secret_id": secret_id}
+    )
+
+
+def test_failed_logins_are_limited_per_client_and_role_with_retry_after(
+    server_factory: Any,
+) -> None:
     server = server_factory(auth_failure_limit_per_client="5/minute")
     with server.client() as admin:
         admin.put("/v1/secrets/apps/rl", json={"data": {"k": "rate-limited-1"}})
         role_id, secret_id = _approle(admin, "rl", [])
-        statuses = [_bad_login(server.url).status_code for _ in range(8)]
+        other_id, other_secret = _approle(admin, "rl-other", [])
+        statuses = [_bad_login(server.url, role_id).status_code for _ in range(8)]
         assert statuses == [401] * 5 + [429] * 3
-        limited = _bad_login(server.url)
+        limited = _bad_login(server.url, role_id)
         assert error_of(limited)["code"] == "rate_limited"
         assert 1 <= int(limited.headers["retry-after"]) <= 60
-        # The good credentials of the same address are limited too (like Vault's lockout)...
-        good = {"role_id": role_id, "secret_id": secret_id}
-        assert httpx.post(f"{server.url}/v1/auth/approle/login", json=good).status_code == 429
-        # ...but an already known token keeps reading at full speed.
+        # This address's good credentials for the flooded role wait too (Vault's lockout)...
+        assert _login(server.url, role_id, secret_id).status_code == 429
+        # ...but not its logins to another role (a flood must not lock a neighbour out)...
+        assert _login(server.url, other_id, other_secret).status_code == 200
+        # ...and an already known token keeps reading at full speed.
         assert admin.get("/v1/secrets/apps/rl").status_code == 200
         # Refusals are audited, folded into one record per client and interval.
         assert _rate_limited_details(admin) == ["approle: rate limited"]
@@ -299,11 +310,38 @@ def test_failed_logins_are_limited_per_client_with_retry_after(server_factory: A
         last, folded = refusals["127.0.0.1"]
         assert folded == 4  # the other refusals since that record
         refusals["127.0.0.1"] = (last - 60, folded)  # as if the interval had passed
-        assert _bad_login(server.url).status_code == 429
+        assert _bad_login(server.url, role_id).status_code == 429
         assert _rate_limited_details(admin) == [
             "approle: rate limited",
             "approle: rate limited (4 more)",
         ]
+
+
+def test_made_up_role_ids_share_one_budget_per_client(server_factory: Any) -> None:
+    server = server_factory(auth_failure_limit_per_client="3/minute")
+    with server.client() as admin:
+        role_id, secret_id = _approle(admin, "honest", [])
+    # Cycling through role ids that do not exist does not get a fresh budget each time.
+    statuses = [_bad_login(server.url, f"made-up-{n}").status_code for n in range(5)]
+    assert statuses == [401] * 3 + [429] * 2
+    assert _login(server.url, role_id, secret_id).status_code == 200
+    assert _bad_login(server.url, role_id).status_code == 401  # a real role: its own budget
+    # The login gate tells made-up roles from real ones without a database read
+    # (its index is reloaded in the background on every role change).
+    roles = server.state.login_roles
+    _eventually(lambda: not roles.may_exist("approle", "made-up-0"))
+    assert roles.may_exist("approle", role_id)
+    with server.client() as admin:
+        assert admin.delete("/v1/auth/approle/roles/honest").status_code in (200, 204)
+    _eventually(lambda: not roles.may_exist("approle", role_id))
+    assert _bad_login(server.url, role_id).status_code == 429  # now a made-up role
+
+
+def _eventually(condition: Callable[[], bool], timeout: float = 10) -> None:
+    deadline = time.monotonic() + timeout
+    while not condition():
+        assert time.monotonic() < deadline, "the condition did not come true in time"
+        time.sleep(0.05)
 
 
 def _rate_limited_details(admin: httpx.Client) -> list[str]:
@@ -369,3 +407,39 @@ def test_failed_kubernetes_logins_are_limited_per_role(server_factory: Any) -> N
 
     assert [login("web", f"10.0.1.{n}") for n in range(4)] == [401, 401, 429, 429]
     assert login("api", "10.0.1.9") == 401  # another role has its own budget
+
+
+def test_a_kubernetes_flood_does_not_lock_out_another_role_from_the_same_address(
+    server_factory: Any,
+) -> None:
+    from tests.test_kubernetes_login import ISSUER, keypair, projected
+
+    server = server_factory(auth_failure_limit_per_client="2/minute")
+    key, public = keypair()
+    with server.client() as admin:
+        configured = admin.put(
+            "/v1/auth/kubernetes/config",
+            json={"issuer": ISSUER, "public_keys": [public], "audiences": ["secretsd"]},
+        )
+        assert configured.status_code == 200, configured.text
+        rules = {"rules": [{"path": "shop/**", "capabilities": ["read"]}]}
+        assert admin.put("/v1/policies/shop", json=rules).status_code in (200, 201)
+        for role, account in (("shop-web", "web"), ("shop-api", "api")):
+            made = admin.put(
+                f"/v1/auth/kubernetes/roles/{role}",
+                json={
+                    "bound_service_account_names": [account],
+                    "bound_service_account_namespaces": ["shop"],
+                    "policies": ["shop"],
+                },
+            )
+            assert made.status_code == 200, made.text
+
+    def login(role: str, token: str) -> int:
+        return httpx.post(
+            f"{server.url}/v1/auth/kubernetes/login", json={"role": role, "jwt": token}
+        ).status_code
+
+    assert [login("shop-web", "not.a.jwt") for _ in range(3)] == [401, 401, 429]
+    assert login("shop-web", projected(key, "shop", "web")) == 429  # that role, this address
+    assert login("shop-api", projected(key, "shop", "api")) == 200  # another role goes on

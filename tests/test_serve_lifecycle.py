@@ -14,17 +14,17 @@ import socket
 import stat
 import subprocess
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import httpx
 import pytest
 
-from tests.conftest import ADMIN_TOKEN, Bao, free_port
-from tests.test_audit_faults import fill, small_fs
+from tests.conftest import ADMIN_TOKEN, Bao, fill, free_port
 from tests.test_processes import admin, processes, serve, wait_ready
 
-__all__ = ["processes", "small_fs"]  # fixtures, imported for pytest
+__all__ = ["processes"]  # the fixture, imported for pytest
 
 pytestmark = pytest.mark.slow
 
@@ -163,9 +163,9 @@ def test_a_worker_that_keeps_dying_is_restarted_with_back_off(
 
 
 def test_a_full_data_disk_kills_no_worker_and_service_recovers(
-    tmp_path: Path, common: dict[str, str], processes: list[Any], small_fs: Path
+    tmp_path: Path, common: dict[str, str], processes: list[Any], tmpfs: Callable[[str], Path]
 ) -> None:
-    subprocess.run(["mount", "-o", "remount,size=16m", str(small_fs)], check=True)
+    small_fs = tmpfs("16m")
     data_dir = small_fs / "data"
     parent, url, _ = start(tmp_path, "full", data_dir, 2, common, processes)
     workers = children(parent.pid)

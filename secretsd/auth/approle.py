@@ -43,11 +43,16 @@ REFUSED_MESSAGE = (
 
 
 class LoginRefused(Exception):
-    """Why a login was refused, for the audit record (users see REFUSED_MESSAGE)."""
+    """Why a login was refused, for the audit record (users see REFUSED_MESSAGE).
 
-    def __init__(self, reason: str) -> None:
+    ``unknown_role`` says the login named no existing role: the rate limiter
+    counts those against one budget per client, not one per made-up name.
+    """
+
+    def __init__(self, reason: str, *, unknown_role: bool = False) -> None:
         super().__init__(reason)
         self.reason = reason
+        self.unknown_role = unknown_role
 
 
 def _hash(secret_id: str) -> str:
@@ -208,6 +213,11 @@ class AppRoleStore:
         with database_errors(self._engine), self._engine.connect() as connection:
             return sorted(connection.execute(select(AppRole.name)).scalars().all())
 
+    def role_ids(self) -> list[str]:
+        """Every role's ``role_id`` (what a login names), for the login gate's index."""
+        with database_errors(self._engine), self._engine.connect() as connection:
+            return list(connection.execute(select(AppRole.role_id)).scalars().all())
+
     def delete_role(self, name: str) -> None:
         with database_errors(self._engine), self._engine.begin() as connection:
             removed = connection.execute(delete(AppRole).where(AppRole.name == name)).rowcount
@@ -286,7 +296,7 @@ class AppRoleStore:
                 select(AppRole).where(AppRole.role_id == role_id)
             ).one_or_none()
             if role_row is None:
-                raise LoginRefused("unknown role_id")
+                raise LoginRefused("unknown role_id", unknown_role=True)
             role = _role(role_row)
             secret_row = connection.execute(
                 select(AppRoleSecretId).where(

@@ -458,7 +458,7 @@ class KubernetesAuth:
         try:
             role = self.get_role(role_name)
         except NotFound:
-            raise LoginRefused(f"unknown role {role_name!r}") from None
+            raise LoginRefused(f"unknown role {role_name!r}", unknown_role=True) from None
         account, _ = self.verify(token)
         if not _matches(account.namespace, role.namespaces):
             raise LoginRefused(

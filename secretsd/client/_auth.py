@@ -89,9 +89,13 @@ class AuthState:
     def login_request(self) -> HttpRequest:
         if self.kind == "approle":
             body = {"role_id": self.settings.role_id, "secret_id": self.settings.read_secret_id()}
-            return HttpRequest("POST", "/v1/auth/approle/login", json=body, idempotent=False)
+            return HttpRequest(
+                "POST", "/v1/auth/approle/login", json=body, idempotent=False, login=True
+            )
         body = {"role": self.settings.k8s_role, "jwt": self.settings.read_k8s_jwt()}
-        return HttpRequest("POST", "/v1/auth/kubernetes/login", json=body, idempotent=False)
+        return HttpRequest(
+            "POST", "/v1/auth/kubernetes/login", json=body, idempotent=False, login=True
+        )
 
     def apply_login(self, info: TokenInfo) -> None:
         if not info.token:

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 import logging
+import math
 from collections.abc import Mapping, Sequence
 from dataclasses import replace
 from typing import Any
@@ -37,6 +38,7 @@ from secretsd.errors import (
     ConfigError,
     InvalidInput,
     NotFound,
+    RateLimited,
     SecretsdError,
     Unauthenticated,
     Unavailable,
@@ -48,6 +50,25 @@ from secretsd.ref import SCHEME, Reference, validate_path
 __all__ = ["ClientCore"]
 
 log = logging.getLogger("secretsd.client")
+
+#: The longest Retry-After taken at its word (an HTTP date or a bigger number is capped).
+_RETRY_AFTER_MAX = 3600.0
+
+
+def retry_after(outcome: HttpResponse | TransportFailure) -> float | None:
+    """The delay a refusal asks for: a 429's (1 s if it names none), a 503's if it names one.
+
+    Seconds only (what secretsd sends); an HTTP date counts as the cap.
+    """
+    if not isinstance(outcome, HttpResponse) or outcome.status not in (429, 503):
+        return None
+    raw = (outcome.header("retry-after") or "").strip()
+    if raw.isascii() and raw.isdigit():
+        return min(float(raw), _RETRY_AFTER_MAX)
+    if raw:
+        return _RETRY_AFTER_MAX
+    return 1.0 if outcome.status == 429 else None
+
 
 #: Prefixes per hash-lookup request (the service accepts up to 10,000).
 _HASH_BATCH = 5000
@@ -101,6 +122,11 @@ class ClientCore:
             cls = error_class_for_status(outcome.status)
         if cls is Unauthenticated and self.settings.credentials_from:
             message += f" (credentials from {self.settings.credentials_from})"
+        hint = retry_after(outcome)
+        if issubclass(cls, RateLimited):
+            return cls(message, retry_after=math.ceil(hint if hint is not None else 1))
+        if hint is not None:
+            message += f" (the service asks to retry in {math.ceil(hint)} s)"
         return cls(message)
 
     def call(
@@ -109,7 +135,8 @@ class ClientCore:
         """Send ``request``: log in or renew first if due, retry, map errors."""
         if authenticated and check_token:
             yield from self._ensure_token()
-        failures = 0
+        failures = refused = 0
+        waited = 0.0
         refreshed = False
         while True:
             sent = request
@@ -128,6 +155,22 @@ class ClientCore:
             ):
                 refreshed = True
                 yield from self._ensure_token()
+                continue
+            hint = retry_after(outcome)
+            if hint is not None:
+                assert isinstance(outcome, HttpResponse)
+                if not self.retry.after_refusal(request, outcome.status, hint, refused, waited):
+                    raise self.error_for(outcome)
+                refused += 1
+                waited += hint
+                log.info(
+                    "%s %s refused (%d); retrying in %.0f s as asked",
+                    request.method,
+                    request.url,
+                    outcome.status,
+                    hint,
+                )
+                yield Sleep(hint)
                 continue
             failures += 1
             if self.retry.should_retry(request.idempotent, outcome, failures):
@@ -249,7 +292,9 @@ class ClientCore:
                 results.append(None)
                 remote.append((len(results) - 1, text))
         if remote:
-            request = HttpRequest("POST", "/v1/resolve", json={"refs": [t for _, t in remote]})
+            request = HttpRequest(  # a read, though a POST
+                "POST", "/v1/resolve", json={"refs": [t for _, t in remote]}, replayable=True
+            )
             response = yield from self.call(request)
             answers = json_body(response).get("results", [])
             if len(answers) != len(remote):
@@ -284,7 +329,11 @@ class ClientCore:
         if keys:
             body["binary_keys"] = keys
         request = HttpRequest(
-            "PATCH" if patch else "PUT", f"/v1/secrets/{path}", json=body, idempotent=False
+            "PATCH" if patch else "PUT",
+            f"/v1/secrets/{path}",
+            json=body,
+            idempotent=False,
+            replayable=cas is not None,  # a replay that had landed fails its check
         )
         response = yield from self.call(request)
         self.cache.invalidate(path)
@@ -389,7 +438,9 @@ class ClientCore:
 
     def login_op(self, method: str, body: Mapping[str, str]) -> Op[TokenInfo]:
         """``approle`` or ``kubernetes`` login; the client then uses the new token."""
-        request = HttpRequest("POST", f"/v1/auth/{method}/login", json=dict(body), idempotent=False)
+        request = HttpRequest(
+            "POST", f"/v1/auth/{method}/login", json=dict(body), idempotent=False, login=True
+        )
         response = yield from self.call(request, authenticated=False)
         answer = json_body(response)
         info = token_info(answer, token=answer.get("token"))

@@ -33,9 +33,21 @@ class HttpRequest:
     timeout: float | None = None
     #: May be sent again after a transport failure mid-request (reads, deletes).
     idempotent: bool = True
+    #: May be sent again after a refusal carrying Retry-After (429, or a 503 with one).
+    #: None decides by method: GET and HEAD may, other methods may not. A write sets
+    #: True only with a check-and-set (a replay that had landed fails its check rather
+    #: than adding a version).
+    replayable: bool | None = None
+    #: A login: the service answers 429 before any work, so a 429 may be retried too.
+    login: bool = False
 
     def __repr__(self) -> str:  # bodies and headers may hold values and tokens
         return f"HttpRequest({self.method} {self.url})"
+
+    @property
+    def may_replay(self) -> bool:
+        """Whether the request may be sent again after a refusal with Retry-After."""
+        return self.method in ("GET", "HEAD") if self.replayable is None else self.replayable
 
 
 @dataclass(frozen=True, slots=True)

@@ -21,7 +21,7 @@ import logging
 import anyio
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-__all__ = ["AbandonedWriteGuard"]
+__all__ = ["AbandonedWriteGuard", "replay"]
 
 log = logging.getLogger(__name__)
 
@@ -51,13 +51,13 @@ class AbandonedWriteGuard:
             if not message.get("more_body", False):
                 break
             if size > self.max_body_bytes:  # too big: let the size check answer it
-                await self.app(scope, _replay(buffered, receive), send)
+                await self.app(scope, replay(buffered, receive), send)
                 return
         await asyncio.sleep(0)  # let the event loop read a pending EOF
         if await _client_gone(receive):
             _dropped(scope)
             return
-        await self.app(scope, _replay(buffered, receive), send)
+        await self.app(scope, replay(buffered, receive), send)
 
 
 async def _client_gone(receive: Receive) -> bool:
@@ -69,7 +69,8 @@ async def _client_gone(receive: Receive) -> bool:
     return message is not None and message["type"] == "http.disconnect"
 
 
-def _replay(buffered: list[Message], receive: Receive) -> Receive:
+def replay(buffered: list[Message], receive: Receive) -> Receive:
+    """A receive that gives the ``buffered`` messages back first, then the rest of the request."""
     pending = list(buffered)
 
     async def replay() -> Message:

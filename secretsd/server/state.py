@@ -23,6 +23,7 @@ from secretsd.errors import Forbidden, RateLimited, SecretsdError, Unauthenticat
 from secretsd.fsutil import ensure_private_dir, write_private_file
 from secretsd.policy import Policy, PolicySet, builtin_policies
 from secretsd.policy_store import PolicyStore
+from secretsd.server.known_roles import KnownRoles
 from secretsd.server.metrics import Metrics
 from secretsd.server.ratelimit import AuthLimiter
 from secretsd.server.secrets_service import SecretsService
@@ -183,6 +184,7 @@ class AppState:
             settings.auth_failure_limit_per_role,
             settings.rate_limit_storage,
         )
+        self.login_roles = KnownRoles(self._login_roles)
         self.policies: dict[str, Policy] = builtin_policies()
         self._policy_sets: dict[tuple[str, ...], PolicySet] = {}
         self._decisions: dict[tuple[tuple[str, ...], str, str], bool] = {}
@@ -197,11 +199,18 @@ class AppState:
     def _on_change(self, change: Change) -> None:
         if change.kind == "token":
             self.authenticator.forget_accessor(change.key)
+        elif change.kind == "role":
+            self.login_roles.changed()
         elif change.kind == "policy":
             self._policy_changes += 1
             task = asyncio.create_task(self.reload_policies())
             self._background.add(task)
             task.add_done_callback(self._background.discard)
+
+    def _login_roles(self) -> list[tuple[str, str]]:
+        """Every (method, role) a login can name: AppRole role_ids, Kubernetes role names."""
+        approles = [("approle", role_id) for role_id in self.approles.role_ids()]
+        return approles + [("kubernetes", name) for name in self.kubernetes.list_roles()]
 
     async def reload_policies(self) -> None:
         """Load every policy again and forget compiled sets and memoised decisions."""
@@ -266,6 +275,7 @@ class AppState:
         if self.secrets.stale is not None:
             await self.secrets.stale.load_key()
         await self.reload_policies()
+        await self.login_roles.reload()
         await self.audit_log.start()
         await self.feed.start()
 
@@ -361,12 +371,30 @@ class AppState:
         ``attempt`` returns (token, audited path, detail) or raises LoginRefused,
         whose precise reason goes to the audit record while the caller gets
         ``refused_message``, which never says which credential was wrong.
-        Failures count against ``client`` and ``role`` (see ratelimit.py); once
-        either is over its limit, attempts get 429 before any work is done.
+        Failures count against (``client``, ``role``) and ``role`` (see
+        ratelimit.py); once either is over its limit, attempts get 429 before
+        any work is done. A login naming no existing role (``refused.unknown_role``)
+        counts against the client's shared unknown-role budget, checked once
+        the lookup has found no role (no secret was hashed or compared).
         """
-        role_key = f"{method}:{role}"
         try:
-            self.limiter.check(client, role_key)
+            self.limiter.check_login(client, method, role)
+            try:
+                issued, where, detail = await asyncio.to_thread(attempt)
+            except LoginRefused as refused:
+                if refused.unknown_role:
+                    self.limiter.check_login(client, method, "")
+                self.limiter.failed_login(client, method, role, known=not refused.unknown_role)
+                await self.audit(
+                    None,
+                    "login",
+                    path,
+                    "denied",
+                    detail=f"{method}: {refused.reason}",
+                    client=client,
+                    request_id=request_id,
+                )
+                raise Unauthenticated(refused_message) from None
         except RateLimited as limited:
             folded = self.limiter.refusal_detail(client, f"{method}: rate limited")
             if folded is not None:
@@ -380,20 +408,6 @@ class AppState:
                     request_id=request_id,
                 )
             raise limited from None
-        try:
-            issued, where, detail = await asyncio.to_thread(attempt)
-        except LoginRefused as refused:
-            self.limiter.failed(client, role_key)
-            await self.audit(
-                None,
-                "login",
-                path,
-                "denied",
-                detail=f"{method}: {refused.reason}",
-                client=client,
-                request_id=request_id,
-            )
-            raise Unauthenticated(refused_message) from None
         await self.audit_log.record(
             audit_event(
                 issued.identity,

@@ -10,16 +10,14 @@ from __future__ import annotations
 
 import contextlib
 import json
-import os
-import subprocess
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from pathlib import Path
 
 import httpx
 import pytest
 
-from tests.conftest import ADMIN_TOKEN
+from tests.conftest import ADMIN_TOKEN, fill
 from tests.faults.cluster import BaoCluster, Replica
 from tests.faults.load import Load
 from tests.faults.test_faults import audit_verify
@@ -27,38 +25,10 @@ from tests.faults.test_faults import audit_verify
 pytestmark = [pytest.mark.faults, pytest.mark.postgres]
 
 
-@pytest.fixture
-def small_disk(tmp_path: Path) -> Iterator[Path]:
-    if os.geteuid() != 0:
-        pytest.skip("mounting a small tmpfs needs root")
-    mount = tmp_path / "small"
-    mount.mkdir()
-    subprocess.run(
-        ["mount", "-t", "tmpfs", "-o", "size=4m,mode=0700", "tmpfs", str(mount)], check=True
-    )
-    try:
-        yield mount
-    finally:
-        subprocess.run(["umount", "-l", str(mount)], check=False)
-
-
-def fill(directory: Path) -> Path:
-    """Fill the filesystem to the last byte (unbuffered writes); return the filler file."""
-    filler = directory / "filler"
-    fd = os.open(filler, os.O_WRONLY | os.O_CREAT, 0o600)
-    try:
-        for size in (65536, 1):
-            with contextlib.suppress(OSError):
-                while True:
-                    os.write(fd, b"\0" * size)
-    finally:
-        os.close(fd)
-    return filler
-
-
 def test_full_disk_fails_closed_and_recovers(
-    cluster: BaoCluster, replicas: Callable[..., Replica], small_disk: Path
+    cluster: BaoCluster, replicas: Callable[..., Replica], tmpfs: Callable[[str], Path]
 ) -> None:
+    small_disk = tmpfs("4m")
     replica = replicas(
         "full",
         node=cluster.wait_leader().index,
