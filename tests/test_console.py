@@ -13,6 +13,7 @@ import json
 import os
 import shutil
 import subprocess
+import tempfile
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
@@ -40,6 +41,7 @@ FLAGS = [
     "--disable-sync",
 ]
 DOCS = Path(__file__).resolve().parent.parent / "docs"
+SHOTS = Path(tempfile.gettempdir()) / "secretsd-console-shots"
 
 
 @pytest.fixture(scope="module")
@@ -122,8 +124,11 @@ def sign_in(page: Any, server: RunningServer, token: str | None = None) -> None:
 
 
 def shot(page: Any, name: str, full_page: bool = True) -> None:
-    DOCS.mkdir(exist_ok=True)
-    page.screenshot(path=str(DOCS / f"console-{name}.png"), full_page=full_page)
+    """Render the page to PNG; refresh ``docs/`` only when asked (``SECRETSD_SCREENSHOTS=1``),
+    so that running the suite never changes tracked files."""
+    target = DOCS if os.environ.get("SECRETSD_SCREENSHOTS") == "1" else SHOTS
+    target.mkdir(parents=True, exist_ok=True)
+    page.screenshot(path=str(target / f"console-{name}.png"), full_page=full_page)
 
 
 def unique(prefix: str) -> str:
