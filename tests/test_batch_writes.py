@@ -137,6 +137,8 @@ def test_a_malformed_batch_is_refused_whole(admin: httpx.Client, client: Client)
     binary = batch([{**one, "binary_keys": ["k"], "data": {"k": "not base64!"}}])
     assert binary.status_code == 422
     assert batch([]).status_code == 422
+    long_key = batch([{**one, "custom_metadata": {"k" * 129: "v"}}])
+    assert long_key.status_code == 422 and "1 to 128 characters" in long_key.text
     assert admin.get("/v1/secrets/bad/ok").status_code == 404
     assert admin.get("/v1/metadata/bad", params={"list": "true"}).json()["keys"] == []
     # The SDK splits a long list into batches the service accepts.
