@@ -1,6 +1,6 @@
 """Migration toolkit: plan + apply of 10,000 secret values (Ansible and Kubernetes mixed).
 
-    python bench/migrate.py [--values 10000] [--workers 2] [--concurrency 8]
+    python bench/migrate.py [--values 10000] [--workers 2] [--concurrency 2]
 
 Starts an OpenBao dev server and ``secretsd serve`` (real service, SQLite, audit
 on), generates a tree, then times the real CLI (``secretsd migrate``, one
@@ -216,7 +216,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--values", type=int, default=10_000)
     parser.add_argument("--workers", type=int, default=2)
-    parser.add_argument("--concurrency", type=int, default=8)
+    parser.add_argument("--concurrency", type=int, default=2)  # batch requests in flight
     args = parser.parse_args()
     with tempfile.TemporaryDirectory() as tmp:
         workdir = Path(tmp)

@@ -3,19 +3,23 @@
 Every write goes through ``secretsd.Client`` (authorised and audited like any
 other): one check-and-set write per target secret (``cas`` = the version the
 plan saw; 0 = create only), merging the planned keys into the secret's other
-keys, then the provenance in the secret's custom metadata
+keys, carrying its provenance for the secret's custom metadata
 (``secretsd-migrate-plan``, ``secretsd-migrate-source``,
-``secretsd-migrate-key.<key>``). Unchanged values are not written; nothing is
-ever deleted, in secretsd or in the source.
+``secretsd-migrate-key.<key>``) in the same write. Writes travel in batches
+(``Client.put_many``: one request per 100 secrets, each write still decided,
+audited and check-and-set on its own by the service), so a migration costs
+one round trip per hundred secrets, not two per secret. Unchanged values are
+not written; nothing is ever deleted, in secretsd or in the source.
 
 Crash safety. A rerun after an interruption plans again from the sources and
 sees what the first run wrote: values already there are ``unchanged``. The
-one gap is a kill between a secret's data write and its metadata write; a
-small journal closes it: before a batch of writes the target paths are
-appended (and fsynced) as pending, after their metadata as done; a rerun
-writes the provenance of every path still pending whose values are already
-in place. The plan id depends only on the sources and the mapping, so the
-provenance of an interrupted run and of its rerun are identical.
+one gap is a kill between a secret's data write and its metadata write (two
+Vault calls the service makes for one write); a small journal closes it:
+before a batch of writes the target paths are appended (and fsynced) as
+pending, after the batch's answer as done; a rerun writes the provenance of
+every path still pending whose values are already in place. The plan id
+depends only on the sources and the mapping, so the provenance of an
+interrupted run and of its rerun are identical.
 """
 
 from __future__ import annotations
@@ -34,10 +38,11 @@ from typing import TYPE_CHECKING, Any
 from secretsd.migrations.model import Imported, Source
 from secretsd.migrations.plan import Plan, PlanItem, TargetState, read_targets
 
+from secretsd.client import SecretWrite
 from secretsd.errors import CasMismatch, Conflict, InvalidInput, SecretsdError, Unauthenticated
 
 if TYPE_CHECKING:
-    from secretsd.client import Client
+    from secretsd.client import Client, Written
 
 __all__ = [
     "ApplyReport",
@@ -52,7 +57,8 @@ META_PLAN = "secretsd-migrate-plan"
 META_SOURCE = "secretsd-migrate-source"
 META_KEY = "secretsd-migrate-key."
 MAX_KEY_ENTRIES = 48  # Vault allows 64 custom-metadata keys; leave room for others
-BATCH = 64
+#: Secrets per batch request (and per journal entry); a few batches are in flight at once.
+BATCH = 100
 
 
 class Journal:
@@ -197,12 +203,15 @@ def apply_plan(
     reviewed: bool = False,
     journal: Journal | None = None,
     progress: Callable[[int], None] | None = None,
-    concurrency: int = 8,
+    concurrency: int = 2,
+    batch_size: int = BATCH,
 ) -> ApplyReport:
     """Write ``plan`` (whose items carry their values) through ``client``.
 
     ``reviewed``: the plan was saved earlier, so the target secrets are read
     again and any change since then refuses the whole apply before a write.
+    ``batch_size`` secrets go in one request, ``concurrency`` requests at once
+    (one per service worker keeps every worker busy without queueing).
     """
     report = ApplyReport(plan.plan_id)
     errors = plan.errors
@@ -233,43 +242,62 @@ def apply_plan(
                 client.update_metadata(path, provenance(plan.plan_id, items))
                 report.repaired.append(path)
 
-    def write(path: str) -> tuple[str, str | None]:
-        items = by_path[path]
-        state = current[path]
-        data = dict(state.data)
-        data.update({i.key: i.value for i in items})
-        try:
-            client.put(path, data, cas=plan.targets[path])
-            client.update_metadata(path, provenance(plan.plan_id, items))
-        except CasMismatch:
-            return path, (
-                f"{path} changed while applying (check-and-set failed at version "
-                f"{plan.targets[path]}); run the migration again"
+    def write(batch: Sequence[str]) -> list[tuple[str, str | None]]:
+        """One batch request: each secret's merged keys and its provenance, check-and-set."""
+        writes = []
+        for path in batch:
+            items = by_path[path]
+            data = dict(current[path].data)
+            data.update({i.key: i.value for i in items})
+            writes.append(
+                SecretWrite(
+                    path,
+                    data,
+                    cas=plan.targets[path],
+                    custom_metadata=provenance(plan.plan_id, items),
+                )
             )
+        if journal is not None:
+            journal.begin(batch)
+        try:
+            results = client.put_many(writes, raise_errors=False)
         except Unauthenticated:
             raise
-        except SecretsdError as error:
-            return path, error.message
-        return path, None
+        except SecretsdError as error:  # the whole request failed: none is known written
+            return [(path, error.message) for path in batch]
+        outcome = [(r.path, _failure(r, plan.targets[r.path])) for r in results]
+        if journal is not None:
+            journal.done([path for path, failure in outcome if failure is None])
+        return outcome
 
+    size = max(1, batch_size)
+    batches = [to_write[start : start + size] for start in range(0, len(to_write), size)]
     done = 0
-    with ThreadPoolExecutor(max_workers=max(1, concurrency)) as pool:
-        for start in range(0, len(to_write), BATCH):
-            batch = to_write[start : start + BATCH]
-            if journal is not None:
-                journal.begin(batch)
-            finished = []
-            for path, failure in pool.map(write, batch):
+    with ThreadPoolExecutor(max_workers=max(1, min(len(batches), concurrency))) as pool:
+        for outcome in pool.map(write, batches):
+            for path, failure in outcome:
                 if failure is None:
                     report.written.append(path)
-                    finished.append(path)
                 else:
                     report.failed[path] = failure
-                done += 1
-                if progress is not None:
-                    progress(done)
-            if journal is not None:
-                journal.done(finished)
+            done += len(outcome)
+            if progress is not None:
+                progress(done)
     if journal is not None and not report.failed:
         journal.clear()
     return report
+
+
+def _failure(result: Written, cas: int) -> str | None:
+    """The report's message for one write of a batch (None: written)."""
+    error = result.error
+    if error is None:
+        return None
+    if isinstance(error, CasMismatch):
+        return (
+            f"{result.path} changed while applying (check-and-set failed at version {cas}); "
+            "run the migration again"
+        )
+    if isinstance(error, Unauthenticated):
+        raise error
+    return error.message

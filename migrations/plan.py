@@ -61,6 +61,11 @@ class PlanItem:
     def target(self) -> str:
         return f"secretsd://{self.path}#{self.key}"
 
+    @property
+    def reference(self) -> str:
+        """What the rewritten source should point at: the kept copy of a duplicate value."""
+        return self.duplicate_of or self.target
+
     def to_json(self) -> dict[str, Any]:
         item: dict[str, Any] = {
             "action": self.action,

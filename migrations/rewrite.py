@@ -16,6 +16,15 @@ originals, and only for files that change:
   ``secretsd.io/role``, ``secretsd.io/secret-<file>``, ``format-<file>``) and
   loses the reference. The agent renders files under ``/secretsd``; the notes
   file lists what each container used to get and where it is now.
+
+Duplicates: a value the plan found in several places is referenced at the
+one path the plan keeps (``PlanItem.reference``), from Ansible lookups, from
+``secretKeyRef`` and from volume files alike, whichever source it came from.
+A Secret loaded whole through ``envFrom`` keeps pointing at its own path (one
+dotenv file needs one secret); the notes name each of its keys whose value is
+kept elsewhere. A plan over an Ansible tree and Kubernetes manifests together
+writes each source's files below ``ansible/`` and ``k8s/`` in the output
+folder.
 """
 
 from __future__ import annotations
@@ -30,7 +39,7 @@ import yaml
 from secretsd.migrations.ansible import VaultLoader, walk_nodes
 from secretsd.migrations.kube import is_secret
 from secretsd.migrations.plan import Plan, PlanItem
-from secretsd.migrations.sources import source_root
+from secretsd.migrations.sources import source_parts, source_root
 
 __all__ = ["lookup", "rewrite"]
 
@@ -39,7 +48,7 @@ _ANNOTATION_NAME = re.compile(r"[^A-Za-z0-9._-]+")
 
 
 def lookup(item: PlanItem) -> str:
-    return f"{{{{ lookup('secretsd', '{item.target}') }}}}"
+    return f"{{{{ lookup('secretsd', '{item.reference}') }}}}"
 
 
 def _write(out: Path, rel: str, text: str) -> Path:
@@ -53,26 +62,38 @@ def _write(out: Path, rel: str, text: str) -> Path:
 
 def rewrite(plan: Plan, out: Path) -> list[Path]:
     """Write the rewritten files of ``plan`` into ``out``; return the files written."""
-    root = source_root(plan.source)
-    if root is None:
-        return []  # a live cluster: there are no manifests to rewrite
-    root = root.resolve()
+    parts = source_parts(plan.source)
+    roots = [(part, source_root(part)) for part in parts]
     out = out.absolute()
-    if out.resolve() == root or root in out.resolve().parents or out.resolve() in root.parents:
-        from secretsd.errors import ConfigError
+    for _, root in roots:
+        resolved = root.resolve() if root is not None else None
+        if resolved is not None and (
+            out.resolve() == resolved
+            or resolved in out.resolve().parents
+            or out.resolve() in resolved.parents
+        ):
+            from secretsd.errors import ConfigError
 
-        raise ConfigError(
-            f"the rewrite folder {out} overlaps the source {root}; choose a separate folder"
-        )
+            raise ConfigError(
+                f"the rewrite folder {out} overlaps the source {resolved}; choose a separate folder"
+            )
+    if all(root is None for _, root in roots):
+        return []  # a live cluster: there are no manifests to rewrite
     out.mkdir(parents=True, exist_ok=True)
-    items = [i for i in plan.items if i.problem is None]
     notes: list[str] = []
-    if plan.source["type"] == "ansible":
-        written = list(_ansible(root, items, out, notes))
-    else:
-        broken = {(i.source.namespace, i.source.name) for i in plan.items if i.problem}
-        whole = [i for i in items if (i.source.namespace, i.source.name) not in broken]
-        written = list(_kube(root, whole, out, notes))
+    written: list[Path] = []
+    for part, root in roots:
+        if root is None:
+            continue
+        into = out / part["type"] if len(parts) > 1 else out
+        mine = [i for i in plan.items if i.source.type == part["type"]]
+        items = [i for i in mine if i.problem is None]
+        if part["type"] == "ansible":
+            written += _ansible(root.resolve(), items, into, notes)
+        else:
+            broken = {(i.source.namespace, i.source.name) for i in mine if i.problem}
+            whole = [i for i in items if (i.source.namespace, i.source.name) not in broken]
+            written += _kube(root.resolve(), whole, into, notes)
     if notes:
         written.append(_write(out, NOTES, "\n".join(notes) + "\n"))
     return written
@@ -90,8 +111,8 @@ def _ansible(root: Path, items: list[PlanItem], out: Path, notes: list[str]) -> 
         if any(m.source.var_path is None for m in members):
             target = members[0]
             notes.append(
-                f"{rel}: an encrypted file, now in {target.target}; restore it with\n"
-                f"  secretsd get {target.target} > {rel}"
+                f"{rel}: an encrypted file, now in {target.reference}; restore it with\n"
+                f"  secretsd get {target.reference} > {rel}"
             )
             continue
         if raw.lstrip().startswith(b"$ANSIBLE_VAULT"):
@@ -212,7 +233,7 @@ def _annotate_pod(
         removed_volumes.add(str(volume.get("name")))
         for key, item in sorted(keys.items()):
             file = _file_name(str(ref), key)
-            annotations[f"secretsd.io/secret-{file}"] = item.target
+            annotations[f"secretsd.io/secret-{file}"] = item.reference
             notes.append(f"{where}: volume {volume.get('name')} key {key} -> /secretsd/{file}")
     for container in [*(spec.get("initContainers") or []), *(spec.get("containers") or [])]:
         if not isinstance(container, dict):
@@ -228,9 +249,15 @@ def _annotate_pod(
             if len(paths) == 1:
                 annotations[f"secretsd.io/secret-{file}"] = f"secretsd://{paths.pop()}"
                 annotations[f"secretsd.io/format-{file}"] = "dotenv"
+                for key, item in sorted(keys.items()):
+                    if item.duplicate_of:
+                        notes.append(
+                            f"{where}: envFrom {ref} key {key} has the same value as "
+                            f"{item.duplicate_of}; read it from there and drop the copy"
+                        )
             else:
                 for key, item in sorted(keys.items()):
-                    annotations[f"secretsd.io/secret-{_file_name(str(ref), key)}"] = item.target
+                    annotations[f"secretsd.io/secret-{_file_name(str(ref), key)}"] = item.reference
             notes.append(
                 f"{where}: container {container.get('name')} envFrom {ref} -> /secretsd/{file} "
                 "(dotenv; load it with `set -a; . /secretsd/" + file + "` or `secretsd run`)"
@@ -247,7 +274,7 @@ def _annotate_pod(
                 continue
             container["env"].remove(env)
             file = _file_name(str(env_ref), str(env_key))
-            annotations[f"secretsd.io/secret-{file}"] = keys[env_key].target
+            annotations[f"secretsd.io/secret-{file}"] = keys[env_key].reference
             notes.append(
                 f"{where}: container {container.get('name')} env {env.get('name')} -> "
                 f"/secretsd/{file}"

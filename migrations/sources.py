@@ -4,6 +4,12 @@
 a plan records how to read them: the Ansible root and vault-id specs
 (``label@file``: where passwords come from, never the passwords), the
 manifest path, or the cluster context, namespaces and selector.
+
+One plan may cover an Ansible tree and a Kubernetes source together
+(``combined_source``), so the same value found in both is reported as a
+duplicate like one found twice in either. At most one source of each type:
+an item's ``file`` is relative to the root of its own type, so it stays
+unambiguous.
 """
 
 from __future__ import annotations
@@ -17,7 +23,15 @@ from secretsd.migrations.model import Imported
 
 from secretsd.errors import ConfigError
 
-__all__ = ["ansible_source", "k8s_files_source", "k8s_live_source", "read_source", "source_root"]
+__all__ = [
+    "ansible_source",
+    "combined_source",
+    "k8s_files_source",
+    "k8s_live_source",
+    "read_source",
+    "source_parts",
+    "source_root",
+]
 
 
 def ansible_source(
@@ -69,6 +83,26 @@ def k8s_live_source(
     }
 
 
+def combined_source(parts: Sequence[Mapping[str, Any]]) -> dict[str, Any]:
+    """One source of several (an Ansible tree and a Kubernetes source), or the only one."""
+    if len(parts) == 1:
+        return dict(parts[0])
+    types = [part["type"] for part in parts]
+    if len(set(types)) != len(types):
+        raise ConfigError(
+            f"one plan reads at most one source of each type (got {', '.join(types)}); "
+            "plan the others separately"
+        )
+    return {"type": "combined", "sources": [dict(part) for part in parts]}
+
+
+def source_parts(source: Mapping[str, Any]) -> list[Mapping[str, Any]]:
+    """The single sources a (possibly combined) source is made of."""
+    if source["type"] == "combined":
+        return list(source["sources"])
+    return [source]
+
+
 def source_root(source: Mapping[str, Any]) -> Path | None:
     """The folder file paths of this source are relative to (None for a cluster)."""
     if source["type"] == "ansible":
@@ -90,6 +124,10 @@ def read_source(
     ``trusted``: for a source read from a saved plan, the vault-id specs the
     user gave again (see ``vault_ids.load_secrets``).
     """
+    if source["type"] == "combined":
+        for part in source_parts(source):
+            yield from read_source(part, ask, trusted=trusted)
+        return
     if source["type"] == "ansible":
         from secretsd.migrations.ansible import AnsibleImporter, AnsibleTree
         from secretsd.migrations.vault_ids import load_secrets, parse_vault_id

@@ -58,13 +58,20 @@ class Canary:
             self.values.add(value)
 
     def note_request(self, request: httpx.Request) -> None:
-        if request.method in ("PUT", "PATCH") and request.url.path.startswith("/v1/secrets/"):
+        batch = request.method == "POST" and request.url.path == "/v1/secrets:batch"
+        if batch or (
+            request.method in ("PUT", "PATCH") and request.url.path.startswith("/v1/secrets/")
+        ):
             try:
                 body = json.loads(request.content or b"{}")
             except ValueError:
                 return
-            for value in (body.get("data") or {}).values():
-                self.remember(value)
+            writes = body.get("writes") if batch else [body]
+            for write in writes if isinstance(writes, list) else []:
+                for value in (
+                    (write if isinstance(write, dict) else {}).get("data") or {}
+                ).values():
+                    self.remember(value)
 
     def note_response(self, response: httpx.Response) -> None:
         response.read()

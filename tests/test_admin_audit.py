@@ -12,8 +12,8 @@ from secretsd.server.authorize import Authorize
 from secretsd.server.deps import AUDIT_MARKER, AUDITED_ELSEWHERE
 from tests.conftest import RunningServer
 
-SECRET_ROUTES = ("/v1/secrets/", "/v1/metadata", "/v1/undelete/", "/v1/destroy/", "/v1/resolve",
-                 "/v1/values/")  # fmt: skip
+SECRET_ROUTES = ("/v1/secrets/", "/v1/secrets:batch", "/v1/metadata", "/v1/undelete/",
+                 "/v1/destroy/", "/v1/resolve", "/v1/values/")  # fmt: skip
 
 
 def _authorizers(dependant: Any) -> list[Authorize]:

@@ -553,9 +553,11 @@ def test_the_sdk_public_names_are_pinned() -> None:
         "Retry",
         "SecretMetadata",
         "SecretVersion",
+        "SecretWrite",
         "TokenInfo",
         "VersionInfo",
         "Watch",
+        "Written",
         "load_client_settings",
     ]
     assert secretsd.Client is secretsd.client.Client

@@ -156,8 +156,13 @@ class Backend(Protocol):
         *,
         cas: int | None = None,
         binary_keys: frozenset[str] = frozenset(),
+        custom_metadata: Mapping[str, str] | None = None,
     ) -> int:
-        """Store a new version and return its number; CasMismatch if ``cas`` is stale."""
+        """Store a new version and return its number; CasMismatch if ``cas`` is stale.
+
+        ``custom_metadata`` is merged into the secret's custom metadata ('' removes
+        a key) right after the version is written (provenance with the write).
+        """
         ...
 
     def patch(

@@ -196,8 +196,14 @@ class VaultBackend:
         *,
         cas: int | None = None,
         binary_keys: frozenset[str] = frozenset(),
+        custom_metadata: Mapping[str, str] | None = None,
     ) -> int:
-        """One Vault call: the binary mark travels inside the version's data (atomic)."""
+        """One Vault call: the binary mark travels inside the version's data (atomic).
+
+        ``custom_metadata`` (merged, '' removes a key) costs one more call, and no
+        metadata read: Vault's answer to the write carries the current custom
+        metadata, so a write with provenance is two Vault calls, not three.
+        """
         validate_path(path)
         check_key_count(path, len(data))
         if BINARY_KEYS_DATA in data:
@@ -215,11 +221,13 @@ class VaultBackend:
             ),
         )
         version = int(response["data"]["version"])
-        custom = dict(response["data"].get("custom_metadata") or {})
+        existing = dict(response["data"].get("custom_metadata") or {})
+        custom = _merged(existing, custom_metadata or {})
         if BINARY_KEYS_METADATA in custom and LEGACY_MARK_UNTIL not in custom:
             # First write since per-version marks: the old per-secret mark now covers
             # only the versions before this one (this one carries its own mark).
             custom[LEGACY_MARK_UNTIL] = str(version - 1)
+        if custom != existing:
             self._write_custom_metadata(path, custom)
         return version
 
@@ -265,12 +273,7 @@ class VaultBackend:
     ) -> None:
         validate_path(path)
         existing = self.metadata(path)
-        merged = dict(existing.custom_metadata)
-        for key, value in (custom_metadata or {}).items():
-            if value == "":
-                merged.pop(key, None)
-            else:
-                merged[key] = value
+        merged = _merged(existing.custom_metadata, custom_metadata or {})
         self._write_custom_metadata(
             path, merged, max_versions=max_versions, cas_required=cas_required
         )
@@ -451,3 +454,14 @@ def _as_str(value: object) -> str:
     if isinstance(value, int | float):
         return str(value)
     return json.dumps(value, separators=(",", ":"))
+
+
+def _merged(existing: Mapping[str, str], changes: Mapping[str, str]) -> dict[str, str]:
+    """Custom metadata after ``changes`` ('' removes a key): Vault's API has no merge."""
+    merged = dict(existing)
+    for key, value in changes.items():
+        if value == "":
+            merged.pop(key, None)
+        else:
+            merged[key] = value
+    return merged

@@ -1,6 +1,7 @@
 """``secretsd migrate {plan|apply|verify} {ansible|k8s} ...``: move existing secrets into secretsd.
 
     secretsd migrate plan ansible ./infra --vault-id prod@~/.vault-prod --out plan.json
+    secretsd migrate plan ansible ./infra k8s ./manifests   # one plan: duplicates across both
     secretsd migrate apply plan.json                  # exactly the reviewed plan, or nothing
     secretsd migrate apply k8s ./manifests --prefix team-a
     secretsd migrate verify k8s --context prod -n shop  # exit 1 on drift
@@ -11,8 +12,12 @@ stderr while applying on a terminal. The work is in ``secretsd.migrations``.
 
 from __future__ import annotations
 
+import functools
+import inspect
 import json
 import sys
+from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any
 
@@ -33,10 +38,14 @@ app = typer.Typer(
     no_args_is_help=True,
 )
 
-KindArg = Annotated[str, typer.Argument(help="ansible or k8s (apply: or a saved plan file).")]
-PathArg = Annotated[
-    Path | None,
-    typer.Argument(help="The Ansible root, or a manifest file/folder.", show_default=False),
+SourcesArg = Annotated[
+    list[str],
+    typer.Argument(
+        help="ansible ROOT and/or k8s PATH (k8s alone with --context NAME); both together make "
+        "one plan, so a value found in both is a duplicate. apply: or a saved plan file.",
+        show_default=False,
+        metavar="SOURCE",
+    ),
 ]
 VaultIdOpt = Annotated[
     list[str] | None,
@@ -89,68 +98,175 @@ RewriteOpt = Annotated[
     ),
 ]
 
+KINDS = ("ansible", "k8s")
 
-def _source(
-    kind: str,
-    path: Path | None,
-    *,
-    vault_id: list[str] | None,
-    vault_password_file: list[str] | None,
-    context: str | None,
-    namespace: list[str] | None,
-    selector: str | None,
-    include_sa: bool,
-    include_helm: bool,
-    no_plaintext: bool,
-) -> dict[str, Any]:
-    from secretsd.migrations import sources
-    from secretsd.migrations.kube import HELM_RELEASE_TYPE, SA_TOKEN_TYPE
 
-    if kind == "ansible":
+@dataclass(frozen=True)
+class SourceOptions:
+    """The source arguments and options ``plan``, ``apply`` and ``verify`` share.
+
+    Declared once (:func:`source_command` adds them to each command) and turned
+    into a described source and a mapper once, so the three commands cannot
+    drift apart in what they accept or how they read it.
+    """
+
+    sources: list[str]
+    vault_id: list[str] | None = None
+    vault_password_file: list[str] | None = None
+    context: str | None = None
+    namespace: list[str] | None = None
+    selector: str | None = None
+    include_service_account_tokens: bool = False
+    include_helm_releases: bool = False
+    no_plaintext: bool = False
+    prefix: str | None = None
+    rules: Path | None = None
+
+    def plan_file(self) -> Path | None:
+        """``apply PLAN``: the saved plan named instead of sources (else None)."""
+        if not self.sources or self.sources[0] in KINDS:
+            return None
+        if len(self.sources) > 1:
+            raise ConfigError("apply PLAN takes no second argument")
+        return Path(self.sources[0])
+
+    def _pairs(self) -> list[tuple[str, Path | None]]:
+        pairs: list[tuple[str, Path | None]] = []
+        tokens = list(self.sources)
+        while tokens:
+            kind = tokens.pop(0)
+            if kind not in KINDS:
+                raise ConfigError(
+                    f"unknown source kind {kind!r}: use ansible ROOT and/or k8s PATH "
+                    "(or k8s --context NAME)"
+                )
+            path = Path(tokens.pop(0)) if tokens and tokens[0] not in KINDS else None
+            if any(seen == kind for seen, _ in pairs):
+                raise ConfigError(
+                    f"{kind} is given twice; one plan reads one Ansible tree and one "
+                    "Kubernetes source (plan the others separately)"
+                )
+            pairs.append((kind, path))
+        if not pairs:
+            raise ConfigError("give a source: ansible ROOT and/or k8s PATH (or k8s --context NAME)")
+        return pairs
+
+    def source(self) -> dict[str, Any]:
+        """The described source (several: combined into one plan), checked for stray options."""
+        from secretsd.migrations.sources import combined_source
+
+        pairs = dict(self._pairs())
+        if "ansible" not in pairs and (self.vault_id or self.vault_password_file):
+            raise ConfigError("--vault-id and --vault-password-file are for ansible sources")
+        if "k8s" not in pairs and (self.context or self.namespace or self.selector):
+            raise ConfigError("--context, --namespace and --selector are for k8s sources")
+        parts = []
+        if "ansible" in pairs:
+            parts.append(self._ansible(pairs["ansible"]))
+        if "k8s" in pairs:
+            parts.append(self._k8s(pairs["k8s"]))
+        combined: dict[str, Any] = combined_source(parts)
+        return combined
+
+    def _ansible(self, path: Path | None) -> dict[str, Any]:
+        from secretsd.migrations import sources
+
         if path is None:
             raise ConfigError("migrate ansible needs the root of the Ansible tree: ansible <root>")
-        if context or namespace or selector:
-            raise ConfigError("--context, --namespace and --selector are for k8s sources")
         described: dict[str, Any] = sources.ansible_source(
-            path, vault_id or [], vault_password_file or [], scan_plaintext=not no_plaintext
+            path,
+            self.vault_id or [],
+            self.vault_password_file or [],
+            scan_plaintext=not self.no_plaintext,
         )
         return described
-    if kind != "k8s":
-        raise ConfigError(f"unknown source kind {kind!r}: use ansible or k8s")
-    if vault_id or vault_password_file:
-        raise ConfigError("--vault-id and --vault-password-file are for ansible sources")
-    if (path is None) == (context is None):
-        raise ConfigError("migrate k8s needs either a manifest file/folder or --context NAME")
-    if path is not None:
-        if selector or include_sa or include_helm:
-            raise ConfigError(
-                "--selector and --include-* are for a live cluster (--context); manifests "
-                "on disk are imported whole"
-            )
-        files: dict[str, Any] = sources.k8s_files_source(path, namespaces=namespace or [])
-        return files
-    skip = set()
-    if not include_sa:
-        skip.add(SA_TOKEN_TYPE)
-    if not include_helm:
-        skip.add(HELM_RELEASE_TYPE)
-    live: dict[str, Any] = sources.k8s_live_source(
-        context, namespaces=namespace or [], selector=selector, skip_types=sorted(skip)
-    )
-    return live
+
+    def _k8s(self, path: Path | None) -> dict[str, Any]:
+        from secretsd.migrations import sources
+        from secretsd.migrations.kube import HELM_RELEASE_TYPE, SA_TOKEN_TYPE
+
+        if (path is None) == (self.context is None):
+            raise ConfigError("migrate k8s needs either a manifest file/folder or --context NAME")
+        if path is not None:
+            if self.selector or self.include_service_account_tokens or self.include_helm_releases:
+                raise ConfigError(
+                    "--selector and --include-* are for a live cluster (--context); manifests "
+                    "on disk are imported whole"
+                )
+            files: dict[str, Any] = sources.k8s_files_source(path, namespaces=self.namespace or [])
+            return files
+        skip = set()
+        if not self.include_service_account_tokens:
+            skip.add(SA_TOKEN_TYPE)
+        if not self.include_helm_releases:
+            skip.add(HELM_RELEASE_TYPE)
+        live: dict[str, Any] = sources.k8s_live_source(
+            self.context,
+            namespaces=self.namespace or [],
+            selector=self.selector,
+            skip_types=sorted(skip),
+        )
+        return live
+
+    def mapper(self) -> tuple[Mapper, dict[str, Any]]:
+        from secretsd.migrations.mapping import Mapper, load_rules
+
+        loaded, digest = load_rules(self.rules) if self.rules is not None else ([], None)
+        prefix_text = (self.prefix or "").strip("/")
+        mapping = {
+            "prefix": prefix_text,
+            "rules_file": str(self.rules.absolute()) if self.rules else None,
+            "rules_digest": digest,
+        }
+        return Mapper(loaded, prefix_text), mapping
 
 
-def _mapper(prefix: str | None, rules: Path | None) -> tuple[Mapper, dict[str, Any]]:
-    from secretsd.migrations.mapping import Mapper, load_rules
+_SHARED = [
+    inspect.Parameter("sources", inspect.Parameter.POSITIONAL_OR_KEYWORD, annotation=SourcesArg),
+    *(
+        inspect.Parameter(
+            name, inspect.Parameter.POSITIONAL_OR_KEYWORD, default=default, annotation=annotation
+        )
+        for name, annotation, default in [
+            ("vault_id", VaultIdOpt, None),
+            ("vault_password_file", PasswordFileOpt, None),
+            ("context", ContextOpt, None),
+            ("namespace", NamespaceOpt, None),
+            ("selector", SelectorOpt, None),
+            ("include_service_account_tokens", IncludeSaOpt, False),
+            ("include_helm_releases", IncludeHelmOpt, False),
+            ("prefix", PrefixOpt, None),
+            ("rules", RulesOpt, None),
+            ("no_plaintext", NoPlainOpt, False),
+        ]
+    ),
+]
 
-    loaded, digest = load_rules(rules) if rules is not None else ([], None)
-    prefix_text = (prefix or "").strip("/")
-    mapping = {
-        "prefix": prefix_text,
-        "rules_file": str(rules.absolute()) if rules else None,
-        "rules_digest": digest,
-    }
-    return Mapper(loaded, prefix_text), mapping
+
+def source_command(name: str) -> Callable[[Callable[..., None]], Callable[..., None]]:
+    """``app.command(name)`` for a function whose first parameter is ``options: SourceOptions``.
+
+    The shared arguments and options are added to the command's signature (so
+    Typer parses and documents them) and handed to it as one object.
+    """
+
+    def decorate(command: Callable[..., None]) -> Callable[..., None]:
+        own = list(inspect.signature(command, eval_str=True).parameters.values())
+        if not own or own[0].name != "options":
+            raise TypeError(f"{command.__name__}: the first parameter must be options")
+        params = [*_SHARED, *own[1:]]
+
+        @functools.wraps(command)
+        def run(**given: Any) -> None:
+            options = SourceOptions(**{p.name: given.pop(p.name) for p in _SHARED})
+            command(options, **given)
+
+        run.__signature__ = inspect.Signature(params)  # type: ignore[attr-defined]
+        run.__annotations__ = {p.name: p.annotation for p in params} | {"return": None}
+        app.command(name)(run)
+        return run
+
+    return decorate
 
 
 def _mapper_from_plan(plan: Plan) -> Mapper:
@@ -168,12 +284,12 @@ def _mapper_from_plan(plan: Plan) -> Mapper:
     return Mapper(loaded, plan.mapping.get("prefix", ""))
 
 
-def _make_plan(
-    addr: str | None, source: dict[str, Any], mapper: Mapper, mapping: dict[str, Any]
-) -> Plan:
+def _make_plan(addr: str | None, options: SourceOptions) -> Plan:
     from secretsd.migrations.plan import build_plan
     from secretsd.migrations.sources import read_source
 
+    source = options.source()
+    mapper, mapping = options.mapper()
     with open_client(addr) as client:
         return build_plan(read_source(source), mapper, client, source=source, mapping=mapping)
 
@@ -212,20 +328,9 @@ def _rewrite(plan: Plan, out: Path | None) -> None:
     typer.echo(f"Rewrote {len(written)} file(s) into {out}.", err=True)
 
 
-@app.command("plan")
+@source_command("plan")
 def plan_cmd(
-    kind: KindArg,
-    path: PathArg = None,
-    vault_id: VaultIdOpt = None,
-    vault_password_file: PasswordFileOpt = None,
-    context: ContextOpt = None,
-    namespace: NamespaceOpt = None,
-    selector: SelectorOpt = None,
-    include_service_account_tokens: IncludeSaOpt = False,
-    include_helm_releases: IncludeHelmOpt = False,
-    prefix: PrefixOpt = None,
-    rules: RulesOpt = None,
-    no_plaintext: NoPlainOpt = False,
+    options: SourceOptions,
     out: Annotated[
         Path | None, typer.Option("--out", help="Save the plan (no values) for `apply`.")
     ] = None,
@@ -234,20 +339,7 @@ def plan_cmd(
     as_json: JsonOption = False,
 ) -> None:
     """Show what would be written where (new / changed / unchanged), duplicates and errors."""
-    source = _source(
-        kind,
-        path,
-        vault_id=vault_id,
-        vault_password_file=vault_password_file,
-        context=context,
-        namespace=namespace,
-        selector=selector,
-        include_sa=include_service_account_tokens,
-        include_helm=include_helm_releases,
-        no_plaintext=no_plaintext,
-    )
-    mapper, mapping = _mapper(prefix, rules)
-    plan = _make_plan(addr, source, mapper, mapping)
+    plan = _make_plan(addr, options)
     if out is not None:
         _save(plan, out)
     _show_plan(plan, as_json)
@@ -281,24 +373,18 @@ def _progress(total: int) -> Any:
     )
 
 
-@app.command("apply")
+@source_command("apply")
 def apply_cmd(
-    kind: KindArg,
-    path: PathArg = None,
-    vault_id: VaultIdOpt = None,
-    vault_password_file: PasswordFileOpt = None,
-    context: ContextOpt = None,
-    namespace: NamespaceOpt = None,
-    selector: SelectorOpt = None,
-    include_service_account_tokens: IncludeSaOpt = False,
-    include_helm_releases: IncludeHelmOpt = False,
-    prefix: PrefixOpt = None,
-    rules: RulesOpt = None,
-    no_plaintext: NoPlainOpt = False,
+    options: SourceOptions,
     skip_errors: Annotated[
         bool, typer.Option("--skip-errors", help="Write the good items, report the bad ones.")
     ] = False,
-    concurrency: Annotated[int, typer.Option("--concurrency", min=1, max=64)] = 8,
+    concurrency: Annotated[
+        int, typer.Option("--concurrency", min=1, max=16, help="Batch requests in flight.")
+    ] = 2,
+    batch_size: Annotated[
+        int, typer.Option("--batch-size", min=1, max=250, help="Secrets per batch request.")
+    ] = 100,
     rewrite: RewriteOpt = None,
     addr: AddrOption = None,
     as_json: JsonOption = False,
@@ -307,28 +393,18 @@ def apply_cmd(
     from secretsd.migrations.apply import apply_plan, default_journal
 
     with open_client(addr) as client:
-        if kind not in ("ansible", "k8s"):
-            if path is not None:
-                raise ConfigError("apply PLAN takes no second argument")
-            plan = _load_reviewed(Path(kind), vault_id or [], vault_password_file or [])
+        plan_file = options.plan_file()
+        if plan_file is not None:
+            plan = _load_reviewed(
+                plan_file, options.vault_id or [], options.vault_password_file or []
+            )
             reviewed = True
         else:
-            source = _source(
-                kind,
-                path,
-                vault_id=vault_id,
-                vault_password_file=vault_password_file,
-                context=context,
-                namespace=namespace,
-                selector=selector,
-                include_sa=include_service_account_tokens,
-                include_helm=include_helm_releases,
-                no_plaintext=no_plaintext,
-            )
-            mapper, mapping = _mapper(prefix, rules)
             from secretsd.migrations.plan import build_plan
             from secretsd.migrations.sources import read_source
 
+            source = options.source()
+            mapper, mapping = options.mapper()
             plan = build_plan(read_source(source), mapper, client, source=source, mapping=mapping)
             reviewed = False
         journal = default_journal(client.addr, plan)
@@ -342,6 +418,7 @@ def apply_cmd(
                 reviewed=reviewed,
                 journal=journal,
                 concurrency=concurrency,
+                batch_size=batch_size,
             )
         else:
             with bar:
@@ -353,6 +430,7 @@ def apply_cmd(
                     reviewed=reviewed,
                     journal=journal,
                     concurrency=concurrency,
+                    batch_size=batch_size,
                     progress=lambda done: bar.update(task, completed=done),
                 )
     if as_json or not is_tty():
@@ -385,7 +463,7 @@ def _load_reviewed(plan_file: Path, vault_ids: list[str], password_files: list[s
     """
     from secretsd.migrations.apply import check_sources
     from secretsd.migrations.plan import Plan
-    from secretsd.migrations.sources import read_source
+    from secretsd.migrations.sources import read_source, source_parts
 
     try:
         raw = json.loads(plan_file.read_text("utf-8"))
@@ -399,11 +477,12 @@ def _load_reviewed(plan_file: Path, vault_ids: list[str], password_files: list[s
     plan = Plan.from_json(raw, str(plan_file))
     _mapper_from_plan(plan)  # refuses a changed rules file
     trusted: set[str] = set()
-    if plan.source.get("type") == "ansible":
-        from secretsd.migrations.vault_ids import specs_for_tree
+    for part in source_parts(plan.source):
+        if part.get("type") == "ansible":
+            from secretsd.migrations.vault_ids import specs_for_tree
 
-        root = Path(str(plan.source.get("root")))
-        trusted = {str(s) for s in specs_for_tree(root, vault_ids, password_files)}
+            root = Path(str(part.get("root")))
+            trusted |= {str(s) for s in specs_for_tree(root, vault_ids, password_files)}
     fresh = list(read_source(plan.source, trusted=trusted))
     check_sources(plan, fresh)
     values = {item.source: item.value for item in fresh if item.problem is None}
@@ -419,40 +498,16 @@ def _load_reviewed(plan_file: Path, vault_ids: list[str], password_files: list[s
     return plan
 
 
-@app.command("verify")
+@source_command("verify")
 def verify_cmd(
-    kind: KindArg,
-    path: PathArg = None,
-    vault_id: VaultIdOpt = None,
-    vault_password_file: PasswordFileOpt = None,
-    context: ContextOpt = None,
-    namespace: NamespaceOpt = None,
-    selector: SelectorOpt = None,
-    include_service_account_tokens: IncludeSaOpt = False,
-    include_helm_releases: IncludeHelmOpt = False,
-    prefix: PrefixOpt = None,
-    rules: RulesOpt = None,
-    no_plaintext: NoPlainOpt = False,
-    addr: AddrOption = None,
-    as_json: JsonOption = False,
+    options: SourceOptions, addr: AddrOption = None, as_json: JsonOption = False
 ) -> None:
     """Report drift between the sources and secretsd; exit 1 if anything differs or is missing."""
     from secretsd.migrations.sources import read_source
     from secretsd.migrations.verify import verify
 
-    source = _source(
-        kind,
-        path,
-        vault_id=vault_id,
-        vault_password_file=vault_password_file,
-        context=context,
-        namespace=namespace,
-        selector=selector,
-        include_sa=include_service_account_tokens,
-        include_helm=include_helm_releases,
-        no_plaintext=no_plaintext,
-    )
-    mapper, _ = _mapper(prefix, rules)
+    source = options.source()
+    mapper, _ = options.mapper()
     items = list(read_source(source))
     with open_client(addr) as client:
         drift = verify(items, mapper, client)

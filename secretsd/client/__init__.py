@@ -23,7 +23,7 @@ from secretsd.backends.base import SecretMetadata, SecretVersion, VersionInfo
 from secretsd.client._async import AsyncClient, AsyncWatch, Changes
 from secretsd.client._retry import Retry
 from secretsd.client._sync import Client, Watch
-from secretsd.client._types import Resolved, TokenInfo
+from secretsd.client._types import Resolved, SecretWrite, TokenInfo, Written
 from secretsd.client.config import ClientSettings, load_client_settings
 
 __all__ = [
@@ -36,8 +36,10 @@ __all__ = [
     "Retry",
     "SecretMetadata",
     "SecretVersion",
+    "SecretWrite",
     "TokenInfo",
     "VersionInfo",
     "Watch",
+    "Written",
     "load_client_settings",
 ]

@@ -18,7 +18,7 @@ from secretsd.client._base import ClientBase
 from secretsd.client._drive import http_options, run_async
 from secretsd.client._effects import Op
 from secretsd.client._retry import Retry
-from secretsd.client._types import Resolved, TokenInfo
+from secretsd.client._types import Resolved, SecretWrite, TokenInfo, Written
 from secretsd.client._watch import Latest, Subscription, WatchHandle, WatchHub
 from secretsd.client._wire import as_path, path_of
 from secretsd.client.config import ClientSettings
@@ -170,9 +170,23 @@ class AsyncClient(ClientBase):
     # -- writing ------------------------------------------------------------------
 
     async def put(
-        self, path: str, data: Mapping[str, str | bytes], *, cas: int | None = None
+        self,
+        path: str,
+        data: Mapping[str, str | bytes],
+        *,
+        cas: int | None = None,
+        custom_metadata: Mapping[str, str] | None = None,
     ) -> int:
-        return await self._run(self._core.write_op(as_path(path), data, cas=cas))
+        return await self._run(
+            self._core.write_op(as_path(path), data, cas=cas, custom_metadata=custom_metadata)
+        )
+
+    async def put_many(
+        self, writes: Iterable[SecretWrite], *, raise_errors: bool = True
+    ) -> builtins.list[Written]:
+        return await self._run(
+            self._core.write_many_op(builtins.list(writes), raise_errors=raise_errors)
+        )
 
     async def write(
         self,
@@ -181,8 +195,13 @@ class AsyncClient(ClientBase):
         *,
         cas: int | None = None,
         binary_keys: frozenset[str] = frozenset(),
+        custom_metadata: Mapping[str, str] | None = None,
     ) -> int:
-        return await self._run(self._core.write_op(path, data, cas=cas, binary_keys=binary_keys))
+        return await self._run(
+            self._core.write_op(
+                path, data, cas=cas, binary_keys=binary_keys, custom_metadata=custom_metadata
+            )
+        )
 
     async def patch(
         self,

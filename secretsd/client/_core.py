@@ -21,7 +21,7 @@ from secretsd.client._auth import AuthState, token_info
 from secretsd.client._cache import SecretCache
 from secretsd.client._effects import HttpRequest, HttpResponse, Op, Sleep, TransportFailure
 from secretsd.client._retry import Retry
-from secretsd.client._types import Resolved, TokenInfo
+from secretsd.client._types import Resolved, SecretWrite, TokenInfo, Written
 from secretsd.client._wire import (
     as_path,
     as_reference,
@@ -32,6 +32,7 @@ from secretsd.client._wire import (
     resolved_from_json,
     resolved_from_secret,
     secret_from_json,
+    written_from_json,
 )
 from secretsd.client.config import ClientSettings
 from secretsd.errors import (
@@ -72,6 +73,10 @@ def retry_after(outcome: HttpResponse | TransportFailure) -> float | None:
 
 #: Prefixes per hash-lookup request (the service accepts up to 10,000).
 _HASH_BATCH = 5000
+#: Writes per batch request (the service accepts up to 250) and their rough size bound,
+#: well under the service's default 1 MiB body limit.
+_WRITE_BATCH = 250
+_WRITE_BATCH_BYTES = 512 * 1024
 
 
 class ClientCore:
@@ -316,6 +321,7 @@ class ClientCore:
         cas: int | None = None,
         binary_keys: frozenset[str] = frozenset(),
         patch: bool = False,
+        custom_metadata: Mapping[str, str] | None = None,
     ) -> Op[int]:
         validate_path(path)
         present: dict[str, str | bytes] = {k: v for k, v in data.items() if v is not None}
@@ -328,6 +334,8 @@ class ClientCore:
         keys = sorted(binary | binary_keys)
         if keys:
             body["binary_keys"] = keys
+        if custom_metadata is not None:
+            body["custom_metadata"] = dict(custom_metadata)
         request = HttpRequest(
             "PATCH" if patch else "PUT",
             f"/v1/secrets/{path}",
@@ -338,6 +346,49 @@ class ClientCore:
         response = yield from self.call(request)
         self.cache.invalidate(path)
         return int(json_body(response)["version"])
+
+    def write_many_op(
+        self, writes: Sequence[SecretWrite], *, raise_errors: bool = True
+    ) -> Op[list[Written]]:
+        """Many writes, one round trip per batch of up to 250 (and ~512 KiB).
+
+        Each write is authorised, audited and check-and-set on its own by the
+        service; the answers come back in order. With ``raise_errors`` the first
+        failed write raises its error once every batch was sent (the others stand).
+        """
+        bodies: list[dict[str, Any]] = []
+        for write in writes:
+            validate_path(write.path)
+            text, binary = encode_values(write.data)
+            body: dict[str, Any] = {"path": write.path, "data": dict(text)}
+            if write.cas is not None:
+                body["cas"] = write.cas
+            if binary:
+                body["binary_keys"] = sorted(binary)
+            if write.custom_metadata is not None:
+                body["custom_metadata"] = dict(write.custom_metadata)
+            bodies.append(body)
+        results: list[Written] = []
+        for chunk in _write_chunks(bodies):
+            request = HttpRequest(
+                "POST", "/v1/secrets:batch", json={"writes": chunk}, idempotent=False
+            )
+            try:
+                response = yield from self.call(request)
+            finally:
+                for body in chunk:  # a failed request may still have written some
+                    self.cache.invalidate(body["path"])
+            answers = json_body(response).get("results", [])
+            if len(answers) != len(chunk):
+                raise SecretsdError(
+                    "secretsd answered a batch write with the wrong number of results"
+                )
+            results.extend(written_from_json(answer) for answer in answers)
+        if raise_errors:
+            for result in results:
+                if result.error is not None:
+                    raise result.error
+        return results
 
     def list_op(self, prefix: str) -> Op[list[str]]:
         """Names under a folder, given as a path or a ``secretsd://`` prefix."""
@@ -470,3 +521,21 @@ class ClientCore:
         request = HttpRequest(method.upper(), url, params=params, json=json, idempotent=idempotent)
         response = yield from self.call(request)
         return json_body(response) if response.content else None
+
+
+def _write_chunks(bodies: Sequence[dict[str, Any]]) -> list[list[dict[str, Any]]]:
+    """Split write bodies into batches the service accepts (count and rough byte size)."""
+    chunks: list[list[dict[str, Any]]] = []
+    current: list[dict[str, Any]] = []
+    size = 0
+    for body in bodies:
+        weight = 64 + sum(len(k) + len(v) + 8 for k, v in body["data"].items())
+        weight += sum(len(k) + len(v) + 8 for k, v in (body.get("custom_metadata") or {}).items())
+        if current and (len(current) >= _WRITE_BATCH or size + weight > _WRITE_BATCH_BYTES):
+            chunks.append(current)
+            current, size = [], 0
+        current.append(body)
+        size += weight
+    if current:
+        chunks.append(current)
+    return chunks

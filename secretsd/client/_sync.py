@@ -17,7 +17,7 @@ from secretsd.client._base import ClientBase
 from secretsd.client._drive import http_options, run_async, run_sync
 from secretsd.client._effects import Op
 from secretsd.client._retry import Retry
-from secretsd.client._types import Resolved, TokenInfo
+from secretsd.client._types import Resolved, SecretWrite, TokenInfo, Written
 from secretsd.client._watch import Subscription, WatchHandle, WatchHub
 from secretsd.client._wire import as_path, path_of
 from secretsd.client.config import ClientSettings
@@ -195,9 +195,34 @@ class Client(ClientBase):
 
     # -- writing ------------------------------------------------------------------
 
-    def put(self, path: str, data: Mapping[str, str | bytes], *, cas: int | None = None) -> int:
-        """Write a new version (bytes that are not UTF-8 are stored as binary); its number."""
-        return self._run(self._core.write_op(as_path(path), data, cas=cas))
+    def put(
+        self,
+        path: str,
+        data: Mapping[str, str | bytes],
+        *,
+        cas: int | None = None,
+        custom_metadata: Mapping[str, str] | None = None,
+    ) -> int:
+        """Write a new version (bytes that are not UTF-8 are stored as binary); its number.
+
+        ``custom_metadata`` (e.g. provenance) is merged into the secret's custom
+        metadata in the same request ('' removes a key).
+        """
+        return self._run(
+            self._core.write_op(as_path(path), data, cas=cas, custom_metadata=custom_metadata)
+        )
+
+    def put_many(
+        self, writes: Iterable[SecretWrite], *, raise_errors: bool = True
+    ) -> builtins.list[Written]:
+        """Many ``put`` calls in one round trip per 250 writes, answers in order.
+
+        Each write is authorised, audited and check-and-set on its own; one that
+        fails does not stop the others. The first failure raises its typed error
+        (after every write was sent) unless ``raise_errors=False``: then each
+        ``Written`` carries its ``error``.
+        """
+        return self._run(self._core.write_many_op(builtins.list(writes), raise_errors=raise_errors))
 
     def write(
         self,
@@ -206,9 +231,14 @@ class Client(ClientBase):
         *,
         cas: int | None = None,
         binary_keys: frozenset[str] = frozenset(),
+        custom_metadata: Mapping[str, str] | None = None,
     ) -> int:
         """``Backend.write``: values already encoded, ``binary_keys`` base64."""
-        return self._run(self._core.write_op(path, data, cas=cas, binary_keys=binary_keys))
+        return self._run(
+            self._core.write_op(
+                path, data, cas=cas, binary_keys=binary_keys, custom_metadata=custom_metadata
+            )
+        )
 
     def patch(
         self,

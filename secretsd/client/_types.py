@@ -8,7 +8,7 @@ from dataclasses import dataclass, field
 
 from secretsd.errors import SecretsdError
 
-__all__ = ["Resolved", "TokenInfo"]
+__all__ = ["Resolved", "SecretWrite", "TokenInfo", "Written"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -57,6 +57,37 @@ class Resolved:
             key: base64.b64decode(value) if key in self.binary_keys else value.encode("utf-8")
             for key, value in self.data.items()
         }
+
+
+@dataclass(frozen=True, slots=True)
+class SecretWrite:
+    """One write of :meth:`Client.put_many`: what :meth:`Client.put` takes, as data.
+
+    ``cas``: write only if the current version is this (0: create only).
+    ``custom_metadata`` is merged into the secret's custom metadata ('' removes a
+    key) in the same request. The repr never shows a value.
+    """
+
+    path: str
+    data: Mapping[str, str | bytes]
+    cas: int | None = None
+    custom_metadata: Mapping[str, str] | None = None
+
+    def __repr__(self) -> str:
+        return f"SecretWrite(path={self.path!r}, keys={sorted(self.data)!r}, cas={self.cas!r})"
+
+
+@dataclass(frozen=True, slots=True)
+class Written:
+    """The outcome of one write of :meth:`Client.put_many`: its new version, or ``error``."""
+
+    path: str
+    version: int = 0
+    error: SecretsdError | None = None
+
+    @property
+    def ok(self) -> bool:
+        return self.error is None
 
 
 @dataclass(frozen=True, slots=True)

@@ -15,7 +15,7 @@ from typing import Any
 
 from secretsd.backends.base import SecretMetadata, SecretVersion, VersionInfo
 from secretsd.client._effects import HttpResponse
-from secretsd.client._types import Resolved
+from secretsd.client._types import Resolved, Written
 from secretsd.errors import InvalidReference, NotFound, SecretsdError, error_class_for_code
 from secretsd.ref import Reference, is_reference, parse_reference, secret_path, validate_path
 
@@ -30,6 +30,7 @@ __all__ = [
     "resolved_from_json",
     "resolved_from_secret",
     "secret_from_json",
+    "written_from_json",
 ]
 
 
@@ -174,3 +175,13 @@ def resolved_from_secret(text: str, ref: Reference, secret: SecretVersion) -> Re
     return Resolved(
         text, ref.path, secret.version, value=value, binary=ref.key in secret.binary_keys
     )
+
+
+def written_from_json(item: Any) -> Written:
+    """One result of ``POST /v1/secrets:batch``."""
+    path = str(item.get("path", ""))
+    if "error" in item:
+        error = item["error"] or {}
+        cls = error_class_for_code(str(error.get("code", "")))
+        return Written(path, error=cls(str(error.get("message", "writing failed"))))
+    return Written(path, int(item["version"]))

@@ -32,6 +32,7 @@ from secretsd.server.routes import (
     access,
     audit,
     auth,
+    batch,
     consumers,
     health,
     kubernetes,
@@ -116,6 +117,7 @@ def create_app(settings: Settings) -> FastAPI:
         install_docs(app)
     for module in (
         secrets,
+        batch,
         metadata,
         resolve,
         auth,

@@ -12,7 +12,10 @@ from secretsd.errors import InvalidPath, ValidationFailed
 from secretsd.ref import validate_key, validate_path
 
 __all__ = [
+    "MAX_BATCH_WRITES",
     "RESERVED_TOP",
+    "BatchWrite",
+    "BatchWriteRequest",
     "MetadataUpdate",
     "PatchRequest",
     "ResolveRequest",
@@ -23,6 +26,8 @@ __all__ = [
 ]
 
 MAX_RESOLVE_REFS = 1000
+#: Writes in one ``POST /v1/secrets:batch`` (each is authorised, audited and done on its own).
+MAX_BATCH_WRITES = 250
 RESERVED_TOP = "sys"
 
 
@@ -60,6 +65,18 @@ def _check_binary(data: dict[str, str | None], binary_keys: list[str]) -> None:
             raise ValueError(f"the value of binary key {key!r} is not valid base64") from None
 
 
+def _check_custom_metadata(value: dict[str, str] | None) -> dict[str, str] | None:
+    """Vault's limits on custom metadata, checked before anything is written."""
+    if value is None:
+        return value
+    for key, item in value.items():
+        if not key or len(key) > 128:
+            raise ValueError("custom metadata keys are 1 to 128 characters")
+        if len(item) > 512:
+            raise ValueError(f"custom metadata value of {key!r} is over 512 characters")
+    return value
+
+
 class _Strict(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
@@ -74,6 +91,11 @@ class WriteRequest(_Strict):
     binary_keys: list[str] = Field(
         default_factory=list, description="Keys whose values are base64 of raw bytes."
     )
+    custom_metadata: dict[str, str] | None = Field(
+        default=None,
+        description="Merged into the secret's custom metadata ('' removes a key) right after "
+        "the version is written, in the same request (e.g. provenance).",
+    )
 
     @model_validator(mode="after")
     def _check(self) -> WriteRequest:
@@ -82,6 +104,38 @@ class WriteRequest(_Strict):
         _check_keys(list(self.data))
         _check_binary(dict(self.data), self.binary_keys)
         return self
+
+    _metadata_limits = field_validator("custom_metadata")(_check_custom_metadata)
+
+
+class BatchWrite(WriteRequest):
+    """One write of a batch: a :class:`WriteRequest` with the path it goes to."""
+
+    path: str = Field(description="The secret's path, as in PUT /v1/secrets/{path}.")
+
+
+class BatchWriteRequest(_Strict):
+    writes: list[BatchWrite] = Field(
+        min_length=1, description=f"At most {MAX_BATCH_WRITES} writes, each to a distinct path."
+    )
+
+    @field_validator("writes")
+    @classmethod
+    def _bounded(cls, value: list[BatchWrite]) -> list[BatchWrite]:
+        if len(value) > MAX_BATCH_WRITES:
+            raise ValueError(
+                f"{len(value)} writes in one batch; a batch holds at most {MAX_BATCH_WRITES} "
+                "(split it: the SDK's put_many does)"
+            )
+        seen: set[str] = set()
+        for index, item in enumerate(value):
+            if item.path in seen:
+                raise ValueError(
+                    f"writes[{index}] writes {item.path!r} again; a batch writes each path "
+                    "once (merge the keys into one write)"
+                )
+            seen.add(item.path)
+        return value
 
 
 class PatchRequest(_Strict):
@@ -119,17 +173,7 @@ class MetadataUpdate(_Strict):
     max_versions: Count | None = None
     cas_required: bool | None = None
 
-    @field_validator("custom_metadata")
-    @classmethod
-    def _limits(cls, value: dict[str, str] | None) -> dict[str, str] | None:
-        if value is None:
-            return value
-        for key, item in value.items():
-            if not key or len(key) > 128:
-                raise ValueError("custom metadata keys are 1 to 128 characters")
-            if len(item) > 512:
-                raise ValueError(f"custom metadata value of {key!r} is over 512 characters")
-        return value
+    _limits = field_validator("custom_metadata")(_check_custom_metadata)
 
 
 class ResolveRequest(_Strict):

@@ -249,10 +249,13 @@ class SecretsService:
         *,
         cas: int | None,
         binary_keys: frozenset[str],
+        custom_metadata: Mapping[str, str] | None = None,
     ) -> int:
         try:
             return await asyncio.to_thread(
-                lambda: self.backend.write(path, data, cas=cas, binary_keys=binary_keys)
+                lambda: self.backend.write(
+                    path, data, cas=cas, binary_keys=binary_keys, custom_metadata=custom_metadata
+                )
             )
         finally:
             await self._changed(path)

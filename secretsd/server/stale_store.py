@@ -19,7 +19,10 @@ from Vault in secretsd's database, where every worker and replica finds it.
   made through secretsd (those remove the path's rows). A write made directly
   in Vault is seen once a worker reads it again (``cache_ttl``).
 - Steady state costs nothing: a worker stores a row only when it reads a
-  version it has not stored yet; storing runs off the request path.
+  version it has not stored yet; storing runs off the request path, and the
+  rows read meanwhile are stored together in one transaction (a migration
+  reading 10,000 secrets costs a handful of transactions, not 10,000, which
+  would also queue the audit log's writes behind them).
 """
 
 from __future__ import annotations
@@ -60,6 +63,10 @@ class StaleStore:
         self.max_age = max_age
         self._aead: AESGCM | None = None
         self._stored: dict[CacheKey, int] = {}
+        self._stored_by_path: dict[str, set[CacheKey]] = {}
+        self._queued: dict[CacheKey, CacheEntry] = {}
+        self._flusher: asyncio.Task[None] | None = None
+        self._storing: asyncio.Future[None] | None = None  # the transaction in flight
         self._pending: set[asyncio.Task[None]] = set()
 
     @property
@@ -99,29 +106,57 @@ class StaleStore:
         version = entry.secret.version
         if self._stored.get(key) == version:
             return
-        if self._aead is None:
-            task = asyncio.create_task(self._load_key_then_store(key, entry))
-        else:
-            task = asyncio.create_task(self._store(key, entry))
-        self._pending.add(task)
-        task.add_done_callback(self._pending.discard)
+        self._queued[key] = entry
+        if self._flusher is None or self._flusher.done():
+            self._flusher = asyncio.create_task(self._flush())
+            self._pending.add(self._flusher)
+            self._flusher.add_done_callback(self._pending.discard)
 
-    async def _load_key_then_store(self, key: CacheKey, entry: CacheEntry) -> None:
-        if await self.load_key():
-            await self._store(key, entry)
+    async def _flush(self) -> None:
+        """Store every queued entry, a batch per transaction, until none is left."""
+        while self._queued:
+            await asyncio.sleep(0)  # let the rest of a burst of reads queue up first
+            if not await self.load_key():
+                return  # no key yet: the next read queues again and retries
+            assert self._aead is not None
+            batch, self._queued = self._queued, {}
+            rows = []
+            for (path, version), entry in batch.items():
+                slot = version or 0
+                nonce = os.urandom(12)
+                sealed = nonce + self._aead.encrypt(nonce, entry.body, _aad(path, slot))
+                rows.append((path, slot, entry.secret.version, sealed))
+            storing = asyncio.ensure_future(asyncio.to_thread(self._upsert_many, rows))
+            self._storing = storing
+            try:
+                await storing
+            except SecretsdError as error:
+                log.warning(
+                    "stale store: could not store %d secret(s): %s", len(rows), error.message
+                )
+                continue
+            for key, entry in batch.items():
+                self._stored[key] = entry.secret.version
+                self._stored_by_path.setdefault(key[0], set()).add(key)
 
-    async def _store(self, key: CacheKey, entry: CacheEntry) -> None:
-        assert self._aead is not None
-        path, version = key
-        slot = version or 0
-        nonce = os.urandom(12)
-        sealed = nonce + self._aead.encrypt(nonce, entry.body, _aad(path, slot))
+    def _upsert_many(self, rows: list[tuple[str, int, int, bytes]]) -> None:
         try:
-            await asyncio.to_thread(self._upsert, path, slot, entry.secret.version, sealed)
-        except SecretsdError as error:
-            log.warning("stale store: could not store %r: %s", path, error.message)
-            return
-        self._stored[key] = entry.secret.version
+            with database_errors(self._engine), self._engine.begin() as connection:
+                for path, slot, version, sealed in rows:
+                    where = (LastKnownGood.path == path, LastKnownGood.version_key == slot)
+                    connection.execute(delete(LastKnownGood).where(*where))
+                    connection.execute(
+                        insert(LastKnownGood).values(
+                            path=path,
+                            version_key=slot,
+                            version=version,
+                            sealed=sealed,
+                            stored_at=time.time(),
+                        )
+                    )
+        except IntegrityError:  # another worker stored one of these slots at the same moment
+            for row in rows:
+                self._upsert(*row)
 
     def _upsert(self, path: str, slot: int, version: int, sealed: bytes) -> None:
         where = (LastKnownGood.path == path, LastKnownGood.version_key == slot)
@@ -173,8 +208,18 @@ class StaleStore:
         return (bytes(row[0]), float(row[1])) if row is not None else None
 
     async def forget(self, path: str) -> None:
-        """Drop every stored version of ``path`` (it was written or deleted)."""
-        self._stored = {k: v for k, v in self._stored.items() if k[0] != path}
+        """Drop every stored version of ``path`` (it was written or deleted).
+
+        A version of it still queued is dropped too; one being stored right now
+        is awaited first, so its row cannot land after the delete.
+        """
+        for key in self._stored_by_path.pop(path, set()):
+            self._stored.pop(key, None)
+        for key in [k for k in self._queued if k[0] == path]:
+            del self._queued[key]
+        storing = self._storing
+        if storing is not None and not storing.done():
+            await asyncio.wait({storing})
         try:
             await asyncio.to_thread(self._delete, path)
         except SecretsdError as error:

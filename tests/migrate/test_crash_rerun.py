@@ -83,6 +83,8 @@ def _apply(
             prefix,
             "--concurrency",
             "1",
+            "--batch-size",
+            "4",  # so a kill can land between batches, not only before or after all
             "--json",
         ],
         env=_env(server, tmp_path),

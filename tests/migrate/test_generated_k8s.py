@@ -253,3 +253,55 @@ def test_live_cluster_objects_read_like_manifests(manifests: Path) -> None:
     assert {i.fingerprint for i in everything if i.source.name.startswith("sh.helm")} == {
         "k8s-object:u-1:7"
     }
+
+
+DUPLICATE_USER = """\
+apiVersion: apps/v1
+kind: Deployment
+metadata: {name: worker, namespace: apps}
+spec:
+  selector: {matchLabels: {app: worker}}
+  template:
+    metadata: {labels: {app: worker}}
+    spec:
+      containers:
+      - name: worker
+        image: worker:1
+        envFrom:
+        - secretRef: {name: worker-env}
+        env:
+        - name: DB_PASSWORD
+          valueFrom: {secretKeyRef: {name: worker-database-login, key: password}}
+"""
+
+
+def test_rewrite_points_duplicates_at_the_kept_path(
+    migrate: Any, tmp_path: Path, tmp_path_factory: pytest.TempPathFactory
+) -> None:
+    """One password in three Secrets: the shortest target is kept; a secretKeyRef to a
+    copy is rewritten onto it, a Secret loaded whole (envFrom) keeps its path and a note."""
+    root, work = tmp_path / "k8s", tmp_path_factory.mktemp("work")
+    root.mkdir()
+    made = [
+        kubectl("create", "secret", "generic", name, "-n", "apps", f"--from-literal={key}={PASSWORD}",
+                cwd=work)
+        for name, key in (("db", "pw"), ("worker-env", "DB_PASS"), ("worker-database-login", "password"))
+    ]  # fmt: skip
+    (root / "secrets.yaml").write_text("---\n".join(made))
+    (root / "worker.yaml").write_text(DUPLICATE_USER)
+    out = tmp_path / "out"
+    planned = json.loads(migrate("plan", "k8s", str(root), "--rewrite", str(out)).stdout)
+    [group] = planned["duplicates"]
+    assert group["keep"] == "secretsd://k8s/apps/db#pw"
+    assert sorted(group["reference_from"]) == [
+        "secretsd://k8s/apps/worker-database-login#password",
+        "secretsd://k8s/apps/worker-env#DB_PASS",
+    ]
+    template = yaml.safe_load((out / "worker.yaml").read_text())["spec"]["template"]
+    annotations = template["metadata"]["annotations"]
+    assert annotations["secretsd.io/secret-worker-database-login-password"] == (
+        "secretsd://k8s/apps/db#pw"
+    )
+    assert annotations["secretsd.io/secret-worker-env-env"] == "secretsd://k8s/apps/worker-env"
+    notes = (out / "MIGRATION-NOTES.txt").read_text()
+    assert "envFrom worker-env key DB_PASS has the same value as secretsd://k8s/apps/db#pw" in notes

@@ -142,7 +142,11 @@ async def write_secret(
         "write",
         path,
         lambda: state.secrets.write(
-            path, body.data, cas=body.cas, binary_keys=frozenset(body.binary_keys)
+            path,
+            body.data,
+            cas=body.cas,
+            binary_keys=frozenset(body.binary_keys),
+            custom_metadata=body.custom_metadata,
         ),
         version_of=lambda v: v,
     )
