@@ -53,6 +53,7 @@ def test_changes_reach_every_worker_before_the_call_returns(
     url = f"http://127.0.0.1:{port}"
     wait_ready(url, process, tmp_path / "r.log")
     wrong = {"new-policy-new-token": 0, "grant-removed": 0, "token-revoked": 0}
+    statuses: list[int] = []  # what a wrongly answered revoked token got
     with fresh(url, ADMIN_TOKEN) as admin:
         admin.put("/v1/secrets/apps/db", json={"data": {"k": "v"}})
         for attempt in range(TRIES):
@@ -75,10 +76,15 @@ def test_changes_reach_every_worker_before_the_call_returns(
                     client.get("/v1/secrets/apps/db")
                 revoked = admin.post(f"/v1/auth/tokens/accessors/{token['accessor']}/revoke")
                 assert revoked.status_code == 204
-                if client.get("/v1/secrets/apps/db").status_code != 401:
+                # Refused: 401, or 429 once this address has spent its budget of failed
+                # tokens (the limiter is asked only after the lookup failed, so a 429
+                # proves the token was refused too).
+                status = client.get("/v1/secrets/apps/db").status_code
+                if status not in (401, 429):
                     wrong["token-revoked"] += 1
-    print(f"\nwrong answers in {TRIES} tries each, 2 workers: {wrong}")
-    assert wrong == {"new-policy-new-token": 0, "grant-removed": 0, "token-revoked": 0}
+                    statuses.append(status)
+    print(f"\nwrong answers in {TRIES} tries each, 2 workers: {wrong}, revoked got {statuses}")
+    assert wrong == {"new-policy-new-token": 0, "grant-removed": 0, "token-revoked": 0}, statuses
 
 
 def test_other_replicas_converge_within_the_bound(
