@@ -31,7 +31,9 @@ def start_agent(
     folder.mkdir()
     config = folder / "agent.yaml"
     config.write_text(f"files:\n  value: {ref}\n")
-    client = Client(server.url, ADMIN_TOKEN, auto_renew=False, watch_wait=1.0)
+    client = Client(
+        server.url, ADMIN_TOKEN, auto_renew=False, watch_wait=1.0, report_versions=False
+    )
     reporter = Reporter(client, name=name)
     agent = Agent(from_yaml(config), folder / "out", client, on_rendered=reporter.report)
     thread = threading.Thread(target=agent.run_sidecar, daemon=True)

@@ -26,7 +26,8 @@ def _agent(annotations: Path | None, config: Path | None, directory: Path | None
     from secretsd.client import Client
 
     settings = load_config(annotations, config, default_annotations=DEFAULT_ANNOTATIONS)
-    client = Client(settings=client_settings(settings))
+    # The agent reports as an agent (below), not as an SDK process too.
+    client = Client(settings=client_settings(settings), report_versions=False)
     reporter = Reporter(client)
     return Agent(
         settings,

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import json
 import logging
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import replace
 from typing import Any
 
@@ -19,6 +19,7 @@ from secretsd.backends.base import SecretMetadata, SecretVersion, encode_values
 from secretsd.client._auth import AuthState, token_info
 from secretsd.client._cache import SecretCache
 from secretsd.client._effects import HttpRequest, HttpResponse, Op, Sleep, TransportFailure
+from secretsd.client._held import HeldVersions, ReportBatch
 from secretsd.client._retry import Retry
 from secretsd.client._types import Resolved, TokenInfo
 from secretsd.client._wire import (
@@ -51,6 +52,9 @@ log = logging.getLogger("secretsd.client")
 
 #: Prefixes per hash-lookup request (the service accepts up to 10,000).
 _HASH_BATCH = 5000
+#: Reports are background work: a short retry, and none when closing.
+_REPORT_RETRY = Retry(attempts=2)
+_ONE_TRY = Retry(attempts=1)
 
 
 class ClientCore:
@@ -72,6 +76,10 @@ class ClientCore:
         self.watch_wait = watch_wait
         self.auth = AuthState(settings, auto_renew=auto_renew)
         self.cache = SecretCache(cache_ttl)
+        #: Versions read, for ``PUT /v1/consumers`` (sent by the shell, see ``_held``).
+        self.held = HeldVersions()
+        #: Called (by whichever thread read) when a version is news to ``held``.
+        self.on_news: Callable[[], None] | None = None
 
     def __repr__(self) -> str:
         return f"ClientCore(addr={self.settings.addr!r}, auth={self.auth!r})"
@@ -104,9 +112,15 @@ class ClientCore:
         return cls(message)
 
     def call(
-        self, request: HttpRequest, *, authenticated: bool = True, check_token: bool = True
+        self,
+        request: HttpRequest,
+        *,
+        authenticated: bool = True,
+        check_token: bool = True,
+        retry: Retry | None = None,
     ) -> Op[HttpResponse]:
         """Send ``request``: log in or renew first if due, retry, map errors."""
+        policy = retry or self.retry
         if authenticated and check_token:
             yield from self._ensure_token()
         failures = 0
@@ -130,8 +144,8 @@ class ClientCore:
                 yield from self._ensure_token()
                 continue
             failures += 1
-            if self.retry.should_retry(request.idempotent, outcome, failures):
-                delay = self.retry.delay(failures)
+            if policy.should_retry(request.idempotent, outcome, failures):
+                delay = policy.delay(failures)
                 log.debug(
                     "%s %s failed (%r); retrying in %.2fs",
                     request.method,
@@ -172,6 +186,8 @@ class ClientCore:
         if not revalidate:
             cached = self.cache.fresh(path, version)
             if cached is not None:
+                if version is None:
+                    self._note(path, cached.version)
                 return cached
         validate_path(path)
         while True:
@@ -189,10 +205,14 @@ class ClientCore:
             if response.status == 304:
                 secret = self.cache.touch(path, version, stale=stale)
                 if secret is not None:
+                    if version is None:
+                        self._note(path, secret.version)
                     return secret
                 continue  # evicted meanwhile: ask again without an ETag
             secret = secret_from_json(json_body(response))
             self.cache.store(path, version, secret, stale=stale)
+            if version is None:
+                self._note(path, secret.version)
             return secret
 
     def get_op(self, ref: str | Reference) -> Op[str]:
@@ -231,6 +251,7 @@ class ClientCore:
             return None
         secret = secret_from_json(json_body(response))
         self.cache.store(path, None, secret, stale=response.header("x-secretsd-stale") == "true")
+        self._note(path, secret.version)
         return secret
 
     def resolve_op(
@@ -257,6 +278,9 @@ class ClientCore:
             for (index, _), answer in zip(remote, answers, strict=True):
                 results[index] = resolved_from_json(answer)
         final = [r for r in results if r is not None]
+        for result in final:
+            if result.error is None and as_reference(result.ref).version is None:
+                self._note(result.path, result.version)
         if raise_errors:
             for result in final:
                 if result.error is not None:
@@ -399,6 +423,25 @@ class ClientCore:
         self.auth.apply_lifetime(info)
         self.cache.clear()  # another identity may see other secrets
         return info
+
+    # -- consumer reports ---------------------------------------------------------
+
+    def _note(self, path: str, version: int) -> None:
+        if self.held.note(path, version) and self.on_news is not None:
+            self.on_news()
+
+    def report_op(self, batch: ReportBatch, consumer: str, *, final: bool = False) -> Op[None]:
+        """``PUT /v1/consumers``: tell the service which versions this process holds.
+
+        Sent in the background (``final``: once, at close, without logging in
+        again or retrying, so closing stays quick).
+        """
+        request = HttpRequest(
+            "PUT", "/v1/consumers", json=batch.body(consumer), timeout=min(self.timeout, 5.0)
+        )
+        yield from self.call(
+            request, check_token=not final, retry=_ONE_TRY if final else _REPORT_RETRY
+        )
 
     # -- any other endpoint -------------------------------------------------------
 
