@@ -10,7 +10,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 
 from secretsd.client import Client
-from secretsd.client._held import consumer_name as _process_name
+from secretsd.client import consumer_name as _process_name
 
 __all__ = ["Reporter", "consumer_name"]
 
