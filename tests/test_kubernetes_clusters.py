@@ -161,3 +161,35 @@ def test_cluster_configs_are_admin_only_audited_and_grants_checked(
     assert login(server, "web-beta", beta.token("rsa-1")).status_code == 401
     assert any("not configured for cluster 'beta'" in r for r in denied_details(admin))
     assert login(server, "web-alpha", alpha.token("rsa-1")).status_code == 200
+
+
+def test_roles_made_before_clusters_are_bound_to_default(database_url: str) -> None:
+    """Migration 0008 on a database with a role (SQLite and PostgreSQL), and back."""
+    from alembic import command
+    from sqlalchemy import create_engine, text
+
+    from secretsd.auth.kubernetes import KubernetesAuth
+    from secretsd.auth.tokens import TokenStore
+    from secretsd.db.migrate import _alembic_config
+
+    engine = create_engine(database_url)
+    try:
+        with engine.begin() as connection:
+            command.upgrade(_alembic_config(connection), "0007")
+            connection.execute(
+                text(
+                    "INSERT INTO kubernetes_roles (name, service_accounts, namespaces, policies,"
+                    " token_ttl, token_max_ttl, created_at) VALUES ('old', '[\"web\"]',"
+                    " '[\"shop\"]', '[\"shop\"]', 900, 3600, 0)"
+                )
+            )
+            command.upgrade(_alembic_config(connection), "head")
+        auth = KubernetesAuth(engine, TokenStore(engine))
+        assert auth.get_role("old").cluster == "default"
+        assert [r.name for r in auth.roles_of_cluster("default")] == ["old"]
+        with engine.begin() as connection:
+            command.downgrade(_alembic_config(connection), "0007")
+            names = connection.execute(text("SELECT name FROM kubernetes_roles")).scalars().all()
+        assert names == ["old"]
+    finally:
+        engine.dispose()

@@ -96,7 +96,10 @@ class ReportThread:
             thread = self._thread
         if thread is None:
             return
-        thread.join(10)
+        thread.join(2.0)
+        if thread.is_alive():  # stuck sending to an unresponsive service: do not wait more
+            self._held.release()
+            return
         for batch in self._held.release():
             try:
                 self._release(batch)
