@@ -22,8 +22,8 @@ from tests.conftest import ADMIN_TOKEN, RunningServer, secretsd_executable
 
 
 @pytest.fixture
-def server(server_factory: Any, database_url: str) -> RunningServer:
-    running: RunningServer = server_factory(database_url, max_wait=1.0)
+def server(server_factory: Any) -> RunningServer:
+    running: RunningServer = server_factory(max_wait=1.0)
     return running
 
 
@@ -96,8 +96,14 @@ def test_ledger_retries_failures_with_backoff_batches_and_releases() -> None:
 
 
 def test_sdk_reports_what_it_read_once_per_version_and_withdraws_on_close(
-    server: RunningServer, admin: httpx.Client
+    server_factory: Any, database_url: str
 ) -> None:
+    server: RunningServer = server_factory(database_url, max_wait=1.0)  # SQLite and PostgreSQL
+    with server.client() as admin:
+        reports_and_withdraws(server, admin)
+
+
+def reports_and_withdraws(server: RunningServer, admin: httpx.Client) -> None:
     admin.put("/v1/secrets/apps/sdk", json={"data": {"k": "sdk-held-value-1"}})
     with Client(server.url, ADMIN_TOKEN, auto_renew=False, cache_ttl=0) as client:
         for _ in range(30):
@@ -232,3 +238,23 @@ def test_secretsd_run_reports_while_the_command_runs(
         marker.write_text("")
         assert process.wait(30) == 0
     assert rows_of(admin, "apps/runner") == []
+
+
+def test_a_client_dropped_without_close_ends_its_report_thread(
+    server: RunningServer, admin: httpx.Client
+) -> None:
+    import gc
+
+    admin.put("/v1/secrets/apps/dropped", json={"data": {"k": "dropped-value"}})
+    client = Client(server.url, ADMIN_TOKEN, auto_renew=False, consumer="host/dropped/1")
+    assert client.get("secretsd://apps/dropped#k") == "dropped-value"
+    wait_for_rows(admin, "apps/dropped", 1)
+    reporter = client._reporter
+    assert reporter is not None and reporter._thread is not None
+    thread = reporter._thread
+    assert thread.is_alive()
+    client._http.close()  # only its sockets (unclosed ones warn when collected), not the client
+    del client, reporter
+    gc.collect()
+    thread.join(10)
+    assert not thread.is_alive()

@@ -12,6 +12,7 @@ from __future__ import annotations
 import logging
 import os
 import threading
+import weakref
 from collections.abc import Callable
 
 from secretsd.client._held import HeldVersions, ReportBatch
@@ -52,10 +53,11 @@ def send_batches(held: HeldVersions, batches: list[ReportBatch], send: Send) -> 
 
 
 class ReportThread:
-    def __init__(self, held: HeldVersions, send: Send, release: Send) -> None:
+    def __init__(self, held: HeldVersions, send: weakref.WeakMethod[Send]) -> None:
+        # The thread holds its client only weakly: a client dropped without close() is
+        # collected, and its thread ends (``abandon``), instead of reporting forever.
         self._held = held
         self._send = send
-        self._release = release
         self._wake = threading.Condition()
         self._thread: threading.Thread | None = None
         self._pid = os.getpid()
@@ -86,10 +88,21 @@ class ReportThread:
                     self._wake.wait(min(delay, 3600.0))
                 if self._stopping:
                     return
-            send_batches(self._held, self._held.take(), self._send)
+            send = self._send()
+            if send is None:  # the client is gone
+                return
+            send_batches(self._held, self._held.take(), send)
+            del send  # no strong reference to the client while asleep
 
-    def close(self) -> None:
-        """Stop reporting; if anything was reported, say this process holds it no more."""
+    def abandon(self) -> None:
+        """The client was garbage-collected without close(): end the thread, send nothing."""
+        with self._wake:
+            self._stopping = True
+            self._wake.notify()
+
+    def close(self, release: Send) -> None:
+        """Stop reporting; if anything was reported, say (with ``release``) that this
+        process holds it no more."""
         with self._wake:
             self._stopping = True
             self._wake.notify()
@@ -102,7 +115,7 @@ class ReportThread:
             return
         for batch in self._held.release():
             try:
-                self._release(batch)
+                release(batch)
             except Exception as error:
                 log.debug("telling secretsd this process let go failed: %r", error)
                 return

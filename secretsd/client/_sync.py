@@ -6,6 +6,7 @@ import asyncio
 import builtins
 import concurrent.futures
 import threading
+import weakref
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from types import TracebackType
 from typing import TYPE_CHECKING, Any, TypeVar
@@ -145,8 +146,10 @@ class Client(ClientBase):
         self._closed = False
         self._reporter: ReportThread | None = None
         if self.reports_versions:
-            self._reporter = ReportThread(self._core.held, self._report, self._release)
-            self._core.on_news = self._reporter.wake
+            reporter = ReportThread(self._core.held, weakref.WeakMethod(self._report))
+            self._reporter = reporter
+            self._core.on_news = reporter.wake
+            weakref.finalize(self, reporter.abandon)
 
     def _report(self, batch: ReportBatch) -> None:
         self._run(self._core.report_op(batch, self.consumer))
@@ -378,7 +381,7 @@ class Client(ClientBase):
                 loop.run(shutdown(), timeout=10)
                 loop.stop()
         if self._reporter is not None:
-            self._reporter.close()
+            self._reporter.close(self._release)
         self._http.close()
 
     def __enter__(self) -> Client:
