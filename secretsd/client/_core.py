@@ -186,9 +186,7 @@ class ClientCore:
         if not revalidate:
             cached = self.cache.fresh(path, version)
             if cached is not None:
-                if version is None:
-                    self._note(path, cached.version)
-                return cached
+                return cached  # noted when it was stored: the hot path stays as it was
         validate_path(path)
         while True:
             etag = self.cache.etag(path, version)
