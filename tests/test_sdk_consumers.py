@@ -122,6 +122,7 @@ def reports_and_withdraws(server: RunningServer, admin: httpx.Client) -> None:
         assert rows_of(admin, "apps/sdk")[0]["version"] == 2
         # A pinned read is not "holding" an old version.
         assert client.read("apps/sdk", version=1).version == 1
+        assert client.resolve(["secretsd://apps/sdk?version=1#k"])[0].version == 1
         time.sleep(1.2)
         assert [r["version"] for r in rows_of(admin, "apps/sdk")] == [2]
     # Closed: the process no longer holds anything, so nobody waits for it.

@@ -277,7 +277,9 @@ class ClientCore:
                 results[index] = resolved_from_json(answer)
         final = [r for r in results if r is not None]
         for result in final:
-            if result.error is None and as_reference(result.ref).version is None:
+            # Pinned references (``?version=n`` before the ``#key``) hold an old version on
+            # purpose: not noted (a string test, no second parse of every reference).
+            if result.error is None and "?" not in result.ref.partition("#")[0]:
                 self._note(result.path, result.version)
         if raise_errors:
             for result in final:
