@@ -19,7 +19,9 @@ from tests.conftest import ADMIN_TOKEN, RunningServer
 
 
 @pytest.fixture
-def server(server_factory: Any, database_url: str) -> RunningServer:
+def server(database_url: str, server_factory: Any) -> RunningServer:
+    # database_url first: pytest tears fixtures down in reverse, so the server stops
+    # before its PostgreSQL schema is dropped (else DROP SCHEMA can deadlock with it).
     running: RunningServer = server_factory(database_url, max_wait=1.0)
     return running
 

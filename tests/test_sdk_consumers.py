@@ -96,8 +96,9 @@ def test_ledger_retries_failures_with_backoff_batches_and_releases() -> None:
 
 
 def test_sdk_reports_what_it_read_once_per_version_and_withdraws_on_close(
-    server_factory: Any, database_url: str
+    database_url: str, server_factory: Any
 ) -> None:
+    # database_url first: the server stops before the PostgreSQL schema is dropped.
     server: RunningServer = server_factory(database_url, max_wait=1.0)  # SQLite and PostgreSQL
     with server.client() as admin:
         reports_and_withdraws(server, admin)
