@@ -146,7 +146,7 @@ def harness(url: str, workdir: str, indices: list[int], paths: int, events: Any)
         config = AgentConfig(
             outputs=(Output(name="value", ref=Reference(path, "v"), format="raw"),)
         )
-        client = Client(url, TOKEN, auto_renew=False)
+        client = Client(url, TOKEN, auto_renew=False, report_versions=False)
         agent = Timed(config, Path(workdir) / f"agent-{index:04d}", client)
         agent.index = index
         agents.append(agent)
@@ -232,7 +232,7 @@ def main() -> None:
         workdir = Path(temp)
         service, url = start_service(workdir, proxy.url, bao.root_token)
         try:
-            with Client(url, TOKEN, auto_renew=False) as writer:
+            with Client(url, TOKEN, auto_renew=False, report_versions=False) as writer:
                 for index in range(args.paths):
                     writer.put(f"bench/p{index:03d}", {"v": f"r0-{index}"})
                 events = context.Queue()

@@ -1,6 +1,8 @@
 """Consumer versions: who holds which version of a secret, as they last reported it.
 
-Agents report after every render and as a heartbeat (``PUT /v1/consumers``);
+Agents report after every render and SDK clients after reading a new
+version, both also as a heartbeat (``PUT /v1/consumers``); a closing SDK
+client releases its paths;
 ``GET /v1/consumers/<path>`` lists the reports for one path, each marked
 ``live`` when it was seen within ``LIVE_SECONDS``. ``secretsd rotate --wait``
 writes a version and polls this until every live consumer holds it.
@@ -11,7 +13,7 @@ than ``FORGET_SECONDS`` are removed on the next report.
 from __future__ import annotations
 
 import time
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -61,9 +63,17 @@ class ConsumerStore:
         identity: str,
         display_name: str,
         versions: Mapping[str, int],
+        released: Sequence[str] = (),
     ) -> None:
         now = time.time()
         with database_errors(self._engine), self._engine.begin() as connection:
+            if released:
+                connection.execute(
+                    delete(ConsumerVersion).where(
+                        ConsumerVersion.consumer == consumer,
+                        ConsumerVersion.path.in_(sorted(set(released))),
+                    )
+                )
             for path, version in sorted(versions.items()):
                 values = {
                     "version": version,

@@ -19,7 +19,9 @@ from tests.conftest import ADMIN_TOKEN, RunningServer
 
 
 @pytest.fixture
-def server(server_factory: Any, database_url: str) -> RunningServer:
+def server(database_url: str, server_factory: Any) -> RunningServer:
+    # database_url first: pytest tears fixtures down in reverse, so the server stops
+    # before its PostgreSQL schema is dropped (else DROP SCHEMA can deadlock with it).
     running: RunningServer = server_factory(database_url, max_wait=1.0)
     return running
 
@@ -31,7 +33,9 @@ def start_agent(
     folder.mkdir()
     config = folder / "agent.yaml"
     config.write_text(f"files:\n  value: {ref}\n")
-    client = Client(server.url, ADMIN_TOKEN, auto_renew=False, watch_wait=1.0)
+    client = Client(
+        server.url, ADMIN_TOKEN, auto_renew=False, watch_wait=1.0, report_versions=False
+    )
     reporter = Reporter(client, name=name)
     agent = Agent(from_yaml(config), folder / "out", client, on_rendered=reporter.report)
     thread = threading.Thread(target=agent.run_sidecar, daemon=True)

@@ -31,7 +31,8 @@ from tests.test_kubernetes_login import ISSUER, keypair, login, projected
 class Cluster:
     """The parts of an API server secretsd talks to, over TLS."""
 
-    def __init__(self, tmp_path: Path) -> None:
+    def __init__(self, tmp_path: Path, issuer: str = ISSUER) -> None:
+        self.issuer = issuer
         cert, key = self_signed_certificate(tmp_path)
         self.ca = cert.read_text()
         self.keys: dict[str, Any] = {}
@@ -57,7 +58,9 @@ class Cluster:
 
             def do_GET(self) -> None:
                 if self.path == "/.well-known/openid-configuration":
-                    self._send(200, {"issuer": ISSUER, "jwks_uri": f"{cluster.url}/openid/v1/jwks"})
+                    self._send(
+                        200, {"issuer": cluster.issuer, "jwks_uri": f"{cluster.url}/openid/v1/jwks"}
+                    )
                 elif self.path == "/openid/v1/jwks":
                     cluster.jwks_hits += 1
                     self._send(200, {"keys": [cluster.jwk(kid) for kid in cluster.keys]})
@@ -96,6 +99,7 @@ class Cluster:
         return self.keys[kid]
 
     def token(self, kid: str, namespace: str = "shop", account: str = "web", **claims: Any) -> str:
+        claims.setdefault("iss", self.issuer)
         unsigned = projected(self.keys[kid], namespace, account, **claims)
         # Re-sign with the kid in the header, as the API server does.
         payload = jwt.decode(unsigned, options={"verify_signature": False})

@@ -558,6 +558,7 @@ def test_the_sdk_public_names_are_pinned() -> None:
         "VersionInfo",
         "Watch",
         "Written",
+        "consumer_name",
         "load_client_settings",
     ]
     assert secretsd.Client is secretsd.client.Client

@@ -20,19 +20,23 @@ __all__ = ["init", "run_fast", "sidecar"]
 
 
 def _agent(annotations: Path | None, config: Path | None, directory: Path | None) -> object:
-    from secretsd.agent.config import DEFAULT_ANNOTATIONS, DEFAULT_DIR, load_config
+    from secretsd.agent.config import DEFAULT_ANNOTATIONS, DEFAULT_DIR
+    from secretsd.agent.reload import ConfigSource
     from secretsd.agent.report import Reporter
     from secretsd.agent.runner import Agent, client_settings
     from secretsd.client import Client
 
-    settings = load_config(annotations, config, default_annotations=DEFAULT_ANNOTATIONS)
-    client = Client(settings=client_settings(settings))
+    source = ConfigSource(annotations, config, default_annotations=DEFAULT_ANNOTATIONS)
+    settings = source.load()
+    # The agent reports as an agent (below), not as an SDK process too.
+    client = Client(settings=client_settings(settings), report_versions=False)
     reporter = Reporter(client)
     return Agent(
         settings,
         directory or settings.dir or DEFAULT_DIR,
         client,
         on_rendered=reporter.report,
+        source=source,  # the sidecar follows annotation changes
     )
 
 

@@ -7,21 +7,17 @@ render; it never stops files from being rendered.
 
 from __future__ import annotations
 
-import os
-import socket
 from collections.abc import Mapping
 
 from secretsd.client import Client
+from secretsd.client import consumer_name as _process_name
 
 __all__ = ["Reporter", "consumer_name"]
 
 
 def consumer_name() -> str:
     """The pod (``POD_NAME``/``POD_NAMESPACE``, set by the injector) or the host name."""
-    pod, namespace = os.environ.get("POD_NAME"), os.environ.get("POD_NAMESPACE")
-    if pod:
-        return f"pod/{namespace}/{pod}" if namespace else f"pod/{pod}"
-    return f"host/{socket.gethostname()}/{os.getpid()}"
+    return _process_name(process=False)
 
 
 class Reporter:

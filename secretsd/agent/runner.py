@@ -8,6 +8,15 @@ and the on-change action runs once per batch. Errors (secretsd stopped, a
 permission revoked, a key removed) leave the last good files in place; the
 agent backs off and tries again until it works. Logins, renewals and
 re-logins with the (rotating) projected token are the SDK's job.
+
+Given a ``ConfigSource``, the sidecar also follows its configuration: when
+the annotations file (or the YAML file) changes, outputs that were added or
+changed are rendered, removed ones have their file deleted, and watches of
+paths nothing reads any more are stopped (the shared watches of the other
+paths keep running). A configuration that does not parse is logged and
+ignored, leaving the current files and configuration in place. ``role``,
+``addr`` and ``dir`` changes need a restart (the login and the volume are
+set up once); they are logged and ignored.
 """
 
 from __future__ import annotations
@@ -23,10 +32,11 @@ from pathlib import Path
 from secretsd.agent.actions import run_on_change
 from secretsd.agent.config import AgentConfig, Output
 from secretsd.agent.files import prepare_dir, write_atomic
+from secretsd.agent.reload import ConfigSource
 from secretsd.agent.render import Rendered, render
 from secretsd.backends.base import SecretVersion
 from secretsd.client import Client, ClientSettings, Watch, load_client_settings
-from secretsd.errors import SecretsdError
+from secretsd.errors import ConfigError, SecretsdError
 
 __all__ = ["Agent", "client_settings"]
 
@@ -38,6 +48,8 @@ BACKOFF_MIN, BACKOFF_MAX = 0.5, 30.0
 #: Held versions are reported this often without a change (secretsd.consumers.LIVE_SECONDS
 #: counts a consumer as live for three heartbeats).
 HEARTBEAT_SECONDS = 60.0
+#: How often the sidecar looks at its configuration files (one stat each).
+RELOAD_CHECK_SECONDS = 1.0
 
 
 def client_settings(config: AgentConfig) -> ClientSettings:
@@ -65,8 +77,12 @@ class Agent:
         client: Client,
         *,
         on_rendered: Callable[[dict[str, int]], None] | None = None,
+        source: ConfigSource | None = None,
     ) -> None:
         self.config = config
+        self.source = source
+        self._reload_due = False
+        self._next_check = time.monotonic() + RELOAD_CHECK_SECONDS
         self.directory = directory
         self.client = client
         self._snapshot: dict[str, SecretVersion] = {}
@@ -174,6 +190,9 @@ class Agent:
         next_report = time.monotonic() + self.heartbeat
         first = True
         while not self.stop_event.is_set():
+            if self._reload_due:
+                self._reload_due = False
+                pending = self._reload(pending)
             changed, failed = self._pass(pending)
             # The first pass writes what the app starts with (the init container did the
             # same): not a change to announce.
@@ -203,7 +222,7 @@ class Agent:
         deadline = time.monotonic() + timeout
         while not self.stop_event.is_set():
             remaining = deadline - time.monotonic()
-            if remaining <= 0:
+            if remaining <= 0 or self._config_changed():
                 break
             try:
                 paths.add(self._changes.get(timeout=min(remaining, 0.5)))
@@ -223,6 +242,48 @@ class Agent:
             if rendered is None or rendered.watched & paths:
                 wanted.add(output.name)
         return [output for output in self.config.outputs if output.name in wanted]
+
+    # -- following the configuration ----------------------------------------------------
+
+    def _config_changed(self) -> bool:
+        """At most once per RELOAD_CHECK_SECONDS: did a configuration file change?"""
+        if self.source is None or time.monotonic() < self._next_check:
+            return False
+        self._next_check = time.monotonic() + RELOAD_CHECK_SECONDS
+        if self.source.changed():
+            self._reload_due = True
+        return self._reload_due
+
+    def _reload(self, pending: list[Output]) -> list[Output]:
+        """Apply the new configuration; the outputs to render (``pending`` kept by name)."""
+        assert self.source is not None
+        try:
+            new = self.source.load()
+        except ConfigError as error:
+            log.warning(
+                "the new configuration is not valid, keeping the current one and its files: %s",
+                error.message,
+            )
+            return pending
+        old = self.config
+        for field in ("role", "addr", "dir"):
+            if getattr(new, field) != getattr(old, field):
+                log.warning("%s changed in the configuration: that takes a restart", field)
+        self.config = replace(new, role=old.role, addr=old.addr, dir=old.dir)
+        before = {output.name: output for output in old.outputs}
+        after = {output.name for output in self.config.outputs}
+        for name in sorted(set(before) - after):
+            self._renders.pop(name, None)
+            try:
+                (self.directory / name).unlink(missing_ok=True)
+            except OSError as error:
+                log.warning("cannot remove %s (no longer configured): %s", name, error.strerror)
+        wanted = {output.name for output in pending}
+        return [
+            output
+            for output in self.config.outputs
+            if output.name in wanted or before.get(output.name) != output
+        ]
 
     def stop(self) -> None:
         self.stop_event.set()

@@ -21,6 +21,14 @@ is not what secretsd accepts); accepting any audience takes
 ``allow_any_audience: true``. ``leeway`` (seconds of clock skew tolerated on
 ``exp``/``nbf``) defaults to 0.
 
+Several clusters can log in, each with its own configuration (issuer, key
+source, TokenReview, audiences): a configuration is named after its cluster,
+and a role is bound to one cluster, so a token is verified only against the
+issuer and keys of its role's cluster; a token from cluster A never logs in
+to a role of cluster B, even with the same namespace and service account.
+The cluster ``default`` is the one ``/v1/auth/kubernetes/config`` has always
+set, and roles that name no cluster are bound to it.
+
 A role binds service-account names and namespaces (``*`` = any) to policies.
 Both token layouts are understood: projected tokens (``kubernetes.io`` claim,
 ``exp`` required) and legacy secret-based tokens (``kubernetes.io/serviceaccount/*``
@@ -30,6 +38,7 @@ claims, issuer ``kubernetes/serviceaccount``).
 from __future__ import annotations
 
 import json
+import re
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -49,6 +58,7 @@ from secretsd.errors import NotFound, ValidationFailed
 from secretsd.policy import validate_policy_name
 
 __all__ = [
+    "DEFAULT_CLUSTER",
     "KubernetesAuth",
     "KubernetesConfig",
     "KubernetesRoleInfo",
@@ -56,7 +66,10 @@ __all__ = [
     "TokenReviewConfig",
 ]
 
-_CONFIG_KEY = "kubernetes_auth_config"
+_CONFIG_KEY = "kubernetes_auth_config"  # the "default" cluster (before clusters had names)
+_CLUSTER_KEY = "kubernetes_auth_config/"  # + the cluster's name
+DEFAULT_CLUSTER = "default"
+_CLUSTER_NAME = re.compile(r"^[A-Za-z0-9._-]{1,64}$")
 LEGACY_ISSUER = "kubernetes/serviceaccount"
 _RSA = ["RS256", "RS384", "RS512"]
 _EC = ["ES256", "ES384", "ES512"]
@@ -136,10 +149,12 @@ class KubernetesRoleInfo:
     policies: tuple[str, ...]
     token_ttl: int
     token_max_ttl: int
+    cluster: str = DEFAULT_CLUSTER
 
     def to_json(self) -> dict[str, Any]:
         return {
             "name": self.name,
+            "cluster": self.cluster,
             "bound_service_account_names": list(self.service_accounts),
             "bound_service_account_namespaces": list(self.namespaces),
             "policies": list(self.policies),
@@ -153,6 +168,19 @@ class ServiceAccount:
     namespace: str
     name: str
     uid: str
+
+
+def validate_cluster_name(name: str) -> str:
+    if not _CLUSTER_NAME.match(name):
+        raise ValidationFailed(
+            f"cluster names are 1-64 letters, digits, '.', '_' or '-'; got {name[:80]!r}"
+        )
+    return name
+
+
+def _config_key(cluster: str) -> str:
+    validate_cluster_name(cluster)
+    return _CONFIG_KEY if cluster == DEFAULT_CLUSTER else _CLUSTER_KEY + cluster
 
 
 def _check_keys(keys: Sequence[str]) -> tuple[str, ...]:
@@ -196,6 +224,18 @@ def service_account_of(claims: dict[str, Any]) -> ServiceAccount:
     return ServiceAccount(namespace, name, uid)
 
 
+def _role_info(row: Any) -> KubernetesRoleInfo:
+    return KubernetesRoleInfo(
+        name=row.name,
+        service_accounts=tuple(json.loads(row.service_accounts)),
+        namespaces=tuple(json.loads(row.namespaces)),
+        policies=tuple(json.loads(row.policies)),
+        token_ttl=row.token_ttl,
+        token_max_ttl=row.token_max_ttl,
+        cluster=row.cluster or DEFAULT_CLUSTER,
+    )
+
+
 class KubernetesAuth:
     def __init__(self, engine: Engine, tokens: TokenStore) -> None:
         self._engine = engine
@@ -218,7 +258,9 @@ class KubernetesAuth:
         token_review: TokenReviewConfig | None = None,
         allow_any_audience: bool = False,
         leeway: int = 0,
+        cluster: str = DEFAULT_CLUSTER,
     ) -> KubernetesConfig:
+        key = _config_key(cluster)
         if not issuer:
             raise ValidationFailed(
                 "issuer is empty; give the service-account issuer, e.g. "
@@ -258,22 +300,57 @@ class KubernetesAuth:
         value = json.dumps(config.to_json())
         with database_errors(self._engine), self._engine.begin() as connection:
             updated = connection.execute(
-                update(InstanceState).where(InstanceState.key == _CONFIG_KEY).values(value=value)
+                update(InstanceState).where(InstanceState.key == key).values(value=value)
             ).rowcount
             if not updated:
-                connection.execute(insert(InstanceState), [{"key": _CONFIG_KEY, "value": value}])
+                connection.execute(insert(InstanceState), [{"key": key, "value": value}])
         return config
 
-    def config(self) -> KubernetesConfig:
+    def config(self, cluster: str = DEFAULT_CLUSTER) -> KubernetesConfig:
+        key = _config_key(cluster)
         with database_errors(self._engine), self._engine.connect() as connection:
             raw = connection.execute(
-                select(InstanceState.value).where(InstanceState.key == _CONFIG_KEY)
+                select(InstanceState.value).where(InstanceState.key == key)
             ).scalar()
         if raw is None:
+            where = (
+                "/v1/auth/kubernetes/config"
+                if cluster == DEFAULT_CLUSTER
+                else f"/v1/auth/kubernetes/clusters/{cluster}/config"
+            )
             raise NotFound(
-                "Kubernetes login is not configured; PUT /v1/auth/kubernetes/config first"
+                f"Kubernetes login is not configured for cluster {cluster!r}; PUT {where} first"
             )
         return KubernetesConfig.from_json(json.loads(raw))
+
+    def delete_config(self, cluster: str) -> None:
+        key = _config_key(cluster)
+        with database_errors(self._engine), self._engine.begin() as connection:
+            removed = connection.execute(
+                delete(InstanceState).where(InstanceState.key == key)
+            ).rowcount
+        if not removed:
+            raise NotFound(f"Kubernetes login is not configured for cluster {cluster!r}")
+
+    def list_clusters(self) -> list[str]:
+        """Every configured cluster (``default`` when the original config is set)."""
+        with database_errors(self._engine), self._engine.connect() as connection:
+            keys = connection.execute(
+                select(InstanceState.key).where(
+                    (InstanceState.key == _CONFIG_KEY)
+                    | InstanceState.key.startswith(_CLUSTER_KEY, autoescape=True)
+                )
+            ).scalars()
+            return sorted(
+                DEFAULT_CLUSTER if k == _CONFIG_KEY else k.removeprefix(_CLUSTER_KEY) for k in keys
+            )
+
+    def roles_of_cluster(self, cluster: str) -> list[KubernetesRoleInfo]:
+        with database_errors(self._engine), self._engine.connect() as connection:
+            rows = connection.execute(
+                select(KubernetesRole).where(KubernetesRole.cluster == cluster)
+            ).all()
+        return [_role_info(row) for row in rows]
 
     def put_role(
         self,
@@ -284,8 +361,10 @@ class KubernetesAuth:
         policies: Sequence[str],
         token_ttl: int,
         token_max_ttl: int,
+        cluster: str = DEFAULT_CLUSTER,
     ) -> KubernetesRoleInfo:
         validate_policy_name(name)
+        validate_cluster_name(cluster)
         for policy in policies:
             validate_policy_name(policy)
         if not service_accounts or not namespaces:
@@ -303,6 +382,7 @@ class KubernetesAuth:
             "policies": json.dumps(sorted(set(policies))),
             "token_ttl": token_ttl,
             "token_max_ttl": token_max_ttl,
+            "cluster": cluster,
         }
         with database_errors(self._engine), self._engine.begin() as connection:
             updated = connection.execute(
@@ -321,14 +401,7 @@ class KubernetesAuth:
             ).one_or_none()
         if row is None:
             raise NotFound(f"no Kubernetes role named {name!r}")
-        return KubernetesRoleInfo(
-            name=row.name,
-            service_accounts=tuple(json.loads(row.service_accounts)),
-            namespaces=tuple(json.loads(row.namespaces)),
-            policies=tuple(json.loads(row.policies)),
-            token_ttl=row.token_ttl,
-            token_max_ttl=row.token_max_ttl,
-        )
+        return _role_info(row)
 
     def list_roles(self) -> list[str]:
         with database_errors(self._engine), self._engine.connect() as connection:
@@ -389,12 +462,17 @@ class KubernetesAuth:
             found.append((key, _RSA if isinstance(key, rsa.RSAPublicKey) else _EC))
         return found
 
-    def verify(self, token: str) -> tuple[ServiceAccount, dict[str, Any]]:
-        """Check signature, issuer, expiry and audience; LoginRefused with the reason."""
+    def verify(
+        self, token: str, cluster: str = DEFAULT_CLUSTER
+    ) -> tuple[ServiceAccount, dict[str, Any]]:
+        """Check signature, issuer, expiry and audience against ``cluster``'s configuration;
+        LoginRefused with the reason."""
         try:
-            config = self.config()
+            config = self.config(cluster)
         except NotFound:
-            raise LoginRefused("Kubernetes login is not configured") from None
+            raise LoginRefused(
+                f"Kubernetes login is not configured for cluster {cluster!r}"
+            ) from None
         try:
             unverified = jwt.decode(token, options={"verify_signature": False})
         except jwt.PyJWTError:
@@ -459,7 +537,7 @@ class KubernetesAuth:
             role = self.get_role(role_name)
         except NotFound:
             raise LoginRefused(f"unknown role {role_name!r}", unknown_role=True) from None
-        account, _ = self.verify(token)
+        account, _ = self.verify(token, role.cluster)
         if not _matches(account.namespace, role.namespaces):
             raise LoginRefused(
                 f"namespace {account.namespace!r} is not bound to role {role.name!r}"
@@ -479,6 +557,7 @@ class KubernetesAuth:
                 "namespace": account.namespace,
                 "service_account": account.name,
                 "service_account_uid": account.uid,
+                "cluster": role.cluster,
             },
         )
         return account, issued

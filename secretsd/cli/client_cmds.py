@@ -55,10 +55,16 @@ JsonOption = Annotated[bool, typer.Option("--json", help="Print JSON.")]
 
 
 def open_client(addr: str | None, **options: Any) -> Client:
-    """A Client for one command: no token lookup round trip, a short retry window."""
+    """A Client for one command: no token lookup round trip, a short retry window.
+
+    One-shot commands do not report the versions they read (``report_versions``):
+    the process is gone a moment later, and a report would stay "live" for
+    minutes, making ``rotate --wait`` wait for it. ``secretsd run`` reports.
+    """
     from secretsd.client import Client, Retry
 
     options.setdefault("auto_renew", False)
+    options.setdefault("report_versions", False)
     options.setdefault("retry", Retry(attempts=4))  # ~0.7 s of backoff, then the error
     return Client(addr, **options)
 

@@ -21,6 +21,11 @@ its exit status becomes ours (128 + n when killed by signal n). With
 ``--watch`` every referenced secret is watched through the long-poll: when a
 value changes, the command is restarted with the new environment (default) or
 sent ``--signal``.
+
+While the command runs, the versions it was given are reported to secretsd
+(``secretsd consumers <path>``, ``rotate --wait``) as ``host/<hostname>/<pid>``
+(or the pod); the report is withdrawn when it exits. ``SECRETSD_REPORT_VERSIONS=false``
+turns that off.
 """
 
 from __future__ import annotations
@@ -339,7 +344,9 @@ def run(
     plan = plan_environment(os.environ, env_file or [], env or [])
     for warning in plan.warnings:
         typer.echo(warning, err=True)
-    with open_client(addr, auto_renew=watch) as client:
+    # The command holds what was resolved for as long as it runs: report it
+    # (unless SECRETSD_REPORT_VERSIONS=false); closing the client withdraws it.
+    with open_client(addr, auto_renew=watch, report_versions=None) as client:
         runner = Runner(command, client, plan, reload_signal=chosen, grace=grace)
         code = runner.run(watch and bool(plan.refs))
     raise typer.Exit(code)

@@ -21,6 +21,7 @@ from __future__ import annotations
 
 from secretsd.backends.base import SecretMetadata, SecretVersion, VersionInfo
 from secretsd.client._async import AsyncClient, AsyncWatch, Changes
+from secretsd.client._held import consumer_name
 from secretsd.client._retry import Retry
 from secretsd.client._sync import Client, Watch
 from secretsd.client._types import Resolved, SecretWrite, TokenInfo, Written
@@ -41,5 +42,6 @@ __all__ = [
     "VersionInfo",
     "Watch",
     "Written",
+    "consumer_name",
     "load_client_settings",
 ]

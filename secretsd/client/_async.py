@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import asyncio
 import builtins
+import contextlib
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from types import TracebackType
 from typing import Any, TypeVar
@@ -17,6 +18,7 @@ from secretsd.backends.base import SecretMetadata, SecretVersion, VersionInfo
 from secretsd.client._base import ClientBase
 from secretsd.client._drive import http_options, run_async
 from secretsd.client._effects import Op
+from secretsd.client._report import settle
 from secretsd.client._retry import Retry
 from secretsd.client._types import Resolved, SecretWrite, TokenInfo, Written
 from secretsd.client._watch import Latest, Subscription, WatchHandle, WatchHub
@@ -105,6 +107,8 @@ class AsyncClient(ClientBase):
         retry: Retry | None = None,
         auto_renew: bool = True,
         watch_wait: float = 30.0,
+        report_versions: bool | None = None,
+        consumer: str | None = None,
     ) -> None:
         super().__init__(
             addr,
@@ -115,6 +119,8 @@ class AsyncClient(ClientBase):
             retry=retry,
             auto_renew=auto_renew,
             watch_wait=watch_wait,
+            report_versions=report_versions,
+            consumer=consumer,
         )
         self._transport = transport
         options = http_options(self._core.settings, self._core.timeout)
@@ -127,6 +133,54 @@ class AsyncClient(ClientBase):
         )
         self._hub = WatchHub(self._core, lambda op: run_async(op, self._watch_http))
         self._closed = False
+        self._report_task: asyncio.Task[None] | None = None
+        self._report_wake: asyncio.Event | None = None
+        if self.reports_versions:
+            self._core.on_news = self._wake_reporter
+
+    # -- reporting held versions (see secretsd.client._held) -----------------------
+
+    def _wake_reporter(self) -> None:
+        """Called from a read, on the running loop: start or nudge the report task."""
+        if self._closed:
+            return
+        if self._report_task is None or self._report_task.done():
+            self._report_wake = asyncio.Event()
+            self._report_task = asyncio.get_running_loop().create_task(self._report_loop())
+        assert self._report_wake is not None
+        self._report_wake.set()
+
+    async def _report_loop(self) -> None:
+        held, wake = self._core.held, self._report_wake
+        assert wake is not None
+        while not self._closed:
+            delay = held.wait_time()
+            if delay > 0:
+                wake.clear()
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(wake.wait(), min(delay, 3600.0))
+                continue
+            for batch in held.take():
+                try:
+                    await self._run(self._core.report_op(batch, self.consumer))
+                except Exception as error:
+                    if not settle(held, batch, error):
+                        return
+                else:
+                    settle(held, batch, None)
+
+    async def _stop_reporting(self) -> None:
+        task = self._report_task
+        if task is None:
+            return
+        task.cancel()
+        with contextlib.suppress(asyncio.CancelledError, Exception):  # closing goes on
+            await task
+        for batch in self._core.held.release():
+            try:
+                await self._run(self._core.report_op(batch, self.consumer, final=True))
+            except Exception:
+                return
 
     async def _run(self, op: Op[T]) -> T:
         return await run_async(op, self._http)
@@ -303,6 +357,7 @@ class AsyncClient(ClientBase):
             return
         self._closed = True
         await self._hub.close()
+        await self._stop_reporting()
         await asyncio.gather(self._http.aclose(), self._watch_http.aclose())
 
     async def __aenter__(self) -> AsyncClient:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from secretsd.client._core import ClientCore
+from secretsd.client._held import consumer_name
 from secretsd.client._retry import Retry
 from secretsd.client.config import ClientSettings, load_client_settings
 
@@ -23,6 +24,8 @@ class ClientBase:
         retry: Retry | None = None,
         auto_renew: bool = True,
         watch_wait: float = 30.0,
+        report_versions: bool | None = None,
+        consumer: str | None = None,
     ) -> None:
         if settings is None:
             settings = load_client_settings(addr, token)
@@ -38,6 +41,19 @@ class ClientBase:
             auto_renew=auto_renew,
             watch_wait=watch_wait,
         )
+        #: Whether this client tells secretsd which versions it holds (see ``_held``).
+        self.reports_versions = (
+            settings.report_versions if report_versions is None else report_versions
+        )
+        if not self.reports_versions:
+            self._core.held.disable()
+        self._consumer = consumer
+
+    @property
+    def consumer(self) -> str:
+        """This process's name in ``GET /v1/consumers/<path>`` (computed per report, so a
+        forked worker reports under its own pid)."""
+        return self._consumer or consumer_name()
 
     @property
     def addr(self) -> str:

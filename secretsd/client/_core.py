@@ -12,7 +12,7 @@ from __future__ import annotations
 import json
 import logging
 import math
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import replace
 from typing import Any
 
@@ -20,6 +20,7 @@ from secretsd.backends.base import SecretMetadata, SecretVersion, encode_values
 from secretsd.client._auth import AuthState, token_info
 from secretsd.client._cache import SecretCache
 from secretsd.client._effects import HttpRequest, HttpResponse, Op, Sleep, TransportFailure
+from secretsd.client._held import HeldVersions, ReportBatch
 from secretsd.client._retry import Retry
 from secretsd.client._types import Resolved, SecretWrite, TokenInfo, Written
 from secretsd.client._wire import (
@@ -77,6 +78,9 @@ _HASH_BATCH = 5000
 #: well under the service's default 1 MiB body limit.
 _WRITE_BATCH = 250
 _WRITE_BATCH_BYTES = 512 * 1024
+#: Reports are background work: a short retry, and none when closing.
+_REPORT_RETRY = Retry(attempts=2, refusals=1, max_retry_after=5.0)
+_ONE_TRY = Retry(attempts=1, refusals=0)
 
 
 class ClientCore:
@@ -98,6 +102,10 @@ class ClientCore:
         self.watch_wait = watch_wait
         self.auth = AuthState(settings, auto_renew=auto_renew)
         self.cache = SecretCache(cache_ttl)
+        #: Versions read, for ``PUT /v1/consumers`` (sent by the shell, see ``_held``).
+        self.held = HeldVersions()
+        #: Called (by whichever thread read) when a version is news to ``held``.
+        self.on_news: Callable[[], None] | None = None
 
     def __repr__(self) -> str:
         return f"ClientCore(addr={self.settings.addr!r}, auth={self.auth!r})"
@@ -135,9 +143,15 @@ class ClientCore:
         return cls(message)
 
     def call(
-        self, request: HttpRequest, *, authenticated: bool = True, check_token: bool = True
+        self,
+        request: HttpRequest,
+        *,
+        authenticated: bool = True,
+        check_token: bool = True,
+        retry: Retry | None = None,
     ) -> Op[HttpResponse]:
         """Send ``request``: log in or renew first if due, retry, map errors."""
+        policy = retry or self.retry
         if authenticated and check_token:
             yield from self._ensure_token()
         failures = refused = 0
@@ -164,7 +178,7 @@ class ClientCore:
             hint = retry_after(outcome)
             if hint is not None:
                 assert isinstance(outcome, HttpResponse)
-                if not self.retry.after_refusal(request, outcome.status, hint, refused, waited):
+                if not policy.after_refusal(request, outcome.status, hint, refused, waited):
                     raise self.error_for(outcome)
                 refused += 1
                 waited += hint
@@ -178,8 +192,8 @@ class ClientCore:
                 yield Sleep(hint)
                 continue
             failures += 1
-            if self.retry.should_retry(request.idempotent, outcome, failures):
-                delay = self.retry.delay(failures)
+            if policy.should_retry(request.idempotent, outcome, failures):
+                delay = policy.delay(failures)
                 log.debug(
                     "%s %s failed (%r); retrying in %.2fs",
                     request.method,
@@ -220,7 +234,7 @@ class ClientCore:
         if not revalidate:
             cached = self.cache.fresh(path, version)
             if cached is not None:
-                return cached
+                return cached  # noted when it was stored: the hot path stays as it was
         validate_path(path)
         while True:
             etag = self.cache.etag(path, version)
@@ -237,10 +251,14 @@ class ClientCore:
             if response.status == 304:
                 secret = self.cache.touch(path, version, stale=stale)
                 if secret is not None:
+                    if version is None:
+                        self._note(path, secret.version)
                     return secret
                 continue  # evicted meanwhile: ask again without an ETag
             secret = secret_from_json(json_body(response))
             self.cache.store(path, version, secret, stale=stale)
+            if version is None:
+                self._note(path, secret.version)
             return secret
 
     def get_op(self, ref: str | Reference) -> Op[str]:
@@ -279,6 +297,7 @@ class ClientCore:
             return None
         secret = secret_from_json(json_body(response))
         self.cache.store(path, None, secret, stale=response.header("x-secretsd-stale") == "true")
+        self._note(path, secret.version)
         return secret
 
     def resolve_op(
@@ -307,6 +326,11 @@ class ClientCore:
             for (index, _), answer in zip(remote, answers, strict=True):
                 results[index] = resolved_from_json(answer)
         final = [r for r in results if r is not None]
+        for result in final:
+            # Pinned references (``?version=n`` before the ``#key``) hold an old version on
+            # purpose: not noted (a string test, no second parse of every reference).
+            if result.error is None and "?" not in result.ref.partition("#")[0]:
+                self._note(result.path, result.version)
         if raise_errors:
             for result in final:
                 if result.error is not None:
@@ -501,6 +525,25 @@ class ClientCore:
         self.auth.apply_lifetime(info)
         self.cache.clear()  # another identity may see other secrets
         return info
+
+    # -- consumer reports ---------------------------------------------------------
+
+    def _note(self, path: str, version: int) -> None:
+        if self.held.note(path, version) and self.on_news is not None:
+            self.on_news()
+
+    def report_op(self, batch: ReportBatch, consumer: str, *, final: bool = False) -> Op[None]:
+        """``PUT /v1/consumers``: tell the service which versions this process holds.
+
+        Sent in the background (``final``: once, at close, without logging in
+        again or retrying, so closing stays quick).
+        """
+        request = HttpRequest(
+            "PUT", "/v1/consumers", json=batch.body(consumer), timeout=min(self.timeout, 5.0)
+        )
+        yield from self.call(
+            request, check_token=not final, retry=_ONE_TRY if final else _REPORT_RETRY
+        )
 
     # -- any other endpoint -------------------------------------------------------
 

@@ -6,6 +6,7 @@ import asyncio
 import builtins
 import concurrent.futures
 import threading
+import weakref
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from types import TracebackType
 from typing import TYPE_CHECKING, Any, TypeVar
@@ -16,6 +17,8 @@ from secretsd.backends.base import SecretMetadata, SecretVersion, VersionInfo
 from secretsd.client._base import ClientBase
 from secretsd.client._drive import http_options, run_async, run_sync
 from secretsd.client._effects import Op
+from secretsd.client._held import ReportBatch
+from secretsd.client._report import ReportThread
 from secretsd.client._retry import Retry
 from secretsd.client._types import Resolved, SecretWrite, TokenInfo, Written
 from secretsd.client._watch import Subscription, WatchHandle, WatchHub
@@ -95,7 +98,12 @@ class Client(ClientBase):
     so reading it never costs a round trip. Connection errors and 503 are
     retried with backoff (``retry``), then raised as ``secretsd.Unavailable``.
     Renewable tokens are renewed when a third of their lifetime is left
-    (``auto_renew``). ``transport`` is httpx's seam: pass any
+    (``auto_renew``). The versions read are reported to secretsd
+    (``PUT /v1/consumers``, for ``secretsd consumers`` and ``rotate --wait``)
+    from a background thread, batched and throttled; ``report_versions=False``
+    (or ``SECRETSD_REPORT_VERSIONS=false``) turns that off and ``consumer``
+    overrides the name (default ``pod/<ns>/<pod>/pid-<pid>`` or
+    ``host/<hostname>/<pid>``). ``transport`` is httpx's seam: pass any
     ``httpx.BaseTransport`` (one that is also an ``AsyncBaseTransport``, such
     as ``httpx.MockTransport``, serves the watch loops too).
     """
@@ -112,6 +120,8 @@ class Client(ClientBase):
         retry: Retry | None = None,
         auto_renew: bool = True,
         watch_wait: float = 30.0,
+        report_versions: bool | None = None,
+        consumer: str | None = None,
     ) -> None:
         super().__init__(
             addr,
@@ -122,6 +132,8 @@ class Client(ClientBase):
             retry=retry,
             auto_renew=auto_renew,
             watch_wait=watch_wait,
+            report_versions=report_versions,
+            consumer=consumer,
         )
         self._transport = transport
         self._http = httpx.Client(
@@ -132,6 +144,18 @@ class Client(ClientBase):
         self._watch_http: httpx.AsyncClient | None = None
         self._lock = threading.Lock()
         self._closed = False
+        self._reporter: ReportThread | None = None
+        if self.reports_versions:
+            reporter = ReportThread(self._core.held, weakref.WeakMethod(self._report))
+            self._reporter = reporter
+            self._core.on_news = reporter.wake
+            weakref.finalize(self, reporter.abandon)
+
+    def _report(self, batch: ReportBatch) -> None:
+        self._run(self._core.report_op(batch, self.consumer))
+
+    def _release(self, batch: ReportBatch) -> None:
+        self._run(self._core.report_op(batch, self.consumer, final=True))
 
     def _run(self, op: Op[T]) -> T:
         return run_sync(op, self._http)
@@ -367,7 +391,7 @@ class Client(ClientBase):
     # -- lifecycle ------------------------------------------------------------------
 
     def close(self) -> None:
-        """Stop every watch and close connections."""
+        """Stop every watch, withdraw this process's version reports, close connections."""
         with self._lock:
             if self._closed:
                 return
@@ -386,6 +410,8 @@ class Client(ClientBase):
             else:
                 loop.run(shutdown(), timeout=10)
                 loop.stop()
+        if self._reporter is not None:
+            self._reporter.close(self._release)
         self._http.close()
 
     def __enter__(self) -> Client:

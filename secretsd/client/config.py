@@ -22,8 +22,9 @@ login file                      ``<user config dir>/secretsd/login.json``, writt
                                 address it was made for
 ==============================  ===============================================
 
-``SECRETSD_ADDR`` (default ``http://127.0.0.1:8700``) and ``SECRETSD_CACERT``
-(a CA bundle for TLS) complete the list.
+``SECRETSD_ADDR`` (default ``http://127.0.0.1:8700``), ``SECRETSD_CACERT``
+(a CA bundle for TLS) and ``SECRETSD_REPORT_VERSIONS`` (``false`` stops the
+SDK's consumer-version reports, see ``secretsd.client._held``) complete the list.
 """
 
 from __future__ import annotations
@@ -75,7 +76,11 @@ CLIENT_ENV_VARS = (
     "SECRETSD_K8S_ROLE",
     "SECRETSD_K8S_TOKEN_FILE",
     "SECRETSD_CACERT",
+    "SECRETSD_REPORT_VERSIONS",
 )
+
+_TRUE = ("1", "true", "yes", "on")
+_FALSE = ("0", "false", "no", "off")
 
 
 @dataclass(frozen=True, slots=True)
@@ -91,6 +96,8 @@ class ClientSettings:
     k8s_role: str | None = None
     k8s_token_file: Path = DEFAULT_K8S_TOKEN_FILE
     cacert: Path | None = None
+    #: Report which versions this process holds (``PUT /v1/consumers``).
+    report_versions: bool = True
     #: Where the token came from, for messages: "argument", "SECRETSD_TOKEN", "login file"...
     credentials_from: str = ""
 
@@ -153,6 +160,16 @@ def _read_text(path: Path, name: str) -> str:
     if not value:
         raise ConfigError(f"{name} {str(path)!r} is empty")
     return value
+
+
+def _flag(value: str | None, name: str) -> bool:
+    if value is None or value.lower() in _TRUE:
+        return True
+    if value.lower() in _FALSE:
+        return False
+    raise ConfigError(
+        f"{name} must be true or false (also 1/0, yes/no, on/off); got {value[:20]!r}"
+    )
 
 
 def _check_addr(addr: str) -> str:
@@ -252,6 +269,7 @@ def load_client_settings(
     settings = ClientSettings(
         addr=address,
         cacert=_path(var("SECRETSD_CACERT")),
+        report_versions=_flag(var("SECRETSD_REPORT_VERSIONS"), "SECRETSD_REPORT_VERSIONS"),
         k8s_token_file=_path(var("SECRETSD_K8S_TOKEN_FILE")) or DEFAULT_K8S_TOKEN_FILE,
     )
     if token is not None:

@@ -169,6 +169,8 @@ class KubernetesRole(Base):
     token_ttl: Mapped[int] = mapped_column(Integer)
     token_max_ttl: Mapped[int] = mapped_column(Integer)
     created_at: Mapped[float] = mapped_column(Float)
+    #: The cluster whose service-account tokens may log in to this role (its issuer, keys).
+    cluster: Mapped[str] = mapped_column(String(64), server_default="default")
 
 
 class ConsumerVersion(Base):

@@ -1,6 +1,8 @@
 """``/v1/consumers``: which version of each secret the agents and SDK processes hold.
 
-A report may only name paths the caller can read (so nobody can claim to
+A report may only name paths the caller can read (held or ``released``: an
+SDK client closing withdraws its rows, so a process that exited is not
+waited for) (so nobody can claim to
 hold secrets they may not see); listing a path's holders needs ``read`` on
 it. Both are authorised and audited by ``secretsd.server.authorize`` (the
 report before it is stored), the report's paths each by ``read`` on them.
@@ -34,6 +36,8 @@ class Report(BaseModel):
     consumer: str = Field(min_length=1, max_length=200, pattern=r"^[A-Za-z0-9._:/@-]+$")
     kind: str = Field(default="sdk", pattern=r"^(agent|sdk|other)$")
     versions: dict[str, Version] = Field(max_length=500)
+    #: Paths this consumer no longer holds (an SDK client closing): dropped from the list.
+    released: list[str] = Field(default_factory=list, max_length=500)
 
 
 @router.put("/v1/consumers", status_code=204, summary="Report the versions this consumer holds")
@@ -43,7 +47,7 @@ async def report(
     admin: Annotated[Admin, authorize(None, "sys/consumers", "consumer-report", mutates=True)],
 ) -> None:
     caller = admin.caller
-    for path in sorted(body.versions):
+    for path in sorted({*body.versions, *body.released}):
         secret_path(path)
         await state.guard(caller, "read", path, "consumer-report")
     identity = caller.identity
@@ -54,9 +58,13 @@ async def report(
             identity=identity.accessor,
             display_name=identity.display_name,
             versions=body.versions,
+            released=body.released,
         )
     )
-    admin.done(detail=f"{body.consumer}: {len(body.versions)} path(s)")
+    detail = f"{body.consumer}: {len(body.versions)} path(s)"
+    if body.released:
+        detail += f", {len(body.released)} released"
+    admin.done(detail=detail)
 
 
 def _secret(request: Request, _caller: Caller) -> str:

@@ -1,9 +1,13 @@
 """``/v1/auth/kubernetes``: service-account JWT logins for pods (see secretsd.auth.kubernetes).
 
-Configuration and roles are authorised (and audited) on ``sys/kubernetes`` and
-``sys/kubernetes/<role>`` by :mod:`secretsd.server.authorize`; a role's writer
-must hold the policies it grants, and whoever changes the signing keys must
-hold what every role grants. Login needs no token.
+Configuration and roles are authorised (and audited) on ``sys/kubernetes``
+(the ``default`` cluster), ``sys/kubernetes/clusters/<name>`` (another
+cluster) and ``sys/kubernetes/<role>`` by :mod:`secretsd.server.authorize`; a
+role's writer must hold the policies it grants, and whoever changes (or
+removes) a cluster's signing keys must hold what every role bound to that
+cluster grants. ``/v1/auth/kubernetes/config`` is the ``default`` cluster's
+configuration, as it was before clusters had names. Login needs no token: the
+role names its cluster.
 """
 
 from __future__ import annotations
@@ -14,19 +18,20 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Path, Request
 from pydantic import BaseModel, ConfigDict, Field
 
-from secretsd.auth.kubernetes import TokenReviewConfig
+from secretsd.auth.kubernetes import DEFAULT_CLUSTER, TokenReviewConfig, validate_cluster_name
 from secretsd.auth.tokens import IssuedToken
 from secretsd.durations import Duration, parse_duration
 from secretsd.errors import NotFound
 from secretsd.policy import validate_policy_name
 from secretsd.server.authorize import Admin, audited_by, authorize
 from secretsd.server.deps import StateDep, client_address, request_id
-from secretsd.server.state import AppState
+from secretsd.server.state import AppState, Caller
 
 __all__ = ["router"]
 
 router = APIRouter(tags=["auth"])
 NameParam = Annotated[str, Path(pattern=r"^[A-Za-z0-9._-]{1,64}$")]
+ClusterParam = Annotated[str, Path(pattern=r"^[A-Za-z0-9._-]{1,64}$")]
 REFUSED = (
     "Kubernetes login refused: the service-account token is invalid or expired, or the role "
     "does not bind its namespace and service account"
@@ -61,6 +66,7 @@ class RoleWrite(_Strict):
     policies: list[str] = Field(default_factory=list)
     token_ttl: Duration = Field(default="1h")
     token_max_ttl: Duration = Field(default="24h")
+    cluster: str = Field(default=DEFAULT_CLUSTER, pattern=r"^[A-Za-z0-9._-]{1,64}$")
 
 
 class Login(_Strict):
@@ -72,39 +78,29 @@ def _role_path(name: str) -> str:
     return f"sys/kubernetes/{name}"
 
 
-async def _granted_by_roles(state: AppState) -> list[str]:
-    """Every policy some Kubernetes role grants (whoever sets the keys can log in to all)."""
-
-    def collect() -> list[str]:
-        names: list[str] = []
-        for role in state.kubernetes.list_roles():
-            try:
-                names.extend(state.kubernetes.get_role(role).policies)
-            except NotFound:  # deleted meanwhile
-                continue
-        return names
-
-    return await asyncio.to_thread(collect)
+def cluster_resource(cluster: str) -> str:
+    """What a cluster's configuration is authorised on (``default``: as before clusters)."""
+    return "sys/kubernetes" if cluster == DEFAULT_CLUSTER else f"sys/kubernetes/clusters/{cluster}"
 
 
-async def _outrank_role(state: AppState, admin: Admin, name: str, what: str) -> None:
-    try:
-        role = await asyncio.to_thread(state.kubernetes.get_role, name)
-    except NotFound:
-        return
-    admin.check_outranks(role.policies, what)
+def _cluster_of(request: Request, _caller: Caller) -> str:
+    return cluster_resource(str(request.path_params.get("cluster", "")))
 
 
-@router.put("/v1/auth/kubernetes/config", summary="Set the cluster's issuer and signing keys")
-async def put_config(
-    body: ConfigWrite,
-    state: StateDep,
-    admin: Annotated[
-        Admin, authorize("admin", "sys/kubernetes", "kubernetes-config", mutates=True)
-    ],
+async def _granted_by_roles(state: AppState, cluster: str) -> list[str]:
+    """Every policy a role of ``cluster`` grants (whoever sets its keys can log in to them)."""
+    roles = await asyncio.to_thread(state.kubernetes.roles_of_cluster, cluster)
+    return [policy for role in roles for policy in role.policies]
+
+
+async def _configure(
+    state: AppState, admin: Admin, cluster: str, body: ConfigWrite
 ) -> dict[str, Any]:
-    # The signing keys decide who can log in to every role: hold what they all grant.
-    admin.check_outranks(await _granted_by_roles(state), "changing the Kubernetes login keys")
+    # The signing keys decide who can log in to the cluster's roles: hold what they grant.
+    admin.check_outranks(
+        await _granted_by_roles(state, cluster),
+        f"changing the Kubernetes login keys of cluster {cluster!r}",
+    )
     review = body.token_review
     config = await asyncio.to_thread(
         lambda: state.kubernetes.configure(
@@ -117,18 +113,93 @@ async def put_config(
             token_review=TokenReviewConfig(**review.model_dump()) if review else None,
             allow_any_audience=body.allow_any_audience,
             leeway=body.leeway,
+            cluster=cluster,
         )
     )
-    await state.publish("role", "sys/kubernetes")
-    return config.to_json()
+    await state.publish("role", cluster_resource(cluster))
+    return {"cluster": cluster, **config.to_json()}
 
 
-@router.get("/v1/auth/kubernetes/config", summary="Read the Kubernetes login configuration")
+async def _outrank_role(state: AppState, admin: Admin, name: str, what: str) -> None:
+    try:
+        role = await asyncio.to_thread(state.kubernetes.get_role, name)
+    except NotFound:
+        return
+    admin.check_outranks(role.policies, what)
+
+
+@router.put("/v1/auth/kubernetes/config", summary="Set the default cluster's issuer and keys")
+async def put_config(
+    body: ConfigWrite,
+    state: StateDep,
+    admin: Annotated[
+        Admin, authorize("admin", "sys/kubernetes", "kubernetes-config", mutates=True)
+    ],
+) -> dict[str, Any]:
+    return await _configure(state, admin, DEFAULT_CLUSTER, body)
+
+
+@router.get("/v1/auth/kubernetes/config", summary="Read the default cluster's login configuration")
 async def get_config(
     state: StateDep,
     _admin: Annotated[Admin, authorize("read", "sys/kubernetes", "kubernetes-config-read")],
 ) -> dict[str, Any]:
-    return (await asyncio.to_thread(state.kubernetes.config)).to_json()
+    config = await asyncio.to_thread(state.kubernetes.config)
+    return {"cluster": DEFAULT_CLUSTER, **config.to_json()}
+
+
+@router.get("/v1/auth/kubernetes/clusters", summary="List the clusters that can log in")
+async def list_clusters(
+    state: StateDep,
+    _admin: Annotated[Admin, authorize("list", "sys/kubernetes", "kubernetes-cluster-list")],
+) -> dict[str, list[str]]:
+    return {"clusters": await asyncio.to_thread(state.kubernetes.list_clusters)}
+
+
+@router.put(
+    "/v1/auth/kubernetes/clusters/{cluster}/config",
+    summary="Set one cluster's issuer and signing keys",
+)
+async def put_cluster_config(
+    cluster: ClusterParam,
+    body: ConfigWrite,
+    state: StateDep,
+    admin: Annotated[Admin, authorize("admin", _cluster_of, "kubernetes-config", mutates=True)],
+) -> dict[str, Any]:
+    return await _configure(state, admin, validate_cluster_name(cluster), body)
+
+
+@router.get(
+    "/v1/auth/kubernetes/clusters/{cluster}/config",
+    summary="Read one cluster's login configuration",
+)
+async def get_cluster_config(
+    cluster: ClusterParam,
+    state: StateDep,
+    _admin: Annotated[Admin, authorize("read", _cluster_of, "kubernetes-config-read")],
+) -> dict[str, Any]:
+    config = await asyncio.to_thread(state.kubernetes.config, cluster)
+    return {"cluster": cluster, **config.to_json()}
+
+
+@router.delete(
+    "/v1/auth/kubernetes/clusters/{cluster}/config",
+    status_code=204,
+    summary="Remove a cluster's login configuration (its roles can no longer be logged in to)",
+)
+async def delete_cluster_config(
+    cluster: ClusterParam,
+    state: StateDep,
+    admin: Annotated[
+        Admin, authorize("admin", _cluster_of, "kubernetes-config-delete", mutates=True)
+    ],
+) -> None:
+    admin.check_outranks(
+        await _granted_by_roles(state, cluster),
+        f"removing the Kubernetes login of cluster {cluster!r}",
+    )
+    await asyncio.to_thread(state.kubernetes.delete_config, cluster)
+    await state.publish("role", cluster_resource(cluster))
 
 
 @router.put("/v1/auth/kubernetes/roles/{name}", summary="Create or update a Kubernetes role")
@@ -152,6 +223,7 @@ async def put_role(
             policies=body.policies,
             token_ttl=parse_duration(body.token_ttl, name="token_ttl"),
             token_max_ttl=parse_duration(body.token_max_ttl, name="token_max_ttl"),
+            cluster=body.cluster,
         )
     )
     await state.publish("role", _role_path(name))

@@ -80,7 +80,8 @@ class LookupModule(LookupBase):
             environ.pop("SECRETSD_TOKEN", None)
         try:
             settings = load_client_settings(self.get_option("addr"), env=environ)
-            with Client(settings=settings, auto_renew=False) as client:
+            # A lookup is over in a moment and hands values on to hosts: no version report.
+            with Client(settings=settings, auto_renew=False, report_versions=False) as client:
                 results = client.resolve(refs)
         except SecretsdError as error:
             # Messages never carry a value (and a non-reference term is never echoed).
