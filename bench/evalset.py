@@ -259,6 +259,12 @@ class Values:
     def ec_key(self) -> str:
         return self.pem("EC PRIVATE KEY", 3)
 
+    def sentry_user(self) -> str:
+        return "sntryu_" + self.s(64, "0123456789abcdef")
+
+    def launchdarkly(self) -> str:
+        return "sdk-" + str(uuid.UUID(int=self.rng.getrandbits(128), version=4))
+
     # -- negatives first used by the second held-out part ---------------------------------
     def placeholder2(self) -> str:
         return self.pick(
