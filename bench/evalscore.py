@@ -95,9 +95,7 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--misses", action="store_true", help="list the tuning part's misses")
     parser.add_argument("--no-peers", action="store_true")
-    parser.add_argument(
-        "--part", choices=("tune", "heldout", "heldout2", "all"), default="all"
-    )
+    parser.add_argument("--part", choices=("tune", "heldout", "heldout2", "all"), default="all")
     parser.add_argument("--json", type=Path, help="also write the figures here")
     args = parser.parse_args()
     parts = ("tune", "heldout", "heldout2") if args.part == "all" else (args.part,)

@@ -65,7 +65,16 @@ class Values:
                 "tundra",
                 "pelican",
             ]
-            self.users = ["ledger", "crm", "events", "uploader", "analytics", "ops2", "qa", "mailer"]
+            self.users = [
+                "ledger",
+                "crm",
+                "events",
+                "uploader",
+                "analytics",
+                "ops2",
+                "qa",
+                "mailer",
+            ]
         else:
             self.words = [
                 "meadow",

@@ -27,7 +27,9 @@ __all__ = ["has_k8s_secret", "k8s_secret_findings"]
 
 _KIND_SECRET = re.compile(rb"""(?m)^[ +]?[ \t]*kind:[ \t]*["']?Secret["']?[ \t]*\r?$""")
 _DATA = re.compile(rb"^([ \t]*)(?:data|binaryData):[ \t]*\r?$")
-_ENTRY = re.compile(rb"""^([ \t]*)["']?([\w.-]{1,253})["']?:[ \t]*["']?([A-Za-z0-9+/]{8,}={0,2})["']?[ \t]*\r?$""")
+_ENTRY = re.compile(
+    rb"""^([ \t]*)["']?([\w.-]{1,253})["']?:[ \t]*["']?([A-Za-z0-9+/]{8,}={0,2})["']?[ \t]*\r?$"""
+)
 # A new YAML document, a new file in a diff, or a new hunk: the Secret's scope ends.
 _MARKS = (b"\n---", b"\n ---", b"\ndiff --git", b"\n@@", b"\n...", b"\n ...")
 _PRINTABLE = re.compile(r"[\x20-\x7e\t\r\n\u00a0-\uffff]*")

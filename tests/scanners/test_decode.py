@@ -28,9 +28,12 @@ def _found(engine: Engine, text: str, path: str = "k8s/secret.yaml") -> list[tup
 
 def test_a_password_and_a_token_in_data_are_found_at_their_lines(engine: Engine) -> None:
     text = _secret(
-        f"  username: {_b64('billing')}\n  password: {_b64(PW)}\n  API_TOKEN: \"{_b64(TOKEN)}\"\n"
+        f'  username: {_b64("billing")}\n  password: {_b64(PW)}\n  API_TOKEN: "{_b64(TOKEN)}"\n'
     )
-    assert _found(engine, text) == [(8, "config-password", "medium"), (9, "config-secret", "medium")]
+    assert _found(engine, text) == [
+        (8, "config-password", "medium"),
+        (9, "config-secret", "medium"),
+    ]
 
 
 def test_a_decoded_format_keeps_its_own_rule_and_tier(engine: Engine) -> None:
@@ -41,9 +44,11 @@ def test_a_decoded_format_keeps_its_own_rule_and_tier(engine: Engine) -> None:
 
 def test_a_base64_pem_key_under_tls_key(engine: Engine) -> None:
     body = base64.b64encode(bytes(range(7, 250))).decode()
-    pem = "-----BEGIN PRIVATE KEY-----\n" + "\n".join(
-        body[i : i + 64] for i in range(0, len(body), 64)
-    ) + "\n-----END PRIVATE KEY-----\n"
+    pem = (
+        "-----BEGIN PRIVATE KEY-----\n"
+        + "\n".join(body[i : i + 64] for i in range(0, len(body), 64))
+        + "\n-----END PRIVATE KEY-----\n"
+    )
     text = _secret(f"  tls.crt: {_b64('not a cert')}\n  tls.key: {_b64(pem)}\n")
     assert _found(engine, text) == [(8, "private-key", "high")]
 
