@@ -1,4 +1,5 @@
-"""Values that hide behind an encoding: base64 under a Kubernetes Secret's ``data:``.
+"""Values that hide behind structure: base64 under a Kubernetes Secret's ``data:``, and the
+credential-named columns of CSV files (``id,email,password`` fixtures and seed data).
 
 A Secret manifest stores every value base64-encoded, so ``password: V3E5eC4uLg==``
 reads as noise to every rule. This module finds the ``data:`` entries of YAML
@@ -17,13 +18,14 @@ from __future__ import annotations
 
 import base64
 import binascii
+import csv
 import dataclasses
 import re
 from collections.abc import Callable, Iterator
 
 from secretsd.scanners.model import Finding, Fragment
 
-__all__ = ["has_k8s_secret", "k8s_secret_findings"]
+__all__ = ["csv_findings", "has_k8s_secret", "k8s_secret_findings"]
 
 # Unanchored so that re's literal-prefix scan finds "kind:" fast (a 1 MB diff chunk in
 # about 0.1 ms instead of 10 ms); what precedes it on its line is checked in _kind_lines().
@@ -145,3 +147,92 @@ def k8s_secret_findings(
                     )
                 )
     return found, decoded
+
+
+# -- credential columns of CSV files ---------------------------------------------------
+
+_CSV_SUFFIXES = (".csv", ".tsv")
+_CSV_FILE = re.compile(rb"^diff --git (\S+)", re.MULTILINE)
+#: Header names of a column that holds credentials (test fixtures, seed data, exports).
+_CSV_COLUMN = re.compile(
+    r"(?i)(?:[\w ]*[_ -])?(?:password|passwd|pwd|pass|passphrase|secret|token|api[_ -]?key"
+    r"|apikey|access[_ -]?key|client[_ -]?secret|private[_ -]?key)"
+)
+
+
+def _csv_segments(fragment: Fragment) -> Iterator[tuple[int, int]]:
+    """Byte ranges of CSV files in ``fragment``: the whole fragment, or a diff's CSV files."""
+    data = fragment.data
+    if fragment.locate is None:
+        if fragment.path.lower().endswith(_CSV_SUFFIXES):
+            yield 0, len(data)
+        return
+    if b".csv" not in data and b".tsv" not in data:
+        return
+    for match in _CSV_FILE.finditer(data):
+        if match.group(1).lower().endswith((b".csv", b".tsv")):
+            end = data.find(b"\ndiff --git ", match.end())
+            yield match.end(), end if end >= 0 else len(data)
+
+
+def _split_row(line: str, delimiter: str) -> list[str]:
+    return next(csv.reader([line], delimiter=delimiter), [])
+
+
+def csv_findings(scan: Callable[[Fragment], list[Finding]], fragment: Fragment) -> list[Finding]:
+    """Values of credential-named columns (``password``, ``api_key``...) of CSV files, each judged
+    as ``<column>: <value>``. The header must be the file's first line (added in the same
+    commit, for a diff), as that is what names the columns."""
+    data = fragment.data
+    diff = fragment.locate is not None
+    found: list[Finding] = []
+    for start, end in _csv_segments(fragment):
+        columns: dict[int, str] = {}
+        delimiter = ","
+        offset = start
+        for raw in data[start:end].split(b"\n"):
+            at = offset
+            offset += len(raw) + 1
+            path, line, commit = fragment.path, 0, fragment.commit
+            if diff:
+                if raw[:1] != b" ":
+                    continue
+                loc = fragment.locate(at + 1) if fragment.locate else None
+                if loc is None:
+                    continue
+                path, line, commit = loc.path, loc.line, loc.commit
+                text = raw[1:].decode("utf-8", "replace").rstrip("\r")
+            else:
+                line = fragment.first_line + data.count(b"\n", 0, at)
+                text = raw.decode("utf-8", "replace").rstrip("\r")
+            if line == 1:
+                delimiter = "\t" if text.count("\t") > text.count(",") else ","
+                names = _split_row(text, delimiter)
+                columns = {
+                    i: name.strip()
+                    for i, name in enumerate(names)
+                    if _CSV_COLUMN.fullmatch(name.strip())
+                }
+                continue
+            if not columns or not text.strip():
+                continue
+            cells = _split_row(text, delimiter)
+            for index, name in columns.items():
+                if index >= len(cells) or not cells[index].strip():
+                    continue
+                value = cells[index].strip()
+                key = re.sub(r"\W+", "_", name)
+                for hit in scan(Fragment(path, f"{key}: {value}\n".encode(), commit=commit)):
+                    found.append(
+                        dataclasses.replace(
+                            hit,
+                            path=path,
+                            line=line,
+                            column=max(1, text.find(value) + 1),
+                            line_text=text,
+                            commit=commit,
+                            description=hit.description + " (a credential column of a CSV file)",
+                            tags=(*hit.tags, "csv-column"),
+                        )
+                    )
+    return found

@@ -191,6 +191,11 @@ class Engine:
         """Every accepted, de-duplicated finding in ``fragment``, in file order, including those in
         the decoded ``data:`` values of Kubernetes Secrets (``decode.py``)."""
         findings = self._scan_plain(fragment)
+        columns = decode.csv_findings(self._scan_plain, fragment)
+        if columns:
+            seen = {(f.path, f.line) for f in findings}
+            findings += [f for f in columns if (f.path, f.line) not in seen]
+            findings.sort(key=lambda f: (f.path, f.line, f.column))
         if not decode.has_k8s_secret(fragment.data):
             return findings
         decoded, encoded = decode.k8s_secret_findings(self._scan_plain, fragment)

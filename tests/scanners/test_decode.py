@@ -85,3 +85,25 @@ def test_a_json_manifest_is_left_to_the_usual_rules(engine: Engine) -> None:
     """Only YAML manifests are decoded; a JSON Secret's base64 value is not a plain password."""
     doc = json.dumps({"kind": "Secret", "data": {"username": _b64("ops")}})
     assert _found(engine, doc, "secret.json") == []
+
+
+def test_a_password_column_of_a_csv_fixture(engine: Engine) -> None:
+    text = f"id,email,password,api_key\n1,ana@corp.lan,{PW},\n2,bo@corp.lan,,{TOKEN}\n"
+    found = engine.scan(Fragment("tests/fixtures/users.csv", text.encode()))
+    assert [(f.line, f.rule, f.column) for f in found] == [
+        (2, "config-password", 16),
+        (3, "config-secret", 16),
+    ]
+    assert all("csv-column" in f.tags and PW not in f.redacted_line() for f in found)
+
+
+def test_csv_look_alikes_stay_quiet(engine: Engine) -> None:
+    # no credential column; a column *about* passwords; placeholders and hashes in the column
+    plain = f"id,name,comment\n1,ana,{PW}\n"
+    about = "id,password_changed_at,password_policy\n1,2024-01-01,strict\n"
+    filler = "user,password\nana,changeme\nbo,<password>\ncy,5f4dcc3b5aa765d61d8327deb882cf99\n"
+    for text in (plain, about, filler):
+        found = engine.scan(Fragment("data/users.csv", text.encode()))
+        assert [f.rule for f in found if f.confidence != "low"] == []
+    # the same rows in a file that is not CSV are left to the usual rules
+    assert engine.scan(Fragment("users.txt", f"id,email,password\n1,a@b.c,{PW}\n".encode())) == []

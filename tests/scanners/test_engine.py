@@ -46,6 +46,7 @@ POSITIVES = [
         "apiVersion: v1\nkind: Secret\nmetadata:\n  name: db\ndata:\n"
         f"  user: {b64encode(b'app').decode()}\n  password: {b64encode(PW.encode()).decode()}\n",
     ),
+    ("tests/fixtures/logins.csv", f"user,password\nana,{PW}\n"),
     (
         "k8s/all.yaml",
         "kind: ConfigMap\ndata:\n  a: b\n---\nkind: Secret\ndata:\n"
