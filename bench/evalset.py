@@ -300,7 +300,7 @@ class Values:
         return self.pick(["/run/secrets/db_password", "/etc/app/db.pass", "./secrets/pg.txt"])
 
     def b64_username(self) -> str:
-        return base64.b64encode(self.pick(self.users + ["json", "text"]).encode()).decode()
+        return base64.b64encode(self.pick([*self.users, "json", "text"]).encode()).decode()
 
     def git_sha(self) -> str:
         return self.s(40, "0123456789abcdef")
