@@ -152,7 +152,8 @@ def k8s_secret_findings(
 # -- credential columns of CSV files ---------------------------------------------------
 
 _CSV_SUFFIXES = (".csv", ".tsv")
-_CSV_FILE = re.compile(rb"^diff --git (\S+)", re.MULTILINE)
+# Literal prefix first, so re's fast scan finds the (rare) CSV file headers of a diff stream.
+_CSV_FILE = re.compile(rb"\ndiff --git (\S+\.(?:csv|tsv|CSV|TSV)) ")
 #: Header names of a column that holds credentials (test fixtures, seed data, exports).
 _CSV_COLUMN = re.compile(
     r"(?i)(?:[\w ]*[_ -])?(?:password|passwd|pwd|pass|passphrase|secret|token|api[_ -]?key"
@@ -170,9 +171,8 @@ def _csv_segments(fragment: Fragment) -> Iterator[tuple[int, int]]:
     if b".csv" not in data and b".tsv" not in data:
         return
     for match in _CSV_FILE.finditer(data):
-        if match.group(1).lower().endswith((b".csv", b".tsv")):
-            end = data.find(b"\ndiff --git ", match.end())
-            yield match.end(), end if end >= 0 else len(data)
+        end = data.find(b"\ndiff --git ", match.end())
+        yield match.end(), end if end >= 0 else len(data)
 
 
 def _split_row(line: str, delimiter: str) -> list[str]:
