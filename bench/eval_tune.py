@@ -161,4 +161,26 @@ TEMPLATES = [
     ("config/service.yaml", "service:\n  api_key: {V}\n", "uuid_key", True),
     ("config/service.yaml", "service:\n  session_id: {V}\n", "request_id", False),
     ("docs/urls.md", "amqp://guest:{V}@rabbit.example.com:5672/\n", "password", False),
+    # ---------------------------------------------------------------- round 3 (tuning only)
+    (
+        "manifests/redis-auth.yaml",
+        "kind: Secret\napiVersion: v1\nmetadata:\n  name: redis\ndata:\n  redis-password: {V}\n",
+        "b64_password",
+        True,
+    ),
+    (
+        "manifests/redis-auth.yaml",
+        "kind: Secret\napiVersion: v1\nmetadata:\n  name: redis\ndata:\n  redis-host: {V}\n",
+        "b64_username",
+        False,
+    ),
+    ("ops/pgpass", "10.2.0.7:6432:warehouse:loader:{V}\n", "password", True),
+    ("docs/runbook.md", "SSH in as `deploy`; its password is `{V}`.\n", "password", True),
+    ("docs/runbook.md", "Your password is {V} to reset at first login.\n", "prose_neg", False),
+    ("notes/lab.txt", "host: lab01  user: root  password: {V}\n", "password", True),
+    (".env", "MEILI_MASTER_KEY={V}\n", "api_key", True),
+    ("config/search.yml", "algolia:\n  admin_key: {V}\n", "git_sha", True),
+    ("config/search.yml", "index:\n  sort_key: {V}\n", "placeholder2", False),
+    ("src/observe.py", 'SENTRY_TOKEN = "{V}"\n', "sentry_user", True),
+    ("src/flags.js", "const ld = init('{V}');\n", "launchdarkly", True),
 ]

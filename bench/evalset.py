@@ -53,6 +53,28 @@ class Values:
                 "ginger",
             ]
             self.users = ["admin", "app", "svc", "deploy", "ci", "root", "backend", "worker"]
+        elif flavour == "heldout2":
+            self.words = [
+                "orchid",
+                "granite",
+                "walrus",
+                "biscuit",
+                "nimbus",
+                "cobalt",
+                "saffron",
+                "tundra",
+                "pelican",
+            ]
+            self.users = [
+                "ledger",
+                "crm",
+                "events",
+                "uploader",
+                "analytics",
+                "ops2",
+                "qa",
+                "mailer",
+            ]
         else:
             self.words = [
                 "meadow",
@@ -173,6 +195,175 @@ class Values:
     def jwk_d(self) -> str:
         return base64.urlsafe_b64encode(self.rng.randbytes(32)).decode().rstrip("=")
 
+    # -- positives first used by the second held-out part (eval_heldout2.py) --------
+    def passphrase(self) -> str:
+        words = [self.pick(self.words) for _ in range(3)]
+        return "-".join(words) + "-" + str(self.rng.randrange(10, 99))
+
+    def leet_password(self) -> str:
+        word = self.pick(self.words).capitalize()
+        return word.replace("o", "0").replace("a", "@").replace("i", "1") + self.s(3, string.digits)
+
+    def b64_password(self) -> str:
+        return base64.b64encode(self.password().encode()).decode()
+
+    def b64_api_key(self) -> str:
+        return base64.b64encode(self.s(32).encode()).decode()
+
+    def openai(self) -> str:
+        tail = ALNUM + "_-"
+        return f"sk-proj-{self.s(58, tail)}T3BlbkFJ{self.s(58, tail)}"
+
+    def anthropic(self) -> str:
+        return f"sk-ant-api03-{self.s(93, ALNUM + '_-')}AA"
+
+    def huggingface(self) -> str:
+        return "hf_" + self.s(34, string.ascii_letters)
+
+    def pypi(self) -> str:
+        return "pypi-AgEIcHlwaS5vcmc" + self.s(70, ALNUM + "_-")
+
+    def shopify(self) -> str:
+        return "shpat_" + self.s(32, "0123456789abcdef")
+
+    def digitalocean(self) -> str:
+        return "dop_v1_" + self.s(64, "0123456789abcdef")
+
+    def telegram(self) -> str:
+        return f"{self.rng.randrange(10**9, 10**10)}:AA{self.s(33, ALNUM + '_-')}"
+
+    def slack_webhook(self) -> str:
+        return (
+            f"https://hooks.slack.com/services/T{self.s(10, string.ascii_uppercase + string.digits)}"
+            f"/B{self.s(10, string.ascii_uppercase + string.digits)}/{self.s(24)}"
+        )
+
+    def azure_key(self) -> str:
+        return base64.b64encode(self.rng.randbytes(64)).decode()
+
+    def gcp_private_key(self) -> str:
+        return self.pem("PRIVATE KEY", 16).replace("\n", "\\n") + "\\n"
+
+    def vault_token(self) -> str:
+        return "hvs." + self.s(24)
+
+    def age_key(self) -> str:
+        return "AGE-SECRET-KEY-1" + self.s(58, "QPZRY9X8GF2TVDW0S3JN54KHCE6MUA7L")
+
+    def tfc_token(self) -> str:
+        return f"{self.s(14)}.atlasv1.{self.s(67, ALNUM)}"
+
+    def databricks(self) -> str:
+        return "dapi" + self.s(32, "0123456789abcdef")
+
+    def github_fine(self) -> str:
+        return f"github_pat_11{self.s(20, string.ascii_uppercase + string.digits)}_{self.s(59)}"
+
+    def square(self) -> str:
+        return "sq0atp-" + self.s(22, ALNUM + "_-")
+
+    def openssh_key(self) -> str:
+        return self.pem("OPENSSH PRIVATE KEY", 7)
+
+    def ec_key(self) -> str:
+        return self.pem("EC PRIVATE KEY", 3)
+
+    def sentry_user(self) -> str:
+        return "sntryu_" + self.s(64, "0123456789abcdef")
+
+    def launchdarkly(self) -> str:
+        return "sdk-" + str(uuid.UUID(int=self.rng.getrandbits(128), version=4))
+
+    # -- negatives first used by the second held-out part ---------------------------------
+    def placeholder2(self) -> str:
+        return self.pick(
+            [
+                "your-api-key-here",
+                "<insert token>",
+                "${env:SMTP_PASS}",
+                "$(cat /run/secrets/db)",
+                "%DB_PASSWORD%",
+                "{{password}}",
+                "[REDACTED]",
+                "sk_live_xxxxxxxxxxxxxxxxxxxxxxxx",
+                "TODO",
+                "null",
+                "<%= ENV['PASSWORD'] %>",
+                "__SECRET__",
+            ]
+        )
+
+    def duration(self) -> str:
+        return str(self.pick(["3600", "86400", "900", '"15m"', '"24h"']))
+
+    def secret_path(self) -> str:
+        return self.pick(["/run/secrets/db_password", "/etc/app/db.pass", "./secrets/pg.txt"])
+
+    def b64_username(self) -> str:
+        return base64.b64encode(self.pick([*self.users, "json", "text"]).encode()).decode()
+
+    def git_sha(self) -> str:
+        return self.s(40, "0123456789abcdef")
+
+    def encrypted_key(self) -> str:
+        return self.pem("ENCRYPTED PRIVATE KEY", 10)
+
+    def certificate(self) -> str:
+        return self.pem("CERTIFICATE", 14)
+
+    def ssh_public(self) -> str:
+        body = base64.b64encode(b"\x00\x00\x00\x0bssh-ed25519" + self.rng.randbytes(36)).decode()
+        return f"ssh-ed25519 {body} {self.pick(self.users)}@laptop"
+
+    def env_ref(self) -> str:
+        return self.pick(
+            [
+                'os.environ["DB_PASSWORD"]',
+                'os.getenv("DB_PASSWORD")',
+                "process.env.API_KEY",
+                'config.get("api_key")',
+                "settings.SECRET_KEY",
+            ]
+        )
+
+    def header_name(self) -> str:
+        return self.pick(["X-Auth-Token", "Authorization", "X-Api-Key", "Proxy-Authorization"])
+
+    def i18n2(self) -> str:
+        return self.pick(
+            [
+                "Das Passwort ist zu kurz",
+                "La contraseña no es válida",
+                "Hasło jest nieprawidłowe",
+                "Il token è scaduto",
+                "Senha incorreta, tente novamente",
+                "Invalid password or username",
+                "Ungültiges Token",
+            ]
+        )
+
+    def stripe_pk(self) -> str:
+        return self.pick(["pk_live_", "pk_test_"]) + self.s(24)
+
+    def aws_example(self) -> str:
+        return self.pick(["AKIAIOSFODNN7EXAMPLE", "AKIAI44QH8DHBEXAMPLE"])
+
+    def google_client_id(self) -> str:
+        digits = self.s(12, string.digits)
+        return f"{digits}-{self.s(32, string.ascii_lowercase + string.digits)}.apps.googleusercontent.com"
+
+    def bcrypt(self) -> str:
+        return "$2b$12$" + self.s(53, ALNUM + "./")
+
+    def number_words(self) -> str:
+        return self.pick(["at least 12", "between 8 and 64", "12 or more", "no fewer than 10"])
+
+    def prose_neg(self) -> str:
+        return self.pick(["zu kurz.", "ungültig.", "abgelaufen.", "falsch."])
+
+    def sri(self) -> str:
+        return "sha512-" + base64.b64encode(self.rng.randbytes(64)).decode()
+
     # -- negatives ------------------------------------------------------------------
     def placeholder(self) -> str:
         return self.pick(
@@ -235,6 +426,10 @@ def build(out: Path, part: str, copies: int = 6) -> dict[str, int]:
         import eval_tune as templates_module
 
         seed = 1201
+    elif part == "heldout2":
+        import eval_heldout2 as templates_module  # type: ignore[no-redef]
+
+        seed = 4451
     else:
         import eval_heldout as templates_module  # type: ignore[no-redef]
 
@@ -268,5 +463,5 @@ def build(out: Path, part: str, copies: int = 6) -> dict[str, int]:
 
 
 if __name__ == "__main__":
-    for name in ("tune", "heldout"):
+    for name in ("tune", "heldout", "heldout2"):
         print(name, build(HERE / ".corpus" / f"eval-{name}", name))

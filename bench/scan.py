@@ -167,7 +167,7 @@ def main() -> int:
     big = CORPUS / "bighistory"
     if args.rebuild or not (big / ".git").exists():
         print("building the 10,000-commit history...", bighistory.build(big))
-    for part in ("tune", "heldout"):
+    for part in ("tune", "heldout", "heldout2"):
         if args.rebuild or not (CORPUS / f"eval-{part}" / "labels.json").exists():
             print(
                 f"building the evaluation corpus ({part})...",
@@ -175,7 +175,7 @@ def main() -> int:
             )
     eval_labels = {
         part: json.loads((CORPUS / f"eval-{part}" / "labels.json").read_text())
-        for part in ("tune", "heldout")
+        for part in ("tune", "heldout", "heldout2")
     }
     hand = CORPUS / "realworld"
     if args.rebuild or not (hand / "labels.json").exists():
@@ -290,7 +290,7 @@ def main() -> int:
         )
     print()
     print("evaluation corpus (bench/evalset.py), precision / recall / F1:")
-    for part in ("tune", "heldout"):
+    for part in ("tune", "heldout", "heldout2"):
         print(f"  {part} part ({len(eval_labels[part])} labelled values):")
         for name, row in results.items():
             keys = (

@@ -13,7 +13,7 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 
-from secretsd.scanners import context
+from secretsd.scanners import context, decode
 from secretsd.scanners.checksums import validate
 from secretsd.scanners.matcher import Matcher, make_matcher
 from secretsd.scanners.model import Finding, Fragment, Location
@@ -188,7 +188,24 @@ class Engine:
         return tier
 
     def scan(self, fragment: Fragment) -> list[Finding]:
-        """Every accepted, de-duplicated finding in ``fragment``, in file order."""
+        """Every accepted, de-duplicated finding in ``fragment``, in file order, including those in
+        the decoded ``data:`` values of Kubernetes Secrets (``decode.py``)."""
+        findings = self._scan_plain(fragment)
+        columns = decode.csv_findings(self._scan_plain, fragment)
+        if columns:
+            seen = {(f.path, f.line) for f in findings}
+            findings += [f for f in columns if (f.path, f.line) not in seen]
+            findings.sort(key=lambda f: (f.path, f.line, f.column))
+        if not decode.has_k8s_secret(fragment.data):
+            return findings
+        decoded, encoded = decode.k8s_secret_findings(self._scan_plain, fragment)
+        if not encoded:
+            return findings
+        kept = [f for f in findings if (f.path, f.line, f.secret) not in encoded]
+        return sorted(kept + decoded, key=lambda f: (f.path, f.line, f.column))
+
+    def _scan_plain(self, fragment: Fragment) -> list[Finding]:
+        """The rules on the fragment's text as it is."""
         hits = self._matches(fragment)
         if not hits:
             return []

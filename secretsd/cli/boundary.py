@@ -47,7 +47,7 @@ EXTRAS: dict[str, frozenset[str]] = {
             "cryptography",
         }
     ),
-    "scan": frozenset({"git", "gitdb", "hyperscan"}),
+    "scan": frozenset({"git", "gitdb", "hyperscan", "zstandard"}),
 }
 
 

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from base64 import b64encode
+
 import pytest
 from secretsd.scanners.checksums import base62, validate
 from secretsd.scanners.engine import Engine
@@ -39,6 +41,17 @@ POSITIVES = [
     ("app.py", f"key = '{aws_key_id()}'"),
     ("test_login.py", 'client.login(username="alice", password="hunter22")'),
     ("init.sql", f"ALTER USER app WITH PASSWORD '{PW}';"),
+    (
+        "k8s/db.yaml",
+        "apiVersion: v1\nkind: Secret\nmetadata:\n  name: db\ndata:\n"
+        f"  user: {b64encode(b'app').decode()}\n  password: {b64encode(PW.encode()).decode()}\n",
+    ),
+    ("tests/fixtures/logins.csv", f"user,password\nana,{PW}\n"),
+    (
+        "k8s/all.yaml",
+        "kind: ConfigMap\ndata:\n  a: b\n---\nkind: Secret\ndata:\n"
+        f"  API_TOKEN: {b64encode(rand(30, seed=8).encode()).decode()}\n",
+    ),
 ]
 
 NEGATIVES = [

@@ -76,7 +76,17 @@ def images(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
     docker_archive = work / "app.docker.tar"
     _run("skopeo", "copy", f"oci:{ref}", f"oci-archive:{oci_archive}", cwd=work)
     _run("skopeo", "copy", f"oci:{ref}", f"docker-archive:{docker_archive}:app:1", cwd=work)
-    return {"layout": layout, "oci-archive": oci_archive, "docker-archive": docker_archive}
+    zstd_layout = work / "zstd"
+    _run(
+        "skopeo", "copy", "--dest-compress", "--dest-compress-format", "zstd",
+        f"oci:{ref}", f"oci:{zstd_layout}:app", cwd=work,
+    )  # fmt: skip
+    return {
+        "layout": layout,
+        "oci-archive": oci_archive,
+        "docker-archive": docker_archive,
+        "zstd-layout": zstd_layout,
+    }
 
 
 def _scan(capsys: pytest.CaptureFixture[str], image: Path) -> dict[str, object]:
@@ -121,6 +131,23 @@ def test_every_layer_and_the_config_are_scanned(
     assert isinstance(stats, dict)
     assert stats["image"]["layers"] == 2
     assert stats["skipped"]["binary"] == 1
+
+
+def test_zstd_layers_are_read(images: dict[str, Path], capsys: pytest.CaptureFixture[str]) -> None:
+    """skopeo's zstd layers (application/vnd.oci.image.layer.v1.tar+zstd) decompress to the same
+    tar, hence the same layer ids and the same findings as the gzip form."""
+    index = json.loads((images["zstd-layout"] / "index.json").read_text())
+    digest = index["manifests"][0]["digest"].partition(":")[2]
+    manifest = json.loads((images["zstd-layout"] / "blobs" / "sha256" / digest).read_text())
+    assert {layer["mediaType"] for layer in manifest["layers"]} == {
+        "application/vnd.oci.image.layer.v1.tar+zstd"
+    }
+    zstd = _scan(capsys, images["zstd-layout"])
+    gzip = _scan(capsys, images["layout"])
+    assert zstd["stats"]["skipped"] == gzip["stats"]["skipped"]  # type: ignore[index]
+    where = [sorted((f["path"], f["rule"]) for f in d["findings"]) for d in (zstd, gzip)]  # type: ignore[attr-defined]
+    assert where[0] == where[1]
+    assert len(where[0]) == 7
 
 
 def test_the_three_forms_report_the_same_paths(

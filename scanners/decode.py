@@ -1,0 +1,238 @@
+"""Values that hide behind structure: base64 under a Kubernetes Secret's ``data:``, and the
+credential-named columns of CSV files (``id,email,password`` fixtures and seed data).
+
+A Secret manifest stores every value base64-encoded, so ``password: V3E5eC4uLg==``
+reads as noise to every rule. This module finds the ``data:`` entries of YAML
+documents that declare ``kind: Secret``, decodes each value and scans
+``<key>: <decoded value>`` with the same engine, as the file's own kind of text
+(so a decoded PEM key, ``password: ...`` or a token is judged exactly like plain
+text). A finding is reported at the base64 value's line with the manifest's key;
+the base64 text is masked in reports like the secret itself (it *is* the secret).
+
+Works on whole files and on diff streams alike (added lines there start with a
+blank, and ``Fragment.locate`` says where each offset belongs), so a tree scan
+and a history scan find the same Secrets.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import csv
+import dataclasses
+import re
+from collections.abc import Callable, Iterator
+
+from secretsd.scanners.model import Finding, Fragment
+
+__all__ = ["csv_findings", "has_k8s_secret", "k8s_secret_findings"]
+
+# Unanchored so that re's literal-prefix scan finds "kind:" fast (a 1 MB diff chunk in
+# about 0.1 ms instead of 10 ms); what precedes it on its line is checked in _kind_lines().
+_KIND_SECRET = re.compile(rb"""kind:[ \t]*["']?Secret["']?[ \t]*\r?$""", re.MULTILINE)
+_DATA = re.compile(rb"^([ \t]*)(?:data|binaryData):[ \t]*\r?$")
+_ENTRY = re.compile(
+    rb"""^([ \t]*)["']?([\w.-]{1,253})["']?:[ \t]*["']?([A-Za-z0-9+/]{8,}={0,2})["']?[ \t]*\r?$"""
+)
+# A new YAML document, a new file in a diff, or a new hunk: the Secret's scope ends.
+_MARKS = (b"\n---", b"\n ---", b"\ndiff --git", b"\n@@", b"\n...", b"\n ...")
+_PRINTABLE = re.compile(r"[\x20-\x7e\t\r\n\u00a0-\uffff]*")
+
+
+def _kind_lines(data: bytes) -> Iterator[re.Match[bytes]]:
+    """``kind: Secret`` lines: only blanks (or a diff's leading blank) before ``kind:``."""
+    for match in _KIND_SECRET.finditer(data):
+        line_start = data.rfind(b"\n", 0, match.start()) + 1
+        if not data[line_start : match.start()].strip(b" \t+"):
+            yield match
+
+
+def has_k8s_secret(data: bytes) -> bool:
+    """Cheap test first: most files have no ``kind: Secret`` line at all."""
+    return b"Secret" in data and next(_kind_lines(data), None) is not None
+
+
+def _documents(data: bytes) -> Iterator[tuple[int, int]]:
+    """(start, end) byte ranges of the documents that declare ``kind: Secret``."""
+    seen_end = -1
+    for match in _kind_lines(data):
+        if match.start() < seen_end:
+            continue
+        start = max(data.rfind(mark, 0, match.start()) for mark in _MARKS) + 1
+        ends = [data.find(mark, match.end()) for mark in _MARKS]
+        end = min((e for e in ends if e >= 0), default=len(data))
+        seen_end = end
+        yield start, end
+
+
+def _entries(data: bytes, start: int, end: int, diff: bool) -> Iterator[tuple[int, str, str]]:
+    """(offset of the value, key, base64 value) of each ``data:`` entry in ``data[start:end]``."""
+    offset = start
+    block_indent = -1
+    for raw in data[start:end].split(b"\n"):
+        line = raw[1:] if diff and raw[:1] == b" " else raw
+        here = offset + (len(raw) - len(line))
+        offset += len(raw) + 1
+        match = _DATA.match(line)
+        if match:
+            block_indent = len(match.group(1))
+            continue
+        if block_indent < 0:
+            continue
+        entry = _ENTRY.match(line)
+        if entry is None or len(entry.group(1)) <= block_indent:
+            if line.strip() and len(line) - len(line.lstrip()) <= block_indent:
+                block_indent = -1  # the data: block ended
+            continue
+        yield here + entry.start(3), entry.group(2).decode(), entry.group(3).decode()
+
+
+def _decode(value: str) -> str | None:
+    """The decoded text, or None for binary data or text that is no base64."""
+    if len(value) % 4:
+        return None
+    try:
+        raw = base64.b64decode(value, validate=True)
+        text = raw.decode("utf-8")
+    except (binascii.Error, UnicodeDecodeError):
+        return None
+    if not text.strip() or _PRINTABLE.fullmatch(text) is None:
+        return None
+    return text
+
+
+def k8s_secret_findings(
+    scan: Callable[[Fragment], list[Finding]], fragment: Fragment
+) -> tuple[list[Finding], set[tuple[str, int, str]]]:
+    """Findings in the decoded ``data:`` values of the Secrets in ``fragment``, and the
+    ``(path, line, base64 text)`` of every value decoded: the decoded text is what gets judged,
+    so findings of the plain rules on that base64 text are to be dropped."""
+    data = fragment.data
+    diff = fragment.locate is not None
+    found: list[Finding] = []
+    decoded: set[tuple[str, int, str]] = set()
+    for start, end in _documents(data):
+        for at, key, value in _entries(data, start, end, diff):
+            text = _decode(value)
+            if text is None:
+                continue
+            path, line, commit = fragment.path, 0, fragment.commit
+            if fragment.locate is not None:
+                loc = fragment.locate(at)
+                if loc is None:
+                    continue  # not an added line
+                path, line, commit = loc.path, loc.line, loc.commit
+            else:
+                line = fragment.first_line + data.count(b"\n", 0, at)
+            decoded.add((path, line, value))
+            line_start = data.rfind(b"\n", 0, at) + 1
+            line_end = data.find(b"\n", at)
+            raw_line = data[line_start : line_end if line_end >= 0 else len(data)]
+            line_text = raw_line.decode("utf-8", "replace")
+            if diff:
+                line_text = line_text[1:]
+            column = len(line_text) - len(line_text.lstrip()) + line_text.lstrip().find(value) + 1
+            for hit in scan(Fragment(path, f"{key}: {text}\n".encode(), commit=commit)):
+                found.append(
+                    dataclasses.replace(
+                        hit,
+                        path=path,
+                        line=line,
+                        column=max(1, column),
+                        line_text=line_text,
+                        commit=commit,
+                        description=hit.description + " (base64 in a Kubernetes Secret)",
+                        tags=(*hit.tags, "k8s-secret-data"),
+                        line_secrets=(*hit.line_secrets, value),
+                    )
+                )
+    return found, decoded
+
+
+# -- credential columns of CSV files ---------------------------------------------------
+
+_CSV_SUFFIXES = (".csv", ".tsv")
+# Literal prefix first, so re's fast scan finds the (rare) CSV file headers of a diff stream.
+_CSV_FILE = re.compile(rb"\ndiff --git (\S+\.(?:csv|tsv|CSV|TSV)) ")
+#: Header names of a column that holds credentials (test fixtures, seed data, exports).
+_CSV_COLUMN = re.compile(
+    r"(?i)(?:[\w ]*[_ -])?(?:password|passwd|pwd|pass|passphrase|secret|token|api[_ -]?key"
+    r"|apikey|access[_ -]?key|client[_ -]?secret|private[_ -]?key)"
+)
+
+
+def _csv_segments(fragment: Fragment) -> Iterator[tuple[int, int]]:
+    """Byte ranges of CSV files in ``fragment``: the whole fragment, or a diff's CSV files."""
+    data = fragment.data
+    if fragment.locate is None:
+        if fragment.path.lower().endswith(_CSV_SUFFIXES):
+            yield 0, len(data)
+        return
+    if b".csv" not in data and b".tsv" not in data:
+        return
+    for match in _CSV_FILE.finditer(data):
+        end = data.find(b"\ndiff --git ", match.end())
+        yield match.end(), end if end >= 0 else len(data)
+
+
+def _split_row(line: str, delimiter: str) -> list[str]:
+    return next(csv.reader([line], delimiter=delimiter), [])
+
+
+def csv_findings(scan: Callable[[Fragment], list[Finding]], fragment: Fragment) -> list[Finding]:
+    """Values of credential-named columns (``password``, ``api_key``...) of CSV files, each judged
+    as ``<column>: <value>``. The header must be the file's first line (added in the same
+    commit, for a diff), as that is what names the columns."""
+    data = fragment.data
+    diff = fragment.locate is not None
+    found: list[Finding] = []
+    for start, end in _csv_segments(fragment):
+        columns: dict[int, str] = {}
+        delimiter = ","
+        offset = start
+        for raw in data[start:end].split(b"\n"):
+            at = offset
+            offset += len(raw) + 1
+            path, line, commit = fragment.path, 0, fragment.commit
+            if diff:
+                if raw[:1] != b" ":
+                    continue
+                loc = fragment.locate(at + 1) if fragment.locate else None
+                if loc is None:
+                    continue
+                path, line, commit = loc.path, loc.line, loc.commit
+                text = raw[1:].decode("utf-8", "replace").rstrip("\r")
+            else:
+                line = fragment.first_line + data.count(b"\n", 0, at)
+                text = raw.decode("utf-8", "replace").rstrip("\r")
+            if line == 1:
+                delimiter = "\t" if text.count("\t") > text.count(",") else ","
+                names = _split_row(text, delimiter)
+                columns = {
+                    i: name.strip()
+                    for i, name in enumerate(names)
+                    if _CSV_COLUMN.fullmatch(name.strip())
+                }
+                continue
+            if not columns or not text.strip():
+                continue
+            cells = _split_row(text, delimiter)
+            for index, name in columns.items():
+                if index >= len(cells) or not cells[index].strip():
+                    continue
+                value = cells[index].strip()
+                key = re.sub(r"\W+", "_", name)
+                for hit in scan(Fragment(path, f"{key}: {value}\n".encode(), commit=commit)):
+                    found.append(
+                        dataclasses.replace(
+                            hit,
+                            path=path,
+                            line=line,
+                            column=max(1, text.find(value) + 1),
+                            line_text=text,
+                            commit=commit,
+                            description=hit.description + " (a credential column of a CSV file)",
+                            tags=(*hit.tags, "csv-column"),
+                        )
+                    )
+    return found

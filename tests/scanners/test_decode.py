@@ -1,0 +1,109 @@
+"""Base64 values under a Kubernetes Secret's ``data:`` are decoded and scanned (issue 12)."""
+
+from __future__ import annotations
+
+import base64
+import json
+
+from secretsd.scanners.engine import Engine
+from secretsd.scanners.model import Fragment
+from synth import github_token, password, rand
+
+PW = password(seed=71)
+TOKEN = rand(28, seed=72)
+
+
+def _b64(text: str) -> str:
+    return base64.b64encode(text.encode()).decode()
+
+
+def _secret(entries: str, kind: str = "Secret") -> str:
+    return f"apiVersion: v1\nkind: {kind}\nmetadata:\n  name: app\ntype: Opaque\ndata:\n{entries}"
+
+
+def _found(engine: Engine, text: str, path: str = "k8s/secret.yaml") -> list[tuple[int, str, str]]:
+    found = engine.scan(Fragment(path, text.encode()))
+    return [(f.line, f.rule, f.confidence) for f in found if f.confidence != "low"]
+
+
+def test_a_password_and_a_token_in_data_are_found_at_their_lines(engine: Engine) -> None:
+    text = _secret(
+        f'  username: {_b64("billing")}\n  password: {_b64(PW)}\n  API_TOKEN: "{_b64(TOKEN)}"\n'
+    )
+    assert _found(engine, text) == [
+        (8, "config-password", "medium"),
+        (9, "config-secret", "medium"),
+    ]
+
+
+def test_a_decoded_format_keeps_its_own_rule_and_tier(engine: Engine) -> None:
+    token = github_token(seed=73)
+    text = _secret(f"  github-token: {_b64(token)}\n")
+    assert _found(engine, text) == [(7, "github-token", "high")]
+
+
+def test_a_base64_pem_key_under_tls_key(engine: Engine) -> None:
+    body = base64.b64encode(bytes(range(7, 250))).decode()
+    pem = (
+        "-----BEGIN PRIVATE KEY-----\n"
+        + "\n".join(body[i : i + 64] for i in range(0, len(body), 64))
+        + "\n-----END PRIVATE KEY-----\n"
+    )
+    text = _secret(f"  tls.crt: {_b64('not a cert')}\n  tls.key: {_b64(pem)}\n")
+    assert _found(engine, text) == [(8, "private-key", "high")]
+
+
+def test_the_report_masks_the_base64_text_too(engine: Engine) -> None:
+    encoded = _b64(PW)
+    (finding,) = engine.scan(Fragment("s.yaml", _secret(f"  password: {encoded}\n").encode()))
+    assert finding.secret == PW
+    shown = finding.redacted_line()
+    assert encoded not in shown and PW not in shown
+    assert "k8s-secret-data" in finding.tags
+    assert finding.column == 13
+
+
+def test_look_alikes_stay_quiet(engine: Engine) -> None:
+    # not a Secret: a ConfigMap's base64-looking value under a harmless key
+    assert _found(engine, _secret(f"  LOG_FORMAT: {_b64('json')}\n", kind="ConfigMap")) == []
+    # a Secret whose decoded values are no credentials: a user name, a placeholder, binary
+    binary = base64.b64encode(bytes(range(0, 40))).decode()
+    entries = (
+        f"  username: {_b64('reporting')}\n"
+        f"  password: {_b64('changeme')}\n"
+        f"  password-file: {_b64('/run/secrets/db')}\n"
+        f"  keystore.p12: {binary}\n"
+    )
+    assert _found(engine, _secret(entries)) == []
+    # stringData is plain text already (the usual rules see it); data outside a Secret document
+    two_docs = _secret(f"  username: {_b64('ops')}\n") + "---\nkind: ConfigMap\ndata:\n"
+    two_docs += f"  greeting: {_b64('hello world')}\n"
+    assert _found(engine, two_docs) == []
+
+
+def test_a_json_manifest_is_left_to_the_usual_rules(engine: Engine) -> None:
+    """Only YAML manifests are decoded; a JSON Secret's base64 value is not a plain password."""
+    doc = json.dumps({"kind": "Secret", "data": {"username": _b64("ops")}})
+    assert _found(engine, doc, "secret.json") == []
+
+
+def test_a_password_column_of_a_csv_fixture(engine: Engine) -> None:
+    text = f"id,email,password,api_key\n1,ana@corp.lan,{PW},\n2,bo@corp.lan,,{TOKEN}\n"
+    found = engine.scan(Fragment("tests/fixtures/users.csv", text.encode()))
+    assert [(f.line, f.rule, f.column) for f in found] == [
+        (2, "config-password", 16),
+        (3, "config-secret", 16),
+    ]
+    assert all("csv-column" in f.tags and PW not in f.redacted_line() for f in found)
+
+
+def test_csv_look_alikes_stay_quiet(engine: Engine) -> None:
+    # no credential column; a column *about* passwords; placeholders and hashes in the column
+    plain = f"id,name,comment\n1,ana,{PW}\n"
+    about = "id,password_changed_at,password_policy\n1,2024-01-01,strict\n"
+    filler = "user,password\nana,changeme\nbo,<password>\ncy,5f4dcc3b5aa765d61d8327deb882cf99\n"
+    for text in (plain, about, filler):
+        found = engine.scan(Fragment("data/users.csv", text.encode()))
+        assert [f.rule for f in found if f.confidence != "low"] == []
+    # the same rows in a file that is not CSV are left to the usual rules
+    assert engine.scan(Fragment("users.txt", f"id,email,password\n1,a@b.c,{PW}\n".encode())) == []
