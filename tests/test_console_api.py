@@ -477,6 +477,26 @@ def test_plan_page_refuses_what_is_not_a_plan(server: RunningServer, console: ht
     assert _open_plan(console, b"{}", csrf="0" * 64).status_code == 403
 
 
+def test_leaks_page_refuses_what_is_not_a_report(
+    server: RunningServer, console: httpx.Client
+) -> None:
+    """The leaks page reads its upload through the same path as the plans page: the same
+    refusals, the same status."""
+    for content, message in {
+        b"{": "not JSON",
+        b"{}": "not a SARIF report",
+    }.items():
+        page = console.post(
+            "/ui/leaks",
+            data={"csrf": _csrf(console)},
+            files={"report": ("report.json", content, "application/json")},
+        )
+        assert page.status_code == 400 and message in page.text, (content, page.text[-600:])
+        assert "Traceback" not in page.text
+    empty = console.post("/ui/leaks", data={"csrf": _csrf(console)})
+    assert empty.status_code == 400 and "choose a report file" in empty.text
+
+
 def _upload(
     console: httpx.Client, path: str, key: str, content: bytes, **fields: str
 ) -> httpx.Response:

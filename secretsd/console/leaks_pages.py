@@ -13,14 +13,21 @@ from typing import Any
 from fastapi import APIRouter
 from starlette.responses import Response
 
-from secretsd.console.web import MutationDep, SessionDep, read_upload, render, upload_limit
+from secretsd.console.web import (
+    MutationDep,
+    SessionDep,
+    UploadRefused,
+    parse_upload,
+    render,
+    upload_limit,
+)
 
 __all__ = ["parse_report", "router"]
 
 router = APIRouter()
 
 
-class ReportError(ValueError):
+class ReportError(UploadRefused, ValueError):
     pass
 
 
@@ -91,14 +98,7 @@ async def leaks_page(ctx: SessionDep) -> Response:
 
 @router.post("/leaks")
 async def leaks_upload(ctx: MutationDep) -> Response:
-    form = await ctx.request.form()
-    findings: list[dict[str, Any]] | None = None
-    raw, error = await read_upload(form.get("report"), upload_limit(ctx.request), "report")
-    if raw is not None:
-        try:
-            findings = parse_report(raw)
-        except ReportError as problem:
-            error = str(problem)
+    findings, error = await parse_upload(ctx, "report", parse_report)
     facets = {
         name: sorted({str(f[name]) for f in findings or []})
         for name in ("repository", "rule", "confidence")
@@ -112,4 +112,5 @@ async def leaks_upload(ctx: MutationDep) -> Response:
         findings=findings,
         facets=facets,
         error=error,
+        status_code=400 if error else 200,
     )

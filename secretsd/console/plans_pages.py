@@ -20,7 +20,14 @@ from typing import Any
 from fastapi import APIRouter
 from starlette.responses import Response
 
-from secretsd.console.web import MutationDep, SessionDep, read_upload, render, upload_limit
+from secretsd.console.web import (
+    MutationDep,
+    SessionDep,
+    UploadRefused,
+    parse_upload,
+    render,
+    upload_limit,
+)
 from secretsd.errors import InvalidInput
 from secretsd.migrations.model import Source
 from secretsd.migrations.plan import Plan
@@ -43,7 +50,7 @@ _MAPPING = {"prefix", "rules_file", "rules_digest"}
 _ACTIONS = ("new", "changed", "unchanged", "error")
 
 
-class PlanFileError(Exception):
+class PlanFileError(UploadRefused):
     """The upload is not a readable plan (the message says why and how to fix it)."""
 
 
@@ -185,15 +192,7 @@ async def plans_page(ctx: SessionDep) -> Response:
 
 @router.post("/plans")
 async def plans_open(ctx: MutationDep) -> Response:
-    form = await ctx.request.form()
-    error = ""
-    plan: PlanView | None = None
-    raw, error = await read_upload(form.get("plan"), upload_limit(ctx.request), "plan")
-    if raw is not None:
-        try:
-            plan = read_plan(raw)
-        except PlanFileError as problem:
-            error = str(problem)
+    plan, error = await parse_upload(ctx, "plan", read_plan)
     facets = {
         name: sorted({str(i[name]) for i in plan.items}) if plan else []
         for name in ("action", "origin")

@@ -8,9 +8,10 @@ the back/forward history.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Annotated, Any, TypeVar
 
 from fastapi import Depends, Request
 from fastapi.templating import Jinja2Templates
@@ -161,6 +162,28 @@ def upload_limit(request: Request) -> int:
 
 def _size(limit: int) -> str:
     return f"{limit} bytes"
+
+
+_Parsed = TypeVar("_Parsed")
+
+
+class UploadRefused(Exception):
+    """An uploaded file that is not what the page reads; the message says why and how to fix it."""
+
+
+async def parse_upload(
+    ctx: Ctx, field: str, parse: Callable[[bytes], _Parsed]
+) -> tuple[_Parsed | None, str]:
+    """The form's file ``field`` read within the body limit and parsed, or None and the
+    message the page shows (one path for every page that takes a file)."""
+    form = await ctx.request.form()
+    raw, error = await read_upload(form.get(field), upload_limit(ctx.request), field)
+    if raw is None:
+        return None, error
+    try:
+        return parse(raw), ""
+    except UploadRefused as problem:
+        return None, str(problem)
 
 
 async def read_upload(upload: object, limit: int, what: str) -> tuple[bytes | None, str]:
