@@ -29,6 +29,13 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from selenium import webdriver
+from selenium.common.exceptions import NoSuchElementException, StaleElementReferenceException
+from selenium.webdriver.common.by import By
+from selenium.webdriver.firefox.options import Options
+from selenium.webdriver.firefox.service import Service
+from selenium.webdriver.support.expected_conditions import staleness_of
+from selenium.webdriver.support.ui import WebDriverWait
 
 from tests.conftest import CANARY, RunningServer, unique
 
@@ -110,22 +117,20 @@ class Firefox:
         return [e for e in self.errors if "Content-Security-Policy" in e]
 
     def wait(self, condition: Callable[[Any], Any]) -> Any:
-        from selenium.webdriver.support.ui import WebDriverWait
-
-        return WebDriverWait(self.driver, WAIT).until(condition)
+        # htmx swaps fragments while a condition reads them: an element gone stale, or
+        # not there yet, means "look again".
+        ignored = (NoSuchElementException, StaleElementReferenceException)
+        return WebDriverWait(self.driver, WAIT, ignored_exceptions=ignored).until(condition)
 
     def find(self, css: str) -> Any:
-        from selenium.webdriver.common.by import By
-
         return self.wait(lambda d: d.find_element(By.CSS_SELECTOR, css))
 
     def gone(self, css: str) -> None:
-        from selenium.webdriver.common.by import By
-
         self.wait(lambda d: not d.find_elements(By.CSS_SELECTOR, css))
 
     def at(self, path: str) -> None:
-        self.wait(lambda d: d.current_url.split("?", 1)[0].endswith(path))
+        """Wait until the browser shows ``path`` (with its query, if given)."""
+        self.wait(lambda d: d.current_url.endswith(path))
         self.find("main")
         self.note_page()
 
@@ -146,10 +151,6 @@ class Firefox:
 def firefox_browser() -> Iterator[Firefox]:
     if shutil.which(FIREFOX) is None:  # .ci/run installs it; in CI a skip fails the run
         pytest.skip(f"Firefox browser tests need {FIREFOX} (apt-get install -y firefox-esr)")
-    from selenium import webdriver
-    from selenium.webdriver.firefox.options import Options
-    from selenium.webdriver.firefox.service import Service
-
     # Selenium logs every WebDriver exchange at DEBUG, typed values and page sources
     # included: keep that out of the log records (the canary would rightly object).
     for name in ("selenium", "urllib3", "websocket"):
@@ -217,8 +218,6 @@ def sign_in(browser: Firefox, server: RunningServer) -> None:
 
 
 def link(browser: Firefox, within: str, text: str) -> Any:
-    from selenium.webdriver.common.by import By
-
     xpath = f"//*[@id='{within}']//a[normalize-space()='{text}']"
     return browser.wait(lambda d: d.find_element(By.XPATH, xpath))
 
@@ -231,9 +230,9 @@ def test_sign_in_browse_reveal_audit_and_write(
         admin.put("/v1/secrets/ff/web/db", json={"data": {"user": "webapp", "password": password}})
     sign_in(firefox, console_server)
     link(firefox, "tree", "ff/").click()
-    firefox.at("/ui/secrets")
+    firefox.at("/ui/secrets?prefix=ff")
     link(firefox, "tree", "web/").click()
-    firefox.at("/ui/secrets")
+    firefox.at("/ui/secrets?prefix=ff/web")
     link(firefox, "tree", "db").click()
     firefox.at("/ui/secret/ff/web/db")
     firefox.find("#key-table")
@@ -251,8 +250,9 @@ def test_sign_in_browse_reveal_audit_and_write(
     assert any(r["display_name"].startswith("console:") for r in records), records
 
     # The audit explorer draws its chart (uPlot's canvas) from the same records.
-    firefox.driver.get(f"{console_server.url}/ui/audit?path_prefix=ff/web/db&action=read")
-    firefox.at("/ui/audit")
+    audit = "/ui/audit?path_prefix=ff/web/db&action=read"
+    firefox.driver.get(console_server.url + audit)
+    firefox.at(audit)
     firefox.find("#audit-chart canvas")
     assert "console:" in firefox.find("#top-readers").text
     assert "intact" in firefox.find("#chain").text
@@ -289,15 +289,19 @@ def test_policy_editor_shows_the_servers_validation(
     firefox.fill("#new-name", "ff-readers")
     firefox.find("#new-policy button").click()
     firefox.at("/ui/policies/ff-readers")
+    # The verdict follows the text as it is typed: wait for the one about the whole text.
     firefox.fill("#policy-text", "rules:\n  - path: ff/**\n    capabilities: [reed]\n")
-    message = firefox.find("#verdict.error").text
-    assert "unknown capability 'reed'" in message and "line 2" in message
+    reed = "unknown capability 'reed'"
+    firefox.wait(lambda d: reed in d.find_element(By.ID, "verdict").text)
+    assert "line 2" in firefox.find("#verdict").text
+    answered = firefox.find("#verdict")
     firefox.find("#policy-save").click()  # saving an invalid policy stores nothing
-    firefox.find("#verdict.error")
+    firefox.wait(staleness_of(answered))  # the save's own answer replaced the verdict
+    assert reed in firefox.find("#verdict.error").text
     with console_server.client() as admin:
         assert admin.get("/v1/policies/ff-readers").status_code == 404
     firefox.fill("#policy-text", "rules:\n  - path: ff/**\n    capabilities: [read]\n")
-    firefox.find("#verdict.ok")
+    firefox.wait(lambda d: d.find_element(By.ID, "verdict").text == "Valid: 1 rule.")
     firefox.find("#policy-save").click()
     firefox.find("#saved")
     with console_server.client() as admin:
