@@ -437,6 +437,23 @@ def admin(server: RunningServer) -> Iterator[httpx.Client]:
         yield client
 
 
+@pytest.fixture(scope="module")
+def console_server(tmp_path_factory: pytest.TempPathFactory, bao: Bao) -> Iterator[RunningServer]:
+    """One server per web-console browser module (Chromium and Firefox), so that each
+    module's browser sees only the tree its own tests wrote."""
+    tmp = tmp_path_factory.mktemp("console")
+    running = start_server(make_settings(tmp, bao, f"t-{uuid.uuid4().hex[:12]}"))
+    yield running
+    running.stop()
+
+
+def unique(prefix: str) -> str:
+    """A fresh value the canary will look for everywhere the suite checks."""
+    value = f"{prefix}-{uuid.uuid4().hex}"
+    CANARY.remember(value)
+    return value
+
+
 def secretsd_executable() -> str:
     """The console script of the Python running the tests (a venv need not be on PATH)."""
     beside = Path(sys.executable).parent / "secretsd"

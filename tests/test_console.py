@@ -14,7 +14,6 @@ import os
 import shutil
 import subprocess
 import tempfile
-import uuid
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -22,13 +21,7 @@ from typing import Any
 import httpx
 import pytest
 
-from tests.conftest import (
-    CANARY,
-    RunningServer,
-    make_settings,
-    secretsd_executable,
-    start_server,
-)
+from tests.conftest import CANARY, RunningServer, secretsd_executable, unique
 
 CHROMIUM = "/usr/bin/chromium"
 FLAGS = [
@@ -42,14 +35,6 @@ FLAGS = [
 ]
 DOCS = Path(__file__).resolve().parent.parent / "docs"
 SHOTS = Path(tempfile.gettempdir()) / "secretsd-console-shots"
-
-
-@pytest.fixture(scope="module")
-def console_server(tmp_path_factory: pytest.TempPathFactory, bao: Any) -> Iterator[RunningServer]:
-    tmp = tmp_path_factory.mktemp("console")
-    running = start_server(make_settings(tmp, bao, f"t-{uuid.uuid4().hex[:12]}"))
-    yield running
-    running.stop()
 
 
 @pytest.fixture(scope="module")
@@ -129,12 +114,6 @@ def shot(page: Any, name: str, full_page: bool = True) -> None:
     target = DOCS if os.environ.get("SECRETSD_SCREENSHOTS") == "1" else SHOTS
     target.mkdir(parents=True, exist_ok=True)
     page.screenshot(path=str(target / f"console-{name}.png"), full_page=full_page)
-
-
-def unique(prefix: str) -> str:
-    value = f"{prefix}-{uuid.uuid4().hex}"
-    CANARY.remember(value)
-    return value
 
 
 def test_sign_in_browse_reveal_audit_and_write(page: Any, console_server: RunningServer) -> None:
