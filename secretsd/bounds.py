@@ -15,6 +15,13 @@ from typing import Annotated
 from pydantic import BeforeValidator, Field, StrictInt
 
 from secretsd.errors import ValidationFailed
+from secretsd.limits import (
+    MAX_COUNT,
+    MAX_CURSOR,
+    MAX_SECRET_KEYS,
+    MAX_VERSION,
+    MAX_WAIT_SECONDS,
+)
 
 __all__ = [
     "MAX_COUNT",
@@ -29,17 +36,6 @@ __all__ = [
     "parse_uint",
 ]
 
-#: Versions, uses and counts are stored in 32-bit columns (audit ``version``, ...).
-MAX_VERSION = 2**31 - 1
-MAX_COUNT = 2**31 - 1
-#: Audit sequence numbers are 64-bit.
-MAX_CURSOR = 2**63 - 1
-#: Keys per secret. OpenBao refuses a request body with more than 1000 JSON strings by
-#: default (``max_request_json_strings``), so a KV write fails at about 500 keys with its
-#: own message; secretsd stops well before that with its own.
-MAX_SECRET_KEYS = 400
-#: The longest long-poll a request may ask for (the server caps it further by max_wait).
-MAX_WAIT_SECONDS = 3600.0
 
 _ASCII_UINT = re.compile(r"[0-9]{1,19}", re.ASCII)
 

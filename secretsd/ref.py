@@ -18,8 +18,8 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 
-from secretsd.bounds import MAX_VERSION
 from secretsd.errors import InvalidPath, InvalidReference
+from secretsd.limits import MAX_VERSION
 
 __all__ = [
     "KEY_MAX_LENGTH",

@@ -76,7 +76,7 @@ def test_import_secretsd_stays_light() -> None:
     import sys
 
     code = (
-        "import sys, secretsd; heavy = [m for m in ('fastapi', 'hvac', 'sqlalchemy', 'git', "
+        "import sys, secretsd; heavy = [m for m in ('fastapi', 'hvac', 'sqlalchemy', 'git', 'pydantic', "
         "'uvicorn', 'httpx') if m in sys.modules]; print(','.join(heavy))"
     )
     result = subprocess.run(

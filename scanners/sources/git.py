@@ -1,10 +1,12 @@
 """Git sources: staged changes, a commit range, and the whole history, as diff streams.
 
 All three read one ``git log -p`` / ``git diff --cached`` stream through
-gitpython (never a checkout per commit) and scan it in large chunks: the
-leading ``+`` of each added line is blanked (offsets unchanged), so a chunk
-of many commits is matched in one pass, and only a hit is mapped back to its
-commit, file and line by looking backwards for the nearest headers. Hits on
+gitpython (never a checkout per commit) and scan it in large chunks: git marks
+each added line with a blank instead of ``+`` (``--output-indicator-new``, git
+2.25+; with ``-U0`` there are no context lines to confuse them with), so a
+chunk of many commits is matched in one pass as it arrives, without a copy,
+and only a hit is mapped back to its commit, file and line by looking
+backwards for the nearest headers. Hits on
 removed lines and headers map to nothing and are dropped. Only added lines
 count: a commit that deletes a secret does not report it again, and the
 commit that added it does: the scan keeps, for each secret and path, the
@@ -35,11 +37,29 @@ __all__ = ["DiffSource", "open_repo"]
 _RECORD = b"\x1e"
 _FIELD = b"\x1f"
 _FORMAT = "--format=%x1e%H%x1f%an%x1f%ae%x1f%aI"
-_DIFF_OPTS = ("-p", "-U0", "--no-color", "--no-ext-diff", "--no-prefix", "--no-textconv")
+#: An added line starts with this byte (the ``--output-indicator-new`` below).
+_ADDED = b" "
+_DIFF_OPTS = (
+    "-p",
+    "-U0",
+    "--no-color",
+    "--no-ext-diff",
+    "--no-prefix",
+    "--no-textconv",
+    # A rule that wants whitespace or a line start before a key sees it on added lines.
+    "--output-indicator-new= ",
+)
 _HUNK = re.compile(rb"@@ -\d+(?:,\d+)? \+(\d+)(?:,\d+)? @@")
 _CHUNK = 1 << 20
 #: Below this many commits one git process is quicker than splitting the work.
 _PARALLEL_MIN_COMMITS = 64
+
+
+def _workers() -> int:
+    """How many ``git log`` processes a long history is split over: one per CPU, at most 4."""
+    import os
+
+    return min(os.cpu_count() or 1, 4)
 
 
 def open_repo(path: Path) -> Any:
@@ -120,12 +140,12 @@ class _Chunk:
     def locate(self, offset: int) -> Location | None:
         data = self.original
         line_start = data.rfind(b"\n", 0, offset) + 1
-        if data[line_start : line_start + 1] != b"+":
+        if data[line_start : line_start + 1] != _ADDED:
             return None
         hunk = data.rfind(b"\n@@ ", 0, line_start)
         header = data.rfind(b"\ndiff --git ", 0, line_start)
         if hunk < 0 or header < 0 or hunk < header:
-            return None  # a "+++" header line, not content
+            return None  # a header line, not content
         if data.rfind(_RECORD, 0, line_start) > hunk:
             return None
         match = _HUNK.match(data, hunk + 1)
@@ -135,7 +155,8 @@ class _Chunk:
         if path is None:
             return None
         hunk_end = data.find(b"\n", hunk + 1)
-        before = data.count(b"\n+", hunk_end, line_start - 1) if line_start - 1 > hunk_end else 0
+        added = b"\n" + _ADDED
+        before = data.count(added, hunk_end, line_start - 1) if line_start - 1 > hunk_end else 0
         return Location(path, int(match.group(1)) + before, self._commit(offset))
 
 
@@ -197,9 +218,7 @@ class DiffSource:
         Also records each commit's age from the rev-list (newest first), which
         the scan uses to keep the oldest sighting of a secret.
         """
-        import os
-
-        workers = min(os.cpu_count() or 1, 4)
+        workers = _workers()
         if workers < 2:
             return None
         try:
@@ -247,26 +266,32 @@ class DiffSource:
             raise SecretsdError(f"git {command[0]} failed: {_first_line(error)}") from None
 
     def _read(self, proc: Any, emit: Callable[[bytes], None]) -> None:
-        """Read one git process, emitting chunks that end on a commit boundary."""
+        """Read one git process, emitting chunks that start with a newline (so every header
+        follows one) and end on a commit boundary, or between two files of one huge commit:
+        then the rest starts with a copy of the commit's record line, so it keeps its commit."""
         import git
 
         stdout = proc.proc.stdout
-        pending = b""
+        pending = b"\n"
         while True:
             block = stdout.read(_CHUNK)
             if not block:
                 break
             pending += block
             cut = pending.rfind(b"\n" + _RECORD)
+            carry = b""
             if cut <= 0:
                 if self.kind == "staged" or len(pending) < 4 * _CHUNK:
                     continue
                 cut = pending.rfind(b"\ndiff --git ")  # one huge commit: cut between files
                 if cut <= 0:
                     continue
+                record = pending.rfind(b"\n" + _RECORD, 0, cut)
+                if record >= 0:
+                    carry = pending[record : pending.find(b"\n", record + 1)]
             emit(pending[: cut + 1])
-            pending = pending[cut + 1 :]
-        if pending:
+            pending = carry + pending[cut:]
+        if len(pending) > 1:
             emit(pending)
         try:
             proc.wait()
@@ -329,20 +354,21 @@ class DiffSource:
             self._queue.put(None)
 
     def fragments(self) -> Iterator[Fragment]:
-        for block in self._stream():
-            original = b"\n" + block  # every header then follows a newline
-            self.bytes += len(block)
+        counted: set[str] = set()  # a huge commit's record line starts each of its chunks
+        for data in self._stream():
+            self.bytes += len(data) - 1
             commits = 0
-            at = original.find(b"\n" + _RECORD)
+            at = data.find(b"\n" + _RECORD)
             while at >= 0:
-                commits += 1
-                sha = original[at + 2 : at + 42].decode("ascii", "replace")
-                # One git process shows newest first; parallel ones were ordered by rev-list.
-                self.order.setdefault(sha, -self.commits - commits)
-                at = original.find(b"\n" + _RECORD, at + 42)
+                sha = data[at + 2 : at + 42].decode("ascii", "replace")
+                if sha not in counted:
+                    counted.add(sha)
+                    commits += 1
+                    # One git process shows newest first; parallel ones were ordered by
+                    # rev-list.
+                    self.order.setdefault(sha, -self.commits - commits)
+                at = data.find(b"\n" + _RECORD, at + 42)
             self.commits += commits
             if self.progress is not None:
-                self.progress(len(original), commits)
-            chunk = _Chunk(original, None)
-            blanked = original.replace(b"\n+", b"\n ")
-            yield Fragment("", blanked, locate=chunk.locate)
+                self.progress(len(data), commits)
+            yield Fragment("", data, locate=_Chunk(data, None).locate)

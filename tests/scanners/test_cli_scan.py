@@ -227,3 +227,22 @@ def test_console_entry_point_fast_path(tree: Path, capsys: pytest.CaptureFixture
     assert capsys.readouterr().err.startswith("Error: --format 'xml'")
     assert entry(["scan", "--no-such-flag"]) == 2
     assert entry(["version"]) == 0
+
+
+def test_scan_start_up_loads_no_server_or_cli_framework(repo: Path) -> None:
+    """`secretsd scan` runs in every pre-commit hook and CI job: its start-up is its wall time
+    on small inputs, so it loads no pydantic, typer or httpx (pydantic alone was a third)."""
+    import subprocess
+    import sys
+
+    commit_file(repo, "app.env", f"DB_PASSWORD={PW}\n", "add")
+    code = (
+        "import sys; from secretsd.cli.entry import main; "
+        f"rc = main(['scan', {str(repo)!r}, '--history', '--format', 'json', '-o', '/dev/null']); "
+        "heavy = [m for m in ('pydantic', 'typer', 'httpx', 'rich', 'fastapi') "
+        "if m in sys.modules]; print(rc, ','.join(heavy))"
+    )
+    result = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, check=True
+    )
+    assert result.stdout.split() == ["1"]

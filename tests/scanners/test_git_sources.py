@@ -128,7 +128,7 @@ def test_parallel_history_matches_a_single_git_log(
     monkeypatch.setattr(git_source, "_PARALLEL_MIN_COMMITS", 10**9)
     _, single = scan_json(capsys, str(repo), "--history")
     monkeypatch.setattr(git_source, "_PARALLEL_MIN_COMMITS", 2)
-    monkeypatch.setattr("os.cpu_count", lambda: 3)
+    monkeypatch.setattr(git_source, "_workers", lambda: 3)
     source = git_source.DiffSource(git_source.open_repo(repo), "history")
     source.start()
     assert len(source._readers) == 3  # really split

@@ -15,6 +15,7 @@ from conftest import git
 from secretsd.scanners.model import Finding
 from secretsd.scanners.rules import load_default_rules
 from secretsd.scanners.scan import ScanRequest, run_scan
+from synth import password
 from test_engine import POSITIVES
 
 
@@ -76,3 +77,22 @@ def test_tree_and_history_find_the_same_secrets(repo: Path) -> None:
     assert len(tree) > 150
     assert tree - history == set(), "found by the tree scan only"
     assert history - tree == set(), "found by the history scan only"
+
+
+def test_csv_columns_under_any_path(repo: Path) -> None:
+    """A CSV credential column is decoded in history too when its path has blanks, non-ASCII
+    letters or an upper-case suffix (the diff header names such paths differently)."""
+    rows = "id,email,password\n1,ops@corp.test,{}\n"
+    for index, rel in enumerate(("dir with space/users.csv", "données/seed.CSV", "plain/a.tsv")):
+        target = repo / rel
+        target.parent.mkdir(parents=True, exist_ok=True)
+        text = rows.format(password(seed=60 + index))
+        target.write_text(text.replace(",", "\t") if rel.endswith(".tsv") else text)
+    _commit_all(repo, "seed data")
+    tree, history = _both_ways(repo)
+    assert {path for path, _line, _rule in tree} == {
+        "dir with space/users.csv",
+        "données/seed.CSV",
+        "plain/a.tsv",
+    }
+    assert history == tree
