@@ -211,7 +211,7 @@ def bench_decrypt(ansible: Path) -> dict[str, float]:
     print(f"decryption of {n} encrypted vars files ({size:.2f} MB):")
     print(f"  secretsd (cryptography)          {ours:7.2f} s   {n / ours:8.1f} files/s")
     print(
-        f"  secretsd, {workers} threads (importer)  {ours_threads:5.2f} s   "
+        f"  {f'secretsd, {workers} threads (importer)':<32} {ours_threads:7.2f} s   "
         f"{n / ours_threads:8.1f} files/s   ansible-vault view / this {theirs_cli / ours_threads:5.2f}x"
     )
     print(
