@@ -27,11 +27,13 @@ import os
 import re
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
+from functools import partial
 from pathlib import Path, PurePosixPath
 from typing import Any
 
 import yaml
 from secretsd.migrations.model import Imported, PathPart, Problem, Source, file_digest
+from secretsd.migrations.run_ahead import Deferred, default_workers, in_order
 from secretsd.migrations.vault_crypto import VaultError, VaultSecret, decrypt, is_vault
 
 __all__ = ["AnsibleImporter", "AnsibleTree", "VaultLoader", "place", "walk_nodes"]
@@ -200,6 +202,8 @@ class AnsibleTree:
     secrets: Sequence[VaultSecret] = ()
     scan_plaintext: bool = True
     exclude: Sequence[str] = field(default_factory=tuple)  # relative folders to leave out
+    #: Threads decrypting vault texts (None: one per CPU; 1: in the reading thread).
+    decrypt_workers: int | None = None
 
 
 class _PlaintextJudge:
@@ -233,6 +237,11 @@ class AnsibleImporter:
         self._judge = _PlaintextJudge()
 
     def read(self, source: AnsibleTree) -> Iterator[Imported]:
+        """Every value, in file order; decryption runs on worker threads ahead of the reader."""
+        workers = source.decrypt_workers
+        return in_order(self._produce(source), default_workers() if workers is None else workers)
+
+    def _produce(self, source: AnsibleTree) -> Iterator[Imported | Deferred[Imported]]:
         root = source.root
         for path in _files(root, source.exclude):
             rel = PurePosixPath(path.relative_to(root).as_posix())
@@ -247,13 +256,19 @@ class AnsibleImporter:
                 continue
             digest = file_digest(data)
             if is_vault(data[:64]):
-                yield from self._whole_file(rel, data, digest, source)
+                yield Deferred(partial(self._whole_file, rel, data, digest, source))
             elif rel.suffix in _YAML_SUFFIXES or (set(rel.parts[:-1]) & _VARS_DIRS):
                 yield from self._vars_file(rel, data, digest, source)
 
     # -- wholly encrypted files --------------------------------------------------------
 
     def _whole_file(
+        self, rel: PurePosixPath, data: bytes, digest: str, source: AnsibleTree
+    ) -> list[Imported]:
+        """Decrypt a wholly encrypted file and list its values (runs on a worker thread)."""
+        return list(self._whole_file_values(rel, data, digest, source))
+
+    def _whole_file_values(
         self, rel: PurePosixPath, data: bytes, digest: str, source: AnsibleTree
     ) -> Iterator[Imported]:
         src = Source("ansible", str(rel), None)
@@ -301,7 +316,7 @@ class AnsibleImporter:
 
     def _vars_file(
         self, rel: PurePosixPath, data: bytes, digest: str, source: AnsibleTree
-    ) -> Iterator[Imported]:
+    ) -> Iterator[Imported | Deferred[Imported]]:
         has_vault = b"!vault" in data
         try:
             documents = list(yaml.compose_all(data, Loader=VaultLoader))
@@ -327,9 +342,17 @@ class AnsibleImporter:
                 continue
             inventory = _is_inventory(rel, document)
             for var_path, node in walk_nodes(document):
-                if node.tag == "!vault":
-                    yield self._inline(
-                        rel, var_path, VaultText(node.value), digest, source, inventory
+                if node.tag == "!vault":  # each inline value is its own work: own salt, own PBKDF2
+                    yield Deferred(
+                        partial(
+                            self._inlines,
+                            rel,
+                            var_path,
+                            VaultText(node.value),
+                            digest,
+                            source,
+                            inventory,
+                        )
                     )
                 elif source.scan_plaintext and node.tag == "tag:yaml.org,2002:str" and var_path:
                     name = str(var_path[-1])
@@ -346,6 +369,18 @@ class AnsibleImporter:
                             placement.context,
                             note=rule,
                         )
+
+    def _inlines(
+        self,
+        rel: PurePosixPath,
+        var_path: tuple[PathPart, ...],
+        text: str,
+        digest: str,
+        source: AnsibleTree,
+        inventory: bool,
+    ) -> list[Imported]:
+        """One inline value as deferred work (runs on a worker thread)."""
+        return [self._inline(rel, var_path, text, digest, source, inventory)]
 
     def _inline(
         self,

@@ -196,3 +196,30 @@ def test_the_sealing_key_is_never_served(
         assert "sys/" not in admin.get("/v1/metadata", params={"list": "true"}).json()["keys"]
         found = admin.post("/v1/values/hash-lookup", json={"prefixes": [digest[:5]]}).json()
         assert digest not in found["hashes"]
+
+
+def test_rows_read_together_are_stored_together_and_each_served(
+    tmp_path: Path, own_bao: Bao, vault_prefix: str
+) -> None:
+    """One batch resolve stores its secrets' rows in one batch; each is served stale intact."""
+    a, b = start_pair(tmp_path, own_bao, vault_prefix)
+    values = {f"app/batch{n}": f"last-known-good-batch-{n}" for n in range(5)}
+    try:
+        with a.client() as via_a, b.client() as via_b:
+            for path, value in values.items():
+                assert via_a.put(f"/v1/secrets/{path}", json={"data": {"v": value}}).is_success
+            refs = [f"secretsd://{path}#v" for path in values]
+            answer = via_a.post("/v1/resolve", json={"refs": refs})
+            assert [r["value"] for r in answer.json()["results"]] == list(values.values())
+            eventually(lambda: stored_rows(a) == len(values))
+            via_b.get("/v1/secrets/app/warm")
+            os.kill(own_bao.process.pid, signal.SIGSTOP)
+            eventually(lambda: via_b.get(f"/v1/secrets/{next(iter(values))}").status_code == 200)
+            for path, value in values.items():
+                served = via_b.get(f"/v1/secrets/{path}")
+                assert served.status_code == 200 and served.headers["x-secretsd-stale"] == "true"
+                assert served.json()["data"] == {"v": value}
+    finally:
+        os.kill(own_bao.process.pid, signal.SIGCONT)
+        a.stop()
+        b.stop()
