@@ -28,6 +28,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
 import os
 import random
 import secrets
@@ -175,7 +176,10 @@ def run(minutes: float, replicas: list[Replica], say: Any) -> dict[str, Any]:
         admin.put(
             "/v1/policies/soak", json={"rules": [{"path": "soak/**", "capabilities": ["read"]}]}
         )
-        admin.put("/v1/auth/approle/roles/soak", json={"policies": ["soak"], "token_ttl": "10m"})
+        # The readers' token must outlive the run (a 10 min TTL expired in the last
+        # second of a 10 min soak: 4 reads got 401).
+        ttl = f"{math.ceil(minutes) + 5}m"
+        admin.put("/v1/auth/approle/roles/soak", json={"policies": ["soak"], "token_ttl": ttl})
         role_id = admin.get("/v1/auth/approle/roles/soak").json()["role_id"]
         admin.put("/v1/auth/approle/roles/soak-flood", json={"policies": ["soak"]})
         flood_role_id = admin.get("/v1/auth/approle/roles/soak-flood").json()["role_id"]
