@@ -567,3 +567,11 @@ def self_signed_certificate(tmp_path: Path) -> tuple[Path, Path]:
         )
     )
     return cert_file, key_file
+
+
+#: A JavaScript expression, true when htmx has no request, swap or settle in progress (its
+#: documented state classes). htmx binds swapped-in content when it settles, 20 ms after
+#: the swap: a browser test that clicks before that hits a button that does nothing.
+HTMX_SETTLED_JS = (
+    "document.querySelector('.htmx-request, .htmx-swapping, .htmx-settling, .htmx-added') === null"
+)

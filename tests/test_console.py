@@ -21,7 +21,7 @@ from typing import Any
 import httpx
 import pytest
 
-from tests.conftest import CANARY, RunningServer, secretsd_executable, unique
+from tests.conftest import CANARY, HTMX_SETTLED_JS, RunningServer, secretsd_executable, unique
 
 CHROMIUM = "/usr/bin/chromium"
 FLAGS = [
@@ -137,6 +137,7 @@ def test_sign_in_browse_reveal_audit_and_write(page: Any, console_server: Runnin
     page.wait_for_selector("#key-table")
     assert password not in page.content()
     assert "imported-from" in page.content()
+    page.wait_for_function(HTMX_SETTLED_JS)  # the key table is swapped in, then bound
     page.click("button[aria-label='Reveal password']")
     revealed = page.wait_for_selector("code.revealed")
     assert revealed.text_content() == password

@@ -37,7 +37,7 @@ from selenium.webdriver.firefox.service import Service
 from selenium.webdriver.support.expected_conditions import staleness_of
 from selenium.webdriver.support.ui import WebDriverWait
 
-from tests.conftest import CANARY, RunningServer, unique
+from tests.conftest import CANARY, HTMX_SETTLED_JS, RunningServer, unique
 
 FIREFOX = "/usr/bin/firefox-esr"
 WAIT = 15  # seconds; a ceiling for slow machines, never a timing assert
@@ -104,6 +104,12 @@ class _ProxyHandler(socketserver.StreamRequestHandler):
         )
 
 
+#: The page has loaded: htmx binds the page on DOMContentLoaded, which comes first.
+_PAGE_READY = "return document.readyState === 'complete' && !!window.htmx"
+#: See HTMX_SETTLED_JS (seen in CI: a reveal clicked too early never happened).
+_HTMX_SETTLED = "return " + HTMX_SETTLED_JS
+
+
 class Firefox:
     """One headless Firefox for the module, with what it logged and tried to fetch."""
 
@@ -131,8 +137,22 @@ class Firefox:
     def at(self, path: str) -> None:
         """Wait until the browser shows ``path`` (with its query, if given)."""
         self.wait(lambda d: d.current_url.endswith(path))
+        # A link's click returns before the new page has finished loading; htmx binds
+        # its buttons when the document is parsed, so a click before that lands on a
+        # dead button (seen once in CI: a reveal that never happened).
+        self.wait(lambda d: d.execute_script(_PAGE_READY))
+        self.settled()
         self.find("main")
         self.note_page()
+
+    def click(self, css: str) -> None:
+        """Click once htmx is idle, so the element is bound and no swap replaces it."""
+        self.settled()
+        self.find(css).click()
+
+    def settled(self) -> None:
+        """Wait until htmx has no request, swap or settle in progress."""
+        self.wait(lambda d: d.execute_script(_HTMX_SETTLED))
 
     def note_page(self) -> None:
         """Feed the page to the suite's canary: no value outside a revealed key."""
@@ -235,11 +255,12 @@ def test_sign_in_browse_reveal_audit_and_write(
     firefox.at("/ui/secrets?prefix=ff/web")
     link(firefox, "tree", "db").click()
     firefox.at("/ui/secret/ff/web/db")
-    firefox.find("#key-table")
+    firefox.find("#key-table")  # swapped in by htmx after the page loaded
+    firefox.settled()
     assert password not in firefox.page()
 
     # Reveal one key: htmx swaps the value in; nothing lands in the URL or title.
-    firefox.find("button[aria-label='Reveal password']").click()
+    firefox.click("button[aria-label='Reveal password']")
     revealed = firefox.find("code.revealed")
     assert revealed.text == password
     assert password not in firefox.driver.current_url + firefox.driver.title
@@ -263,7 +284,7 @@ def test_sign_in_browse_reveal_audit_and_write(
     firefox.at("/ui/secret/ff/web/db")
     firefox.fill("#write-h + form input[name=key_0]", "password")
     firefox.fill("#write-h + form textarea[name=value_0]", new_password)
-    firefox.find("#write-h + form #write-submit").click()
+    firefox.click("#write-h + form #write-submit")
     assert "Wrote version 2" in firefox.find("#written").text
     assert new_password not in firefox.page() and new_password not in firefox.driver.current_url
     with console_server.client() as admin:
@@ -274,7 +295,7 @@ def test_sign_in_browse_reveal_audit_and_write(
     firefox.fill("#write-h + form #write-cas", "1")
     firefox.fill("#write-h + form input[name=key_0]", "password")
     firefox.fill("#write-h + form textarea[name=value_0]", unique("pw3"))
-    firefox.find("#write-h + form #write-submit").click()
+    firefox.click("#write-h + form #write-submit")
     assert firefox.find("#flash .error").text
     firefox.note_page()
     with console_server.client() as admin:
@@ -287,7 +308,7 @@ def test_policy_editor_shows_the_servers_validation(
     sign_in(firefox, console_server)
     firefox.driver.get(f"{console_server.url}/ui/policies")
     firefox.fill("#new-name", "ff-readers")
-    firefox.find("#new-policy button").click()
+    firefox.click("#new-policy button")
     firefox.at("/ui/policies/ff-readers")
     # The verdict follows the text as it is typed: wait for the one about the whole text.
     firefox.fill("#policy-text", "rules:\n  - path: ff/**\n    capabilities: [reed]\n")
@@ -295,14 +316,14 @@ def test_policy_editor_shows_the_servers_validation(
     firefox.wait(lambda d: reed in d.find_element(By.ID, "verdict").text)
     assert "line 2" in firefox.find("#verdict").text
     answered = firefox.find("#verdict")
-    firefox.find("#policy-save").click()  # saving an invalid policy stores nothing
+    firefox.click("#policy-save")  # saving an invalid policy stores nothing
     firefox.wait(staleness_of(answered))  # the save's own answer replaced the verdict
     assert reed in firefox.find("#verdict.error").text
     with console_server.client() as admin:
         assert admin.get("/v1/policies/ff-readers").status_code == 404
     firefox.fill("#policy-text", "rules:\n  - path: ff/**\n    capabilities: [read]\n")
     firefox.wait(lambda d: d.find_element(By.ID, "verdict").text == "Valid: 1 rule.")
-    firefox.find("#policy-save").click()
+    firefox.click("#policy-save")
     firefox.find("#saved")
     with console_server.client() as admin:
         rules = admin.get("/v1/policies/ff-readers").json()["rules"]
@@ -317,7 +338,7 @@ def test_sign_out_kills_the_session(firefox: Firefox, console_server: RunningSer
     CANARY.remember(session_token)
     with console_server.client(session_token) as session:
         assert session.get("/v1/auth/tokens/self").status_code == 200
-    firefox.find("#sign-out").click()
+    firefox.click("#sign-out")
     firefox.at("/ui/login")
     assert firefox.driver.get_cookie("secretsd_console") is None
     with console_server.client(session_token) as session:
