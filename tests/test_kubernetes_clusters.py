@@ -155,6 +155,15 @@ def test_cluster_configs_are_admin_only_audited_and_grants_checked(
     )
     assert bad_role.status_code == 422
     assert admin.get("/v1/auth/kubernetes/roles/r").status_code == 404
+    before = admin.get("/v1/auth/kubernetes/clusters/alpha/config").json()
+    for ca in ("é", "not a certificate"):  # schemathesis found the first one: was a 500
+        bad_ca = admin.put(
+            "/v1/auth/kubernetes/clusters/alpha/config",
+            json={"issuer": ALPHA, "jwks_url": f"{alpha.url}/openid/v1/jwks", "jwks_ca_cert": ca},
+        )
+        assert bad_ca.status_code == 422, bad_ca.text
+        assert "jwks_ca_cert is not a PEM CA certificate" in bad_ca.json()["error"]["message"]
+    assert admin.get("/v1/auth/kubernetes/clusters/alpha/config").json() == before
     # Removing a cluster's configuration ends its logins (the reason goes to the audit log).
     assert admin.delete("/v1/auth/kubernetes/clusters/beta/config").status_code == 204
     assert admin.get("/v1/auth/kubernetes/clusters").json() == {"clusters": ["alpha"]}

@@ -198,10 +198,13 @@ def _check_keys(keys: Sequence[str]) -> tuple[str, ...]:
 def _check_ca(pem: str, name: str) -> None:
     import ssl
 
+    problem = f"{name} is not a PEM CA certificate ('-----BEGIN CERTIFICATE-----', ASCII)"
+    if not pem.isascii():  # ssl refuses anything else with a TypeError
+        raise ValidationFailed(problem)
     try:
         ssl.create_default_context().load_verify_locations(cadata=pem)
-    except (ssl.SSLError, ValueError):
-        raise ValidationFailed(f"{name} is not a PEM CA certificate") from None
+    except (ssl.SSLError, ValueError, TypeError):
+        raise ValidationFailed(problem) from None
 
 
 def _matches(value: str, bound: Sequence[str]) -> bool:
