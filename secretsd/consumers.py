@@ -17,10 +17,11 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import Engine, delete, insert, select, update
+from sqlalchemy import Connection, Engine, delete, insert, select, update
 
 from secretsd.db.engine import database_errors
 from secretsd.db.models import ConsumerVersion
+from secretsd.errors import Conflict
 
 __all__ = ["HEARTBEAT_SECONDS", "LIVE_SECONDS", "ConsumerStore", "HeldVersion"]
 
@@ -67,6 +68,7 @@ class ConsumerStore:
     ) -> None:
         now = time.time()
         with database_errors(self._engine), self._engine.begin() as connection:
+            self._check_owner(connection, consumer, display_name, [*versions, *released], now)
             if released:
                 connection.execute(
                     delete(ConsumerVersion).where(
@@ -93,6 +95,36 @@ class ConsumerStore:
                     )
             connection.execute(
                 delete(ConsumerVersion).where(ConsumerVersion.last_seen < now - FORGET_SECONDS)
+            )
+
+    @staticmethod
+    def _check_owner(
+        connection: Connection,
+        consumer: str,
+        display_name: str,
+        paths: Sequence[str],
+        now: float,
+    ) -> None:
+        """A consumer name belongs to the identity that reports it (its login's display
+        name: ``approle-<role>``, ``k8s-<namespace>-<account>``, which survives a re-login);
+        another identity that can read the path must not overwrite or withdraw its rows,
+        or ``rotate --wait`` could be made to stop waiting for a laggard."""
+        if not paths:
+            return
+        other = connection.execute(
+            select(ConsumerVersion.path)
+            .where(
+                ConsumerVersion.consumer == consumer,
+                ConsumerVersion.path.in_(sorted(set(paths))),
+                ConsumerVersion.display_name != display_name,
+                ConsumerVersion.last_seen >= now - FORGET_SECONDS,
+            )
+            .limit(1)
+        ).first()
+        if other is not None:
+            raise Conflict(
+                f"consumer name {consumer!r} already reports {other.path!r} for another "
+                "identity; give this process its own consumer name"
             )
 
     def holders(self, path: str) -> list[HeldVersion]:

@@ -116,3 +116,40 @@ def test_reports_are_authorised_per_path_and_audited(
     assert {"allowed", "denied"} <= {r["outcome"] for r in records}  # and the 422s: "error"
     reads = admin.get("/v1/audit", params={"action": "consumers-read"}).json()["records"]
     assert {r["outcome"] for r in reads} == {"allowed", "denied"}
+
+
+def test_a_consumer_name_belongs_to_the_identity_that_reports_it(
+    server: RunningServer, admin: httpx.Client
+) -> None:
+    """Another reader of the path cannot overwrite or withdraw a consumer's rows (which
+    would let ``rotate --wait`` stop waiting for a laggard); the same identity logging in
+    again (a new token, the same display name) keeps its name."""
+    admin.put("/v1/secrets/apps/owned", json={"data": {"k": "owned-value"}})
+    admin.put(
+        "/v1/policies/owned", json={"rules": [{"path": "apps/owned", "capabilities": ["read"]}]}
+    )
+
+    def token(name: str) -> str:
+        body = {"policies": ["owned"], "ttl": "10m", "display_name": name}
+        return str(admin.post("/v1/auth/tokens", json=body).json()["token"])
+
+    report = {"consumer": "pod/shop/web-1", "versions": {"apps/owned": 1}}
+    with server.client(token("web")) as web, server.client(token("intruder")) as intruder:
+        assert web.put("/v1/consumers", json=report).status_code == 204
+        overwrite = intruder.put("/v1/consumers", json={**report, "versions": {"apps/owned": 2}})
+        assert overwrite.status_code == 409, overwrite.text
+        assert "give this process its own consumer name" in overwrite.json()["error"]["message"]
+        withdraw = intruder.put(
+            "/v1/consumers",
+            json={"consumer": "pod/shop/web-1", "versions": {}, "released": ["apps/owned"]},
+        )
+        assert withdraw.status_code == 409
+        held = admin.get("/v1/consumers/apps/owned").json()["consumers"]
+        assert [(c["consumer"], c["version"]) for c in held] == [("pod/shop/web-1", 1)]
+        assert (
+            intruder.put("/v1/consumers", json={**report, "consumer": "pod/shop/other"}).status_code
+            == 204
+        )
+    with server.client(token("web")) as web_again:  # a re-login: new token, same identity
+        again = web_again.put("/v1/consumers", json={**report, "versions": {"apps/owned": 2}})
+        assert again.status_code == 204, again.text
