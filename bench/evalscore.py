@@ -28,9 +28,11 @@ RANK = {"low": 0, "medium": 1, "high": 2}
 
 
 def score(found: set[tuple[str, int]], labels: list[dict[str, object]]) -> dict[str, float]:
-    spans: dict[str, list[dict[str, object]]] = {}
+    """Precision/recall/F1 by line: a planted secret is found when any of its lines is reported;
+    every reported line that is not part of a planted secret is a false positive."""
+    by_path: dict[str, list[dict[str, object]]] = {}
     for label in labels:
-        spans.setdefault(str(label["path"]), []).append(label)
+        by_path.setdefault(str(label["path"]), []).append(label)
     positives = [x for x in labels if x["positive"]]
     tp = sum(
         1
@@ -39,13 +41,20 @@ def score(found: set[tuple[str, int]], labels: list[dict[str, object]]) -> dict[
     )
     fp = 0
     for path, line in found:
-        hit = [x for x in spans.get(path, []) if int(x["first"]) <= line <= int(x["last"])]  # type: ignore[call-overload]
+        hit = [x for x in by_path.get(path, []) if int(x["first"]) <= line <= int(x["last"])]  # type: ignore[call-overload]
         if not hit or not hit[0]["positive"]:
             fp += 1
     precision = tp / (tp + fp) if tp + fp else 0.0
     recall = tp / len(positives) if positives else 0.0
     f1 = 2 * precision * recall / (precision + recall) if precision + recall else 0.0
-    return {"precision": precision, "recall": recall, "f1": f1, "tp": tp, "fp": fp}
+    return {
+        "precision": precision,
+        "recall": recall,
+        "f1": f1,
+        "tp": tp,
+        "fp": fp,
+        "fn": len(positives) - tp,
+    }
 
 
 def at_floor(run: peers.Run, floor: str) -> set[tuple[str, int]]:

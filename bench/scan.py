@@ -41,36 +41,6 @@ CORPUS = HERE / ".corpus"
 ORDER = ("secretsd", "gitleaks", "credsweeper", "detect-secrets")
 
 
-def score(found: set[tuple[str, int]], labels: list[dict[str, object]]) -> dict[str, float]:
-    """Precision/recall/F1 by line: a planted secret is found when any of its lines is reported;
-    every reported line that is not part of a planted secret is a false positive."""
-    by_path: dict[str, list[dict[str, object]]] = {}
-    for label in labels:
-        by_path.setdefault(str(label["path"]), []).append(label)
-    positives = [x for x in labels if x["positive"]]
-    tp = sum(
-        1
-        for x in positives
-        if any((x["path"], n) in found for n in range(int(x["first"]), int(x["last"]) + 1))  # type: ignore[call-overload]
-    )
-    fp = 0
-    for path, line in found:
-        hit = [x for x in by_path.get(path, []) if int(x["first"]) <= line <= int(x["last"])]  # type: ignore[call-overload]
-        if not hit or not hit[0]["positive"]:
-            fp += 1
-    precision = tp / (tp + fp) if tp + fp else 0.0
-    recall = tp / len(positives) if positives else 0.0
-    f1 = 2 * precision * recall / (precision + recall) if precision + recall else 0.0
-    return {
-        "precision": precision,
-        "recall": recall,
-        "f1": f1,
-        "tp": tp,
-        "fp": fp,
-        "fn": len(positives) - tp,
-    }
-
-
 def size_of(root: Path) -> int:
     return sum(p.stat().st_size for p in root.rglob("*") if p.is_file() and ".git" not in p.parts)
 
@@ -200,24 +170,24 @@ def main() -> int:
         row: dict[str, object] = {}
         print(f"running {name}...", file=sys.stderr)
         run = fn(labelled / "files")
-        row.update(score(run.findings, labels))
+        row.update(evalscore.score(run.findings, labels))
         row["labelled_s"] = run.seconds
         if run.error:
             row["error"] = run.error
         hand_run = fn(hand / "files")
-        row["hand"] = score(hand_run.findings, hand_labels)
+        row["hand"] = evalscore.score(hand_run.findings, hand_labels)
         for part, part_labels in eval_labels.items():
             eval_run = fn(CORPUS / f"eval-{part}" / "files")
             if name == "secretsd":  # one run at floor "low" scores every floor
                 for floor in ("high", "medium", "low"):
                     found = evalscore.at_floor(eval_run, floor)
-                    row[f"eval_{part}@{floor}"] = score(found, part_labels)
+                    row[f"eval_{part}@{floor}"] = evalscore.score(found, part_labels)
                 row["labelled@tiers"] = {
-                    floor: score(evalscore.at_floor(run, floor), labels)
+                    floor: evalscore.score(evalscore.at_floor(run, floor), labels)
                     for floor in ("high", "medium", "low")
                 }
             else:
-                row[f"eval_{part}"] = score(eval_run.findings, part_labels)
+                row[f"eval_{part}"] = evalscore.score(eval_run.findings, part_labels)
         if name in ("secretsd", "gitleaks"):  # the slow peers would take hours here
             run = best_of(fn, big, 1 if args.quick else 3, history=True)
             row["big_s"], row["big_rss_mb"] = run.seconds, run.max_rss_mb
