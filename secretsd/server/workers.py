@@ -23,7 +23,9 @@ import logging
 import os
 import shutil
 import signal
+import pickle
 import time
+from multiprocessing.connection import wait
 from pathlib import Path
 
 from uvicorn.config import STARTUP_FAILURE
@@ -35,6 +37,7 @@ from secretsd.errors import Unavailable
 __all__ = [
     "PARENT_ENV",
     "BackoffMultiprocess",
+    "answers",
     "die_with_parent",
     "hand_settings_to_workers",
     "restart_delay",
@@ -83,7 +86,7 @@ class BackoffMultiprocess(Multiprocess):
                     del self._due[index]
                     self._start(index)
                 continue
-            if process.is_alive(timeout=self.config.timeout_worker_healthcheck):
+            if answers(process, timeout=self.config.timeout_worker_healthcheck):
                 if now - self._started[index] >= MIN_LIFETIME:
                     self._quick_deaths[index] = 0
                 continue
@@ -115,6 +118,27 @@ class BackoffMultiprocess(Multiprocess):
         process.start()
         self.processes[index] = process
         self._started[index] = time.monotonic()
+
+
+def answers(process: Process, timeout: float) -> bool:
+    """Whether ``process`` is alive and answers a health ping within ``timeout`` seconds.
+
+    uvicorn's own check waits the whole timeout (5 s) when the worker dies
+    between its liveness test and its ping, because the supervisor holds both
+    ends of the pipe and never sees EOF. Waiting on the process sentinel too
+    notices that death at once, so the first restart really is immediate.
+    """
+    if not process.process.is_alive():
+        return False
+    try:
+        process.parent_conn.send(b"ping")
+        ready = wait([process.parent_conn, process.process.sentinel], timeout)
+        if process.parent_conn not in ready:
+            return False
+        process.parent_conn.recv()
+    except (OSError, EOFError, pickle.UnpicklingError):
+        return False
+    return True
 
 
 def die_with_parent() -> None:
