@@ -21,9 +21,9 @@ import contextlib
 import ctypes
 import logging
 import os
+import pickle
 import shutil
 import signal
-import pickle
 import time
 from multiprocessing.connection import wait
 from pathlib import Path
