@@ -1,8 +1,8 @@
-"""Score scanners on the two-part evaluation corpus (``evalset.py``), by confidence tier.
+"""Score scanners on the evaluation corpus (``evalset.py``), by confidence tier.
 
-    python bench/evalscore.py [--misses] [--part tune|heldout|heldout2|all] [--json FILE]
+    python bench/evalscore.py [--misses] [--part tune|heldout|heldout2|heldout3|all] [--json FILE]
 
-``--misses`` lists the *tuning* part's misses only; the two held-out parts print totals.
+``--misses`` lists the *tuning* part's misses only; the three held-out parts print totals.
 
 Precision/recall by line, as ``scan.py`` scores: a planted credential is found
 when any of its lines is reported; a reported line on a planted negative, or
@@ -104,10 +104,12 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--misses", action="store_true", help="list the tuning part's misses")
     parser.add_argument("--no-peers", action="store_true")
-    parser.add_argument("--part", choices=("tune", "heldout", "heldout2", "all"), default="all")
+    parser.add_argument(
+        "--part", choices=("tune", "heldout", "heldout2", "heldout3", "all"), default="all"
+    )
     parser.add_argument("--json", type=Path, help="also write the figures here")
     args = parser.parse_args()
-    parts = ("tune", "heldout", "heldout2") if args.part == "all" else (args.part,)
+    parts = ("tune", "heldout", "heldout2", "heldout3") if args.part == "all" else (args.part,)
     results = run_all(parts, not args.no_peers, args.misses)
     if args.json:
         args.json.write_text(json.dumps(results, indent=1))

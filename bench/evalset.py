@@ -1,9 +1,11 @@
-"""The evaluation corpus: files in the shapes of real repositories, in two parts.
+"""The evaluation corpus: files in the shapes of real repositories, in four parts.
 
 ``tune`` is what the scanner may be tuned on (its misses are printed);
 ``heldout`` is built from *different* templates (``eval_heldout.py``, written
 before any tuning on this corpus and never edited to fit results), another
-seed and other value generators, and only its totals are ever reported.
+seed and other value generators, and only its totals are ever reported; so are
+``heldout2`` (``eval_heldout2.py``) and ``heldout3`` (``eval_heldout3.py``, written
+blind by a separate author: several values per file, see ``_render_slots``).
 Each part is a directory of files plus ``labels.json``: one label per planted
 value, with the line span it occupies and whether it is a credential.
 
@@ -18,6 +20,7 @@ import binascii
 import hashlib
 import json
 import random
+import re
 import shutil
 import string
 import sys
@@ -74,6 +77,28 @@ class Values:
                 "ops2",
                 "qa",
                 "mailer",
+            ]
+        elif flavour == "heldout3":
+            self.words = [
+                "quartz",
+                "marigold",
+                "badger",
+                "tangerine",
+                "glacier",
+                "bramble",
+                "kestrel",
+                "paprika",
+                "lagoon",
+            ]
+            self.users = [
+                "billing",
+                "search",
+                "payments",
+                "inventory",
+                "notifier",
+                "scheduler",
+                "sync",
+                "ingest",
             ]
         else:
             self.words = [
@@ -410,6 +435,273 @@ class Values:
         token = self.github()
         return token[:-1] + ("A" if token[-1] != "A" else "B")
 
+    # -- positives first used by the third held-out part (eval_heldout3.py) ---------------
+    def hex32(self) -> str:
+        return self.s(32, "0123456789abcdef")
+
+    def hex64(self) -> str:
+        return self.s(64, "0123456789abcdef")
+
+    def hex128(self) -> str:
+        return self.s(128, "0123456789abcdef")
+
+    def url_password(self) -> str:
+        if self.rng.randrange(2):
+            return self.pick(self.words).capitalize() + self.s(4, string.digits)
+        return self.s(self.rng.randrange(12, 20))
+
+    def twitter_key(self) -> str:
+        return self.s(25)
+
+    def twitter_secret(self) -> str:
+        return self.s(50)
+
+    def wp_salt(self) -> str:
+        return self.s(64, ALNUM + "!#$%&()*+,-./:;<=>?@[]^_`{|}~ ")
+
+    def django_key(self) -> str:
+        return self.s(50, string.ascii_lowercase + string.digits + "!@#%^&*(-_=+)")
+
+    def azure_client_secret(self) -> str:
+        return (
+            self.s(3, ALNUM + "_~.") + self.s(1, string.digits) + "Q~" + self.s(34, ALNUM + "_~.-")
+        )
+
+    def crates_io(self) -> str:
+        return "cio" + self.s(32)
+
+    def stripe_restricted(self) -> str:
+        return "rk_live_" + self.s(self.rng.choice([24, 99]))
+
+    def stripe_whsec(self) -> str:
+        return "whsec_" + self.s(32)
+
+    def twilio_sk(self) -> str:
+        return "SK" + self.hex32()
+
+    def mailgun(self) -> str:
+        if self.rng.randrange(2):
+            return "key-" + self.hex32()
+        return f"{self.hex32()}-{self.s(8, '0123456789abcdef')}-{self.s(8, '0123456789abcdef')}"
+
+    def atlassian(self) -> str:
+        return "ATATT3xFfGF0" + self.s(171, ALNUM + "_-") + "=" + self.s(8, "0123456789ABCDEF")
+
+    def heroku(self) -> str:
+        return "HRKU-AA" + self.s(58, ALNUM + "_-")
+
+    def discord_webhook(self) -> str:
+        ident = self.rng.randrange(10**17, 10**19)
+        return f"https://discord.com/api/webhooks/{ident}/{self.s(68, ALNUM + '_-')}"
+
+    def teams_webhook(self) -> str:
+        ids = [self.request_id() for _ in range(3)]
+        return (
+            f"https://{self.pick(self.users)}corp.webhook.office.com/webhookb2/{ids[0]}@{ids[1]}"
+            f"/IncomingWebhook/{self.hex32()}/{ids[2]}"
+        )
+
+    def slack_user(self) -> str:
+        digits = string.digits
+        return f"xoxp-{self.s(12, digits)}-{self.s(12, digits)}-{self.s(13, digits)}-{self.hex32()}"
+
+    def postman(self) -> str:
+        return f"PMAK-{self.s(24, '0123456789abcdef')}-{self.s(34, '0123456789abcdef')}"
+
+    def grafana_sa(self) -> str:
+        return f"glsa_{self.s(32)}_{self.s(8, '0123456789abcdef')}"
+
+    def newrelic(self) -> str:
+        return "NRAK-" + self.s(27, string.ascii_uppercase + string.digits)
+
+    def mailchimp(self) -> str:
+        return f"{self.hex32()}-us{self.rng.randrange(1, 22)}"
+
+    def doppler(self) -> str:
+        return "dp.pt." + self.s(43, string.ascii_lowercase + string.digits)
+
+    def github_oauth(self) -> str:
+        return self.github("gho")
+
+    def github_app(self) -> str:
+        return self.github("ghs")
+
+    def aws_ini_pair(self) -> str:
+        return f"aws_access_key_id = {self.aws_id()}\naws_secret_access_key = {self.aws_secret()}"
+
+    def aws_env_pair(self) -> str:
+        return f"AWS_ACCESS_KEY_ID={self.aws_id()}\nAWS_SECRET_ACCESS_KEY={self.aws_secret()}"
+
+    def aws_yaml_pair(self) -> str:
+        return f"AWS_ACCESS_KEY_ID: {self.aws_id()}\nAWS_SECRET_ACCESS_KEY: {self.aws_secret()}"
+
+    def aws_tf_pair(self) -> str:
+        return f'access_key = "{self.aws_id()}"\nsecret_key = "{self.aws_secret()}"'
+
+    def aws_boto_args(self) -> str:
+        return f'aws_access_key_id="{self.aws_id()}", aws_secret_access_key="{self.aws_secret()}"'
+
+    def pkcs8_key(self) -> str:
+        return self.pem("PRIVATE KEY", 13)
+
+    def b64_pem(self) -> str:
+        return base64.b64encode((self.pem("RSA PRIVATE KEY", 10) + "\n").encode()).decode()
+
+    # -- negatives first used by the third held-out part ----------------------------------
+    def i18n3(self) -> str:
+        return self.pick(
+            [
+                "Ο κωδικός πρόσβασης είναι λανθασμένος",  # noqa: RUF001
+                "הסיסמה שגויה",
+                "पासवर्ड गलत है",
+                "รหัสผ่านไม่ถูกต้อง",
+                "Şifre en az 8 karakter olmalıdır",  # noqa: RUF001
+                "Wachtwoord is onjuist",
+                "Mật khẩu không khớp",
+                "Пароль має містити щонайменше 8 символів",
+                "Lösenordet är för svagt",
+            ]
+        )
+
+    def placeholder3(self) -> str:
+        return self.pick(
+            [
+                "YOUR_API_KEY",
+                "<api-token>",
+                "${SMTP_PASSWORD:?required}",
+                "{{ .Env.DEPLOY_TOKEN }}",
+                "%env(DATABASE_PASSWORD)%",
+                "xxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxx",
+                "****************",
+                "<redacted>",
+                "$API_KEY",
+                "${{ secrets.REGISTRY_PASSWORD }}",
+                "your-secret-here",
+                "ghp_xxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxx",
+            ]
+        )
+
+    def nkey_public(self) -> str:
+        raw = bytes([20 << 3]) + self.rng.randbytes(32)
+        raw += binascii.crc_hqx(raw, 0).to_bytes(2, "little")
+        return base64.b32encode(raw).decode().rstrip("=")
+
+    def rsa_n(self) -> str:
+        return base64.urlsafe_b64encode(self.rng.randbytes(256)).decode().rstrip("=")
+
+    def public_pem(self) -> str:
+        return self.pem("PUBLIC KEY", 6)
+
+    def pgp_public(self) -> str:
+        body = base64.b64encode(self.rng.randbytes(48 * 10)).decode()
+        rows = [body[i : i + 64] for i in range(0, len(body), 64)]
+        check = base64.b64encode(self.rng.randbytes(3)).decode()
+        return (
+            "-----BEGIN PGP PUBLIC KEY BLOCK-----\n\n"
+            + "\n".join(rows)
+            + f"\n={check}\n-----END PGP PUBLIC KEY BLOCK-----"
+        )
+
+    def age_public(self) -> str:
+        return "age1" + self.s(58, "qpzry9x8gf2tvdw0s3jn54khce6mua7l")
+
+    def b64_cert(self) -> str:
+        return base64.b64encode((self.certificate() + "\n").encode()).decode()
+
+    def legacy_encrypted_key(self) -> str:
+        body = base64.b64encode(self.rng.randbytes(48 * 12)).decode()
+        rows = [body[i : i + 64] for i in range(0, len(body), 64)]
+        iv = self.s(32, "0123456789ABCDEF")
+        return (
+            "-----BEGIN RSA PRIVATE KEY-----\nProc-Type: 4,ENCRYPTED\n"
+            f"DEK-Info: AES-256-CBC,{iv}\n\n" + "\n".join(rows) + "\n-----END RSA PRIVATE KEY-----"
+        )
+
+    def ansible_vault(self) -> str:
+        body = self.s(80 * 6, "0123456789abcdef")
+        rows = [body[i : i + 80] for i in range(0, len(body), 80)]
+        return "$ANSIBLE_VAULT;1.1;AES256\n" + "\n".join(rows)
+
+    def sops_value(self) -> str:
+        data = base64.b64encode(self.rng.randbytes(self.rng.randrange(12, 40))).decode()
+        iv = base64.b64encode(self.rng.randbytes(32)).decode()
+        tag = base64.b64encode(self.rng.randbytes(16)).decode()
+        return f"ENC[AES256_GCM,data:{data},iv:{iv},tag:{tag},type:str]"
+
+    def sealed(self) -> str:
+        return "AgB" + base64.b64encode(self.rng.randbytes(540)).decode()
+
+    def apr1(self) -> str:
+        crypt = ALNUM + "./"
+        return f"$apr1${self.s(8, crypt)}${self.s(22, crypt)}"
+
+    def pbkdf2_django(self) -> str:
+        digest = base64.b64encode(self.rng.randbytes(32)).decode()
+        return f"pbkdf2_sha256$600000${self.s(22)}${digest}"
+
+    def argon2(self) -> str:
+        salt = base64.b64encode(self.rng.randbytes(16)).decode().rstrip("=")
+        digest = base64.b64encode(self.rng.randbytes(32)).decode().rstrip("=")
+        return f"$argon2id$v=19$m=65536,t=3,p=4${salt}${digest}"
+
+    def sha512crypt(self) -> str:
+        crypt = ALNUM + "./"
+        return f"$6${self.s(16, crypt)}${self.s(86, crypt)}"
+
+    def scram_verifier(self) -> str:
+        def b64(n: int) -> str:
+            return base64.b64encode(self.rng.randbytes(n)).decode()
+
+        return f"SCRAM-SHA-256$4096:{b64(16)}${b64(32)}:{b64(32)}"
+
+    def mosquitto_hash(self) -> str:
+        salt = base64.b64encode(self.rng.randbytes(12)).decode()
+        return f"$7$101${salt}${base64.b64encode(self.rng.randbytes(64)).decode()}"
+
+    def gosum_hash(self) -> str:
+        return "h1:" + base64.b64encode(self.rng.randbytes(32)).decode()
+
+    def gpg_fpr(self) -> str:
+        return self.s(40, "0123456789ABCDEF")
+
+    def png_b64(self) -> str:
+        return base64.b64encode(b"\x89PNG\r\n\x1a\n" + self.rng.randbytes(150)).decode()
+
+    def secret_arn(self) -> str:
+        region = self.pick(["us-east-1", "eu-west-1", "ap-southeast-2"])
+        name = self.pick(["prod/db", "staging/api", "billing/stripe"])
+        return (
+            f"arn:aws:secretsmanager:{region}:{self.s(12, string.digits)}:secret:{name}-{self.s(6)}"
+        )
+
+    def secret_name(self) -> str:
+        return self.pick(
+            ["db-credentials", "postgres-auth", "app-secrets", "regcred", "smtp-creds", "api-keys"]
+        )
+
+    def op_ref(self) -> str:
+        return self.pick(
+            [
+                "op://Production/Postgres/password",
+                "op://CI/npm/token",
+                "vault:secret/data/prod/db#password",
+                "awssm://prod/db:password",
+                "@Microsoft.KeyVault(SecretUri=https://kv-prod.vault.azure.net/secrets/db-pass/)",
+            ]
+        )
+
+    def form_field(self) -> str:
+        return self.pick(["password", "passwd", "new_password", "current_password", "pwd"])
+
+    def grant_type(self) -> str:
+        return self.pick(["password", "client_credentials", "authorization_code", "refresh_token"])
+
+    def csp_nonce(self) -> str:
+        return base64.b64encode(self.rng.randbytes(16)).decode()
+
+    def small_int(self) -> str:
+        return self.pick(["8", "10", "12", "16", "64", "128"])
+
 
 #: A template: (path, text with one {V} slot, value generator name, is a credential).
 Template = tuple[str, str, str, bool]
@@ -418,6 +710,39 @@ Template = tuple[str, str, str, bool]
 def _fill(v: Values, kind: str) -> str:
     fn: Callable[[], str] = getattr(v, kind)
     return fn()
+
+
+#: A slot of the third held-out part's templates: ``{V}``, ``{V2}``, ... (each number a fresh
+#: value of the template's kind, with its own label; a repeated slot repeats its value);
+#: ``{IV}`` indents a multi-line value's later lines like the slot's line (YAML, HCL).
+SLOT = re.compile(r"\{(I?)V(\d*)\}")
+
+
+def _render_slots(v: Values, kind: str, text: str) -> tuple[str, list[tuple[int, int]]]:
+    """Fill every slot of ``text``; return the file body and each value's (first, last) line."""
+    values: dict[str, str] = {}
+    spans: list[tuple[int, int]] = []
+    out: list[str] = []
+    pos = 0
+    for match in SLOT.finditer(text):
+        out.append(text[pos : match.start()])
+        pos = match.end()
+        slot = match.group(2) or "1"
+        fresh = slot not in values
+        if fresh:
+            values[slot] = _fill(v, kind)
+        value = values[slot]
+        if match.group(1):
+            line_start = "".join(out).rfind("\n") + 1
+            line = "".join(out)[line_start:]
+            indent = line[: len(line) - len(line.lstrip(" "))]
+            value = value.replace("\n", "\n" + indent)
+        if fresh:
+            first = "".join(out).count("\n") + 1
+            spans.append((first, first + value.count("\n")))
+        out.append(value)
+    out.append(text[pos:])
+    return "".join(out), spans
 
 
 def build(out: Path, part: str, copies: int = 6) -> dict[str, int]:
@@ -430,6 +755,10 @@ def build(out: Path, part: str, copies: int = 6) -> dict[str, int]:
         import eval_heldout2 as templates_module  # type: ignore[no-redef]
 
         seed = 4451
+    elif part == "heldout3":
+        import eval_heldout3 as templates_module  # type: ignore[no-redef]
+
+        seed = 7313
     else:
         import eval_heldout as templates_module  # type: ignore[no-redef]
 
@@ -442,8 +771,24 @@ def build(out: Path, part: str, copies: int = 6) -> dict[str, int]:
     labels: list[dict[str, object]] = []
     for copy in range(copies):
         for index, (path, text, kind, positive) in enumerate(templates):
-            value = _fill(v, kind)
             rel = f"p{copy}/t{index:03d}/{path}"
+            if part == "heldout3":
+                body, spans = _render_slots(v, kind, text)
+                target = files / rel
+                target.parent.mkdir(parents=True, exist_ok=True)
+                target.write_text(body)
+                for first, last in spans:
+                    labels.append(
+                        {
+                            "path": rel,
+                            "first": first,
+                            "last": last,
+                            "positive": positive,
+                            "kind": kind,
+                        }
+                    )
+                continue
+            value = _fill(v, kind)
             head, _, _tail = text.partition("{V}")
             first = head.count("\n") + 1
             body = text.replace("{V}", value)
@@ -463,5 +808,5 @@ def build(out: Path, part: str, copies: int = 6) -> dict[str, int]:
 
 
 if __name__ == "__main__":
-    for name in ("tune", "heldout", "heldout2"):
+    for name in ("tune", "heldout", "heldout2", "heldout3"):
         print(name, build(HERE / ".corpus" / f"eval-{name}", name))
