@@ -1,8 +1,11 @@
-"""Score scanners on the evaluation corpus (``evalset.py``), by confidence tier.
+"""Score scanners on the evaluation corpora, by confidence tier.
 
-    python bench/evalscore.py [--misses] [--part tune|heldout|heldout2|heldout3|all] [--json FILE]
+    python bench/evalscore.py [--misses] [--part tune|heldout|heldout2|heldout3|real-tune|real-heldout|real|all] [--json FILE]
 
-``--misses`` lists the *tuning* part's misses only; the three held-out parts print totals.
+``tune``/``heldout``/``heldout2``/``heldout3`` are the generated corpus (``evalset.py``); ``real-tune`` and
+``real-heldout`` are windows of real public files labelled by hand (``realset.py``,
+``REALSET.md``), skipped where their untracked text is not on the machine. ``--misses``
+lists the *tuning* parts' misses only (``tune``, ``real-tune``); held-out parts print totals.
 
 Precision/recall by line, as ``scan.py`` scores: a planted credential is found
 when any of its lines is reported; a reported line on a planted negative, or
@@ -22,9 +25,12 @@ sys.path.insert(0, str(HERE))
 
 import evalset  # noqa: E402
 import peers  # noqa: E402
+import realset  # noqa: E402
 
 CORPUS = HERE / ".corpus"
 RANK = {"low": 0, "medium": 1, "high": 2}
+SYNTHETIC = ("tune", "heldout", "heldout2", "heldout3")
+TUNING = ("tune", "real-tune")  # the only parts whose misses may be listed
 
 
 def score(found: set[tuple[str, int]], labels: list[dict[str, object]]) -> dict[str, float]:
@@ -75,15 +81,21 @@ def run_all(parts: tuple[str, ...], with_peers: bool, show_misses: bool) -> dict
     results: dict[str, object] = {}
     for part in parts:
         root = CORPUS / f"eval-{part}"
-        if not (root / "labels.json").exists():
+        if part in realset.PARTS:
+            try:  # rebuilt every run: cheap, and checked against the labelled hashes
+                realset.build(root, part)
+            except realset.MissingData as missing:
+                print(f"{part}: skipped ({missing})")
+                continue
+        elif not (root / "labels.json").exists():
             evalset.build(root, part)
         labels = json.loads((root / "labels.json").read_text())
         row: dict[str, object] = {}
         ours = peers.ours(root / "files")
         for floor in ("high", "medium", "low"):
             row[f"secretsd@{floor}"] = score(at_floor(ours, floor), labels)
-        if show_misses and part == "tune":
-            print("tuning-part misses at the default floor (medium):")
+        if show_misses and part in TUNING:
+            print(f"{part} misses at the default floor (medium):")
             misses(at_floor(ours, "medium"), labels, root / "files")
         if with_peers:
             for name in ("gitleaks", "detect-secrets", "credsweeper"):
@@ -102,14 +114,15 @@ def run_all(parts: tuple[str, ...], with_peers: bool, show_misses: bool) -> dict
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--misses", action="store_true", help="list the tuning part's misses")
+    parser.add_argument("--misses", action="store_true", help="list the tuning parts' misses")
     parser.add_argument("--no-peers", action="store_true")
     parser.add_argument(
-        "--part", choices=("tune", "heldout", "heldout2", "heldout3", "all"), default="all"
+        "--part", choices=(*SYNTHETIC, *realset.PARTS, "real", "all"), default="all"
     )
     parser.add_argument("--json", type=Path, help="also write the figures here")
     args = parser.parse_args()
-    parts = ("tune", "heldout", "heldout2", "heldout3") if args.part == "all" else (args.part,)
+    groups = {"all": (*SYNTHETIC, *realset.PARTS), "real": realset.PARTS}
+    parts = groups.get(args.part, (args.part,))
     results = run_all(parts, not args.no_peers, args.misses)
     if args.json:
         args.json.write_text(json.dumps(results, indent=1))

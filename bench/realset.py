@@ -1,0 +1,223 @@
+"""A labelled evaluation set cut from real public repository files (issue 12), in two parts.
+
+Every other set in bench/ is generated from templates; this one is windows of real files
+(configs, ``.env``, manifests, CI files, code and tests in many languages, docs, i18n),
+found by keyword queries over stored copies of public GitHub files and labelled by hand
+before any scanner was run on them (the guide is ``bench/REALSET.md``).
+
+Two files make the set:
+
+- ``bench/realset_labels.json`` (tracked): one entry per file window with its provenance
+  and the SHA-256 of its text, and one label per candidate value: path, first and last
+  line, positive or not, kind, a note. It holds no file text.
+- the text of the windows, ``realset.json.gz`` (``$REALSET_DATA``, default
+  ``bench/.realset/realset.json.gz``; git-ignored): copies of third-party public files,
+  real leaked credentials among them, so it is kept out of the repository.
+
+``build`` materialises a part as ``evalset.py`` does (``files/`` + ``labels.json``);
+whole repositories go to one side, by a hash of the repository slug (the first path
+component), so ``real-heldout`` shares no repository with ``real-tune``.
+
+    python bench/realset.py                    # build both parts under bench/.corpus/
+    python bench/realset.py --compile DIR      # staging files (*.txt) -> data + labels
+"""
+
+from __future__ import annotations
+
+import argparse
+import gzip
+import hashlib
+import json
+import os
+import re
+import shutil
+import sys
+from pathlib import Path
+from typing import Any
+
+HERE = Path(__file__).resolve().parent
+MANIFEST = HERE / "realset_labels.json"
+DATA = Path(os.environ.get("REALSET_DATA", HERE / ".realset" / "realset.json.gz"))
+PARTS = ("real-tune", "real-heldout")
+
+Label = dict[str, Any]
+
+
+class MissingData(RuntimeError):
+    """The windows' text is not on this machine (it is not tracked: see the module doc)."""
+
+
+def repo_of(path: str) -> str:
+    """The repository slug a window belongs to: its first path component."""
+    return path.split("/", 1)[0]
+
+
+def side(repo: str) -> str:
+    """``real-tune`` or ``real-heldout`` for a repository, by a hash of its slug."""
+    return PARTS[hashlib.sha256(repo.encode()).digest()[0] & 1]
+
+
+# --- staging format -------------------------------------------------------------------
+# A staging file is a run of windows: ``@@ <slug>/<path> src=<source>`` then the window's
+# lines verbatim. A candidate line ends with `` ⟦+kind note⟧`` (credential) or
+# `` ⟦-kind note⟧`` (not one); a note ending in `` >`` opens a span that the next line
+# ending in `` ⟦<⟧`` closes (PEM blocks). The markers are cut off when compiling.
+
+_HEADER = re.compile(r"^@@ (\S+) src=(\S+)\s*$")
+_MARK = re.compile(r" ?⟦([+-])(\S+)(?: (.*?))?⟧$")
+_CLOSE = " ⟦<⟧"
+
+
+def parse_staging(text: str) -> tuple[list[dict[str, str]], list[Label]]:
+    files: list[dict[str, str]] = []
+    labels: list[Label] = []
+    lines: list[str] = []
+    path = source = ""
+    open_span: Label | None = None
+
+    def flush() -> None:
+        if path:
+            if open_span is not None:
+                raise ValueError(f"{path}: span not closed")
+            files.append({"path": path, "source": source, "text": "\n".join(lines) + "\n"})
+
+    for raw in text.splitlines():
+        header = _HEADER.match(raw)
+        if header:
+            flush()
+            path, source, lines = header.group(1), header.group(2), []
+            continue
+        number = len(lines) + 1
+        if raw.endswith(_CLOSE):
+            if open_span is None:
+                raise ValueError(f"{path}:{number}: close without open")
+            open_span["last"] = number
+            labels.append(open_span)
+            open_span = None
+            lines.append(raw[: -len(_CLOSE)])
+            continue
+        mark = _MARK.search(raw)
+        if mark:
+            sign, kind, note = mark.group(1), mark.group(2), (mark.group(3) or "")
+            opens = note == ">" or note.endswith(" >")
+            label: Label = {
+                "path": path,
+                "first": number,
+                "last": number,
+                "positive": sign == "+",
+                "kind": kind,
+                "note": note.removesuffix(">").strip() if opens else note,
+            }
+            if opens:
+                open_span = label
+            else:
+                labels.append(label)
+            raw = raw[: mark.start()]
+        lines.append(raw)
+    flush()
+    return files, labels
+
+
+def compile_staging(directory: Path) -> dict[str, int]:
+    """Staging files -> ``DATA`` (text) and ``MANIFEST`` (provenance, hashes, labels)."""
+    files: list[dict[str, str]] = []
+    labels: list[Label] = []
+    for staging in sorted(directory.glob("s*.txt")):
+        more_files, more_labels = parse_staging(staging.read_text())
+        files += more_files
+        labels += more_labels
+    seen: set[str] = set()
+    for f in files:
+        if f["path"] in seen:
+            raise ValueError(f"duplicate window path {f['path']}")
+        seen.add(f["path"])
+    DATA.parent.mkdir(parents=True, exist_ok=True)
+    blob = json.dumps({"files": files}, ensure_ascii=False, sort_keys=True).encode()
+    DATA.write_bytes(gzip.compress(blob, mtime=0))
+    manifest = {
+        "files": [
+            {
+                "path": f["path"],
+                "source": f["source"],
+                "sha256": hashlib.sha256(f["text"].encode()).hexdigest(),
+                "side": side(repo_of(f["path"])),
+            }
+            for f in files
+        ],
+        "labels": labels,
+    }
+    MANIFEST.write_text(json.dumps(manifest, indent=1, ensure_ascii=False) + "\n")
+    return summary(manifest)
+
+
+# --- materialising ----------------------------------------------------------------------
+
+
+def load() -> tuple[dict[str, str], dict[str, Any]]:
+    """The windows' text by path (checked against the manifest's hashes) and the manifest."""
+    manifest = json.loads(MANIFEST.read_text())
+    if not DATA.exists():
+        raise MissingData(
+            f"{DATA} is not here: the real set's text is not tracked (bench/REALSET.md)"
+        )
+    texts = {f["path"]: f["text"] for f in json.loads(gzip.decompress(DATA.read_bytes()))["files"]}
+    for entry in manifest["files"]:
+        text = texts.get(entry["path"])
+        if text is None or hashlib.sha256(text.encode()).hexdigest() != entry["sha256"]:
+            raise ValueError(f"{entry['path']}: text missing or not the labelled version")
+    return texts, manifest
+
+
+def build(out: Path, part: str) -> dict[str, int]:
+    """Write ``out/files/...`` and ``out/labels.json`` for ``part`` (real-tune or real-heldout)."""
+    if part not in PARTS:
+        raise ValueError(part)
+    texts, manifest = load()
+    if out.exists():
+        shutil.rmtree(out)
+    files = out / "files"
+    chosen = {e["path"] for e in manifest["files"] if side(repo_of(e["path"])) == part}
+    for path in sorted(chosen):
+        target = files / path
+        target.parent.mkdir(parents=True, exist_ok=True)
+        target.write_text(texts[path])
+    labels = [x for x in manifest["labels"] if x["path"] in chosen]
+    for label in labels:  # a label must point at a non-blank line inside its window
+        lines = texts[label["path"]].split("\n")
+        if (
+            not (1 <= label["first"] <= label["last"] <= len(lines))
+            or not lines[label["first"] - 1].strip()
+        ):
+            raise ValueError(f"label outside its window: {label['path']}:{label['first']}")
+    (out / "labels.json").write_text(json.dumps(labels, indent=1, ensure_ascii=False))
+    return summary({"files": [{"path": p} for p in chosen], "labels": labels})
+
+
+def summary(manifest: dict[str, Any]) -> dict[str, int]:
+    files = manifest["files"]
+    labels = manifest["labels"]
+    assert isinstance(files, list)
+    assert isinstance(labels, list)
+    return {
+        "files": len(files),
+        "repos": len({repo_of(str(f["path"])) for f in files}),
+        "labels": len(labels),
+        "positives": sum(1 for x in labels if x["positive"]),
+        "negatives": sum(1 for x in labels if not x["positive"]),
+    }
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--compile", type=Path, metavar="DIR", help="staging dir -> data + labels")
+    args = parser.parse_args()
+    if args.compile:
+        print("compiled:", compile_staging(args.compile))
+        return 0
+    for part in PARTS:
+        print(part, build(HERE / ".corpus" / f"eval-{part}", part))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,103 @@
+"""The real-file evaluation set (bench/realset.py) materialises a consistent set.
+
+Its labels are tracked, its text is not (bench/REALSET.md): the staging format and the
+tracked labels are checked here; ``realset.build`` itself refuses a label outside its
+window wherever the text is present.
+Nothing here prints a labelled value.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+
+import pytest
+
+BENCH = Path(__file__).resolve().parent.parent / "bench"
+sys.path.insert(0, str(BENCH))
+
+import realset  # noqa: E402
+
+STAGING = """\
+@@ acme-app/config/.env src=acme/app:config/.env
+APP_NAME=demo
+DB_PASSWORD=hunter22 ⟦+password weak⟧
+DB_USER=${USER} ⟦-reference env⟧
+@@ other-repo/keys/test.py src=12345
+KEY = '''-----BEGIN PRIVATE KEY----- ⟦+private-key test key >⟧
+MC4CAQAwBQYDK2VwBCIEIAAAA
+-----END PRIVATE KEY-----''' ⟦<⟧
+TOKEN = "<your-token>" ⟦-placeholder <>⟧
+"""
+
+
+def test_staging_markers_become_line_labels_and_are_cut_from_the_text(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    (tmp_path / "s01.txt").write_text(STAGING)
+    monkeypatch.setattr(realset, "DATA", tmp_path / "data.json.gz")
+    monkeypatch.setattr(realset, "MANIFEST", tmp_path / "labels.json")
+    counts = realset.compile_staging(tmp_path)
+    assert counts == {"files": 2, "repos": 2, "labels": 4, "positives": 2, "negatives": 2}
+
+    texts, manifest = realset.load()
+    spans = [(x["path"], x["first"], x["last"], x["positive"]) for x in manifest["labels"]]
+    assert spans == [
+        ("acme-app/config/.env", 2, 2, True),
+        ("acme-app/config/.env", 3, 3, False),
+        ("other-repo/keys/test.py", 1, 3, True),
+        ("other-repo/keys/test.py", 4, 4, False),
+    ]
+    assert all("⟦" not in text for text in texts.values())
+    assert texts["acme-app/config/.env"].splitlines()[1] == "DB_PASSWORD=hunter22"
+
+    built = {part: realset.build(tmp_path / part, part) for part in realset.PARTS}
+    assert sum(b["labels"] for b in built.values()) == 4
+
+
+def test_a_label_outside_its_window_is_refused(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    (tmp_path / "s01.txt").write_text(STAGING)
+    monkeypatch.setattr(realset, "DATA", tmp_path / "data.json.gz")
+    monkeypatch.setattr(realset, "MANIFEST", tmp_path / "labels.json")
+    realset.compile_staging(tmp_path)
+    manifest = json.loads((tmp_path / "labels.json").read_text())
+    manifest["labels"][0]["last"] = 99
+    (tmp_path / "labels.json").write_text(json.dumps(manifest))
+    part = realset.side(realset.repo_of("acme-app/config/.env"))
+    with pytest.raises(ValueError, match="label outside its window"):
+        realset.build(tmp_path / part, part)
+
+
+def test_a_window_edited_after_labelling_is_refused(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    (tmp_path / "s01.txt").write_text(STAGING)
+    monkeypatch.setattr(realset, "DATA", tmp_path / "data.json.gz")
+    monkeypatch.setattr(realset, "MANIFEST", tmp_path / "labels.json")
+    realset.compile_staging(tmp_path)
+    manifest = json.loads((tmp_path / "labels.json").read_text())
+    manifest["files"][0]["sha256"] = "0" * 64
+    (tmp_path / "labels.json").write_text(json.dumps(manifest))
+    with pytest.raises(ValueError, match="not the labelled version"):
+        realset.load()
+
+
+def test_tracked_labels_point_into_listed_windows_and_sides_share_no_repository() -> None:
+    manifest = json.loads(realset.MANIFEST.read_text())
+    files = {f["path"]: f for f in manifest["files"]}
+    assert len(files) == len(manifest["files"])
+    for label in manifest["labels"]:
+        assert label["path"] in files
+        assert 1 <= label["first"] <= label["last"]
+        assert label["kind"]
+    sides: dict[str, set[str]] = {part: set() for part in realset.PARTS}
+    for f in manifest["files"]:
+        assert f["side"] == realset.side(realset.repo_of(f["path"]))
+        sides[f["side"]].add(realset.repo_of(f["path"]))
+    assert not sides["real-tune"] & sides["real-heldout"]
+    positives = [x for x in manifest["labels"] if x["positive"]]
+    assert len(positives) >= 150
+    assert len(manifest["labels"]) - len(positives) >= 150
