@@ -24,7 +24,10 @@ from tests.conftest import (
     stop_process,
 )
 
-TIMEOUT = 2.0  # the Vault timeout: a frozen Vault costs this much, once
+TIMEOUT = 4.0  # the Vault timeout: a frozen Vault costs this much, once
+#: "At once": well under the Vault timeout, with room for a loaded CI machine (a request
+#: that waited on the frozen Vault takes TIMEOUT; CI once saw 0.6 s for an immediate one).
+FAST = TIMEOUT / 3
 
 
 @pytest.fixture
@@ -82,27 +85,27 @@ def test_stale_reads_are_immediate_and_do_not_depend_on_the_worker(
             for _ in range(3):  # Vault is known down: no more waiting
                 again, took = timed(lambda: via_a.get("/v1/secrets/app/db"))
                 assert again.status_code == 200 and again.headers["x-secretsd-stale"] == "true"
-                assert took < 0.5
+                assert took < FAST
 
             # Worker b never read it; it serves the shared last-known-good copy, at once:
             # a told b through the change feed (polled every 0.1 s) that Vault is down.
             time.sleep(0.3)
             served, took = timed(lambda: via_b.get("/v1/secrets/app/db"))
             assert served.status_code == 200, served.text
-            assert took < 1.0
+            assert took < FAST
             assert served.headers["x-secretsd-stale"] == "true"
             assert served.json()["data"] == {"password": "last-known-good-1"}
             served, took = timed(lambda: via_b.get("/v1/secrets/app/db"))
-            assert served.status_code == 200 and took < 0.5
+            assert served.status_code == 200 and took < FAST
 
-            # Known down: uncached reads and writes fail within a second, clearly.
+            # Known down: uncached reads and writes fail at once, clearly.
             missing, took = timed(lambda: via_a.get("/v1/secrets/app/never-read"))
-            assert missing.status_code == 503 and took < 1.0
+            assert missing.status_code == 503 and took < FAST
             assert missing.json()["error"]["code"] == "vault_unavailable"
             refused, took = timed(
                 lambda: via_a.put("/v1/secrets/app/other", json={"data": {"k": "v"}})
             )
-            assert refused.status_code == 503 and took < 1.0
+            assert refused.status_code == 503 and took < FAST
             assert "fails fast" in refused.json()["error"]["message"]
 
             os.kill(own_bao.process.pid, signal.SIGCONT)
