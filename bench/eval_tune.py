@@ -236,7 +236,12 @@ TEMPLATES = [
         True,
     ),
     ("config/secrets.yml", "production:\n  secret_key_base: {V}\n", "hex_secret", True),
-    ("config/database.yml", "production:\n  adapter: postgresql\n  password: {V}\n", "placeholder2", False),
+    (
+        "config/database.yml",
+        "production:\n  adapter: postgresql\n  password: {V}\n",
+        "placeholder2",
+        False,
+    ),
     ("mysite/settings.py", "SECRET_KEY = '{V}'\n", "django_key", True),
     ("laravel/.env", "APP_NAME=Shop\nAPP_KEY=base64:{V}\n", "b64_secret", True),
     ("laravel/.env", "MAIL_MAILER=smtp\nMAIL_PASSWORD={V}\n", "password", True),
@@ -306,9 +311,24 @@ TEMPLATES = [
     ("src/client.go", '\treq.Header.Set("Authorization", "Basic {V}")\n', "basic", True),
     ("src/client.go", '\treq.Header.Set("X-Auth-Token", "{V}")\n', "api_key", True),
     ("src/client.py", "headers = {'Authorization': 'Basic {V}'}\n", "basic", True),
-    ("scripts/check.sh", 'curl -s -H "X-Api-Key: {V}" https://api.internal/v2/ping\n', "api_key", True),
-    ("scripts/check.sh", "curl -u deploy:{V} -X POST https://jenkins.internal/job/x/build\n", "password", True),
-    ("scripts/check.sh", 'curl -H "Authorization: Bearer {V}" https://api.internal\n', "placeholder2", False),
+    (
+        "scripts/check.sh",
+        'curl -s -H "X-Api-Key: {V}" https://api.internal/v2/ping\n',
+        "api_key",
+        True,
+    ),
+    (
+        "scripts/check.sh",
+        "curl -u deploy:{V} -X POST https://jenkins.internal/job/x/build\n",
+        "password",
+        True,
+    ),
+    (
+        "scripts/check.sh",
+        'curl -H "Authorization: Bearer {V}" https://api.internal\n',
+        "placeholder2",
+        False,
+    ),
     (
         "tests/cassettes/login.yaml",
         "    headers:\n      Authorization:\n      - Bearer {V}\n      Accept:\n      - '*/*'\n",
@@ -341,7 +361,12 @@ TEMPLATES = [
     ("config.toml", '[database]\nhost = "db"\npassword = "{V}"\n', "password", True),
     ("Cargo.toml", '[registries.internal]\ntoken = "{V}"\n', "api_key", True),
     # NATS, JWK
-    ("nats/user.creds", "-----BEGIN USER NKEY SEED-----\n{V}\n------END USER NKEY SEED------\n", "nkey", True),
+    (
+        "nats/user.creds",
+        "-----BEGIN USER NKEY SEED-----\n{V}\n------END USER NKEY SEED------\n",
+        "nkey",
+        True,
+    ),
     ("nats/.env", "NATS_ACCOUNT_SEED={V}\n", "nats_account_seed", True),
     (
         "keys/jwk.json",
@@ -354,7 +379,12 @@ TEMPLATES = [
     (".env", "HEROKU_API_KEY={V}\n", "uuid_key", True),
     ("src/client.py", "headers = {'X-Api-Key': '{V}'}\n", "uuid_key", True),
     ("tests/settings.yml", "database:\n  password: {V}\n", "weak_password", True),
-    ("tests/test_nats.py", 'nc = await nats.connect("nats://derek:{V}@localhost:4222")\n', "weak_password", True),
+    (
+        "tests/test_nats.py",
+        'nc = await nats.connect("nats://derek:{V}@localhost:4222")\n',
+        "weak_password",
+        True,
+    ),
     # service-name keys
     ("config/billing.yml", "stripe: {V}\n", "stripe", True),
     ("app/mail.py", 'sendgrid = "{V}"\n', "sendgrid", True),
@@ -367,7 +397,12 @@ TEMPLATES = [
     ("i18n/el.json", '{\n  "PASSWORDS_NOT_MATCHING": "{V}"\n}\n', "i18n3", False),
     ("locales/he.yml", "he:\n  errors:\n    invalid_password: {V}\n", "i18n3", False),
     ("app/errors.py", 'ERRORS = {\n    "INVALID_PASSWORD": "{V}",\n}\n', "error_code", False),
-    ("docs/errors.md", "| code | meaning |\n|---|---|\n| {V} | The API token has expired |\n", "error_code", False),
+    (
+        "docs/errors.md",
+        "| code | meaning |\n|---|---|\n| {V} | The API token has expired |\n",
+        "error_code",
+        False,
+    ),
     ("src/errors.ts", "export const TOKEN_EXPIRED = '{V}';\n", "error_code", False),
     ("deploy/.env.tpl", "SMTP_PASSWORD={V}\n", "hash_marker", False),
     ("config/app.ini", "[mail]\npassword = {V}\n", "hash_marker", False),
