@@ -183,4 +183,232 @@ TEMPLATES = [
     ("config/search.yml", "index:\n  sort_key: {V}\n", "placeholder2", False),
     ("src/observe.py", 'SENTRY_TOKEN = "{V}"\n', "sentry_user", True),
     ("src/flags.js", "const ld = init('{V}');\n", "launchdarkly", True),
+    # ---------------------------------------------------------------- round 4 (tuning only)
+    # Kubernetes Secrets in JSON: `kubectl get secret -o json` (keys sorted: data before kind),
+    # a one-line manifest, and a List of Secrets.
+    (
+        "k8s/db-secret.json",
+        '{\n    "apiVersion": "v1",\n    "data": {\n        "password": "{V}",\n'
+        '        "username": "YXBw"\n    },\n    "kind": "Secret",\n    "metadata": {\n'
+        '        "name": "db",\n        "namespace": "prod"\n    },\n    "type": "Opaque"\n}\n',
+        "b64_password",
+        True,
+    ),
+    (
+        "deploy/secret.json",
+        '{"apiVersion":"v1","kind":"Secret","metadata":{"name":"api"},"data":{"token":"{V}"}}\n',
+        "b64_api_key",
+        True,
+    ),
+    (
+        "backup/secrets.json",
+        '{\n  "apiVersion": "v1",\n  "items": [\n    {\n      "apiVersion": "v1",\n'
+        '      "data": {\n        "db-password": "{V}"\n      },\n      "kind": "Secret",\n'
+        '      "metadata": {"name": "pg"}\n    }\n  ],\n  "kind": "List"\n}\n',
+        "b64_password",
+        True,
+    ),
+    (
+        "k8s/cm.json",
+        '{\n  "apiVersion": "v1",\n  "data": {\n    "release": "{V}"\n  },\n  "kind": "ConfigMap"\n}\n',
+        "b64_username",
+        False,
+    ),
+    (
+        "k8s/db-secret.json",
+        '{\n  "apiVersion": "v1",\n  "data": {\n    "username": "{V}"\n  },\n  "kind": "Secret"\n}\n',
+        "b64_username",
+        False,
+    ),
+    # Framework configs
+    (
+        "src/main/resources/application.yml",
+        "spring:\n  security:\n    oauth2:\n      client:\n        registration:\n"
+        "          github:\n            client-id: web\n            client-secret: {V}\n",
+        "api_key",
+        True,
+    ),
+    (
+        "appsettings.json",
+        '{\n  "ConnectionStrings": {\n    "Default": "Server=sql01;Database=shop;User Id=shop;'
+        'Password={V};"\n  }\n}\n',
+        "password",
+        True,
+    ),
+    ("config/secrets.yml", "production:\n  secret_key_base: {V}\n", "hex_secret", True),
+    (
+        "config/database.yml",
+        "production:\n  adapter: postgresql\n  password: {V}\n",
+        "placeholder2",
+        False,
+    ),
+    ("mysite/settings.py", "SECRET_KEY = '{V}'\n", "django_key", True),
+    ("laravel/.env", "APP_NAME=Shop\nAPP_KEY=base64:{V}\n", "b64_secret", True),
+    ("laravel/.env", "MAIL_MAILER=smtp\nMAIL_PASSWORD={V}\n", "password", True),
+    # Postman collections and notebooks
+    (
+        "postman/api.postman_collection.json",
+        '        "header": [\n          {\n            "key": "Authorization",\n'
+        '            "value": "Bearer {V}",\n            "type": "text"\n          }\n        ],\n',
+        "bearer",
+        True,
+    ),
+    (
+        "postman/api.postman_collection.json",
+        '    "auth": {\n      "type": "apikey",\n      "apikey": [\n        {\n'
+        '          "key": "value",\n          "value": "{V}",\n          "type": "string"\n'
+        '        },\n        {\n          "key": "key",\n          "value": "X-API-Key"\n'
+        "        }\n      ]\n    },\n",
+        "api_key",
+        True,
+    ),
+    (
+        "notebooks/explore.ipynb",
+        '   "source": [\n    "import openai\\n",\n    "openai.api_key = \\"{V}\\"\\n"\n   ]\n',
+        "openai",
+        True,
+    ),
+    (
+        "notebooks/explore.ipynb",
+        '   "source": [\n    "db = connect(user=\\"etl\\", password=\\"{V}\\")\\n"\n   ]\n',
+        "password",
+        True,
+    ),
+    # SQL, PowerShell
+    ("db/users.sql", "CREATE USER 'report'@'%' IDENTIFIED BY '{V}';\n", "password", True),
+    (
+        "db/users.sql",
+        "ALTER USER 'app'@'localhost' IDENTIFIED WITH mysql_native_password BY '{V}';\n",
+        "password",
+        True,
+    ),
+    ("db/roles.sql", "CREATE ROLE app LOGIN PASSWORD '{V}';\n", "password", True),
+    (
+        "scripts/setup.ps1",
+        '$secure = ConvertTo-SecureString "{V}" -AsPlainText -Force\n',
+        "password",
+        True,
+    ),
+    (
+        "scripts/setup.ps1",
+        "$cred = New-Object PSCredential('svc', (ConvertTo-SecureString '{V}' -AsPlainText -Force))\n",
+        "password",
+        True,
+    ),
+    # HTTP headers set in code and on the command line
+    (
+        "src/api.js",
+        "const res = await axios.get(url, {\n  headers: { Authorization: 'Bearer {V}' },\n});\n",
+        "bearer",
+        True,
+    ),
+    (
+        "src/api.js",
+        "fetch(url, { headers: { 'X-Api-Key': '{V}' } });\n",
+        "api_key",
+        True,
+    ),
+    ("src/client.go", '\treq.Header.Set("Authorization", "Basic {V}")\n', "basic", True),
+    ("src/client.go", '\treq.Header.Set("X-Auth-Token", "{V}")\n', "api_key", True),
+    ("src/client.py", "headers = {'Authorization': 'Basic {V}'}\n", "basic", True),
+    (
+        "scripts/check.sh",
+        'curl -s -H "X-Api-Key: {V}" https://api.internal/v2/ping\n',
+        "api_key",
+        True,
+    ),
+    (
+        "scripts/check.sh",
+        "curl -u deploy:{V} -X POST https://jenkins.internal/job/x/build\n",
+        "password",
+        True,
+    ),
+    (
+        "scripts/check.sh",
+        'curl -H "Authorization: Bearer {V}" https://api.internal\n',
+        "placeholder2",
+        False,
+    ),
+    (
+        "tests/cassettes/login.yaml",
+        "    headers:\n      Authorization:\n      - Bearer {V}\n      Accept:\n      - '*/*'\n",
+        "bearer",
+        True,
+    ),
+    (
+        "tests/cassettes/login.yaml",
+        "    headers:\n      Authorization:\n      - Basic {V}\n",
+        "basic",
+        True,
+    ),
+    (
+        "tests/cassettes/login.yaml",
+        "    headers:\n      X-Api-Key:\n      - {V}\n",
+        "api_key",
+        True,
+    ),
+    # Line continuations, KEY=value in Markdown and TOML
+    (
+        "scripts/run.sh",
+        "docker run -d \\\n  -e POSTGRES_PASSWORD={V} \\\n  postgres:16\n",
+        "password",
+        True,
+    ),
+    ("scripts/run.sh", "./deploy --token={V} \\\n  --env prod\n", "api_key", True),
+    ("README.md", "Then set these in your shell:\n\nSTRIPE_SECRET={V}\n", "stripe", True),
+    ("docs/install.md", "Add to `.env`:\n\n    SMTP_PASSWORD={V}\n", "password", True),
+    ("docs/install.md", "Add to `.env`:\n\n    SMTP_PASSWORD={V}\n", "placeholder", False),
+    ("config.toml", '[database]\nhost = "db"\npassword = "{V}"\n', "password", True),
+    ("Cargo.toml", '[registries.internal]\ntoken = "{V}"\n', "api_key", True),
+    # NATS, JWK
+    (
+        "nats/user.creds",
+        "-----BEGIN USER NKEY SEED-----\n{V}\n------END USER NKEY SEED------\n",
+        "nkey",
+        True,
+    ),
+    ("nats/.env", "NATS_ACCOUNT_SEED={V}\n", "nats_account_seed", True),
+    (
+        "keys/jwk.json",
+        '{\n  "kty": "EC",\n  "crv": "P-256",\n  "x": "f83OJ3D2xF1Bg8vub9tLe1gHMzV76e8Tus9uPHvRVEU",\n'
+        '  "y": "x_FEzRjHd8X0hYgLUXK6Qfy_Qs6IXZm_rTdPaLeUAkA",\n  "d": "{V}"\n}\n',
+        "jwk_d",
+        True,
+    ),
+    # UUID keys (low), weak passwords in tests (low)
+    (".env", "HEROKU_API_KEY={V}\n", "uuid_key", True),
+    ("src/client.py", "headers = {'X-Api-Key': '{V}'}\n", "uuid_key", True),
+    ("tests/settings.yml", "database:\n  password: {V}\n", "weak_password", True),
+    (
+        "tests/test_nats.py",
+        'nc = await nats.connect("nats://derek:{V}@localhost:4222")\n',
+        "weak_password",
+        True,
+    ),
+    # service-name keys
+    ("config/billing.yml", "stripe: {V}\n", "stripe", True),
+    ("app/mail.py", 'sendgrid = "{V}"\n', "sendgrid", True),
+    ("config/mail.yml", "mailgun_key: {V}\n", "mailgun", True),
+    ("config/mail.yml", "mailgun:\n  key: {V}\n", "api_key", True),
+    ("config/services.yml", "twilio:\n  secret: {V}\n", "api_key", True),
+    ("config/app.yml", "auth:\n  key: {V}\n", "api_key", True),
+    ("config/app.yml", "cache:\n  key: {V}\n", "placeholder2", False),
+    # negatives the issue names
+    ("i18n/el.json", '{\n  "PASSWORDS_NOT_MATCHING": "{V}"\n}\n', "i18n3", False),
+    ("locales/he.yml", "he:\n  errors:\n    invalid_password: {V}\n", "i18n3", False),
+    ("app/errors.py", 'ERRORS = {\n    "INVALID_PASSWORD": "{V}",\n}\n', "error_code", False),
+    (
+        "docs/errors.md",
+        "| code | meaning |\n|---|---|\n| {V} | The API token has expired |\n",
+        "error_code",
+        False,
+    ),
+    ("src/errors.ts", "export const TOKEN_EXPIRED = '{V}';\n", "error_code", False),
+    ("deploy/.env.tpl", "SMTP_PASSWORD={V}\n", "hash_marker", False),
+    ("config/app.ini", "[mail]\npassword = {V}\n", "hash_marker", False),
+    ("keys/deploy-enc.pem", "{V}\n", "encrypted_key", False),
+    ("docs/mongo.md", "mongodb://admin:{V}@mongo.test:27017/app\n", "password", False),
+    ("docs/git.md", "git clone https://ci:{V}@git.example.org/acme/app.git\n", "password", False),
+    ("README.md", "export API_KEY={V}\n", "placeholder2", False),
+    ("config/app.yaml", "api:\n  token_file: {V}\n", "secret_path", False),
 ]

@@ -331,6 +331,20 @@ def _is_human_text(value: str) -> bool:
     return foreign * 2 >= len(letters)
 
 
+def _random_literal(line: str, value: str) -> bool:
+    """A long, quoted, high-entropy string is a literal even when it holds brackets: Django's
+    generated ``SECRET_KEY`` draws from ``!@#$%^&*(-_=+)``; code in quotes is rarely this random."""
+    at = line.find(value)
+    quoted = (
+        at > 0
+        and line[at - 1] in "\"'`"
+        and line[at + len(value) : at + len(value) + 1] == line[at - 1]
+    )
+    return (
+        quoted and len(value) >= 32 and _char_classes(value) >= 3 and shannon_entropy(value) >= 4.3
+    )
+
+
 def _line_context(line: str, value: str) -> str | None:
     """Line context: None for a lookup by name, ansible-vault or a reference; ``low`` for an
     example in prose; ``medium`` otherwise."""
@@ -490,7 +504,7 @@ def judge_assignment(
     digits = sum(c.isdigit() for c in value)
     if _CAMEL.fullmatch(value) and kind != "password" and len(value) < 24 and digits <= 2:
         return None
-    if any(c in value for c in "()[]") or (
+    if (any(c in value for c in "()[]") and not _random_literal(line, value)) or (
         _DOTTED.fullmatch(value)
         and (not any(c.isdigit() for c in value) or _CONST_SEGMENT.search(value))
     ):
