@@ -67,7 +67,9 @@ _PLACEHOLDER_EXACT = _words(
     empty blank hidden masked unset required optional n/a na tbd secret_key access_key
     private_key client_secret bearer basic oauth token_type utf-8 utf8 utf-16 utf-16be
     utf-16le ascii latin-1 latin1 iso-8859-1 base64 hex password passwd pass pwd secret
-    token key apikey api_key credentials credential auth"""
+    token key apikey api_key credentials credential auth contraseña contrasena senha passwort
+    kennwort motdepasse mot_de_passe wachtwoord parola lösenord losenord salasana hasło haslo
+    şifre sifre heslo jelszó пароль парола密码 密碼 パスワード 비밀번호 كلمة_المرور סיסמה"""
 )
 #: Whole values that are real, if weak, credentials: reported with low confidence.
 _WEAK_EXACT = _words(
@@ -191,7 +193,7 @@ _PATHLIKE = re.compile(
 )
 _TEST_PATH = re.compile(
     r"(?i)(?:^|/)(?:tests?|testing|__tests__|spec|specs|testdata|test_data|fixtures?|"
-    r"mocks?|e2e|integration_tests?)(?:/|$)|(?:^|/)(?:test_[^/]*|[^/]*_test\.[a-z]+|"
+    r"mocks?|e2e|integration_tests?|[\w.-]+_tests?)(?:/|$)|(?:^|/)(?:test_[^/]*|[^/]*_test\.[a-z]+|"
     r"[^/]*\.(?:spec|test)\.[a-z]+|[^/]*Tests?\.[a-z]+|conftest\.py)$"
 )
 _REPEAT = re.compile(r"(.)\1{5,}")
@@ -290,6 +292,13 @@ def _is_placeholder(value: str, filters: Filters = DEFAULT_FILTERS) -> bool:
         return True
     if len(set(low)) <= 2 or value.endswith(("...", "\u2026")):
         return True  # one character over and over, or an elided example ("Wq9x...")
+    return _is_sequence(value) and not value.isdigit()
+
+
+def _is_sequence(value: str) -> bool:
+    """``abcdef``, ``qwerty``, ``12345678``: a keyboard or alphabet run. As a token it is made
+    up; as a password (digits) it is the weakest real one there is, so callers decide."""
+    low = value.lower()
     return any(low in seq and len(low) >= 5 for seq in _SEQUENCE)
 
 
@@ -299,6 +308,60 @@ def _is_weak(value: str) -> bool:
     if low in _WEAK_EXACT:
         return True
     return any(word in low for word in _WEAK_WORDS)
+
+
+#: Weak values that read as fixtures wherever they are (``test``, ``foo``): never above ``low``.
+_FIXTURE_EXACT = _words("test testing foo bar baz qux mypass mysecret hunter2")
+# Between a password-named key and its literal: only the operator, quotes and a ``new String(``
+# (``password = "x"``, ``'password' => 'x'``, ``setPassword("x")``), not ``f(user, usage='x')``.
+_DIRECT_ASSIGN = re.compile(
+    r"""[\\"'`\]\s]*(?:=|:=|:|=>|<-|\?=|\|\|=|\?\?=|,|\()\s*(?:new\s+String\(\s*)?"""
+    r"""(?:[rbuf@]|u8)?\\?["'`]?"""
+)
+#: What the last word of a key that *holds* a password ends with (``db_password``, ``ssh_pass``).
+_PASSWORD_STEMS = (
+    "password",
+    "passwd",
+    "pass",
+    "pwd",
+    "pswd",
+    "psw",
+    "passphrase",
+    "passcode",
+    "passwort",
+    "motdepasse",
+    "contrasena",
+)
+_ASSIGNING_OPS = frozenset(["=", ":", ":=", "=>", "<-", "?=", "||=", "??=", ",", "("])
+
+
+def _weak_tier(value: str, *, test_path: bool, clear: bool) -> str:
+    """The tier of a weak but real password (``root``, ``postgres``, ``12345678``): ``medium``
+    where the context leaves no doubt (``clear``: a password-named key assigned a literal, an
+    ``sshpass -p``, a URI) outside test code; ``low`` in tests (issue 12: weak test passwords
+    are reported with low confidence) and for fixture-looking values (``fake-pw``, ``foo``)."""
+    low = value.lower()
+    fixture = low in _FIXTURE_EXACT or any(word in low for word in _WEAK_WORDS)
+    return "medium" if clear and not test_path and not fixture else "low"
+
+
+def _key_holds_password(key: str) -> bool:
+    """The key's last word is a password word (``POSTGRES_PASSWORD``, ``ansible_ssh_pass``),
+    not a word about one (``pass_arg``, ``SSH_ASKPASS_REQUIRE``, ``password_hint``)."""
+    words = [w.lower() for w in _KEY_SPLIT.split(key) if w]
+    if not words:
+        return False
+    last = words[-1].rstrip("0123456789")  # ``bypass``, ``askpass``: only long stems may close
+    return last in _PASSWORD_STEMS or last.endswith(("password", "passwd", "passphrase"))
+
+
+def _between(line: str, key: str, value: str) -> str:
+    """The text between ``key`` and ``value`` on ``line`` (empty when either is missing)."""
+    at = line.find(key)
+    if at < 0:
+        return ""
+    end = line.find(value, at + len(key))
+    return line[at + len(key) : end] if end >= 0 else ""
 
 
 def _is_template(value: str) -> bool:
@@ -387,7 +450,12 @@ _DOC_PASSWORDS = frozenset(["password", "pass", "passwd", "pwd", "secret", "pw"]
 
 
 def judge_uri_password(
-    user: str, password: str, host: str, filters: Filters = DEFAULT_FILTERS
+    user: str,
+    password: str,
+    host: str,
+    filters: Filters = DEFAULT_FILTERS,
+    *,
+    test_path: bool = False,
 ) -> str | None:
     """The password part of ``scheme://user:password@host`` (percent-escapes decoded): its
     confidence tier, or None when it is not a credential."""
@@ -415,7 +483,10 @@ def judge_uri_password(
         or shannon_entropy(password) < 2.5
     )
     if weak:
-        return None if filters.weak_passwords == "drop" else "low"
+        if filters.weak_passwords == "drop":
+            return None
+        clear = low not in _PLACEHOLDER_EXACT  # guest:guest@rabbit, not app:none@db
+        return _weak_tier(password, test_path=test_path, clear=clear)
     host_low = host.lower()
     if any(host_low == h or host_low.endswith(h) for h in LOCAL_HOSTS if h.startswith(".")) or (
         host_low in LOCAL_HOSTS
@@ -482,7 +553,14 @@ def judge_assignment(
     if _MODULE_REF.fullmatch(value) or (name_like and _CREDENTIAL_WORD.search(value)):
         return None  # "pkg.module:main", "challengePassword"
     key_low = key.lower()
-    if value.lower() == key_low or value.lower() in key_low.replace("-", "_").split("_"):
+    if value.lower() == key_low:
+        return None
+    value_low = value.lower()
+    if value_low in key_low.replace("-", "_").split("_") and (
+        kind != "password" or _names_a_credential([value_low]) or value_low in _NOT_SECRET_WORDS
+    ):
+        return None  # api_key: "key", password_field: "field"; POSTGRES_PASSWORD: postgres is weak
+    if value.isdigit() and _is_sequence(value) and kind != "password":
         return None
     if _key_is_about_secret(key) or _key_is_message(key) or _is_human_text(value):
         return None
@@ -524,8 +602,21 @@ def judge_assignment(
             return None  # a long lower-case word is a name, not a password
         if entropy < min_entropy:
             return None
-        if weak or (value.isalpha() and value.islower()) or len(value) < 6 or entropy < 2.3:
-            return None if filters.weak_passwords == "drop" else "low"
+        if (
+            weak
+            or (value.isalpha() and value.islower())
+            or len(value) < 6
+            or entropy < 2.3
+            or _is_sequence(value)
+        ):
+            if filters.weak_passwords == "drop":
+                return None
+            clear = not keyed or (
+                (not op or op.strip() in _ASSIGNING_OPS)
+                and _key_holds_password(key)
+                and _DIRECT_ASSIGN.fullmatch(_between(line, key, value)) is not None
+            )
+            return lower_tier(tier, _weak_tier(value, test_path=test_path, clear=clear))
         return tier
     # generic secrets/tokens/api keys: must look machine-made.
     if entropy < max(min_entropy, 2.8):

@@ -93,7 +93,11 @@ class Engine:
         elif kind == "uri":
             groups = match.groupdict()
             found = context.judge_uri_password(
-                _text(groups.get("user")), secret, _text(groups.get("host")), filters
+                _text(groups.get("user")),
+                secret,
+                _text(groups.get("host")),
+                filters,
+                test_path=context.is_test_path(path),
             )
             if found is None:
                 return None
