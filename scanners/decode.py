@@ -34,12 +34,21 @@ from collections.abc import Callable, Iterator
 
 from secretsd.scanners.model import Finding, Fragment
 
-__all__ = ["csv_findings", "has_k8s_secret", "k8s_context_findings", "k8s_secret_findings"]
+__all__ = [
+    "csv_findings",
+    "has_k8s_secret",
+    "k8s_context_findings",
+    "k8s_secret_findings",
+    "sealed_values",
+]
 
 # Unanchored so that re's literal-prefix scan finds "kind:" fast (a 1 MB diff chunk in
 # about 0.1 ms instead of 10 ms); what precedes it on its line is checked in _kind_lines().
 _KIND_SECRET = re.compile(rb"""kind:[ \t]*["']?Secret["']?[ \t]*\r?$""", re.MULTILINE)
 _DATA = re.compile(rb"^([ \t]*)(?:data|binaryData):[ \t]*\r?$")
+# Bitnami SealedSecrets: ciphertexts only the cluster's controller can decrypt.
+_KIND_SEALED = re.compile(rb"""kind:[ \t]*["']?SealedSecret["']?[ \t]*\r?$""", re.MULTILINE)
+_ENCRYPTED_DATA = re.compile(rb"^([ \t]*)encryptedData:[ \t]*\r?$")
 _ENTRY = re.compile(
     rb"""^([ \t]*)["']?([\w.-]{1,253})["']?:[ \t]*["']?([A-Za-z0-9+/]{8,}={0,2})["']?[ \t]*\r?$"""
 )
@@ -48,9 +57,9 @@ _MARKS = (b"\n---", b"\n ---", b"\ndiff --git", b"\n@@", b"\n...", b"\n ...")
 _PRINTABLE = re.compile(r"[\x20-\x7e\t\r\n\u00a0-\uffff]*")
 
 
-def _kind_lines(data: bytes) -> Iterator[re.Match[bytes]]:
+def _kind_lines(data: bytes, kind: re.Pattern[bytes] = _KIND_SECRET) -> Iterator[re.Match[bytes]]:
     """``kind: Secret`` lines: only blanks (or a diff's leading blank) before ``kind:``."""
-    for match in _KIND_SECRET.finditer(data):
+    for match in kind.finditer(data):
         line_start = data.rfind(b"\n", 0, match.start()) + 1
         if not data[line_start : match.start()].strip(b" \t+"):
             yield match
@@ -126,10 +135,10 @@ def _json_entries(data: bytes) -> Iterator[tuple[int, str, str]]:
                 yield entry.start(2), entry.group(1).decode(), entry.group(2).decode()
 
 
-def _documents(data: bytes) -> Iterator[tuple[int, int]]:
+def _documents(data: bytes, kind: re.Pattern[bytes] = _KIND_SECRET) -> Iterator[tuple[int, int]]:
     """(start, end) byte ranges of the documents that declare ``kind: Secret``."""
     seen_end = -1
-    for match in _kind_lines(data):
+    for match in _kind_lines(data, kind):
         if match.start() < seen_end:
             continue
         start, end = _scope(data, match.start(), match.end())
@@ -137,7 +146,9 @@ def _documents(data: bytes) -> Iterator[tuple[int, int]]:
         yield start, end
 
 
-def _entries(data: bytes, start: int, end: int, diff: bool) -> Iterator[tuple[int, str, str]]:
+def _entries(
+    data: bytes, start: int, end: int, diff: bool, block: re.Pattern[bytes] = _DATA
+) -> Iterator[tuple[int, str, str]]:
     """(offset of the value, key, base64 value) of each ``data:`` entry in ``data[start:end]``."""
     offset = start
     block_indent = -1
@@ -145,7 +156,7 @@ def _entries(data: bytes, start: int, end: int, diff: bool) -> Iterator[tuple[in
         line = raw[1:] if diff and raw[:1] == b" " else raw
         here = offset + (len(raw) - len(line))
         offset += len(raw) + 1
-        match = _DATA.match(line)
+        match = block.match(line)
         if match:
             block_indent = len(match.group(1))
             continue
@@ -221,6 +232,25 @@ def k8s_secret_findings(
     return found, decoded
 
 
+def sealed_values(fragment: Fragment) -> set[tuple[str, int, str]]:
+    """``(path, line, text)`` of the ciphertexts under a SealedSecret's ``encryptedData:``: only
+    the cluster's controller can decrypt them, so a plain rule's finding on one is dropped."""
+    data = fragment.data
+    found: set[tuple[str, int, str]] = set()
+    if b"SealedSecret" not in data:
+        return found
+    diff = fragment.locate is not None
+    for start, end in _documents(data, _KIND_SEALED):
+        for at, _key, value in _entries(data, start, end, diff, _ENCRYPTED_DATA):
+            if fragment.locate is not None:
+                loc = fragment.locate(at)
+                if loc is not None:
+                    found.add((loc.path, loc.line, value))
+            else:
+                found.add((fragment.path, fragment.first_line + data.count(b"\n", 0, at), value))
+    return found
+
+
 # A diff header line naming a YAML or JSON file, and an added ``key: <base64>`` line.
 _MANIFEST_FILE = re.compile(rb"\ndiff --git [^\n]*\.(?:ya?ml|json|YA?ML|JSON)\"?\n")
 _ADDED_ENTRY = re.compile(
@@ -239,7 +269,8 @@ def k8s_context_findings(
     ``kind:`` (a later commit editing one value). An added ``key: <base64>`` line of a YAML or
     JSON file whose decoded value would be reported, or whose base64 text a plain rule
     flagged (``flagged``), sends for the file as of its commit, decoded whole as a tree scan
-    does; its findings at that line are kept and ``decoded`` learns the base64 texts judged."""
+    does; its findings at that line are kept and ``decoded`` learns the base64 texts judged
+    (and the ciphertexts of SealedSecrets, whose findings are dropped)."""
     read = fragment.read_file
     if fragment.locate is None or read is None:
         return []
@@ -252,26 +283,25 @@ def k8s_context_findings(
         for pattern in (_ADDED_ENTRY, _JSON_ENTRY):
             for entry in pattern.finditer(data, match.end() - 1, end):
                 value = entry.group(2).decode()
-                text = _decode(value)
-                if text is None:
-                    continue
                 loc = fragment.locate(entry.start(2))
                 if loc is None or (loc.path, loc.line, value) in decoded:
                     continue
-                key = entry.group(1).decode()
-                if (loc.path, loc.line) not in flagged and not scan(
-                    Fragment(loc.path, f"{key}: {text}\n".encode(), commit=loc.commit)
-                ):
-                    continue
+                if (loc.path, loc.line) not in flagged:
+                    text = _decode(value)
+                    if text is None:
+                        continue
+                    line = f"{entry.group(1).decode()}: {text}\n".encode()
+                    if not scan(Fragment(loc.path, line, commit=loc.commit)):
+                        continue
                 sha = loc.commit.sha if loc.commit is not None else ""
                 whole = files.get((sha, loc.path))
                 if whole is None:
                     blob = read(loc.path, loc.commit)
-                    whole = (
-                        ([], set())
-                        if blob is None
-                        else k8s_secret_findings(scan, Fragment(loc.path, blob))
-                    )
+                    whole = ([], set())
+                    if blob is not None:
+                        file = Fragment(loc.path, blob)
+                        hits, judged = k8s_secret_findings(scan, file)
+                        whole = (hits, judged | sealed_values(file))
                     files[(sha, loc.path)] = whole
                 if (loc.path, loc.line, value) not in whole[1]:
                     continue  # not a Secret's data entry in the file as committed

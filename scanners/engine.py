@@ -203,6 +203,7 @@ class Engine:
         if fragment.read_file is not None:  # a diff: Secrets whose kind: is outside the hunk
             flagged = {(f.path, f.line) for f in findings}
             decoded += decode.k8s_context_findings(self._scan_plain, fragment, encoded, flagged)
+        encoded |= decode.sealed_values(fragment)
         if not encoded:
             return findings
         kept = [f for f in findings if (f.path, f.line, f.secret) not in encoded]

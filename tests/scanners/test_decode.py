@@ -121,6 +121,20 @@ def test_json_look_alikes_stay_quiet(engine: Engine) -> None:
     assert _found(engine, json.dumps(other), "deploy.json") == []
 
 
+def test_sealed_secret_ciphertexts_stay_quiet(engine: Engine) -> None:
+    """A SealedSecret's ``encryptedData`` is ciphertext for the cluster's controller; the same
+    random base64 under a ConfigMap's ``password:`` is still reported."""
+    cipher = base64.b64encode(bytes(range(3, 243, 3))).decode()
+    other = base64.b64encode(bytes(range(250, 10, -5))).decode()
+    sealed = (
+        "apiVersion: bitnami.com/v1alpha1\nkind: SealedSecret\nmetadata:\n  name: db\n"
+        f"spec:\n  encryptedData:\n    password: {cipher}\n    api-token: {other}\n"
+    )
+    assert _found(engine, sealed, "k8s/sealed.yaml") == []
+    plain = f"kind: ConfigMap\ndata:\n  password: {cipher}\n"
+    assert [line for line, _rule, _tier in _found(engine, plain, "k8s/cm.yaml")] == [3]
+
+
 def test_a_password_column_of_a_csv_fixture(engine: Engine) -> None:
     text = f"id,email,password,api_key\n1,ana@corp.lan,{PW},\n2,bo@corp.lan,,{TOKEN}\n"
     found = engine.scan(Fragment("tests/fixtures/users.csv", text.encode()))

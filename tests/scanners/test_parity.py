@@ -129,8 +129,16 @@ def test_secrets_whose_kind_is_outside_the_hunk(repo: Path) -> None:
         + "\n"
         + f"  password: {_b64(password(seed=85))}\n"
     )
+    # a SealedSecret's ciphertexts (its kind: line is outside the second commit's hunk)
+    sealed = "kind: SealedSecret\nmetadata:\n  name: db\nspec:\n  encryptedData:\n"
+    (repo / "k8s" / "sealed.yaml").write_text(sealed + "    user: AgBy3i4OJSWK+PiTySYZZA==\n")
+    git(repo, "add", "-A")
+    git(repo, "commit", "-q", "-m", "sealed")
+    cipher = base64.b64encode(bytes(range(3, 243, 3))).decode()
+    (repo / "k8s" / "sealed.yaml").write_text(sealed + f"    password: {cipher}\n")
     _commit_all(repo, "real values")
     tree, history = _both_ways(repo)
+    assert not any(p == "k8s/sealed.yaml" for p, _n, _r in tree)
     decoded = {(p, n, r) for p, n, r in tree if p != "k8s/cm.yaml"}
     assert decoded == {
         ("k8s/db.yaml", 10, "config-password"),
