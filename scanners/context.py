@@ -11,6 +11,7 @@ full of them, and they are exactly what attackers try first.
 
 from __future__ import annotations
 
+import itertools
 import math
 import re
 from collections import Counter
@@ -26,6 +27,7 @@ __all__ = [
     "TIERS",
     "Filters",
     "is_code_path",
+    "is_i18n_path",
     "is_test_path",
     "judge_assignment",
     "judge_token",
@@ -173,8 +175,8 @@ def _key_is_about_secret(key: str) -> bool:
         return False
     if not _names_a_credential(words):
         return True
-    if words[-1] in _NOT_SECRET_WORDS:
-        return True
+    if words[-1] in _NOT_SECRET_WORDS or words[-1].rstrip("0123456789") in _NOT_SECRET_WORDS:
+        return True  # password_placeholder2: numbered UI strings
     if words[-1] == "key" and len(words) >= 2 and words[-2] in _DATA_KEY_WORDS:
         return True
     return any(w in _ABOUT_WORDS for w in words)
@@ -311,7 +313,10 @@ def _is_weak(value: str) -> bool:
 
 
 #: Weak values that read as fixtures wherever they are (``test``, ``foo``): never above ``low``.
-_FIXTURE_EXACT = _words("test testing foo bar baz qux mypass mysecret hunter2")
+_FIXTURE_EXACT = _words(
+    """test testing foo bar baz qux mypass mysecret hunter2 s3cr3t secretpassword p4ssw0rd
+    pa55word passw0rd p@ssw0rd p@ssword"""
+)  # the last ones spell "secret"/"password": role words, as in user:password
 # Between a password-named key and its literal: only the operator, quotes and a ``new String(``
 # (``password = "x"``, ``'password' => 'x'``, ``setPassword("x")``), not ``f(user, usage='x')``.
 _DIRECT_ASSIGN = re.compile(
@@ -355,6 +360,13 @@ def _key_holds_password(key: str) -> bool:
     return last in _PASSWORD_STEMS or last.endswith(("password", "passwd", "passphrase"))
 
 
+def _quoted_key(line: str, key: str) -> bool:
+    """``"password": ...`` in program source: a mapping entry, where a bare word is as often a
+    setting (``{"password": "medium"}``, a tier table) as a password; ``PASSWORD = ...`` is not."""
+    at = line.find(key)
+    return at > 0 and line[at - 1] in "\"'`"
+
+
 def _between(line: str, key: str, value: str) -> str:
     """The text between ``key`` and ``value`` on ``line`` (empty when either is missing)."""
     at = line.find(key)
@@ -362,6 +374,52 @@ def _between(line: str, key: str, value: str) -> str:
         return ""
     end = line.find(value, at + len(key))
     return line[at + len(key) : end] if end >= 0 else ""
+
+
+# Modular-crypt and LDAP/Spring hash formats: a stored hash, never the password itself
+# (Spring's ``{noop}`` prefix, which means plain text, is deliberately absent).
+_CRYPT_HASH = re.compile(
+    r"^\$(?:2[abxy]?|1|5|6|7|y|gy|apr1|argon2(?:id|i|d)|pbkdf2(?:-sha\d+)?|scrypt|sha1|md5)\$"
+    r"|^(?:pbkdf2_sha\d+|argon2|bcrypt_sha256|scrypt)\$"
+    r"|^\{(?:bcrypt|s?sha(?:256|512)?|s?md5|crypt|pbkdf2|scrypt|argon2|ssha\d*)\}",
+    re.IGNORECASE,
+)
+# Values encrypted for a config decryptor (Jasypt/Spring Cloud/Vault transit and the like).
+_ENCRYPTED_VALUE = re.compile(
+    r"^(?:crypt|enc|encrypted|cipher|aes|kms|vault:v\d+|sops):|^\{cipher\}", re.IGNORECASE
+)
+# Framework validation rules (``required|min:8|confirmed``): what a password must be.
+_VALIDATION_WORDS = _words(
+    """required nullable sometimes string min max confirmed same different between size regex
+    alpha_num alpha_dash email unique exists filled present bail"""
+)
+# Words that describe the value to put somewhere (``secure-random-32-byte-hex-string``).
+_DESCRIBING_WORDS = _words(
+    """random string secure generate generated long strong hex base64 bytes byte chars
+    characters value here your replace put min least minimum length unique enter insert own"""
+)
+_I18N_PATH = re.compile(
+    r"(?i)(?:^|/)(?:i18n|l10n|locales?|langs?|languages|translations?|lang_\w+)/|"
+    r"(?:^|/)[^/]*(?:locali[sz]ation|translation|i18n|l10n)[^/]*$|"
+    r"\.(?:po|pot|arb|xliff|xlf|strings|resx)$|(?:^|/)messages_[a-z]{2}[^/]*\.properties$"
+)
+_TEXTLIKE = re.compile(r"[^\W\d_][^\W\d_ .,!?'\-]*(?:[ .,!?'\-]+[^\W\d_]*)*[.!?]?")
+
+
+@lru_cache(maxsize=4096)
+def is_i18n_path(path: str) -> bool:
+    """Whether ``path`` holds translations (``locales/es.json``, ``app_localizations_pt.dart``),
+    where a password-named key's value is the word shown to users."""
+    return _I18N_PATH.search(path) is not None
+
+
+def _is_rule_or_description(value: str) -> bool:
+    """``required|min:8``: validation rules; ``long-random-hex-string``: what to put here."""
+    parts = value.split("|")
+    if len(parts) >= 2 and all(re.fullmatch(r"[a-z_]+(?::[\w.,]*)?", p) for p in parts):
+        return any(p.split(":")[0] in _VALIDATION_WORDS for p in parts)
+    words = [w.lower() for w in re.split(r"[-_ ]+", value) if w]
+    return len(words) >= 3 and sum(1 for w in words if w in _DESCRIBING_WORDS) >= 2
 
 
 def _is_template(value: str) -> bool:
@@ -423,7 +481,7 @@ def _line_context(line: str, value: str) -> str | None:
 _TOKEN_PLACEHOLDERS = tuple(
     _words(
         """example xxxxxx ****** sample your_ your- yourtoken yourkey placeholder dummy redacted <
-    > insert replace_ changeme _here"""
+    > insert replace_ changeme _here abc123"""
     )
 )
 
@@ -431,11 +489,67 @@ _TOKEN_PLACEHOLDERS = tuple(
 _REGEXISH = re.compile(r"\\[swdbSWD]|\(\?[:!=<P]|\[\^|\{\d+,\d*\}|\.\*|\.\+")
 
 
+def _made_up(value: str) -> bool:
+    """An alphabet or digit run of 8+ (``AbCdEfGhIj``, ``1234567890``) or ``abc123`` inside a
+    value: typed by a person writing a fixture; a service never issues it (a random 24-char
+    token holds such a run with odds below 1e-9)."""
+    low = value.lower()
+    if "abc123" in low:
+        return True
+    run = 1
+    for a, b in itertools.pairwise(low):
+        run = run + 1 if ord(b) == ord(a) + 1 and a.isalnum() and b.isalnum() else 1
+        if run >= 8:
+            return True
+    return False
+
+
+def _mostly_made_up(value: str) -> bool:
+    """Runs (``1234``, ``abcd``) make up half the value, or it is a short ``...abc123``: a
+    fixture. A self-chosen secret that merely *ends* in ``123456789`` is still a secret."""
+    low = value.lower()
+    if "abc123" in low and len(low) <= 20:
+        return True
+    covered, run = 0, 1
+    for a, b in itertools.pairwise(low):
+        if ord(b) == ord(a) + 1 and a.isalnum() and b.isalnum():
+            run += 1
+        else:
+            covered += run if run >= 4 else 0
+            run = 1
+    covered += run if run >= 4 else 0
+    return covered * 2 >= len(low)
+
+
+def _elided(line: str, value: str) -> bool:
+    """The value is cut short in the text (``eyJhbGciOi...``): an example, not a credential."""
+    if value.endswith(("...", "\u2026")):
+        return True
+    at = line.find(value)
+    return at >= 0 and line[at + len(value) :].startswith(("...", "\u2026"))
+
+
+def _jose_header_only(value: str) -> bool:
+    """``eyJhbGciOiJIUzI1NiIsInR5cCI6IkpXVCJ9`` alone: a JWT's header, which signs nothing."""
+    if not value.startswith("eyJ") or "." in value.rstrip("."):
+        return False
+    import base64
+    import json
+
+    try:
+        decoded = json.loads(base64.urlsafe_b64decode(value + "=" * (-len(value) % 4)))
+    except ValueError:
+        return False
+    return isinstance(decoded, dict) and set(decoded) <= {"alg", "typ", "kid", "cty", "enc"}
+
+
 def judge_token(secret: str, line: str) -> bool:
     """A format-specific token: only drop obvious examples, placeholders and references."""
     low = secret.lower()
     if _REGEXISH.search(secret):
         return False  # the pattern that *finds* such tokens (a scanner's own source)
+    if _made_up(secret) or _elided(line, secret) or _jose_header_only(secret):
+        return False
     if any(word in low for word in _TOKEN_PLACEHOLDERS):
         return False
     if _TOKEN_TEMPLATE.search(secret) or is_reference(secret):
@@ -519,13 +633,15 @@ def judge_assignment(
     min_length: int,
     op: str = "",
     filters: Filters = DEFAULT_FILTERS,
-    test_path: bool = False,
+    path: str = "",
 ) -> str | None:
     """A ``key = value`` match: the confidence that ``value`` is a credential literal, or None.
 
     ``kind`` is ``password`` (weak values still count, at low confidence) or
-    ``generic`` (secret/token/api key: the value must look random enough).
+    ``generic`` (secret/token/api key: the value must look random enough). ``path`` is the
+    file's path: test code, translations and program source each change the verdict.
     """
+    test_path = is_test_path(path)
     value = value.strip()
     if len(value) < max(min_length, 3):
         return None
@@ -564,6 +680,12 @@ def judge_assignment(
         return None
     if _key_is_about_secret(key) or _key_is_message(key) or _is_human_text(value):
         return None
+    if _CRYPT_HASH.search(value) or _ENCRYPTED_VALUE.search(value):
+        return None  # a stored hash or a ciphertext for the app's decryptor
+    if _is_rule_or_description(value) or (is_i18n_path(path) and _TEXTLIKE.fullmatch(value)):
+        return None
+    if kind != "password" and _mostly_made_up(value):
+        return None  # test-key-1234567890..., ghp_abc123: typed, never issued
     if op.strip() == "(" and key:
         last = [w.lower() for w in _KEY_SPLIT.split(key) if w][-1:]
         if last and not _names_a_credential(last):
@@ -615,8 +737,10 @@ def judge_assignment(
                 (not op or op.strip() in _ASSIGNING_OPS)
                 and _key_holds_password(key)
                 and _DIRECT_ASSIGN.fullmatch(_between(line, key, value)) is not None
+                and not (is_code_path(path) and _quoted_key(line, key) and value.isalpha())
             )
-            return lower_tier(tier, _weak_tier(value, test_path=test_path, clear=clear))
+            weak_tier: str = lower_tier(tier, _weak_tier(value, test_path=test_path, clear=clear))
+            return weak_tier
         return tier
     # generic secrets/tokens/api keys: must look machine-made.
     if entropy < max(min_entropy, 2.8):

@@ -85,7 +85,7 @@ class Engine:
                 min_length=rule.min_length,
                 op=hit.op,
                 filters=filters,
-                test_path=context.is_test_path(path),
+                path=path,
             )
             if found is None:
                 return None
