@@ -422,6 +422,9 @@ def _is_rule_or_description(value: str) -> bool:
     return len(words) >= 3 and sum(1 for w in words if w in _DESCRIBING_WORDS) >= 2
 
 
+_SHELL_DEFAULT = re.compile(r"\$\{[A-Za-z_]\w*:?-([^${}\s]+)\}")
+
+
 def _is_template(value: str) -> bool:
     return _TEMPLATE.search(value) is not None or is_reference(value)
 
@@ -643,6 +646,9 @@ def judge_assignment(
     """
     test_path = is_test_path(path)
     value = value.strip()
+    default = _SHELL_DEFAULT.fullmatch(value)
+    if default:  # ${DB_PASSWORD:-Wq9x7Lm2}: the literal is what runs wherever the variable is unset
+        value = default.group(1)
     if len(value) < max(min_length, 3):
         return None
     if _is_template(value) or _REGEXISH.search(value):
@@ -699,8 +705,12 @@ def judge_assignment(
     keyed = bool(key)  # rules without a key (login("u", "pw"), -p pw) have no field names
     if keyed and _WORDY.fullmatch(value) and (kind != "password" or _IDENTIFIER.fullmatch(value)):
         return None  # human text and identifiers: user-password, Invalid_token
-    if keyed and _IDENTIFIER.fullmatch(value) and not any(c.isdigit() for c in value):
-        return None
+    if (
+        (keyed or kind != "password")
+        and _IDENTIFIER.fullmatch(value)
+        and not any(c.isdigit() for c in value)
+    ):
+        return None  # db_name, SERVICE_ACCOUNT: a name, also where no key says what it is
     digits = sum(c.isdigit() for c in value)
     if _CAMEL.fullmatch(value) and kind != "password" and len(value) < 24 and digits <= 2:
         return None

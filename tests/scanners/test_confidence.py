@@ -200,6 +200,10 @@ def test_every_secret_on_a_line_is_masked_in_each_report(tmp_path: Path) -> None
         ("src/auth.py", 'if update_password == "always":\n', ["low"]),
         ("src/krb.py", "cred = get_cred_with_password(user, pw, usage='initiate')\n", ["low"]),
         ("src/cli.py", "env['SSH_ASKPASS_REQUIRE'] = 'force'\n", ["low"]),
+        # a default in ${VAR:-default} runs wherever the variable is unset; weak ones stay low
+        ("compose.yml", "      DB_PASSWORD: ${DB_PASSWORD:-Wq9x7Lm2vRt}\n", ["medium"]),
+        ("scripts/run.sh", "DB_PASSWORD=${PGPASSWORD:-mysql}\n", ["low"]),
+        ("scripts/run.sh", "DB_PASSWORD=${PGPASSWORD:-}\n", []),
         # the word "password" in another language is a field name, not a value
         ("docs/API.md", '"password": "senha"\n', []),
         ("locales/es.json", '"Password": "Contraseña",\n', []),
