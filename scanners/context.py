@@ -274,6 +274,7 @@ _WRAPPER_CALLS = frozenset(
         "b",
         "char",
         "new",
+        "byte",  # Go: []byte("...")
     ]
 )
 _CALL_BEFORE = re.compile(r"([A-Za-z_][\w.$]*)\s*\(\s*[rbuf@]?$")
@@ -752,8 +753,12 @@ def judge_assignment(
             weak_tier: str = lower_tier(tier, _weak_tier(value, test_path=test_path, clear=clear))
             return weak_tier
         return tier
-    # generic secrets/tokens/api keys: must look machine-made.
-    if entropy < max(min_entropy, 2.8):
+    # generic secrets/tokens/api keys: must look machine-made. Hex has 4 bits per character at
+    # most, so a random 40-digit key measures ~3.4-3.8: judged against hex's own ceiling.
+    floor = max(min_entropy, 2.8)
+    if len(value) >= 32 and _HEX.fullmatch(value):
+        floor = min(floor, 3.1)
+    if entropy < floor:
         return None
     if len(value) < 8:
         return None
