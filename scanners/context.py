@@ -163,9 +163,15 @@ def _names_a_credential(words: list[str]) -> bool:
     so ``passed``, ``tokenizer``, ``secretsd`` or ``passenger`` do not count."""
     for word in words:
         word = word.rstrip("0123456789")
+        if word in _NOT_PASS_WORDS:
+            continue
         if word.endswith(_CREDENTIAL_STEMS) or word[:-1].endswith(_CREDENTIAL_STEMS):
             return True
     return False
+
+
+#: Words ending in ``pass`` that are no password (``bypassCSP``, ``compass``).
+_NOT_PASS_WORDS = _words("bypass bypasses compass encompass trespass overpass underpass")
 
 
 def _key_is_about_secret(key: str) -> bool:
@@ -285,7 +291,7 @@ def _is_placeholder(value: str, filters: Filters = DEFAULT_FILTERS) -> bool:
     low = value.lower()
     if _ARTICLE_STEM.fullmatch(value) or _VERSIONISH.fullmatch(value):
         return True
-    if low in _PLACEHOLDER_EXACT or low.strip("_-.*") in _PLACEHOLDER_EXACT:
+    if low in _PLACEHOLDER_EXACT or low.strip("_-.*?[]") in _PLACEHOLDER_EXACT:
         return True
     if low in filters.placeholders:
         return True
@@ -315,9 +321,9 @@ def _is_weak(value: str) -> bool:
 
 #: Weak values that read as fixtures wherever they are (``test``, ``foo``): never above ``low``.
 _FIXTURE_EXACT = _words(
-    """test testing foo bar baz qux mypass mysecret hunter2 s3cr3t secretpassword p4ssw0rd
+    """test testing foo bar baz qux mypass mysecret hunter2 tiger s3cr3t secretpassword p4ssw0rd
     pa55word passw0rd p@ssw0rd p@ssword"""
-)  # the last ones spell "secret"/"password": role words, as in user:password
+)  # hunter2, scott/tiger: the canonical examples; the last ones spell "secret"/"password"
 # Between a password-named key and its literal: only the operator, quotes and a ``new String(``
 # (``password = "x"``, ``'password' => 'x'``, ``setPassword("x")``), not ``f(user, usage='x')``.
 _DIRECT_ASSIGN = re.compile(
@@ -423,6 +429,8 @@ def _is_rule_or_description(value: str) -> bool:
     return len(words) >= 3 and sum(1 for w in words if w in _DESCRIBING_WORDS) >= 2
 
 
+_TYPE_NAME = re.compile(r"(?:[A-Z][a-z0-9]+){3,}")
+_CREDENTIAL_HUMP = re.compile(r"(?:Secret|Token|Password|Passphrase|Key|Credential)s?(?=[A-Z]|$)")
 _SHELL_DEFAULT = re.compile(r"\$\{[A-Za-z_]\w*:?-([^${}\s]+)\}")
 
 
@@ -672,6 +680,8 @@ def judge_assignment(
         name = call.group(1).rsplit(".", 1)[-1].lower()
         if name not in _WRAPPER_CALLS:
             return None  # password = hash_password("..."): an argument, not the value
+    if _TYPE_NAME.fullmatch(value) and _CREDENTIAL_HUMP.search(value):
+        return None  # "secret": "V1SecretVolumeSource": a type name in a schema
     name_like = value.isalpha() or (bool(key) and _NAME_LIKE.fullmatch(value) is not None)
     if _MODULE_REF.fullmatch(value) or (name_like and _CREDENTIAL_WORD.search(value)):
         return None  # "pkg.module:main", "challengePassword"

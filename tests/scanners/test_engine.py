@@ -197,6 +197,11 @@ REAL_SHAPE_NEGATIVES = [
     ("internal/redact_test.go", '{"token", "xoxb-1234567890-abcdefghij"},'),
     ("tests/server.py", '"//registry.npmjs.org/:_authToken=npm_AbCdEfGhIjKlMnOpQrStUvWxYz01"'),
     ("README.md", f"curl -H 'Authorization: Bearer {_DEMO_JWT}' http://localhost:54321"),
+    # look-alikes in installed packages (the precision guard's tree)
+    ("client/_protocol.py", '    "passphrase": "string?",'),
+    ("client/_protocol.py", '    "bypassCSP": "boolean?",'),
+    ("client/models/volume.py", '    "secret": "V2SecretMountSource",'),
+    ("client/models/projection.py", '    "service_account_token": "V2AccountTokenProjection",'),
 ]
 
 
