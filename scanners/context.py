@@ -368,8 +368,9 @@ def _key_holds_password(key: str) -> bool:
 
 
 def _quoted_key(line: str, key: str) -> bool:
-    """``"password": ...`` in program source: a mapping entry, where a bare word is as often a
-    setting (``{"password": "medium"}``, a tier table) as a password; ``PASSWORD = ...`` is not."""
+    """``"password": ...`` in program source: a dict entry, where a bare word is as often a
+    setting (``{"password": "medium"}``, a tier table) as a password; ``PASSWORD = ...`` and
+    PHP/Ruby ``'password' => ...`` (config arrays, seeders) are assignments."""
     at = line.find(key)
     return at > 0 and line[at - 1] in "\"'`"
 
@@ -758,7 +759,12 @@ def judge_assignment(
                 (not op or op.strip() in _ASSIGNING_OPS)
                 and _key_holds_password(key)
                 and _DIRECT_ASSIGN.fullmatch(_between(line, key, value)) is not None
-                and not (is_code_path(path) and _quoted_key(line, key) and value.isalpha())
+                and not (
+                    op.strip() == ":"
+                    and is_code_path(path)
+                    and _quoted_key(line, key)
+                    and value.isalpha()
+                )
             )
             weak_tier: str = lower_tier(tier, _weak_tier(value, test_path=test_path, clear=clear))
             return weak_tier

@@ -197,6 +197,8 @@ def test_every_secret_on_a_line_is_masked_in_each_report(tmp_path: Path) -> None
         ("ci/e2e_tests/login.py", 'password = "orchid"\n', ["low"]),
         # fixture words stay low anywhere; comparisons and other arguments are not assignments
         ("src/db.py", 'password = "foobar"\n', ["low"]),
+        ("src/tiers.py", '    "password": "medium",\n', ["low"]),
+        ("config/database.php", "    'password' => 'orchid',\n", ["medium"]),
         ("dialects/base.py", 'e = create_engine("mysql://scott:tiger@localhost/test")\n', ["low"]),
         ("src/auth.py", 'if update_password == "always":\n', ["low"]),
         ("src/krb.py", "cred = get_cred_with_password(user, pw, usage='initiate')\n", ["low"]),
