@@ -66,7 +66,7 @@ _WEAK_WORDS = tuple(
 #: Whole values that are type names, keywords or field names, never a credential.
 _PLACEHOLDER_EXACT = _words(
     """none null nil undefined true false yes no on off string str bytes int value default
-    empty blank hidden masked unset required optional n/a na tbd secret_key access_key
+    empty blank hidden masked unset required optional n/a na tbd todo fixme secret_key access_key
     private_key client_secret bearer basic oauth token_type utf-8 utf8 utf-16 utf-16be
     utf-16le ascii latin-1 latin1 iso-8859-1 base64 hex password passwd pass pwd secret
     token key apikey api_key credentials credential auth contraseña contrasena senha passwort

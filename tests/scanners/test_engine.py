@@ -197,6 +197,7 @@ REAL_SHAPE_NEGATIVES = [
     ("internal/redact_test.go", '{"token", "xoxb-1234567890-abcdefghij"},'),
     ("tests/server.py", '"//registry.npmjs.org/:_authToken=npm_AbCdEfGhIjKlMnOpQrStUvWxYz01"'),
     ("README.md", f"curl -H 'Authorization: Bearer {_DEMO_JWT}' http://localhost:54321"),
+    ("config/database.yml", "  password: TODO\n"),
     # look-alikes in installed packages (the precision guard's tree)
     ("client/_protocol.py", '    "passphrase": "string?",'),
     ("client/_protocol.py", '    "bypassCSP": "boolean?",'),
