@@ -299,6 +299,50 @@ class Values:
     def launchdarkly(self) -> str:
         return "sdk-" + str(uuid.UUID(int=self.rng.getrandbits(128), version=4))
 
+    # -- positives first used by the tune part's round-4 templates ----------------------
+    def hex_secret(self) -> str:
+        return self.s(128, "0123456789abcdef")
+
+    def django_key(self) -> str:
+        return self.s(50, string.ascii_lowercase + string.digits + "!@#$%^&*(-_=+)")
+
+    def nats_account_seed(self) -> str:
+        raw = bytes([18 << 3, 0]) + self.rng.randbytes(32)  # "SA...": an account seed
+        raw += binascii.crc_hqx(raw, 0).to_bytes(2, "little")
+        return base64.b32encode(raw).decode().rstrip("=")
+
+    def mailgun(self) -> str:
+        return "key-" + self.s(32, "0123456789abcdef")
+
+    # -- negatives first used by the tune part's round-4 templates ----------------------
+    def i18n3(self) -> str:
+        return self.pick(
+            [
+                "Οι κωδικοί πρόσβασης δεν ταιριάζουν",  # noqa: RUF001
+                "הסיסמאות אינן תואמות",
+                "รหัสผ่านไม่ตรงกัน",
+                "पासवर्ड मेल नहीं खाते",
+                "Пароли не совпадают",
+                "パスワードを入力してください",
+            ]
+        )
+
+    def error_code(self) -> str:
+        return self.pick(
+            [
+                "E" + self.s(4, string.digits),
+                "AUTH-" + self.s(3, string.digits),
+                "ERR_PW_" + self.s(3, string.digits),
+                "invalid_grant",
+                "token_expired",
+                self.s(4, string.digits),
+            ]
+        )
+
+    def hash_marker(self) -> str:
+        name = self.pick(["DB_PASSWORD", "SMTP_PASS", "API_TOKEN", "SECRET_KEY", "ADMIN_PW"])
+        return f"###{name}###"
+
     # -- negatives first used by the second held-out part ---------------------------------
     def placeholder2(self) -> str:
         return self.pick(

@@ -11,6 +11,7 @@ full of them, and they are exactly what attackers try first.
 
 from __future__ import annotations
 
+import itertools
 import math
 import re
 from collections import Counter
@@ -26,6 +27,7 @@ __all__ = [
     "TIERS",
     "Filters",
     "is_code_path",
+    "is_i18n_path",
     "is_test_path",
     "judge_assignment",
     "judge_token",
@@ -64,10 +66,12 @@ _WEAK_WORDS = tuple(
 #: Whole values that are type names, keywords or field names, never a credential.
 _PLACEHOLDER_EXACT = _words(
     """none null nil undefined true false yes no on off string str bytes int value default
-    empty blank hidden masked unset required optional n/a na tbd secret_key access_key
+    empty blank hidden masked unset required optional n/a na tbd todo fixme secret_key access_key
     private_key client_secret bearer basic oauth token_type utf-8 utf8 utf-16 utf-16be
     utf-16le ascii latin-1 latin1 iso-8859-1 base64 hex password passwd pass pwd secret
-    token key apikey api_key credentials credential auth"""
+    token key apikey api_key credentials credential auth contraseña contrasena senha passwort
+    kennwort motdepasse mot_de_passe wachtwoord parola lösenord losenord salasana hasło haslo
+    şifre sifre heslo jelszó пароль парола密码 密碼 パスワード 비밀번호 كلمة_المرور סיסמה"""
 )
 #: Whole values that are real, if weak, credentials: reported with low confidence.
 _WEAK_EXACT = _words(
@@ -159,9 +163,15 @@ def _names_a_credential(words: list[str]) -> bool:
     so ``passed``, ``tokenizer``, ``secretsd`` or ``passenger`` do not count."""
     for word in words:
         word = word.rstrip("0123456789")
+        if word in _NOT_PASS_WORDS:
+            continue
         if word.endswith(_CREDENTIAL_STEMS) or word[:-1].endswith(_CREDENTIAL_STEMS):
             return True
     return False
+
+
+#: Words ending in ``pass`` that are no password (``bypassCSP``, ``compass``).
+_NOT_PASS_WORDS = _words("bypass bypasses compass encompass trespass overpass underpass")
 
 
 def _key_is_about_secret(key: str) -> bool:
@@ -171,8 +181,8 @@ def _key_is_about_secret(key: str) -> bool:
         return False
     if not _names_a_credential(words):
         return True
-    if words[-1] in _NOT_SECRET_WORDS:
-        return True
+    if words[-1] in _NOT_SECRET_WORDS or words[-1].rstrip("0123456789") in _NOT_SECRET_WORDS:
+        return True  # password_placeholder2: numbered UI strings
     if words[-1] == "key" and len(words) >= 2 and words[-2] in _DATA_KEY_WORDS:
         return True
     return any(w in _ABOUT_WORDS for w in words)
@@ -191,7 +201,7 @@ _PATHLIKE = re.compile(
 )
 _TEST_PATH = re.compile(
     r"(?i)(?:^|/)(?:tests?|testing|__tests__|spec|specs|testdata|test_data|fixtures?|"
-    r"mocks?|e2e|integration_tests?)(?:/|$)|(?:^|/)(?:test_[^/]*|[^/]*_test\.[a-z]+|"
+    r"mocks?|e2e|integration_tests?|[\w.-]+_tests?)(?:/|$)|(?:^|/)(?:test_[^/]*|[^/]*_test\.[a-z]+|"
     r"[^/]*\.(?:spec|test)\.[a-z]+|[^/]*Tests?\.[a-z]+|conftest\.py)$"
 )
 _REPEAT = re.compile(r"(.)\1{5,}")
@@ -270,6 +280,7 @@ _WRAPPER_CALLS = frozenset(
         "b",
         "char",
         "new",
+        "byte",  # Go: []byte("...")
     ]
 )
 _CALL_BEFORE = re.compile(r"([A-Za-z_][\w.$]*)\s*\(\s*[rbuf@]?$")
@@ -280,7 +291,7 @@ def _is_placeholder(value: str, filters: Filters = DEFAULT_FILTERS) -> bool:
     low = value.lower()
     if _ARTICLE_STEM.fullmatch(value) or _VERSIONISH.fullmatch(value):
         return True
-    if low in _PLACEHOLDER_EXACT or low.strip("_-.*") in _PLACEHOLDER_EXACT:
+    if low in _PLACEHOLDER_EXACT or low.strip("_-.*?[]") in _PLACEHOLDER_EXACT:
         return True
     if low in filters.placeholders:
         return True
@@ -290,6 +301,13 @@ def _is_placeholder(value: str, filters: Filters = DEFAULT_FILTERS) -> bool:
         return True
     if len(set(low)) <= 2 or value.endswith(("...", "\u2026")):
         return True  # one character over and over, or an elided example ("Wq9x...")
+    return _is_sequence(value) and not value.isdigit()
+
+
+def _is_sequence(value: str) -> bool:
+    """``abcdef``, ``qwerty``, ``12345678``: a keyboard or alphabet run. As a token it is made
+    up; as a password (digits) it is the weakest real one there is, so callers decide."""
+    low = value.lower()
     return any(low in seq and len(low) >= 5 for seq in _SEQUENCE)
 
 
@@ -299,6 +317,122 @@ def _is_weak(value: str) -> bool:
     if low in _WEAK_EXACT:
         return True
     return any(word in low for word in _WEAK_WORDS)
+
+
+#: Weak values that read as fixtures wherever they are (``test``, ``foo``): never above ``low``.
+_FIXTURE_EXACT = _words(
+    """test testing foo bar baz qux mypass mysecret hunter2 tiger s3cr3t secretpassword p4ssw0rd
+    pa55word passw0rd p@ssw0rd p@ssword"""
+)  # hunter2, scott/tiger: the canonical examples; the last ones spell "secret"/"password"
+# Between a password-named key and its literal: only the operator, quotes and a ``new String(``
+# (``password = "x"``, ``'password' => 'x'``, ``setPassword("x")``), not ``f(user, usage='x')``.
+_DIRECT_ASSIGN = re.compile(
+    r"""[\\"'`\]\s]*(?:=|:=|:|=>|<-|\?=|\|\|=|\?\?=|,|\()\s*(?:new\s+String\(\s*)?"""
+    r"""(?:[rbuf@]|u8)?\\?["'`]?"""
+)
+#: What the last word of a key that *holds* a password ends with (``db_password``, ``ssh_pass``).
+_PASSWORD_STEMS = (
+    "password",
+    "passwd",
+    "pass",
+    "pwd",
+    "pswd",
+    "psw",
+    "passphrase",
+    "passcode",
+    "passwort",
+    "motdepasse",
+    "contrasena",
+)
+_ASSIGNING_OPS = frozenset(["=", ":", ":=", "=>", "<-", "?=", "||=", "??=", ",", "("])
+
+
+def _weak_tier(value: str, *, test_path: bool, clear: bool) -> str:
+    """The tier of a weak but real password (``root``, ``postgres``, ``12345678``): ``medium``
+    where the context leaves no doubt (``clear``: a password-named key assigned a literal, an
+    ``sshpass -p``, a URI) outside test code; ``low`` in tests (issue 12: weak test passwords
+    are reported with low confidence) and for fixture-looking values (``fake-pw``, ``foo``)."""
+    low = value.lower()
+    fixture = low in _FIXTURE_EXACT or any(word in low for word in _WEAK_WORDS)
+    return "medium" if clear and not test_path and not fixture else "low"
+
+
+def _key_holds_password(key: str) -> bool:
+    """The key's last word is a password word (``POSTGRES_PASSWORD``, ``ansible_ssh_pass``),
+    not a word about one (``pass_arg``, ``SSH_ASKPASS_REQUIRE``, ``password_hint``)."""
+    words = [w.lower() for w in _KEY_SPLIT.split(key) if w]
+    if not words:
+        return False
+    last = words[-1].rstrip("0123456789")  # ``bypass``, ``askpass``: only long stems may close
+    return last in _PASSWORD_STEMS or last.endswith(("password", "passwd", "passphrase"))
+
+
+def _quoted_key(line: str, key: str) -> bool:
+    """``"password": ...`` in program source: a dict entry, where a bare word is as often a
+    setting (``{"password": "medium"}``, a tier table) as a password; ``PASSWORD = ...`` and
+    PHP/Ruby ``'password' => ...`` (config arrays, seeders) are assignments."""
+    at = line.find(key)
+    return at > 0 and line[at - 1] in "\"'`"
+
+
+def _between(line: str, key: str, value: str) -> str:
+    """The text between ``key`` and ``value`` on ``line`` (empty when either is missing)."""
+    at = line.find(key)
+    if at < 0:
+        return ""
+    end = line.find(value, at + len(key))
+    return line[at + len(key) : end] if end >= 0 else ""
+
+
+# Modular-crypt and LDAP/Spring hash formats: a stored hash, never the password itself
+# (Spring's ``{noop}`` prefix, which means plain text, is deliberately absent).
+_CRYPT_HASH = re.compile(
+    r"^\$(?:2[abxy]?|1|5|6|7|y|gy|apr1|argon2(?:id|i|d)|pbkdf2(?:-sha\d+)?|scrypt|sha1|md5)\$"
+    r"|^(?:pbkdf2_sha\d+|argon2|bcrypt_sha256|scrypt)\$"
+    r"|^\{(?:bcrypt|s?sha(?:256|512)?|s?md5|crypt|pbkdf2|scrypt|argon2|ssha\d*)\}",
+    re.IGNORECASE,
+)
+# Values encrypted for a config decryptor (Jasypt/Spring Cloud/Vault transit and the like).
+_ENCRYPTED_VALUE = re.compile(
+    r"^(?:crypt|enc|encrypted|cipher|aes|kms|vault:v\d+|sops):|^\{cipher\}", re.IGNORECASE
+)
+# Framework validation rules (``required|min:8|confirmed``): what a password must be.
+_VALIDATION_WORDS = _words(
+    """required nullable sometimes string min max confirmed same different between size regex
+    alpha_num alpha_dash email unique exists filled present bail"""
+)
+# Words that describe the value to put somewhere (``secure-random-32-byte-hex-string``).
+_DESCRIBING_WORDS = _words(
+    """random string secure generate generated long strong hex base64 bytes byte chars
+    characters value here your replace put min least minimum length unique enter insert own"""
+)
+_I18N_PATH = re.compile(
+    r"(?i)(?:^|/)(?:i18n|l10n|locales?|langs?|languages|translations?|lang_\w+)/|"
+    r"(?:^|/)[^/]*(?:locali[sz]ation|translation|i18n|l10n)[^/]*$|"
+    r"\.(?:po|pot|arb|xliff|xlf|strings|resx)$|(?:^|/)messages_[a-z]{2}[^/]*\.properties$"
+)
+_TEXTLIKE = re.compile(r"[^\W\d_][^\W\d_ .,!?'\-]*(?:[ .,!?'\-]+[^\W\d_]*)*[.!?]?")
+
+
+@lru_cache(maxsize=4096)
+def is_i18n_path(path: str) -> bool:
+    """Whether ``path`` holds translations (``locales/es.json``, ``app_localizations_pt.dart``),
+    where a password-named key's value is the word shown to users."""
+    return _I18N_PATH.search(path) is not None
+
+
+def _is_rule_or_description(value: str) -> bool:
+    """``required|min:8``: validation rules; ``long-random-hex-string``: what to put here."""
+    parts = value.split("|")
+    if len(parts) >= 2 and all(re.fullmatch(r"[a-z_]+(?::[\w.,]*)?", p) for p in parts):
+        return any(p.split(":")[0] in _VALIDATION_WORDS for p in parts)
+    words = [w.lower() for w in re.split(r"[-_ ]+", value) if w]
+    return len(words) >= 3 and sum(1 for w in words if w in _DESCRIBING_WORDS) >= 2
+
+
+_TYPE_NAME = re.compile(r"(?:[A-Z][a-z0-9]+){3,}")
+_CREDENTIAL_HUMP = re.compile(r"(?:Secret|Token|Password|Passphrase|Key|Credential)s?(?=[A-Z]|$)")
+_SHELL_DEFAULT = re.compile(r"\$\{[A-Za-z_]\w*:?-([^${}\s]+)\}")
 
 
 def _is_template(value: str) -> bool:
@@ -331,6 +465,20 @@ def _is_human_text(value: str) -> bool:
     return foreign * 2 >= len(letters)
 
 
+def _random_literal(line: str, value: str) -> bool:
+    """A long, quoted, high-entropy string is a literal even when it holds brackets: Django's
+    generated ``SECRET_KEY`` draws from ``!@#$%^&*(-_=+)``; code in quotes is rarely this random."""
+    at = line.find(value)
+    quoted = (
+        at > 0
+        and line[at - 1] in "\"'`"
+        and line[at + len(value) : at + len(value) + 1] == line[at - 1]
+    )
+    return (
+        quoted and len(value) >= 32 and _char_classes(value) >= 3 and shannon_entropy(value) >= 4.3
+    )
+
+
 def _line_context(line: str, value: str) -> str | None:
     """Line context: None for a lookup by name, ansible-vault or a reference; ``low`` for an
     example in prose; ``medium`` otherwise."""
@@ -346,7 +494,7 @@ def _line_context(line: str, value: str) -> str | None:
 _TOKEN_PLACEHOLDERS = tuple(
     _words(
         """example xxxxxx ****** sample your_ your- yourtoken yourkey placeholder dummy redacted <
-    > insert replace_ changeme _here"""
+    > insert replace_ changeme _here abc123"""
     )
 )
 
@@ -354,11 +502,67 @@ _TOKEN_PLACEHOLDERS = tuple(
 _REGEXISH = re.compile(r"\\[swdbSWD]|\(\?[:!=<P]|\[\^|\{\d+,\d*\}|\.\*|\.\+")
 
 
+def _made_up(value: str) -> bool:
+    """An alphabet or digit run of 8+ (``AbCdEfGhIj``, ``1234567890``) or ``abc123`` inside a
+    value: typed by a person writing a fixture; a service never issues it (a random 24-char
+    token holds such a run with odds below 1e-9)."""
+    low = value.lower()
+    if "abc123" in low:
+        return True
+    run = 1
+    for a, b in itertools.pairwise(low):
+        run = run + 1 if ord(b) == ord(a) + 1 and a.isalnum() and b.isalnum() else 1
+        if run >= 8:
+            return True
+    return False
+
+
+def _mostly_made_up(value: str) -> bool:
+    """Runs (``1234``, ``abcd``) make up half the value, or it is a short ``...abc123``: a
+    fixture. A self-chosen secret that merely *ends* in ``123456789`` is still a secret."""
+    low = value.lower()
+    if "abc123" in low and len(low) <= 20:
+        return True
+    covered, run = 0, 1
+    for a, b in itertools.pairwise(low):
+        if ord(b) == ord(a) + 1 and a.isalnum() and b.isalnum():
+            run += 1
+        else:
+            covered += run if run >= 4 else 0
+            run = 1
+    covered += run if run >= 4 else 0
+    return covered * 2 >= len(low)
+
+
+def _elided(line: str, value: str) -> bool:
+    """The value is cut short in the text (``eyJhbGciOi...``): an example, not a credential."""
+    if value.endswith(("...", "\u2026")):
+        return True
+    at = line.find(value)
+    return at >= 0 and line[at + len(value) :].startswith(("...", "\u2026"))
+
+
+def _jose_header_only(value: str) -> bool:
+    """``eyJhbGciOiJIUzI1NiIsInR5cCI6IkpXVCJ9`` alone: a JWT's header, which signs nothing."""
+    if not value.startswith("eyJ") or "." in value.rstrip("."):
+        return False
+    import base64
+    import json
+
+    try:
+        decoded = json.loads(base64.urlsafe_b64decode(value + "=" * (-len(value) % 4)))
+    except ValueError:
+        return False
+    return isinstance(decoded, dict) and set(decoded) <= {"alg", "typ", "kid", "cty", "enc"}
+
+
 def judge_token(secret: str, line: str) -> bool:
     """A format-specific token: only drop obvious examples, placeholders and references."""
     low = secret.lower()
     if _REGEXISH.search(secret):
         return False  # the pattern that *finds* such tokens (a scanner's own source)
+    if _made_up(secret) or _elided(line, secret) or _jose_header_only(secret):
+        return False
     if any(word in low for word in _TOKEN_PLACEHOLDERS):
         return False
     if _TOKEN_TEMPLATE.search(secret) or is_reference(secret):
@@ -373,7 +577,12 @@ _DOC_PASSWORDS = frozenset(["password", "pass", "passwd", "pwd", "secret", "pw"]
 
 
 def judge_uri_password(
-    user: str, password: str, host: str, filters: Filters = DEFAULT_FILTERS
+    user: str,
+    password: str,
+    host: str,
+    filters: Filters = DEFAULT_FILTERS,
+    *,
+    test_path: bool = False,
 ) -> str | None:
     """The password part of ``scheme://user:password@host`` (percent-escapes decoded): its
     confidence tier, or None when it is not a credential."""
@@ -401,7 +610,10 @@ def judge_uri_password(
         or shannon_entropy(password) < 2.5
     )
     if weak:
-        return None if filters.weak_passwords == "drop" else "low"
+        if filters.weak_passwords == "drop":
+            return None
+        clear = low not in _PLACEHOLDER_EXACT  # guest:guest@rabbit, not app:none@db
+        return _weak_tier(password, test_path=test_path, clear=clear)
     host_low = host.lower()
     if any(host_low == h or host_low.endswith(h) for h in LOCAL_HOSTS if h.startswith(".")) or (
         host_low in LOCAL_HOSTS
@@ -434,14 +646,19 @@ def judge_assignment(
     min_length: int,
     op: str = "",
     filters: Filters = DEFAULT_FILTERS,
-    test_path: bool = False,
+    path: str = "",
 ) -> str | None:
     """A ``key = value`` match: the confidence that ``value`` is a credential literal, or None.
 
     ``kind`` is ``password`` (weak values still count, at low confidence) or
-    ``generic`` (secret/token/api key: the value must look random enough).
+    ``generic`` (secret/token/api key: the value must look random enough). ``path`` is the
+    file's path: test code, translations and program source each change the verdict.
     """
+    test_path = is_test_path(path)
     value = value.strip()
+    default = _SHELL_DEFAULT.fullmatch(value)
+    if default:  # ${DB_PASSWORD:-Wq9x7Lm2}: the literal is what runs wherever the variable is unset
+        value = default.group(1)
     if len(value) < max(min_length, 3):
         return None
     if _is_template(value) or _REGEXISH.search(value):
@@ -464,14 +681,29 @@ def judge_assignment(
         name = call.group(1).rsplit(".", 1)[-1].lower()
         if name not in _WRAPPER_CALLS:
             return None  # password = hash_password("..."): an argument, not the value
+    if _TYPE_NAME.fullmatch(value) and _CREDENTIAL_HUMP.search(value):
+        return None  # "secret": "V1SecretVolumeSource": a type name in a schema
     name_like = value.isalpha() or (bool(key) and _NAME_LIKE.fullmatch(value) is not None)
     if _MODULE_REF.fullmatch(value) or (name_like and _CREDENTIAL_WORD.search(value)):
         return None  # "pkg.module:main", "challengePassword"
     key_low = key.lower()
-    if value.lower() == key_low or value.lower() in key_low.replace("-", "_").split("_"):
+    if value.lower() == key_low:
+        return None
+    value_low = value.lower()
+    if value_low in key_low.replace("-", "_").split("_") and (
+        kind != "password" or _names_a_credential([value_low]) or value_low in _NOT_SECRET_WORDS
+    ):
+        return None  # api_key: "key", password_field: "field"; POSTGRES_PASSWORD: postgres is weak
+    if value.isdigit() and _is_sequence(value) and kind != "password":
         return None
     if _key_is_about_secret(key) or _key_is_message(key) or _is_human_text(value):
         return None
+    if _CRYPT_HASH.search(value) or _ENCRYPTED_VALUE.search(value):
+        return None  # a stored hash or a ciphertext for the app's decryptor
+    if _is_rule_or_description(value) or (is_i18n_path(path) and _TEXTLIKE.fullmatch(value)):
+        return None
+    if kind != "password" and _mostly_made_up(value):
+        return None  # test-key-1234567890..., ghp_abc123: typed, never issued
     if op.strip() == "(" and key:
         last = [w.lower() for w in _KEY_SPLIT.split(key) if w][-1:]
         if last and not _names_a_credential(last):
@@ -485,12 +717,16 @@ def judge_assignment(
     keyed = bool(key)  # rules without a key (login("u", "pw"), -p pw) have no field names
     if keyed and _WORDY.fullmatch(value) and (kind != "password" or _IDENTIFIER.fullmatch(value)):
         return None  # human text and identifiers: user-password, Invalid_token
-    if keyed and _IDENTIFIER.fullmatch(value) and not any(c.isdigit() for c in value):
-        return None
+    if (
+        (keyed or kind != "password")
+        and _IDENTIFIER.fullmatch(value)
+        and not any(c.isdigit() for c in value)
+    ):
+        return None  # db_name, SERVICE_ACCOUNT: a name, also where no key says what it is
     digits = sum(c.isdigit() for c in value)
     if _CAMEL.fullmatch(value) and kind != "password" and len(value) < 24 and digits <= 2:
         return None
-    if any(c in value for c in "()[]") or (
+    if (any(c in value for c in "()[]") and not _random_literal(line, value)) or (
         _DOTTED.fullmatch(value)
         and (not any(c.isdigit() for c in value) or _CONST_SEGMENT.search(value))
     ):
@@ -510,11 +746,35 @@ def judge_assignment(
             return None  # a long lower-case word is a name, not a password
         if entropy < min_entropy:
             return None
-        if weak or (value.isalpha() and value.islower()) or len(value) < 6 or entropy < 2.3:
-            return None if filters.weak_passwords == "drop" else "low"
+        if (
+            weak
+            or (value.isalpha() and value.islower())
+            or len(value) < 6
+            or entropy < 2.3
+            or _is_sequence(value)
+        ):
+            if filters.weak_passwords == "drop":
+                return None
+            clear = not keyed or (
+                (not op or op.strip() in _ASSIGNING_OPS)
+                and _key_holds_password(key)
+                and _DIRECT_ASSIGN.fullmatch(_between(line, key, value)) is not None
+                and not (
+                    op.strip() == ":"
+                    and is_code_path(path)
+                    and _quoted_key(line, key)
+                    and value.isalpha()
+                )
+            )
+            weak_tier: str = lower_tier(tier, _weak_tier(value, test_path=test_path, clear=clear))
+            return weak_tier
         return tier
-    # generic secrets/tokens/api keys: must look machine-made.
-    if entropy < max(min_entropy, 2.8):
+    # generic secrets/tokens/api keys: must look machine-made. Hex has 4 bits per character at
+    # most, so a random 40-digit key measures ~3.4-3.8: judged against hex's own ceiling.
+    floor = max(min_entropy, 2.8)
+    if len(value) >= 32 and _HEX.fullmatch(value):
+        floor = min(floor, 3.1)
+    if entropy < floor:
         return None
     if len(value) < 8:
         return None

@@ -85,7 +85,7 @@ class Engine:
                 min_length=rule.min_length,
                 op=hit.op,
                 filters=filters,
-                test_path=context.is_test_path(path),
+                path=path,
             )
             if found is None:
                 return None
@@ -93,7 +93,11 @@ class Engine:
         elif kind == "uri":
             groups = match.groupdict()
             found = context.judge_uri_password(
-                _text(groups.get("user")), secret, _text(groups.get("host")), filters
+                _text(groups.get("user")),
+                secret,
+                _text(groups.get("host")),
+                filters,
+                test_path=context.is_test_path(path),
             )
             if found is None:
                 return None
@@ -196,9 +200,14 @@ class Engine:
             seen = {(f.path, f.line) for f in findings}
             findings += [f for f in columns if (f.path, f.line) not in seen]
             findings.sort(key=lambda f: (f.path, f.line, f.column))
-        if not decode.has_k8s_secret(fragment.data):
-            return findings
-        decoded, encoded = decode.k8s_secret_findings(self._scan_plain, fragment)
+        decoded: list[Finding] = []
+        encoded: set[tuple[str, int, str]] = set()
+        if decode.has_k8s_secret(fragment.data):
+            decoded, encoded = decode.k8s_secret_findings(self._scan_plain, fragment)
+        if fragment.read_file is not None:  # a diff: Secrets whose kind: is outside the hunk
+            flagged = {(f.path, f.line) for f in findings}
+            decoded += decode.k8s_context_findings(self._scan_plain, fragment, encoded, flagged)
+        encoded |= decode.sealed_values(fragment)
         if not encoded:
             return findings
         kept = [f for f in findings if (f.path, f.line, f.secret) not in encoded]

@@ -66,7 +66,12 @@ def _line_window(data: bytes, end: int, multiline: bool) -> tuple[int, int]:
         return start, min(len(data), end + _MULTILINE_FORWARD)
     stop = data.find(b"\n", end, end + _WINDOW_FORWARD)
     if stop < 0:
-        stop = min(len(data), end + _WINDOW_FORWARD)
+        return start, min(len(data), end + _WINDOW_FORWARD)
+    if data[end:stop].rstrip(b" \t\r\"'").endswith(b":"):
+        # A key whose value is the next line (``X-Api-Key:\n- <value>`` in a recorded
+        # cassette): the keyword ends the line, so the window takes the next one too.
+        after = data.find(b"\n", stop + 1, stop + 1 + _WINDOW_FORWARD)
+        stop = after if after >= 0 else min(len(data), stop + 1 + _WINDOW_FORWARD)
     return start, stop
 
 

@@ -62,6 +62,9 @@ class Fragment:
     first_line: int = 1
     commit: CommitInfo | None = None
     locate: Callable[[int], Location | None] | None = None
+    #: Diff streams only: a file's whole text as of a commit (None: the index), for decoders
+    #: whose context can lie outside the hunks (a Secret's ``kind:`` above a changed value).
+    read_file: Callable[[str, CommitInfo | None], bytes | None] | None = None
 
     def __repr__(self) -> str:
         return f"Fragment(path={self.path!r}, bytes={len(self.data)})"

@@ -51,6 +51,8 @@ _DIFF_OPTS = (
 )
 _HUNK = re.compile(rb"@@ -\d+(?:,\d+)? \+(\d+)(?:,\d+)? @@")
 _CHUNK = 1 << 20
+#: Larger files are not read whole for a hunk's context (a tree scan skips them too).
+_MAX_FILE = 4 << 20
 #: Below this many commits one git process is quicker than splitting the work.
 _PARALLEL_MIN_COMMITS = 64
 
@@ -371,4 +373,24 @@ class DiffSource:
             self.commits += commits
             if self.progress is not None:
                 self.progress(len(data), commits)
-            yield Fragment("", data, locate=_Chunk(data, None).locate)
+            yield Fragment("", data, locate=_Chunk(data, None).locate, read_file=self.read_file)
+
+    def read_file(self, path: str, commit: CommitInfo | None) -> bytes | None:
+        """``path`` as of ``commit`` (the index for a staged scan), or None when git has no such
+        text file; called only for the rare hunk whose meaning depends on lines outside it."""
+        import subprocess
+
+        rev = f"{commit.sha}:{path}" if commit is not None else f":{path}"
+        try:
+            proc = subprocess.run(
+                ["git", "cat-file", "blob", rev],
+                cwd=self.repo.working_dir,
+                capture_output=True,
+                timeout=30,
+                check=False,
+            )
+        except (OSError, subprocess.TimeoutExpired):
+            return None
+        if proc.returncode != 0 or len(proc.stdout) > _MAX_FILE or b"\0" in proc.stdout[:8192]:
+            return None
+        return proc.stdout

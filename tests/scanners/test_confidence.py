@@ -114,7 +114,8 @@ def test_filters_in_the_config_file(tmp_path: Path) -> None:
     default = ScanConfig.load(tmp_path)
     weak = "password = 'sunshine'\n"
     test_pw = f'password = "{PW}"\n'
-    assert _tiers(default, "app.py", weak) == ["low"]
+    assert _tiers(default, "tests/test_app.py", weak) == ["low"]
+    assert _tiers(default, "app.py", weak) == ["medium"]
     assert _tiers(default, "tests/test_app.py", test_pw) == ["medium"]
     assert _tiers(default, "README.md", "postgres://app:Xk29fj2k3Lm@db.acme.dev/x") == ["medium"]
     assert _tiers(default, "app.py", 'password = "acme-dev-pw"') == ["medium"]
@@ -127,6 +128,7 @@ def test_filters_in_the_config_file(tmp_path: Path) -> None:
     )
     tuned = ScanConfig.load(tmp_path)
     assert _tiers(tuned, "app.py", weak) == []
+    assert _tiers(tuned, "tests/test_app.py", weak) == []
     assert _tiers(tuned, "tests/test_app.py", test_pw) == ["low"]
     assert _tiers(tuned, "README.md", "postgres://app:Xk29fj2k3Lm@db.acme.dev/x") == []
     assert _tiers(tuned, "app.py", 'password = "acme-dev-pw"') == []
@@ -177,3 +179,40 @@ def test_every_secret_on_a_line_is_masked_in_each_report(tmp_path: Path) -> None
         shown = finding.redacted_line()
         assert key_id not in shown and secret not in shown
         assert key_id[4:] not in shown and secret[:8] not in shown
+
+
+@pytest.mark.parametrize(
+    ("path", "text", "expected"),
+    [
+        # weak but real, in a clear password context outside tests: the default floor reports it
+        ("docker/Dockerfile", "ENV MYSQL_ROOT_PASSWORD=mysql\n", ["medium"]),
+        ("app/Db.java", 'private static final String PASSWORD = "toor";\n', ["medium"]),
+        ("app/Db.java", 'private static final String PASSWORD = "87654321";\n', ["medium"]),
+        ("src/db.py", 'conn = connect(host="db", password="orchid")\n', ["medium"]),
+        ("queue/conn.go", 'url := "amqp://guest:guest@localhost:5672/"\n', ["medium"]),
+        ("docs/setup.md", "sshpass -p alpine ssh root@10.0.0.7\n", ["medium"]),
+        # the same in test code: low (issue 12)
+        ("tests/test_db.py", 'PASSWORD = "orchid"\n', ["low"]),
+        ("tests/test_queue.py", 'URL = "amqp://guest:guest@localhost:5672/"\n', ["low"]),
+        ("ci/e2e_tests/login.py", 'password = "orchid"\n', ["low"]),
+        # fixture words stay low anywhere; comparisons and other arguments are not assignments
+        ("src/db.py", 'password = "foobar"\n', ["low"]),
+        ("src/tiers.py", '    "password": "medium",\n', ["low"]),
+        ("config/database.php", "    'password' => 'orchid',\n", ["medium"]),
+        ("dialects/base.py", 'e = create_engine("mysql://scott:tiger@localhost/test")\n', ["low"]),
+        ("src/auth.py", 'if update_password == "always":\n', ["low"]),
+        ("src/krb.py", "cred = get_cred_with_password(user, pw, usage='initiate')\n", ["low"]),
+        ("src/cli.py", "env['SSH_ASKPASS_REQUIRE'] = 'force'\n", ["low"]),
+        # a default in ${VAR:-default} runs wherever the variable is unset; weak ones stay low
+        ("compose.yml", "      DB_PASSWORD: ${DB_PASSWORD:-Wq9x7Lm2vRt}\n", ["medium"]),
+        ("scripts/run.sh", "DB_PASSWORD=${PGPASSWORD:-mysql}\n", ["low"]),
+        ("scripts/run.sh", "DB_PASSWORD=${PGPASSWORD:-}\n", []),
+        # the word "password" in another language is a field name, not a value
+        ("docs/API.md", '"password": "senha"\n', []),
+        ("locales/es.json", '"Password": "Contraseña",\n', []),
+    ],
+)
+def test_weak_password_tiers(tmp_path: Path, path: str, text: str, expected: list[str]) -> None:
+    """A weak password is medium where the context is unambiguous, low in tests and for
+    fixture words or weaker shapes."""
+    assert _tiers(ScanConfig.load(tmp_path), path, text) == expected

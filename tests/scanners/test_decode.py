@@ -81,10 +81,58 @@ def test_look_alikes_stay_quiet(engine: Engine) -> None:
     assert _found(engine, two_docs) == []
 
 
-def test_a_json_manifest_is_left_to_the_usual_rules(engine: Engine) -> None:
-    """Only YAML manifests are decoded; a JSON Secret's base64 value is not a plain password."""
-    doc = json.dumps({"kind": "Secret", "data": {"username": _b64("ops")}})
+def test_json_secrets_are_decoded_like_yaml_ones(engine: Engine) -> None:
+    """``kubectl get secret -o json`` (sorted keys: ``data`` before ``kind``), a one-line
+    manifest and a List of Secrets: each ``data`` value is decoded and judged."""
+    kubectl = json.dumps(
+        {
+            "apiVersion": "v1",
+            "data": {"password": _b64(PW), "username": _b64("ops")},
+            "kind": "Secret",
+            "metadata": {"name": "db", "labels": {"kind": "Secret"}},
+        },
+        indent=4,
+        sort_keys=True,
+    )
+    assert _found(engine, kubectl, "db.json") == [(4, "config-password", "medium")]
+    one_line = json.dumps({"kind": "Secret", "data": {"token": _b64(TOKEN)}})
+    (finding,) = engine.scan(Fragment("s.json", one_line.encode()))
+    assert (finding.rule, finding.secret, "k8s-secret-data" in finding.tags) == (
+        "config-secret",
+        TOKEN,
+        True,
+    )
+    assert _b64(TOKEN) not in finding.redacted_line()
+    items = [{"kind": "Secret", "data": {"db-password": _b64(PW)}}]
+    listed = json.dumps({"apiVersion": "v1", "items": items, "kind": "List"}, indent=2)
+    assert _found(engine, listed, "backup.json") == [(7, "config-password", "medium")]
+
+
+def test_json_look_alikes_stay_quiet(engine: Engine) -> None:
+    """A decoded user name or placeholder is no credential, and neither is its base64 text;
+    a ConfigMap's ``data`` or a ``data`` object of another object is not decoded."""
+    quiet = {"username": _b64("ops"), "password": _b64("changeme")}
+    doc = json.dumps({"kind": "Secret", "data": quiet}, indent=2)
     assert _found(engine, doc, "secret.json") == []
+    config_map = json.dumps({"kind": "ConfigMap", "data": {"greeting": _b64("hello world")}})
+    assert _found(engine, config_map, "cm.json") == []
+    # "kind": "Secret" of a *reference* inside another object does not make its sibling a Secret
+    other = {"kind": "Deployment", "ref": {"kind": "Secret"}, "data": {"note": _b64("hi there")}}
+    assert _found(engine, json.dumps(other), "deploy.json") == []
+
+
+def test_sealed_secret_ciphertexts_stay_quiet(engine: Engine) -> None:
+    """A SealedSecret's ``encryptedData`` is ciphertext for the cluster's controller; the same
+    random base64 under a ConfigMap's ``password:`` is still reported."""
+    cipher = base64.b64encode(bytes(range(3, 243, 3))).decode()
+    other = base64.b64encode(bytes(range(250, 10, -5))).decode()
+    sealed = (
+        "apiVersion: bitnami.com/v1alpha1\nkind: SealedSecret\nmetadata:\n  name: db\n"
+        f"spec:\n  encryptedData:\n    password: {cipher}\n    api-token: {other}\n"
+    )
+    assert _found(engine, sealed, "k8s/sealed.yaml") == []
+    plain = f"kind: ConfigMap\ndata:\n  password: {cipher}\n"
+    assert [line for line, _rule, _tier in _found(engine, plain, "k8s/cm.yaml")] == [3]
 
 
 def test_a_password_column_of_a_csv_fixture(engine: Engine) -> None:

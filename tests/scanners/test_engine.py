@@ -162,3 +162,66 @@ def test_pure_re_matcher_agrees_with_hyperscan(engine: Engine) -> None:
         assert fast == slow
     assert engine.matcher.name == "hyperscan"
     assert fallback.matcher.name == "re"
+
+
+def _b64url(data: bytes) -> str:
+    return b64encode(data).decode().rstrip("=").replace("+", "-").replace("/", "_")
+
+
+_BCRYPT_BODY = rand(53, "./ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789", seed=61)
+_JOSE_HEADER = _b64url(b'{"alg":"ES256","typ":"JWT"}')
+_DEMO_JWT = ".".join(
+    (
+        _JOSE_HEADER,
+        _b64url(b'{"iss":"supabase-demo","role":"service_role","exp":1983812996}'),
+        rand(43, seed=62),
+    )
+)
+
+# Look-alikes met in real repositories (issue 12), with our own synthetic values.
+REAL_SHAPE_NEGATIVES = [
+    ("app/Http/Requests/SignUp.php", "'password' => 'required|string|min:10|confirmed',"),
+    ("database/seeders/Users.php", f"'password' => '$2y$12${_BCRYPT_BODY}',"),
+    ("app/settings.py", f"PASSWORD_DIGEST = 'pbkdf2_sha256$600000${rand(22, seed=63)}'"),
+    ("config/service.yml", f"  password: CRYPT:{rand(43, seed=64)}=\n"),
+    ("config/app.yml", f"  password: '{{cipher}}{rand(64, '0123456789abcdef', seed=65)}'\n"),
+    ("locales/de.yml", "  password: 'Geheimzahl'\n"),
+    ("lib/l10n/app_localizations_it.dart", "  String get passphrase => 'Frase-segreta';"),
+    ("resources/js/translations.js", "  password_placeholder3: 'Repeat',"),
+    ("docs/ENV.md", 'JWT_SECRET="long-random-string-of-hex-characters"'),
+    ("repro.py", "SECRET_KEY = 'dev-key-01234567890123456789012345678901234567'"),
+    ("Tests/ProfileTests.swift", '    $0.apiToken = "tok_abc123"'),
+    ("docs/API.md", f"Authorization: Bearer {_JOSE_HEADER}..."),
+    ("src/mask.test.ts", f"const text = 'Authorization: Bearer {_JOSE_HEADER}';"),
+    ("docs/API.md", "curl -H 'Authorization: Bearer Zr3Kd9TfLm4Ns7Wv1Xb6Qc...' https://api"),
+    ("internal/redact_test.go", '{"token", "xoxb-1234567890-abcdefghij"},'),
+    ("tests/server.py", '"//registry.npmjs.org/:_authToken=npm_AbCdEfGhIjKlMnOpQrStUvWxYz01"'),
+    ("README.md", f"curl -H 'Authorization: Bearer {_DEMO_JWT}' http://localhost:54321"),
+    ("config/database.yml", "  password: TODO\n"),
+    # look-alikes in installed packages (the precision guard's tree)
+    ("client/_protocol.py", '    "passphrase": "string?",'),
+    ("client/_protocol.py", '    "bypassCSP": "boolean?",'),
+    ("client/models/volume.py", '    "secret": "V2SecretMountSource",'),
+    ("client/models/projection.py", '    "service_account_token": "V2AccountTokenProjection",'),
+]
+
+
+@pytest.mark.parametrize(
+    ("path", "text"),
+    REAL_SHAPE_NEGATIVES,
+    ids=[f"{p}-{i}" for i, (p, _) in enumerate(REAL_SHAPE_NEGATIVES)],
+)
+def test_real_shape_look_alikes_stay_quiet(engine: Engine, path: str, text: str) -> None:
+    assert _rules(engine, text, path) == []
+
+
+@pytest.mark.parametrize(
+    ("path", "text"),
+    [
+        ("config/app.yml", "  password: 'Geheimzahl'\n"),  # the same word outside translations
+        ("src/config.js", f"jwt.secret = 'Orchard@2031SecretForSigningSessions{rand(4)}123456789'"),
+        ("app.py", f"SECRET_KEY = 'not-random-{rand(30, seed=66)}'"),
+    ],
+)
+def test_real_shape_credentials_still_found(engine: Engine, path: str, text: str) -> None:
+    assert _rules(engine, text, path), f"nothing found in {path}"

@@ -8,6 +8,7 @@ of several private keys added by one commit was lost in the diff stream).
 from __future__ import annotations
 
 import base64
+import json
 import random
 from pathlib import Path
 
@@ -72,11 +73,80 @@ def test_tree_and_history_find_the_same_secrets(repo: Path) -> None:
         target = repo / "engine" / str(index) / path
         target.parent.mkdir(parents=True, exist_ok=True)
         target.write_text(text + "\n")
+    # Kubernetes Secrets, YAML and JSON, one of them a List
+    (repo / "k8s").mkdir()
+    (repo / "k8s" / "db.yaml").write_text(_manifest({"password": password(seed=91)}))
+    secret = {"kind": "Secret", "data": {"token": _b64(password(seed=92))}}
+    (repo / "k8s" / "one.json").write_text(json.dumps(secret) + "\n")
+    other = {"kind": "Secret", "data": {"password": _b64(password(seed=93))}}
+    listed = {"kind": "List", "items": [secret, other]}
+    (repo / "k8s" / "list.json").write_text(json.dumps(listed, indent=2) + "\n")
     _commit_all(repo, "fixtures")
     tree, history = _both_ways(repo)
     assert len(tree) > 150
+    assert sorted((p, n) for p, n, _rule in tree if p.startswith("k8s/")) == [
+        ("k8s/db.yaml", 9),
+        ("k8s/list.json", 7),
+        ("k8s/list.json", 13),
+        ("k8s/one.json", 1),
+    ]
     assert tree - history == set(), "found by the tree scan only"
     assert history - tree == set(), "found by the history scan only"
+
+
+def _b64(text: str) -> str:
+    return base64.b64encode(text.encode()).decode()
+
+
+def _manifest(entries: dict[str, str], name: str = "db") -> str:
+    data = "".join(f"  {key}: {_b64(value)}\n" for key, value in entries.items())
+    return (
+        f"apiVersion: v1\nkind: Secret\nmetadata:\n  name: {name}\n  labels:\n    app: {name}\n"
+        f"type: Opaque\ndata:\n{data}"
+    )
+
+
+def test_secrets_whose_kind_is_outside_the_hunk(repo: Path) -> None:
+    """A later commit edits a Secret's values: its hunks show neither ``kind: Secret`` nor
+    ``data:`` (and a label edit splits the commit into two hunks). History must still decode
+    the values as the tree scan does, in YAML and JSON, and stay quiet where the tree does."""
+    first = {"username": "reporting", "password": "changeme", "token": "placeholder"}
+    (repo / "k8s").mkdir()
+    (repo / "k8s" / "db.yaml").write_text(_manifest(first))
+    doc = {"apiVersion": "v1", "data": {"password": _b64("changeme")}, "kind": "Secret"}
+    (repo / "k8s" / "api.json").write_text(json.dumps(doc, indent=4, sort_keys=True) + "\n")
+    (repo / "k8s" / "cm.yaml").write_text("kind: ConfigMap\ndata:\n  mode: " + _b64("fast") + "\n")
+    _commit_all(repo, "manifests with placeholders")
+    second = {"username": "reporting", "password": password(seed=81), "token": password(seed=82)}
+    text = _manifest(second).replace("app: db", "app: db-v2")
+    (repo / "k8s" / "db.yaml").write_text(text + f"  api-key: {_b64(password(seed=83))}\n")
+    doc["data"]["password"] = _b64(password(seed=84))
+    (repo / "k8s" / "api.json").write_text(json.dumps(doc, indent=4, sort_keys=True) + "\n")
+    # a ConfigMap value that decodes to a credential-looking text is not decoded
+    (repo / "k8s" / "cm.yaml").write_text(
+        "kind: ConfigMap\ndata:\n  mode: "
+        + _b64("fast")
+        + "\n"
+        + f"  password: {_b64(password(seed=85))}\n"
+    )
+    # a SealedSecret's ciphertexts (its kind: line is outside the second commit's hunk)
+    sealed = "kind: SealedSecret\nmetadata:\n  name: db\nspec:\n  encryptedData:\n"
+    (repo / "k8s" / "sealed.yaml").write_text(sealed + "    user: AgBy3i4OJSWK+PiTySYZZA==\n")
+    git(repo, "add", "-A")
+    git(repo, "commit", "-q", "-m", "sealed")
+    cipher = base64.b64encode(bytes(range(3, 243, 3))).decode()
+    (repo / "k8s" / "sealed.yaml").write_text(sealed + f"    password: {cipher}\n")
+    _commit_all(repo, "real values")
+    tree, history = _both_ways(repo)
+    assert not any(p == "k8s/sealed.yaml" for p, _n, _r in tree)
+    decoded = {(p, n, r) for p, n, r in tree if p != "k8s/cm.yaml"}
+    assert decoded == {
+        ("k8s/db.yaml", 10, "config-password"),
+        ("k8s/db.yaml", 11, "config-secret"),
+        ("k8s/db.yaml", 12, "config-secret"),
+        ("k8s/api.json", 4, "config-password"),
+    }
+    assert history == tree
 
 
 def test_csv_columns_under_any_path(repo: Path) -> None:
