@@ -508,4 +508,42 @@ TEMPLATES = [
     ("config/settings.json", '{\n  "key": "{V}"\n}\n', "placeholder2", False),
     ("config/app.yml", "signing_key_id: {V}\n", "request_id", False),
     ("src/app.js", "const client = new Client({ appSecret: {V} });\n", "env_ref", False),
+    # ---------------------------------------------------------------- round 4d: headers in calls
+    ("src/Api.java", 'conn.setRequestProperty("Authorization", "Bearer {V}");\n', "bearer", True),
+    ("src/Api.java", 'request.addHeader("Authorization", "Basic {V}");\n', "basic", True),
+    (
+        "src/Api.cs",
+        'client.DefaultRequestHeaders.Authorization = new AuthenticationHeaderValue("Bearer", "{V}");\n',
+        "bearer",
+        True,
+    ),
+    ("src/api.rb", 'req["Authorization"] = "Bearer {V}"\n', "bearer", True),
+    (
+        "src/api.php",
+        "curl_setopt($ch, CURLOPT_HTTPHEADER, ['Authorization: Bearer {V}']);\n",
+        "bearer",
+        True,
+    ),
+    ("src/api.php", "curl_setopt($ch, CURLOPT_USERPWD, 'api:{V}');\n", "password", True),
+    ("src/main.rs", 'let res = client.get(url).bearer_auth("{V}").send()?;\n', "bearer", True),
+    (
+        "src/main.rs",
+        'let res = client.get(url).basic_auth("ci", Some("{V}")).send()?;\n',
+        "password",
+        True,
+    ),
+    ("src/api.py", 'session.headers["X-API-Key"] = "{V}"\n', "api_key", True),
+    (
+        "src/api.ts",
+        "axios.post(url, body, { auth: { username: 'ci', password: '{V}' } });\n",
+        "password",
+        True,
+    ),
+    ("src/api.go", '\treq.Header.Set("X-Api-Key", "{V}")\n', "api_key", True),
+    (
+        "src/api.java",
+        'conn.setRequestProperty("Authorization", "Bearer " + {V});\n',
+        "env_ref",
+        False,
+    ),
 ]
