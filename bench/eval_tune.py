@@ -546,4 +546,25 @@ TEMPLATES = [
         "env_ref",
         False,
     ),
+    # ---------------------------------------------------------------- round 4e: more languages
+    ("app/settings.py", 'os.environ.setdefault("API_KEY", "{V}")\n', "api_key", True),
+    ("config/initializers/app.rb", 'ENV["SECRET_KEY_BASE"] ||= "{V}"\n', "hex_secret", True),
+    ("src/Config.kt", 'val apiKey = "{V}"\n', "api_key", True),
+    ("Sources/Config.swift", 'let apiSecret = "{V}"\n', "api_key", True),
+    ("lib/config.dart", "const apiToken = '{V}';\n", "api_key", True),
+    ("inventory/group_vars/all.yml", "ansible_become_password: {V}\n", "password", True),
+    ("src/main/resources/application.yml", "jwt:\n  secret: {V}\n", "b64_secret", True),
+    (
+        "docker-compose.yml",
+        "services:\n  db:\n    environment:\n      MYSQL_ROOT_PASSWORD: {V}\n",
+        "password",
+        True,
+    ),
+    (
+        "application.properties",
+        "spring.datasource.url=jdbc:postgresql://db:5432/app?user=app&password={V}\n",
+        "password",
+        True,
+    ),
+    ("src/Config.kt", "val apiKey = BuildConfig.{V}\n", "hash_marker", False),
 ]
