@@ -242,7 +242,7 @@ TEMPLATES = [
         "placeholder2",
         False,
     ),
-    ("mysite/settings.py", "SECRET_KEY = '{V}'\n", "django_key", True),
+    ("mysite/settings.py", "SECRET_KEY = '{V}'\n", "tune4_django_key", True),
     ("laravel/.env", "APP_NAME=Shop\nAPP_KEY=base64:{V}\n", "b64_secret", True),
     ("laravel/.env", "MAIL_MAILER=smtp\nMAIL_PASSWORD={V}\n", "password", True),
     # Postman collections and notebooks
@@ -388,14 +388,14 @@ TEMPLATES = [
     # service-name keys
     ("config/billing.yml", "stripe: {V}\n", "stripe", True),
     ("app/mail.py", 'sendgrid = "{V}"\n', "sendgrid", True),
-    ("config/mail.yml", "mailgun_key: {V}\n", "mailgun", True),
+    ("config/mail.yml", "mailgun_key: {V}\n", "tune4_mailgun", True),
     ("config/mail.yml", "mailgun:\n  key: {V}\n", "api_key", True),
     ("config/services.yml", "twilio:\n  secret: {V}\n", "api_key", True),
     ("config/app.yml", "auth:\n  key: {V}\n", "api_key", True),
     ("config/app.yml", "cache:\n  key: {V}\n", "placeholder2", False),
     # negatives the issue names
-    ("i18n/el.json", '{\n  "PASSWORDS_NOT_MATCHING": "{V}"\n}\n', "i18n3", False),
-    ("locales/he.yml", "he:\n  errors:\n    invalid_password: {V}\n", "i18n3", False),
+    ("i18n/el.json", '{\n  "PASSWORDS_NOT_MATCHING": "{V}"\n}\n', "tune4_i18n3", False),
+    ("locales/he.yml", "he:\n  errors:\n    invalid_password: {V}\n", "tune4_i18n3", False),
     ("app/errors.py", 'ERRORS = {\n    "INVALID_PASSWORD": "{V}",\n}\n', "error_code", False),
     (
         "docs/errors.md",

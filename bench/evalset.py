@@ -278,7 +278,7 @@ class Values:
     def hex_secret(self) -> str:
         return self.s(128, "0123456789abcdef")
 
-    def django_key(self) -> str:
+    def tune4_django_key(self) -> str:
         return self.s(50, string.ascii_lowercase + string.digits + "!@#$%^&*(-_=+)")
 
     def nats_account_seed(self) -> str:
@@ -286,11 +286,11 @@ class Values:
         raw += binascii.crc_hqx(raw, 0).to_bytes(2, "little")
         return base64.b32encode(raw).decode().rstrip("=")
 
-    def mailgun(self) -> str:
+    def tune4_mailgun(self) -> str:
         return "key-" + self.s(32, "0123456789abcdef")
 
     # -- negatives first used by the tune part's round-4 templates ----------------------
-    def i18n3(self) -> str:
+    def tune4_i18n3(self) -> str:
         return self.pick(
             [
                 "Οι κωδικοί πρόσβασης δεν ταιριάζουν",  # noqa: RUF001
