@@ -281,6 +281,7 @@ _WRAPPER_CALLS = frozenset(
         "char",
         "new",
         "byte",  # Go: []byte("...")
+        "some",  # Rust: Some("...")
     ]
 )
 _CALL_BEFORE = re.compile(r"([A-Za-z_][\w.$]*)\s*\(\s*[rbuf@]?$")

@@ -202,12 +202,13 @@ class Engine:
             findings.sort(key=lambda f: (f.path, f.line, f.column))
         decoded: list[Finding] = []
         encoded: set[tuple[str, int, str]] = set()
-        if decode.has_k8s_secret(fragment.data):
-            decoded, encoded = decode.k8s_secret_findings(self._scan_plain, fragment)
+        if b"Secret" in fragment.data:  # one pass over the bytes for both kinds of manifest
+            if decode.has_k8s_secret(fragment.data):
+                decoded, encoded = decode.k8s_secret_findings(self._scan_plain, fragment)
+            encoded |= decode.sealed_values(fragment)
         if fragment.read_file is not None:  # a diff: Secrets whose kind: is outside the hunk
             flagged = {(f.path, f.line) for f in findings}
             decoded += decode.k8s_context_findings(self._scan_plain, fragment, encoded, flagged)
-        encoded |= decode.sealed_values(fragment)
         if not encoded:
             return findings
         kept = [f for f in findings if (f.path, f.line, f.secret) not in encoded]
