@@ -215,21 +215,49 @@ def k8s_secret_findings(
         if diff:
             line_text = line_text[1:]
         column = len(line_text) - len(line_text.lstrip()) + line_text.lstrip().find(value) + 1
-        for hit in scan(Fragment(path, f"{key}: {text}\n".encode(), commit=commit)):
-            found.append(
-                dataclasses.replace(
-                    hit,
-                    path=path,
-                    line=line,
-                    column=max(1, column),
-                    line_text=line_text,
-                    commit=commit,
-                    description=hit.description + " (base64 in a Kubernetes Secret)",
-                    tags=(*hit.tags, "k8s-secret-data"),
-                    line_secrets=(*hit.line_secrets, value),
-                )
-            )
+        found += _judged_as_config(
+            scan,
+            Fragment(path, f"{key}: {text}\n".encode(), commit=commit),
+            _Placed(line, column, line_text, "base64 in a Kubernetes Secret", "k8s-secret-data"),
+            hides=(value,),
+        )
     return found, decoded
+
+
+@dataclasses.dataclass(frozen=True)
+class _Placed:
+    """Where a decoded value really stands, and how its findings say where it came from."""
+
+    line: int
+    column: int
+    line_text: str
+    origin: str
+    tag: str
+
+
+def _judged_as_config(
+    scan: Callable[[Fragment], list[Finding]],
+    rewritten: Fragment,
+    placed: _Placed,
+    hides: tuple[str, ...] = (),
+) -> list[Finding]:
+    """Findings of the rules on a value rewritten as one ``key: value`` config line, moved
+    back to the line and column the value stands at in its file (the rewritten line is what
+    the rules judge; the original line is what a user must edit)."""
+    return [
+        dataclasses.replace(
+            hit,
+            path=rewritten.path,
+            line=placed.line,
+            column=max(1, placed.column),
+            line_text=placed.line_text,
+            commit=rewritten.commit,
+            description=f"{hit.description} ({placed.origin})",
+            tags=(*hit.tags, placed.tag),
+            line_secrets=(*hit.line_secrets, *hides),
+        )
+        for hit in scan(rewritten)
+    ]
 
 
 def sealed_values(fragment: Fragment) -> set[tuple[str, int, str]]:
@@ -388,17 +416,15 @@ def csv_findings(scan: Callable[[Fragment], list[Finding]], fragment: Fragment) 
                     continue
                 value = cells[index].strip()
                 key = re.sub(r"\W+", "_", name)
-                for hit in scan(Fragment(path, f"{key}: {value}\n".encode(), commit=commit)):
-                    found.append(
-                        dataclasses.replace(
-                            hit,
-                            path=path,
-                            line=line,
-                            column=max(1, text.find(value) + 1),
-                            line_text=text,
-                            commit=commit,
-                            description=hit.description + " (a credential column of a CSV file)",
-                            tags=(*hit.tags, "csv-column"),
-                        )
-                    )
+                found += _judged_as_config(
+                    scan,
+                    Fragment(path, f"{key}: {value}\n".encode(), commit=commit),
+                    _Placed(
+                        line,
+                        text.find(value) + 1,
+                        text,
+                        "a credential column of a CSV file",
+                        "csv-column",
+                    ),
+                )
     return found

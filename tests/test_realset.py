@@ -32,6 +32,16 @@ TOKEN = "<your-token>" ⟦-placeholder <>⟧
 """
 
 
+@pytest.fixture
+def staged(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """The staging sample compiled into ``tmp_path``; returns the labels file."""
+    (tmp_path / "s01.txt").write_text(STAGING)
+    monkeypatch.setattr(realset, "DATA", tmp_path / "data.json.gz")
+    monkeypatch.setattr(realset, "MANIFEST", tmp_path / "labels.json")
+    realset.compile_staging(tmp_path)
+    return tmp_path / "labels.json"
+
+
 def test_staging_markers_become_line_labels_and_are_cut_from_the_text(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -56,31 +66,19 @@ def test_staging_markers_become_line_labels_and_are_cut_from_the_text(
     assert sum(b["labels"] for b in built.values()) == 4
 
 
-def test_a_label_outside_its_window_is_refused(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    (tmp_path / "s01.txt").write_text(STAGING)
-    monkeypatch.setattr(realset, "DATA", tmp_path / "data.json.gz")
-    monkeypatch.setattr(realset, "MANIFEST", tmp_path / "labels.json")
-    realset.compile_staging(tmp_path)
-    manifest = json.loads((tmp_path / "labels.json").read_text())
+def test_a_label_outside_its_window_is_refused(tmp_path: Path, staged: Path) -> None:
+    manifest = json.loads(staged.read_text())
     manifest["labels"][0]["last"] = 99
-    (tmp_path / "labels.json").write_text(json.dumps(manifest))
+    staged.write_text(json.dumps(manifest))
     part = realset.side(realset.repo_of("acme-app/config/.env"))
     with pytest.raises(ValueError, match="label outside its window"):
         realset.build(tmp_path / part, part)
 
 
-def test_a_window_edited_after_labelling_is_refused(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    (tmp_path / "s01.txt").write_text(STAGING)
-    monkeypatch.setattr(realset, "DATA", tmp_path / "data.json.gz")
-    monkeypatch.setattr(realset, "MANIFEST", tmp_path / "labels.json")
-    realset.compile_staging(tmp_path)
-    manifest = json.loads((tmp_path / "labels.json").read_text())
+def test_a_window_edited_after_labelling_is_refused(staged: Path) -> None:
+    manifest = json.loads(staged.read_text())
     manifest["files"][0]["sha256"] = "0" * 64
-    (tmp_path / "labels.json").write_text(json.dumps(manifest))
+    staged.write_text(json.dumps(manifest))
     with pytest.raises(ValueError, match="not the labelled version"):
         realset.load()
 
