@@ -746,6 +746,47 @@ class Values:
     def small_int(self) -> str:
         return self.pick(["8", "10", "12", "16", "64", "128"])
 
+    # -- values first used by the tune part's second pass (round 4f); ``tune6_`` names only ----
+    def tune6_twilio_token(self) -> str:
+        return self.s(32, "0123456789abcdef")
+
+    def tune6_tf_ref(self) -> str:
+        return self.pick(
+            [
+                "var.db_password",
+                "random_password.db.result",
+                "data.aws_secretsmanager_secret_version.db.secret_string",
+                "local.db_password",
+                'jsondecode(data.vault_generic_secret.db.data_json)["password"]',
+            ]
+        )
+
+    def tune6_tf_hash(self) -> str:
+        return "h1:" + base64.b64encode(self.rng.randbytes(32)).decode()
+
+    def tune6_key_name(self) -> str:
+        return self.pick(["password", "db-password", "POSTGRES_PASSWORD", "token"])
+
+    def tune6_php_ref(self) -> str:
+        return self.pick(
+            ["getenv('DB_PASSWORD')", "$_ENV['DB_PASSWORD']", "env('DB_PASSWORD')", "DB_PASS"]
+        )
+
+    def tune6_maven_ref(self) -> str:
+        encrypted = "{" + base64.b64encode(self.rng.randbytes(24)).decode() + "}"  # mvn -ep
+        return self.pick(["${env.NEXUS_PASSWORD}", "${nexus.password}", encrypted])
+
+    def tune6_go_ref(self) -> str:
+        return self.pick(
+            ['os.Getenv("DB_PASSWORD")', "cfg.DBPassword", 'viper.GetString("db.password")']
+        )
+
+    def tune6_rails_enc(self) -> str:
+        def b64(n: int) -> str:
+            return base64.b64encode(self.rng.randbytes(n)).decode()
+
+        return f"{b64(96)}--{b64(12)}--{b64(16)}"
+
 
 #: A template: (path, text with one {V} slot, value generator name, is a credential).
 Template = tuple[str, str, str, bool]
