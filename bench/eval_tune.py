@@ -571,7 +571,7 @@ TEMPLATES = [
     # Terraform, Helm, CI, containers, service managers
     (
         "terraform/provider.tf",
-        'provider "aws" {\n  region     = "eu-west-1"\n  access_key = "AKIA2E0A8F3B244C9986"\n'
+        'provider "aws" {\n  region     = "eu-west-1"\n  access_key = var.aws_access_key_id\n'
         '  secret_key = "{V}"\n}\n',
         "aws_secret",
         True,

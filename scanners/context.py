@@ -143,11 +143,16 @@ _CREDENTIAL_STEMS = (
     "authorization",
     "motdepasse",
     "contrasena",
+    "contraseña",
     "jwt",
     "bearer",
     "sas",
     "nonce",
     "seed",
+    "bindpw",  # LDAP (nslcd, pam_ldap), slapd's rootpw
+    "rootpw",
+    "authtok",  # sssd's ldap_default_authtok
+    "psk",  # Wi-Fi pre-shared key
 )
 #: Words before ``key`` that make it a data-structure key, not a credential.
 _DATA_KEY_WORDS = _words(
@@ -155,7 +160,9 @@ _DATA_KEY_WORDS = _words(
     i18n message storage object file bucket redis idempotency dedup dedupe group composite
     natural surrogate index sharding shard routing ssh host signing_public verify kid"""
 )
-_KEY_SPLIT = re.compile(r"[^A-Za-z0-9]+|(?<=[a-z0-9])(?=[A-Z])")
+#: Splits a key into words at separators and camel humps. Letters outside ASCII are letters
+#: (``contraseña`` is one word, not ``contrase`` + ``a``, which names no credential).
+_KEY_SPLIT = re.compile(r"[\W_]+|(?<=[a-z0-9])(?=[A-Z])")
 
 
 def _names_a_credential(words: list[str]) -> bool:
