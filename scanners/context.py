@@ -401,8 +401,11 @@ _CRYPT_HASH = re.compile(
     re.IGNORECASE,
 )
 # Values encrypted for a config decryptor (Jasypt/Spring Cloud/Vault transit and the like).
+#: ``{COQLCE6DU6GtcS5P=}`` is Maven's encrypted-password form (``mvn --encrypt-password``).
 _ENCRYPTED_VALUE = re.compile(
-    r"^(?:crypt|enc|encrypted|cipher|aes|kms|vault:v\d+|sops):|^\{cipher\}", re.IGNORECASE
+    r"^(?:crypt|enc|encrypted|cipher|aes|kms|vault:v\d+|sops):|^\{cipher\}"
+    r"|^\{[A-Za-z0-9+/]{12,}={0,2}\}$",
+    re.IGNORECASE,
 )
 # Framework validation rules (``required|min:8|confirmed``): what a password must be.
 _VALIDATION_WORDS = _words(
@@ -501,10 +504,13 @@ def _line_context(line: str, value: str) -> str | None:
 
 _TOKEN_PLACEHOLDERS = tuple(
     _words(
-        """example xxxxxx ****** sample your_ your- yourtoken yourkey placeholder dummy redacted <
-    > insert replace_ changeme _here abc123"""
+        """example xxxxxx ****** sample your_ your- yourtoken yourkey placeholder dummy redacted
+    insert replace_ changeme _here abc123"""
     )
 )
+#: ``<your-token>``, ``sk-<key>``, ``<insert``: angle brackets around a word or at either end.
+#: A lone ``<`` or ``>`` inside a long value is punctuation (WordPress salts use both).
+_ANGLE_PLACEHOLDER = re.compile(r"<[\w .-]*>|^<|>$")
 
 
 _REGEXISH = re.compile(r"\\[swdbSWD]|\(\?[:!=<P]|\[\^|\{\d+,\d*\}|\.\*|\.\+")
@@ -571,7 +577,7 @@ def judge_token(secret: str, line: str) -> bool:
         return False  # the pattern that *finds* such tokens (a scanner's own source)
     if _made_up(secret) or _elided(line, secret) or _jose_header_only(secret):
         return False
-    if any(word in low for word in _TOKEN_PLACEHOLDERS):
+    if any(word in low for word in _TOKEN_PLACEHOLDERS) or _ANGLE_PLACEHOLDER.search(secret):
         return False
     if _TOKEN_TEMPLATE.search(secret) or is_reference(secret):
         return False
