@@ -781,6 +781,9 @@ class Values:
             ['os.Getenv("DB_PASSWORD")', "cfg.DBPassword", 'viper.GetString("db.password")']
         )
 
+    def tune6_jenkins_secret(self) -> str:
+        return "{AQAAABAAAAAQ" + base64.b64encode(self.rng.randbytes(36)).decode() + "}"
+
     def tune6_rails_enc(self) -> str:
         def b64(n: int) -> str:
             return base64.b64encode(self.rng.randbytes(n)).decode()
