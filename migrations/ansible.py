@@ -343,9 +343,9 @@ class AnsibleImporter:
             inventory = _is_inventory(rel, document)
             for var_path, node in walk_nodes(document):
                 if node.tag == "!vault":  # each inline value is its own work: own salt, own PBKDF2
-                    yield Deferred(
+                    yield Deferred.single(
                         partial(
-                            self._inlines,
+                            self._inline,
                             rel,
                             var_path,
                             VaultText(node.value),
@@ -369,18 +369,6 @@ class AnsibleImporter:
                             placement.context,
                             note=rule,
                         )
-
-    def _inlines(
-        self,
-        rel: PurePosixPath,
-        var_path: tuple[PathPart, ...],
-        text: str,
-        digest: str,
-        source: AnsibleTree,
-        inventory: bool,
-    ) -> list[Imported]:
-        """One inline value as deferred work (runs on a worker thread)."""
-        return [self._inline(rel, var_path, text, digest, source, inventory)]
 
     def _inline(
         self,

@@ -37,6 +37,11 @@ class Deferred(Generic[T]):
 
     work: Callable[[], list[T]]
 
+    @classmethod
+    def single(cls, work: Callable[[], T]) -> Deferred[T]:
+        """Work that produces exactly one item (one inline vault value)."""
+        return cls(lambda: [work()])
+
 
 def default_workers() -> int:
     """One thread per CPU this process may run on (bounded): PBKDF2 is CPU-bound."""

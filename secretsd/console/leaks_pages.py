@@ -18,8 +18,7 @@ from secretsd.console.web import (
     SessionDep,
     UploadRefused,
     parse_upload,
-    render,
-    upload_limit,
+    render_upload_page,
 )
 
 __all__ = ["parse_report", "router"]
@@ -85,15 +84,7 @@ def parse_report(raw: bytes) -> list[dict[str, Any]]:
 
 @router.get("/leaks")
 async def leaks_page(ctx: SessionDep) -> Response:
-    return render(
-        ctx.request,
-        "leaks.html",
-        ctx,
-        section="leaks",
-        max_file=upload_limit(ctx.request),
-        findings=None,
-        error="",
-    )
+    return render_upload_page(ctx, "leaks.html", "leaks", findings=None)
 
 
 @router.post("/leaks")
@@ -103,14 +94,6 @@ async def leaks_upload(ctx: MutationDep) -> Response:
         name: sorted({str(f[name]) for f in findings or []})
         for name in ("repository", "rule", "confidence")
     }
-    return render(
-        ctx.request,
-        "leaks.html",
-        ctx,
-        section="leaks",
-        max_file=upload_limit(ctx.request),
-        findings=findings,
-        facets=facets,
-        error=error,
-        status_code=400 if error else 200,
+    return render_upload_page(
+        ctx, "leaks.html", "leaks", findings=findings, facets=facets, error=error
     )

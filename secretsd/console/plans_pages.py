@@ -25,8 +25,7 @@ from secretsd.console.web import (
     SessionDep,
     UploadRefused,
     parse_upload,
-    render,
-    upload_limit,
+    render_upload_page,
 )
 from secretsd.errors import InvalidInput
 from secretsd.migrations.model import Source
@@ -179,15 +178,7 @@ def read_plan(raw: bytes) -> PlanView:
 
 @router.get("/plans")
 async def plans_page(ctx: SessionDep) -> Response:
-    return render(
-        ctx.request,
-        "plans.html",
-        ctx,
-        section="plans",
-        max_file=upload_limit(ctx.request),
-        plan=None,
-        error="",
-    )
+    return render_upload_page(ctx, "plans.html", "plans", plan=None)
 
 
 @router.post("/plans")
@@ -197,14 +188,4 @@ async def plans_open(ctx: MutationDep) -> Response:
         name: sorted({str(i[name]) for i in plan.items}) if plan else []
         for name in ("action", "origin")
     }
-    return render(
-        ctx.request,
-        "plans.html",
-        ctx,
-        section="plans",
-        max_file=upload_limit(ctx.request),
-        plan=plan,
-        facets=facets,
-        error=error,
-        status_code=400 if error else 200,
-    )
+    return render_upload_page(ctx, "plans.html", "plans", plan=plan, facets=facets, error=error)

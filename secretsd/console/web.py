@@ -160,6 +160,23 @@ def upload_limit(request: Request) -> int:
     return settings(request).max_body_bytes - UPLOAD_ENVELOPE
 
 
+def render_upload_page(
+    ctx: Ctx, template: str, section: str, *, error: str = "", **values: Any
+) -> Response:
+    """A page that takes one uploaded file: it shows the upload limit, and a refused upload
+    (``error``) answers 400 with the page and the reason, so every such page behaves alike."""
+    return render(
+        ctx.request,
+        template,
+        ctx,
+        section=section,
+        max_file=upload_limit(ctx.request),
+        error=error,
+        status_code=400 if error else 200,
+        **values,
+    )
+
+
 def _size(limit: int) -> str:
     return f"{limit} bytes"
 
