@@ -1,8 +1,8 @@
 """Score scanners on the evaluation corpora, by confidence tier.
 
-    python bench/evalscore.py [--misses] [--part tune|heldout|heldout2|heldout3|real-tune|real-heldout|real|all] [--json FILE]
+    python bench/evalscore.py [--misses] [--part tune|heldout|heldout2|heldout3|heldout4|real-tune|real-heldout|real|all] [--json FILE]
 
-``tune``/``heldout``/``heldout2``/``heldout3`` are the generated corpus (``evalset.py``); ``real-tune`` and
+``tune``/``heldout``/``heldout2``/``heldout3``/``heldout4`` are the generated corpus (``evalset.py``); ``real-tune`` and
 ``real-heldout`` are windows of real public files labelled by hand (``realset.py``,
 ``REALSET.md``), skipped where their untracked text is not on the machine. ``--misses``
 lists the *tuning* parts' misses only (``tune``, ``real-tune``); held-out parts print totals.
@@ -29,7 +29,7 @@ import realset  # noqa: E402
 
 CORPUS = HERE / ".corpus"
 RANK = {"low": 0, "medium": 1, "high": 2}
-SYNTHETIC = ("tune", "heldout", "heldout2", "heldout3")
+SYNTHETIC = ("tune", "heldout", "heldout2", "heldout3", "heldout4")
 TUNING = ("tune", "real-tune")  # the only parts whose misses may be listed
 
 

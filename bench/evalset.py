@@ -1,11 +1,13 @@
-"""The evaluation corpus: files in the shapes of real repositories, in four parts.
+"""The evaluation corpus: files in the shapes of real repositories, in five parts.
 
 ``tune`` is what the scanner may be tuned on (its misses are printed);
 ``heldout`` is built from *different* templates (``eval_heldout.py``, written
 before any tuning on this corpus and never edited to fit results), another
 seed and other value generators, and only its totals are ever reported; so are
-``heldout2`` (``eval_heldout2.py``) and ``heldout3`` (``eval_heldout3.py``, written
-blind by a separate author: several values per file, see ``_render_slots``).
+``heldout2`` (``eval_heldout2.py``), ``heldout3`` (``eval_heldout3.py``, written
+blind by a separate author: several values per file, see ``_render_slots``) and
+``heldout4`` (``eval_heldout4.py``, written blind the same way, with its own value
+generators ``Heldout4Values``).
 Each part is a directory of files plus ``labels.json``: one label per planted
 value, with the line span it occupies and whether it is a credential.
 
@@ -834,7 +836,8 @@ def _render_slots(v: Values, kind: str, text: str) -> tuple[str, list[tuple[int,
 
 
 def build(out: Path, part: str, copies: int = 6) -> dict[str, int]:
-    """Write ``out/files/...`` and ``out/labels.json`` for ``part`` (tune or heldout)."""
+    """Write ``out/files/...`` and ``out/labels.json`` for ``part`` (tune, heldout,
+    heldout2, heldout3 or heldout4)."""
     if part == "tune":
         import eval_tune as templates_module
 
@@ -847,12 +850,21 @@ def build(out: Path, part: str, copies: int = 6) -> dict[str, int]:
         import eval_heldout3 as templates_module  # type: ignore[no-redef]
 
         seed = 7313
+    elif part == "heldout4":
+        import eval_heldout4 as templates_module  # type: ignore[no-redef]
+
+        seed = 8821
     else:
         import eval_heldout as templates_module  # type: ignore[no-redef]
 
         seed = 9907
     templates: list[Template] = templates_module.TEMPLATES
-    v = Values(seed, part)
+    v = (
+        templates_module.Heldout4Values(seed, part)  # type: ignore[attr-defined]
+        if part == "heldout4"
+        else Values(seed, part)
+    )
+    multi_slot = getattr(templates_module, "MULTI_SLOT", False) or part == "heldout3"
     if out.exists():
         shutil.rmtree(out)
     files = out / "files"
@@ -860,7 +872,7 @@ def build(out: Path, part: str, copies: int = 6) -> dict[str, int]:
     for copy in range(copies):
         for index, (path, text, kind, positive) in enumerate(templates):
             rel = f"p{copy}/t{index:03d}/{path}"
-            if part == "heldout3":
+            if multi_slot:
                 body, spans = _render_slots(v, kind, text)
                 target = files / rel
                 target.parent.mkdir(parents=True, exist_ok=True)
@@ -896,5 +908,5 @@ def build(out: Path, part: str, copies: int = 6) -> dict[str, int]:
 
 
 if __name__ == "__main__":
-    for name in ("tune", "heldout", "heldout2", "heldout3"):
+    for name in ("tune", "heldout", "heldout2", "heldout3", "heldout4"):
         print(name, build(HERE / ".corpus" / f"eval-{name}", name))
