@@ -93,10 +93,23 @@ _LOOKUP_CALL = re.compile(
     setting|settings|param|parameter|load|decrypt|resolve|keyring|get_password|credential|
     getProperty|GetEnvironmentVariable|getString|property|value)\s*[(\[]\s*[rbuf]?["'`]$"""
 )
+#: A URI without credentials as the whole value: a secret store's address (``awssm://``,
+#: ``vault://``, ``op://``, ``gcpsm://``) or an endpoint, never the credential itself.
+_SCHEME_REFERENCE = re.compile(
+    r"[A-Za-z][A-Za-z0-9+.-]{1,30}://[^@\s]*"
+    r"|(?:vault|awssm|ssm|gcpsm|azkv|keyvault|berglas|sops|ref\+[a-z]+):[\w./#:-]*[/#][\w./#:-]*"
+)
+_HTML_NONCE = re.compile(r"""(?i)<(?:script|style|link)\b[^>]*\bnonce\s*=\s*["']?$""")
 _VAULT_MARKERS = ("$ansible_vault", "!vault", "secretsd://")
 _EXAMPLE_CONTEXT = re.compile(r"(?i)\b(?:example|e\.g\.|for instance|sample|never do this)\b")
 _HEX = re.compile(r"[0-9a-fA-F]+")
 _UUID = re.compile(r"[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}")
+
+
+def is_uuid(value: str) -> bool:
+    return _UUID.fullmatch(value) is not None
+
+
 # Words in a key name that say it holds something *about* a credential (its URL,
 # length, type, field name...), not the credential itself: ``password_reset_url``.
 _NOT_SECRET_WORDS = _words(
@@ -292,6 +305,16 @@ _WRAPPER_CALLS = frozenset(
     ]
 )
 _CALL_BEFORE = re.compile(r"([A-Za-z_][\w.$]*)\s*\(\s*[rbuf@]?$")
+#: ``env('DB_PASSWORD', '<default>')``: a call's second argument after a quoted name.
+_SECOND_ARGUMENT = re.compile(
+    r"""([A-Za-z_][\w.$]*)\s*\(\s*[rbuf]?["'][\w.:-]{1,80}["']\s*,\s*[rbuf@]?$"""
+)
+#: Calls whose second argument is the value used where the named setting is missing:
+#: ``env('DB_PASSWORD', 'x')`` (Laravel), ``os.getenv("PW", "x")``, ``ENV.fetch("PW", "x")``,
+#: ``config('db.password', 'x')``, ``getOrDefault("PW", "x")``: that literal is what runs.
+_DEFAULTING_CALLS = frozenset(
+    ["env", "getenv", "get", "fetch", "config", "getordefault", "getproperty", "setting", "default"]
+)
 
 
 def _is_placeholder(value: str, filters: Filters = DEFAULT_FILTERS) -> bool:
@@ -675,8 +698,10 @@ def judge_assignment(
         value = default.group(1)
     if len(value) < max(min_length, 3):
         return None
-    if _is_template(value) or _REGEXISH.search(value):
-        return None
+    if _is_template(value) or _REGEXISH.search(value) or _SCHEME_REFERENCE.fullmatch(value):
+        return None  # a template, a pattern, or where the value lives (awssm://prod/db:password)
+    if key.lower() == "nonce" and _HTML_NONCE.search(line[: max(0, line.find(value))]):
+        return None  # <script nonce="...">: a CSP nonce is public by design
     tier = _line_context(line, value)
     if tier is None or _is_placeholder(value, filters):
         return None
@@ -690,7 +715,17 @@ def judge_assignment(
         if value.isalpha() and value.islower():
             return None
     before_value = line[: max(0, line.find(value))].rstrip().rstrip("\"'`")
-    call = _CALL_BEFORE.search(before_value)
+    second = _SECOND_ARGUMENT.search(line[: max(0, line.find(value))].rstrip("\"'`"))
+    if second and (not key or line.find(key) >= second.start()):
+        second = None  # login("user", "pw"): the call itself is the rule's context
+    if (
+        second
+        and op.strip() not in ("(", ".equals(", ",")
+        and second.group(1).rsplit(".", 1)[-1].lower() not in _DEFAULTING_CALLS
+    ):
+        return None  # hash_password("salt", "..."): an argument, not the value
+    # A keyless rule's own pattern is the context (``.type('...')`` after a password field).
+    call = None if second or not key else _CALL_BEFORE.search(before_value)
     if call and op.strip() not in ("(", ".equals(", ","):
         name = call.group(1).rsplit(".", 1)[-1].lower()
         if name not in _WRAPPER_CALLS:

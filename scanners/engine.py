@@ -89,6 +89,8 @@ class Engine:
             )
             if found is None:
                 return None
+            if found == "low" and "uuid-credential" in rule.tags and context.is_uuid(secret):
+                found = "medium"  # only a credential stands there (.netrc password): UUID keys
             tier = context.lower_tier(tier, found)
         elif kind == "uri":
             groups = match.groupdict()
