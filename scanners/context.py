@@ -81,8 +81,8 @@ _WEAK_EXACT = _words(
 )
 _TEMPLATE = re.compile(
     r"^#{2,}[A-Za-z_][\w.-]*#{2,}$|^@@[A-Za-z_]\w*@@$|^@[A-Z][A-Z0-9_]*$|"
-    r"\$\{|\$\(|\{\{|\}\}|\{%|<%|%\(|#\{|\[\[|\]\]|%[sd](?![A-Za-z0-9])|\{\d*\}|"
-    r"^\$[A-Za-z_]\w*$|^%[A-Za-z_]\w*%$|^@[A-Za-z_]\w*@$|^__[A-Z0-9_]+__$|^%[sdr]$|"
+    r"\$\{|\$\(|\{\{|\}\}|\{%|<%|%\(|#\{|\[\[|\]\]|(?<![A-Za-z0-9])%[sd](?![A-Za-z0-9])|\{\d*\}|"
+    r"^\$[A-Za-z_]\w*$|^%[A-Za-z_][\w.]*%$|^@[A-Za-z_]\w*@$|^__[A-Z0-9_]+__$|^%[sdr]$|"
     r"^\{[0-9a-z_]*\}$|^:[a-z_]+$|^\$\d$|^\$env:|^env:|"
     r"\{[A-Za-z_][\w.]*(?:\[[^\]]*\])?(?:![rsa])?(?::[^}]*)?\}"
 )
@@ -754,8 +754,12 @@ def judge_assignment(
         return None
     entropy = shannon_entropy(value)
     if kind == "password":
-        if _is_hash_or_uuid(value) and (not keyed or _PASSWORD_NAME.search(key)):
+        if _is_hash_or_uuid(value) and (
+            _UUID.fullmatch(value) or (keyed and _PASSWORD_NAME.search(key))
+        ):
             return "low"  # a password field holding a digest: more likely a hash than a password
+        # Keyless (login("u", "<hex>"), gh secret set --body <hex>): the call says it is the
+        # credential, and many services issue hex API tokens used as passwords: the tier stands.
         if value.isalpha() and value.islower() and len(value) > 14:
             return None  # a long lower-case word is a name, not a password
         if entropy < min_entropy:
