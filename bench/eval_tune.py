@@ -1642,4 +1642,29 @@ TEMPLATES = [
         "tune7_doc_placeholder",
         False,
     ),
+    # short password names, Terraform variable defaults, npm config set
+    ("app/settings.py", 'ADMIN_PW = "{V}"\n', "password", True),
+    ("deploy/.env", "LDAP_BIND_PW={V}\n", "password", True),
+    ("scripts/backup.py", 'user = "backup"\npw = "{V}"\n', "password", True),
+    (
+        "terraform/variables.tf",
+        'variable "db_password" {\n  type      = string\n  default   = "{V}"\n}\n',
+        "password",
+        True,
+    ),
+    (
+        "terraform/variables.tf",
+        'variable "datadog_api_key" {\n  description = "Datadog API key"\n  default     = "{V}"\n}\n',
+        "api_key",
+        True,
+    ),
+    ("scripts/npm.sh", "npm config set //npm.internal/:_authToken {V}\n", "npm", True),
+    ("app/settings.py", "ADMIN_PW = {V}\n", "env_ref", False),
+    (
+        "terraform/variables.tf",
+        'variable "db_password" {\n  type      = string\n  sensitive = true\n  default   = {V}\n}\n',
+        "tune6_tf_ref",
+        False,
+    ),
+    ("app/passwords.py", 'PASSWORD_CHARS = "{V}"\n', "tune7_alphabet", False),
 ]

@@ -885,6 +885,17 @@ class Values:
             ]
         )
 
+    def tune7_alphabet(self) -> str:
+        return self.pick(
+            [
+                "abcdefghijklmnopqrstuvwxyz0123456789",
+                "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz",
+                "0123456789abcdef",
+                "abcdefghijkmnopqrstuvwxyzABCDEFGHJKLMNPQRSTUVWXYZ23456789",
+                "!@#$%^&*()-_=+",
+            ]
+        )
+
     def tune7_doc_url_password(self) -> str:
         return self.pick(self.words) + self.s(2, string.digits)
 
