@@ -109,6 +109,7 @@ _NOT_SECRET_WORDS = _words(
     img image color colour width height position pos reset forgot changed change strength
     score rules rule template cache store storage provider manager handler factory schema
     serializer form widget view route scope scopes audience issuer algorithm alg encoding
+    chars characters alphabet
     charset location loc host hostname port user username login email mail account owner kid
     bits limit cost rounds iterations description desc doc docs example sample test mock
     stub regexp selector xpath locator event events callback status state flag flags option
@@ -133,6 +134,7 @@ _CREDENTIAL_STEMS = (
     "passwort",
     "pswd",
     "psw",
+    "pw",  # ADMIN_PW, LDAP_BIND_PW
     "secret",
     "token",
     "key",
@@ -348,6 +350,7 @@ _PASSWORD_STEMS = (
     "psw",
     "passphrase",
     "passcode",
+    "pw",
     "passwort",
     "motdepasse",
     "contrasena",
