@@ -1667,4 +1667,47 @@ TEMPLATES = [
         False,
     ),
     ("app/passwords.py", 'PASSWORD_CHARS = "{V}"\n', "tune7_alphabet", False),
+    # CLI tools with positional secrets, Oracle user/password@db, literal user:pass encoded for Basic
+    ("scripts/aws.sh", "aws configure set aws_secret_access_key {V}\n", "aws_secret", True),
+    ("scripts/tunnel.sh", "ngrok config add-authtoken {V}\n", "api_key", True),
+    ("scripts/ora.sh", "sqlplus -s app/{V}@//db01:1521/ORCL @report.sql\n", "password", True),
+    (
+        "src/main/java/Ora.java",
+        'String url = "jdbc:oracle:thin:app/{V}@db01:1521:ORCL";\n',
+        "password",
+        True,
+    ),
+    ("scripts/mysql.sh", "mysqladmin -u root password {V}\n", "password", True),
+    (
+        "scripts/push.sh",
+        'echo "{V}" | docker login -u ci --password-stdin registry.internal\n',
+        "password",
+        True,
+    ),
+    ("scripts/bundle.sh", "zip -r -P {V} backup.zip data/\n", "password", True),
+    ("lib/Env.pm", "$ENV{'DB_PASS'} = '{V}';\n", "password", True),
+    (
+        "src/auth.js",
+        "const auth = 'Basic ' + Buffer.from('svc:{V}').toString('base64');\n",
+        "password",
+        True,
+    ),
+    ("app/basic.py", 'token = base64.b64encode(b"svc:{V}").decode()\n', "password", True),
+    ("app/db_url.py", 'dsn = f"postgresql://app:{V}@{host}:5432/shop"\n', "password", True),
+    ("app/sms.py", "client = Client(account_sid, '{V}')\n", "tune6_twilio_token", True),
+    # look-alikes
+    ("scripts/aws.sh", "aws configure set aws_secret_access_key {V}\n", "tune7_ci_ref", False),
+    (
+        "scripts/push.sh",
+        "echo {V} | docker login -u ci --password-stdin registry.internal\n",
+        "tune7_ci_ref",
+        False,
+    ),
+    (
+        "src/auth.js",
+        "const auth = 'Basic ' + Buffer.from(`svc:${{V}}`).toString('base64');\n",
+        "tune6_key_name",
+        False,
+    ),
+    ("scripts/ora.sh", "sqlplus -s app/{V}@//db01:1521/ORCL @report.sql\n", "tune7_ci_ref", False),
 ]
