@@ -792,6 +792,115 @@ class Values:
 
         return f"{b64(96)}--{b64(12)}--{b64(16)}"
 
+    # -- values first used by the tune part's third pass (round 4g); ``tune7_`` names only -----
+    def tune7_js_ref(self) -> str:
+        return self.pick(
+            [
+                "process.env.DB_PASSWORD",
+                "config.get('db.password')",
+                "process.env['REDIS_PASSWORD'] ?? ''",
+                "import.meta.env.VITE_API_KEY",
+                "secrets.dbPassword",
+            ]
+        )
+
+    def tune7_ex_ref(self) -> str:
+        return self.pick(
+            [
+                'System.get_env("DB_PASSWORD")',
+                'System.fetch_env!("DATABASE_PASSWORD")',
+                "Application.get_env(:shop, :db_password)",
+            ]
+        )
+
+    def tune7_ps_ref(self) -> str:
+        return self.pick(
+            [
+                "$env:ARM_SECRET_FROM_VAULT",
+                "(Get-Secret -Name ArmClientSecret -AsPlainText)",
+                "$Credential.GetNetworkCredential().Password",
+                "Read-Host -AsSecureString",
+            ]
+        )
+
+    def tune7_ci_ref(self) -> str:
+        return self.pick(
+            [
+                "${{ secrets.NPM_TOKEN }}",
+                "$CI_JOB_TOKEN",
+                "$(NPM_TOKEN)",
+                "%env.NPM_TOKEN%",
+                "${NPM_TOKEN}",
+                "$BITBUCKET_DEPLOY_PASSWORD",
+            ]
+        )
+
+    def tune7_iac_ref(self) -> str:
+        return self.pick(
+            [
+                "${ssm:/prod/stripe-key}",
+                "'{{resolve:secretsmanager:prod/db:SecretString:password}}'",
+                "!Ref DbPassword",
+                "${file(./secrets.json):stripe}",
+                "'{{resolve:ssm-secure:/prod/db/password:1}}'",
+            ]
+        )
+
+    def tune7_spring_ref(self) -> str:
+        return self.pick(
+            [
+                "${spring.datasource.password}",
+                "${DB_PASSWORD:}",
+                "#{environment.DB_PASSWORD}",
+                "${vault.db.password}",
+            ]
+        )
+
+    def tune7_i18n(self) -> str:
+        return self.pick(
+            [
+                "パスワードを忘れた場合",
+                "Introduzca su contraseña",
+                "Passwort vergessen?",
+                "Wprowadź hasło",
+                "输入密码",
+                "Введите токен доступа",
+                "Mot de passe oublié ?",
+                "Esqueceu a senha?",
+            ]
+        )
+
+    def tune7_version(self) -> str:
+        return self.pick(["2023-10-16", "v2.14.0", "1.4.2-rc1", "3.11.7", "2024-06-01.preview"])
+
+    def tune7_doc_placeholder(self) -> str:
+        return self.pick(
+            [
+                "sk-...",
+                "<your-openai-key>",
+                "sk-xxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxx",
+                "YOUR_ACCESS_TOKEN",
+                "<TOKEN>",
+                "$TOKEN",
+                "<password>",
+                "...",
+            ]
+        )
+
+    def tune7_alphabet(self) -> str:
+        return self.pick(
+            [
+                "abcdefghijklmnopqrstuvwxyz0123456789",
+                "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz",
+                "0123456789abcdef",
+                "abcdefghijkmnopqrstuvwxyzABCDEFGHJKLMNPQRSTUVWXYZ23456789",
+                "!@#$%^&*()-_=+",
+            ]
+        )
+
+    def tune7_doc_url_password(self) -> str:
+        return self.pick(self.words) + self.s(2, string.digits)
+
 
 #: A template: (path, text with one {V} slot, value generator name, is a credential).
 Template = tuple[str, str, str, bool]

@@ -81,8 +81,8 @@ _WEAK_EXACT = _words(
 )
 _TEMPLATE = re.compile(
     r"^#{2,}[A-Za-z_][\w.-]*#{2,}$|^@@[A-Za-z_]\w*@@$|^@[A-Z][A-Z0-9_]*$|"
-    r"\$\{|\$\(|\{\{|\}\}|\{%|<%|%\(|#\{|\[\[|\]\]|%[sd](?![A-Za-z0-9])|\{\d*\}|"
-    r"^\$[A-Za-z_]\w*$|^%[A-Za-z_]\w*%$|^@[A-Za-z_]\w*@$|^__[A-Z0-9_]+__$|^%[sdr]$|"
+    r"\$\{|\$\(|\{\{|\}\}|\{%|<%|%\(|#\{|\[\[|\]\]|(?<![A-Za-z0-9])%[sd](?![A-Za-z0-9])|\{\d*\}|"
+    r"^\$[A-Za-z_]\w*$|^%[A-Za-z_][\w.]*%$|^@[A-Za-z_]\w*@$|^__[A-Z0-9_]+__$|^%[sdr]$|"
     r"^\{[0-9a-z_]*\}$|^:[a-z_]+$|^\$\d$|^\$env:|^env:|"
     r"\{[A-Za-z_][\w.]*(?:\[[^\]]*\])?(?:![rsa])?(?::[^}]*)?\}"
 )
@@ -122,6 +122,7 @@ _NOT_SECRET_WORDS = _words(
     img image color colour width height position pos reset forgot changed change strength
     score rules rule template cache store storage provider manager handler factory schema
     serializer form widget view route scope scopes audience issuer algorithm alg encoding
+    chars characters alphabet
     charset location loc host hostname port user username login email mail account owner kid
     bits limit cost rounds iterations description desc doc docs example sample test mock
     stub regexp selector xpath locator event events callback status state flag flags option
@@ -146,6 +147,7 @@ _CREDENTIAL_STEMS = (
     "passwort",
     "pswd",
     "psw",
+    "pw",  # ADMIN_PW, LDAP_BIND_PW
     "secret",
     "token",
     "key",
@@ -371,6 +373,7 @@ _PASSWORD_STEMS = (
     "psw",
     "passphrase",
     "passcode",
+    "pw",
     "passwort",
     "motdepasse",
     "contrasena",
@@ -789,8 +792,12 @@ def judge_assignment(
         return None
     entropy = shannon_entropy(value)
     if kind == "password":
-        if _is_hash_or_uuid(value) and (not keyed or _PASSWORD_NAME.search(key)):
+        if _is_hash_or_uuid(value) and (
+            _UUID.fullmatch(value) or (keyed and _PASSWORD_NAME.search(key))
+        ):
             return "low"  # a password field holding a digest: more likely a hash than a password
+        # Keyless (login("u", "<hex>"), gh secret set --body <hex>): the call says it is the
+        # credential, and many services issue hex API tokens used as passwords: the tier stands.
         if value.isalpha() and value.islower() and len(value) > 14:
             return None  # a long lower-case word is a name, not a password
         if entropy < min_entropy:
