@@ -2793,3 +2793,6 @@ my $dbh = DBI->connect("DBI:Pg:dbname=reports;host=pg-primary.internal",
         False,
     ),
 ]
+
+#: ``evalset.build`` makes this part's values with this class.
+VALUES = Heldout4Values

@@ -29,7 +29,7 @@ import realset  # noqa: E402
 
 CORPUS = HERE / ".corpus"
 RANK = {"low": 0, "medium": 1, "high": 2}
-SYNTHETIC = ("tune", "heldout", "heldout2", "heldout3", "heldout4")
+SYNTHETIC = tuple(evalset.PARTS)
 #: The only parts whose misses may be listed. ``heldout3`` was retired into tuning in round 5,
 #: after it had been scored blind three times; ``heldout4`` (written blind in round 5) took
 #: its place as the part nobody tunes on.

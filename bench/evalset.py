@@ -20,6 +20,7 @@ from __future__ import annotations
 import base64
 import binascii
 import hashlib
+import importlib
 import json
 import random
 import re
@@ -944,36 +945,25 @@ def _render_slots(v: Values, kind: str, text: str) -> tuple[str, list[tuple[int,
     return "".join(out), spans
 
 
+#: Every part: its templates' module and its seed. A module may define ``VALUES`` (a
+#: ``Values`` subclass with its own generators) and ``MULTI_SLOT = True`` (``_render_slots``).
+PARTS: dict[str, tuple[str, int]] = {
+    "tune": ("eval_tune", 1201),
+    "heldout": ("eval_heldout", 9907),
+    "heldout2": ("eval_heldout2", 4451),
+    "heldout3": ("eval_heldout3", 7313),
+    "heldout4": ("eval_heldout4", 8821),
+}
+
+
 def build(out: Path, part: str, copies: int = 6) -> dict[str, int]:
-    """Write ``out/files/...`` and ``out/labels.json`` for ``part`` (tune, heldout,
-    heldout2, heldout3 or heldout4)."""
-    if part == "tune":
-        import eval_tune as templates_module
-
-        seed = 1201
-    elif part == "heldout2":
-        import eval_heldout2 as templates_module  # type: ignore[no-redef]
-
-        seed = 4451
-    elif part == "heldout3":
-        import eval_heldout3 as templates_module  # type: ignore[no-redef]
-
-        seed = 7313
-    elif part == "heldout4":
-        import eval_heldout4 as templates_module  # type: ignore[no-redef]
-
-        seed = 8821
-    else:
-        import eval_heldout as templates_module  # type: ignore[no-redef]
-
-        seed = 9907
+    """Write ``out/files/...`` and ``out/labels.json`` for ``part`` (a key of ``PARTS``)."""
+    module_name, seed = PARTS[part]
+    templates_module = importlib.import_module(module_name)
     templates: list[Template] = templates_module.TEMPLATES
-    v = (
-        templates_module.Heldout4Values(seed, part)  # type: ignore[attr-defined]
-        if part == "heldout4"
-        else Values(seed, part)
-    )
-    multi_slot = getattr(templates_module, "MULTI_SLOT", False) or part == "heldout3"
+    values_class: type[Values] = getattr(templates_module, "VALUES", Values)
+    v = values_class(seed, part)
+    multi_slot = getattr(templates_module, "MULTI_SLOT", False)
     if out.exists():
         shutil.rmtree(out)
     files = out / "files"
@@ -1017,5 +1007,5 @@ def build(out: Path, part: str, copies: int = 6) -> dict[str, int]:
 
 
 if __name__ == "__main__":
-    for name in ("tune", "heldout", "heldout2", "heldout3", "heldout4"):
+    for name in PARTS:
         print(name, build(HERE / ".corpus" / f"eval-{name}", name))
