@@ -26,13 +26,6 @@ UPPER_DIGITS = string.ascii_uppercase + string.digits
 URLSAFE = ALNUM + "_-"
 MULTI_SLOT = True
 
-#: A few real BIP-39 words, for wallet seed phrases.
-BIP39 = [
-    "canyon", "orbit", "velvet", "drastic", "lumber", "pioneer", "absorb", "vintage",
-    "humble", "genius", "outdoor", "silent", "tragic", "ribbon", "moral", "uncover",
-    "glimpse", "bridge", "fossil", "kitchen", "ostrich", "sponsor", "wreck", "yellow",
-]  # fmt: skip
-
 
 class Heldout5Values(evalset.Values):
     """Value generators of the fifth held-out part: its own dictionary words and service users,
@@ -224,7 +217,7 @@ class Heldout5Values(evalset.Values):
         return "bkua_" + self.s(40, HEX)
 
     def h5_revenuecat(self) -> str:
-        return "sk_" + self.s(28)
+        return "sk_" + self.s(32)
 
     def h5_laravel_key(self) -> str:
         return "base64:" + self.h5_b64(32)
@@ -234,9 +227,6 @@ class Heldout5Values(evalset.Values):
 
     def h5_secret_key_base(self) -> str:
         return self.s(64, ALNUM + "+/")
-
-    def h5_seed_phrase(self) -> str:
-        return " ".join(self.pick(BIP39) for _ in range(12))
 
     def h5_any_key(self) -> str:
         return self.pick([self.openssh_key(), self.pkcs8_key(), self.ec_key(), self.pem()])
@@ -960,9 +950,9 @@ TEMPLATES: list[Template] = [
         True,
     ),
     (
-        "wallet/.env.local",
-        'WALLET_SEED="{V}"\nCHAIN_ID=137\n',
-        "h5_seed_phrase",
+        "validator/signer.toml",
+        '[signer]\nscheme = "ed25519"\nseed = "{V}"\n',
+        "hex64",
         True,
     ),
     (
