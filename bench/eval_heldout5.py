@@ -22,7 +22,6 @@ import evalset
 from evalset import ALNUM, Template
 
 HEX = "0123456789abcdef"
-UPPER_DIGITS = string.ascii_uppercase + string.digits
 URLSAFE = ALNUM + "_-"
 MULTI_SLOT = True
 
