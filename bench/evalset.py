@@ -1,4 +1,4 @@
-"""The evaluation corpus: files in the shapes of real repositories, in five parts.
+"""The evaluation corpus: files in the shapes of real repositories, in several parts (``PARTS``).
 
 ``tune`` is what the scanner may be tuned on (its misses are printed);
 ``heldout`` is built from *different* templates (``eval_heldout.py``, written
