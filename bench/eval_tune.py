@@ -1710,4 +1710,33 @@ TEMPLATES = [
         False,
     ),
     ("scripts/ora.sh", "sqlplus -s app/{V}@//db01:1521/ORCL @report.sql\n", "tune7_ci_ref", False),
+    # YAML flow maps, "NAME=value" strings in lists, Ruby-symbol keys, server configs
+    ("config/db.yml", "primary: {host: db01, user: app, password: {V}}\n", "password", True),
+    ("k8s/job.yaml", '        env: ["LOG_LEVEL=info", "DB_PASSWORD={V}"]\n', "password", True),
+    ("cmd/worker/main.go", 'cmd.Env = append(os.Environ(), "API_TOKEN={V}")\n', "api_key", True),
+    ("Dockerfile", 'CMD ["./app", "--verbose"]\nENV ["SMTP_PASSWORD={V}"]\n', "password", True),
+    ("~/.gem/credentials", "---\n:rubygems_api_key: {V}\n", "api_key", True),
+    ("postfix/sasl_passwd", "[smtp.corp.io]:587 alerts@corp.io:{V}\n", "password", True),
+    (
+        "nginx/api.conf",
+        "location /api/ {\n    proxy_set_header X-Api-Key {V};\n}\n",
+        "api_key",
+        True,
+    ),
+    (
+        "apache/ldap.conf",
+        'AuthLDAPBindDN "cn=svc,dc=corp"\nAuthLDAPBindPassword {V}\n',
+        "password",
+        True,
+    ),
+    # look-alikes
+    ("config/db.yml", "primary: {host: db01, user: app, password: {V}}\n", "placeholder", False),
+    ("k8s/job.yaml", '        env: ["LOG_LEVEL=info", "DB_PASSWORD={V}"]\n', "tune7_ci_ref", False),
+    (
+        "nginx/api.conf",
+        "location /api/ {\n    proxy_set_header X-Request-Id {V};\n}\n",
+        "request_id",
+        False,
+    ),
+    ("apache/ldap.conf", "AuthLDAPBindPassword {V}\n", "tune7_apache_ref", False),
 ]

@@ -899,6 +899,11 @@ class Values:
             ]
         )
 
+    def tune7_apache_ref(self) -> str:
+        return self.pick(
+            ['"exec:/usr/local/bin/ldap-pass"', "${LDAP_BIND_PASSWORD}", '"env:LDAP_PW"']
+        )
+
     def tune7_doc_url_password(self) -> str:
         return self.pick(self.words) + self.s(2, string.digits)
 
