@@ -953,6 +953,7 @@ PARTS: dict[str, tuple[str, int]] = {
     "heldout2": ("eval_heldout2", 4451),
     "heldout3": ("eval_heldout3", 7313),
     "heldout4": ("eval_heldout4", 8821),
+    "tune8": ("eval_tune8", 6607),
 }
 
 
