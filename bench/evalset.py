@@ -959,6 +959,7 @@ PARTS: dict[str, tuple[str, int]] = {
     "heldout3": ("eval_heldout3", 7313),
     "heldout4": ("eval_heldout4", 8821),
     "heldout5": ("eval_heldout5", 5519),
+    "tune8": ("eval_tune8", 6607),
 }
 
 
