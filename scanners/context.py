@@ -83,7 +83,7 @@ _TEMPLATE = re.compile(
     r"^#{2,}[A-Za-z_][\w.-]*#{2,}$|^@@[A-Za-z_]\w*@@$|^@[A-Z][A-Z0-9_]*$|"
     r"\$\{|\$\(|\{\{|\}\}|\{%|<%|%\(|#\{|\[\[|\]\]|(?<![A-Za-z0-9])%[sd](?![A-Za-z0-9])|\{\d*\}|"
     r"^\$[A-Za-z_]\w*$|^%[A-Za-z_][\w.]*%$|^@[A-Za-z_]\w*@$|^__[A-Z0-9_]+__$|^%[sdr]$|"
-    r"^\{[0-9a-z_]*\}$|^:[a-z_]+$|^\$\d$|^\$env:|^env:|"
+    r"^\{[0-9a-z_]*\}$|^:[a-z_]+$|^\$\d$|^\$env:|^env:|^\$__[a-z]+\{|"
     r"\{[A-Za-z_][\w.]*(?:\[[^\]]*\])?(?:![rsa])?(?::[^}]*)?\}"
 )
 _TOKEN_TEMPLATE = re.compile(r"\$\{|\{\{|\}\}|<%|%\(|\$\(")
@@ -189,7 +189,14 @@ def _names_a_credential(words: list[str]) -> bool:
             continue
         if word.endswith(_CREDENTIAL_STEMS) or word[:-1].endswith(_CREDENTIAL_STEMS):
             return True
+        if word in _CREDENTIAL_WORDS:
+            return True
     return False
+
+
+#: Whole words that name a credential but are too short or common as stems: ``AZURE_PAT``
+#: (a personal access token), ``erlang_cookie`` (what Erlang nodes authenticate with).
+_CREDENTIAL_WORDS = frozenset(["pat", "cookie"])
 
 
 #: Words ending in ``pass`` that are no password (``bypassCSP``, ``compass``).
@@ -211,8 +218,14 @@ def _key_is_about_secret(key: str) -> bool:
 
 
 _CONST_SEGMENT = re.compile(r"(?:^|\.)[A-Z][A-Z0-9]*_?[A-Z0-9_]*(?:\.|$)")
+#: ``.env.production``, ``./bin``, ``.venv``: a dotfile or relative path (``.2nU_4y83S6``, with
+#: digits and mixed case, is a generated password that starts with a dot).
+_DOT_NAME = re.compile(r"\.+(?:/.*|[a-z][a-z_.-]*|[A-Z][A-Z_.-]*)?")
 _DOTTED = re.compile(r"[A-Za-z_]\w*(?:\.[A-Za-z_]\w*)+")
-_WORDY = re.compile(r"[A-Za-z]+(?:[ _-][A-Za-z]+)+")
+#: Words joined by blanks, ``_`` or ``-``; each a word (lower, Capitalised, UPPER or camelCase
+#: humps), so ``lagMpg-eANnvA-SccMfJ`` (a generated password) is not "wordy".
+_WORD = r"(?:[A-Z]+|[A-Za-z][a-z]*(?:[A-Z][a-z]+)*)"
+_WORDY = re.compile(rf"{_WORD}(?:[ _-]{_WORD})+")
 _IDENTIFIER = re.compile(r"_*[a-z][a-z0-9]*(?:[_.][a-z0-9]+)+|[A-Z][A-Z0-9]*(?:_[A-Z0-9]+)+")
 _CAMEL = re.compile(r"[a-z]+(?:[A-Z][a-z0-9]+)+")
 _PATHLIKE = re.compile(
@@ -664,6 +677,7 @@ def judge_uri_password(
 
 _ERROR_KEY_WORDS = _words(
     """invalid incorrect wrong mismatch matching match not no missing required too short long
+    rotated revoked locked disabled denied forbidden unauthorized unknown
     weak expired error errors failed fail failure must should cannot confirm confirmation
     repeat retype again label placeholder title tooltip hint message msg prompt button
     dialog forgot reset new old current show hide visible toggle strength policy rule"""
@@ -783,7 +797,7 @@ def judge_assignment(
         and (not any(c.isdigit() for c in value) or _CONST_SEGMENT.search(value))
     ):
         return None  # code: a call, a subscript, an attribute path
-    if value in ("...", "..") or value.startswith(".") or _NOT_A_VALUE.fullmatch(value):
+    if value in ("...", "..") or _DOT_NAME.fullmatch(value) or _NOT_A_VALUE.fullmatch(value):
         return None  # a CLI flag, a #marker, an ssh -o option, a directory
     if _in_template(line, value):
         return None

@@ -428,3 +428,88 @@ def csv_findings(scan: Callable[[Fragment], list[Finding]], fragment: Fragment) 
                     ),
                 )
     return found
+
+
+# -- Markdown tables -------------------------------------------------------------------
+_MD_SUFFIXES = (".md", ".markdown", ".mdx")
+_MD_FILE = re.compile(rb"\ndiff --git [^\n]*\.(?:md|markdown|mdx|MD)\"?\n")
+#: The row under a Markdown table's header: ``|---|:---:|``.
+_MD_RULE_ROW = re.compile(r"\s*\|?\s*:?-{3,}:?\s*(?:\|\s*:?-{3,}:?\s*)+\|?\s*")
+
+
+def _md_cells(text: str) -> list[str] | None:
+    """The cells of a Markdown table row, or None when the line is no table row."""
+    stripped = text.strip()
+    if not stripped.startswith("|") or stripped.count("|") < 3:
+        return None
+    return [cell.strip().strip("`").strip() for cell in stripped.strip("|").split("|")]
+
+
+def _md_segments(fragment: Fragment) -> Iterator[tuple[int, int]]:
+    data = fragment.data
+    if fragment.locate is None:
+        if fragment.path.lower().endswith(_MD_SUFFIXES):
+            yield 0, len(data)
+        return
+    for match in _MD_FILE.finditer(data):
+        end = data.find(_DIFF_HEADER, match.end())
+        yield match.end() - 1, end if end >= 0 else len(data)
+
+
+def markdown_table_findings(
+    scan: Callable[[Fragment], list[Finding]], fragment: Fragment
+) -> list[Finding]:
+    """Cells of credential-named columns of Markdown tables (``| system | user | password |``
+    in a wiki page or runbook), each judged as ``<column>: <value>``. The header row and its
+    ``|---|`` rule must come just before the rows (added in the same hunk, for a diff)."""
+    data = fragment.data
+    if b"|" not in data:
+        return []
+    diff = fragment.locate is not None
+    found: list[Finding] = []
+    for start, end in _md_segments(fragment):
+        columns: dict[int, str] = {}
+        header: list[str] | None = None
+        offset = start
+        for raw in data[start:end].split(b"\n"):
+            at = offset
+            offset += len(raw) + 1
+            path, line, commit = fragment.path, 0, fragment.commit
+            if diff:
+                loc = fragment.locate(at + 1) if raw[:1] == b" " and fragment.locate else None
+                if loc is None:  # a removed line or a hunk header ends the table
+                    columns, header = {}, None
+                    continue
+                path, line, commit = loc.path, loc.line, loc.commit
+                text = raw[1:].decode("utf-8", "replace").rstrip("\r")
+            else:
+                line = fragment.first_line + data.count(b"\n", 0, at)
+                text = raw.decode("utf-8", "replace").rstrip("\r")
+            if header is not None and _MD_RULE_ROW.fullmatch(text):
+                columns = {i: n for i, n in enumerate(header) if _CSV_COLUMN.fullmatch(n)}
+                header = None
+                continue
+            cells = _md_cells(text)
+            if cells is None:
+                columns, header = {}, None
+                continue
+            if not columns:
+                header = cells
+                continue
+            for index, name in columns.items():
+                if index >= len(cells) or not cells[index]:
+                    continue
+                value = cells[index]
+                key = re.sub(r"\W+", "_", name)
+                found += _judged_as_config(
+                    scan,
+                    Fragment(path, f"{key}: {value}\n".encode(), commit=commit),
+                    _Placed(
+                        line,
+                        text.find(value) + 1,
+                        text,
+                        "a credential column of a Markdown table",
+                        "markdown-column",
+                    ),
+                )
+    return found
