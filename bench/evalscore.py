@@ -78,6 +78,14 @@ def misses(found: set[tuple[str, int]], labels: list[dict[str, object]], root: P
             text = (root / str(x["path"])).read_text().splitlines()[int(x["first"]) - 1]  # type: ignore[call-overload]
             kind = "FN" if x["positive"] else "FP"
             print(f"  {kind} {x['kind']:14} {x['path']}: {text[:110]}")
+    labelled = {
+        (str(x["path"]), n)
+        for x in labels
+        for n in range(int(x["first"]), int(x["last"]) + 1)  # type: ignore[call-overload]
+    }
+    for path, line in sorted(found - labelled):  # a finding on a line nobody planted anything on
+        text = (root / path).read_text().splitlines()[line - 1]
+        print(f"  FP {'(unlabelled)':14} {path}:{line}: {text[:110]}")
 
 
 def run_all(parts: tuple[str, ...], with_peers: bool, show_misses: bool) -> dict[str, object]:

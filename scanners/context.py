@@ -83,7 +83,7 @@ _TEMPLATE = re.compile(
     r"^#{2,}[A-Za-z_][\w.-]*#{2,}$|^@@[A-Za-z_]\w*@@$|^@[A-Z][A-Z0-9_]*$|"
     r"\$\{|\$\(|\{\{|\}\}|\{%|<%|%\(|#\{|\[\[|\]\]|(?<![A-Za-z0-9])%[sd](?![A-Za-z0-9])|\{\d*\}|"
     r"^\$[A-Za-z_]\w*$|^%[A-Za-z_][\w.]*%$|^@[A-Za-z_]\w*@$|^__[A-Z0-9_]+__$|^%[sdr]$|"
-    r"^\{[0-9a-z_]*\}$|^:[a-z_]+$|^\$\d$|^\$env:|^env:|^\$__[a-z]+\{|"
+    r"^\{[0-9a-z_]*\}$|^:[a-z_]+$|^\$\d$|^\$env:|^env:|^\$__[a-z]+\{|[=:/]\$[A-Za-z_]\w*$|"
     r"\{[A-Za-z_][\w.]*(?:\[[^\]]*\])?(?:![rsa])?(?::[^}]*)?\}"
 )
 _TOKEN_TEMPLATE = re.compile(r"\$\{|\{\{|\}\}|<%|%\(|\$\(")
@@ -106,8 +106,9 @@ _HEX = re.compile(r"[0-9a-fA-F]+")
 _UUID = re.compile(r"[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}")
 
 
-def is_uuid(value: str) -> bool:
-    return _UUID.fullmatch(value) is not None
+def is_hash_or_uuid(value: str) -> bool:
+    """Hex of a digest's length, or a UUID: a stored hash where any value could stand."""
+    return _is_hash_or_uuid(value)
 
 
 # Words in a key name that say it holds something *about* a credential (its URL,
@@ -220,7 +221,7 @@ def _key_is_about_secret(key: str) -> bool:
 _CONST_SEGMENT = re.compile(r"(?:^|\.)[A-Z][A-Z0-9]*_?[A-Z0-9_]*(?:\.|$)")
 #: ``.env.production``, ``./bin``, ``.venv``: a dotfile or relative path (``.2nU_4y83S6``, with
 #: digits and mixed case, is a generated password that starts with a dot).
-_DOT_NAME = re.compile(r"\.+(?:/.*|[a-z][a-z_.-]*|[A-Z][A-Z_.-]*)?")
+_DOT_NAME = re.compile(r"\.+(?:/.*|[a-z_][a-z0-9_.-]*|[A-Z_][A-Z0-9_.-]*)?")
 _DOTTED = re.compile(r"[A-Za-z_]\w*(?:\.[A-Za-z_]\w*)+")
 #: Words joined by blanks, ``_`` or ``-``; each a word (lower, Capitalised, UPPER or camelCase
 #: humps), so ``lagMpg-eANnvA-SccMfJ`` (a generated password) is not "wordy".

@@ -89,8 +89,12 @@ class Engine:
             )
             if found is None:
                 return None
-            if found == "low" and "uuid-credential" in rule.tags and context.is_uuid(secret):
-                found = "medium"  # only a credential stands there (.netrc password): UUID keys
+            if (
+                found == "low"
+                and "credential-slot" in rule.tags
+                and context.is_hash_or_uuid(secret)
+            ):
+                found = "medium"  # only a credential stands there: hex or a UUID is the key
             tier = context.lower_tier(tier, found)
         elif kind == "uri":
             groups = match.groupdict()
