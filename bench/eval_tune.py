@@ -1739,4 +1739,31 @@ TEMPLATES = [
         False,
     ),
     ("apache/ldap.conf", "AuthLDAPBindPassword {V}\n", "tune7_apache_ref", False),
+    # Clojure/EDN, VB.NET, C arrays and C client APIs
+    (
+        "src/shop/db.clj",
+        '(def db {:dbtype "postgresql" :user "app" :password "{V}"})\n',
+        "password",
+        True,
+    ),
+    ("src/shop/config.clj", '(def api-key "{V}")\n', "api_key", True),
+    ("Module1.vb", 'Dim password As String = "{V}"\n', "password", True),
+    ("Settings.vb", 'Private Const ApiKey As String = "{V}"\n', "api_key", True),
+    ("src/config.c", 'static char db_pass[] = "{V}";\n', "password", True),
+    (
+        "src/db.c",
+        'mysql_real_connect(conn, "db", "app", "{V}", "shop", 0, NULL, 0);\n',
+        "password",
+        True,
+    ),
+    ("src/fetch.c", 'curl_easy_setopt(curl, CURLOPT_PASSWORD, "{V}");\n', "password", True),
+    # look-alikes
+    (
+        "src/shop/db.clj",
+        '(def db {:dbtype "postgresql" :user "app" :password {V}})\n',
+        "tune7_clj_ref",
+        False,
+    ),
+    ("Module1.vb", "Dim password As String = {V}\n", "tune7_vb_ref", False),
+    ("src/fetch.c", "curl_easy_setopt(curl, CURLOPT_PASSWORD, {V});\n", "tune7_c_ref", False),
 ]
