@@ -1766,4 +1766,32 @@ TEMPLATES = [
     ),
     ("Module1.vb", "Dim password As String = {V}\n", "tune7_vb_ref", False),
     ("src/fetch.c", "curl_easy_setopt(curl, CURLOPT_PASSWORD, {V});\n", "tune7_c_ref", False),
+    # HTML snapshots: CSP nonces and CSRF tokens are per-request values, not credentials
+    (
+        "templates/base.html",
+        '<script nonce="{V}" src="/static/app.js"></script>\n',
+        "csp_nonce",
+        False,
+    ),
+    (
+        "tests/fixtures/login.html",
+        '<form method="post">\n  <input type="hidden" name="csrfmiddlewaretoken" value="{V}">\n</form>\n',
+        "bearer",
+        False,
+    ),
+    ("tests/fixtures/page.html", '<meta name="csrf-token" content="{V}">\n', "b64_secret", False),
+    (
+        "spec/fixtures/form.html",
+        '<input type="hidden" name="authenticity_token" value="{V}" />\n',
+        "b64_secret",
+        False,
+    ),
+    # the same shapes holding credentials
+    (
+        "templates/settings.html",
+        '<input type="hidden" name="api_key" value="{V}">\n',
+        "api_key",
+        True,
+    ),
+    ("public/index.html", "<script>\n  window.API_TOKEN = '{V}';\n</script>\n", "api_key", True),
 ]
