@@ -1794,4 +1794,30 @@ TEMPLATES = [
         True,
     ),
     ("public/index.html", "<script>\n  window.API_TOKEN = '{V}';\n</script>\n", "api_key", True),
+    # base64-wrapped PEM keys (kubeconfig, env), Azure SAS URLs
+    (
+        "deploy/kubeconfig",
+        "users:\n- name: admin\n  user:\n    client-key-data: {V}\n",
+        "b64_pem",
+        True,
+    ),
+    ("ci/.env", "SSH_PRIVATE_KEY_B64={V}\n", "b64_pem", True),
+    (
+        "deploy/kubeconfig",
+        "clusters:\n- cluster:\n    certificate-authority-data: {V}\n    server: https://k8s.internal:6443\n",
+        "b64_cert",
+        False,
+    ),
+    (
+        "scripts/restore.sh",
+        'azcopy copy "https://shop.blob.core.windows.net/backups?sv=2022-11-02&ss=b&srt=co&sp=rl&se=2026-01-01T00:00:00Z&spr=https&sig={V}" ./restore\n',
+        "tune7_sas_sig",
+        True,
+    ),
+    (
+        "docs/storage.md",
+        "https://shop.blob.core.windows.net/backups?sv=2022-11-02&sp=r&sig={V}\n",
+        "tune7_doc_placeholder",
+        False,
+    ),
 ]

@@ -918,6 +918,11 @@ class Values:
             ["(env :db-password)", '(System/getenv "DB_PASSWORD")', "(:db-password config)"]
         )
 
+    def tune7_sas_sig(self) -> str:
+        from urllib.parse import quote
+
+        return quote(base64.b64encode(self.rng.randbytes(32)).decode(), safe="")
+
     def tune7_doc_url_password(self) -> str:
         return self.pick(self.words) + self.s(2, string.digits)
 
