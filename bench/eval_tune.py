@@ -1820,4 +1820,25 @@ TEMPLATES = [
         "tune7_doc_placeholder",
         False,
     ),
+    # flags as separate argv elements (subprocess lists, exec-form CMD, k8s args, task JSON)
+    (
+        "scripts/restore.py",
+        'subprocess.run(["mysql", "-u", "root", "--password", "{V}", "shop"], check=True)\n',
+        "password",
+        True,
+    ),
+    (
+        "k8s/cronjob.yaml",
+        '          args: ["--db-password", "{V}", "--verbose"]\n',
+        "password",
+        True,
+    ),
+    ("Dockerfile", 'CMD ["./server", "--api-token", "{V}"]\n', "api_key", True),
+    (
+        "scripts/restore.py",
+        'subprocess.run(["mysql", "-u", "root", "--password", {V}, "shop"], check=True)\n',
+        "env_ref",
+        False,
+    ),
+    ("k8s/cronjob.yaml", '          args: ["--db-password-file", "{V}"]\n', "secret_path", False),
 ]
