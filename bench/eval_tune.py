@@ -1739,4 +1739,106 @@ TEMPLATES = [
         False,
     ),
     ("apache/ldap.conf", "AuthLDAPBindPassword {V}\n", "tune7_apache_ref", False),
+    # Clojure/EDN, VB.NET, C arrays and C client APIs
+    (
+        "src/shop/db.clj",
+        '(def db {:dbtype "postgresql" :user "app" :password "{V}"})\n',
+        "password",
+        True,
+    ),
+    ("src/shop/config.clj", '(def api-key "{V}")\n', "api_key", True),
+    ("Module1.vb", 'Dim password As String = "{V}"\n', "password", True),
+    ("Settings.vb", 'Private Const ApiKey As String = "{V}"\n', "api_key", True),
+    ("src/config.c", 'static char db_pass[] = "{V}";\n', "password", True),
+    (
+        "src/db.c",
+        'mysql_real_connect(conn, "db", "app", "{V}", "shop", 0, NULL, 0);\n',
+        "password",
+        True,
+    ),
+    ("src/fetch.c", 'curl_easy_setopt(curl, CURLOPT_PASSWORD, "{V}");\n', "password", True),
+    # look-alikes
+    (
+        "src/shop/db.clj",
+        '(def db {:dbtype "postgresql" :user "app" :password {V}})\n',
+        "tune7_clj_ref",
+        False,
+    ),
+    ("Module1.vb", "Dim password As String = {V}\n", "tune7_vb_ref", False),
+    ("src/fetch.c", "curl_easy_setopt(curl, CURLOPT_PASSWORD, {V});\n", "tune7_c_ref", False),
+    # HTML snapshots: CSP nonces and CSRF tokens are per-request values, not credentials
+    (
+        "templates/base.html",
+        '<script nonce="{V}" src="/static/app.js"></script>\n',
+        "csp_nonce",
+        False,
+    ),
+    (
+        "tests/fixtures/login.html",
+        '<form method="post">\n  <input type="hidden" name="csrfmiddlewaretoken" value="{V}">\n</form>\n',
+        "bearer",
+        False,
+    ),
+    ("tests/fixtures/page.html", '<meta name="csrf-token" content="{V}">\n', "b64_secret", False),
+    (
+        "spec/fixtures/form.html",
+        '<input type="hidden" name="authenticity_token" value="{V}" />\n',
+        "b64_secret",
+        False,
+    ),
+    # the same shapes holding credentials
+    (
+        "templates/settings.html",
+        '<input type="hidden" name="api_key" value="{V}">\n',
+        "api_key",
+        True,
+    ),
+    ("public/index.html", "<script>\n  window.API_TOKEN = '{V}';\n</script>\n", "api_key", True),
+    # base64-wrapped PEM keys (kubeconfig, env), Azure SAS URLs
+    (
+        "deploy/kubeconfig",
+        "users:\n- name: admin\n  user:\n    client-key-data: {V}\n",
+        "b64_pem",
+        True,
+    ),
+    ("ci/.env", "SSH_PRIVATE_KEY_B64={V}\n", "b64_pem", True),
+    (
+        "deploy/kubeconfig",
+        "clusters:\n- cluster:\n    certificate-authority-data: {V}\n    server: https://k8s.internal:6443\n",
+        "b64_cert",
+        False,
+    ),
+    (
+        "scripts/restore.sh",
+        'azcopy copy "https://shop.blob.core.windows.net/backups?sv=2022-11-02&ss=b&srt=co&sp=rl&se=2026-01-01T00:00:00Z&spr=https&sig={V}" ./restore\n',
+        "tune7_sas_sig",
+        True,
+    ),
+    (
+        "docs/storage.md",
+        "https://shop.blob.core.windows.net/backups?sv=2022-11-02&sp=r&sig={V}\n",
+        "tune7_doc_placeholder",
+        False,
+    ),
+    # flags as separate argv elements (subprocess lists, exec-form CMD, k8s args, task JSON)
+    (
+        "scripts/restore.py",
+        'subprocess.run(["mysql", "-u", "root", "--password", "{V}", "shop"], check=True)\n',
+        "password",
+        True,
+    ),
+    (
+        "k8s/cronjob.yaml",
+        '          args: ["--db-password", "{V}", "--verbose"]\n',
+        "password",
+        True,
+    ),
+    ("Dockerfile", 'CMD ["./server", "--api-token", "{V}"]\n', "api_key", True),
+    (
+        "scripts/restore.py",
+        'subprocess.run(["mysql", "-u", "root", "--password", {V}, "shop"], check=True)\n',
+        "env_ref",
+        False,
+    ),
+    ("k8s/cronjob.yaml", '          args: ["--db-password-file", "{V}"]\n', "secret_path", False),
 ]

@@ -904,6 +904,28 @@ class Values:
             ['"exec:/usr/local/bin/ldap-pass"', "${LDAP_BIND_PASSWORD}", '"env:LDAP_PW"']
         )
 
+    def tune7_vb_ref(self) -> str:
+        return self.pick(
+            [
+                'Environment.GetEnvironmentVariable("DB_PASSWORD")',
+                'ConfigurationManager.AppSettings("DbPassword")',
+                "My.Settings.DbPassword",
+            ]
+        )
+
+    def tune7_c_ref(self) -> str:
+        return self.pick(['getenv("DB_PASSWORD")', "cfg->password", "password_buf"])
+
+    def tune7_clj_ref(self) -> str:
+        return self.pick(
+            ["(env :db-password)", '(System/getenv "DB_PASSWORD")', "(:db-password config)"]
+        )
+
+    def tune7_sas_sig(self) -> str:
+        from urllib.parse import quote
+
+        return quote(base64.b64encode(self.rng.randbytes(32)).decode(), safe="")
+
     def tune7_doc_url_password(self) -> str:
         return self.pick(self.words) + self.s(2, string.digits)
 

@@ -83,7 +83,7 @@ _TEMPLATE = re.compile(
     r"^#{2,}[A-Za-z_][\w.-]*#{2,}$|^@@[A-Za-z_]\w*@@$|^@[A-Z][A-Z0-9_]*$|"
     r"\$\{|\$\(|\{\{|\}\}|\{%|<%|%\(|#\{|\[\[|\]\]|(?<![A-Za-z0-9])%[sd](?![A-Za-z0-9])|\{\d*\}|"
     r"^\$[A-Za-z_]\w*$|^%[A-Za-z_][\w.]*%$|^@[A-Za-z_]\w*@$|^__[A-Z0-9_]+__$|^%[sdr]$|"
-    r"^\{[0-9a-z_]*\}$|^:[a-z_]+$|^\$\d$|^\$env:|^env:|^\$__[a-z]+\{|[=:/]\$[A-Za-z_]\w*$|"
+    r"^\{[0-9a-z_]*\}$|^:[a-z_]+$|^\$\d$|^\$env:|^env:|^exec:|^\$__[a-z]+\{|[=:/]\$[A-Za-z_]\w*$|"
     r"\{[A-Za-z_][\w.]*(?:\[[^\]]*\])?(?:![rsa])?(?::[^}]*)?\}"
 )
 _TOKEN_TEMPLATE = re.compile(r"\$\{|\{\{|\}\}|<%|%\(|\$\(")
@@ -204,11 +204,20 @@ _CREDENTIAL_WORDS = frozenset(["pat", "cookie"])
 _NOT_PASS_WORDS = _words("bypass bypasses compass encompass trespass overpass underpass")
 
 
+#: A per-request anti-forgery token (``csrfmiddlewaretoken``, ``X-CSRF-Token``, Rails'
+#: ``authenticity_token``): a snapshot of one, in a fixture or saved page, opens nothing.
+_CSRF_TOKEN_KEY = re.compile(r"(?i)(?:csrf|xsrf)\w*token$|^authenticity_?token$")
+#: A CSP nonce on an HTML element (``<script nonce="...">``): per response, public.
+_HTML_NONCE = re.compile(r"(?i)<(?:script|style|link)\b[^>]*\bnonce\s*=")
+
+
 def _key_is_about_secret(key: str) -> bool:
     """``password_reset_url`` is about a password; ``db_password`` holds one."""
     words = [w.lower() for w in _KEY_SPLIT.split(key) if w]
     if not words:
         return False
+    if _CSRF_TOKEN_KEY.search(key.replace("-", "_")):
+        return True
     if not _names_a_credential(words):
         return True
     if words[-1] in _NOT_SECRET_WORDS or words[-1].rstrip("0123456789") in _NOT_SECRET_WORDS:
@@ -763,6 +772,8 @@ def judge_assignment(
         return None  # api_key: "key", password_field: "field"; POSTGRES_PASSWORD: postgres is weak
     if value.isdigit() and _is_sequence(value) and kind != "password":
         return None
+    if key.lower() == "nonce" and _HTML_NONCE.search(line):
+        return None  # <script nonce="...">: a CSP nonce, sent to every browser
     if _key_is_about_secret(key) or _key_is_message(key) or _is_human_text(value):
         return None
     if _CRYPT_HASH.search(value) or _ENCRYPTED_VALUE.search(value):

@@ -218,7 +218,16 @@ class Engine:
             decoded += decode.k8s_context_findings(self._scan_plain, fragment, encoded, flagged)
         if not encoded:
             return findings
-        kept = [f for f in findings if (f.path, f.line, f.secret) not in encoded]
+        by_line: dict[tuple[str, int], list[str]] = {}
+        for path, line, value in encoded:
+            by_line.setdefault((path, line), []).append(value)
+        # A plain finding inside a decoded value (the whole base64 text, or a part of it that a
+        # rule matched) was judged through its decoded text already.
+        kept = [
+            f
+            for f in findings
+            if not any(f.secret in value for value in by_line.get((f.path, f.line), ()))
+        ]
         return sorted(kept + decoded, key=lambda f: (f.path, f.line, f.column))
 
     def _scan_plain(self, fragment: Fragment) -> list[Finding]:

@@ -155,3 +155,15 @@ def test_csv_look_alikes_stay_quiet(engine: Engine) -> None:
         assert [f.rule for f in found if f.confidence != "low"] == []
     # the same rows in a file that is not CSV are left to the usual rules
     assert engine.scan(Fragment("users.txt", f"id,email,password\n1,a@b.c,{PW}\n".encode())) == []
+
+
+def test_a_base64_pem_key_is_found_once_inside_a_secret_and_on_its_own(engine: Engine) -> None:
+    body = base64.b64encode(bytes(range(256)) * 2).decode()
+    rows = "\n".join(body[i : i + 64] for i in range(0, len(body), 64))
+    pem = f"-----BEGIN RSA PRIVATE KEY-----\n{rows}\n-----END RSA PRIVATE KEY-----\n"
+    inside = _found(engine, _secret(f"  tls.key: {_b64(pem)}\n"))
+    assert inside == [(7, "private-key", "high")]  # the decoded key, not the base64 text again
+    alone = _found(engine, f"users:\n- user:\n    client-key-data: {_b64(pem)}\n", "kubeconfig")
+    assert alone == [(3, "private-key-pem-base64", "high")]
+    cert = pem.replace("RSA PRIVATE KEY", "CERTIFICATE")
+    assert _found(engine, f"    certificate-authority-data: {_b64(cert)}\n", "kubeconfig") == []
