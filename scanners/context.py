@@ -492,7 +492,9 @@ def _is_rule_or_description(value: str) -> bool:
 
 _TYPE_NAME = re.compile(r"(?:[A-Z][a-z0-9]+){3,}")
 _CREDENTIAL_HUMP = re.compile(r"(?:Secret|Token|Password|Passphrase|Key|Credential)s?(?=[A-Z]|$)")
-_SHELL_DEFAULT = re.compile(r"\$\{[A-Za-z_]\w*:?-([^${}\s]+)\}")
+#: ``${DB_PASSWORD:-x}`` (shell, Compose) and ``${db.password:x}`` (Spring): the literal that
+#: runs wherever the setting is missing. ``${X:?msg}`` and ``${X:+alt}`` are no defaults.
+_SHELL_DEFAULT = re.compile(r"\$\{[A-Za-z_][\w.-]*(?::?-|:)([^${}\s?+][^${}\s]*)\}")
 
 
 def _is_template(value: str) -> bool:
