@@ -494,7 +494,11 @@ _TYPE_NAME = re.compile(r"(?:[A-Z][a-z0-9]+){3,}")
 _CREDENTIAL_HUMP = re.compile(r"(?:Secret|Token|Password|Passphrase|Key|Credential)s?(?=[A-Z]|$)")
 #: ``${DB_PASSWORD:-x}`` (shell, Compose) and ``${db.password:x}`` (Spring): the literal that
 #: runs wherever the setting is missing. ``${X:?msg}`` and ``${X:+alt}`` are no defaults.
-_SHELL_DEFAULT = re.compile(r"\$\{[A-Za-z_][\w.-]*(?::?-|:)([^${}\s?+][^${}\s]*)\}")
+_SHELL_DEFAULT = re.compile(
+    r"\$\{(?:[A-Za-z_][\w.-]*:?-([^${}\s?+][^${}\s]*)"
+    r"|(?!(?:vault|ssm|awssm|secretsmanager|file|env|sops|gcpsm|azkv|aws):)"
+    r"[A-Za-z_][\w.-]*:([^${}\s?+/#][^${}\s/#]*))\}"
+)
 
 
 def _is_template(value: str) -> bool:
@@ -724,7 +728,7 @@ def judge_assignment(
     value = value.strip()
     default = _SHELL_DEFAULT.fullmatch(value)
     if default:  # ${DB_PASSWORD:-Wq9x7Lm2}: the literal is what runs wherever the variable is unset
-        value = default.group(1)
+        value = default.group(1) or default.group(2)
     if len(value) < max(min_length, 3):
         return None
     if _is_template(value) or _REGEXISH.search(value) or _SCHEME_REFERENCE.fullmatch(value):
