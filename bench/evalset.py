@@ -982,6 +982,7 @@ PARTS: dict[str, tuple[str, int]] = {
     "heldout4": ("eval_heldout4", 8821),
     "heldout5": ("eval_heldout5", 5519),
     "tune8": ("eval_tune8", 6607),
+    "tune9": ("eval_tune9", 6911),
 }
 
 
