@@ -83,7 +83,7 @@ _TEMPLATE = re.compile(
     r"^#{2,}[A-Za-z_][\w.-]*#{2,}$|^@@[A-Za-z_]\w*@@$|^@[A-Z][A-Z0-9_]*$|"
     r"\$\{|\$\(|\{\{|\}\}|\{%|<%|%\(|#\{|\[\[|\]\]|(?<![A-Za-z0-9])%[sd](?![A-Za-z0-9])|\{\d*\}|"
     r"^\$[A-Za-z_]\w*$|^%[A-Za-z_][\w.]*%$|^@[A-Za-z_]\w*@$|^__[A-Z0-9_]+__$|^%[sdr]$|"
-    r"^\{[0-9a-z_]*\}$|^:[a-z_]+$|^\$\d$|^\$env:|^env:|^exec:|^\$__[a-z]+\{|[=:/]\$[A-Za-z_]\w*$|"
+    r"^\{[0-9a-z_]*\}$|^:[a-z_]+$|^\$\d$|^\$env:|^env:|^exec:|^credentialsJSON:|^\$__[a-z]+\{|[=:/]\$[A-Za-z_]\w*$|"
     r"\{[A-Za-z_][\w.]*(?:\[[^\]]*\])?(?:![rsa])?(?::[^}]*)?\}"
 )
 _TOKEN_TEMPLATE = re.compile(r"\$\{|\{\{|\}\}|<%|%\(|\$\(")
@@ -296,7 +296,7 @@ def _looks_base64(value: str) -> bool:
 
 
 _NOT_A_VALUE = re.compile(
-    r"--?[a-z][a-z0-9-]*|#[a-z_][a-z0-9_-]*|[A-Za-z][A-Za-z0-9]*=(?:[a-z]+|\d+)|[\w.-]+/|"
+    r"--?[a-z][a-z0-9-]*|#[a-z_][a-z0-9_-]*|[A-Za-z][A-Za-z0-9]*=(?:[a-z]+|\d+)|[\w.-]{1,32}/|"
     r"[A-Za-z_][A-Za-z_-]*(?:/[A-Za-z_][A-Za-z_-]*)+"  # America/Los_Angeles, text/plain
 )
 

@@ -513,3 +513,98 @@ def markdown_table_findings(
                     ),
                 )
     return found
+
+
+# -- SQL seeds -------------------------------------------------------------------------
+_SQL_SUFFIXES = (".sql",)
+_SQL_FILE = re.compile(rb"\ndiff --git [^\n]*\.(?:sql|SQL)\"?\n")
+#: ``INSERT INTO api_clients (name, client_secret) VALUES``: the columns name the values.
+_SQL_INSERT = re.compile(
+    rb"(?i)\binsert[ \t]+into[ \t]+[\w.`\"\[\]]+[ \t]*\(([^()]{1,2000})\)\s*values\s*"
+)
+#: One row of literals; strings may hold doubled quotes, and any character but a newline.
+_SQL_ROW = re.compile(rb"\s*\(((?:'(?:[^'\n]|'')*'|[^'()\n])*)\)\s*(,|;)?")
+_SQL_ITEM = re.compile(rb"\s*('(?:[^'\n]|'')*'|[^,]*)\s*(?:,|$)")
+
+
+def _sql_segments(fragment: Fragment) -> Iterator[tuple[int, int]]:
+    data = fragment.data
+    if fragment.locate is None:
+        if fragment.path.lower().endswith(_SQL_SUFFIXES):
+            yield 0, len(data)
+        return
+    for match in _SQL_FILE.finditer(data):
+        end = data.find(_DIFF_HEADER, match.end())
+        yield match.end() - 1, end if end >= 0 else len(data)
+
+
+def sql_insert_findings(
+    scan: Callable[[Fragment], list[Finding]], fragment: Fragment
+) -> list[Finding]:
+    """String values of credential-named columns in ``INSERT INTO t (cols) VALUES (...)``
+    rows of SQL files (seed data, fixtures), each judged as ``<column>: <value>``."""
+    data = fragment.data
+    found: list[Finding] = []
+    for start, end in _sql_segments(fragment):
+        for insert in _SQL_INSERT.finditer(data, start, end):
+            names = [
+                n.strip().strip(b'`"[] \n').decode("utf-8", "replace")
+                for n in insert.group(1).replace(b"\n ", b" ").split(b",")
+            ]
+            columns = {i: n for i, n in enumerate(names) if _CSV_COLUMN.fullmatch(n)}
+            if not columns:
+                continue
+            at = insert.end()
+            while True:
+                row = _SQL_ROW.match(data, at, end)
+                if row is None:
+                    break
+                cells = [m for m in _SQL_ITEM.finditer(row.group(1)) if m.group(0)]
+                items = [m.group(1) for m in cells]
+                offsets = [m.start(1) + row.start(1) for m in cells]
+                for index, name in columns.items():
+                    if index >= len(items) or not items[index].startswith(b"'"):
+                        continue
+                    value = items[index][1:-1].replace(b"''", b"'").decode("utf-8", "replace")
+                    where = offsets[index] + 1
+                    found += _placed_column(scan, fragment, where, name, value, "SQL insert")
+                at = row.end()
+                if row.group(2) != b",":
+                    break
+    return found
+
+
+def _placed_column(
+    scan: Callable[[Fragment], list[Finding]],
+    fragment: Fragment,
+    at: int,
+    name: str,
+    value: str,
+    what: str,
+) -> list[Finding]:
+    """A column's value at byte ``at`` judged as ``<column>: <value>``, placed where it stands."""
+    data = fragment.data
+    path, commit = fragment.path, fragment.commit
+    line_start = data.rfind(b"\n", 0, at) + 1
+    line_end = data.find(b"\n", at)
+    text = data[line_start : line_end if line_end >= 0 else len(data)].decode("utf-8", "replace")
+    if fragment.locate is not None:
+        loc = fragment.locate(at)
+        if loc is None:
+            return []  # not an added line
+        path, line, commit = loc.path, loc.line, loc.commit
+        text = text[1:]
+    else:
+        line = fragment.first_line + data.count(b"\n", 0, at)
+    key = re.sub(r"\W+", "_", name)
+    return _judged_as_config(
+        scan,
+        Fragment(path, f"{key}: {value}\n".encode(), commit=commit),
+        _Placed(
+            line,
+            text.find(value) + 1,
+            text.rstrip("\r"),
+            f"a credential column of an {what}",
+            "sql-column",
+        ),
+    )

@@ -203,6 +203,7 @@ class Engine:
         findings = self._scan_plain(fragment)
         columns = decode.csv_findings(self._scan_plain, fragment)
         columns += decode.markdown_table_findings(self._scan_plain, fragment)
+        columns += decode.sql_insert_findings(self._scan_plain, fragment)
         if columns:
             seen = {(f.path, f.line) for f in findings}
             findings += [f for f in columns if (f.path, f.line) not in seen]

@@ -166,3 +166,37 @@ def test_csv_columns_under_any_path(repo: Path) -> None:
         "plain/a.tsv",
     }
     assert history == tree
+
+
+def test_markdown_table_and_sql_insert_columns(repo: Path) -> None:
+    """A wiki table's ``password`` column and an SQL seed's ``client_secret`` column are judged
+    cell by cell, the same way in the tree and in history; other columns stay quiet."""
+    wiki = (
+        "## Staging access\n\n"
+        "| system | user | password | notes |\n"
+        "|--------|------|:--------:|-------|\n"
+        f"| pgadmin | dba | {password(seed=70)} | rotated monthly |\n"
+        "| grafana | ops | <ask in #ops> | SSO soon |\n"
+        f"| rabbit ui | ops | `{password(seed=71)}` | |\n\n"
+        "Not a table | any more\n"
+    )
+    seed = (
+        "INSERT INTO api_clients (name, client_id, client_secret) VALUES\n"
+        f"  ('warehouse', 'wh-01', '{password(seed=72)}'),\n"
+        "  ('pricing', 'pr-01', ''),\n"
+        f"  ('ledger', 'it''s-01', '{password(seed=73)}');\n"
+        "INSERT INTO users (name, email) VALUES ('ops', 'ops@corp.test');\n"
+    )
+    (repo / "docs").mkdir()
+    (repo / "docs" / "Staging.md").write_text(wiki)
+    (repo / "db").mkdir()
+    (repo / "db" / "seed.sql").write_text(seed)
+    _commit_all(repo, "docs and seeds")
+    tree, history = _both_ways(repo)
+    assert sorted((p, n) for p, n, _rule in tree) == [
+        ("db/seed.sql", 2),
+        ("db/seed.sql", 4),
+        ("docs/Staging.md", 5),
+        ("docs/Staging.md", 7),
+    ]
+    assert history == tree
