@@ -212,7 +212,8 @@ class RuleSet:
 
         digest = hashlib.sha256()
         for rule in self.rules:
-            digest.update(f"{rule.id}\0{rule.regex}\0{rule.multiline}\n".encode())
+            # The prefilter is what Hyperscan compiles: a changed one must not reuse a database.
+            digest.update(f"{rule.id}\0{rule.regex}\0{rule.prefilter}\0{rule.multiline}\n".encode())
         return digest.hexdigest()[:24]
 
 

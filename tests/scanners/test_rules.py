@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 from pathlib import Path
 
 import pytest
@@ -120,3 +121,30 @@ def test_config_file_rules_and_errors(tmp_path: Path) -> None:
         ScanConfig.load(tmp_path, tmp_path / "bad2.toml")
     with pytest.raises(ConfigError, match="cannot read scan config"):
         ScanConfig.load(tmp_path, tmp_path / "missing.toml")
+
+
+def test_the_cache_key_covers_the_prefilter() -> None:
+    """Hyperscan compiles a rule's prefilter: a changed prefilter must not reuse a cached
+    database (a stale one kept a rule on the slow whole-chunk fallback)."""
+    rule = next(r for r in RULES if r.prefilter)
+    changed = dataclasses.replace(rule, prefilter=rule.prefilter + "|unlikely-literal-x")
+    assert RuleSet((rule,)).fingerprint() != RuleSet((changed,)).fingerprint()
+
+
+def test_every_bundled_rule_compiles_in_hyperscan() -> None:
+    """A rule Hyperscan refuses runs in Python over whole chunks wherever its keywords occur:
+    on a long history that cost seconds. Bundled rules give such patterns a ``prefilter``."""
+    hyperscan = pytest.importorskip("hyperscan")
+    refused = []
+    for rule in RULES:
+        flag = hyperscan.HS_FLAG_MULTILINE | (hyperscan.HS_FLAG_DOTALL if rule.multiline else 0)
+        try:
+            hyperscan.Database().compile(
+                expressions=[(rule.prefilter or rule.regex).encode()],
+                ids=[0],
+                elements=1,
+                flags=[flag],
+            )
+        except hyperscan.HyperscanError:
+            refused.append(rule.id)
+    assert refused == []
