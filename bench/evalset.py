@@ -983,6 +983,7 @@ PARTS: dict[str, tuple[str, int]] = {
     "heldout5": ("eval_heldout5", 5519),
     "tune8": ("eval_tune8", 6607),
     "tune9": ("eval_tune9", 6911),
+    "tune10": ("eval_tune10", 7121),
 }
 
 
