@@ -113,6 +113,11 @@ def _pem_base64(secret: str) -> bool:
     )
 
 
+def _mnemonic_words(secret: str) -> bool:
+    """A BIP-39 recovery phrase has 12, 15, 18, 21 or 24 words."""
+    return len(secret.split()) in (12, 15, 18, 21, 24)
+
+
 _NKEY_PREFIX = {"O": 14 << 3, "A": 0, "U": 20 << 3, "N": 13 << 3, "C": 2 << 3, "X": 23 << 3}
 
 
@@ -137,6 +142,7 @@ VALIDATORS: dict[str, Callable[[str], bool]] = {
     "base64-key": _base64_key,
     "basic-auth": _basic_auth,
     "pem-base64": _pem_base64,
+    "mnemonic-words": _mnemonic_words,
 }
 
 

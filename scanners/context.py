@@ -236,6 +236,9 @@ _DOTTED = re.compile(r"[A-Za-z_]\w*(?:\.[A-Za-z_]\w*)+")
 #: humps), so ``lagMpg-eANnvA-SccMfJ`` (a generated password) is not "wordy".
 _WORD = r"(?:[A-Z]+|[A-Za-z][a-z]*(?:[A-Z][a-z]+)*)"
 _WORDY = re.compile(rf"{_WORD}(?:[ _-]{_WORD})+")
+#: A segment of an attribute path is made of words (``os``, ``environ``, ``DB_PASSWORD``,
+#: ``getValue``, ``v1``); ``JRQKSWrE.sgkU.Fpe`` (a generated password with dots) is not.
+_CODE_SEGMENT = re.compile(rf"_*{_WORD}\d*(?:_+(?:{_WORD}\d*|\d+))*_*")
 _IDENTIFIER = re.compile(r"_*[a-z][a-z0-9]*(?:[_.][a-z0-9]+)+|[A-Z][A-Z0-9]*(?:_[A-Z0-9]+)+")
 _CAMEL = re.compile(r"[a-z]+(?:[A-Z][a-z0-9]+)+")
 _PATHLIKE = re.compile(
@@ -813,6 +816,7 @@ def judge_assignment(
     if (any(c in value for c in "()[]") and not _random_literal(line, value)) or (
         _DOTTED.fullmatch(value)
         and (not any(c.isdigit() for c in value) or _CONST_SEGMENT.search(value))
+        and all(_CODE_SEGMENT.fullmatch(segment) for segment in value.split("."))
     ):
         return None  # code: a call, a subscript, an attribute path
     if value in ("...", "..") or _DOT_NAME.fullmatch(value) or _NOT_A_VALUE.fullmatch(value):
