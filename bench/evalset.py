@@ -6,8 +6,8 @@ before any tuning on this corpus and never edited to fit results), another
 seed and other value generators, and only its totals are ever reported; so are
 ``heldout2`` (``eval_heldout2.py``), ``heldout3`` (``eval_heldout3.py``, written
 blind by a separate author: several values per file, see ``_render_slots``) and
-``heldout4`` (``eval_heldout4.py``, written blind the same way, with its own value
-generators ``Heldout4Values``).
+``heldout4`` and ``heldout5`` (written blind the same way, with their own value
+generators, ``VALUES``); ``tune8``-``tune10`` were written blind too, to be tuned on.
 Each part is a directory of files plus ``labels.json``: one label per planted
 value, with the line span it occupies and whether it is a credential.
 
