@@ -357,14 +357,17 @@ _CSV_COLUMN = re.compile(
 )
 
 
-def _csv_segments(fragment: Fragment) -> Iterator[tuple[int, int]]:
-    """Byte ranges of CSV files in ``fragment``: the whole fragment, or a diff's CSV files."""
+def _file_segments(
+    fragment: Fragment, suffixes: tuple[str, ...], header: re.Pattern[bytes]
+) -> Iterator[tuple[int, int]]:
+    """Byte ranges of one kind of file in ``fragment``: the whole fragment when it is such a
+    file, or, in a diff, the part of each such file (``header`` finds its ``diff --git``)."""
     data = fragment.data
     if fragment.locate is None:
-        if fragment.path.lower().endswith(_CSV_SUFFIXES):
+        if fragment.path.lower().endswith(suffixes):
             yield 0, len(data)
         return
-    for match in _CSV_FILE.finditer(data):
+    for match in header.finditer(data):
         end = data.find(_DIFF_HEADER, match.end())
         yield match.end() - 1, end if end >= 0 else len(data)
 
@@ -380,7 +383,7 @@ def csv_findings(scan: Callable[[Fragment], list[Finding]], fragment: Fragment) 
     data = fragment.data
     diff = fragment.locate is not None
     found: list[Finding] = []
-    for start, end in _csv_segments(fragment):
+    for start, end in _file_segments(fragment, _CSV_SUFFIXES, _CSV_FILE):
         columns: dict[int, str] = {}
         delimiter = ","
         offset = start
@@ -445,17 +448,6 @@ def _md_cells(text: str) -> list[str] | None:
     return [cell.strip().strip("`").strip() for cell in stripped.strip("|").split("|")]
 
 
-def _md_segments(fragment: Fragment) -> Iterator[tuple[int, int]]:
-    data = fragment.data
-    if fragment.locate is None:
-        if fragment.path.lower().endswith(_MD_SUFFIXES):
-            yield 0, len(data)
-        return
-    for match in _MD_FILE.finditer(data):
-        end = data.find(_DIFF_HEADER, match.end())
-        yield match.end() - 1, end if end >= 0 else len(data)
-
-
 def markdown_table_findings(
     scan: Callable[[Fragment], list[Finding]], fragment: Fragment
 ) -> list[Finding]:
@@ -467,7 +459,7 @@ def markdown_table_findings(
         return []
     diff = fragment.locate is not None
     found: list[Finding] = []
-    for start, end in _md_segments(fragment):
+    for start, end in _file_segments(fragment, _MD_SUFFIXES, _MD_FILE):
         columns: dict[int, str] = {}
         header: list[str] | None = None
         offset = start
@@ -527,17 +519,6 @@ _SQL_ROW = re.compile(rb"\s*\(((?:'(?:[^'\n]|'')*'|[^'()\n])*)\)\s*(,|;)?")
 _SQL_ITEM = re.compile(rb"\s*('(?:[^'\n]|'')*'|[^,]*)\s*(?:,|$)")
 
 
-def _sql_segments(fragment: Fragment) -> Iterator[tuple[int, int]]:
-    data = fragment.data
-    if fragment.locate is None:
-        if fragment.path.lower().endswith(_SQL_SUFFIXES):
-            yield 0, len(data)
-        return
-    for match in _SQL_FILE.finditer(data):
-        end = data.find(_DIFF_HEADER, match.end())
-        yield match.end() - 1, end if end >= 0 else len(data)
-
-
 def sql_insert_findings(
     scan: Callable[[Fragment], list[Finding]], fragment: Fragment
 ) -> list[Finding]:
@@ -545,7 +526,7 @@ def sql_insert_findings(
     rows of SQL files (seed data, fixtures), each judged as ``<column>: <value>``."""
     data = fragment.data
     found: list[Finding] = []
-    for start, end in _sql_segments(fragment):
+    for start, end in _file_segments(fragment, _SQL_SUFFIXES, _SQL_FILE):
         for insert in _SQL_INSERT.finditer(data, start, end):
             names = [
                 n.strip().strip(b'`"[] \n').decode("utf-8", "replace")
