@@ -7,7 +7,7 @@ seed and other value generators, and only its totals are ever reported; so are
 ``heldout2`` (``eval_heldout2.py``), ``heldout3`` (``eval_heldout3.py``, written
 blind by a separate author: several values per file, see ``_render_slots``) and
 ``heldout4`` and ``heldout5`` (written blind the same way, with their own value
-generators, ``VALUES``); ``tune8``-``tune10`` were written blind too, to be tuned on.
+generators, ``VALUES``); ``tune8``-``tune11`` were written blind too, to be tuned on.
 Each part is a directory of files plus ``labels.json``: one label per planted
 value, with the line span it occupies and whether it is a credential.
 
@@ -984,6 +984,7 @@ PARTS: dict[str, tuple[str, int]] = {
     "tune8": ("eval_tune8", 6607),
     "tune9": ("eval_tune9", 6911),
     "tune10": ("eval_tune10", 7121),
+    "tune11": ("eval_tune11", 7333),
 }
 
 
