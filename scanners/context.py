@@ -704,9 +704,13 @@ _ERROR_KEY_WORDS = _words(
 
 
 def _key_is_message(key: str) -> bool:
-    """``PASSWORDS_NOT_MATCHING``, ``passwordTooShort``: the key of a UI string or error code."""
+    """``PASSWORDS_NOT_MATCHING``, ``passwordTooShort``: the key of a UI string or error code.
+    ``MATCH_PASSWORD`` (fastlane match's passphrase) names a tool, not a mismatch."""
     words = [w.lower() for w in _KEY_SPLIT.split(key) if w]
-    return sum(1 for w in words if w in _ERROR_KEY_WORDS) >= 1 and len(words) >= 2
+    errors = [i for i, w in enumerate(words) if w in _ERROR_KEY_WORDS]
+    if words[:1] == ["match"] and errors == [0]:
+        return False
+    return bool(errors) and len(words) >= 2
 
 
 def judge_assignment(
