@@ -99,7 +99,6 @@ _SCHEME_REFERENCE = re.compile(
     r"[A-Za-z][A-Za-z0-9+.-]{1,30}://[^@\s]*"
     r"|(?:vault|awssm|ssm|gcpsm|azkv|keyvault|berglas|sops|ref\+[a-z]+):[\w./#:-]*[/#][\w./#:-]*"
 )
-_HTML_NONCE = re.compile(r"""(?i)<(?:script|style|link)\b[^>]*\bnonce\s*=\s*["']?$""")
 _VAULT_MARKERS = ("$ansible_vault", "!vault", "secretsd://")
 _EXAMPLE_CONTEXT = re.compile(r"(?i)\b(?:example|e\.g\.|for instance|sample|never do this)\b")
 _HEX = re.compile(r"[0-9a-fA-F]+")
@@ -740,8 +739,6 @@ def judge_assignment(
         return None
     if _is_template(value) or _REGEXISH.search(value) or _SCHEME_REFERENCE.fullmatch(value):
         return None  # a template, a pattern, or where the value lives (awssm://prod/db:password)
-    if key.lower() == "nonce" and _HTML_NONCE.search(line[: max(0, line.find(value))]):
-        return None  # <script nonce="...">: a CSP nonce is public by design
     tier = _line_context(line, value)
     if tier is None or _is_placeholder(value, filters):
         return None
