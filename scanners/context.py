@@ -105,11 +105,6 @@ _HEX = re.compile(r"[0-9a-fA-F]+")
 _UUID = re.compile(r"[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}")
 
 
-def is_hash_or_uuid(value: str) -> bool:
-    """Hex of a digest's length, or a UUID: a stored hash where any value could stand."""
-    return _is_hash_or_uuid(value)
-
-
 # Words in a key name that say it holds something *about* a credential (its URL,
 # length, type, field name...), not the credential itself: ``password_reset_url``.
 _NOT_SECRET_WORDS = _words(
@@ -507,7 +502,8 @@ def _is_template(value: str) -> bool:
     return _TEMPLATE.search(value) is not None or is_reference(value)
 
 
-def _is_hash_or_uuid(value: str) -> bool:
+def is_hash_or_uuid(value: str) -> bool:
+    """Hex of a digest's length, or a UUID: a stored hash where any value could stand."""
     if _UUID.fullmatch(value):
         return True
     return len(value) in (32, 40, 56, 64, 96, 128) and _HEX.fullmatch(value) is not None
@@ -829,7 +825,7 @@ def judge_assignment(
         return None
     entropy = shannon_entropy(value)
     if kind == "password":
-        if _is_hash_or_uuid(value) and (
+        if is_hash_or_uuid(value) and (
             _UUID.fullmatch(value) or (keyed and _PASSWORD_NAME.search(key))
         ):
             return "low"  # a password field holding a digest: more likely a hash than a password
