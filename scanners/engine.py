@@ -201,9 +201,7 @@ class Engine:
         """Every accepted, de-duplicated finding in ``fragment``, in file order, including those in
         the decoded ``data:`` values of Kubernetes Secrets (``decode.py``)."""
         findings = self._scan_plain(fragment)
-        columns = decode.csv_findings(self._scan_plain, fragment)
-        columns += decode.markdown_table_findings(self._scan_plain, fragment)
-        columns += decode.sql_insert_findings(self._scan_plain, fragment)
+        columns = decode.column_findings(self._scan_plain, fragment)
         if columns:
             seen = {(f.path, f.line) for f in findings}
             findings += [f for f in columns if (f.path, f.line) not in seen]
