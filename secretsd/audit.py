@@ -283,12 +283,16 @@ class AuditLog:
             self._task.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await self._task
-        # Whatever is still queued is written now, so shutdown loses nothing.
-        if self._queue:
-            await self._flush()
         loop = asyncio.get_running_loop()
-        await loop.run_in_executor(self._executor, self._close)
-        self._executor.shutdown(wait=True)
+        try:
+            # Whatever is still queued is written now, so shutdown loses nothing.
+            if self._queue:
+                await self._flush()
+        finally:
+            # Even when that last write fails, the connections are closed now, not by the
+            # garbage collector later.
+            await loop.run_in_executor(self._executor, self._close)
+            self._executor.shutdown(wait=True)
 
     def _close(self) -> None:
         if self._checkpoints is not None:

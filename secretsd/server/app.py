@@ -87,21 +87,26 @@ def create_app(settings: Settings) -> FastAPI:
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         engine = make_engine(settings.sqlalchemy_url)
-        await asyncio.to_thread(upgrade_schema, engine)
         try:
-            await asyncio.to_thread(backend.login)
-        except SecretsdError as error:
-            # Start anyway: /readyz reports it, and calls retry the login.
-            log.warning("cannot log in to Vault yet: %s", error.message)
-        backend.start_renewal()
-        state = AppState(settings, engine, backend, metrics)
-        await asyncio.to_thread(ensure_admin_token, settings, state.tokens)
-        await state.start()
-        app.state.secretsd = state
-        try:
-            yield
+            await asyncio.to_thread(upgrade_schema, engine)
+            try:
+                await asyncio.to_thread(backend.login)
+            except SecretsdError as error:
+                # Start anyway: /readyz reports it, and calls retry the login.
+                log.warning("cannot log in to Vault yet: %s", error.message)
+            backend.start_renewal()
+            state = AppState(settings, engine, backend, metrics)
+            await asyncio.to_thread(ensure_admin_token, settings, state.tokens)
+            await state.start()
+            app.state.secretsd = state
+            try:
+                yield
+            finally:
+                await state.stop()
         finally:
-            await state.stop()
+            # A start that failed half-way leaves no pooled connection for the garbage
+            # collector to close later (disposing twice is harmless).
+            engine.dispose()
 
     app = FastAPI(
         title="secretsd",
