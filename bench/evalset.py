@@ -985,6 +985,7 @@ PARTS: dict[str, tuple[str, int]] = {
     "tune9": ("eval_tune9", 6911),
     "tune10": ("eval_tune10", 7121),
     "tune11": ("eval_tune11", 7333),
+    "tune12": ("eval_tune12", 7559),
 }
 
 
