@@ -985,6 +985,7 @@ PARTS: dict[str, tuple[str, int]] = {
     "tune9": ("eval_tune9", 6911),
     "tune10": ("eval_tune10", 7121),
     "tune11": ("eval_tune11", 7333),
+    "heldout6": ("eval_heldout6", 9173),
 }
 
 
