@@ -986,6 +986,7 @@ PARTS: dict[str, tuple[str, int]] = {
     "tune10": ("eval_tune10", 7121),
     "tune11": ("eval_tune11", 7333),
     "tune12": ("eval_tune12", 7559),
+    "heldout6": ("eval_heldout6", 9173),
 }
 
 
