@@ -1,25 +1,29 @@
-"""A labelled evaluation set cut from real public repository files (issue 12), in two parts.
+"""Labelled evaluation sets cut from real public repository files (issue 12).
 
-Every other set in bench/ is generated from templates; this one is windows of real files
+Every other set in bench/ is generated from templates; these are windows of real files
 (configs, ``.env``, manifests, CI files, code and tests in many languages, docs, i18n),
 found by keyword queries over stored copies of public GitHub files and labelled by hand
-before any scanner was run on them (the guide is ``bench/REALSET.md``).
+before any scanner was run on them (the guide is ``bench/REALSET.md``). Two sets:
 
-Two files make the set:
+- ``real`` (round 4): 422 windows, split by repository into ``real-tune`` (tuned on) and
+  ``real-heldout``;
+- ``real2`` (round 6): 297 windows from other queries and other files, scored whole once
+  on arrival, then split the same way into ``real2-tune`` and ``real2-heldout``.
 
-- ``bench/realset_labels.json`` (tracked): one entry per file window with its provenance
-  and the SHA-256 of its text, and one label per candidate value: path, first and last
-  line, positive or not, kind, a note. It holds no file text.
-- the text of the windows, ``realset.json.gz`` (``$REALSET_DATA``, default
-  ``bench/.realset/realset.json.gz``; git-ignored): copies of third-party public files,
-  real leaked credentials among them, so it is kept out of the repository.
+Each set is two files:
 
-``build`` materialises a part as ``evalset.py`` does (``files/`` + ``labels.json``);
-whole repositories go to one side, by a hash of the repository slug (the first path
-component), so ``real-heldout`` shares no repository with ``real-tune``.
+- ``bench/realset_labels.json`` / ``bench/realset2_labels.json`` (tracked): one entry per
+  file window with its provenance and the SHA-256 of its text, and one label per
+  candidate value: path, first and last line, positive or not, kind, a note. No file text.
+- the text of the windows, ``bench/.realset/realset.json.gz`` /
+  ``bench/.realset2/realset2.json.gz`` (``$REALSET_DATA`` / ``$REALSET2_DATA``;
+  git-ignored): copies of third-party public files, real leaked credentials among them,
+  so it is kept out of the repository.
 
-    python bench/realset.py                    # build both parts under bench/.corpus/
-    python bench/realset.py --compile DIR      # staging files (*.txt) -> data + labels
+``build`` materialises a part as ``evalset.py`` does (``files/`` + ``labels.json``).
+
+    python bench/realset.py                          # build every part under bench/.corpus/
+    python bench/realset.py --compile DIR [--set real2]  # staging files (*.txt) -> data + labels
 """
 
 from __future__ import annotations
@@ -32,15 +36,60 @@ import os
 import re
 import shutil
 import sys
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 HERE = Path(__file__).resolve().parent
-MANIFEST = HERE / "realset_labels.json"
-DATA = Path(os.environ.get("REALSET_DATA", HERE / ".realset" / "realset.json.gz"))
-PARTS = ("real-tune", "real-heldout")
 
 Label = dict[str, Any]
+
+
+@dataclass(frozen=True)
+class RealSet:
+    """One labelled set: its tracked labels, its untracked text and the parts it splits into.
+
+    A set with two parts splits by repository (a hash of the slug), so its tuning part
+    shares no repository with its held-out part; a set with one part is held out whole.
+    """
+
+    name: str
+    manifest: Path
+    data: Path
+    parts: tuple[str, ...]
+
+    def side(self, repo: str) -> str:
+        """The part a repository belongs to."""
+        if len(self.parts) == 1:
+            return self.parts[0]
+        return self.parts[hashlib.sha256(repo.encode()).digest()[0] & 1]
+
+
+#: The first set (round 4): half tuned on, half held out.
+FIRST = RealSet(
+    "real",
+    HERE / "realset_labels.json",
+    Path(os.environ.get("REALSET_DATA", HERE / ".realset" / "realset.json.gz")),
+    ("real-tune", "real-heldout"),
+)
+#: The second set (round 6): other queries, other files; scored whole once on arrival,
+#: then split like the first.
+SECOND = RealSet(
+    "real2",
+    HERE / "realset2_labels.json",
+    Path(os.environ.get("REALSET2_DATA", HERE / ".realset2" / "realset2.json.gz")),
+    ("real2-tune", "real2-heldout"),
+)
+SETS = {real.name: real for real in (FIRST, SECOND)}
+PARTS = tuple(part for real in SETS.values() for part in real.parts)
+
+
+def set_of(part: str) -> RealSet:
+    """The set a part belongs to."""
+    for real in SETS.values():
+        if part in real.parts:
+            return real
+    raise ValueError(part)
 
 
 class MissingData(RuntimeError):
@@ -50,11 +99,6 @@ class MissingData(RuntimeError):
 def repo_of(path: str) -> str:
     """The repository slug a window belongs to: its first path component."""
     return path.split("/", 1)[0]
-
-
-def side(repo: str) -> str:
-    """``real-tune`` or ``real-heldout`` for a repository, by a hash of its slug."""
-    return PARTS[hashlib.sha256(repo.encode()).digest()[0] & 1]
 
 
 # --- staging format -------------------------------------------------------------------
@@ -118,8 +162,8 @@ def parse_staging(text: str) -> tuple[list[dict[str, str]], list[Label]]:
     return files, labels
 
 
-def compile_staging(directory: Path) -> dict[str, int]:
-    """Staging files -> ``DATA`` (text) and ``MANIFEST`` (provenance, hashes, labels)."""
+def compile_staging(directory: Path, real: RealSet = FIRST) -> dict[str, int]:
+    """Staging files -> the set's ``data`` (text) and ``manifest`` (provenance, hashes, labels)."""
     files: list[dict[str, str]] = []
     labels: list[Label] = []
     for staging in sorted(directory.glob("s*.txt")):
@@ -131,36 +175,37 @@ def compile_staging(directory: Path) -> dict[str, int]:
         if f["path"] in seen:
             raise ValueError(f"duplicate window path {f['path']}")
         seen.add(f["path"])
-    DATA.parent.mkdir(parents=True, exist_ok=True)
+    real.data.parent.mkdir(parents=True, exist_ok=True)
     blob = json.dumps({"files": files}, ensure_ascii=False, sort_keys=True).encode()
-    DATA.write_bytes(gzip.compress(blob, mtime=0))
+    real.data.write_bytes(gzip.compress(blob, mtime=0))
     manifest = {
         "files": [
             {
                 "path": f["path"],
                 "source": f["source"],
                 "sha256": hashlib.sha256(f["text"].encode()).hexdigest(),
-                "side": side(repo_of(f["path"])),
+                "side": real.side(repo_of(f["path"])),
             }
             for f in files
         ],
         "labels": labels,
     }
-    MANIFEST.write_text(json.dumps(manifest, indent=1, ensure_ascii=False) + "\n")
+    real.manifest.write_text(json.dumps(manifest, indent=1, ensure_ascii=False) + "\n")
     return summary(manifest)
 
 
 # --- materialising ----------------------------------------------------------------------
 
 
-def load() -> tuple[dict[str, str], dict[str, Any]]:
+def load(real: RealSet = FIRST) -> tuple[dict[str, str], dict[str, Any]]:
     """The windows' text by path (checked against the manifest's hashes) and the manifest."""
-    manifest = json.loads(MANIFEST.read_text())
-    if not DATA.exists():
+    manifest = json.loads(real.manifest.read_text())
+    if not real.data.exists():
         raise MissingData(
-            f"{DATA} is not here: the real set's text is not tracked (bench/REALSET.md)"
+            f"{real.data} is not here: the real set's text is not tracked (bench/REALSET.md)"
         )
-    texts = {f["path"]: f["text"] for f in json.loads(gzip.decompress(DATA.read_bytes()))["files"]}
+    stored = json.loads(gzip.decompress(real.data.read_bytes()))["files"]
+    texts = {f["path"]: f["text"] for f in stored}
     for entry in manifest["files"]:
         text = texts.get(entry["path"])
         if text is None or hashlib.sha256(text.encode()).hexdigest() != entry["sha256"]:
@@ -168,15 +213,16 @@ def load() -> tuple[dict[str, str], dict[str, Any]]:
     return texts, manifest
 
 
-def build(out: Path, part: str) -> dict[str, int]:
-    """Write ``out/files/...`` and ``out/labels.json`` for ``part`` (real-tune or real-heldout)."""
-    if part not in PARTS:
+def build(out: Path, part: str, real: RealSet | None = None) -> dict[str, int]:
+    """Write ``out/files/...`` and ``out/labels.json`` for ``part`` (one of ``PARTS``)."""
+    real = real or set_of(part)
+    if part not in real.parts:
         raise ValueError(part)
-    texts, manifest = load()
+    texts, manifest = load(real)
     if out.exists():
         shutil.rmtree(out)
     files = out / "files"
-    chosen = {e["path"] for e in manifest["files"] if side(repo_of(e["path"])) == part}
+    chosen = {e["path"] for e in manifest["files"] if real.side(repo_of(e["path"])) == part}
     for path in sorted(chosen):
         target = files / path
         target.parent.mkdir(parents=True, exist_ok=True)
@@ -210,12 +256,16 @@ def summary(manifest: dict[str, Any]) -> dict[str, int]:
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--compile", type=Path, metavar="DIR", help="staging dir -> data + labels")
+    parser.add_argument("--set", choices=tuple(SETS), default=FIRST.name, help="with --compile")
     args = parser.parse_args()
     if args.compile:
-        print("compiled:", compile_staging(args.compile))
+        print("compiled:", compile_staging(args.compile, SETS[args.set]))
         return 0
     for part in PARTS:
-        print(part, build(HERE / ".corpus" / f"eval-{part}", part))
+        try:
+            print(part, build(HERE / ".corpus" / f"eval-{part}", part))
+        except MissingData as missing:
+            print(part, "skipped:", missing)
     return 0
 
 

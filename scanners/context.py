@@ -51,9 +51,9 @@ CODE_EXTENSIONS = _words(
 #: Substrings that make a value a placeholder: it cannot be anyone's credential.
 _PLACEHOLDER_WORDS = tuple(
     _words(
-        """example placeholder redacted changeme change_me change-me replace_me replaceme your_
-    your- yourpass yourtoken yourkey yoursecret xxxx **** .... < > insert_ enter_ enter- notreal
-    not_a_real not-a-real secret_here token_here key_here password_here _goes_here"""
+        """example placeholder redacted changeme change_me change-me replace_me replace-me replaceme
+    your_ your- yourpass yourtoken yourkey yoursecret xxxx **** .... < > insert_ enter_ enter-
+    notreal not_a_real not-a-real secret_here token_here key_here password_here _goes_here"""
     )
 )
 #: Substrings that make a value *look* made up (test fixtures): reported, with low confidence.
@@ -98,6 +98,9 @@ _LOOKUP_CALL = re.compile(
 _SCHEME_REFERENCE = re.compile(
     r"[A-Za-z][A-Za-z0-9+.-]{1,30}://[^@\s]*"
     r"|(?:vault|awssm|ssm|gcpsm|azkv|keyvault|berglas|sops|ref\+[a-z]+):[\w./#:-]*[/#][\w./#:-]*"
+    # an AWS resource name (a Secrets Manager secret, an SSM parameter, a KMS key) names
+    # where the value lives
+    r"|arn:aws[\w-]*:[a-z0-9-]+:[a-z0-9-]*:\d*:[\w/:.+=@-]+"
 )
 _VAULT_MARKERS = ("$ansible_vault", "!vault", "secretsd://")
 _EXAMPLE_CONTEXT = re.compile(r"(?i)\b(?:example|e\.g\.|for instance|sample|never do this)\b")
@@ -234,6 +237,11 @@ _WORDY = re.compile(rf"{_WORD}(?:[ _-]{_WORD})+")
 #: ``getValue``, ``v1``); ``JRQKSWrE.sgkU.Fpe`` (a generated password with dots) is not.
 _CODE_SEGMENT = re.compile(rf"_*{_WORD}\d*(?:_+(?:{_WORD}\d*|\d+))*_*")
 _IDENTIFIER = re.compile(r"_*[a-z][a-z0-9]*(?:[_.][a-z0-9]+)+|[A-Z][A-Z0-9]*(?:_[A-Z0-9]+)+")
+#: ``fjord_local``, ``postgres_dev``: a word and the environment it is for. People choose
+#: these as development passwords; as a *name* (a variable, a column) the suffix is rare.
+_ENVIRONMENT_PASSWORD = re.compile(
+    r"[a-z]{3,}\d*_(?:dev|local|test|prod|staging|stage|qa|uat|demo|sandbox)\d*"
+)
 _CAMEL = re.compile(r"[a-z]+(?:[A-Z][a-z0-9]+)+")
 _PATHLIKE = re.compile(
     r"^(?:/|\./|\.\./|~/|[A-Za-z]:\\|https?://|file://)|"
@@ -344,7 +352,8 @@ def _is_placeholder(value: str, filters: Filters = DEFAULT_FILTERS) -> bool:
     low = value.lower()
     if _ARTICLE_STEM.fullmatch(value) or _VERSIONISH.fullmatch(value):
         return True
-    if low in _PLACEHOLDER_EXACT or low.strip("_-.*?[]") in _PLACEHOLDER_EXACT:
+    # ``.strip`` drops the separator an unquoted value keeps in JSON: ``"askForPassword": true,``
+    if low in _PLACEHOLDER_EXACT or low.strip("_-.*?[],;") in _PLACEHOLDER_EXACT:
         return True
     if low in filters.placeholders:
         return True
@@ -427,6 +436,13 @@ def _quoted_key(line: str, key: str) -> bool:
     PHP/Ruby ``'password' => ...`` (config arrays, seeders) are assignments."""
     at = line.find(key)
     return at > 0 and line[at - 1] in "\"'`"
+
+
+def _quoted(line: str, value: str) -> bool:
+    """The value is written as a string literal on its line (not a bare name in code)."""
+    at = line.find(value)
+    end = at + len(value)
+    return at > 0 and end < len(line) and line[at - 1] == line[end] in "\"'`"
 
 
 def _between(line: str, key: str, value: str) -> str:
@@ -799,10 +815,21 @@ def judge_assignment(
     if " " in value or "\t" in value:
         return None
     keyed = bool(key)  # rules without a key (login("u", "pw"), -p pw) have no field names
-    if keyed and _WORDY.fullmatch(value) and (kind != "password" or _IDENTIFIER.fullmatch(value)):
+    environment_password = (
+        kind == "password"
+        and keyed
+        and _ENVIRONMENT_PASSWORD.fullmatch(value) is not None
+        and _key_holds_password(key)
+        and (not is_code_path(path) or _quoted(line, value))
+        and not _names_a_credential(value.split("_"))
+    )
+    if environment_password:
+        pass  # keyPassword=fjord_local: a chosen password, not an identifier
+    elif keyed and _WORDY.fullmatch(value) and (kind != "password" or _IDENTIFIER.fullmatch(value)):
         return None  # human text and identifiers: user-password, Invalid_token
     if (
         (keyed or kind != "password")
+        and not environment_password
         and _IDENTIFIER.fullmatch(value)
         and not any(c.isdigit() for c in value)
     ):

@@ -32,26 +32,26 @@ TOKEN = "<your-token>" ⟦-placeholder <>⟧
 """
 
 
+def sample(where: Path, parts: tuple[str, ...] = realset.FIRST.parts) -> realset.RealSet:
+    """A set like the first one, with its files under ``where``."""
+    return realset.RealSet("sample", where / "labels.json", where / "data.json.gz", parts)
+
+
 @pytest.fixture
-def staged(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+def staged(tmp_path: Path) -> Path:
     """The staging sample compiled into ``tmp_path``; returns the labels file."""
     (tmp_path / "s01.txt").write_text(STAGING)
-    monkeypatch.setattr(realset, "DATA", tmp_path / "data.json.gz")
-    monkeypatch.setattr(realset, "MANIFEST", tmp_path / "labels.json")
-    realset.compile_staging(tmp_path)
+    realset.compile_staging(tmp_path, sample(tmp_path))
     return tmp_path / "labels.json"
 
 
-def test_staging_markers_become_line_labels_and_are_cut_from_the_text(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
+def test_staging_markers_become_line_labels_and_are_cut_from_the_text(tmp_path: Path) -> None:
     (tmp_path / "s01.txt").write_text(STAGING)
-    monkeypatch.setattr(realset, "DATA", tmp_path / "data.json.gz")
-    monkeypatch.setattr(realset, "MANIFEST", tmp_path / "labels.json")
-    counts = realset.compile_staging(tmp_path)
+    real = sample(tmp_path)
+    counts = realset.compile_staging(tmp_path, real)
     assert counts == {"files": 2, "repos": 2, "labels": 4, "positives": 2, "negatives": 2}
 
-    texts, manifest = realset.load()
+    texts, manifest = realset.load(real)
     spans = [(x["path"], x["first"], x["last"], x["positive"]) for x in manifest["labels"]]
     assert spans == [
         ("acme-app/config/.env", 2, 2, True),
@@ -62,17 +62,27 @@ def test_staging_markers_become_line_labels_and_are_cut_from_the_text(
     assert all("⟦" not in text for text in texts.values())
     assert texts["acme-app/config/.env"].splitlines()[1] == "DB_PASSWORD=hunter22"
 
-    built = {part: realset.build(tmp_path / part, part) for part in realset.PARTS}
+    built = {part: realset.build(tmp_path / part, part, real) for part in real.parts}
     assert sum(b["labels"] for b in built.values()) == 4
+
+
+def test_a_set_with_one_part_is_held_out_whole(tmp_path: Path) -> None:
+    (tmp_path / "s01.txt").write_text(STAGING)
+    real = sample(tmp_path, ("held",))
+    realset.compile_staging(tmp_path, real)
+    assert realset.build(tmp_path / "held", "held", real)["labels"] == 4
+    with pytest.raises(ValueError):
+        realset.build(tmp_path / "other", "real-tune", real)
 
 
 def test_a_label_outside_its_window_is_refused(tmp_path: Path, staged: Path) -> None:
     manifest = json.loads(staged.read_text())
     manifest["labels"][0]["last"] = 99
     staged.write_text(json.dumps(manifest))
-    part = realset.side(realset.repo_of("acme-app/config/.env"))
+    real = sample(tmp_path)
+    part = real.side(realset.repo_of("acme-app/config/.env"))
     with pytest.raises(ValueError, match="label outside its window"):
-        realset.build(tmp_path / part, part)
+        realset.build(tmp_path / part, part, real)
 
 
 def test_a_window_edited_after_labelling_is_refused(staged: Path) -> None:
@@ -80,22 +90,34 @@ def test_a_window_edited_after_labelling_is_refused(staged: Path) -> None:
     manifest["files"][0]["sha256"] = "0" * 64
     staged.write_text(json.dumps(manifest))
     with pytest.raises(ValueError, match="not the labelled version"):
-        realset.load()
+        realset.load(sample(staged.parent))
 
 
-def test_tracked_labels_point_into_listed_windows_and_sides_share_no_repository() -> None:
-    manifest = json.loads(realset.MANIFEST.read_text())
+@pytest.mark.parametrize("real", realset.SETS.values(), ids=realset.SETS)
+def test_tracked_labels_point_into_listed_windows_and_sides_share_no_repository(
+    real: realset.RealSet,
+) -> None:
+    manifest = json.loads(real.manifest.read_text())
     files = {f["path"]: f for f in manifest["files"]}
     assert len(files) == len(manifest["files"])
     for label in manifest["labels"]:
         assert label["path"] in files
         assert 1 <= label["first"] <= label["last"]
         assert label["kind"]
-    sides: dict[str, set[str]] = {part: set() for part in realset.PARTS}
+    sides: dict[str, set[str]] = {part: set() for part in real.parts}
     for f in manifest["files"]:
-        assert f["side"] == realset.side(realset.repo_of(f["path"]))
+        assert f["side"] == real.side(realset.repo_of(f["path"]))
         sides[f["side"]].add(realset.repo_of(f["path"]))
-    assert not sides["real-tune"] & sides["real-heldout"]
+    if len(real.parts) == 2:
+        assert not sides[real.parts[0]] & sides[real.parts[1]]
     positives = [x for x in manifest["labels"] if x["positive"]]
     assert len(positives) >= 150
     assert len(manifest["labels"]) - len(positives) >= 150
+
+
+def test_the_two_sets_share_no_file() -> None:
+    sources = [
+        {f["source"] for f in json.loads(real.manifest.read_text())["files"]}
+        for real in realset.SETS.values()
+    ]
+    assert not sources[0] & sources[1]
