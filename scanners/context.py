@@ -53,7 +53,8 @@ _PLACEHOLDER_WORDS = tuple(
     _words(
         """example placeholder redacted changeme change_me change-me replace_me replace-me replaceme
     your_ your- yourpass yourtoken yourkey yoursecret xxxx **** .... < > insert_ enter_ enter-
-    notreal not_a_real not-a-real secret_here token_here key_here password_here _goes_here"""
+    notreal not_a_real not-a-real secret_here token_here key_here password_here _goes_here
+    votre_ votre- tu_contrase tu-contrase sua_senha sua-senha dein_passwort dein-passwort ваш"""
     )
 )
 #: Substrings that make a value *look* made up (test fixtures): reported, with low confidence.
@@ -389,7 +390,8 @@ _FIXTURE_EXACT = _words(
 # Between a password-named key and its literal: only the operator, quotes and a ``new String(``
 # (``password = "x"``, ``'password' => 'x'``, ``setPassword("x")``), not ``f(user, usage='x')``.
 _DIRECT_ASSIGN = re.compile(
-    r"""[\\"'`\]\s]*(?:=|:=|:|=>|<-|\?=|\|\|=|\?\?=|,|\()\s*(?:new\s+String\(\s*)?"""
+    # a blank alone assigns in Groovy/Gradle DSLs and spaced configs: ``storePassword 'x'``
+    r"""[\\"'`\]\s]*(?:(?:=|:=|:|=>|<-|\?=|\|\|=|\?\?=|,|\()\s*(?:new\s+String\(\s*)?|\s)"""
     r"""(?:[rbuf@]|u8)?\\?["'`]?"""
 )
 #: What the last word of a key that *holds* a password ends with (``db_password``, ``ssh_pass``).
@@ -457,7 +459,8 @@ def _between(line: str, key: str, value: str) -> str:
 # Modular-crypt and LDAP/Spring hash formats: a stored hash, never the password itself
 # (Spring's ``{noop}`` prefix, which means plain text, is deliberately absent).
 _CRYPT_HASH = re.compile(
-    r"^\$(?:2[abxy]?|1|5|6|7|y|gy|apr1|argon2(?:id|i|d)|pbkdf2(?:-sha\d+)?|scrypt|sha1|md5)\$"
+    # an htpasswd or shadow line keeps its user in front: ``admin:$apr1$...``
+    r"^(?:[\w.@-]{1,64}:)?\$(?:2[abxy]?|1|5|6|7|y|gy|apr1|argon2(?:id|i|d)|pbkdf2(?:-sha\d+)?|scrypt|sha1|md5)\$"
     r"|^(?:pbkdf2_sha\d+|argon2|bcrypt_sha256|scrypt)\$"
     r"|^\{(?:bcrypt|s?sha(?:256|512)?|s?md5|crypt|pbkdf2|scrypt|argon2|ssha\d*)\}",
     re.IGNORECASE,
@@ -600,11 +603,23 @@ def _made_up(value: str) -> bool:
     return False
 
 
+#: A format's prefix (``glpat-``, ``sk-proj-``, ``hf_``), cut before judging the body.
+_TOKEN_PREFIX = re.compile(r"[a-z]{2,8}[-_](?:[a-z]{2,8}[-_])?")
+#: A body made of fixture words and digits: ``test123456``, ``secret-value-123``.
+_FIXTURE_BODY = re.compile(
+    r"(?:(?:test|fake|dummy|sample|example|secret|value|token|key|my|mock|demo|invalid|bogus|"
+    r"foo|bar|baz)[-_.]?|\d++[-_.]?)+"  # ``\d++``: no backtracking into long digit runs
+)
+
+
 def _mostly_made_up(value: str) -> bool:
-    """Runs (``1234``, ``abcd``) make up half the value, or it is a short ``...abc123``: a
-    fixture. A self-chosen secret that merely *ends* in ``123456789`` is still a secret."""
+    """Runs (``1234``, ``abcd``) make up half the value, it is a short ``...abc123``, or its
+    body is fixture words and digits (``glpat-test123456``): a fixture. A self-chosen secret
+    that merely *ends* in ``123456789`` is still a secret."""
     low = value.lower()
     if "abc123" in low and len(low) <= 20:
+        return True
+    if _FIXTURE_BODY.fullmatch(_TOKEN_PREFIX.sub("", low, count=1)) or _FIXTURE_BODY.fullmatch(low):
         return True
     covered, run = 0, 1
     for a, b in itertools.pairwise(low):
@@ -802,7 +817,8 @@ def judge_assignment(
         return None  # a stored hash or a ciphertext for the app's decryptor
     if _is_rule_or_description(value) or (is_i18n_path(path) and _TEXTLIKE.fullmatch(value)):
         return None
-    if kind != "password" and _mostly_made_up(value):
+    token_named = kind != "password" or (bool(key) and not _key_holds_password(key))
+    if token_named and _mostly_made_up(value):
         return None  # test-key-1234567890..., ghp_abc123: typed, never issued
     if op.strip() == "(" and key:
         last = [w.lower() for w in _KEY_SPLIT.split(key) if w][-1:]

@@ -148,3 +148,19 @@ def test_every_bundled_rule_compiles_in_hyperscan() -> None:
         except hyperscan.HyperscanError:
             refused.append(rule.id)
     assert refused == []
+
+
+@pytest.mark.timeout(60)
+def test_pathological_values_are_judged_without_backtracking(engine: Engine) -> None:
+    """Long runs of one character class in a credential-named value: a nested quantifier in
+    a context check (``(\\d+[-_.]?)+``) once took minutes on such a value, and a tree or
+    history scan hung on it."""
+    from secretsd.scanners import context
+
+    runs = ["1" * 150 + "x", "test_" * 30 + "!", "1-" * 70 + "x", "a" * 150 + "1", "9." * 70]
+    for value in runs:
+        context._mostly_made_up(value)
+        context._mostly_made_up("sk-" + value)
+    text = "\n".join(f'API_KEY = "{v}"\npassword: {v}\nsecret_key={v},' for v in runs)
+    engine.scan(Fragment("settings.py", text.encode()))
+    engine.scan(Fragment("tests/test_settings.py", text.encode()))
