@@ -672,6 +672,8 @@ def judge_token(secret: str, line: str) -> bool:
 
 
 _DOC_PASSWORDS = frozenset(["password", "pass", "passwd", "pwd", "secret", "pw"])
+#: User names that are role words: ``user:password@host`` is a URI's shape, not a login.
+_ROLE_USERS = _words("user username usr login name myuser my_user youruser your_user u")
 
 
 def judge_uri_password(
@@ -694,8 +696,12 @@ def judge_uri_password(
     if password.startswith("$") or "," in password:
         return None  # ``https://a:1,b:2@host``: a multi-host list, not a password
     low = password.lower()
-    if low in _DOC_PASSWORDS or filters.host_is_example(host):
-        return None  # user:password@..., credentials on a documentation host
+    if filters.host_is_example(host):
+        return None  # credentials on a documentation host
+    if low in _DOC_PASSWORDS:
+        if user.lower() in _ROLE_USERS or filters.weak_passwords == "drop":
+            return None  # user:password@...: a pair of role words shows the URI's shape
+        return "low"  # root:secret@localhost: a concrete user's (weak) password
     if low in filters.placeholders or any(word in low for word in _PLACEHOLDER_WORDS):
         return None
     if len(set(low)) <= 2 or (_REPEAT.search(password) and len(set(password)) <= 3):
@@ -767,7 +773,12 @@ def judge_assignment(
     if _is_template(value) or _REGEXISH.search(value) or _SCHEME_REFERENCE.fullmatch(value):
         return None  # a template, a pattern, or where the value lives (awssm://prod/db:password)
     tier = _line_context(line, value)
-    if tier is None or _is_placeholder(value, filters):
+    if tier is None:
+        return None
+    if _is_placeholder(value, filters):
+        if not key and kind == "password" and value.lower() in _DOC_PASSWORDS:
+            # IDENTIFIED BY 'password', login("root", "pass"): the statement sets it
+            return None if filters.weak_passwords == "drop" else "low"
         return None
     if op.strip() == ",":
         # ("password", "salt", 64) is a data tuple; set("password", "x") is a key/value call.
@@ -830,6 +841,8 @@ def judge_assignment(
         return None
     if " " in value or "\t" in value:
         return None
+    if key.lower() == "pass" and (_CAMEL.fullmatch(value) or (value.isalpha() and value.islower())):
+        return None  # <settings pass="oobeSystem">, pass: "first": a stage, not a password
     keyed = bool(key)  # rules without a key (login("u", "pw"), -p pw) have no field names
     environment_password = (
         kind == "password"
@@ -869,9 +882,11 @@ def judge_assignment(
     entropy = shannon_entropy(value)
     if kind == "password":
         if is_hash_or_uuid(value) and (
-            _UUID.fullmatch(value) or (keyed and _PASSWORD_NAME.search(key))
+            _UUID.fullmatch(value) or (keyed and _PASSWORD_NAME.search(key) and test_path)
         ):
-            return "low"  # a password field holding a digest: more likely a hash than a password
+            # A UUID, or hex in test code (a fixture's digest), is reported with doubt; hex
+            # under a password key elsewhere is how ``openssl rand -hex`` passwords look.
+            return "low"
         # Keyless (login("u", "<hex>"), gh secret set --body <hex>): the call says it is the
         # credential, and many services issue hex API tokens used as passwords: the tier stands.
         if value.isalpha() and value.islower() and len(value) > 14:
