@@ -490,6 +490,16 @@ _I18N_PATH = re.compile(
 _TEXTLIKE = re.compile(r"[^\W\d_][^\W\d_ .,!?'\-]*(?:[ .,!?'\-]+[^\W\d_]*)*[.!?]?")
 
 
+_DOC_EXTENSIONS = _words("md markdown mdx rst adoc asciidoc txt textile org wiki")
+
+
+@lru_cache(maxsize=4096)
+def is_doc_path(path: str) -> bool:
+    """Whether ``path`` is prose documentation (a literal there is more often an example)."""
+    name = path.rsplit("/", 1)[-1]
+    return "." in name and name.rsplit(".", 1)[-1].lower() in _DOC_EXTENSIONS
+
+
 @lru_cache(maxsize=4096)
 def is_i18n_path(path: str) -> bool:
     """Whether ``path`` holds translations (``locales/es.json``, ``app_localizations_pt.dart``),
@@ -674,6 +684,8 @@ def judge_token(secret: str, line: str) -> bool:
 _DOC_PASSWORDS = frozenset(["password", "pass", "passwd", "pwd", "secret", "pw"])
 #: User names that are role words: ``user:password@host`` is a URI's shape, not a login.
 _ROLE_USERS = _words("user username usr login name myuser my_user youruser your_user u")
+#: ``NetworkCredential("username", "password")``: a quoted role word beside the password.
+_ROLE_USER_ON_LINE = re.compile(r"""(?i)["'](?:user|username|usr|login|myuser|your_?user)["']""")
 
 
 def judge_uri_password(
@@ -776,7 +788,13 @@ def judge_assignment(
     if tier is None:
         return None
     if _is_placeholder(value, filters):
-        if not key and kind == "password" and value.lower() in _DOC_PASSWORDS:
+        if (
+            not key
+            and kind == "password"
+            and value.lower() in _DOC_PASSWORDS
+            and not _ROLE_USER_ON_LINE.search(line)
+            and not is_doc_path(path)
+        ):
             # IDENTIFIED BY 'password', login("root", "pass"): the statement sets it
             return None if filters.weak_passwords == "drop" else "low"
         return None
