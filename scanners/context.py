@@ -390,8 +390,8 @@ _FIXTURE_EXACT = _words(
 # Between a password-named key and its literal: only the operator, quotes and a ``new String(``
 # (``password = "x"``, ``'password' => 'x'``, ``setPassword("x")``), not ``f(user, usage='x')``.
 _DIRECT_ASSIGN = re.compile(
-    # a blank alone assigns in Groovy/Gradle DSLs and spaced configs: ``storePassword 'x'``
-    r"""[\\"'`\]\s]*(?:(?:=|:=|:|=>|<-|\?=|\|\|=|\?\?=|,|\()\s*(?:new\s+String\(\s*)?|\s)"""
+    # a blank before a quoted value assigns in Groovy/Gradle DSLs: ``storePassword 'x'``
+    r"""[\\"'`\]\s]*(?:(?:=|:=|:|=>|<-|\?=|\|\|=|\?\?=|,|\()\s*(?:new\s+String\(\s*)?|\s(?=["'`]))"""
     r"""(?:[rbuf@]|u8)?\\?["'`]?"""
 )
 #: What the last word of a key that *holds* a password ends with (``db_password``, ``ssh_pass``).
