@@ -490,6 +490,8 @@ _I18N_PATH = re.compile(
 _TEXTLIKE = re.compile(r"[^\W\d_][^\W\d_ .,!?'\-]*(?:[ .,!?'\-]+[^\W\d_]*)*[.!?]?")
 
 
+#: Tables of rows (dumps, seeds, exports), where a password column holds stored digests.
+_DATA_PATH = re.compile(r"(?i)\.(?:csv|tsv|sql|psv|dump|ldif)$")
 _DOC_EXTENSIONS = _words("md markdown mdx rst adoc asciidoc txt textile org wiki")
 
 
@@ -900,10 +902,12 @@ def judge_assignment(
     entropy = shannon_entropy(value)
     if kind == "password":
         if is_hash_or_uuid(value) and (
-            _UUID.fullmatch(value) or (keyed and _PASSWORD_NAME.search(key) and test_path)
+            _UUID.fullmatch(value)
+            or (keyed and _PASSWORD_NAME.search(key) and (test_path or _DATA_PATH.search(path)))
         ):
-            # A UUID, or hex in test code (a fixture's digest), is reported with doubt; hex
-            # under a password key elsewhere is how ``openssl rand -hex`` passwords look.
+            # A UUID, or hex in tests and data (a users table's digests), is reported with
+            # doubt; hex under a password key in a config is how ``openssl rand -hex``
+            # passwords look.
             return "low"
         # Keyless (login("u", "<hex>"), gh secret set --body <hex>): the call says it is the
         # credential, and many services issue hex API tokens used as passwords: the tier stands.

@@ -13,7 +13,7 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 
-from secretsd.scanners import context, decode
+from secretsd.scanners import columns, context, decode
 from secretsd.scanners.checksums import validate
 from secretsd.scanners.matcher import Matcher, make_matcher
 from secretsd.scanners.model import Finding, Fragment, Location
@@ -198,13 +198,14 @@ class Engine:
         return tier
 
     def scan(self, fragment: Fragment) -> list[Finding]:
-        """Every accepted, de-duplicated finding in ``fragment``, in file order, including those in
-        the decoded ``data:`` values of Kubernetes Secrets (``decode.py``)."""
+        """Every accepted, de-duplicated finding in ``fragment``, in file order, including the
+        cells of credential columns (``columns.py``) and the decoded ``data:`` values of
+        Kubernetes Secrets (``decode.py``)."""
         findings = self._scan_plain(fragment)
-        columns = decode.column_findings(self._scan_plain, fragment)
-        if columns:
+        cells = columns.column_findings(self._scan_plain, fragment)
+        if cells:
             seen = {(f.path, f.line) for f in findings}
-            findings += [f for f in columns if (f.path, f.line) not in seen]
+            findings += [f for f in cells if (f.path, f.line) not in seen]
             findings.sort(key=lambda f: (f.path, f.line, f.column))
         decoded: list[Finding] = []
         encoded: set[tuple[str, int, str]] = set()

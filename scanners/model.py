@@ -15,6 +15,7 @@ from dataclasses import dataclass, field
 from typing import Protocol
 
 __all__ = [
+    "DIFF_HEADER",
     "CommitInfo",
     "Finding",
     "Fragment",
@@ -23,6 +24,10 @@ __all__ = [
     "fingerprint",
     "redact",
 ]
+
+
+#: Where a file's part of a diff stream begins (what readers of one file in a diff cut at).
+DIFF_HEADER = b"\ndiff --git "
 
 
 @dataclass(frozen=True, slots=True)

@@ -28,7 +28,7 @@ from pathlib import Path
 from queue import Queue
 from typing import Any
 
-from secretsd.scanners.model import CommitInfo, Fragment, Location
+from secretsd.scanners.model import DIFF_HEADER, CommitInfo, Fragment, Location
 
 from secretsd.errors import InvalidInput, SecretsdError
 
@@ -145,7 +145,7 @@ class _Chunk:
         if data[line_start : line_start + 1] != _ADDED:
             return None
         hunk = data.rfind(b"\n@@ ", 0, line_start)
-        header = data.rfind(b"\ndiff --git ", 0, line_start)
+        header = data.rfind(DIFF_HEADER, 0, line_start)
         if hunk < 0 or header < 0 or hunk < header:
             return None  # a header line, not content
         if data.rfind(_RECORD, 0, line_start) > hunk:
@@ -285,7 +285,7 @@ class DiffSource:
             if cut <= 0:
                 if self.kind == "staged" or len(pending) < 4 * _CHUNK:
                     continue
-                cut = pending.rfind(b"\ndiff --git ")  # one huge commit: cut between files
+                cut = pending.rfind(DIFF_HEADER)  # one huge commit: cut between files
                 if cut <= 0:
                     continue
                 record = pending.rfind(b"\n" + _RECORD, 0, cut)
