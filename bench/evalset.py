@@ -987,6 +987,7 @@ PARTS: dict[str, tuple[str, int]] = {
     "tune11": ("eval_tune11", 7333),
     "tune12": ("eval_tune12", 7559),
     "heldout6": ("eval_heldout6", 9173),
+    "heldout7": ("eval_heldout7", 9343),
 }
 
 
