@@ -43,6 +43,7 @@ TUNING = (
     "tune10",
     "tune11",
     "tune12",
+    "tune13",
 )
 
 

@@ -988,6 +988,7 @@ PARTS: dict[str, tuple[str, int]] = {
     "tune12": ("eval_tune12", 7559),
     "heldout6": ("eval_heldout6", 9173),
     "tune13": ("eval_tune13", 7877),
+    "heldout7": ("eval_heldout7", 9343),
 }
 
 
