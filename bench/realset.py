@@ -8,16 +8,17 @@ before any scanner was run on them (the guide is ``bench/REALSET.md``). Two sets
 - ``real`` (round 4): 422 windows, split by repository into ``real-tune`` (tuned on) and
   ``real-heldout``;
 - ``real2`` (round 6): 297 windows from other queries and other files, scored whole once
-  on arrival, then split the same way into ``real2-tune`` and ``real2-heldout``.
+  on arrival, then split the same way into ``real2-tune`` and ``real2-heldout``;
+- ``real3`` (round 6): 299 windows from a third query list, held out whole (``real3``).
 
 Each set is two files:
 
-- ``bench/realset_labels.json`` / ``bench/realset2_labels.json`` (tracked): one entry per
+- ``bench/realset_labels.json``, ``realset2_labels.json``, ``realset3_labels.json`` (tracked): one entry per
   file window with its provenance and the SHA-256 of its text, and one label per
   candidate value: path, first and last line, positive or not, kind, a note. No file text.
-- the text of the windows, ``bench/.realset/realset.json.gz`` /
-  ``bench/.realset2/realset2.json.gz`` (``$REALSET_DATA`` / ``$REALSET2_DATA``;
-  git-ignored): copies of third-party public files, real leaked credentials among them,
+- the text of the windows, ``bench/.realset/realset.json.gz``,
+  ``bench/.realset2/realset2.json.gz``, ``bench/.realset3/realset3.json.gz``
+  (``$REALSET_DATA``, ``$REALSET2_DATA``, ``$REALSET3_DATA``; git-ignored): copies of third-party public files, real leaked credentials among them,
   so it is kept out of the repository.
 
 ``build`` materialises a part as ``evalset.py`` does (``files/`` + ``labels.json``).
@@ -80,7 +81,14 @@ SECOND = RealSet(
     Path(os.environ.get("REALSET2_DATA", HERE / ".realset2" / "realset2.json.gz")),
     ("real2-tune", "real2-heldout"),
 )
-SETS = {real.name: real for real in (FIRST, SECOND)}
+#: The third set (round 6, later): other queries again; held out whole, never tuned on.
+THIRD = RealSet(
+    "real3",
+    HERE / "realset3_labels.json",
+    Path(os.environ.get("REALSET3_DATA", HERE / ".realset3" / "realset3.json.gz")),
+    ("real3",),
+)
+SETS = {real.name: real for real in (FIRST, SECOND, THIRD)}
 PARTS = tuple(part for real in SETS.values() for part in real.parts)
 
 

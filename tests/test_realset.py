@@ -8,6 +8,7 @@ Nothing here prints a labelled value.
 
 from __future__ import annotations
 
+import itertools
 import json
 import sys
 from pathlib import Path
@@ -111,13 +112,14 @@ def test_tracked_labels_point_into_listed_windows_and_sides_share_no_repository(
     if len(real.parts) == 2:
         assert not sides[real.parts[0]] & sides[real.parts[1]]
     positives = [x for x in manifest["labels"] if x["positive"]]
-    assert len(positives) >= 150
+    assert len(positives) >= 140
     assert len(manifest["labels"]) - len(positives) >= 150
 
 
-def test_the_two_sets_share_no_file() -> None:
+def test_no_two_sets_share_a_file() -> None:
     sources = [
         {f["source"] for f in json.loads(real.manifest.read_text())["files"]}
         for real in realset.SETS.values()
     ]
-    assert not sources[0] & sources[1]
+    for one, other in itertools.combinations(sources, 2):
+        assert not one & other
