@@ -83,7 +83,7 @@ _WEAK_EXACT = _words(
 _TEMPLATE = re.compile(
     r"^#{2,}[A-Za-z_][\w.-]*#{2,}$|^@@[A-Za-z_]\w*@@$|^@[A-Z][A-Z0-9_]*$|"
     r"\$\{|\$\(|\{\{|\}\}|\{%|<%|%\(|#\{|\[\[|\]\]|(?<![A-Za-z0-9])%[sd](?![A-Za-z0-9])|\{\d*\}|"
-    r"^\$[A-Za-z_]\w*$|^%[A-Za-z_][\w.]*%$|^@[A-Za-z_]\w*@$|^__[A-Z0-9_]+__$|^%[sdr]$|"
+    r"^\$[A-Za-z_]\w*$|^%[A-Za-z_][\w.]*%$|^@[A-Za-z_][\w.-]*@$|^__[A-Z0-9_]+__$|^%[sdr]$|"
     r"^\{[0-9a-z_]*\}$|^:[a-z_]+$|^\$\d$|^\$env:|^env:|^exec:|^credentialsJSON:|^\$__[a-z]+\{|[=:/]\$[A-Za-z_]\w*$|"
     r"\{[A-Za-z_][\w.]*(?:\[[^\]]*\])?(?:![rsa])?(?::[^}]*)?\}"
 )
@@ -241,7 +241,13 @@ _IDENTIFIER = re.compile(r"_*[a-z][a-z0-9]*(?:[_.][a-z0-9]+)+|[A-Z][A-Z0-9]*(?:_
 #: ``fjord_local``, ``postgres_dev``: a word and the environment it is for. People choose
 #: these as development passwords; as a *name* (a variable, a column) the suffix is rare.
 _ENVIRONMENT_PASSWORD = re.compile(
-    r"[a-z]{3,}\d*_(?:dev|local|test|prod|staging|stage|qa|uat|demo|sandbox)\d*"
+    r"[a-z]{3,}\d*_(?:dev|local|test|prod|staging|stage|qa|uat|demo|sandbox|pw|pwd|pass)\d*"
+)
+#: Prefixes that make ``<prefix>_pw`` a role word pair (``db_pw``, ``user_pass``), not a
+#: chosen password (``moodle_pw``).
+_ROLE_PREFIXES = _words(
+    """db database user admin app my your the root service svc api default test new old
+    current local dev prod secret password"""
 )
 _CAMEL = re.compile(r"[a-z]+(?:[A-Z][a-z0-9]+)+")
 _PATHLIKE = re.compile(
@@ -385,8 +391,9 @@ def _is_weak(value: str) -> bool:
 #: Weak values that read as fixtures wherever they are (``test``, ``foo``): never above ``low``.
 _FIXTURE_EXACT = _words(
     """test testing foo bar baz qux mypass mysecret hunter2 tiger s3cr3t secretpassword p4ssw0rd
-    pa55word passw0rd p@ssw0rd p@ssword"""
-)  # hunter2, scott/tiger: the canonical examples; the last ones spell "secret"/"password"
+    pa55word passw0rd p@ssw0rd p@ssword android changeit"""
+)  # hunter2, scott/tiger: the canonical examples; the last ones spell "secret"/"password";
+# android and changeit: the Android debug keystore's and the JDK truststore's published defaults
 # Between a password-named key and its literal: only the operator, quotes and a ``new String(``
 # (``password = "x"``, ``'password' => 'x'``, ``setPassword("x")``), not ``f(user, usage='x')``.
 _DIRECT_ASSIGN = re.compile(
@@ -870,7 +877,8 @@ def judge_assignment(
         and _ENVIRONMENT_PASSWORD.fullmatch(value) is not None
         and _key_holds_password(key)
         and (not is_code_path(path) or _quoted(line, value))
-        and not _names_a_credential(value.split("_"))
+        and value.rsplit("_", 1)[0].rstrip("0123456789") not in _ROLE_PREFIXES
+        and not _names_a_credential(value.split("_")[:-1])
     )
     if environment_password:
         pass  # keyPassword=fjord_local: a chosen password, not an identifier
