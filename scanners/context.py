@@ -880,9 +880,13 @@ def judge_assignment(
         and value.rsplit("_", 1)[0].rstrip("0123456789") not in _ROLE_PREFIXES
         and not _names_a_credential(value.split("_")[:-1])
     )
-    if environment_password:
-        pass  # keyPassword=fjord_local: a chosen password, not an identifier
-    elif keyed and _WORDY.fullmatch(value) and (kind != "password" or _IDENTIFIER.fullmatch(value)):
+    # keyPassword=fjord_local is a chosen password, not an identifier, and passes both checks
+    if (
+        keyed
+        and not environment_password
+        and _WORDY.fullmatch(value)
+        and (kind != "password" or _IDENTIFIER.fullmatch(value))
+    ):
         return None  # human text and identifiers: user-password, Invalid_token
     if (
         (keyed or kind != "password")
