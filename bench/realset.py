@@ -172,9 +172,12 @@ def parse_staging(text: str) -> tuple[list[dict[str, str]], list[Label]]:
 
 def compile_staging(directory: Path, real: RealSet = FIRST) -> dict[str, int]:
     """Staging files -> the set's ``data`` (text) and ``manifest`` (provenance, hashes, labels)."""
+    stagings = sorted(directory.glob("s*.txt"))
+    if not stagings:  # a mistyped directory must not replace the tracked labels with nothing
+        raise ValueError(f"{directory}: no staging files (s*.txt) there; nothing was changed")
     files: list[dict[str, str]] = []
     labels: list[Label] = []
-    for staging in sorted(directory.glob("s*.txt")):
+    for staging in stagings:
         more_files, more_labels = parse_staging(staging.read_text())
         files += more_files
         labels += more_labels
@@ -267,7 +270,11 @@ def main() -> int:
     parser.add_argument("--set", choices=tuple(SETS), default=FIRST.name, help="with --compile")
     args = parser.parse_args()
     if args.compile:
-        print("compiled:", compile_staging(args.compile, SETS[args.set]))
+        try:
+            print("compiled:", compile_staging(args.compile, SETS[args.set]))
+        except ValueError as problem:  # a bad staging dir or file: say what, not a traceback
+            print(f"realset: {problem}", file=sys.stderr)
+            return 2
         return 0
     for part in PARTS:
         try:

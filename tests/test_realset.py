@@ -123,3 +123,14 @@ def test_no_two_sets_share_a_file() -> None:
     ]
     for one, other in itertools.combinations(sources, 2):
         assert not one & other
+
+
+def test_compiling_a_directory_without_staging_files_changes_nothing(tmp_path: Path) -> None:
+    """A mistyped staging directory must not overwrite a set's tracked labels with an empty
+    set."""
+    real = sample(tmp_path)
+    real.manifest.write_text('{"files": [], "labels": ["kept"]}')
+    with pytest.raises(ValueError, match="no staging files"):
+        realset.compile_staging(tmp_path / "typo", real)
+    assert "kept" in real.manifest.read_text()
+    assert not real.data.exists()
