@@ -24,6 +24,7 @@ import subprocess
 import sys
 import threading
 import time
+import traceback
 import uuid
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
@@ -148,6 +149,36 @@ def canary_check() -> Iterator[None]:
 
 
 REQUIRE_POSTGRES_ENV = "SECRETSD_REQUIRE_POSTGRES"
+
+
+@pytest.fixture(scope="session", autouse=True)
+def leaked_connections_name_their_origin() -> Iterator[None]:
+    """A PostgreSQL connection left open fails whichever test the garbage collector
+    happens to run in (``ResourceWarning`` is an error here), far from its cause. This
+    records where each connection was opened and prints it beside that warning."""
+    import psycopg
+
+    origins: dict[int, str] = {}
+    initialise = psycopg.Connection.__init__
+    finalize = psycopg.Connection.__del__
+
+    def remembering_initialise(self: Any, *args: Any, **kwargs: Any) -> None:
+        initialise(self, *args, **kwargs)
+        origins[id(self)] = "".join(traceback.format_stack(limit=40)[:-1])
+
+    def naming_finalize(self: Any, *args: Any) -> None:
+        if hasattr(self, "pgconn") and not self.closed and not hasattr(self, "_pool"):
+            origin = origins.get(id(self), "(not recorded)")
+            sys.stderr.write(f"connection {object.__repr__(self)} left open, opened at:\n{origin}")
+        finalize(self, *args)
+
+    psycopg.Connection.__init__ = remembering_initialise  # type: ignore[method-assign]
+    psycopg.Connection.__del__ = naming_finalize  # type: ignore[method-assign]
+    try:
+        yield
+    finally:
+        psycopg.Connection.__init__ = initialise  # type: ignore[method-assign]
+        psycopg.Connection.__del__ = finalize  # type: ignore[method-assign]
 
 
 @contextlib.contextmanager

@@ -16,7 +16,7 @@ from sqlalchemy.exc import DBAPIError, OperationalError
 
 from secretsd.errors import ConfigError, DatabaseUnavailable
 
-__all__ = ["database_errors", "describe_url", "make_engine", "probe_writable"]
+__all__ = ["database_errors", "describe_url", "make_engine", "probe_writable", "retire_engine"]
 
 
 def describe_url(url: str) -> str:
@@ -50,6 +50,25 @@ def make_engine(url: str) -> Engine:
         f"unsupported database {parsed.get_backend_name()!r} in SECRETSD_DATABASE_URL; "
         "use sqlite or postgresql"
     )
+
+
+def retire_engine(engine: Engine) -> None:
+    """Close every pooled connection now, and each one still in use when it comes back.
+
+    ``dispose()`` alone closes only what sits in the pool. Work that outlives shutdown (a
+    thread a cancelled task had started, a request past the graceful timeout) returns its
+    connection afterwards, to a pool nobody disposes again; the garbage collector closes it
+    at some random later point (a ``ResourceWarning`` far from its cause). Once retired,
+    the engine still works, but never keeps a connection.
+    """
+    if not event.contains(engine, "checkin", _close_on_return):
+        event.listen(engine, "checkin", _close_on_return)
+    engine.dispose()
+
+
+def _close_on_return(dbapi_connection: Any, record: Any) -> None:
+    if dbapi_connection is not None:
+        record.invalidate()
 
 
 #: Files SQLite (and our lock files) keep beside the database: all as private as it.

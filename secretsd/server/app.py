@@ -17,7 +17,7 @@ from fastapi import FastAPI
 from secretsd import __version__
 from secretsd.backends.vault import VaultAuth, VaultBackend
 from secretsd.config import Settings, load_settings, settings_from_env
-from secretsd.db.engine import make_engine
+from secretsd.db.engine import make_engine, retire_engine
 from secretsd.db.migrate import upgrade_schema
 from secretsd.errors import ConfigError, SecretsdError
 from secretsd.server.abandoned import AbandonedWriteGuard
@@ -105,8 +105,8 @@ def create_app(settings: Settings) -> FastAPI:
                 await state.stop()
         finally:
             # A start that failed half-way leaves no pooled connection for the garbage
-            # collector to close later (disposing twice is harmless).
-            engine.dispose()
+            # collector to close later (retiring twice is harmless).
+            retire_engine(engine)
 
     app = FastAPI(
         title="secretsd",

@@ -21,6 +21,7 @@ import logging
 from collections.abc import Callable, Iterable
 
 from secretsd.errors import SecretsdError
+from secretsd.server.background import BackgroundTasks
 
 __all__ = ["KnownRoles"]
 
@@ -33,7 +34,7 @@ class KnownRoles:
         self._roles: frozenset[tuple[str, str]] | None = None
         self._changes = 0
         self._loaded = 0
-        self._background: set[asyncio.Task[None]] = set()
+        self.background = BackgroundTasks()
 
     def may_exist(self, method: str, role: str) -> bool:
         """False only when the index is loaded and current and does not hold the role."""
@@ -44,9 +45,7 @@ class KnownRoles:
     def changed(self) -> None:
         """A role was written or deleted somewhere: load the index again, in the background."""
         self._changes += 1
-        task = asyncio.create_task(self.reload())
-        self._background.add(task)
-        task.add_done_callback(self._background.discard)
+        self.background.spawn(self.reload())
 
     async def reload(self) -> None:
         wanted = self._changes

@@ -23,6 +23,7 @@ from secretsd.backends.base import SecretMetadata, SecretVersion, ServedBackend,
 from secretsd.cache import CacheEntry, CacheKey, ReadCache
 from secretsd.changes import Change, ChangeFeed
 from secretsd.errors import NotFound, SecretsdError, VaultUnavailable
+from secretsd.server.background import BackgroundTasks
 from secretsd.server.metrics import Metrics
 from secretsd.server.stale_store import StaleStore
 
@@ -74,7 +75,7 @@ class SecretsService:
         self._change_listeners: list[Callable[[str], None]] = []
         feed.subscribe(self._on_change)
         self._loop = asyncio.get_running_loop()
-        self._publishing: set[asyncio.Task[None]] = set()
+        self.background = BackgroundTasks()
         backend.on_down(self._vault_down_here)
 
     def _vault_down_here(self) -> None:
@@ -83,9 +84,7 @@ class SecretsService:
 
     def _tell_vault_down(self) -> None:
         """This worker found Vault down: every other worker and replica fails fast at once."""
-        task = asyncio.create_task(self._publish(Change(_VAULT, _DOWN)))
-        self._publishing.add(task)
-        task.add_done_callback(self._publishing.discard)
+        self.background.spawn(self._publish(Change(_VAULT, _DOWN)))
 
     async def _publish(self, change: Change) -> None:
         try:

@@ -19,11 +19,12 @@ from secretsd.auth.tokens import Identity, IssuedToken, TokenStore, hash_token
 from secretsd.backends.base import ServedBackend
 from secretsd.changes import Change, ChangeFeed, LocalGeneration
 from secretsd.config import Settings
-from secretsd.db.engine import database_errors
+from secretsd.db.engine import database_errors, retire_engine
 from secretsd.errors import Forbidden, RateLimited, SecretsdError, Unauthenticated
 from secretsd.fsutil import ensure_private_dir, write_private_file
 from secretsd.policy import Policy, PolicySet, builtin_policies
 from secretsd.policy_store import PolicyStore
+from secretsd.server.background import BackgroundTasks
 from secretsd.server.known_roles import KnownRoles
 from secretsd.server.metrics import Metrics
 from secretsd.server.ratelimit import AuthLimiter
@@ -189,7 +190,7 @@ class AppState:
         self.policies: dict[str, Policy] = builtin_policies()
         self._policy_sets: dict[tuple[str, ...], PolicySet] = {}
         self._decisions: dict[tuple[tuple[str, ...], str, str], bool] = {}
-        self._background: set[asyncio.Task[None]] = set()
+        self.background = BackgroundTasks()
         self._generation_seen = self.feed.generation.read()
         # Other replicas' changes apply within this bound, or the worker polls first.
         self._convergence_bound = max(_CONVERGENCE_BOUND, 3 * settings.change_poll_interval)
@@ -204,9 +205,7 @@ class AppState:
             self.login_roles.changed()
         elif change.kind == "policy":
             self._policy_changes += 1
-            task = asyncio.create_task(self.reload_policies())
-            self._background.add(task)
-            task.add_done_callback(self._background.discard)
+            self.background.spawn(self.reload_policies())
 
     def _login_roles(self) -> list[tuple[str, str]]:
         """Every (method, role) a login can name: AppRole role_ids, Kubernetes role names."""
@@ -283,13 +282,18 @@ class AppState:
     async def stop(self) -> None:
         """Release everything, in reverse order of start. A step that raises does not skip the
         ones after it: a connection left checked out would be closed by the garbage collector
-        at some later, random point (a ``ResourceWarning`` far from its cause)."""
+        at some later, random point (a ``ResourceWarning`` far from its cause). Background
+        work the feed started finishes first; anything that still outlives the engine has
+        its connection closed when it returns it (``retire_engine``)."""
         async with contextlib.AsyncExitStack() as steps:
-            steps.callback(self.engine.dispose)
+            steps.callback(retire_engine, self.engine)
             steps.callback(self.backend.close)
             steps.push_async_callback(self.backend.aclose)
             steps.push_async_callback(self.audit_log.stop)
             steps.callback(self.feed.generation.close)
+            steps.push_async_callback(self.background.finish)
+            steps.push_async_callback(self.login_roles.background.finish)
+            steps.push_async_callback(self.secrets.background.finish)
             steps.push_async_callback(self.feed.stop)
             if self.secrets.stale is not None:
                 steps.push_async_callback(self.secrets.stale.close)
