@@ -622,7 +622,8 @@ def _made_up(value: str) -> bool:
     return False
 
 
-#: A format's prefix (``glpat-``, ``sk-proj-``, ``hf_``), cut before judging the body.
+#: A format's prefix (``glpat-``, ``sk-proj-``, ``hf_``), cut from the start before judging
+#: the body. Only from the start: a ``letters_`` run mid-value is part of the value.
 _TOKEN_PREFIX = re.compile(r"[a-z]{2,8}[-_](?:[a-z]{2,8}[-_])?")
 #: A body made of fixture words and digits: ``test123456``, ``secret-value-123``.
 _FIXTURE_BODY = re.compile(
@@ -638,7 +639,9 @@ def _mostly_made_up(value: str) -> bool:
     low = value.lower()
     if "abc123" in low and len(low) <= 20:
         return True
-    if _FIXTURE_BODY.fullmatch(_TOKEN_PREFIX.sub("", low, count=1)) or _FIXTURE_BODY.fullmatch(low):
+    prefix = _TOKEN_PREFIX.match(low)
+    body = low[prefix.end() :] if prefix and prefix.end() < len(low) else low
+    if _FIXTURE_BODY.fullmatch(body):
         return True
     covered, run = 0, 1
     for a, b in itertools.pairwise(low):
