@@ -24,11 +24,10 @@ from __future__ import annotations
 import hashlib
 import logging
 import os
-import sys
 from collections.abc import Sequence
-from pathlib import Path
 from typing import Any, Protocol
 
+from secretsd.scanners.cache import cache_dir, store
 from secretsd.scanners.rules import Rule
 
 __all__ = ["HyperscanMatcher", "KeywordMatcher", "Matcher", "Windows", "make_matcher"]
@@ -121,18 +120,6 @@ class KeywordMatcher:
         return result
 
 
-def _cache_dir() -> Path:
-    override = os.environ.get("SECRETSD_SCAN_CACHE")
-    if override:
-        return Path(override)
-    if sys.platform.startswith("linux"):  # XDG, without importing platformdirs (hook latency)
-        base = os.environ.get("XDG_CACHE_HOME") or os.path.expanduser("~/.cache")
-        return Path(base) / "secretsd" / "scan"
-    from platformdirs import user_cache_dir
-
-    return Path(user_cache_dir("secretsd")) / "scan"
-
-
 class HyperscanMatcher:
     """One Hyperscan database for all rules; falls back per rule when a regex is unsupported."""
 
@@ -170,7 +157,7 @@ class HyperscanMatcher:
     def _load_or_compile(self, rules: Sequence[Rule], cache_key: str) -> Any:
         hs = self._hs
         digest = hashlib.sha256(f"{cache_key}:{hs.__version__}".encode()).hexdigest()[:24]
-        cache = _cache_dir() / f"hs-{digest}.db"
+        cache = cache_dir() / f"hs-{digest}.db"
         meta = cache.with_suffix(".fallback")
         try:
             blob = cache.read_bytes()
@@ -189,16 +176,9 @@ class HyperscanMatcher:
             db.compile(expressions=exprs, ids=ids, elements=len(exprs), flags=flags)
         else:  # pragma: no cover - every bundled rule compiles
             db = None
-        try:
-            cache.parent.mkdir(parents=True, exist_ok=True)
-            tmp = cache.with_suffix(f".tmp{os.getpid()}")
-            tmp.write_bytes(hs.dumpb(db) if db is not None else b"")
-            tmpm = meta.with_suffix(f".ftmp{os.getpid()}")
-            tmpm.write_text(" ".join(str(i) for i in self._fallback))
-            os.replace(tmpm, meta)
-            os.replace(tmp, cache)
-        except OSError as error:  # a read-only home must not break scanning
-            log.debug("cannot cache the compiled rules: %s", error)
+        # The fallback list first: a database found without its list is recompiled.
+        store(meta, " ".join(str(i) for i in self._fallback).encode())
+        store(cache, hs.dumpb(db) if db is not None else b"")
         return db
 
     def _on_match(self, rule: int, _start: int, end: int, _flags: int, _ctx: Any) -> None:

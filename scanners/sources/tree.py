@@ -103,8 +103,7 @@ class TreeSource:
         git_paths = self._git_paths()
         yield from git_paths if git_paths is not None else self._walk_paths()
 
-    def _read(self, rel: str) -> bytes | None:
-        full = self.root if self.root.is_file() else self.root / rel
+    def _read(self, full: str, rel: str) -> bytes | None:
         stats = self.stats
         try:
             info = os.lstat(full)
@@ -120,9 +119,14 @@ class TreeSource:
             stats.too_large += 1
             stats.skipped_paths.append(rel)
             return None
+        limit = self.max_file_size + 1
         try:
             with open(full, "rb") as handle:
-                data = handle.read(self.max_file_size + 1)
+                # Sized from the stat: ``read(limit)`` would allocate the whole limit (1 MB)
+                # for every small file. A file that grew since is read on up to the limit.
+                data = handle.read(min(info.st_size + 1, limit))
+                if info.st_size < len(data) < limit:
+                    data += handle.read(limit - len(data))
         except OSError:
             stats.unreadable += 1
             stats.skipped_paths.append(rel)
@@ -137,11 +141,13 @@ class TreeSource:
 
     def fragments(self) -> Iterator[Fragment]:
         allowed = self.path_allowed
+        single = self.root.is_file()
+        root = str(self.root)
         for rel in self.paths():
             if allowed is not None and not allowed(rel):
                 self.stats.allowlisted += 1
                 continue
-            data = self._read(rel)
+            data = self._read(root if single else os.path.join(root, rel), rel)
             if data is None:
                 continue
             self.stats.files += 1

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import json
 from pathlib import Path
 
 import pytest
@@ -164,3 +165,29 @@ def test_pathological_values_are_judged_without_backtracking(engine: Engine) -> 
     text = "\n".join(f'API_KEY = "{v}"\npassword: {v}\nsecret_key={v},' for v in runs)
     engine.scan(Fragment("settings.py", text.encode()))
     engine.scan(Fragment("tests/test_settings.py", text.encode()))
+
+
+def test_cached_default_rules_are_exactly_the_parsed_toml(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import tomllib
+
+    from secretsd.scanners.rules import _default_rules_document, default_rules_text
+
+    monkeypatch.setenv("SECRETSD_SCAN_CACHE", str(tmp_path))
+    text = default_rules_text()
+    fresh = tomllib.loads(text)
+    assert _default_rules_document(text) == fresh  # parsed, then stored
+    [entry] = tmp_path.glob("rules-*.json")
+    assert _default_rules_document(text) == fresh  # read back from the cache
+    # Loaded from the cache, the rules are the same rules (every field, every example).
+    cached_rules = load_default_rules()
+    monkeypatch.setenv("SECRETSD_SCAN_CACHE", str(tmp_path / "empty"))
+    assert cached_rules == load_default_rules()
+    # A damaged entry is parsed again and replaced; another text gets another entry.
+    monkeypatch.setenv("SECRETSD_SCAN_CACHE", str(tmp_path))
+    entry.write_text('{"rules": [')
+    assert _default_rules_document(text) == fresh
+    assert json.loads(entry.read_text()) == fresh
+    assert _default_rules_document(text + "\n# edited\n") == fresh
+    assert len(list(tmp_path.glob("rules-*.json"))) == 2
