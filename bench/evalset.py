@@ -989,6 +989,7 @@ PARTS: dict[str, tuple[str, int]] = {
     "heldout6": ("eval_heldout6", 9173),
     "tune13": ("eval_tune13", 7877),
     "heldout7": ("eval_heldout7", 9343),
+    "tune14": ("eval_tune14", 8101),
 }
 
 
