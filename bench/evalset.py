@@ -990,6 +990,7 @@ PARTS: dict[str, tuple[str, int]] = {
     "tune13": ("eval_tune13", 7877),
     "heldout7": ("eval_heldout7", 9343),
     "heldout8": ("eval_heldout8", 9551),
+    "tune14": ("eval_tune14", 8101),
 }
 
 
