@@ -44,6 +44,7 @@ TUNING = (
     "tune11",
     "tune12",
     "tune13",
+    "tune14",
 )
 
 
