@@ -104,6 +104,11 @@ _SCHEME_REFERENCE = re.compile(
     r"|arn:aws[\w-]*:[a-z0-9-]+:[a-z0-9-]*:\d*:[\w/:.+=@-]+"
 )
 _VAULT_MARKERS = ("$ansible_vault", "!vault", "secretsd://")
+#: A YAML tag and its argument (Home Assistant/ESPHome ``!secret name``, ``!env_var NAME``,
+#: CloudFormation ``!Ref DbPassword``, GitLab ``!reference [...]``): a lookup, not a value.
+#: A value that merely starts with ``!`` (``!Summer2024``) ends the line, a tag does not.
+_YAML_TAG = re.compile(r"![A-Za-z][\w:.-]*")
+_YAML_TAG_BEFORE = re.compile(r"(?:^|[\s:\-\[,])![A-Za-z][\w:.-]*[ \t]+[\"']?$")
 _EXAMPLE_CONTEXT = re.compile(r"(?i)\b(?:example|e\.g\.|for instance|sample|never do this)\b")
 _HEX = re.compile(r"[0-9a-fA-F]+")
 _UUID = re.compile(r"[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}")
@@ -121,7 +126,7 @@ _NOT_SECRET_WORDS = _words(
     img image color colour width height position pos reset forgot changed change strength
     score rules rule template cache store storage provider manager handler factory schema
     serializer form widget view route scope scopes audience issuer algorithm alg encoding
-    chars characters alphabet
+    chars characters alphabet ssid
     charset location loc host hostname port user username login email mail account owner kid
     bits limit cost rounds iterations description desc doc docs example sample test mock
     stub regexp selector xpath locator event events callback status state flag flags option
@@ -584,9 +589,13 @@ def _random_literal(line: str, value: str) -> bool:
 def _line_context(line: str, value: str) -> str | None:
     """Line context: None for a lookup by name, ansible-vault or a reference; ``low`` for an
     example in prose; ``medium`` otherwise."""
-    before, _, _after = line.partition(value)
+    before, _, after = line.partition(value)
     if _LOOKUP_CALL.search(before.rstrip()):
         return None
+    if _YAML_TAG_BEFORE.search(before) or (
+        _YAML_TAG.fullmatch(value) and after[:1] in (" ", "\t") and after.strip()
+    ):
+        return None  # ``password: !secret wifi_password``: the tag names where the value is
     low = line.lower()
     if any(marker in low for marker in _VAULT_MARKERS):
         return None
