@@ -991,6 +991,7 @@ PARTS: dict[str, tuple[str, int]] = {
     "heldout7": ("eval_heldout7", 9343),
     "heldout8": ("eval_heldout8", 9551),
     "tune14": ("eval_tune14", 8101),
+    "heldout9": ("eval_heldout9", 9721),
 }
 
 
