@@ -992,6 +992,7 @@ PARTS: dict[str, tuple[str, int]] = {
     "heldout8": ("eval_heldout8", 9551),
     "tune14": ("eval_tune14", 8101),
     "tune15": ("eval_tune15", 8317),
+    "heldout9": ("eval_heldout9", 9721),
 }
 
 
