@@ -45,6 +45,7 @@ TUNING = (
     "tune12",
     "tune13",
     "tune14",
+    "tune15",
 )
 
 
