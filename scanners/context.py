@@ -52,6 +52,7 @@ CODE_EXTENSIONS = _words(
 _PLACEHOLDER_WORDS = tuple(
     _words(
         """example placeholder redacted changeme change_me change-me replace_me replace-me replaceme
+    replace_with replace-with
     your_ your- yourpass yourtoken yourkey yoursecret xxxx **** .... < > insert_ enter_ enter-
     notreal not_a_real not-a-real secret_here token_here key_here password_here _goes_here
     votre_ votre- tu_contrase tu-contrase sua_senha sua-senha dein_passwort dein-passwort ваш"""
@@ -102,6 +103,8 @@ _SCHEME_REFERENCE = re.compile(
     # an AWS resource name (a Secrets Manager secret, an SSM parameter, a KMS key) names
     # where the value lives
     r"|arn:aws[\w-]*:[a-z0-9-]+:[a-z0-9-]*:\d*:[\w/:.+=@-]+"
+    # an Azure App Service Key Vault reference
+    r"|@Microsoft\.KeyVault\([^\s]*"
 )
 _VAULT_MARKERS = ("$ansible_vault", "!vault", "secretsd://")
 #: A YAML tag and its argument (Home Assistant/ESPHome ``!secret name``, ``!env_var NAME``,
@@ -481,6 +484,7 @@ _CRYPT_HASH = re.compile(
 #: ``{COQLCE6DU6GtcS5P=}`` is Maven's encrypted-password form (``mvn --encrypt-password``).
 _ENCRYPTED_VALUE = re.compile(
     r"^(?:crypt|enc|encrypted|cipher|aes|kms|vault:v\d+|sops):|^\{cipher\}"
+    r"|^\[enc:[\w.-]+:"  # IIS applicationHost.config, encrypted by its configuration provider
     r"|^\{[A-Za-z0-9+/]{12,}={0,2}\}$",
     re.IGNORECASE,
 )
@@ -536,8 +540,9 @@ _CREDENTIAL_HUMP = re.compile(r"(?:Secret|Token|Password|Passphrase|Key|Credenti
 #: runs wherever the setting is missing. ``${X:?msg}`` and ``${X:+alt}`` are no defaults.
 _SHELL_DEFAULT = re.compile(
     r"\$\{(?:[A-Za-z_][\w.-]*:?-([^${}\s?+][^${}\s]*)"
-    r"|(?!(?:vault|ssm|awssm|secretsmanager|file|env|sops|gcpsm|azkv|aws):)"
-    r"[A-Za-z_][\w.-]*:([^${}\s?+/#][^${}\s/#]*))\}"
+    # ``${VAULT::app::db::1}``: a store's lookup syntax (WebSphere Liberty), not a default
+    r"|(?!(?i:vault|ssm|awssm|secretsmanager|file|env|sops|gcpsm|azkv|aws):)"
+    r"[A-Za-z_][\w.-]*:([^${}\s?+/#:][^${}\s/#]*))\}"
 )
 
 
