@@ -106,7 +106,9 @@ _SCHEME_REFERENCE = re.compile(
     # an Azure App Service Key Vault reference
     r"|@Microsoft\.KeyVault\([^\s]*"
 )
-_VAULT_MARKERS = ("$ansible_vault", "!vault", "secretsd://")
+#: Markers of a line whose value is encrypted or a reference (ansible-vault, a DSC credential
+#: encrypted to the node's certificate).
+_VAULT_MARKERS = ("$ansible_vault", "!vault", "secretsd://", "-----begin cms-----")
 #: A YAML tag and its argument (Home Assistant/ESPHome ``!secret name``, ``!env_var NAME``,
 #: CloudFormation ``!Ref DbPassword``, GitLab ``!reference [...]``): a lookup, not a value.
 #: A value that merely starts with ``!`` (``!Summer2024``) ends the line, a tag does not.
@@ -473,6 +475,8 @@ def _between(line: str, key: str, value: str) -> str:
 
 # Modular-crypt and LDAP/Spring hash formats: a stored hash, never the password itself
 # (Spring's ``{noop}`` prefix, which means plain text, is deliberately absent).
+#: User files whose hex passwords are digests (Tomcat's ``MessageDigestCredentialHandler``).
+_DIGEST_USERS_FILE = re.compile(r"(?:^|/)tomcat-users[\w.-]*\.xml$")
 _CRYPT_HASH = re.compile(
     # an htpasswd or shadow line keeps its user in front: ``admin:$apr1$...``
     r"^(?:[\w.@-]{1,64}:)?\$(?:2[abxy]?|1|5|6|7|y|gy|apr1|argon2(?:id|i|d)|pbkdf2(?:-sha\d+)?|scrypt|sha1|md5)\$"
@@ -485,6 +489,8 @@ _CRYPT_HASH = re.compile(
 _ENCRYPTED_VALUE = re.compile(
     r"^(?:crypt|enc|encrypted|cipher|aes|kms|vault:v\d+|sops):|^\{cipher\}"
     r"|^\[enc:[\w.-]+:"  # IIS applicationHost.config, encrypted by its configuration provider
+    r"|^\$M\$[\w.+/=$-]{8,}"  # F5 BIG-IP's master-key encrypted values
+    r"|^-----BEGIN CMS-----"  # PowerShell DSC credentials encrypted to a node's certificate
     r"|^\{[A-Za-z0-9+/]{12,}={0,2}\}$",
     re.IGNORECASE,
 )
@@ -930,6 +936,8 @@ def judge_assignment(
         return None
     entropy = shannon_entropy(value)
     if kind == "password":
+        if is_hash_or_uuid(value) and _DIGEST_USERS_FILE.search(path):
+            return None  # Tomcat's tomcat-users.xml with a digest realm stores digests
         if is_hash_or_uuid(value) and (
             _UUID.fullmatch(value)
             or (keyed and _PASSWORD_NAME.search(key) and (test_path or _DATA_PATH.search(path)))
