@@ -51,11 +51,12 @@ TUNING = (
 
 def score(found: set[tuple[str, int]], labels: list[dict[str, object]]) -> dict[str, float]:
     """Precision/recall/F1 by line: a planted secret is found when any of its lines is reported;
-    every reported line that is not part of a planted secret is a false positive."""
+    every reported line that is not part of a planted secret is a false positive. A planted
+    credential's repeat on another line (``"repeat"``) counts neither way."""
     by_path: dict[str, list[dict[str, object]]] = {}
     for label in labels:
         by_path.setdefault(str(label["path"]), []).append(label)
-    positives = [x for x in labels if x["positive"]]
+    positives = [x for x in labels if x["positive"] and not x.get("repeat")]
     tp = sum(
         1
         for x in positives
@@ -85,6 +86,8 @@ def at_floor(run: peers.Run, floor: str) -> set[tuple[str, int]]:
 
 def misses(found: set[tuple[str, int]], labels: list[dict[str, object]], root: Path) -> None:
     for x in labels:
+        if x.get("repeat"):
+            continue
         lines = range(int(x["first"]), int(x["last"]) + 1)  # type: ignore[call-overload]
         hit = any((x["path"], n) in found for n in lines)
         if hit != bool(x["positive"]):
@@ -125,8 +128,9 @@ def run_all(parts: tuple[str, ...], with_peers: bool, show_misses: bool) -> dict
             for name in ("gitleaks", "detect-secrets", "credsweeper"):
                 row[name] = score(peers.SCANNERS[name](root / "files").findings, labels)
         results[part] = row
-        positives = sum(1 for x in labels if x["positive"])
-        print(f"{part}: {len(labels)} labelled values, {positives} credentials")
+        planted = [x for x in labels if not x.get("repeat")]
+        positives = sum(1 for x in planted if x["positive"])
+        print(f"{part}: {len(planted)} labelled values, {positives} credentials")
         for name, value in row.items():
             assert isinstance(value, dict)
             print(

@@ -945,10 +945,14 @@ def _fill(v: Values, kind: str) -> str:
 SLOT = re.compile(r"\{(I?)V(\d*)\}")
 
 
-def _render_slots(v: Values, kind: str, text: str) -> tuple[str, list[tuple[int, int]]]:
-    """Fill every slot of ``text``; return the file body and each value's (first, last) line."""
+def _render_slots(
+    v: Values, kind: str, text: str
+) -> tuple[str, list[tuple[int, int]], list[tuple[int, int]]]:
+    """Fill every slot of ``text``; return the file body, each value's (first, last) line, and
+    the lines where a value appears again (a repeated slot: the same credential twice)."""
     values: dict[str, str] = {}
     spans: list[tuple[int, int]] = []
+    repeats: list[tuple[int, int]] = []
     out: list[str] = []
     pos = 0
     for match in SLOT.finditer(text):
@@ -964,12 +968,11 @@ def _render_slots(v: Values, kind: str, text: str) -> tuple[str, list[tuple[int,
             line = "".join(out)[line_start:]
             indent = line[: len(line) - len(line.lstrip(" "))]
             value = value.replace("\n", "\n" + indent)
-        if fresh:
-            first = "".join(out).count("\n") + 1
-            spans.append((first, first + value.count("\n")))
+        first = "".join(out).count("\n") + 1
+        (spans if fresh else repeats).append((first, first + value.count("\n")))
         out.append(value)
     out.append(text[pos:])
-    return "".join(out), spans
+    return "".join(out), spans, repeats
 
 
 #: Every part: its templates' module and its seed. A module may define ``VALUES`` (a
@@ -1012,7 +1015,7 @@ def build(out: Path, part: str, copies: int = 6) -> dict[str, int]:
         for index, (path, text, kind, positive) in enumerate(templates):
             rel = f"p{copy}/t{index:03d}/{path}"
             if multi_slot:
-                body, spans = _render_slots(v, kind, text)
+                body, spans, repeats = _render_slots(v, kind, text)
                 target = files / rel
                 target.parent.mkdir(parents=True, exist_ok=True)
                 target.write_text(body)
@@ -1026,6 +1029,20 @@ def build(out: Path, part: str, copies: int = 6) -> dict[str, int]:
                             "kind": kind,
                         }
                     )
+                # A credential's second appearance is neither a miss nor a false positive when
+                # reported: it is scored as "don't care" (a look-alike's stays a look-alike).
+                labels.extend(
+                    {
+                        "path": rel,
+                        "first": first,
+                        "last": last,
+                        "positive": positive,
+                        "kind": kind,
+                        "repeat": True,
+                    }
+                    for first, last in repeats
+                    if positive
+                )
                 continue
             value = _fill(v, kind)
             head, _, _tail = text.partition("{V}")
@@ -1040,8 +1057,8 @@ def build(out: Path, part: str, copies: int = 6) -> dict[str, int]:
             )
     (out / "labels.json").write_text(json.dumps(labels, indent=1))
     return {
-        "files": len(labels),
-        "positives": sum(1 for x in labels if x["positive"]),
+        "files": sum(1 for x in labels if not x.get("repeat")),
+        "positives": sum(1 for x in labels if x["positive"] and not x.get("repeat")),
         "negatives": sum(1 for x in labels if not x["positive"]),
     }
 
