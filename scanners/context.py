@@ -473,10 +473,10 @@ def _between(line: str, key: str, value: str) -> str:
     return line[at + len(key) : end] if end >= 0 else ""
 
 
-# Modular-crypt and LDAP/Spring hash formats: a stored hash, never the password itself
-# (Spring's ``{noop}`` prefix, which means plain text, is deliberately absent).
 #: User files whose hex passwords are digests (Tomcat's ``MessageDigestCredentialHandler``).
 _DIGEST_USERS_FILE = re.compile(r"(?:^|/)tomcat-users[\w.-]*\.xml$")
+# Modular-crypt and LDAP/Spring hash formats: a stored hash, never the password itself
+# (Spring's ``{noop}`` prefix, which means plain text, is deliberately absent).
 _CRYPT_HASH = re.compile(
     # an htpasswd or shadow line keeps its user in front: ``admin:$apr1$...``
     r"^(?:[\w.@-]{1,64}:)?\$(?:2[abxy]?|1|5|6|7|y|gy|apr1|argon2(?:id|i|d)|pbkdf2(?:-sha\d+)?|scrypt|sha1|md5)\$"
