@@ -490,7 +490,6 @@ _ENCRYPTED_VALUE = re.compile(
     r"^(?:crypt|enc|encrypted|cipher|aes|kms|vault:v\d+|sops):|^\{cipher\}"
     r"|^\[enc:[\w.-]+:"  # IIS applicationHost.config, encrypted by its configuration provider
     r"|^\$M\$[\w.+/=$-]{8,}"  # F5 BIG-IP's master-key encrypted values
-    r"|^-----BEGIN CMS-----"  # PowerShell DSC credentials encrypted to a node's certificate
     r"|^\{[A-Za-z0-9+/]{12,}={0,2}\}$",
     re.IGNORECASE,
 )
@@ -936,16 +935,16 @@ def judge_assignment(
         return None
     entropy = shannon_entropy(value)
     if kind == "password":
-        if is_hash_or_uuid(value) and _DIGEST_USERS_FILE.search(path):
-            return None  # Tomcat's tomcat-users.xml with a digest realm stores digests
-        if is_hash_or_uuid(value) and (
-            _UUID.fullmatch(value)
-            or (keyed and _PASSWORD_NAME.search(key) and (test_path or _DATA_PATH.search(path)))
-        ):
-            # A UUID, or hex in tests and data (a users table's digests), is reported with
-            # doubt; hex under a password key in a config is how ``openssl rand -hex``
-            # passwords look.
-            return "low"
+        if is_hash_or_uuid(value):
+            if _DIGEST_USERS_FILE.search(path):
+                return None  # Tomcat's tomcat-users.xml with a digest realm stores digests
+            if _UUID.fullmatch(value) or (
+                keyed and _PASSWORD_NAME.search(key) and (test_path or _DATA_PATH.search(path))
+            ):
+                # A UUID, or hex in tests and data (a users table's digests), is reported with
+                # doubt; hex under a password key in a config is how ``openssl rand -hex``
+                # passwords look.
+                return "low"
         # Keyless (login("u", "<hex>"), gh secret set --body <hex>): the call says it is the
         # credential, and many services issue hex API tokens used as passwords: the tier stands.
         if value.isalpha() and value.islower() and len(value) > 14:

@@ -350,13 +350,16 @@ def _rule_fields(raw: Mapping[str, Any], origin: str, index: int) -> dict[str, A
     return fields
 
 
-def parse_rules(text: str, origin: str) -> list[dict[str, Any]]:
-    """Parse a rules TOML document into per-rule field dicts (not yet merged)."""
+def _toml_document(text: str, origin: str) -> dict[str, Any]:
     try:
-        document = tomllib.loads(text)
+        return tomllib.loads(text)
     except tomllib.TOMLDecodeError as error:
         raise ConfigError(f"{origin} is not valid TOML ({error}); fix the file") from None
-    return parse_rule_tables(document.get("rules", []), origin)
+
+
+def parse_rules(text: str, origin: str) -> list[dict[str, Any]]:
+    """Parse a rules TOML document into per-rule field dicts (not yet merged)."""
+    return parse_rule_tables(_toml_document(text, origin).get("rules", []), origin)
 
 
 def parse_rule_tables(raw_rules: Any, origin: str) -> list[dict[str, Any]]:
@@ -431,10 +434,7 @@ def _default_rules_document(text: str) -> dict[str, Any]:
             return document
     except (OSError, ValueError):
         pass
-    try:
-        document = tomllib.loads(text)
-    except tomllib.TOMLDecodeError as error:
-        raise ConfigError(f"<default rules> is not valid TOML ({error}); fix the file") from None
+    document = _toml_document(text, "<default rules>")
     store(cached, json.dumps(document).encode())
     return document
 
