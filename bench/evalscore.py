@@ -37,6 +37,7 @@ TUNING = (
     "tune",
     "real-tune",
     "real2-tune",
+    "real4-tune",
     "heldout3",
     "tune8",
     "tune9",

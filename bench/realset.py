@@ -88,7 +88,21 @@ THIRD = RealSet(
     Path(os.environ.get("REALSET3_DATA", HERE / ".realset3" / "realset3.json.gz")),
     ("real3",),
 )
-SETS = {real.name: real for real in (FIRST, SECOND, THIRD)}
+#: The fourth set (round 8): operations and infrastructure files; split like the first.
+FOURTH = RealSet(
+    "real4",
+    HERE / "realset4_labels.json",
+    Path(os.environ.get("REALSET4_DATA", HERE / ".realset4" / "realset4.json.gz")),
+    ("real4-tune", "real4-heldout"),
+)
+#: The fifth set (round 8): application code, tests and docs; held out whole.
+FIFTH = RealSet(
+    "real5",
+    HERE / "realset5_labels.json",
+    Path(os.environ.get("REALSET5_DATA", HERE / ".realset5" / "realset5.json.gz")),
+    ("real5",),
+)
+SETS = {real.name: real for real in (FIRST, SECOND, THIRD, FOURTH, FIFTH)}
 PARTS = tuple(part for real in SETS.values() for part in real.parts)
 
 
