@@ -84,7 +84,7 @@ _WEAK_EXACT = _words(
 _TEMPLATE = re.compile(
     r"^#{2,}[A-Za-z_][\w.-]*#{2,}$|^@@[A-Za-z_]\w*@@$|^@[A-Z][A-Z0-9_]*$|"
     r"\$\{|\$\(|\{\{|\}\}|\{%|<%|%\(|#\{|\[\[|\]\]|(?<![A-Za-z0-9])%[sd](?![A-Za-z0-9])|\{\d*\}|"
-    r"^\$[A-Za-z_]\w*$|^%[A-Za-z_][\w.]*%$|^@[A-Za-z_][\w.-]*@$|^__[A-Z0-9_]+__$|^%[sdr]$|"
+    r"^\$[A-Za-z_]\w*$|^%[A-Za-z_][\w.]*%$|^@[A-Za-z_][\w.-]*@$|^__[A-Za-z][A-Za-z0-9_.]*__$|^%%[A-Za-z_][\w.]*$|^![A-Z_][A-Z0-9_]*!$|^%[sdr]$|"
     r"^\{[0-9a-z_]*\}$|^:[a-z_]+$|^\$\d$|^\$env:|^env:|^exec:|^credentialsJSON:|^\$__[a-z]+\{|[=:/]\$[A-Za-z_]\w*$|"
     r"\{[A-Za-z_][\w.]*(?:\[[^\]]*\])?(?:![rsa])?(?::[^}]*)?\}"
 )
@@ -113,6 +113,8 @@ _VAULT_MARKERS = ("$ansible_vault", "!vault", "secretsd://", "-----begin cms----
 #: CloudFormation ``!Ref DbPassword``, GitLab ``!reference [...]``): a lookup, not a value.
 #: A value that merely starts with ``!`` (``!Summer2024``) ends the line, a tag does not.
 _YAML_TAG = re.compile(r"![A-Za-z][\w:.-]*")
+#: Where a YAML value starts: after ``key:``, a list dash or a flow-sequence bracket.
+_YAML_VALUE_START = re.compile(r"(?:[:\-\[,]|^)[ \t]*[\"']?$")
 _YAML_TAG_BEFORE = re.compile(r"(?:^|[\s:\-\[,])![A-Za-z][\w:.-]*[ \t]+[\"']?$")
 _EXAMPLE_CONTEXT = re.compile(r"(?i)\b(?:example|e\.g\.|for instance|sample|never do this)\b")
 _HEX = re.compile(r"[0-9a-fA-F]+")
@@ -400,10 +402,11 @@ def _is_weak(value: str) -> bool:
 
 #: Weak values that read as fixtures wherever they are (``test``, ``foo``): never above ``low``.
 _FIXTURE_EXACT = _words(
-    """test testing foo bar baz qux mypass mysecret hunter2 tiger s3cr3t secretpassword p4ssw0rd
-    pa55word passw0rd p@ssw0rd p@ssword android changeit"""
-)  # hunter2, scott/tiger: the canonical examples; the last ones spell "secret"/"password";
-# android and changeit: the Android debug keystore's and the JDK truststore's published defaults
+    """test testing foo bar baz qux mypass mysecret hunter2 tiger s3cr3t secretpassword
+    android changeit"""
+)  # hunter2, scott/tiger: the canonical examples; android and changeit: the Android debug
+# keystore's and the JDK truststore's published defaults. ``Passw0rd``-style spellings are not
+# here: people deploy them (tomcat-users.xml, SQL Server sa), so a clear context keeps medium.
 # Between a password-named key and its literal: only the operator, quotes and a ``new String(``
 # (``password = "x"``, ``'password' => 'x'``, ``setPassword("x")``), not ``f(user, usage='x')``.
 _DIRECT_ASSIGN = re.compile(
@@ -426,6 +429,14 @@ _PASSWORD_STEMS = (
     "motdepasse",
     "contrasena",
 )
+#: Prose that states a password and sets the value apart as a literal (``its password is
+#: ``manager````, ``**Password:** `admin```): as clear as an assignment, weak values included.
+_PROSE_LITERAL = re.compile(
+    r"(?:\*\*|__)?[ \t]*(?::|=|is|was|has[ \t]been|(?:(?:is|was|has[ \t]been)[ \t])?"
+    r"(?:set|changed)[ \t]to)[ \t]*(?:\*\*|__)?[ \t]*(?:``|`|\*\*)"
+)
+#: A variable's own ``${DB_PASSWORD:-<default>}`` default, assigned to it.
+_SHELL_DEFAULT_BETWEEN = re.compile(r"""[ \t]*[:=][ \t]*["']?\$\{[A-Za-z_]\w*:?[-=]""")
 _ASSIGNING_OPS = frozenset(["=", ":", ":=", "=>", "<-", "?=", "||=", "??=", ",", "("])
 
 
@@ -446,7 +457,11 @@ def _key_holds_password(key: str) -> bool:
     if not words:
         return False
     last = words[-1].rstrip("0123456789")  # ``bypass``, ``askpass``: only long stems may close
-    return last in _PASSWORD_STEMS or last.endswith(("password", "passwd", "passphrase"))
+    return (
+        last in _PASSWORD_STEMS
+        or last.endswith(("password", "passwd", "passphrase"))
+        or (len(last) <= 8 and last.endswith(("pw", "pwd")))  # bindpw, rootpw, dbpwd
+    )
 
 
 def _quoted_key(line: str, key: str) -> bool:
@@ -596,6 +611,30 @@ def _random_literal(line: str, value: str) -> bool:
     )
 
 
+#: A few lower-case words: how people write a session or signing secret by hand.
+_PASSPHRASE = re.compile(r"[a-z0-9]{2,}(?: [a-z0-9]{2,}){1,4}")
+#: Words of a sentence, not of a chosen passphrase ("stored in vault", "see the docs").
+_SENTENCE_WORDS = _words(
+    """the a an in of to for from with by is are be this that your you our see use used set
+    stored read here there not no and or on at it its as if when will must should can"""
+)
+
+
+def _quoted_passphrase(key: str, value: str, line: str) -> bool:
+    """A quoted passphrase of a few words under a key that names a signing or session
+    secret (a session ``secret``, a ``SECRET_KEY``). Any such concrete value signs real
+    cookies or tokens once deployed; a sentence (``'stored in vault'``) is not one."""
+    words = [w.lower() for w in _KEY_SPLIT.split(key) if w]
+    names_secret = words[-1:] == ["secret"] or words[-2:] in (["secret", "key"], ["secret", "base"])
+    if not names_secret:
+        return False
+    return (
+        _PASSPHRASE.fullmatch(value) is not None
+        and not any(word in _SENTENCE_WORDS for word in value.split())
+        and _quoted(line, value)
+    )
+
+
 def _line_context(line: str, value: str) -> str | None:
     """Line context: None for a lookup by name, ansible-vault or a reference; ``low`` for an
     example in prose; ``medium`` otherwise."""
@@ -603,7 +642,10 @@ def _line_context(line: str, value: str) -> str | None:
     if _LOOKUP_CALL.search(before.rstrip()):
         return None
     if _YAML_TAG_BEFORE.search(before) or (
-        _YAML_TAG.fullmatch(value) and after[:1] in (" ", "\t") and after.strip()
+        _YAML_TAG.fullmatch(value)
+        and after[:1] in (" ", "\t")
+        and after.strip()
+        and _YAML_VALUE_START.search(before)  # not a ``net user NAME !pw /add`` argument
     ):
         return None  # ``password: !secret wifi_password``: the tag names where the value is
     low = line.lower()
@@ -659,8 +701,8 @@ def _mostly_made_up(value: str) -> bool:
     if "abc123" in low and len(low) <= 20:
         return True
     prefix = _TOKEN_PREFIX.match(low)
-    body = low[prefix.end() :] if prefix and prefix.end() < len(low) else low
-    if _FIXTURE_BODY.fullmatch(body):
+    body = low[prefix.end() :] if prefix and prefix.end() + 8 <= len(low) else low
+    if _FIXTURE_BODY.fullmatch(body):  # a short rest is no token body: halibut-lantern-42
         return True
     covered, run = 0, 1
     for a, b in itertools.pairwise(low):
@@ -744,7 +786,9 @@ def judge_uri_password(
     if low in _DOC_PASSWORDS:
         if user.lower() in _ROLE_USERS or filters.weak_passwords == "drop":
             return None  # user:password@...: a pair of role words shows the URI's shape
-        return "low"  # root:secret@localhost: a concrete user's (weak) password
+        # root:secret@db, admin:password@mq: a concrete user's weak password, the kind
+        # that opens default installs; with doubt only in tests
+        return _weak_tier(low, test_path=test_path, clear=True)
     if low in filters.placeholders or any(word in low for word in _PLACEHOLDER_WORDS):
         return None
     if len(set(low)) <= 2 or (_REPEAT.search(password) and len(set(password)) <= 3):
@@ -818,7 +862,8 @@ def judge_assignment(
     tier = _line_context(line, value)
     if tier is None:
         return None
-    if _is_placeholder(value, filters):
+    if _is_placeholder(value, filters) and not (kind == "password" and _is_sequence(value)):
+        # qwerty, abcdef: made up as a token, but among the passwords people really choose
         if (
             not key
             and kind == "password"
@@ -889,6 +934,8 @@ def judge_assignment(
     if _PATHLIKE.search(value) and not _looks_base64(value):
         return None
     if " " in value or "\t" in value:
+        if _quoted_passphrase(key, value, line):
+            return "low" if test_path else tier  # express-session's two-word example, say
         return None
     if key.lower() == "pass" and (_CAMEL.fullmatch(value) or (value.isalpha() and value.islower())):
         return None  # <settings pass="oobeSystem">, pass: "first": a stage, not a password
@@ -960,15 +1007,22 @@ def judge_assignment(
         ):
             if filters.weak_passwords == "drop":
                 return None
+            between = _between(line, key, value)
             clear = not keyed or (
-                (not op or op.strip() in _ASSIGNING_OPS)
-                and _key_holds_password(key)
-                and _DIRECT_ASSIGN.fullmatch(_between(line, key, value)) is not None
-                and not (
-                    op.strip() == ":"
-                    and is_code_path(path)
-                    and _quoted_key(line, key)
-                    and value.isalpha()
+                _key_holds_password(key)
+                and (
+                    (
+                        (not op or op.strip() in _ASSIGNING_OPS)
+                        and _DIRECT_ASSIGN.fullmatch(between) is not None
+                        and not (
+                            op.strip() == ":"
+                            and is_code_path(path)
+                            and _quoted_key(line, key)
+                            and value.isalpha()
+                        )
+                    )
+                    or _PROSE_LITERAL.fullmatch(between) is not None
+                    or _SHELL_DEFAULT_BETWEEN.fullmatch(between) is not None
                 )
             )
             weak_tier: str = lower_tier(tier, _weak_tier(value, test_path=test_path, clear=clear))

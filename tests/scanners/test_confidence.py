@@ -203,9 +203,18 @@ def test_every_secret_on_a_line_is_masked_in_each_report(tmp_path: Path) -> None
         ("src/auth.py", 'if update_password == "always":\n', ["low"]),
         ("src/krb.py", "cred = get_cred_with_password(user, pw, usage='initiate')\n", ["low"]),
         ("src/cli.py", "env['SSH_ASKPASS_REQUIRE'] = 'force'\n", ["low"]),
-        # a default in ${VAR:-default} runs wherever the variable is unset; weak ones stay low
+        # a default in ${VAR:-default} runs wherever the variable is unset: assigned to a
+        # password variable it is as clear as ENV MYSQL_ROOT_PASSWORD=mysql, weak or not
         ("compose.yml", "      DB_PASSWORD: ${DB_PASSWORD:-Wq9x7Lm2vRt}\n", ["medium"]),
-        ("scripts/run.sh", "DB_PASSWORD=${PGPASSWORD:-mysql}\n", ["low"]),
+        ("scripts/run.sh", "DB_PASSWORD=${PGPASSWORD:-mysql}\n", ["medium"]),
+        ("tests/run.sh", "DB_PASSWORD=${PGPASSWORD:-mysql}\n", ["low"]),
+        ("scripts/run.sh", "DB_NAME=${PGDATABASE:-mysql}\n", []),
+        # Passw0rd-style spellings are deployed as they are (tomcat-users.xml, SQL Server sa)
+        ("conf/tomcat-users.xml", '<user username="tomcat" password="Passw0rd"/>\n', ["medium"]),
+        ("tests/conftest.py", 'PASSWORD = "Passw0rd"\n', ["low"]),
+        # prose that sets the value apart as a literal states it; a bare word may be English
+        ("docs/db2.rst", "The owner is ``db2inst1``; its password is ``manager``.\n", ["medium"]),
+        ("docs/db2.rst", "The owner is db2inst1; its password is manager.\n", []),
         ("scripts/run.sh", "DB_PASSWORD=${PGPASSWORD:-}\n", []),
         # the word "password" in another language is a field name, not a value
         ("docs/API.md", '"password": "senha"\n', []),
