@@ -38,6 +38,8 @@ TUNING = (
     "real-tune",
     "real2-tune",
     "real4-tune",
+    "real6",
+    "real7",
     "heldout3",
     "tune8",
     "tune9",
