@@ -207,7 +207,13 @@ def _names_a_credential(words: list[str]) -> bool:
 
 #: Whole words that name a credential but are too short or common as stems: ``AZURE_PAT``
 #: (a personal access token), ``erlang_cookie`` (what Erlang nodes authenticate with).
-_CREDENTIAL_WORDS = frozenset(["pat", "cookie"])
+_CREDENTIAL_WORDS = frozenset(["pat", "cookie"]) | (
+    # "password" in other languages, as prose and docs write it (Senha: ..., Пароль: ...)
+    _words(
+        """senha contraseña contrasena wachtwoord lösenord losenord salasana hasło haslo heslo
+        jelszó şifre sifre parola пароль парола kennwort passwort"""
+    )
+)
 
 
 #: Words ending in ``pass`` that are no password (``bypassCSP``, ``compass``).
