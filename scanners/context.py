@@ -55,7 +55,8 @@ _PLACEHOLDER_WORDS = tuple(
     replace_with replace-with
     your_ your- yourpass yourtoken yourkey yoursecret xxxx **** .... < > insert_ enter_ enter-
     notreal not_a_real not-a-real secret_here token_here key_here password_here _goes_here
-    votre_ votre- tu_contrase tu-contrase sua_senha sua-senha dein_passwort dein-passwort ваш"""
+    votre_ votre- tu_contrase tu-contrase sua_senha sua-senha dein_passwort dein-passwort ваш
+    본인"""
     )
 )
 #: Substrings that make a value *look* made up (test fixtures): reported, with low confidence.
@@ -372,6 +373,10 @@ _DEFAULTING_CALLS = frozenset(
 )
 
 
+#: ``YourSuperSecretKey...``, ``YourApiKeyHere``: says what to put there.
+_YOUR_CAMEL = re.compile(r"Your[A-Z]")
+
+
 def _is_placeholder(value: str, filters: Filters = DEFAULT_FILTERS) -> bool:
     """A value that cannot be a credential: a type name, a marker, a run of one character."""
     low = value.lower()
@@ -382,7 +387,7 @@ def _is_placeholder(value: str, filters: Filters = DEFAULT_FILTERS) -> bool:
         return True
     if low in filters.placeholders:
         return True
-    if any(word in low for word in _PLACEHOLDER_WORDS):
+    if any(word in low for word in _PLACEHOLDER_WORDS) or _YOUR_CAMEL.match(value):
         return True
     if _REPEAT.search(value) and len(set(value)) <= 3:
         return True
@@ -443,6 +448,47 @@ _PROSE_LITERAL = re.compile(
 )
 #: A variable's own ``${DB_PASSWORD:-<default>}`` default, assigned to it.
 _SHELL_DEFAULT_BETWEEN = re.compile(r"""[ \t]*[:=][ \t]*["']?\$\{[A-Za-z_]\w*:?[-=]""")
+#: A ``password`` element's text, a ``value`` attribute beside a password ``name``, a
+#: named property's text: XML gives the password its own slot.
+_XML_VALUE_BETWEEN = re.compile(r"""(?:["'][ \t]+value[ \t]*=[ \t]*["']|["']?[ \t]*>)""")
+#: The default of an environment lookup: ``getenv("DB_PASSWORD", "x")``,
+#: ``process.env.DB_PASSWORD || 'x'``, ``os.environ.get("DB_PASSWORD") or "x"``.
+_ENV_LOOKUP_BEFORE = re.compile(
+    r"""(?i)(?:getenv|environ\.get|getProperty|getOrDefault|\benv|ENV\.fetch)\([ \t]*["']$|"""
+    r"""(?:process\.env\.|import\.meta\.env\.|process\.env\[["']|\bENV\[["'])$"""
+)
+_ENV_DEFAULT_BETWEEN = re.compile(
+    r"""["']?\]?[ \t]*(?:,|\)?[ \t]*(?:\|\||\?\?|\?:|\bor\b))[ \t]*["'`]"""
+)
+
+
+#: ``pw = os.environ.get("DB_PASSWORD", "x")``: the lookup sits between the key and the value.
+_ENV_CALL_BETWEEN = re.compile(
+    r"""[ \t]*(?:=|:=|:|=>)[ \t]*[\w.]{0,30}?(?:getenv|environ\.get|getProperty|getOrDefault|env|"""
+    r"""ENV\.fetch)\([ \t]*["'](?P<name>\w+)["'][ \t]*,[ \t]*["'`]"""
+)
+
+
+def _cli_flag_value(line: str, key: str, between: str) -> bool:
+    """A password flag's argument (keytool's ``-keypass`` and its value). Callers keep a bare word
+    out: after ``--ask-vault-pass`` in a comment, "needs" is English."""
+    at = line.find(key)
+    return (
+        at > 0
+        and line[at - 1] == "-"
+        and re.fullmatch(r"""(?:[ \t]+|[ \t]*=[ \t]*)["']?""", between) is not None
+    )
+
+
+def _env_default(line: str, key: str, between: str) -> bool:
+    """The literal is the default of an environment lookup of a password variable."""
+    at = line.find(key)
+    if at > 0 and _ENV_LOOKUP_BEFORE.search(line[:at]) is not None:
+        return _ENV_DEFAULT_BETWEEN.fullmatch(between) is not None
+    call = _ENV_CALL_BETWEEN.fullmatch(between)
+    return call is not None and _key_holds_password(call.group("name"))
+
+
 _ASSIGNING_OPS = frozenset(["=", ":", ":=", "=>", "<-", "?=", "||=", "??=", ",", "("])
 
 
@@ -467,7 +513,8 @@ def _key_holds_password(key: str) -> bool:
         last in _PASSWORD_STEMS
         or last.endswith(("password", "passwd", "passphrase"))
         or (len(last) <= 8 and last.endswith(("pw", "pwd")))  # bindpw, rootpw, dbpwd
-    )
+        or (len(last) <= 12 and last.endswith("pass") and last not in _NOT_PASS_WORDS)
+    )  # keypass, storepass, adminpass; not bypass or compass
 
 
 def _quoted_key(line: str, key: str) -> bool:
@@ -639,6 +686,37 @@ def _quoted_passphrase(key: str, value: str, line: str) -> bool:
         and not any(word in _SENTENCE_WORDS for word in value.split())
         and _quoted(line, value)
     )
+
+
+#: Words that make ``<word>password`` a field's or a form's name, not a chosen password.
+_FIELD_WORDS = _words(
+    """user username usr login new old current confirm confirmation repeat retype verify
+    my your the a db database default secret test testing dummy sample example fake mock
+    field input form hashed hash encrypted plain plaintext raw temp tmp initial some
+    strong secure super real valid invalid wrong bad good correct account app api auth
+    master main primary private public shared global local env ssh ftp smtp mail email
+    redis mysql postgres postgresql mongo mongodb ldap key store keystore truststore
+    pass password passwd pwd secret token ssid wifi wlan network cassandra elastic rabbit
+    rabbitmq kafka minio oracle sql mssql mariadb influx couch"""
+)
+
+
+def _chosen_password_word(key: str, value: str) -> bool:
+    """A word of the person's own (a project, a host, a name) before ``pass`` in a value
+    under a password key (a MySQL password set to the project's name plus "pass") is a
+    chosen, weak password.
+    ``new_password``, ``user_password``, ``db_password`` name a field or restate the key."""
+    if not _key_holds_password(key):
+        return False
+    low = value.lower()
+    match = re.fullmatch(r"([a-z]{3,20})[_-]?(?:pass(?:word|wd)?|pwd|pw)", low)
+    if match is None:
+        return False
+    word = match.group(1)
+    key_words = {w.lower() for w in _KEY_SPLIT.split(key) if w}
+    if any(field in word for field in ("ssid", "your", "user", "name")):
+        return False  # TheSSIDPassword, yourpassword: says what goes there
+    return word not in _FIELD_WORDS and not any(word in k or k in word for k in key_words)
 
 
 def _line_context(line: str, value: str) -> str | None:
@@ -908,7 +986,9 @@ def judge_assignment(
     if _TYPE_NAME.fullmatch(value) and _CREDENTIAL_HUMP.search(value):
         return None  # "secret": "V1SecretVolumeSource": a type name in a schema
     name_like = value.isalpha() or (bool(key) and _NAME_LIKE.fullmatch(value) is not None)
-    if _MODULE_REF.fullmatch(value) or (name_like and _CREDENTIAL_WORD.search(value)):
+    if _MODULE_REF.fullmatch(value) or (
+        name_like and _CREDENTIAL_WORD.search(value) and not _chosen_password_word(key, value)
+    ):
         return None  # "pkg.module:main", "challengePassword"
     key_low = key.lower()
     if value.lower() == key_low:
@@ -1029,6 +1109,9 @@ def judge_assignment(
                     )
                     or _PROSE_LITERAL.fullmatch(between) is not None
                     or _SHELL_DEFAULT_BETWEEN.fullmatch(between) is not None
+                    or _XML_VALUE_BETWEEN.fullmatch(between) is not None
+                    or _env_default(line, key, between)
+                    or (_cli_flag_value(line, key, between) and not value.isalpha())
                 )
             )
             weak_tier: str = lower_tier(tier, _weak_tier(value, test_path=test_path, clear=clear))

@@ -215,6 +215,21 @@ def test_every_secret_on_a_line_is_masked_in_each_report(tmp_path: Path) -> None
         # prose that sets the value apart as a literal states it; a bare word may be English
         ("docs/db2.rst", "The owner is ``db2inst1``; its password is ``manager``.\n", ["medium"]),
         ("docs/db2.rst", "The owner is db2inst1; its password is manager.\n", []),
+        # a word of one's own before "pass" is a chosen password; a field's name is not
+        ("docker-compose.yml", "      MYSQL_PASSWORD: ccloadpass\n", ["medium"]),
+        ("config/app.yml", "password: new_password\n", []),
+        ("docker-compose.yml", "      MYSQL_PASSWORD: mysql_password\n", []),
+        ("esp/wifi.ino", 'const char *wifi_password = "TheSSIDPassword";\n', []),
+        # XML gives the password its own slot: as clear as an assignment
+        ("conf/settings.xml", "<password>bankpass</password>\n", ["medium"]),
+        ("conf/persistence.xml", '<property name="jdbc.password" value="bankpass"/>\n', ["medium"]),
+        # the default of an environment lookup of a password variable runs where it is unset
+        ("app/settings.py", 'pw = os.environ.get("DB_PASSWORD", "postgres")\n', ["medium"]),
+        ("src/db.js", "const password = process.env.DB_PASSWORD ?? 'postgres';\n", ["medium"]),
+        ("src/db.js", "const password = process.env.DB_PASSWORD || process.env.PGPASS;\n", []),
+        ("app/settings.py", 'host = os.environ.get("DB_HOST", "postgres")\n', []),
+        # "Your..." in CamelCase says what to put there
+        ("README.md", '    "SecretKey": "YourSuperSecretKeyThatIsLong42!",\n', []),
         ("scripts/run.sh", "DB_PASSWORD=${PGPASSWORD:-}\n", []),
         # the word "password" in another language is a field name, not a value
         ("docs/API.md", '"password": "senha"\n', []),
