@@ -373,7 +373,7 @@ _DEFAULTING_CALLS = frozenset(
 )
 
 
-#: ``YourSuperSecretKey...``, ``YourApiKeyHere``: says what to put there.
+#: ``YourSuperSecretKey...``, ``AIzaSyYourMapsKeyHere``: says what to put there.
 _YOUR_CAMEL = re.compile(r"Your[A-Z]")
 
 
@@ -387,7 +387,7 @@ def _is_placeholder(value: str, filters: Filters = DEFAULT_FILTERS) -> bool:
         return True
     if low in filters.placeholders:
         return True
-    if any(word in low for word in _PLACEHOLDER_WORDS) or _YOUR_CAMEL.match(value):
+    if any(word in low for word in _PLACEHOLDER_WORDS) or _YOUR_CAMEL.search(value):
         return True
     if _REPEAT.search(value) and len(set(value)) <= 3:
         return True
@@ -782,7 +782,7 @@ def _mostly_made_up(value: str) -> bool:
     body is fixture words and digits (``glpat-test123456``): a fixture. A self-chosen secret
     that merely *ends* in ``123456789`` is still a secret."""
     low = value.lower()
-    if "abc123" in low and len(low) <= 20:
+    if ("abc123" in low and len(low) <= 20) or "a1b2c3" in low:
         return True
     prefix = _TOKEN_PREFIX.match(low)
     body = low[prefix.end() :] if prefix and prefix.end() + 8 <= len(low) else low
@@ -829,6 +829,8 @@ def judge_token(secret: str, line: str) -> bool:
     if _made_up(secret) or _elided(line, secret) or _jose_header_only(secret):
         return False
     if any(word in low for word in _TOKEN_PLACEHOLDERS) or _ANGLE_PLACEHOLDER.search(secret):
+        return False
+    if _YOUR_CAMEL.search(secret) or "a1b2c3" in low:
         return False
     if _TOKEN_TEMPLATE.search(secret) or is_reference(secret):
         return False
