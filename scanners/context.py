@@ -719,6 +719,23 @@ def _chosen_password_word(key: str, value: str) -> bool:
     return word not in _FIELD_WORDS and not any(word in k or k in word for k in key_words)
 
 
+#: Two or three lower-case words joined by ``_`` or ``-``: ``gin_layout``, ``blue-harbor``.
+_JOINED_WORDS = re.compile(r"[a-z]{3,12}(?:[_-][a-z]{3,12}){1,2}")
+
+
+def _chosen_words_password(key: str, value: str, path: str) -> bool:
+    """In a config file (YAML, ``.env``, properties) every value is a literal: joined words
+    under a password key there (``MYSQL_PASSWORD: gin_layout``) are a chosen password, where
+    in program source they would be a variable's name. Words that describe a field or a
+    sentence (``not_set``, ``from_env``, ``db_password``) are not."""
+    if is_code_path(path) or not _key_holds_password(key) or not _JOINED_WORDS.fullmatch(value):
+        return False
+    words = re.split(r"[_-]", value)
+    return not any(
+        w in _ROLE_PREFIXES or w in _FIELD_WORDS or w in _SENTENCE_WORDS for w in words
+    ) and not _names_a_credential(words)
+
+
 def _line_context(line: str, value: str) -> str | None:
     """Line context: None for a lookup by name, ansible-vault or a reference; ``low`` for an
     example in prose; ``medium`` otherwise."""
@@ -1036,7 +1053,7 @@ def judge_assignment(
         and (not is_code_path(path) or _quoted(line, value))
         and value.rsplit("_", 1)[0].rstrip("0123456789") not in _ROLE_PREFIXES
         and not _names_a_credential(value.split("_")[:-1])
-    )
+    ) or (kind == "password" and keyed and _chosen_words_password(key, value, path))
     # keyPassword=fjord_local is a chosen password, not an identifier, and passes both checks
     if (
         keyed

@@ -220,6 +220,10 @@ def test_every_secret_on_a_line_is_masked_in_each_report(tmp_path: Path) -> None
         ("config/app.yml", "password: new_password\n", []),
         ("docker-compose.yml", "      MYSQL_PASSWORD: mysql_password\n", []),
         ("esp/wifi.ino", 'const char *wifi_password = "TheSSIDPassword";\n', []),
+        # in a config file every value is a literal: joined words there are a chosen password
+        ("docker-compose.yml", "      MYSQL_PASSWORD: gin_layout\n", ["medium"]),
+        ("docker-compose.yml", "      MYSQL_PASSWORD: not_set\n", []),
+        ("app/db.py", "password = gin_layout\n", []),
         # XML gives the password its own slot: as clear as an assignment
         ("conf/settings.xml", "<password>bankpass</password>\n", ["medium"]),
         ("conf/persistence.xml", '<property name="jdbc.password" value="bankpass"/>\n', ["medium"]),
