@@ -414,10 +414,10 @@ def _is_weak(value: str) -> bool:
 #: Weak values that read as fixtures wherever they are (``test``, ``foo``): never above ``low``.
 _FIXTURE_EXACT = _words(
     """test testing foo bar baz qux mypass mysecret hunter2 tiger s3cr3t secretpassword
-    android changeit"""
-)  # hunter2, scott/tiger: the canonical examples; android and changeit: the Android debug
-# keystore's and the JDK truststore's published defaults. ``Passw0rd``-style spellings are not
-# here: people deploy them (tomcat-users.xml, SQL Server sa), so a clear context keeps medium.
+    android"""
+)  # hunter2, scott/tiger: the canonical examples; android: the Android debug keystore's
+# published default. ``Passw0rd``-style spellings and ``changeit`` (the JDK's default, kept
+# for one's own keystores) are not here: people deploy them, so a clear context keeps medium.
 # Between a password-named key and its literal: only the operator, quotes and a ``new String(``
 # (``password = "x"``, ``'password' => 'x'``, ``setPassword("x")``), not ``f(user, usage='x')``.
 _DIRECT_ASSIGN = re.compile(
