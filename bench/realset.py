@@ -116,7 +116,14 @@ SEVENTH = RealSet(
     Path(os.environ.get("REALSET7_DATA", HERE / ".realset7" / "realset7.json.gz")),
     ("real7",),
 )
-SETS = {real.name: real for real in (FIRST, SECOND, THIRD, FOURTH, FIFTH, SIXTH, SEVENTH)}
+#: The eighth set (round 8, last): a representative mix, held out whole, scored at the end.
+EIGHTH = RealSet(
+    "real8",
+    HERE / "realset8_labels.json",
+    Path(os.environ.get("REALSET8_DATA", HERE / ".realset8" / "realset8.json.gz")),
+    ("real8",),
+)
+SETS = {real.name: real for real in (FIRST, SECOND, THIRD, FOURTH, FIFTH, SIXTH, SEVENTH, EIGHTH)}
 PARTS = tuple(part for real in SETS.values() for part in real.parts)
 
 
