@@ -489,6 +489,8 @@ def _env_default(line: str, key: str, between: str) -> bool:
     return call is not None and _key_holds_password(call.group("name"))
 
 
+#: A Markdown table row that names a setting and gives its value in a later cell.
+_TABLE_BETWEEN = re.compile(r"`?[ \t]*\|(?:[^|\n]{0,120}\|){0,3}[ \t]*`")
 _ASSIGNING_OPS = frozenset(["=", ":", ":=", "=>", "<-", "?=", "||=", "??=", ",", "("])
 
 
@@ -1131,6 +1133,7 @@ def judge_assignment(
                     or _XML_VALUE_BETWEEN.fullmatch(between) is not None
                     or _env_default(line, key, between)
                     or (_cli_flag_value(line, key, between) and not value.isalpha())
+                    or (line.lstrip().startswith("|") and _TABLE_BETWEEN.fullmatch(between))
                 )
             )
             weak_tier: str = lower_tier(tier, _weak_tier(value, test_path=test_path, clear=clear))

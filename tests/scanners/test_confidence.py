@@ -224,6 +224,8 @@ def test_every_secret_on_a_line_is_masked_in_each_report(tmp_path: Path) -> None
         ("docker-compose.yml", "      MYSQL_PASSWORD: gin_layout\n", ["medium"]),
         ("docker-compose.yml", "      MYSQL_PASSWORD: not_set\n", []),
         ("app/db.py", "password = gin_layout\n", []),
+        # a Markdown table row ties the setting to its value like an assignment
+        ("README.md", "| `POSTGRES_PASSWORD` | `booking` | database password |\n", ["medium"]),
         # XML gives the password its own slot: as clear as an assignment
         ("conf/settings.xml", "<password>bankpass</password>\n", ["medium"]),
         ("conf/persistence.xml", '<property name="jdbc.password" value="bankpass"/>\n', ["medium"]),
