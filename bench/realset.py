@@ -3,22 +3,25 @@
 Every other set in bench/ is generated from templates; these are windows of real files
 (configs, ``.env``, manifests, CI files, code and tests in many languages, docs, i18n),
 found by keyword queries over stored copies of public GitHub files and labelled by hand
-before any scanner was run on them (the guide is ``bench/REALSET.md``). Two sets:
+before any scanner was run on them (the guide is ``bench/REALSET.md``). The sets:
 
 - ``real`` (round 4): 422 windows, split by repository into ``real-tune`` (tuned on) and
   ``real-heldout``;
 - ``real2`` (round 6): 297 windows from other queries and other files, scored whole once
   on arrival, then split the same way into ``real2-tune`` and ``real2-heldout``;
-- ``real3`` (round 6): 299 windows from a third query list, held out whole (``real3``).
+- ``real3`` (round 6): 299 windows from a third query list, held out whole (``real3``);
+- ``real4``-``real8`` (round 8): five more sets, each by its own labeller (``REALSET.md``,
+  "Round 8"): ``real4`` split like ``real``, ``real5`` and ``real8`` held out whole, ``real6``
+  and ``real7`` tuned on after one scoring on arrival.
 
 Each set is two files:
 
-- ``bench/realset_labels.json``, ``realset2_labels.json``, ``realset3_labels.json`` (tracked): one entry per
+- ``bench/realset_labels.json``, ``realset2_labels.json``, ... (tracked): one entry per
   file window with its provenance and the SHA-256 of its text, and one label per
   candidate value: path, first and last line, positive or not, kind, a note. No file text.
 - the text of the windows, ``bench/.realset/realset.json.gz``,
-  ``bench/.realset2/realset2.json.gz``, ``bench/.realset3/realset3.json.gz``
-  (``$REALSET_DATA``, ``$REALSET2_DATA``, ``$REALSET3_DATA``; git-ignored): copies of third-party public files, real leaked credentials among them,
+  ``bench/.realset2/realset2.json.gz``, ... (``$REALSET_DATA``, ``$REALSET2_DATA``, ...;
+  git-ignored): copies of third-party public files, real leaked credentials among them,
   so it is kept out of the repository.
 
 ``build`` materialises a part as ``evalset.py`` does (``files/`` + ``labels.json``).
@@ -66,63 +69,30 @@ class RealSet:
         return self.parts[hashlib.sha256(repo.encode()).digest()[0] & 1]
 
 
-#: The first set (round 4): half tuned on, half held out.
-FIRST = RealSet(
-    "real",
-    HERE / "realset_labels.json",
-    Path(os.environ.get("REALSET_DATA", HERE / ".realset" / "realset.json.gz")),
-    ("real-tune", "real-heldout"),
-)
-#: The second set (round 6): other queries, other files; scored whole once on arrival,
-#: then split like the first.
-SECOND = RealSet(
-    "real2",
-    HERE / "realset2_labels.json",
-    Path(os.environ.get("REALSET2_DATA", HERE / ".realset2" / "realset2.json.gz")),
-    ("real2-tune", "real2-heldout"),
-)
-#: The third set (round 6, later): other queries again; held out whole, never tuned on.
-THIRD = RealSet(
-    "real3",
-    HERE / "realset3_labels.json",
-    Path(os.environ.get("REALSET3_DATA", HERE / ".realset3" / "realset3.json.gz")),
-    ("real3",),
-)
-#: The fourth set (round 8): operations and infrastructure files; split like the first.
-FOURTH = RealSet(
-    "real4",
-    HERE / "realset4_labels.json",
-    Path(os.environ.get("REALSET4_DATA", HERE / ".realset4" / "realset4.json.gz")),
-    ("real4-tune", "real4-heldout"),
-)
-#: The fifth set (round 8): application code, tests and docs; held out whole.
-FIFTH = RealSet(
-    "real5",
-    HERE / "realset5_labels.json",
-    Path(os.environ.get("REALSET5_DATA", HERE / ".realset5" / "realset5.json.gz")),
-    ("real5",),
-)
-#: The sixth and seventh sets (round 8): docs/CI/apps/IoT, and tests/fixtures/deployment;
-#: scored whole once on arrival, then tuned on (their misses may be listed).
-SIXTH = RealSet(
-    "real6",
-    HERE / "realset6_labels.json",
-    Path(os.environ.get("REALSET6_DATA", HERE / ".realset6" / "realset6.json.gz")),
-    ("real6",),
-)
-SEVENTH = RealSet(
-    "real7",
-    HERE / "realset7_labels.json",
-    Path(os.environ.get("REALSET7_DATA", HERE / ".realset7" / "realset7.json.gz")),
-    ("real7",),
-)
-#: The eighth set (round 8, last): a representative mix, held out whole, scored at the end.
-EIGHTH = RealSet(
-    "real8",
-    HERE / "realset8_labels.json",
-    Path(os.environ.get("REALSET8_DATA", HERE / ".realset8" / "realset8.json.gz")),
-    ("real8",),
-)
+def _real_set(name: str, parts: tuple[str, ...]) -> RealSet:
+    """A set by its name: ``real4`` -> ``realset4_labels.json`` (tracked) and
+    ``.realset4/realset4.json.gz`` (``$REALSET4_DATA``, not tracked)."""
+    n = name.removeprefix("real")
+    data = os.environ.get(f"REALSET{n}_DATA", HERE / f".realset{n}" / f"realset{n}.json.gz")
+    return RealSet(name, HERE / f"realset{n}_labels.json", Path(data), parts)
+
+
+#: Round 4: half tuned on, half held out.
+FIRST = _real_set("real", ("real-tune", "real-heldout"))
+#: Round 6: other queries, other files; scored whole once on arrival, then split like the first.
+SECOND = _real_set("real2", ("real2-tune", "real2-heldout"))
+#: Round 6, later: other queries again; held out whole, never tuned on.
+THIRD = _real_set("real3", ("real3",))
+#: Round 8: operations and infrastructure files; split like the first.
+FOURTH = _real_set("real4", ("real4-tune", "real4-heldout"))
+#: Round 8: application code, tests and docs; held out whole.
+FIFTH = _real_set("real5", ("real5",))
+#: Round 8: docs/CI/apps/IoT, and tests/fixtures/deployment; scored whole once on arrival,
+#: then tuned on (their misses may be listed).
+SIXTH = _real_set("real6", ("real6",))
+SEVENTH = _real_set("real7", ("real7",))
+#: Round 8, last: a representative mix, held out whole, written after most of the changes.
+EIGHTH = _real_set("real8", ("real8",))
 SETS = {real.name: real for real in (FIRST, SECOND, THIRD, FOURTH, FIFTH, SIXTH, SEVENTH, EIGHTH)}
 PARTS = tuple(part for real in SETS.values() for part in real.parts)
 
