@@ -1133,7 +1133,10 @@ def judge_assignment(
                     or _XML_VALUE_BETWEEN.fullmatch(between) is not None
                     or _env_default(line, key, between)
                     or (_cli_flag_value(line, key, between) and not value.isalpha())
-                    or (line.lstrip().startswith("|") and _TABLE_BETWEEN.fullmatch(between))
+                    or (
+                        line.lstrip().startswith("|")
+                        and _TABLE_BETWEEN.fullmatch(between) is not None
+                    )
                 )
             )
             weak_tier: str = lower_tier(tier, _weak_tier(value, test_path=test_path, clear=clear))
