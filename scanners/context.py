@@ -504,6 +504,33 @@ def _weak_tier(value: str, *, test_path: bool, clear: bool) -> str:
     return "medium" if clear and not test_path and not fixture else "low"
 
 
+def _states_the_password(line: str, key: str, value: str, op: str, path: str) -> bool:
+    """Whether the line leaves no doubt that ``value`` *is* the password named by ``key``,
+    so that a weak value is reported at ``medium``: a direct assignment, prose that sets
+    the value apart as a literal, a variable's own ``${X:-default}``, an XML password slot,
+    an environment lookup's default, a password flag's argument, a Markdown table row.
+    ``{"password": "medium"}`` in program source (a dict of settings) is not one."""
+    if not _key_holds_password(key):
+        return False
+    between = _between(line, key, value)
+    assigned = (
+        (not op or op.strip() in _ASSIGNING_OPS)
+        and _DIRECT_ASSIGN.fullmatch(between) is not None
+        and not (
+            op.strip() == ":" and is_code_path(path) and _quoted_key(line, key) and value.isalpha()
+        )
+    )
+    return (
+        assigned
+        or _PROSE_LITERAL.fullmatch(between) is not None
+        or _SHELL_DEFAULT_BETWEEN.fullmatch(between) is not None
+        or _XML_VALUE_BETWEEN.fullmatch(between) is not None
+        or _env_default(line, key, between)
+        or (_cli_flag_value(line, key, between) and not value.isalpha())
+        or (line.lstrip().startswith("|") and _TABLE_BETWEEN.fullmatch(between) is not None)
+    )
+
+
 def _key_holds_password(key: str) -> bool:
     """The key's last word is a password word (``POSTGRES_PASSWORD``, ``ansible_ssh_pass``),
     not a word about one (``pass_arg``, ``SSH_ASKPASS_REQUIRE``, ``password_hint``)."""
@@ -706,8 +733,8 @@ _FIELD_WORDS = _words(
 def _chosen_password_word(key: str, value: str) -> bool:
     """A word of the person's own (a project, a host, a name) before ``pass`` in a value
     under a password key (a MySQL password set to the project's name plus "pass") is a
-    chosen, weak password.
-    ``new_password``, ``user_password``, ``db_password`` name a field or restate the key."""
+    chosen, weak password; ``new_password``, ``user_password``, ``db_password`` name a
+    field or restate the key."""
     if not _key_holds_password(key):
         return False
     low = value.lower()
@@ -1114,31 +1141,7 @@ def judge_assignment(
         ):
             if filters.weak_passwords == "drop":
                 return None
-            between = _between(line, key, value)
-            clear = not keyed or (
-                _key_holds_password(key)
-                and (
-                    (
-                        (not op or op.strip() in _ASSIGNING_OPS)
-                        and _DIRECT_ASSIGN.fullmatch(between) is not None
-                        and not (
-                            op.strip() == ":"
-                            and is_code_path(path)
-                            and _quoted_key(line, key)
-                            and value.isalpha()
-                        )
-                    )
-                    or _PROSE_LITERAL.fullmatch(between) is not None
-                    or _SHELL_DEFAULT_BETWEEN.fullmatch(between) is not None
-                    or _XML_VALUE_BETWEEN.fullmatch(between) is not None
-                    or _env_default(line, key, between)
-                    or (_cli_flag_value(line, key, between) and not value.isalpha())
-                    or (
-                        line.lstrip().startswith("|")
-                        and _TABLE_BETWEEN.fullmatch(between) is not None
-                    )
-                )
-            )
+            clear = not keyed or _states_the_password(line, key, value, op, path)
             weak_tier: str = lower_tier(tier, _weak_tier(value, test_path=test_path, clear=clear))
             return weak_tier
         return tier
