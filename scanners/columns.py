@@ -1,5 +1,6 @@
 """Credential-named columns: CSV files (``id,email,password`` fixtures and seed data),
-Markdown tables whose header names a credential column, and SQL ``INSERT`` rows.
+Markdown, HTML and AsciiDoc tables whose header names a credential column (wiki pages,
+exported runbooks), and SQL ``INSERT`` rows.
 
 A cell is judged by the same rules as ``<column>: <value>`` on one config line and reported
 where it stands. Works on whole files and on diff streams alike: a diff is read file by
@@ -11,6 +12,7 @@ from __future__ import annotations
 
 import csv
 import dataclasses
+import html
 import re
 from collections.abc import Callable, Iterator
 
@@ -32,12 +34,17 @@ _COLUMN_KINDS = {
     ".markdown": "markdown",
     ".mdx": "markdown",
     ".sql": "sql",
+    ".html": "html",
+    ".htm": "html",
+    ".adoc": "asciidoc",
+    ".asciidoc": "asciidoc",
 }
 # A diff header line naming such a file (its second path: the new file; quoted when git
 # quotes the path; paths may hold blanks). One pass for the three kinds with re's
 # literal-prefix scan (23 ms per 48 MB of history), not one pass per kind.
 _COLUMN_FILE = re.compile(
-    rb"\ndiff --git [^\n]*(\.(?:csv|tsv|CSV|TSV|md|markdown|mdx|MD|sql|SQL))\"?\n"
+    rb"\ndiff --git [^\n]*(\.(?:csv|tsv|CSV|TSV|md|markdown|mdx|MD|sql|SQL|html?|HTML?|adoc"
+    rb"|asciidoc|ADOC))\"?\n"
 )
 
 
@@ -125,8 +132,8 @@ def _judged_cell(
 
 
 def column_findings(scan: Callable[[Fragment], list[Finding]], fragment: Fragment) -> list[Finding]:
-    """Values of credential-named columns (``password``, ``api_key``...) of CSV files, Markdown
-    tables and SQL ``INSERT`` rows, each judged as ``<column>: <value>``."""
+    """Values of credential-named columns (``password``, ``api_key``...) of CSV files, Markdown,
+    HTML and AsciiDoc tables and SQL ``INSERT`` rows, each judged as ``<column>: <value>``."""
     found: list[Finding] = []
     for kind, start, end in _column_segments(fragment):
         found += _COLUMN_READERS[kind](scan, fragment, start, end)
@@ -218,6 +225,89 @@ def _markdown_columns(
     return found
 
 
+#: One cell of an HTML table row: its tag (``th`` or ``td``) and its content.
+_HTML_CELL = re.compile(r"(?is)<(t[hd])\b[^>]*>(.*?)</t[hd]\s*>")
+_HTML_TAG = re.compile(r"<[^>]*>")
+
+
+def _html_columns(
+    scan: Callable[[Fragment], list[Finding]], fragment: Fragment, start: int, end: int
+) -> list[Finding]:
+    """Cells of credential-named columns of HTML tables (an exported wiki page listing
+    ``system | user | password``). A row of ``<th>`` cells names the columns; the rows after
+    it, one cell per line or a whole row per line, up to ``</table>``, are judged by column.
+    Cells spanning lines are not read."""
+    if fragment.data.find(b"<t", start, end) < 0:
+        return []
+    found: list[Finding] = []
+    columns: dict[int, str] = {}
+    row: list[tuple[str, str, _Line]] = []
+    for where in _segment_lines(fragment, start, end):
+        if where is None or "</table" in where.text.lower():
+            columns, row = {}, []
+            continue
+        lowered = where.text.lower()
+        if "<tr" in lowered:
+            row = []
+        for cell in _HTML_CELL.finditer(where.text):
+            text = html.unescape(_HTML_TAG.sub("", cell.group(2))).strip()
+            row.append((cell.group(1).lower(), text, where))
+        if "</tr" not in lowered or not row:
+            continue
+        if all(tag == "th" for tag, _text, _where in row):
+            names = [text for _tag, text, _where in row]
+            columns = {i: name for i, name in enumerate(names) if _CSV_COLUMN.fullmatch(name)}
+        else:
+            for index, name in columns.items():
+                if index < len(row) and row[index][1]:
+                    _tag, value, at = row[index]
+                    origin = "a credential column of an HTML table"
+                    found += _judged_cell(scan, at, name, value, origin, "html-column")
+        row = []
+    return found
+
+
+def _adoc_cells(text: str) -> list[str]:
+    """The cells a line of an AsciiDoc table adds (``|a |b |c``; a cell spec such as ``2+|``
+    before a bar is dropped)."""
+    return [cell.strip().strip("`+").strip() for cell in text.split("|")[1:]]
+
+
+def _asciidoc_columns(
+    scan: Callable[[Fragment], list[Finding]], fragment: Fragment, start: int, end: int
+) -> list[Finding]:
+    """Cells of credential-named columns of AsciiDoc tables (``|===`` blocks in a runbook).
+    The table's first line names the columns when it holds every header cell; the cells
+    after it, a row per line or a cell per line, are dealt into rows of that width."""
+    if fragment.data.find(b"|===", start, end) < 0:
+        return []
+    found: list[Finding] = []
+    inside = False
+    width = 0
+    columns: dict[int, str] = {}
+    position = 0
+    for where in _segment_lines(fragment, start, end):
+        text = "" if where is None else where.text.strip()
+        if where is None or text.startswith("|==="):
+            inside = where is not None and not inside
+            width, columns, position = 0, {}, 0
+            continue
+        if not inside or not text.startswith("|"):
+            continue
+        cells = _adoc_cells(text)
+        if not width:
+            width = len(cells)
+            columns = {i: n for i, n in enumerate(cells) if _CSV_COLUMN.fullmatch(n)}
+            continue
+        for cell in cells:
+            name = columns.get(position % width)
+            if name is not None and cell:
+                origin = "a credential column of an AsciiDoc table"
+                found += _judged_cell(scan, where, name, cell, origin, "asciidoc-column")
+            position += 1
+    return found
+
+
 #: ``INSERT INTO api_clients (name, client_secret) VALUES``: the columns name the values.
 _SQL_INSERT = re.compile(
     rb"(?i)\binsert[ \t]+into[ \t]+[\w.`\"\[\]]+[ \t]*\(([^()]{1,2000})\)\s*values\s*"
@@ -262,4 +352,10 @@ def _sql_columns(
 
 _COLUMN_READERS: dict[
     str, Callable[[Callable[[Fragment], list[Finding]], Fragment, int, int], list[Finding]]
-] = {"csv": _csv_columns, "markdown": _markdown_columns, "sql": _sql_columns}
+] = {
+    "csv": _csv_columns,
+    "markdown": _markdown_columns,
+    "sql": _sql_columns,
+    "html": _html_columns,
+    "asciidoc": _asciidoc_columns,
+}

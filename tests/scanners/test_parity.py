@@ -200,3 +200,38 @@ def test_markdown_table_and_sql_insert_columns(repo: Path) -> None:
         ("docs/Staging.md", 7),
     ]
     assert history == tree
+
+
+def test_html_and_asciidoc_table_columns(repo: Path) -> None:
+    """An exported wiki page's HTML table and a runbook's AsciiDoc table with a ``Password``
+    column are judged cell by cell, in the tree and in history alike; a reference in that
+    column, other columns and a table without such a header stay quiet."""
+    page = (
+        "<h2>NOC access</h2>\n<table>\n"
+        "<tr><th>Device</th><th>User</th><th>Password</th></tr>\n"
+        f"<tr><td>edge-fw</td><td>noc</td><td>{password(seed=80)}</td></tr>\n"
+        "<tr><td>core-sw</td><td>noc</td><td>${CORE_PW}</td></tr>\n"
+        "<tr>\n  <td>lb</td>\n  <td>admin</td>\n"
+        f"  <td><code>{password(seed=81)}</code></td>\n</tr>\n"
+        "</table>\n<table><tr><th>Host</th><th>Note</th></tr>\n"
+        f"<tr><td>db</td><td>{password(seed=82)}</td></tr></table>\n"
+    )
+    runbook = (
+        '= MQ recovery\n\n[options="header"]\n|===\n|Account |Password |Used by\n\n'
+        f"|mqm\n|{password(seed=83)}\n|queue manager owner\n\n"
+        "|svc_app\n|<from the vault>\n|the app\n"
+        f"|ops |{password(seed=84)} |operators\n|===\n\n"
+        f"|===\n|Host |Port\n|db |{password(seed=85)}\n|===\n"
+    )
+    (repo / "wiki").mkdir()
+    (repo / "wiki" / "NOC-Access.html").write_text(page)
+    (repo / "wiki" / "mq-recovery.adoc").write_text(runbook)
+    _commit_all(repo, "exported wiki pages")
+    tree, history = _both_ways(repo)
+    assert sorted((p, n) for p, n, _rule in tree) == [
+        ("wiki/NOC-Access.html", 4),
+        ("wiki/NOC-Access.html", 9),
+        ("wiki/mq-recovery.adoc", 8),
+        ("wiki/mq-recovery.adoc", 14),
+    ]
+    assert history == tree
