@@ -228,6 +228,11 @@ def _markdown_columns(
 #: One cell of an HTML table row: its tag (``th`` or ``td``) and its content.
 _HTML_CELL = re.compile(r"(?is)<(t[hd])\b[^>]*>(.*?)</t[hd]\s*>")
 _HTML_TAG = re.compile(r"<[^>]*>")
+#: A header cell naming a credential: a page without one is not read line by line (most
+#: HTML in a tree is documentation without such a table).
+_HTML_CREDENTIAL_HEADER = re.compile(
+    rb"(?i)<th\b[^>]*>(?:\s|<[^>]*>)*[\w .-]{0,40}(?:pass|pwd|secret|token|key)"
+)
 
 
 def _html_columns(
@@ -237,8 +242,10 @@ def _html_columns(
     ``system | user | password``). A row of ``<th>`` cells names the columns; the rows after
     it, one cell per line or a whole row per line, up to ``</table>``, are judged by column.
     Cells spanning lines are not read."""
-    if fragment.data.find(b"<t", start, end) < 0:
+    first_header = _HTML_CREDENTIAL_HEADER.search(fragment.data, start, end)
+    if first_header is None:
         return []
+    start = max(start, fragment.data.rfind(b"\n", start, first_header.start()))
     found: list[Finding] = []
     columns: dict[int, str] = {}
     row: list[tuple[str, str, _Line]] = []
@@ -267,6 +274,10 @@ def _html_columns(
     return found
 
 
+#: A table line naming a credential column; a document without one is not read.
+_ADOC_CREDENTIAL_CELL = re.compile(rb"(?im)^[ \t]*\|[^\n]*(?:pass|pwd|secret|token|key)")
+
+
 def _adoc_cells(text: str) -> list[str]:
     """The cells a line of an AsciiDoc table adds (``|a |b |c``; a cell spec such as ``2+|``
     before a bar is dropped)."""
@@ -279,7 +290,9 @@ def _asciidoc_columns(
     """Cells of credential-named columns of AsciiDoc tables (``|===`` blocks in a runbook).
     The table's first line names the columns when it holds every header cell; the cells
     after it, a row per line or a cell per line, are dealt into rows of that width."""
-    if fragment.data.find(b"|===", start, end) < 0:
+    if fragment.data.find(b"|===", start, end) < 0 or not _ADOC_CREDENTIAL_CELL.search(
+        fragment.data, start, end
+    ):
         return []
     found: list[Finding] = []
     inside = False
