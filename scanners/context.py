@@ -1064,7 +1064,12 @@ def judge_assignment(
         if last and not _names_a_credential(last):
             return None  # passVars.Keys.Contains("..."): the method is no credential setter
     if _UUID.fullmatch(value):
-        return None if filters.uuid_values == "drop" else "low"
+        if filters.uuid_values == "drop":
+            return None
+        # Under a password key a UUID is a generated password (an Azure service principal's
+        # secret, ``password: $(uuidgen)``); under other names it may be an id (issue 12).
+        password_slot = kind == "password" and bool(key) and _key_holds_password(key)
+        return tier if password_slot and not test_path else "low"
     if _PATHLIKE.search(value) and not _looks_base64(value):
         return None
     if " " in value or "\t" in value:
