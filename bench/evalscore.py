@@ -40,6 +40,8 @@ TUNING = (
     "real4-tune",
     "real6",
     "real7",
+    "real9",
+    "real10",
     "heldout3",
     "tune8",
     "tune9",

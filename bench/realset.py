@@ -12,7 +12,9 @@ before any scanner was run on them (the guide is ``bench/REALSET.md``). The sets
 - ``real3`` (round 6): 299 windows from a third query list, held out whole (``real3``);
 - ``real4``-``real8`` (round 8): five more sets, each by its own labeller (``REALSET.md``,
   "Round 8"): ``real4`` split like ``real``, ``real5`` and ``real8`` held out whole, ``real6``
-  and ``real7`` tuned on after one scoring on arrival.
+  and ``real7`` tuned on after one scoring on arrival;
+- ``real9``-``real12`` (round 9): four representative mixes from disjoint seed queries,
+  ``real9`` and ``real10`` tuned on, ``real11`` and ``real12`` held out whole.
 
 Each set is two files:
 
@@ -93,7 +95,19 @@ SIXTH = _real_set("real6", ("real6",))
 SEVENTH = _real_set("real7", ("real7",))
 #: Round 8, last: a representative mix, held out whole, written after most of the changes.
 EIGHTH = _real_set("real8", ("real8",))
-SETS = {real.name: real for real in (FIRST, SECOND, THIRD, FOURTH, FIFTH, SIXTH, SEVENTH, EIGHTH)}
+#: Round 9: four representative mixes written at once by four labellers from disjoint seed
+#: queries; ``real9`` and ``real10`` are tuned on, ``real11`` and ``real12`` held out whole.
+NINTH = _real_set("real9", ("real9",))
+TENTH = _real_set("real10", ("real10",))
+ELEVENTH = _real_set("real11", ("real11",))
+TWELFTH = _real_set("real12", ("real12",))
+SETS = {
+    real.name: real
+    for real in (
+        FIRST, SECOND, THIRD, FOURTH, FIFTH, SIXTH, SEVENTH, EIGHTH,
+        NINTH, TENTH, ELEVENTH, TWELFTH,
+    )
+}  # fmt: skip
 PARTS = tuple(part for real in SETS.values() for part in real.parts)
 
 
