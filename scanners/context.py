@@ -693,6 +693,26 @@ def _random_literal(line: str, value: str) -> bool:
     )
 
 
+def _bracketed_password(line: str, value: str) -> bool:
+    """A quoted password literal with a bracket in it (``'1KX(M3wwBbbW'``, ``"xWwvJ]6NMw"``):
+    generated passwords use brackets; code in a quoted string looks like code."""
+    at = line.find(value)
+    quoted = (
+        at > 0
+        and line[at - 1] in "\"'`"
+        and line[at + len(value) : at + len(value) + 1] == line[at - 1]
+    )
+    brackets = [i for i, c in enumerate(value) if c in "()[]{}<>"]
+    return (
+        quoted
+        and len(value) >= 8
+        and len(brackets) == 1  # code and markup pair theirs: f(x), [none], (optional)
+        and 0 < brackets[0] < len(value) - 1
+        and any(c.isdigit() for c in value)
+        and _char_classes(value) >= 3
+    )
+
+
 #: A few lower-case words: how people write a session or signing secret by hand.
 _PASSPHRASE = re.compile(r"[a-z0-9]{2,}(?: [a-z0-9]{2,}){1,4}")
 #: Words of a sentence, not of a chosen passphrase ("stored in vault", "see the docs").
@@ -1106,7 +1126,11 @@ def judge_assignment(
     digits = sum(c.isdigit() for c in value)
     if _CAMEL.fullmatch(value) and kind != "password" and len(value) < 24 and digits <= 2:
         return None
-    if (any(c in value for c in "()[]") and not _random_literal(line, value)) or (
+    if (
+        any(c in value for c in "()[]")
+        and not _random_literal(line, value)
+        and not (kind == "password" and keyed and _bracketed_password(line, value))
+    ) or (
         _DOTTED.fullmatch(value)
         and (not any(c.isdigit() for c in value) or _CONST_SEGMENT.search(value))
         and all(_CODE_SEGMENT.fullmatch(segment) for segment in value.split("."))

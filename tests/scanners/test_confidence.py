@@ -245,6 +245,11 @@ def test_every_secret_on_a_line_is_masked_in_each_report(tmp_path: Path) -> None
         ("helm/values-prod.yaml", f"  password: {UUID}\n", ["medium"]),
         ("tests/test_sp.py", f'PASSWORD = "{UUID}"\n', ["low"]),
         ("helm/values-prod.yaml", f"  api_key: {UUID}\n", ["low"]),
+        # a generated password may hold a bracket; code and markup pair theirs
+        ("includes/Database.php", "    private $password = '1KX(M3wwBbbW';\n", ["medium"]),
+        ("docs/user-update.md", 'password := "xWwvJ]6NMw+bWH-d"\n', ["medium"]),
+        ("app/db.py", 'password = "load(pw1.txt)"\n', []),
+        ("app/db.py", 'password = "[hidden]2024"\n', []),
     ],
 )
 def test_weak_password_tiers(tmp_path: Path, path: str, text: str, expected: list[str]) -> None:
