@@ -961,7 +961,10 @@ def judge_uri_password(
     if any(host_low == h or host_low.endswith(h) for h in LOCAL_HOSTS if h.startswith(".")) or (
         host_low in LOCAL_HOSTS
     ):
-        return "medium" if _char_classes(password) >= 2 else "low"
+        # root:123456@localhost is a dev database's real password; user:1234@localhost in
+        # a how-to shows the URI's shape
+        simple = _char_classes(password) < 2
+        return "low" if simple and (user.lower() in _ROLE_USERS or test_path) else "medium"
     return "medium"
 
 
@@ -982,6 +985,24 @@ def _key_is_message(key: str) -> bool:
     if words[:1] == ["match"] and errors == [0]:
         return False
     return bool(errors) and len(words) >= 2
+
+
+#: Words saying which of a password change's fields a key is (``newPassword``).
+_PASSWORD_CHANGE_WORDS = _words("new old current confirm confirmation repeat retype again")
+
+
+def _changed_password(key: str, value: str) -> bool:
+    """A ``newPassword`` field of a change-password request (API docs, tests): the field's
+    words look like a UI string's key, but a value mixing three kinds of characters is a
+    password, not a label."""
+    words = [w.lower() for w in _KEY_SPLIT.split(key) if w]
+    errors = {w for w in words if w in _ERROR_KEY_WORDS}
+    return (
+        bool(errors)
+        and errors <= _PASSWORD_CHANGE_WORDS
+        and _key_holds_password(key)
+        and _char_classes(value) >= 3
+    )
 
 
 def judge_assignment(
@@ -1070,7 +1091,11 @@ def judge_assignment(
         return None
     if key.lower() == "nonce" and _HTML_NONCE.search(line):
         return None  # <script nonce="...">: a CSP nonce, sent to every browser
-    if _key_is_about_secret(key) or _key_is_message(key) or _is_human_text(value):
+    if (
+        _key_is_about_secret(key)
+        or (_key_is_message(key) and not _changed_password(key, value))
+        or _is_human_text(value)
+    ):
         return None
     if _CRYPT_HASH.search(value) or _ENCRYPTED_VALUE.search(value):
         return None  # a stored hash or a ciphertext for the app's decryptor

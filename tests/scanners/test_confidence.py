@@ -245,6 +245,15 @@ def test_every_secret_on_a_line_is_masked_in_each_report(tmp_path: Path) -> None
         ("helm/values-prod.yaml", f"  password: {UUID}\n", ["medium"]),
         ("tests/test_sp.py", f'PASSWORD = "{UUID}"\n', ["low"]),
         ("helm/values-prod.yaml", f"  api_key: {UUID}\n", ["low"]),
+        # a password change's fields name the password too; their UI labels stay quiet
+        ("docs/API.md", '  "newPassword": "NewP@ss123",\n', ["medium"]),
+        ("docs/API.md", '  "currentPassword": "Wq9x7Lm2vRt",\n', ["medium"]),
+        ("locales/fr.json", '  "newPassword": "Nouveau",\n', []),
+        # a concrete user's digits-only password on a local database is its real password;
+        # a role user's shows the URI's shape
+        ("app/config.py", "URI = 'mysql+pymysql://root:123456@localhost/shop'\n", ["medium"]),
+        ("docs/setup.md", "DATABASE_URL=postgres://user:123456@localhost/app\n", ["low"]),
+        ("tests/test_db.py", "URI = 'mysql+pymysql://root:123456@localhost/shop'\n", ["low"]),
         # a generated password may hold a bracket; code and markup pair theirs
         ("includes/Database.php", "    private $password = '1KX(M3wwBbbW';\n", ["medium"]),
         ("docs/user-update.md", 'password := "xWwvJ]6NMw+bWH-d"\n', ["medium"]),
