@@ -869,8 +869,22 @@ def _elided(line: str, value: str) -> bool:
     """The value is cut short in the text (``eyJhbGciOi...``): an example, not a credential."""
     if value.endswith(("...", "\u2026")):
         return True
-    at = line.find(value)
-    return at >= 0 and line[at + len(value) :].startswith(("...", "\u2026"))
+    stem = value.rstrip(".")  # a match may stop inside the dots: ``pypi-AgEN..`` + ``.``
+    at = line.find(stem)
+    return bool(stem) and at >= 0 and line[at + len(stem) :].startswith(("...", "\u2026"))
+
+
+#: Words by which a value declares itself a test value: ``unit-test-only-access-secret``,
+#: ``encryption-key-for-tests``, ``sb_publishable_...`` (Supabase's browser key, public).
+_DECLARED_FAKE = re.compile(
+    r"(?i)(?:^|[_-])(?:test[_-]?only|for[_-]tests?|for[_-]testing|unit[_-]tests?|not[_-]a[_-]"
+    r"(?:real|secret))(?:[_-]|$)|^sb_publishable_"
+)
+
+
+def _declared_fake(value: str) -> bool:
+    """The value says it is for tests only, or is a key published by design."""
+    return _DECLARED_FAKE.search(value) is not None
 
 
 def _jose_header_only(value: str) -> bool:
@@ -991,6 +1005,11 @@ def _key_is_message(key: str) -> bool:
 _PASSWORD_CHANGE_WORDS = _words("new old current confirm confirmation repeat retype again")
 
 
+#: Upper-case words in any script joined by ``_``: ``DÁN_CLIENT_SECRET`` ("paste the client
+#: secret"), ``ВАШ_ПАРОЛЬ``: an instruction or a constant's name, like ``YOUR_API_KEY``.
+_UPPER_WORDS = re.compile(r"(?=\w*[^\W\d_])[^\W\d_a-z]+(?:_[^\W\d_a-z]+)+")
+
+
 def _changed_password(key: str, value: str) -> bool:
     """A ``newPassword`` field of a change-password request (API docs, tests): the field's
     words look like a UI string's key, but a value mixing three kinds of characters is a
@@ -1032,6 +1051,8 @@ def judge_assignment(
         return None
     if _is_template(value) or _REGEXISH.search(value) or _SCHEME_REFERENCE.fullmatch(value):
         return None  # a template, a pattern, or where the value lives (awssm://prod/db:password)
+    if _elided(line, value) or _jose_header_only(value) or _declared_fake(value):
+        return None  # pypi-AgEN..., a JWT's header alone, "unit-test-only-secret"
     tier = _line_context(line, value)
     if tier is None:
         return None
@@ -1144,10 +1165,10 @@ def judge_assignment(
     if (
         (keyed or kind != "password")
         and not environment_password
-        and _IDENTIFIER.fullmatch(value)
+        and (_IDENTIFIER.fullmatch(value) or _UPPER_WORDS.fullmatch(value))
         and not any(c.isdigit() for c in value)
     ):
-        return None  # db_name, SERVICE_ACCOUNT: a name, also where no key says what it is
+        return None  # db_name, SERVICE_ACCOUNT, DÁN_CLIENT_SECRET: a name or an instruction
     digits = sum(c.isdigit() for c in value)
     if _CAMEL.fullmatch(value) and kind != "password" and len(value) < 24 and digits <= 2:
         return None
@@ -1182,7 +1203,12 @@ def judge_assignment(
                 return "low"
         # Keyless (login("u", "<hex>"), gh secret set --body <hex>): the call says it is the
         # credential, and many services issue hex API tokens used as passwords: the tier stands.
-        if value.isalpha() and value.islower() and len(value) > 14:
+        if (
+            value.isalpha()
+            and value.islower()
+            and len(value) > 14
+            and not _chosen_password_word(key, value)
+        ):
             return None  # a long lower-case word is a name, not a password
         if entropy < min_entropy:
             return None

@@ -254,6 +254,13 @@ def test_every_secret_on_a_line_is_masked_in_each_report(tmp_path: Path) -> None
         ("app/config.py", "URI = 'mysql+pymysql://root:123456@localhost/shop'\n", ["medium"]),
         ("docs/setup.md", "DATABASE_URL=postgres://user:123456@localhost/app\n", ["low"]),
         ("tests/test_db.py", "URI = 'mysql+pymysql://root:123456@localhost/shop'\n", ["low"]),
+        # elided, self-declared test values, instructions in any language, public keys
+        ("docs/RELEASING.md", "   password = pypi-AgEN...      # your PyPI token\n", []),
+        ("config/app.yml", '  access_token_secret: "unit-test-only-access-secret-000"\n', []),
+        ("README.md", 'GOOGLE_CLIENT_SECRET="DÁN_CLIENT_SECRET"\n', []),
+        ("docs/deploy.md", "SUPABASE_ANON_KEY=sb_publishable_DnG9gbdp_jQFVHRtwdrsBQ_iN0wZX\n", []),
+        # a long chosen word before "password" is still a chosen password
+        ("docker-compose.yml", "      - NEO4J_PASSWORD=liminalpassword\n", ["medium"]),
         # a generated password may hold a bracket; code and markup pair theirs
         ("includes/Database.php", "    private $password = '1KX(M3wwBbbW';\n", ["medium"]),
         ("docs/user-update.md", 'password := "xWwvJ]6NMw+bWH-d"\n', ["medium"]),
