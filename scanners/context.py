@@ -377,6 +377,14 @@ _DEFAULTING_CALLS = frozenset(
 _YOUR_CAMEL = re.compile(r"Your[A-Z]")
 
 
+#: Digits and signs read as letters (``3x4mpl3``), to see the word a value spells.
+_LEET = str.maketrans("4@3105$7", "aaelosst")
+#: A URL without its scheme (``t.me/BotFather``, ``github.com/settings/tokens``).
+_BARE_URL = re.compile(
+    r"(?i)(?:www\.)?[a-z0-9-]+(?:\.[a-z0-9-]+)*\.(?:com|org|net|io|me|dev|app|co|gg|ai)/"
+)
+
+
 def _is_placeholder(value: str, filters: Filters = DEFAULT_FILTERS) -> bool:
     """A value that cannot be a credential: a type name, a marker, a run of one character."""
     low = value.lower()
@@ -389,6 +397,8 @@ def _is_placeholder(value: str, filters: Filters = DEFAULT_FILTERS) -> bool:
         return True
     if any(word in low for word in _PLACEHOLDER_WORDS) or _YOUR_CAMEL.search(value):
         return True
+    if "example" in low.translate(_LEET) or _BARE_URL.match(value):
+        return True  # eX4mP13p455w0Rd spells "example"; t.me/BotFather says where to get one
     if _REPEAT.search(value) and len(set(value)) <= 3:
         return True
     if len(set(low)) <= 2 or value.endswith(("...", "\u2026")):

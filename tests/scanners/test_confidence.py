@@ -259,6 +259,9 @@ def test_every_secret_on_a_line_is_masked_in_each_report(tmp_path: Path) -> None
         ("config/app.yml", '  access_token_secret: "unit-test-only-access-secret-000"\n', []),
         ("README.md", 'GOOGLE_CLIENT_SECRET="DÁN_CLIENT_SECRET"\n', []),
         ("docs/deploy.md", "SUPABASE_ANON_KEY=sb_publishable_DnG9gbdp_jQFVHRtwdrsBQ_iN0wZX\n", []),
+        # "example" spelled in digits, and where to get a key, are not one
+        ("docker-compose.yml", "      KC_DB_PASSWORD: ${POSTGRES_PASSWORD:-eX4mP13p455w0Rd}\n", []),
+        ("README.md", "  -e TELEGRAM_BOT_APIKEY=t.me/BotFather \\\n", []),
         # a long chosen word before "password" is still a chosen password
         ("docker-compose.yml", "      - NEO4J_PASSWORD=liminalpassword\n", ["medium"]),
         # a generated password may hold a bracket; code and markup pair theirs
