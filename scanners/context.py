@@ -931,10 +931,45 @@ def judge_token(secret: str, line: str) -> bool:
 
 
 _DOC_PASSWORDS = frozenset(["password", "pass", "passwd", "pwd", "secret", "pw"])
+DOC_PASSWORDS = _DOC_PASSWORDS
 #: User names that are role words: ``user:password@host`` is a URI's shape, not a login.
 _ROLE_USERS = _words("user username usr login name myuser my_user youruser your_user u")
 #: ``NetworkCredential("username", "password")``: a quoted role word beside the password.
 _ROLE_USER_ON_LINE = re.compile(r"""(?i)["'](?:user|username|usr|login|myuser|your_?user)["']""")
+
+
+#: ``POSTGRES_USER: postgres``, ``"username": "admin"``, ``user=kkk``: a user setting.
+_USER_SETTING = re.compile(
+    rb"""(?im)^[ \t]*(?:-[ \t]+)?["']?[\w.-]{0,40}?(?:user(?:name)?|usr|login)["']?[ \t]*"""
+    rb"""(?:=|:|=>)[ \t]*["']?([A-Za-z0-9_.@-]{2,64})["']?[ \t]*,?[ \t]*\r?$"""
+)
+
+
+def concrete_user_near(data: bytes, start: int, end: int, lines: int = 3) -> bool:
+    """Whether a user setting with a concrete name (``postgres``, ``admin``, ``kkk``) stands
+    within ``lines`` lines of ``data[start:end]``: beside it, a role word set as the password
+    (``POSTGRES_PASSWORD: password``) is that user's weak password; beside a role-word user
+    (``user``/``password``) it only shows a shape. In a history scan only the commit's added
+    lines are near: a commit that adds the password line alone to an older user line
+    reports nothing here (a tree scan of the file does)."""
+    low = start
+    for _ in range(lines):
+        low = data.rfind(b"\n", 0, max(0, low - 1)) + 1
+    high = end
+    for _ in range(lines):
+        found = data.find(b"\n", high + 1)
+        high = len(data) if found < 0 else found
+    for match in _USER_SETTING.finditer(data, low, high):
+        name = match.group(1).decode("utf-8", "replace").lower()
+        if (
+            name not in _ROLE_USERS
+            and name not in _DOC_PASSWORDS
+            and name not in _PLACEHOLDER_EXACT
+            and not _is_template(name)
+            and not any(word in name for word in _PLACEHOLDER_WORDS)
+        ):
+            return True
+    return False
 
 
 def judge_uri_password(
@@ -1045,12 +1080,14 @@ def judge_assignment(
     op: str = "",
     filters: Filters = DEFAULT_FILTERS,
     path: str = "",
+    user_nearby: bool = False,
 ) -> str | None:
     """A ``key = value`` match: the confidence that ``value`` is a credential literal, or None.
 
     ``kind`` is ``password`` (weak values still count, at low confidence) or
     ``generic`` (secret/token/api key: the value must look random enough). ``path`` is the
     file's path: test code, translations and program source each change the verdict.
+    ``user_nearby``: a concrete user is set within a few lines (``concrete_user_near``).
     """
     test_path = is_test_path(path)
     value = value.strip()
@@ -1066,6 +1103,16 @@ def judge_assignment(
     tier = _line_context(line, value)
     if tier is None:
         return None
+    if (
+        user_nearby
+        and kind == "password"
+        and value.lower() in DOC_PASSWORDS
+        and _key_holds_password(key)
+        and filters.weak_passwords != "drop"
+        and _states_the_password(line, key, value, op, path)
+    ):
+        # POSTGRES_PASSWORD: password beside POSTGRES_USER: postgres is that user's password
+        return _weak_tier(value, test_path=test_path, clear=True)
     if _is_placeholder(value, filters) and not (kind == "password" and _is_sequence(value)):
         # qwerty, abcdef: made up as a token, but among the passwords people really choose
         if (

@@ -86,6 +86,11 @@ class Engine:
                 op=hit.op,
                 filters=filters,
                 path=path,
+                user_nearby=(
+                    kind == "password"
+                    and secret.lower() in context.DOC_PASSWORDS
+                    and context.concrete_user_near(data, line_start, max(line_start, line_end))
+                ),
             )
             if found is None:
                 return None

@@ -259,6 +259,20 @@ def test_every_secret_on_a_line_is_masked_in_each_report(tmp_path: Path) -> None
         ("config/app.yml", '  access_token_secret: "unit-test-only-access-secret-000"\n', []),
         ("README.md", 'GOOGLE_CLIENT_SECRET="DÁN_CLIENT_SECRET"\n', []),
         ("docs/deploy.md", "SUPABASE_ANON_KEY=sb_publishable_DnG9gbdp_jQFVHRtwdrsBQ_iN0wZX\n", []),
+        # a role word set as the password beside a concrete user is that user's password;
+        # beside a role-word user, or alone, it shows a shape
+        (
+            "docker-compose.yml",
+            "  POSTGRES_USER: postgres\n  POSTGRES_PASSWORD: password\n",
+            ["medium"],
+        ),
+        (
+            "tests/compose.yml",
+            "  POSTGRES_USER: postgres\n  POSTGRES_PASSWORD: password\n",
+            ["low"],
+        ),
+        ("config/db.yml", "  user: user\n  password: password\n", []),
+        ("config/db.yml", "  password: password\n", []),
         # "example" spelled in digits, and where to get a key, are not one
         ("docker-compose.yml", "      KC_DB_PASSWORD: ${POSTGRES_PASSWORD:-eX4mP13p455w0Rd}\n", []),
         ("README.md", "  -e TELEGRAM_BOT_APIKEY=t.me/BotFather \\\n", []),
