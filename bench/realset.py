@@ -14,7 +14,8 @@ before any scanner was run on them (the guide is ``bench/REALSET.md``). The sets
   "Round 8"): ``real4`` split like ``real``, ``real5`` and ``real8`` held out whole, ``real6``
   and ``real7`` tuned on after one scoring on arrival;
 - ``real9``-``real12`` (round 9): four representative mixes from disjoint seed queries,
-  ``real9`` and ``real10`` tuned on, ``real11`` and ``real12`` held out whole.
+  ``real9`` and ``real10`` tuned on, ``real11`` and ``real12`` held out whole; ``real13`` and
+  ``real14``, two more written later in the round, held out whole.
 
 Each set is two files:
 
@@ -101,11 +102,15 @@ NINTH = _real_set("real9", ("real9",))
 TENTH = _real_set("real10", ("real10",))
 ELEVENTH = _real_set("real11", ("real11",))
 TWELFTH = _real_set("real12", ("real12",))
+#: Round 9, later: two more representative mixes from new seed queries, written while the
+#: round's changes were made and held out whole (scored on arrival and at the end only).
+THIRTEENTH = _real_set("real13", ("real13",))
+FOURTEENTH = _real_set("real14", ("real14",))
 SETS = {
     real.name: real
     for real in (
         FIRST, SECOND, THIRD, FOURTH, FIFTH, SIXTH, SEVENTH, EIGHTH,
-        NINTH, TENTH, ELEVENTH, TWELFTH,
+        NINTH, TENTH, ELEVENTH, TWELFTH, THIRTEENTH, FOURTEENTH,
     )
 }  # fmt: skip
 PARTS = tuple(part for real in SETS.values() for part in real.parts)

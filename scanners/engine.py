@@ -11,12 +11,13 @@ the most specific rule winning (higher ``priority``).
 from __future__ import annotations
 
 import re
+from collections.abc import Callable
 from dataclasses import dataclass
 
 from secretsd.scanners import columns, context, decode
 from secretsd.scanners.checksums import validate
 from secretsd.scanners.matcher import Matcher, make_matcher
-from secretsd.scanners.model import Finding, Fragment, Location
+from secretsd.scanners.model import DIFF_HEADER, Finding, Fragment, Location, unquote_git_path
 from secretsd.scanners.rules import Rule, RuleSet
 
 __all__ = ["IGNORE_MARKERS", "Engine"]
@@ -42,6 +43,28 @@ class _Hit:
     confidence: str = "medium"
 
 
+#: A diff's file header and the ``+++`` line naming the new file (``--no-prefix``).
+_NEW_FILE = re.compile(rb"\n\+\+\+ ([^\n]*)")
+
+
+def _file_spans(fragment: Fragment, wanted: Callable[[str], bool]) -> list[tuple[int, int]]:
+    """Where the files whose path ``wanted`` accepts lie in ``fragment``: the whole of a file
+    (a tree scan), or each such file's part of a diff stream."""
+    data = fragment.data
+    if fragment.locate is None:
+        return [(0, len(data))] if wanted(fragment.path) else []
+    spans: list[tuple[int, int]] = []
+    for header in _NEW_FILE.finditer(data):
+        raw = header.group(1).rstrip(b"\r")
+        if raw == b"/dev/null":
+            continue
+        path = unquote_git_path(raw.split(b"\t")[0])
+        if wanted(path):
+            end = data.find(DIFF_HEADER, header.end())
+            spans.append((header.end(), end if end >= 0 else len(data)))
+    return spans
+
+
 class Engine:
     """Scan fragments with one rule set; cheap to call, costly to build (build it once)."""
 
@@ -54,9 +77,14 @@ class Engine:
     ) -> None:
         self.rules = rules
         self.filters = filters
-        self._rules = rules.rules
+        # Rules for one kind of file (``paths``) run only on such files, not in the matcher:
+        # their patterns (a bare hex or base64 line) would hit everywhere else.
+        self._rules = tuple(rule for rule in rules.rules if rule.paths is None)
+        self._path_rules = tuple(rule for rule in rules.rules if rule.paths is not None)
         self._order = {rule.id: index for index, rule in enumerate(rules.rules)}
-        self.matcher: Matcher = make_matcher(self._rules, rules.fingerprint(), matcher)
+        # The cache key names what the database holds: the rules without the path rules.
+        cache_key = f"{rules.fingerprint()}:without-path-rules"
+        self.matcher: Matcher = make_matcher(self._rules, cache_key, matcher)
 
     # -- per-kind checks ----------------------------------------------------
 
@@ -141,14 +169,23 @@ class Engine:
         data = fragment.data
         hits: list[_Hit] = []
         vetoed: list[tuple[int, int]] = []
-        for index, windows in self.matcher.windows(data).items():
-            rule = self._rules[index]
+        windows_by_rule: list[tuple[Rule, list[tuple[int, int]]]] = [
+            (self._rules[index], sorted(windows))
+            for index, windows in self.matcher.windows(data).items()
+        ]
+        if self._path_rules:
+            windows_by_rule += [
+                (rule, spans)
+                for rule in self._path_rules
+                if (spans := _file_spans(fragment, rule.applies_to))
+            ]
+        for rule, windows in windows_by_rule:
             group = rule.group
             # Resume after the last *match*, not the last window: a multi-line secret whose
             # start lies inside an earlier window but whose end lies beyond it (the second
             # of several private keys in one diff) is matched from its own window.
             matched_end = -1
-            for start, end in sorted(windows):
+            for start, end in windows:
                 start = max(start, matched_end)
                 if start >= end:
                     continue
@@ -195,6 +232,8 @@ class Engine:
             path = hit.loc.path
         if "config-only" in rule.tags and context.is_code_path(path):
             return None  # an unquoted right-hand side in program source is an expression
+        if not rule.applies_to(path):
+            return None  # a rule for one kind of file (config/master.key)
         tier = self._accept(rule, match, data, hit, path)
         if tier is not None and rule.kind in ("generic", "password"):
             policy = self.filters.test_paths

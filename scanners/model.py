@@ -23,11 +23,23 @@ __all__ = [
     "Source",
     "fingerprint",
     "redact",
+    "unquote_git_path",
 ]
 
 
 #: Where a file's part of a diff stream begins (what readers of one file in a diff cut at).
 DIFF_HEADER = b"\ndiff --git "
+
+
+def unquote_git_path(raw: bytes) -> str:
+    """A path as git prints it in a diff, with git's C-style quoting of unusual paths undone."""
+    if raw.startswith(b'"') and raw.endswith(b'"'):
+        body = raw[1:-1]
+        try:
+            return body.decode("unicode_escape").encode("latin-1").decode("utf-8", "replace")
+        except (UnicodeDecodeError, UnicodeEncodeError):
+            return body.decode("utf-8", "replace")
+    return raw.decode("utf-8", "replace")
 
 
 @dataclass(frozen=True, slots=True)

@@ -62,6 +62,7 @@ _FIELDS = {
     "tags",
     "prefilter",
     "confidence",
+    "paths",
 }
 CONFIDENCES = ("low", "medium", "high")
 #: What a rule's findings are worth before context checks, by kind: a known format is
@@ -104,6 +105,9 @@ class Rule:
     priority: int = 10
     enabled: bool = True
     allow_values: tuple[str, ...] = ()
+    #: A regex on the file's path: the rule reports only in such files (``config/master.key``
+    #: holds nothing but a key, so its bare hex line is one; anywhere else it is not).
+    paths: str | None = None
     tags: tuple[str, ...] = ()
     confidence: str | None = None
     must_match: tuple[Example, ...] = ()
@@ -122,7 +126,7 @@ class Rule:
                     f"known: {', '.join(sorted(VALIDATORS))}"
                 )
         if not self.lazy:  # user rules are checked at load; bundled ones by the test-suite
-            _ = self.compiled, self.group, self.allow_compiled
+            _ = self.compiled, self.group, self.allow_compiled, self.paths_compiled
 
     @property
     def base_confidence(self) -> str:
@@ -178,6 +182,23 @@ class Rule:
                 f"{compiled.groups} groups"
             )
         return group
+
+    @cached_property
+    def paths_compiled(self) -> re.Pattern[str] | None:
+        """``paths`` compiled, or None for a rule that applies to every file."""
+        if self.paths is None:
+            return None
+        try:
+            return re.compile(self.paths)
+        except re.error as error:
+            raise ConfigError(
+                f"rule {self.id!r} in {self.origin}: paths pattern {self.paths!r}: {error}"
+            ) from None
+
+    def applies_to(self, path: str) -> bool:
+        """Whether the rule reports in the file at ``path`` (see ``paths``)."""
+        compiled = self.paths_compiled
+        return compiled is None or compiled.search(path) is not None
 
     @cached_property
     def allow_compiled(self) -> tuple[re.Pattern[str], ...]:
@@ -308,6 +329,7 @@ def _rule_fields(raw: Mapping[str, Any], origin: str, index: int) -> dict[str, A
         ("kind", str),
         ("severity", str),
         ("prefilter", str),
+        ("paths", str),
     ):
         if name in raw:
             if not isinstance(raw[name], kind):

@@ -28,7 +28,13 @@ from pathlib import Path
 from queue import Queue
 from typing import Any
 
-from secretsd.scanners.model import DIFF_HEADER, CommitInfo, Fragment, Location
+from secretsd.scanners.model import (
+    DIFF_HEADER,
+    CommitInfo,
+    Fragment,
+    Location,
+    unquote_git_path,
+)
 
 from secretsd.errors import InvalidInput, SecretsdError
 
@@ -92,17 +98,6 @@ def _first_line(error: Any) -> str:
     return text.splitlines()[0] if text else "git failed"
 
 
-def _unquote(raw: bytes) -> str:
-    """Undo git's C-style quoting of unusual paths."""
-    if raw.startswith(b'"') and raw.endswith(b'"'):
-        body = raw[1:-1]
-        try:
-            return body.decode("unicode_escape").encode("latin-1").decode("utf-8", "replace")
-        except (UnicodeDecodeError, UnicodeEncodeError):
-            return body.decode("utf-8", "replace")
-    return raw.decode("utf-8", "replace")
-
-
 class _Chunk:
     """Maps offsets of one stream chunk back to commit, path and line (cached per header)."""
 
@@ -135,7 +130,7 @@ class _Chunk:
             end = data.find(b"\n", plus + 1)
             raw = data[plus + 5 : end].rstrip(b"\r")
             if raw != b"/dev/null":
-                path = _unquote(raw.split(b"\t")[0])
+                path = unquote_git_path(raw.split(b"\t")[0])
         self._paths[header] = path
         return path
 

@@ -235,3 +235,29 @@ def test_html_and_asciidoc_table_columns(repo: Path) -> None:
         ("wiki/mq-recovery.adoc", 14),
     ]
     assert history == tree
+
+
+def test_rules_for_one_kind_of_file(repo: Path) -> None:
+    """Rules with ``paths`` (a Rails master key, a MongoDB keyfile, a plain password file)
+    report only in such files, in the tree and in history alike; the same text in another
+    file stays quiet."""
+    key = random.Random(90).getrandbits(128).to_bytes(16, "big").hex()
+    keyfile = base64.b64encode(random.Random(91).getrandbits(8 * 42).to_bytes(42, "big")).decode()
+    plain = f"sensor:{password(seed=92)}\n"
+    files = {
+        "config/master.key": key + "\n",
+        "db/mongo/keyfile": keyfile + "\n",
+        "mosquitto/passwd.plain": plain,
+        "docs/key.txt": key + "\n" + keyfile + "\n" + plain,
+    }
+    for rel, text in files.items():
+        (repo / rel).parent.mkdir(parents=True, exist_ok=True)
+        (repo / rel).write_text(text)
+    _commit_all(repo, "secret files")
+    tree, history = _both_ways(repo)
+    assert sorted(tree) == [
+        ("config/master.key", 1, "rails-master-key"),
+        ("db/mongo/keyfile", 1, "mongodb-keyfile"),
+        ("mosquitto/passwd.plain", 1, "plaintext-password-file"),
+    ]
+    assert history == tree

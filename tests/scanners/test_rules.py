@@ -27,7 +27,7 @@ def test_default_rules_load_and_have_examples() -> None:
     for rule in RULES:
         assert rule.must_match, f"{rule.id} has no examples.match"
         assert rule.must_not_match, f"{rule.id} has no examples.no_match"
-        assert rule.keywords or rule.kind == "private-key", rule.id
+        assert rule.keywords or rule.kind == "private-key" or rule.paths is not None, rule.id
         assert rule.compiled.pattern  # bundled rules compile lazily: force it here
         assert rule.group in rule.compiled.groupindex or isinstance(rule.group, int)
         assert rule.allow_compiled is not None
@@ -79,6 +79,19 @@ def test_bad_regex_is_a_config_error() -> None:
 def test_rule_shape_errors(text: str, message: str) -> None:
     with pytest.raises(ConfigError, match=message):
         parse_rules(text, "x.toml")
+
+
+def test_bad_paths_pattern_is_a_config_error_and_paths_limit_the_files() -> None:
+    with pytest.raises(ConfigError, match=r"rule 'keyfile' in x\.toml: paths pattern"):
+        Rule(
+            **parse_rules(
+                '[[rules]]\nid = "keyfile"\ndescription = "d"\nregex = "(?P<secret>k+)"\n'
+                'paths = "(["\n',
+                "x.toml",
+            )[0]
+        )
+    rule = Rule(id="keyfile", description="d", regex="(?P<secret>k{8})", paths=r"\.key$")
+    assert rule.applies_to("config/master.key") and not rule.applies_to("README.md")
 
 
 def test_unknown_checksum_is_rejected() -> None:
