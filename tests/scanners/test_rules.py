@@ -27,7 +27,7 @@ def test_default_rules_load_and_have_examples() -> None:
     for rule in RULES:
         assert rule.must_match, f"{rule.id} has no examples.match"
         assert rule.must_not_match, f"{rule.id} has no examples.no_match"
-        assert rule.keywords or rule.kind == "private-key" or rule.paths is not None, rule.id
+        assert rule.keywords or rule.kind == "private-key", rule.id
         assert rule.compiled.pattern  # bundled rules compile lazily: force it here
         assert rule.group in rule.compiled.groupindex or isinstance(rule.group, int)
         assert rule.allow_compiled is not None
