@@ -76,6 +76,23 @@ def _candidate_files(
     return found
 
 
+def _weak_basic_auth(secret: str, filters: context.Filters, path: str) -> bool:
+    """The ``user:password`` inside a Basic credential is weak or a role-word pair, judged as
+    a URI's would be (weak test passwords are reported with doubt, issue 12)."""
+    import base64
+    import binascii
+
+    try:
+        raw = base64.b64decode(secret + "=" * (-len(secret) % 4), validate=True)
+    except (ValueError, binascii.Error):
+        return False
+    user, _, password = raw.decode("utf-8", "replace").partition(":")
+    found = context.judge_uri_password(
+        user, password, "", filters, test_path=context.is_test_path(path)
+    )
+    return found in (None, "low")
+
+
 class Engine:
     """Scan fragments with one rule set; cheap to call, costly to build (build it once)."""
 
@@ -169,6 +186,8 @@ class Engine:
                 return None
         if rule.checksum is not None and not validate(rule.checksum, secret):
             return None
+        if rule.checksum == "basic-auth" and _weak_basic_auth(secret, filters, path):
+            tier = "low"  # a role-word pair, or a weak pair in a test: reported with doubt
         if rule.allow_compiled and any(p.search(secret) for p in rule.allow_compiled):
             return None
         return tier
