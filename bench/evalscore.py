@@ -42,6 +42,8 @@ TUNING = (
     "real7",
     "real9",
     "real10",
+    "real15",
+    "real16",
     "heldout3",
     "tune8",
     "tune9",
