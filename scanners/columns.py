@@ -181,9 +181,16 @@ def _csv_columns(
 _MD_RULE_ROW = re.compile(r"\s*\|?\s*:?-{3,}:?\s*(?:\|\s*:?-{3,}:?\s*)+\|?\s*")
 
 
+#: A table drawn with box characters (``│ user │ password │``, ``├──┼──┤``), as CLI tools
+#: print them and people paste them into docs: read like a Markdown table.
+_BOX_BARS = str.maketrans({"│": "|", "┃": "|", "║": "|"})
+_BOX_BAR = "│".encode()
+_BOX_RULE_ROW = re.compile(r"\s*[├┝┠╞╟╠┣|+]?[─━═\-]+(?:[┼┿╪╫╬╋+|][─━═\-]+)+[┤┥┨╡╢╣┫|+]?\s*")
+
+
 def _md_cells(text: str) -> list[str] | None:
     """The cells of a Markdown table row, or None when the line is no table row."""
-    stripped = text.strip()
+    stripped = text.translate(_BOX_BARS).strip()
     if not stripped.startswith("|") or stripped.count("|") < 3:
         return None
     return [cell.strip().strip("`").strip() for cell in stripped.strip("|").split("|")]
@@ -195,14 +202,19 @@ def _markdown_columns(
     """Cells of credential-named columns of Markdown tables (``| system | user | password |``
     in a wiki page or runbook). The header row and its ``|---|`` rule must come just before
     the rows (added in the same hunk, for a diff)."""
-    if fragment.data.find(b"|", start, end) < 0:
+    data = fragment.data
+    if data.find(b"|", start, end) < 0 and data.find(_BOX_BAR, start, end) < 0:
         return []
     found: list[Finding] = []
     columns: dict[int, str] = {}
     header: list[str] | None = None
     for where in _segment_lines(fragment, start, end):
         cells = None if where is None else _md_cells(where.text)
-        if where is not None and header is not None and _MD_RULE_ROW.fullmatch(where.text):
+        if (
+            where is not None
+            and header is not None
+            and (_MD_RULE_ROW.fullmatch(where.text) or _BOX_RULE_ROW.fullmatch(where.text))
+        ):
             columns = {i: n for i, n in enumerate(header) if _CSV_COLUMN.fullmatch(n)}
             header = None
             continue

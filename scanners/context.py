@@ -52,6 +52,7 @@ CODE_EXTENSIONS = _words(
 _PLACEHOLDER_WORDS = tuple(
     _words(
         """example placeholder redacted changeme change_me change-me replace_me replace-me replaceme
+    change-in-prod change_in_prod changeinprod change-this change_this changethis changez
     replace_with replace-with
     your_ your- yourpass yourtoken yourkey yoursecret xxxx **** .... < > insert_ enter_ enter-
     notreal not_a_real not-a-real secret_here token_here key_here password_here _goes_here
@@ -87,6 +88,7 @@ _TEMPLATE = re.compile(
     r"\$\{|\$\(|\{\{|\}\}|\{%|<%|%\(|#\{|\[\[|\]\]|(?<![A-Za-z0-9])%[sd](?![A-Za-z0-9])|\{\d*\}|"
     r"^\$[A-Za-z_]\w*$|^%[A-Za-z_][\w.]*%$|^@[A-Za-z_][\w.-]*@$|^__[A-Za-z][A-Za-z0-9_.]*__$|^%%[A-Za-z_][\w.]*$|^![A-Z_][A-Z0-9_]*!$|^%[sdr]$|"
     r"^\{[0-9a-z_]*\}$|^:[a-z_]+$|^\$\d$|^\$env:|^env:|^exec:|^credentialsJSON:|^\$__[a-z]+\{|[=:/]\$[A-Za-z_]\w*$|"
+    r"^%~[a-z]*\d$|"  # a batch file's own path: set PWD=%~dp0
     r"\{[A-Za-z_][\w.]*(?:\[[^\]]*\])?(?:![rsa])?(?::[^}]*)?\}|#[a-z_]{2,20}#"
 )
 _TOKEN_TEMPLATE = re.compile(r"\$\{|\{\{|\}\}|<%|%\(|\$\(")
@@ -817,7 +819,8 @@ def _line_context(line: str, value: str) -> str | None:
 _TOKEN_PLACEHOLDERS = tuple(
     _words(
         """example xxxxxx ****** sample your_ your- yourtoken yourkey placeholder dummy redacted
-    insert replace_ changeme _here abc123"""
+    insert replace_ changeme _here abc123 change-in-prod change_in_prod change-this
+    change_this"""
     )
 )
 #: ``<your-token>``, ``sk-<key>``, ``<insert``: angle brackets around a word or at either end.
@@ -892,7 +895,9 @@ def _elided(line: str, value: str) -> bool:
 #: ``encryption-key-for-tests``, ``sb_publishable_...`` (Supabase's browser key, public).
 _DECLARED_FAKE = re.compile(
     r"(?i)(?:^|[_-])(?:test[_-]?only|for[_-]tests?|for[_-]testing|unit[_-]tests?|not[_-]a[_-]"
-    r"(?:real|secret))(?:[_-]|$)|^sb_publishable_"
+    r"(?:real|secret)|planted\w*)(?:[_-]|$)|^sb_publishable_|"
+    # a phrase that says what it is: test-session-secret-that-is-longer-than-32-chars
+    r"^(?:test|fake|dummy|mock|sample)[_-][a-z]+[_-][a-z]+[_-][a-z]+(?:[_-][a-z0-9]+)*$"
 )
 
 
@@ -922,11 +927,16 @@ def judge_token(secret: str, line: str) -> bool:
         return False  # the pattern that *finds* such tokens (a scanner's own source)
     if _made_up(secret) or _elided(line, secret) or _jose_header_only(secret):
         return False
+    if _declared_fake(secret):
+        return False  # sk-ant-planted-000111, test-session-secret-that-is-long-enough
     if any(word in low for word in _TOKEN_PLACEHOLDERS) or _ANGLE_PLACEHOLDER.search(secret):
         return False
     if _YOUR_CAMEL.search(secret):
         return False
-    if _TOKEN_TEMPLATE.search(secret) or is_reference(secret):
+    # Django's generated keys draw from ``!@#$%^&*(-_=+)``: ``%(`` or ``$(`` there is chance
+    if not secret.startswith("django-insecure-") and (
+        _TOKEN_TEMPLATE.search(secret) or is_reference(secret)
+    ):
         return False
     if Counter(secret).most_common(1)[0][1] > max(4, len(secret) * 0.4):
         return False  # mostly one character: a masked or zeroed example
@@ -963,17 +973,24 @@ def concrete_user_near(data: bytes, start: int, end: int, lines: int = 3) -> boo
     for _ in range(lines):
         found = data.find(b"\n", high + 1)
         high = len(data) if found < 0 else found
-    for match in _USER_SETTING.finditer(data, low, high):
-        name = match.group(1).decode("utf-8", "replace").lower()
-        if (
-            name not in _ROLE_USERS
-            and name not in _DOC_PASSWORDS
-            and name not in _PLACEHOLDER_EXACT
-            and not _is_template(name)
-            and not any(word in name for word in _PLACEHOLDER_WORDS)
-        ):
-            return True
-    return False
+    return any(
+        concrete_user(match.group(1).decode("utf-8", "replace"))
+        for match in _USER_SETTING.finditer(data, low, high)
+    )
+
+
+def concrete_user(name: str) -> bool:
+    """A user name of someone's own (``postgres``, ``admin``, ``kalyan``), not a role word
+    (``user``, ``username``), a placeholder or a template."""
+    low = name.lower()
+    return (
+        bool(low)
+        and low not in _ROLE_USERS
+        and low not in _DOC_PASSWORDS
+        and low not in _PLACEHOLDER_EXACT
+        and not _is_template(name)
+        and not any(word in low for word in _PLACEHOLDER_WORDS)
+    )
 
 
 def judge_uri_password(
@@ -999,8 +1016,8 @@ def judge_uri_password(
     if filters.host_is_example(host):
         return None  # credentials on a documentation host
     if low in _DOC_PASSWORDS:
-        if user.lower() in _ROLE_USERS or filters.weak_passwords == "drop":
-            return None  # user:password@...: a pair of role words shows the URI's shape
+        if not user or user.lower() in _ROLE_USERS or filters.weak_passwords == "drop":
+            return None  # user:password@..., :password@...: the URI's shape, no login
         # root:secret@db, admin:password@mq: a concrete user's weak password, the kind
         # that opens default installs; with doubt only in tests
         return _weak_tier(low, test_path=test_path, clear=True)
@@ -1091,7 +1108,8 @@ def judge_assignment(
     ``kind`` is ``password`` (weak values still count, at low confidence) or
     ``generic`` (secret/token/api key: the value must look random enough). ``path`` is the
     file's path: test code, translations and program source each change the verdict.
-    ``user_nearby``: a concrete user is set within a few lines (``concrete_user_near``).
+    ``user_nearby``: a concrete user is set within a few lines (``concrete_user_near``), or
+    the rule's own ``user`` group names one (an ``HTTPBasicAuth`` call's first argument).
     """
     test_path = is_test_path(path)
     value = value.strip()
@@ -1111,9 +1129,11 @@ def judge_assignment(
         user_nearby
         and kind == "password"
         and value.lower() in DOC_PASSWORDS
-        and _key_holds_password(key)
         and filters.weak_passwords != "drop"
-        and _states_the_password(line, key, value, op, path)
+        and (
+            not key
+            or (_key_holds_password(key) and _states_the_password(line, key, value, op, path))
+        )
     ):
         # POSTGRES_PASSWORD: password beside POSTGRES_USER: postgres is that user's password
         return _weak_tier(value, test_path=test_path, clear=True)

@@ -76,6 +76,15 @@ def _candidate_files(
     return found
 
 
+def _names_concrete_user(match: re.Match[bytes], data: bytes, start: int, end: int) -> bool:
+    """The rule's ``user`` group names a concrete user, or (without one) a concrete user is
+    set within a few lines of the match."""
+    user = match.groupdict().get("user")
+    if user is not None:
+        return context.concrete_user(user.decode("utf-8", "replace"))
+    return context.concrete_user_near(data, start, max(start, end))
+
+
 def _weak_basic_auth(secret: str, filters: context.Filters, path: str) -> bool:
     """The ``user:password`` inside a Basic credential is weak or a role-word pair, judged as
     a URI's would be (weak test passwords are reported with doubt, issue 12)."""
@@ -143,11 +152,9 @@ class Engine:
                 op=hit.op,
                 filters=filters,
                 path=path,
-                user_nearby=(
-                    kind == "password"
-                    and secret.lower() in context.DOC_PASSWORDS
-                    and context.concrete_user_near(data, line_start, max(line_start, line_end))
-                ),
+                user_nearby=kind == "password"
+                and secret.lower() in context.DOC_PASSWORDS
+                and _names_concrete_user(match, data, line_start, line_end),
             )
             if found is None:
                 return None

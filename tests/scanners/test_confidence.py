@@ -273,6 +273,29 @@ def test_every_secret_on_a_line_is_masked_in_each_report(tmp_path: Path) -> None
         ),
         ("config/db.yml", "  user: user\n  password: password\n", []),
         ("config/db.yml", "  password: password\n", []),
+        # the rule's own user group names a concrete user: a role word is that user's password
+        ("scrape.py", "auth = HTTPBasicAuth('kalyan', 'secret')\n", ["medium"]),
+        ("scrape.py", "auth = HTTPBasicAuth('username', 'password')\n", []),
+        # no user at all in a URI: its shape; a batch file's own path; phrases saying "test"
+        ("docs/ENV.md", "Format: `redis://:password@127.0.0.1:6379/0`\n", []),
+        ("run.bat", "set PWD=%~dp0\n", []),
+        (
+            "src/app.test.ts",
+            '  SESSION_SECRET: "test-session-secret-that-is-longer-than-32",\n',
+            [],
+        ),
+        (
+            "config/settings.py",
+            "SECRET_KEY = 'django-insecure-dev-key-change-in-production-2x9q'\n",
+            [],
+        ),
+        # a table drawn with box characters reads like a Markdown table
+        (
+            "LOGIN_CREDENTIALS.md",
+            "┌──────────┬─────────────┐\n│ Username │ Password    │\n├──────────┼─────────────┤\n"
+            "│ operator │ Tq4Wn8Zr2Lm │\n└──────────┴─────────────┘\n",
+            ["medium"],
+        ),
         # "example" spelled in digits, and where to get a key, are not one
         ("docker-compose.yml", "      KC_DB_PASSWORD: ${POSTGRES_PASSWORD:-eX4mP13p455w0Rd}\n", []),
         ("README.md", "  -e TELEGRAM_BOT_APIKEY=t.me/BotFather \\\n", []),
