@@ -416,11 +416,13 @@ def _is_sequence(value: str) -> bool:
 
 
 def _is_weak(value: str) -> bool:
-    """A real but guessable or fixture-looking value (``admin``, ``fake-pw-123``)."""
+    """A real but guessable or fixture-looking value (``admin``, ``fake-pw-123``). A fixture
+    word is most of such a value; in a long phrase (``mySecretKeyForJWTTokenGeneration...``,
+    a signing key in use) it is one word among many."""
     low = value.lower()
     if low in _WEAK_EXACT:
         return True
-    return any(word in low for word in _WEAK_WORDS)
+    return any(word in low and len(word) * 10 >= len(low) * 3 for word in _WEAK_WORDS)
 
 
 #: Weak values that read as fixtures wherever they are (``test``, ``foo``): never above ``low``.
@@ -1076,6 +1078,11 @@ _PASSWORD_CHANGE_WORDS = _words("new old current confirm confirmation repeat ret
 _UPPER_WORDS = re.compile(r"(?=\w*[^\W\d_])[^\W\d_a-z]+(?:_[^\W\d_a-z]+)+")
 
 
+#: Six or more words run together (``mySecretKeyForJwtTokenGenerationAndValidation``): a
+#: passphrase someone typed as a signing key, not a field's or a type's name.
+_CAMEL_PHRASE = re.compile(r"[a-z]+(?:[A-Z]+[a-z0-9]*){5,}\d*")
+
+
 def _changed_password(key: str, value: str) -> bool:
     """A ``newPassword`` field of a change-password request (API docs, tests): the field's
     words look like a UI string's key, but a value mixing three kinds of characters is a
@@ -1178,7 +1185,10 @@ def judge_assignment(
         return None  # "secret": "V1SecretVolumeSource": a type name in a schema
     name_like = value.isalpha() or (bool(key) and _NAME_LIKE.fullmatch(value) is not None)
     if _MODULE_REF.fullmatch(value) or (
-        name_like and _CREDENTIAL_WORD.search(value) and not _chosen_password_word(key, value)
+        name_like
+        and _CREDENTIAL_WORD.search(value)
+        and not _chosen_password_word(key, value)
+        and not _CAMEL_PHRASE.fullmatch(value)
     ):
         return None  # "pkg.module:main", "challengePassword"
     key_low = key.lower()

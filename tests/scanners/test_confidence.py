@@ -296,6 +296,13 @@ def test_every_secret_on_a_line_is_masked_in_each_report(tmp_path: Path) -> None
             "│ operator │ Tq4Wn8Zr2Lm │\n└──────────┴─────────────┘\n",
             ["medium"],
         ),
+        # a long phrase typed as a signing key is one, fixture word or not; a short one is weak
+        (
+            "src/JwtUtil.java",
+            'static final String SECRET = "mySecretKeyForJWTTokenGenerationAndValidation1234";\n',
+            ["medium"],
+        ),
+        ("src/db.py", 'password = "mysecretpassword1"\n', ["low"]),
         # "example" spelled in digits, and where to get a key, are not one
         ("docker-compose.yml", "      KC_DB_PASSWORD: ${POSTGRES_PASSWORD:-eX4mP13p455w0Rd}\n", []),
         ("README.md", "  -e TELEGRAM_BOT_APIKEY=t.me/BotFather \\\n", []),
