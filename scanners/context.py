@@ -1069,6 +1069,10 @@ def _key_is_message(key: str) -> bool:
     return bool(errors) and len(words) >= 2
 
 
+#: A line of program source that is a comment (``#``, ``//``, ``--``, ``;``, ``*`` in a block).
+_CODE_COMMENT = re.compile(r"[ \t]*(?:#|//|--|;|/?\*)")
+
+
 #: Words saying which of a password change's fields a key is (``newPassword``).
 _PASSWORD_CHANGE_WORDS = _words("new old current confirm confirmation repeat retype again")
 
@@ -1137,6 +1141,7 @@ def judge_assignment(
         and kind == "password"
         and value.lower() in DOC_PASSWORDS
         and filters.weak_passwords != "drop"
+        and not _CODE_COMMENT.match(line)  # "# login as root with pass": an example in a note
         and (
             not key
             or (_key_holds_password(key) and _states_the_password(line, key, value, op, path))
