@@ -494,9 +494,9 @@ def _cli_flag_value(line: str, key: str, between: str) -> bool:
     )
 
 
-def _env_default(line: str, key: str, between: str) -> bool:
+def _env_default(line: str, key: str, value: str, between: str) -> bool:
     """The literal is the default of an environment lookup of a password variable."""
-    at = line.find(key)
+    at = _key_at(line, key, value)
     if at > 0 and _ENV_LOOKUP_BEFORE.search(line[:at]) is not None:
         return _ENV_DEFAULT_BETWEEN.fullmatch(between) is not None
     call = _ENV_CALL_BETWEEN.fullmatch(between)
@@ -539,7 +539,7 @@ def _states_the_password(line: str, key: str, value: str, op: str, path: str) ->
         or _PROSE_LITERAL.fullmatch(between) is not None
         or _SHELL_DEFAULT_BETWEEN.fullmatch(between) is not None
         or _XML_VALUE_BETWEEN.fullmatch(between) is not None
-        or _env_default(line, key, between)
+        or _env_default(line, key, value, between)
         or (_cli_flag_value(line, key, between) and not value.isalpha())
         or (line.lstrip().startswith("|") and _TABLE_BETWEEN.fullmatch(between) is not None)
     )
@@ -575,9 +575,19 @@ def _quoted(line: str, value: str) -> bool:
     return at > 0 and end < len(line) and line[at - 1] == line[end] in "\"'`"
 
 
+def _key_at(line: str, key: str, value: str) -> int:
+    """Where ``key`` stands on ``line``: its last occurrence before ``value`` (in
+    ``DB_PASSWORD: process.env.DB_PASSWORD || 'x'`` the lookup's, not the object key's)."""
+    end = line.find(value)
+    at = line.rfind(key, 0, end) if end > 0 else -1
+    while at >= 2 and line[at - 2 : at] == "${":  # X: ${X:-default}: the setting's own name
+        at = line.rfind(key, 0, at)
+    return at if at >= 0 else line.find(key)
+
+
 def _between(line: str, key: str, value: str) -> str:
     """The text between ``key`` and ``value`` on ``line`` (empty when either is missing)."""
-    at = line.find(key)
+    at = _key_at(line, key, value)
     if at < 0:
         return ""
     end = line.find(value, at + len(key))

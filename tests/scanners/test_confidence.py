@@ -296,6 +296,9 @@ def test_every_secret_on_a_line_is_masked_in_each_report(tmp_path: Path) -> None
             "│ operator │ Tq4Wn8Zr2Lm │\n└──────────┴─────────────┘\n",
             ["medium"],
         ),
+        # the lookup's own name decides, not an object key of the same name before it
+        ("src/config.js", "  MONGO_PASSWORD: process.env.MONGO_PASSWORD || 'admin',\n", ["medium"]),
+        ("compose.yml", "  KC_ADMIN_PASSWORD: ${KC_ADMIN_PASSWORD:-admin}\n", ["medium"]),
         # a long phrase typed as a signing key is one, fixture word or not; a short one is weak
         (
             "src/JwtUtil.java",
