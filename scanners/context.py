@@ -941,6 +941,8 @@ def judge_token(secret: str, line: str) -> bool:
         return False
     if _declared_fake(secret):
         return False  # sk-ant-planted-000111, test-session-secret-that-is-long-enough
+    if secret.startswith("eyJ") and secret.count(".") < 2 and not _jose_header_only(secret):
+        return False  # "eyJ..." without its two dots: a JWT cut or mangled by hand
     if any(word in low for word in _TOKEN_PLACEHOLDERS) or _ANGLE_PLACEHOLDER.search(secret):
         return False
     if _YOUR_CAMEL.search(secret):
