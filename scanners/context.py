@@ -706,29 +706,20 @@ def _is_human_text(value: str) -> bool:
 def _random_literal(line: str, value: str) -> bool:
     """A long, quoted, high-entropy string is a literal even when it holds brackets: Django's
     generated ``SECRET_KEY`` draws from ``!@#$%^&*(-_=+)``; code in quotes is rarely this random."""
-    at = line.find(value)
-    quoted = (
-        at > 0
-        and line[at - 1] in "\"'`"
-        and line[at + len(value) : at + len(value) + 1] == line[at - 1]
-    )
     return (
-        quoted and len(value) >= 32 and _char_classes(value) >= 3 and shannon_entropy(value) >= 4.3
+        _quoted(line, value)
+        and len(value) >= 32
+        and _char_classes(value) >= 3
+        and shannon_entropy(value) >= 4.3
     )
 
 
 def _bracketed_password(line: str, value: str) -> bool:
     """A quoted password literal with a bracket in it (``'1KX(M3wwBbbW'``, ``"xWwvJ]6NMw"``):
     generated passwords use brackets; code in a quoted string looks like code."""
-    at = line.find(value)
-    quoted = (
-        at > 0
-        and line[at - 1] in "\"'`"
-        and line[at + len(value) : at + len(value) + 1] == line[at - 1]
-    )
     brackets = [i for i, c in enumerate(value) if c in "()[]{}<>"]
     return (
-        quoted
+        _quoted(line, value)
         and len(value) >= 8
         and len(brackets) == 1  # code and markup pair theirs: f(x), [none], (optional)
         and 0 < brackets[0] < len(value) - 1
