@@ -15,7 +15,7 @@ import re
 import zlib
 from collections.abc import Callable
 
-__all__ = ["VALIDATORS", "base62", "github_checksum", "validate"]
+__all__ = ["VALIDATORS", "base62", "basic_auth_pair", "github_checksum", "validate"]
 
 _B62_UPPER_FIRST = "0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz"
 _B62_LOWER_FIRST = "0123456789abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ"
@@ -86,15 +86,23 @@ def _base64_key(secret: str) -> bool:
     return len(raw) >= 32
 
 
-def _basic_auth(secret: str) -> bool:
-    """``Authorization: Basic`` carries base64 of ``user:password``."""
+def basic_auth_pair(secret: str) -> tuple[str, str] | None:
+    """The ``(user, password)`` an ``Authorization: Basic`` value carries as base64 of
+    ``user:password``, or None when it carries no such pair."""
     try:
         raw = base64.b64decode(secret + "=" * (-len(secret) % 4), validate=True)
     except (ValueError, binascii.Error):
-        return False
+        return None
     text = raw.decode("utf-8", "replace")
     user, sep, password = text.partition(":")
-    return bool(sep and user and len(password) >= 3 and text.isprintable())
+    if sep and user and len(password) >= 3 and text.isprintable():
+        return user, password
+    return None
+
+
+def _basic_auth(secret: str) -> bool:
+    """``Authorization: Basic`` carries base64 of ``user:password``."""
+    return basic_auth_pair(secret) is not None
 
 
 _PEM_PRIVATE = re.compile(r"-----BEGIN [A-Z0-9 ]{0,40}PRIVATE KEY(?: BLOCK)?-----")

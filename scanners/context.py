@@ -1145,10 +1145,7 @@ def judge_assignment(
         and value.lower() in DOC_PASSWORDS
         and filters.weak_passwords != "drop"
         and not _CODE_COMMENT.match(line)  # "# login as root with pass": an example in a note
-        and (
-            not key
-            or (_key_holds_password(key) and _states_the_password(line, key, value, op, path))
-        )
+        and (not key or _states_the_password(line, key, value, op, path))
     ):
         # POSTGRES_PASSWORD: password beside POSTGRES_USER: postgres is that user's password
         return _weak_tier(value, test_path=test_path, clear=True)

@@ -14,7 +14,7 @@ import re
 from dataclasses import dataclass
 
 from secretsd.scanners import columns, context, decode
-from secretsd.scanners.checksums import validate
+from secretsd.scanners.checksums import basic_auth_pair, validate
 from secretsd.scanners.matcher import Matcher, make_matcher
 from secretsd.scanners.model import DIFF_HEADER, Finding, Fragment, Location, unquote_git_path
 from secretsd.scanners.rules import Rule, RuleSet
@@ -88,14 +88,10 @@ def _names_concrete_user(match: re.Match[bytes], data: bytes, start: int, end: i
 def _weak_basic_auth(secret: str, filters: context.Filters, path: str) -> bool:
     """The ``user:password`` inside a Basic credential is weak or a role-word pair, judged as
     a URI's would be (weak test passwords are reported with doubt, issue 12)."""
-    import base64
-    import binascii
-
-    try:
-        raw = base64.b64decode(secret + "=" * (-len(secret) % 4), validate=True)
-    except (ValueError, binascii.Error):
+    pair = basic_auth_pair(secret)
+    if pair is None:
         return False
-    user, _, password = raw.decode("utf-8", "replace").partition(":")
+    user, password = pair
     found = context.judge_uri_password(
         user, password, "", filters, test_path=context.is_test_path(path)
     )
@@ -271,8 +267,6 @@ class Engine:
             path = hit.loc.path
         if "config-only" in rule.tags and context.is_code_path(path):
             return None  # an unquoted right-hand side in program source is an expression
-        if not rule.applies_to(path):
-            return None  # a rule for one kind of file (config/master.key)
         tier = self._accept(rule, match, data, hit, path)
         if tier is not None and rule.kind in ("generic", "password"):
             policy = self.filters.test_paths
