@@ -35,6 +35,21 @@ MODES = ("tree", "staged", "range", "history", "image")
 #: Confidence tiers, weakest first; ``--confidence`` is a floor.
 CONFIDENCE_RANK = {"low": 0, "medium": 1, "high": 2}
 DEFAULT_CONFIDENCE = "medium"
+#: ``--jobs`` bounds: the default uses every CPU up to this many processes...
+MAX_DEFAULT_JOBS = 4
+#: ...and more than this many is a typo, not a machine.
+MAX_JOBS = 64
+
+
+def resolve_jobs(jobs: int | None) -> int:
+    """The number of processes for ``jobs`` (None: the default for this machine)."""
+    import os
+
+    if jobs is None:
+        return max(1, min(os.cpu_count() or 1, MAX_DEFAULT_JOBS))
+    if not 1 <= jobs <= MAX_JOBS:
+        raise InvalidInput(f"--jobs {jobs} is out of range; give 1 to {MAX_JOBS} processes")
+    return jobs
 
 
 @dataclass
@@ -54,6 +69,7 @@ class ScanRequest:
     managed: Any = None  # a managed.HashLookupClient: also flag values stored in secretsd
     confidence: str | None = None  # the floor; None: the config's, else default_confidence
     default_confidence: str = DEFAULT_CONFIDENCE  # the caller's default (the hook's may differ)
+    jobs: int | None = None  # tree scans: processes; None: one per CPU, at most MAX_DEFAULT_JOBS
 
 
 @dataclass
@@ -92,6 +108,7 @@ def run_scan(request: ScanRequest, engine: Engine | None = None) -> ScanResult:
     from secretsd.scanners.sources.tree import SkipStats, TreeSource
 
     started = time.perf_counter()
+    jobs = resolve_jobs(request.jobs)
     target = request.target
     stats: dict[str, Any] = {"mode": request.mode}
     skip = SkipStats()
@@ -154,9 +171,17 @@ def run_scan(request: ScanRequest, engine: Engine | None = None) -> ScanResult:
     pool: list[Any] = []
     if request.managed is not None:
         from secretsd.scanners.managed import candidates, match_candidates
-    for fragment in fragments:
-        found = engine.scan(fragment)
+    scanned: Iterator[tuple[Fragment | None, list[Finding]]]
+    if request.mode == "tree" and request.managed is None and jobs > 1:
+        from secretsd.scanners import forked
+
+        # findings only: the files stay in the workers (``--managed`` needs them here)
+        scanned = ((None, found) for _path, found in forked.scan_tree(tree, engine, jobs))
+    else:
+        scanned = ((fragment, engine.scan(fragment)) for fragment in fragments)
+    for fragment, found in scanned:
         if request.managed is not None:
+            assert fragment is not None
             pool.extend(candidates(fragment))
         for finding in found:
             if CONFIDENCE_RANK[finding.confidence] < floor_rank:

@@ -14,8 +14,8 @@ from __future__ import annotations
 
 import os
 import stat
-from collections.abc import Callable, Iterator
-from dataclasses import dataclass, field
+from collections.abc import Callable, Iterable, Iterator
+from dataclasses import dataclass, field, fields
 from pathlib import Path
 
 from secretsd.scanners.model import Fragment
@@ -39,6 +39,11 @@ class SkipStats:
     unreadable: int = 0
     allowlisted: int = 0
     skipped_paths: list[str] = field(default_factory=list)
+
+    def add(self, other: SkipStats) -> None:
+        """Count in what another worker skipped (a forked tree scan's share)."""
+        for counter in fields(self):  # counts add up, skipped path lists join
+            setattr(self, counter.name, getattr(self, counter.name) + getattr(other, counter.name))
 
 
 def find_git_root(start: Path) -> Path | None:
@@ -139,11 +144,12 @@ class TreeSource:
             return None
         return data
 
-    def fragments(self) -> Iterator[Fragment]:
+    def fragments(self, paths: Iterable[str] | None = None) -> Iterator[Fragment]:
+        """The scannable files, in path order; ``paths``: only these (a worker's share)."""
         allowed = self.path_allowed
         single = self.root.is_file()
         root = str(self.root)
-        for rel in self.paths():
+        for rel in self.paths() if paths is None else paths:
             if allowed is not None and not allowed(rel):
                 self.stats.allowlisted += 1
                 continue

@@ -89,6 +89,16 @@ def scan(
     list_rules: Annotated[
         bool, typer.Option("--list-rules", help="Print the rule ids and exit.")
     ] = False,
+    jobs: Annotated[
+        int | None,
+        typer.Option(
+            "--jobs",
+            "-j",
+            help="Threads that prefilter files ahead of the checks (default: one per CPU, "
+            "at most 4).",
+            show_default=False,
+        ),
+    ] = None,
     matcher: Annotated[str, typer.Option("--matcher", hidden=True)] = "auto",
 ) -> None:
     """Find plaintext credentials. Exit 0 clean, 1 findings, 2 error."""
@@ -115,5 +125,6 @@ def scan(
             yes=yes,
             list_rules=list_rules,
             matcher=matcher,
+            jobs=jobs,
         )
     )

@@ -97,6 +97,7 @@ def _run(
     matcher: str,
     managed: bool = False,
     confidence: str | None = None,
+    jobs: int | None = None,
 ) -> ScanResult:
     try:
         from secretsd.scanners.scan import ScanRequest, run_scan
@@ -112,6 +113,7 @@ def _run(
         report_test_paths=tests,
         matcher=matcher,
         confidence=confidence,
+        jobs=jobs,
     )
     if managed:
         from secretsd.scanners.managed import client_from_env
@@ -179,6 +181,7 @@ def fast_parser() -> Any:
     parser.add_argument("--baseline", type=Path, default=None)
     parser.add_argument("--write-baseline", type=Path, default=None)
     parser.add_argument("--max-file-size", type=int, default=None)
+    parser.add_argument("--jobs", "-j", type=int, default=None)
     parser.add_argument("--tests", dest="tests", action="store_true", default=None)
     parser.add_argument("--no-tests", dest="tests", action="store_false")
     parser.add_argument("--matcher", default="auto")
@@ -225,6 +228,7 @@ def _scan(
     yes: bool,
     list_rules: bool,
     matcher: str,
+    jobs: int | None = None,
 ) -> int:
     from secretsd.scanners.report import FORMATS, render
 
@@ -232,6 +236,10 @@ def _scan(
         raise InvalidInput(f"--format {fmt!r} is not known; use one of {', '.join(FORMATS)}")
     if max_file_size is not None and max_file_size <= 0:
         raise InvalidInput("--max-file-size must be a positive number of bytes")
+    if jobs is not None:
+        from secretsd.scanners.scan import resolve_jobs
+
+        resolve_jobs(jobs)  # refuses 0, negative and absurd counts before anything runs
     if (dry_run or yes) and not fix:
         raise InvalidInput("--dry-run and --yes only apply to --fix")
     if install_hook:
@@ -268,6 +276,7 @@ def _scan(
         matcher,
         managed,
         confidence,
+        jobs,
     )
     findings = result.findings
     if write_baseline is not None:

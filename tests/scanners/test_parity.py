@@ -62,8 +62,8 @@ def test_every_private_key_of_a_multi_key_commit(repo: Path) -> None:
     assert history == expected
 
 
-def test_tree_and_history_find_the_same_secrets(repo: Path) -> None:
-    """Every rule example and every engine fixture, committed, then scanned both ways."""
+def write_fixtures(repo: Path) -> None:
+    """Every rule example and every engine fixture, and Kubernetes Secrets, as files."""
     for rule in load_default_rules():
         for index, example in enumerate(rule.must_match + rule.must_not_match):
             target = repo / "rules" / rule.id / str(index) / example.path
@@ -81,6 +81,11 @@ def test_tree_and_history_find_the_same_secrets(repo: Path) -> None:
     other = {"kind": "Secret", "data": {"password": _b64(password(seed=93))}}
     listed = {"kind": "List", "items": [secret, other]}
     (repo / "k8s" / "list.json").write_text(json.dumps(listed, indent=2) + "\n")
+
+
+def test_tree_and_history_find_the_same_secrets(repo: Path) -> None:
+    """Every rule example and every engine fixture, committed, then scanned both ways."""
+    write_fixtures(repo)
     _commit_all(repo, "fixtures")
     tree, history = _both_ways(repo)
     assert len(tree) > 150
