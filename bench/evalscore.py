@@ -44,6 +44,8 @@ TUNING = (
     "real10",
     "real15",
     "real16",
+    "real19",
+    "real20",
     "heldout3",
     "tune8",
     "tune9",

@@ -16,7 +16,9 @@ before any scanner was run on them (the guide is ``bench/REALSET.md``). The sets
 - ``real9``-``real12`` (round 9): four representative mixes from disjoint seed queries,
   ``real9`` and ``real10`` tuned on, ``real11`` and ``real12`` held out whole; ``real13`` and
   ``real14``, two more written later in the round, held out whole; ``real15`` and ``real16``,
-  written last, tuned on.
+  written last, tuned on;
+- ``real17``-``real20`` (round 10): four more representative mixes, ``real17`` and ``real18``
+  held out whole, ``real19`` and ``real20`` tuned on.
 
 Each set is two files:
 
@@ -110,11 +112,19 @@ FOURTEENTH = _real_set("real14", ("real14",))
 #: Round 9, last: two more representative mixes, tuned on (their misses may be listed).
 FIFTEENTH = _real_set("real15", ("real15",))
 SIXTEENTH = _real_set("real16", ("real16",))
+#: Round 10: four representative mixes written at once from disjoint seed queries, before
+#: any change of the round; ``real17`` and ``real18`` held out whole, ``real19`` and
+#: ``real20`` tuned on.
+SEVENTEENTH = _real_set("real17", ("real17",))
+EIGHTEENTH = _real_set("real18", ("real18",))
+NINETEENTH = _real_set("real19", ("real19",))
+TWENTIETH = _real_set("real20", ("real20",))
 SETS = {
     real.name: real
     for real in (
         FIRST, SECOND, THIRD, FOURTH, FIFTH, SIXTH, SEVENTH, EIGHTH,
         NINTH, TENTH, ELEVENTH, TWELFTH, THIRTEENTH, FOURTEENTH, FIFTEENTH, SIXTEENTH,
+        SEVENTEENTH, EIGHTEENTH, NINETEENTH, TWENTIETH,
     )
 }  # fmt: skip
 PARTS = tuple(part for real in SETS.values() for part in real.parts)
