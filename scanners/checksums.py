@@ -121,6 +121,37 @@ def _pem_base64(secret: str) -> bool:
     )
 
 
+#: An OpenSSH private key blob starts with this; the smallest complete one (Ed25519, no
+#: cipher, no comment) decodes to about 240 bytes, so a blob under 160 was cut short.
+_OPENSSH_MAGIC = b"openssh-key-v1\0"
+_OPENSSH_MIN_BYTES = 160
+
+
+def key_body_cut_short(body: str) -> bool:
+    """A private key's base64 body that visibly stops early: DER whose outer SEQUENCE
+    declares more bytes than the body holds (``MIIEvQIBADANBgkqhki...`` and one line), or an
+    OpenSSH blob far smaller than any whole key. Such a body is the first line of a key in
+    a test of a key detector or a shortened doc sample: it opens nothing. A body in neither
+    format (random test bytes, PGP packets) is not judged here."""
+    try:
+        raw = base64.b64decode(body[: len(body) - len(body) % 4])
+    except (ValueError, binascii.Error):
+        return False
+    if raw.startswith(_OPENSSH_MAGIC):
+        return len(raw) < _OPENSSH_MIN_BYTES
+    if len(raw) < 4 or raw[0] != 0x30:
+        return False
+    if raw[1] == 0x82:  # long form, two length bytes: every RSA and most PKCS#8 keys
+        declared = 4 + int.from_bytes(raw[2:4], "big")
+    elif raw[1] == 0x81:
+        declared = 3 + raw[2]
+    elif raw[1] < 0x80:  # short form: small EC and Ed25519 keys
+        declared = 2 + raw[1]
+    else:
+        return False
+    return len(raw) < declared - 3  # a few bytes of slack for a body cut at a 4-char group
+
+
 def _mnemonic_words(secret: str) -> bool:
     """A BIP-39 recovery phrase has 12, 15, 18, 21 or 24 words."""
     return len(secret.split()) in (12, 15, 18, 21, 24)

@@ -14,7 +14,7 @@ import re
 from dataclasses import dataclass
 
 from secretsd.scanners import columns, context, decode
-from secretsd.scanners.checksums import basic_auth_pair, validate
+from secretsd.scanners.checksums import basic_auth_pair, key_body_cut_short, validate
 from secretsd.scanners.matcher import Matcher, make_matcher
 from secretsd.scanners.model import DIFF_HEADER, Finding, Fragment, Location, unquote_git_path
 from secretsd.scanners.rules import Rule, RuleSet
@@ -54,6 +54,30 @@ def _new_file_lines(rules: tuple[Rule, ...]) -> re.Pattern[bytes] | None:
     keywords = sorted({k.lower() for rule in rules for k in rule.keywords})
     words = b"|".join(re.escape(k.encode()) for k in keywords)
     return re.compile(rb"(?i)\n\+\+\+ ([^\n]*(?:" + words + rb")[^\n]*)")
+
+
+#: Token prefixes that are also words or versions people put at the start of their own values
+#: (``secret_sauce``, ``test_password``, ``api-key-1``): no evidence of a service's token.
+_WORD_PREFIXES = (
+    "access-", "api-", "django-insecure-", "ext_", "http", "ico-", "key-", "live_", "mob-",
+    "pat.", "pul-", "sat.", "sdk-", "secret_", "test_", "v1.0-",
+)  # fmt: skip
+
+
+def _vendor_prefixes(rules: tuple[Rule, ...]) -> tuple[tuple[str, Rule], ...]:
+    """Lower-cased token prefixes that only their service issues, longest first, with the
+    rule that knows the service's format: a prefix holds a separator and is not a word
+    (``_WORD_PREFIXES``)."""
+    found = [
+        (lowered, rule)
+        for rule in rules
+        if rule.kind == "token" and rule.priority >= 10 and rule.enabled
+        for prefix in rule.literal_prefixes
+        if len(lowered := prefix.lower()) >= 4
+        and any(mark in prefix for mark in "_-.$")
+        and not lowered.startswith(_WORD_PREFIXES)
+    ]
+    return tuple(sorted(found, key=lambda item: len(item[0]), reverse=True))
 
 
 def _candidate_files(
@@ -116,11 +140,26 @@ class Engine:
         self._path_rules = tuple(rule for rule in rules.rules if rule.paths is not None)
         self._new_files = _new_file_lines(self._path_rules)
         self._order = {rule.id: index for index, rule in enumerate(rules.rules)}
+        self._vendor_prefixes = _vendor_prefixes(rules.rules)
         # The cache key names what the database holds: the rules without the path rules.
         cache_key = f"{rules.fingerprint()}:without-path-rules"
         self.matcher: Matcher = make_matcher(self._rules, cache_key, matcher)
 
     # -- per-kind checks ----------------------------------------------------
+
+    def _counterfeit(self, secret: str, rule: Rule) -> bool:
+        """A value that starts with a service's token prefix (``sk-ant-api03-``, ``ghp_``,
+        ``glpat-``) but is not that service's token (``sk-ant-api03-test``): the service never
+        issued it, so a rule that caught it by its name (``api_key: ...``) or by a shorter
+        prefix (OpenAI's ``sk-``) finds a placeholder. A rule that knows the prefix itself
+        judges its own format."""
+        lowered = secret.lower()
+        for prefix, owner in self._vendor_prefixes:
+            if lowered.startswith(prefix):
+                if owner is rule or any(len(own) >= len(prefix) for own in rule.literal_prefixes):
+                    return False
+                return owner.compiled.search(secret.encode("utf-8", "replace")) is None
+        return False
 
     def _accept(
         self, rule: Rule, match: re.Match[bytes], data: bytes, hit: _Hit, path: str = ""
@@ -128,6 +167,8 @@ class Engine:
         """The hit's confidence tier, or None when its context says it is no credential."""
         secret = hit.secret
         if len(secret) < rule.min_length:
+            return None
+        if self._counterfeit(secret, rule):
             return None
         line_start = data.rfind(b"\n", 0, hit.start) + 1
         line_end = data.find(b"\n", hit.end)
@@ -181,6 +222,8 @@ class Engine:
                 if filters.encrypted_keys == "drop":
                     return None
                 tier = "low"
+            elif key_body_cut_short(body):
+                return None
         else:
             ok = context.judge_token(secret, line)
             if ok and rule.min_entropy and context.shannon_entropy(secret) < rule.min_entropy:

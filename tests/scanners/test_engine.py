@@ -225,3 +225,44 @@ def test_real_shape_look_alikes_stay_quiet(engine: Engine, path: str, text: str)
 )
 def test_real_shape_credentials_still_found(engine: Engine, path: str, text: str) -> None:
     assert _rules(engine, text, path), f"nothing found in {path}"
+
+
+def _private_keys() -> list[tuple[str, str]]:
+    """Whole unencrypted keys in every container a repository holds them in."""
+    from cryptography.hazmat.primitives import serialization
+    from cryptography.hazmat.primitives.asymmetric import ec, ed25519, rsa
+
+    none = serialization.NoEncryption()
+    pem = serialization.Encoding.PEM
+    pkcs8 = serialization.PrivateFormat.PKCS8
+    rsa_key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
+    ec_key = ec.generate_private_key(ec.SECP256R1())
+    ed_key = ed25519.Ed25519PrivateKey.generate()
+    openssh = serialization.PrivateFormat.OpenSSH
+    traditional = serialization.PrivateFormat.TraditionalOpenSSL
+    return [
+        ("rsa-pkcs1", rsa_key.private_bytes(pem, traditional, none).decode()),
+        ("rsa-pkcs8", rsa_key.private_bytes(pem, pkcs8, none).decode()),
+        ("ec-sec1", ec_key.private_bytes(pem, traditional, none).decode()),
+        ("ec-pkcs8", ec_key.private_bytes(pem, pkcs8, none).decode()),
+        ("ed25519-pkcs8", ed_key.private_bytes(pem, pkcs8, none).decode()),
+        ("ed25519-openssh", ed_key.private_bytes(pem, openssh, none).decode()),
+        ("rsa-openssh", rsa_key.private_bytes(pem, openssh, none).decode()),
+    ]
+
+
+_KEYS = _private_keys()
+
+
+@pytest.mark.parametrize(("name", "key"), _KEYS, ids=[name for name, _ in _KEYS])
+def test_whole_keys_are_found_and_keys_cut_to_one_line_are_not(
+    engine: Engine, name: str, key: str
+) -> None:
+    """A key detector's test or a shortened doc sample keeps the armour and one body line:
+    that opens nothing. The whole key, in any container, is found."""
+    found = engine.scan(Fragment("deploy/id.key", key.encode()))
+    assert [(f.rule, f.confidence) for f in found] == [("private-key", "high")], name
+    lines = key.strip().split("\n")
+    if len(lines) > 3:  # a PKCS#8 Ed25519 key is one line: nothing to cut
+        cut = "\n".join([lines[0], lines[1], lines[-1]]) + "\n"
+        assert engine.scan(Fragment("tests/test_detector.py", cut.encode())) == [], name
