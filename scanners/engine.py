@@ -56,6 +56,8 @@ def _new_file_lines(rules: tuple[Rule, ...]) -> re.Pattern[bytes] | None:
     return re.compile(rb"(?i)\n\+\+\+ ([^\n]*(?:" + words + rb")[^\n]*)")
 
 
+#: Words and numbers joined by separators: ``secret-value-9876``, ``THIS-IS-A-LONG-VALUE``.
+_WORDY_BODY = re.compile(r"(?:[A-Za-z]+|\d+)(?:[-_.](?:[A-Za-z]+|\d+)){2,}")
 #: Token prefixes that are also words or versions people put at the start of their own values
 #: (``secret_sauce``, ``test_password``, ``api-key-1``): no evidence of a service's token.
 _WORD_PREFIXES = (
@@ -149,16 +151,21 @@ class Engine:
 
     def _counterfeit(self, secret: str, rule: Rule) -> bool:
         """A value that starts with a service's token prefix (``sk-ant-api03-``, ``ghp_``,
-        ``glpat-``) but is not that service's token (``sk-ant-api03-test``): the service never
-        issued it, so a rule that caught it by its name (``api_key: ...``) or by a shorter
-        prefix (OpenAI's ``sk-``) finds a placeholder. A rule that knows the prefix itself
-        judges its own format."""
+        ``glpat-``) but is not that service's token and was typed by a person
+        (``sk-ant-api03-test``): the service never issued it, so a rule that caught it by its
+        name (``api_key: ...``) or by a shorter prefix (OpenAI's ``sk-``) finds a placeholder.
+        A rule that knows the prefix itself judges its own format."""
         lowered = secret.lower()
         for prefix, owner in self._vendor_prefixes:
             if lowered.startswith(prefix):
                 if owner is rule or any(len(own) >= len(prefix) for own in rule.literal_prefixes):
                     return False
-                return owner.compiled.search(secret.encode("utf-8", "replace")) is None
+                if owner.compiled.search(secret.encode("utf-8", "replace")) is not None:
+                    return False
+                # A random body of another length may be a format the rule does not know
+                # yet; a short or wordy one (``test``, ``secret-value-9876``) was typed.
+                rest = secret[len(prefix) :]
+                return len(rest) < 16 or _WORDY_BODY.fullmatch(rest) is not None
         return False
 
     def _accept(
