@@ -483,10 +483,10 @@ _ENV_CALL_BETWEEN = re.compile(
 )
 
 
-def _cli_flag_value(line: str, key: str, between: str) -> bool:
-    """A password flag's argument (keytool's ``-keypass`` and its value). Callers keep a bare word
-    out: after ``--ask-vault-pass`` in a comment, "needs" is English."""
-    at = line.find(key)
+def _cli_flag_value(line: str, at: int, between: str) -> bool:
+    """A password flag's argument (keytool's ``-keypass`` and its value), the key standing at
+    ``at``. Callers keep a bare word out: after ``--ask-vault-pass`` in a comment, "needs" is
+    English."""
     return (
         at > 0
         and line[at - 1] == "-"
@@ -494,9 +494,9 @@ def _cli_flag_value(line: str, key: str, between: str) -> bool:
     )
 
 
-def _env_default(line: str, key: str, value: str, between: str) -> bool:
-    """The literal is the default of an environment lookup of a password variable."""
-    at = _key_at(line, key, value)
+def _env_default(line: str, at: int, between: str) -> bool:
+    """The literal is the default of an environment lookup of a password variable (the key
+    stands at ``at``)."""
     if at > 0 and _ENV_LOOKUP_BEFORE.search(line[:at]) is not None:
         return _ENV_DEFAULT_BETWEEN.fullmatch(between) is not None
     call = _ENV_CALL_BETWEEN.fullmatch(between)
@@ -526,12 +526,13 @@ def _states_the_password(line: str, key: str, value: str, op: str, path: str) ->
     ``{"password": "medium"}`` in program source (a dict of settings) is not one."""
     if not _key_holds_password(key):
         return False
-    between = _between(line, key, value)
+    at = _key_at(line, key, value)  # one place for every check below
+    between = _between_at(line, at, key, value)
     assigned = (
         (not op or op.strip() in _ASSIGNING_OPS)
         and _DIRECT_ASSIGN.fullmatch(between) is not None
         and not (
-            op.strip() == ":" and is_code_path(path) and _quoted_key(line, key) and value.isalpha()
+            op.strip() == ":" and is_code_path(path) and _quoted_key(line, at) and value.isalpha()
         )
     )
     return (
@@ -539,8 +540,8 @@ def _states_the_password(line: str, key: str, value: str, op: str, path: str) ->
         or _PROSE_LITERAL.fullmatch(between) is not None
         or _SHELL_DEFAULT_BETWEEN.fullmatch(between) is not None
         or _XML_VALUE_BETWEEN.fullmatch(between) is not None
-        or _env_default(line, key, value, between)
-        or (_cli_flag_value(line, key, between) and not value.isalpha())
+        or _env_default(line, at, between)
+        or (_cli_flag_value(line, at, between) and not value.isalpha())
         or (line.lstrip().startswith("|") and _TABLE_BETWEEN.fullmatch(between) is not None)
     )
 
@@ -560,11 +561,11 @@ def _key_holds_password(key: str) -> bool:
     )  # keypass, storepass, adminpass; not bypass or compass
 
 
-def _quoted_key(line: str, key: str) -> bool:
+def _quoted_key(line: str, at: int) -> bool:
     """``"password": ...`` in program source: a dict entry, where a bare word is as often a
     setting (``{"password": "medium"}``, a tier table) as a password; ``PASSWORD = ...`` and
-    PHP/Ruby ``'password' => ...`` (config arrays, seeders) are assignments."""
-    at = line.find(key)
+    PHP/Ruby ``'password' => ...`` (config arrays, seeders) are assignments. The key stands
+    at ``at``."""
     return at > 0 and line[at - 1] in "\"'`"
 
 
@@ -587,7 +588,12 @@ def _key_at(line: str, key: str, value: str) -> int:
 
 def _between(line: str, key: str, value: str) -> str:
     """The text between ``key`` and ``value`` on ``line`` (empty when either is missing)."""
-    at = _key_at(line, key, value)
+    return _between_at(line, _key_at(line, key, value), key, value)
+
+
+def _between_at(line: str, at: int, key: str, value: str) -> str:
+    """The text between the key standing at ``at`` and ``value`` (empty when either is
+    missing)."""
     if at < 0:
         return ""
     end = line.find(value, at + len(key))
@@ -949,8 +955,9 @@ def judge_token(secret: str, line: str) -> bool:
     return "secretsd://" + low not in line_low
 
 
-_DOC_PASSWORDS = frozenset(["password", "pass", "passwd", "pwd", "secret", "pw"])
-DOC_PASSWORDS = _DOC_PASSWORDS
+#: The word "password" written as the value: in docs and URIs it names the slot, not a value
+#: anyone chose (the engine's Basic-auth check uses it too).
+DOC_PASSWORDS = frozenset(["password", "pass", "passwd", "pwd", "secret", "pw"])
 #: User names that are role words: ``user:password@host`` is a URI's shape, not a login.
 _ROLE_USERS = _words("user username usr login name myuser my_user youruser your_user u")
 #: ``NetworkCredential("username", "password")``: a quoted role word beside the password.
@@ -991,7 +998,7 @@ def concrete_user(name: str) -> bool:
     return (
         bool(low)
         and low not in _ROLE_USERS
-        and low not in _DOC_PASSWORDS
+        and low not in DOC_PASSWORDS
         and low not in _PLACEHOLDER_EXACT
         and not _is_template(name)
         and not any(word in low for word in _PLACEHOLDER_WORDS)
@@ -1020,7 +1027,7 @@ def judge_uri_password(
     low = password.lower()
     if filters.host_is_example(host):
         return None  # credentials on a documentation host
-    if low in _DOC_PASSWORDS:
+    if low in DOC_PASSWORDS:
         if not user or user.lower() in _ROLE_USERS or filters.weak_passwords == "drop":
             return None  # user:password@..., :password@...: the URI's shape, no login
         # root:secret@db, admin:password@mq: a concrete user's weak password, the kind
@@ -1154,7 +1161,7 @@ def judge_assignment(
         if (
             not key
             and kind == "password"
-            and value.lower() in _DOC_PASSWORDS
+            and value.lower() in DOC_PASSWORDS
             and not _ROLE_USER_ON_LINE.search(line)
             and not is_doc_path(path)
         ):
