@@ -16,7 +16,7 @@ import html
 import re
 from collections.abc import Callable, Iterator
 
-from secretsd.scanners.model import DIFF_HEADER, CommitInfo, Finding, Fragment
+from secretsd.scanners.model import CommitInfo, Finding, Fragment, diff_file_parts
 from secretsd.scanners.placement import Placed, judged_as_config
 
 __all__ = ["column_findings"]
@@ -58,10 +58,8 @@ def _column_segments(fragment: Fragment) -> Iterator[tuple[str, int, int]]:
         if kind is not None:
             yield kind, 0, len(data)
         return
-    for match in _COLUMN_FILE.finditer(data):
-        end = data.find(DIFF_HEADER, match.end())
-        kind = _COLUMN_KINDS[match.group(1).decode().lower()]
-        yield kind, match.end() - 1, end if end >= 0 else len(data)
+    for match, end in diff_file_parts(data, _COLUMN_FILE):
+        yield _COLUMN_KINDS[match.group(1).decode().lower()], match.end() - 1, end
 
 
 @dataclasses.dataclass(frozen=True)

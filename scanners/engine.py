@@ -16,7 +16,13 @@ from dataclasses import dataclass
 from secretsd.scanners import columns, context, decode
 from secretsd.scanners.checksums import basic_auth_pair, key_body_cut_short, validate
 from secretsd.scanners.matcher import Matcher, make_matcher
-from secretsd.scanners.model import DIFF_HEADER, Finding, Fragment, Location, unquote_git_path
+from secretsd.scanners.model import (
+    Finding,
+    Fragment,
+    Location,
+    diff_file_parts,
+    unquote_git_path,
+)
 from secretsd.scanners.rules import Rule, RuleSet
 
 __all__ = ["IGNORE_MARKERS", "Engine"]
@@ -90,15 +96,13 @@ def _candidate_files(
     data = fragment.data
     if fragment.locate is None:
         return [(fragment.path, 0, len(data))]
+    if new_files is None:
+        return []
     found: list[tuple[str, int, int]] = []
-    for header in new_files.finditer(data) if new_files is not None else ():
+    for header, end in diff_file_parts(data, new_files):
         raw = header.group(1).rstrip(b"\r")
-        if raw == b"/dev/null":
-            continue
-        end = data.find(DIFF_HEADER, header.end())
-        found.append(
-            (unquote_git_path(raw.split(b"\t")[0]), header.end(), end if end >= 0 else len(data))
-        )
+        if raw != b"/dev/null":
+            found.append((unquote_git_path(raw.split(b"\t")[0]), header.end(), end))
     return found
 
 

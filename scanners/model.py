@@ -10,6 +10,7 @@ traceback from printing a secret.
 from __future__ import annotations
 
 import hashlib
+import re
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from typing import Protocol
@@ -29,6 +30,18 @@ __all__ = [
 
 #: Where a file's part of a diff stream begins (what readers of one file in a diff cut at).
 DIFF_HEADER = b"\ndiff --git "
+
+
+def diff_file_parts(
+    data: bytes, header: re.Pattern[bytes]
+) -> Iterator[tuple[re.Match[bytes], int]]:
+    """Each match of ``header`` (a pattern for a line of a file's diff header that picks the
+    files a reader wants) with the end of that file's part of the stream: the next
+    ``diff --git`` line, or the end. One C-speed pass over the stream for the picked files,
+    not a walk over every file header in Python."""
+    for match in header.finditer(data):
+        end = data.find(DIFF_HEADER, match.end())
+        yield match, end if end >= 0 else len(data)
 
 
 def unquote_git_path(raw: bytes) -> str:
