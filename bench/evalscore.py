@@ -46,6 +46,8 @@ TUNING = (
     "real16",
     "real19",
     "real20",
+    "real21",
+    "real22",
     "heldout3",
     "tune8",
     "tune9",
@@ -55,6 +57,8 @@ TUNING = (
     "tune13",
     "tune14",
     "tune15",
+    "tune16",
+    "tune17",
 )
 
 

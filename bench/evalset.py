@@ -996,6 +996,8 @@ PARTS: dict[str, tuple[str, int]] = {
     "tune14": ("eval_tune14", 8101),
     "tune15": ("eval_tune15", 8317),
     "heldout9": ("eval_heldout9", 9721),
+    "tune16": ("eval_tune16", 8513),
+    "tune17": ("eval_tune17", 8737),
 }
 
 

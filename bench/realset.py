@@ -17,8 +17,8 @@ before any scanner was run on them (the guide is ``bench/REALSET.md``). The sets
   ``real9`` and ``real10`` tuned on, ``real11`` and ``real12`` held out whole; ``real13`` and
   ``real14``, two more written later in the round, held out whole; ``real15`` and ``real16``,
   written last, tuned on;
-- ``real17``-``real20`` (round 10): four more representative mixes, ``real17`` and ``real18``
-  held out whole, ``real19`` and ``real20`` tuned on.
+- ``real17``-``real24`` (round 10): eight more representative mixes; ``real17``, ``real18``,
+  ``real23`` and ``real24`` held out whole, ``real19``-``real22`` tuned on.
 
 Each set is two files:
 
@@ -119,12 +119,19 @@ SEVENTEENTH = _real_set("real17", ("real17",))
 EIGHTEENTH = _real_set("real18", ("real18",))
 NINETEENTH = _real_set("real19", ("real19",))
 TWENTIETH = _real_set("real20", ("real20",))
+#: Round 10, later: four more, written while the round's changes were made; ``real21`` and
+#: ``real22`` tuned on, ``real23`` and ``real24`` held out whole.
+TWENTY_FIRST = _real_set("real21", ("real21",))
+TWENTY_SECOND = _real_set("real22", ("real22",))
+TWENTY_THIRD = _real_set("real23", ("real23",))
+TWENTY_FOURTH = _real_set("real24", ("real24",))
 SETS = {
     real.name: real
     for real in (
         FIRST, SECOND, THIRD, FOURTH, FIFTH, SIXTH, SEVENTH, EIGHTH,
         NINTH, TENTH, ELEVENTH, TWELFTH, THIRTEENTH, FOURTEENTH, FIFTEENTH, SIXTEENTH,
         SEVENTEENTH, EIGHTEENTH, NINETEENTH, TWENTIETH,
+        TWENTY_FIRST, TWENTY_SECOND, TWENTY_THIRD, TWENTY_FOURTH,
     )
 }  # fmt: skip
 PARTS = tuple(part for real in SETS.values() for part in real.parts)
