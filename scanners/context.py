@@ -86,7 +86,7 @@ _WEAK_EXACT = _words(
 _TEMPLATE = re.compile(
     r"^#{2,}[A-Za-z_][\w.-]*#{2,}$|^@@[A-Za-z_]\w*@@$|^@[A-Z][A-Z0-9_]*$|"
     r"\$\{|\$\(|\{\{|\}\}|\{%|<%|%\(|#\{|\[\[|\]\]|(?<![A-Za-z0-9])%[sd](?![A-Za-z0-9])|\{\d*\}|"
-    r"^\$[A-Za-z_]\w*$|^%[A-Za-z_][\w.]*%$|^@[A-Za-z_][\w.-]*@$|^__[A-Za-z][A-Za-z0-9_.]*__$|^%%[A-Za-z_][\w.]*$|^![A-Z_][A-Z0-9_]*!$|^%[sdr]$|"
+    r"^\$[A-Za-z_]\w*$|^%[A-Za-z_][\w.]*%$|^@[A-Za-z_][\w.-]*@$|^__[A-Za-z][A-Za-z0-9_.]*__$|^%%[A-Za-z_][\w.]*(?:%%)?$|^![A-Z_][A-Z0-9_]*!$|^%[sdr]$|"
     r"^\{[0-9a-z_]*\}$|^:[a-z_]+$|^\$\d$|^\$env:|^env:|^exec:|^credentialsJSON:|^\$__[a-z]+\{|[=:/]\$[A-Za-z_]\w*$|"
     r"^%~[a-z]*\d$|"  # a batch file's own path: set PWD=%~dp0
     r"\{[A-Za-z_][\w.]*(?:\[[^\]]*\])?(?:![rsa])?(?::[^}]*)?\}|#[a-z_]{2,20}#"
@@ -187,7 +187,8 @@ _CREDENTIAL_STEMS = (
 _DATA_KEY_WORDS = _words(
     """cache primary foreign sort partition hash range row unique lookup map dict translation
     i18n message storage object file bucket redis idempotency dedup dedupe group composite
-    natural surrogate index sharding shard routing ssh host signing_public verify kid"""
+    natural surrogate index sharding shard routing ssh host signing_public verify kid
+    site publishable"""
 )
 #: Splits a key into words at separators and camel humps. Letters outside ASCII are letters
 #: (``contraseña`` is one word, not ``contrase`` + ``a``, which names no credential).
@@ -607,14 +608,18 @@ _DIGEST_USERS_FILE = re.compile(r"(?:^|/)tomcat-users[\w.-]*\.xml$")
 _CRYPT_HASH = re.compile(
     # an htpasswd or shadow line keeps its user in front: ``admin:$apr1$...``
     r"^(?:[\w.@-]{1,64}:)?\$(?:2[abxy]?|1|5|6|7|y|gy|apr1|argon2(?:id|i|d)|pbkdf2(?:-sha\d+)?|scrypt|sha1|md5)\$"
+    # phpass (WordPress ``$P$``, phpBB ``$H$``) and Drupal 7 (``$S$``): portable hashes
+    r"|^\$[PHS]\$[./0-9A-Za-z]{20,}$"
     r"|^(?:pbkdf2_sha\d+|argon2|bcrypt_sha256|scrypt)\$"
+    r"|^digest1:"  # GeoServer's salted digest
     r"|^\{(?:bcrypt|s?sha(?:256|512)?|s?md5|crypt|pbkdf2|scrypt|argon2|ssha\d*)\}",
     re.IGNORECASE,
 )
 # Values encrypted for a config decryptor (Jasypt/Spring Cloud/Vault transit and the like).
 #: ``{COQLCE6DU6GtcS5P=}`` is Maven's encrypted-password form (``mvn --encrypt-password``).
 _ENCRYPTED_VALUE = re.compile(
-    r"^(?:crypt|enc|encrypted|cipher|aes|kms|vault:v\d+|sops):|^\{cipher\}"
+    # GeoServer's crypt1:/crypt2: (its plain: prefix means plain text and stays a password)
+    r"^(?:crypt[12]?|enc|encrypted|cipher|aes|kms|vault:v\d+|sops):|^\{cipher\}"
     r"|^\[enc:[\w.-]+:"  # IIS applicationHost.config, encrypted by its configuration provider
     r"|^\$M\$[\w.+/=$-]{8,}"  # F5 BIG-IP's master-key encrypted values
     r"|^\{[A-Za-z0-9+/]{12,}={0,2}\}$",
@@ -905,6 +910,8 @@ def _elided(line: str, value: str) -> bool:
 _DECLARED_FAKE = re.compile(
     r"(?i)(?:^|[_-])(?:test[_-]?only|for[_-]tests?|for[_-]testing|unit[_-]tests?|not[_-]a[_-]"
     r"(?:real|secret)|planted\w*)(?:[_-]|$)|^sb_publishable_|"
+    # Google's published reCAPTCHA test keys: they always pass, and open nothing
+    r"^6LeIxAcTAAAAA|"
     # a phrase that says what it is: test-session-secret-that-is-longer-than-32-chars
     r"^(?:test|fake|dummy|mock|sample)[_-][a-z]+[_-][a-z]+[_-][a-z]+(?:[_-][a-z0-9]+)*$"
 )

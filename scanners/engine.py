@@ -190,6 +190,9 @@ class Engine:
         filters = self.filters
         tier: str = rule.base_confidence
         if kind in ("generic", "password"):
+            host = _text(match.groupdict().get("host"))
+            if host and filters.host_is_example(host):
+                return None  # curl -u demo:pw https://api.example.com: a documented sample
             found = context.judge_assignment(
                 hit.key,
                 secret,
