@@ -57,7 +57,7 @@ _PLACEHOLDER_WORDS = tuple(
     your_ your- yourpass yourtoken yourkey yoursecret xxxx **** .... < > insert_ enter_ enter-
     notreal not_a_real not-a-real secret_here token_here key_here password_here _goes_here
     votre_ votre- tu_contrase tu-contrase sua_senha sua-senha dein_passwort dein-passwort ваш
-    본인"""
+    본인 promijeni cambiame cambiar"""
     )
 )
 #: Substrings that make a value *look* made up (test fixtures): reported, with low confidence.
@@ -453,7 +453,11 @@ _PASSWORD_STEMS = (
     "pw",
     "passwort",
     "motdepasse",
+    "passe",  # mot de passe, mot_de_passe: the key's last word
     "contrasena",
+    "kennwort",
+    "wachtwoord",
+    "senha",
 )
 #: Prose that states a password and sets the value apart as a literal (``its password is
 #: ``manager````, ``**Password:** `admin```): as clear as an assignment, weak values included.
@@ -912,6 +916,10 @@ _DECLARED_FAKE = re.compile(
     r"(?:real|secret)|planted\w*)(?:[_-]|$)|^sb_publishable_|"
     # Google's published reCAPTCHA test keys: they always pass, and open nothing
     r"^6LeIxAcTAAAAA|"
+    # the first dev accounts of Hardhat/Anvil and of Katana: every local chain has them
+    r"^(?:0x)?(?:ac0974bec39a17e36ba4a6b4d238ff944bacb478cbed5efcae784d7bf4f2ff80|"
+    r"59c6995e998f97a5a0044966f0945389dc9e86dae88c7a8412f4603b6b78690d|"
+    r"c5b2fcab997346f3ea1c00b002ecf6f382c5f9c9659a3894eb783c5320f912)$|"
     # a phrase that says what it is: test-session-secret-that-is-longer-than-32-chars
     r"^(?:test|fake|dummy|mock|sample)[_-][a-z]+[_-][a-z]+[_-][a-z]+(?:[_-][a-z0-9]+)*$"
 )
