@@ -910,10 +910,12 @@ def _elided(line: str, value: str) -> bool:
 
 
 #: Words by which a value declares itself a test value: ``unit-test-only-access-secret``,
-#: ``encryption-key-for-tests``, ``sb_publishable_...`` (Supabase's browser key, public).
+#: ``encryption-key-for-tests``, ``sb_publishable_...`` (Supabase's browser key, public), Mapbox's
+#: ``pk.`` tokens.
 _DECLARED_FAKE = re.compile(
     r"(?i)(?:^|[_-])(?:test[_-]?only|for[_-]tests?|for[_-]testing|unit[_-]tests?|not[_-]a[_-]"
     r"(?:real|secret)|planted\w*)(?:[_-]|$)|^sb_publishable_|"
+    r"^pk\.eyJ|"  # a Mapbox public token: made for browsers
     # Google's published reCAPTCHA test keys: they always pass, and open nothing
     r"^6LeIxAcTAAAAA|"
     # the first dev accounts of Hardhat/Anvil and of Katana: every local chain has them
