@@ -1297,9 +1297,10 @@ def judge_assignment(
         and not _random_literal(line, value)
         and not (kind == "password" and keyed and _bracketed_password(line, value))
     ) or (
-        _DOTTED.fullmatch(value)
-        and (not any(c.isdigit() for c in value) or _CONST_SEGMENT.search(value))
-        and all(_CODE_SEGMENT.fullmatch(segment) for segment in value.split("."))
+        # an attribute path; in a dict or argument list it ends with the list's comma
+        _DOTTED.fullmatch(path_value := value.rstrip(",;"))
+        and (not any(c.isdigit() for c in path_value) or _CONST_SEGMENT.search(path_value))
+        and all(_CODE_SEGMENT.fullmatch(segment) for segment in path_value.split("."))
     ):
         return None  # code: a call, a subscript, an attribute path
     if value in ("...", "..") or _DOT_NAME.fullmatch(value) or _NOT_A_VALUE.fullmatch(value):
