@@ -998,6 +998,7 @@ PARTS: dict[str, tuple[str, int]] = {
     "heldout9": ("eval_heldout9", 9721),
     "tune16": ("eval_tune16", 8513),
     "tune17": ("eval_tune17", 8737),
+    "heldout10": ("eval_heldout10", 9859),
 }
 
 
