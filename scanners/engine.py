@@ -30,6 +30,10 @@ __all__ = ["IGNORE_MARKERS", "Engine"]
 #: Inline markers that silence a finding on their line (ours first; the others
 #: are honoured so a repository migrating from a peer keeps its annotations).
 IGNORE_MARKERS = (b"secretsd:ignore", b"gitleaks:allow", b"pragma: allowlist secret")
+#: How much of a long line around a hit is read as its context (and shown in reports).
+_LINE_CONTEXT = 2048
+#: A line longer than this is minified or generated text (see ``_minified``).
+_MINIFIED_LINE = 5000
 _PEM_BODY = re.compile(r"[A-Za-z0-9+/=]{16,}")
 # PKCS#8 "ENCRYPTED PRIVATE KEY" and legacy PEM "Proc-Type: 4,ENCRYPTED": useless without
 # their passphrase.
@@ -181,11 +185,8 @@ class Engine:
             return None
         if self._counterfeit(secret, rule):
             return None
-        line_start = data.rfind(b"\n", 0, hit.start) + 1
-        line_end = data.find(b"\n", hit.end)
-        line = data[line_start : line_end if line_end >= 0 else len(data)].decode(
-            "utf-8", "replace"
-        )
+        line_start, line_end = _around(data, hit.start, hit.end)
+        line = data[line_start:line_end].decode("utf-8", "replace")
         kind = rule.kind
         filters = self.filters
         tier: str = rule.base_confidence
@@ -215,6 +216,8 @@ class Engine:
                 and context.is_hash_or_uuid(secret)
             ):
                 found = "medium"  # only a credential stands there: hex or a UUID is the key
+            if _minified(data, line_start, line_end):
+                found = "low"  # a name-based guess inside a bundle or source map: code, mostly
             tier = context.lower_tier(tier, found)
         elif kind == "uri":
             groups = match.groupdict()
@@ -399,6 +402,11 @@ class Engine:
             raw_line = data[line_start : line_end if line_end >= 0 else len(data)]
             if any(marker in raw_line for marker in IGNORE_MARKERS):
                 continue
+            # The report shows the hit's (first) line, cut around the hit on a long line; the
+            # whole secret stays in it, so that redaction can mask all of it.
+            shown_start = max(line_start, hit.start - _LINE_CONTEXT)
+            if line_end < 0 or line_end > hit.end + _LINE_CONTEXT:
+                line_end = min(len(data), hit.end + _LINE_CONTEXT)
             column = len(data[line_start : hit.start].decode("utf-8", "replace")) + 1
             if hit.loc is not None:  # a diff line: its first column is the +/- marker
                 path, line, commit = hit.loc.path, hit.loc.line, hit.loc.commit
@@ -419,7 +427,7 @@ class Engine:
                     line=line,
                     column=column,
                     secret=hit.secret,
-                    line_text=raw_line.decode("utf-8", "replace"),
+                    line_text=data[shown_start:line_end].decode("utf-8", "replace"),
                     severity=hit.rule.severity,
                     commit=commit,
                     test_path=context.is_test_path(path),
@@ -431,6 +439,29 @@ class Engine:
                 )
             )
         return findings
+
+
+def _minified(data: bytes, line_start: int, line_end: int) -> bool:
+    """The hit's line (whose context ``_around`` cut) is longer than people write: a minified
+    bundle, a source map or generated data, where a password-named key beside a string is
+    code far more often than a credential (swagger-ui's bundles: seven such guesses, none
+    a credential). Known formats are judged there as anywhere."""
+    if line_end - line_start < _MINIFIED_LINE // 2:
+        return False  # ``_around`` did not cut it: a line of ordinary length
+    start = data.rfind(b"\n", 0, line_start + 1) + 1
+    end = data.find(b"\n", line_end)
+    return (len(data) if end < 0 else end) - start > _MINIFIED_LINE
+
+
+def _around(data: bytes, start: int, end: int) -> tuple[int, int]:
+    """The line holding ``data[start:end]``, cut to ``_LINE_CONTEXT`` bytes either side: the
+    context checks and the report read this much. A minified bundle or source map is one
+    line of megabytes, and every check on every hit read all of it (22 s for one file)."""
+    low = max(0, start - _LINE_CONTEXT)
+    line_start = data.rfind(b"\n", low, start) + 1 or low
+    high = min(len(data), end + _LINE_CONTEXT)
+    line_end = data.find(b"\n", end, high)
+    return line_start, line_end if line_end >= 0 else high
 
 
 def _text(raw: bytes | None) -> str:

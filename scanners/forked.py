@@ -91,16 +91,19 @@ def _collect(pid: int, read_end: int) -> tuple[list[Block], SkipStats] | None:
 
 
 def _shares(tree: TreeSource, blocks: list[list[str]], jobs: int) -> list[list[int]]:
-    """Block indexes per worker, balanced by bytes: the largest blocks first, each to the
-    worker with the least so far. By count alone, one worker of the 40 MB tree got 25 MB
-    and the other 15 MB, and the scan waited for the first."""
+    """Block indexes per worker, balanced by the bytes they will scan (files over the size
+    limit count nothing: they are skipped after their stat): the largest blocks first, each
+    to the worker with the least so far. By count alone, one worker of the 40 MB tree got
+    25 MB and the other 15 MB, and the scan waited for the first."""
     root = str(tree.root)
+    limit = tree.max_file_size
 
     def size(path: str) -> int:
         try:
-            return os.lstat(os.path.join(root, path)).st_size
+            size = os.lstat(os.path.join(root, path)).st_size
         except OSError:
             return 0  # unreadable: the worker counts it, it costs nothing to scan
+        return size if size <= limit else 0  # too large: skipped after its stat
 
     weights = [sum(size(path) for path in block) for block in blocks]
     loads = [0] * jobs

@@ -266,3 +266,23 @@ def test_whole_keys_are_found_and_keys_cut_to_one_line_are_not(
     if len(lines) > 3:  # a PKCS#8 Ed25519 key is one line: nothing to cut
         cut = "\n".join([lines[0], lines[1], lines[-1]]) + "\n"
         assert engine.scan(Fragment("tests/test_detector.py", cut.encode())) == [], name
+
+
+def test_a_minified_line_is_read_around_each_hit(engine: Engine) -> None:
+    """A bundle or source map is one line of megabytes: the checks and the report read the
+    part around a hit, and the whole secret still stays inside what the report redacts. A
+    name-based guess there is reported at ``low`` (minified code); a known format is not."""
+    secret = password(seed=404)
+    filler = ",".join(f'"k{i}":"v{i}"' for i in range(40_000))
+    text = "{" + filler + f',"db_password":"{secret}",' + filler + "}"
+    found = engine.scan(Fragment("dist/app.bundle.js.map", text.encode()))
+    assert [f.rule for f in found] and all(f.secret == secret for f in found)
+    finding = found[0]
+    assert finding.line == 1 and finding.column == text.index(secret) + 1
+    assert secret in finding.line_text and len(finding.line_text) <= 2 * 2048 + len(secret) + 64
+    assert secret not in finding.redacted_line()
+    assert finding.confidence == "low"
+    token = github_token(seed=405)
+    bundled = "{" + filler + f',"token":"{token}",' + filler + "}"
+    found = engine.scan(Fragment("dist/app.bundle.js", bundled.encode()))
+    assert [(f.rule, f.confidence) for f in found] == [("github-token", "high")]
