@@ -171,15 +171,15 @@ def run_scan(request: ScanRequest, engine: Engine | None = None) -> ScanResult:
     pool: list[Any] = []
     if request.managed is not None:
         from secretsd.scanners.managed import candidates, match_candidates
-    scanned: Iterator[tuple[Fragment | None, list[Finding]]]
+    judged: Iterator[tuple[Fragment | None, list[Finding]]]
     if request.mode == "tree" and request.managed is None and jobs > 1:
         from secretsd.scanners import forked
 
         # findings only: the files stay in the workers (``--managed`` needs them here)
-        scanned = ((None, found) for _path, found in forked.scan_tree(tree, engine, jobs))
+        judged = ((None, found) for _path, found in forked.scan_tree(tree, engine, jobs))
     else:
-        scanned = ((fragment, engine.scan(fragment)) for fragment in fragments)
-    for fragment, found in scanned:
+        judged = ((fragment, engine.scan(fragment)) for fragment in fragments)
+    for fragment, found in judged:
         if request.managed is not None:
             assert fragment is not None
             pool.extend(candidates(fragment))
