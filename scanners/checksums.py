@@ -130,10 +130,9 @@ _OPENSSH_MIN_BYTES = 160
 def key_body_cut_short(body: str) -> bool:
     """A private key's base64 body that visibly stops early: DER whose outer SEQUENCE
     declares twice the bytes the body holds or more (``MIIEvQIBADANBgkqhki...`` and one
-    line), or an
-    OpenSSH blob far smaller than any whole key. Such a body is the first line of a key in
-    a test of a key detector or a shortened doc sample: it opens nothing. A body in neither
-    format (random test bytes, PGP packets) is not judged here."""
+    line), or an OpenSSH blob far smaller than any whole key. Such a body is the first line
+    of a key in a test of a key detector or a shortened doc sample: it opens nothing. A body
+    in neither format (random test bytes, PGP packets) is not judged here."""
     try:
         raw = base64.b64decode(body[: len(body) - len(body) % 4])
     except (ValueError, binascii.Error):

@@ -48,11 +48,14 @@ CODE_EXTENSIONS = _words(
     coffee gradle sbt"""
 )
 
+#: "Change it before production": in any value, token or password, it marks a placeholder.
+_CHANGE_IT = _words("change-in-prod change_in_prod change-this change_this")
 #: Substrings that make a value a placeholder: it cannot be anyone's credential.
 _PLACEHOLDER_WORDS = tuple(
-    _words(
+    _CHANGE_IT
+    | _words(
         """example placeholder redacted changeme change_me change-me replace_me replace-me replaceme
-    change-in-prod change_in_prod changeinprod change-this change_this changethis changez
+    changeinprod changethis changez
     replace_with replace-with
     your_ your- yourpass yourtoken yourkey yoursecret xxxx **** .... < > insert_ enter_ enter-
     notreal not_a_real not-a-real secret_here token_here key_here password_here _goes_here
@@ -591,11 +594,6 @@ def _key_at(line: str, key: str, value: str) -> int:
     return at if at >= 0 else line.find(key)
 
 
-def _between(line: str, key: str, value: str) -> str:
-    """The text between ``key`` and ``value`` on ``line`` (empty when either is missing)."""
-    return _between_at(line, _key_at(line, key, value), key, value)
-
-
 def _between_at(line: str, at: int, key: str, value: str) -> str:
     """The text between the key standing at ``at`` and ``value`` (empty when either is
     missing)."""
@@ -835,10 +833,10 @@ def _line_context(line: str, value: str) -> str | None:
 
 
 _TOKEN_PLACEHOLDERS = tuple(
-    _words(
+    _CHANGE_IT
+    | _words(
         """example xxxxxx ****** sample your_ your- yourtoken yourkey placeholder dummy redacted
-    insert replace_ changeme _here abc123 change-in-prod change_in_prod change-this
-    change_this"""
+    insert replace_ changeme _here abc123"""
     )
 )
 #: ``<your-token>``, ``sk-<key>``, ``<insert``: angle brackets around a word or at either end.

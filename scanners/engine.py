@@ -405,8 +405,9 @@ class Engine:
             # The report shows the hit's (first) line, cut around the hit on a long line; the
             # whole secret stays in it, so that redaction can mask all of it.
             shown_start = max(line_start, hit.start - _LINE_CONTEXT)
+            shown_end = line_end
             if line_end < 0 or line_end > hit.end + _LINE_CONTEXT:
-                line_end = min(len(data), hit.end + _LINE_CONTEXT)
+                shown_end = min(len(data), hit.end + _LINE_CONTEXT)
             column = len(data[line_start : hit.start].decode("utf-8", "replace")) + 1
             if hit.loc is not None:  # a diff line: its first column is the +/- marker
                 path, line, commit = hit.loc.path, hit.loc.line, hit.loc.commit
@@ -427,7 +428,7 @@ class Engine:
                     line=line,
                     column=column,
                     secret=hit.secret,
-                    line_text=data[shown_start:line_end].decode("utf-8", "replace"),
+                    line_text=data[shown_start:shown_end].decode("utf-8", "replace"),
                     severity=hit.rule.severity,
                     commit=commit,
                     test_path=context.is_test_path(path),

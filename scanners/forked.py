@@ -10,8 +10,8 @@ loaded (copy-on-write: no worker loads or compiles anything again).
 
 The files go out in small blocks of consecutive paths, dealt so that every
 worker gets about the same number of bytes, and the findings come back per
-block and are put back in path order: the result is the one-process scan's, finding for
-finding (``tests/scanners/test_forked.py``). Each child sends its findings and
+block and are put back in path order: the result is the one-process scan's,
+finding for finding (``tests/scanners/test_forked.py``). Each child sends its findings and
 its skip counts through a pipe and leaves with ``os._exit`` (it must not run the
 parent's exit handlers or flush its buffers). A child that fails in any way (an
 error, a crash, a kill) costs time, not findings: the parent scans that child's
@@ -83,11 +83,10 @@ def _collect(pid: int, read_end: int) -> tuple[list[Block], SkipStats] | None:
     if status != 0 or not data:
         return None
     try:
-        result = pickle.loads(data)  # noqa: S301 - our own child's output, over our own pipe
+        result: tuple[list[Block], SkipStats] = pickle.loads(data)  # noqa: S301 - our child's
     except (pickle.UnpicklingError, EOFError, ValueError):
         return None
-    blocks, stats = result
-    return blocks, stats
+    return result
 
 
 def _shares(tree: TreeSource, blocks: list[list[str]], jobs: int) -> list[list[int]]:
@@ -126,8 +125,6 @@ def scan_tree(tree: TreeSource, engine: Engine, jobs: int) -> Iterator[tuple[str
     shares = _shares(tree, blocks, jobs)
     children: list[tuple[int, int, list[int]]] = []
     results: dict[int, list[tuple[str, list[Finding]]]] = {}
-    # Objects made so far go to a generation the collector never walks: otherwise a child's
-    # first collection touches every page of the shared heap and copies it (copy-on-write).
     try:
         for share in shares[1:]:
             read_end, write_end = os.pipe()

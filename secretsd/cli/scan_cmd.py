@@ -94,8 +94,7 @@ def scan(
         typer.Option(
             "--jobs",
             "-j",
-            help="Threads that prefilter files ahead of the checks (default: one per CPU, "
-            "at most 4).",
+            help="Processes for a tree scan (default: one per CPU, at most 4).",
             show_default=False,
         ),
     ] = None,
