@@ -27,6 +27,7 @@ import signal
 import sys
 import threading
 from collections.abc import Iterator
+from dataclasses import dataclass
 from typing import NoReturn
 
 from secretsd.scanners.engine import Engine
@@ -75,11 +76,25 @@ def _child(
         os._exit(status)
 
 
-def _collect(pid: int, read_end: int) -> tuple[list[Block], SkipStats] | None:
+@dataclass
+class _Worker:
+    """A forked child until it is reaped: ``read_end`` is None once the parent's reader owns
+    (and so closes) the pipe, ``pid`` is 0 once the child is reaped."""
+
+    pid: int
+    read_end: int | None
+    share: list[int]
+
+
+def _collect(worker: _Worker) -> tuple[list[Block], SkipStats] | None:
     """A child's result, or None if it did not deliver one whole."""
-    with os.fdopen(read_end, "rb") as pipe:
+    if worker.read_end is None:
+        return None
+    with os.fdopen(worker.read_end, "rb") as pipe:
+        worker.read_end = None
         data = pipe.read()
-    _, status = os.waitpid(pid, 0)
+    _, status = os.waitpid(worker.pid, 0)
+    worker.pid = 0
     if status != 0 or not data:
         return None
     try:
@@ -87,6 +102,21 @@ def _collect(pid: int, read_end: int) -> tuple[list[Block], SkipStats] | None:
     except (pickle.UnpicklingError, EOFError, ValueError):
         return None
     return result
+
+
+def _stop(worker: _Worker) -> None:
+    """End and reap a child the scan no longer waits for (an error or Ctrl-C in the parent,
+    even while it was reading this child's pipe)."""
+    if worker.read_end is not None:
+        os.close(worker.read_end)
+        worker.read_end = None
+    if worker.pid:
+        try:
+            os.kill(worker.pid, signal.SIGTERM)
+            os.waitpid(worker.pid, 0)
+        except (ChildProcessError, ProcessLookupError):
+            pass
+        worker.pid = 0
 
 
 def _shares(tree: TreeSource, blocks: list[list[str]], jobs: int) -> list[list[int]]:
@@ -123,7 +153,7 @@ def scan_tree(tree: TreeSource, engine: Engine, jobs: int) -> Iterator[tuple[str
         return
     blocks = [paths[i : i + _BLOCK] for i in range(0, len(paths), _BLOCK)]
     shares = _shares(tree, blocks, jobs)
-    children: list[tuple[int, int, list[int]]] = []
+    children: list[_Worker] = []
     results: dict[int, list[tuple[str, list[Finding]]]] = {}
     try:
         for share in shares[1:]:
@@ -133,24 +163,18 @@ def scan_tree(tree: TreeSource, engine: Engine, jobs: int) -> Iterator[tuple[str
                 os.close(read_end)
                 _child(tree, engine, blocks, share, write_end)
             os.close(write_end)
-            children.append((pid, read_end, share))
+            children.append(_Worker(pid, read_end, share))
         results.update(_scan_blocks(tree, engine, blocks, shares[0]))
-        while children:
-            pid, read_end, share = children.pop(0)
-            delivered = _collect(pid, read_end)
+        for worker in children:
+            delivered = _collect(worker)
             if delivered is None:  # the child failed: its blocks are scanned here instead
-                results.update(_scan_blocks(tree, engine, blocks, share))
+                results.update(_scan_blocks(tree, engine, blocks, worker.share))
                 continue
             done, stats = delivered
             results.update(done)
             tree.stats.add(stats)
     finally:
-        for pid, read_end, _ in children:  # an error here: stop and reap the others
-            os.close(read_end)
-            try:
-                os.kill(pid, signal.SIGTERM)
-                os.waitpid(pid, 0)
-            except ChildProcessError:
-                pass
+        for worker in children:  # an error or an interrupt here: stop and reap the others
+            _stop(worker)
     for index in range(len(blocks)):
         yield from results[index]

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import os
 import signal
+import time
 from pathlib import Path
 from typing import Any
 
@@ -125,6 +126,41 @@ def test_a_failed_worker_costs_time_not_findings(
 
     monkeypatch.setattr(forked, "_scan_blocks", failing)
     assert _scan(fixtures, jobs=3) == serial
+    assert len(worker_pids) == 2
+
+
+class _Interrupted(Exception):
+    pass
+
+
+def test_an_interrupt_while_reading_a_worker_reaps_every_worker(
+    fixtures: Path, monkeypatch: pytest.MonkeyPatch, worker_pids: list[int]
+) -> None:
+    """Ctrl-C while the parent waits on a worker's pipe: no worker is left running or unreaped
+    (the autouse fixture checks), and the parent does not wait for the workers to finish."""
+    parent = os.getpid()
+    real = forked._scan_blocks
+
+    def slow_workers(*args: Any) -> Any:
+        if os.getpid() != parent:
+            time.sleep(60)  # a worker still busy when the parent is interrupted
+        result = real(*args)
+        signal.setitimer(signal.ITIMER_REAL, 0.2)  # the parent is now reading a pipe
+        return result
+
+    def interrupt(signum: int, frame: Any) -> None:
+        raise _Interrupted
+
+    previous = signal.signal(signal.SIGALRM, interrupt)
+    monkeypatch.setattr(forked, "_scan_blocks", slow_workers)
+    started = time.monotonic()
+    try:
+        with pytest.raises(_Interrupted):
+            _scan(fixtures, jobs=3)
+    finally:
+        signal.setitimer(signal.ITIMER_REAL, 0)
+        signal.signal(signal.SIGALRM, previous)
+    assert time.monotonic() - started < 30
     assert len(worker_pids) == 2
 
 
