@@ -48,6 +48,10 @@ TUNING = (
     "real20",
     "real21",
     "real22",
+    "real27",
+    "real28",
+    "real31",
+    "real32",
     "heldout3",
     "tune8",
     "tune9",
@@ -59,6 +63,7 @@ TUNING = (
     "tune15",
     "tune16",
     "tune17",
+    "tune18",
 )
 
 

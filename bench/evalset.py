@@ -999,6 +999,8 @@ PARTS: dict[str, tuple[str, int]] = {
     "tune16": ("eval_tune16", 8513),
     "tune17": ("eval_tune17", 8737),
     "heldout10": ("eval_heldout10", 9859),
+    "tune18": ("eval_tune18", 8951),
+    "heldout11": ("eval_heldout11", 9967),
 }
 
 

@@ -19,7 +19,9 @@ before any scanner was run on them (the guide is ``bench/REALSET.md``). The sets
   written last, tuned on;
 - ``real17``-``real26`` (round 10): ten more representative mixes; ``real17``, ``real18``,
   ``real23``-``real26`` held out whole (``real25`` and ``real26`` written after the changes),
-  ``real19``-``real22`` tuned on.
+  ``real19``-``real22`` tuned on;
+- ``real27``-``real34`` (round 11): eight more; ``real29``, ``real30``, ``real33``, ``real34``
+  held out whole, ``real27``, ``real28``, ``real31``, ``real32`` tuned on.
 
 Each set is two files:
 
@@ -130,6 +132,17 @@ TWENTY_FOURTH = _real_set("real24", ("real24",))
 #: build on files nobody tuned on.
 TWENTY_FIFTH = _real_set("real25", ("real25",))
 TWENTY_SIXTH = _real_set("real26", ("real26",))
+#: Round 11: eight more, written blind: ``real27``, ``real28`` (at the start) and ``real31``,
+#: ``real32`` (mid-round) tuned on; ``real29``, ``real30`` (at the start) held out whole.
+TWENTY_SEVENTH = _real_set("real27", ("real27",))
+TWENTY_EIGHTH = _real_set("real28", ("real28",))
+TWENTY_NINTH = _real_set("real29", ("real29",))
+THIRTIETH = _real_set("real30", ("real30",))
+THIRTY_FIRST = _real_set("real31", ("real31",))
+THIRTY_SECOND = _real_set("real32", ("real32",))
+#: Round 11, written while the round's changes were made: held out whole.
+THIRTY_THIRD = _real_set("real33", ("real33",))
+THIRTY_FOURTH = _real_set("real34", ("real34",))
 SETS = {
     real.name: real
     for real in (
@@ -137,6 +150,8 @@ SETS = {
         NINTH, TENTH, ELEVENTH, TWELFTH, THIRTEENTH, FOURTEENTH, FIFTEENTH, SIXTEENTH,
         SEVENTEENTH, EIGHTEENTH, NINETEENTH, TWENTIETH,
         TWENTY_FIRST, TWENTY_SECOND, TWENTY_THIRD, TWENTY_FOURTH, TWENTY_FIFTH, TWENTY_SIXTH,
+        TWENTY_SEVENTH, TWENTY_EIGHTH, TWENTY_NINTH, THIRTIETH, THIRTY_FIRST, THIRTY_SECOND,
+        THIRTY_THIRD, THIRTY_FOURTH,
     )
 }  # fmt: skip
 PARTS = tuple(part for real in SETS.values() for part in real.parts)
