@@ -25,7 +25,21 @@ __all__ = ["column_findings"]
 _CSV_COLUMN = re.compile(
     r"(?i)(?:[\w ]*[_ -])?(?:password|passwd|pwd|pass|passphrase|secret|token|api[_ -]?key"
     r"|apikey|access[_ -]?key|client[_ -]?secret|private[_ -]?key)"
+    r"|(?P<foreign>[\w ]{0,30}?(?:contrase(?:ñ|n)a|senha|mot de passe|passwort|kennwort|wachtwoord"
+    r"|has(?:ł|l)o|heslo|salasana|(?:ş|s)ifre|parola|l(?:ö|o)senord|adgangskode|пароль|密码|密碼"
+    r"|パスワード|비밀번호))"
 )
+
+
+def _column_key(column: str) -> str:
+    """The key a cell is judged under: a password column named in another language
+    (``Contraseña``, ``Пароль``, ``密码``) is judged as a ``password`` column."""
+    match = _CSV_COLUMN.fullmatch(column.strip())
+    if match is not None and match.group("foreign"):
+        return "password"
+    return re.sub(r"\W+", "_", column)
+
+
 #: File suffixes whose columns are read, and the reader of each.
 _COLUMN_KINDS = {
     ".csv": "csv",
@@ -121,7 +135,7 @@ def _judged_cell(
 ) -> list[Finding]:
     """One cell of a credential column, judged as ``<column>: <value>`` and placed where it
     stands in its file."""
-    key = re.sub(r"\W+", "_", column)
+    key = _column_key(column)
     return judged_as_config(
         scan,
         Fragment(where.path, f"{key}: {value}\n".encode(), commit=where.commit),

@@ -58,7 +58,8 @@ _PLACEHOLDER_WORDS = tuple(
     changeinprod changethis changez
     replace_with replace-with
     your_ your- yourpass yourtoken yourkey yoursecret xxxx **** .... < > insert_ enter_ enter-
-    notreal not_a_real not-a-real secret_here token_here key_here password_here _goes_here
+    notreal notareal not_a_real not-a-real secret_here token_here key_here password_here _goes_here
+    goeshere
     votre_ votre- tu_contrase tu-contrase sua_senha sua-senha dein_passwort dein-passwort ваш
     본인 promijeni cambiame cambiar"""
     )
@@ -89,6 +90,7 @@ _WEAK_EXACT = _words(
 _TEMPLATE = re.compile(
     r"^#{2,}[A-Za-z_][\w.-]*#{2,}$|^@@[A-Za-z_]\w*@@$|^@[A-Z][A-Z0-9_]*$|"
     r"\$\{|\$\(|\{\{|\}\}|\{%|<%|%\(|#\{|\[\[|\]\]|(?<![A-Za-z0-9])%[sd](?![A-Za-z0-9])|\{\d*\}|"
+    r"^%\d(?:[:@/ ,]%\d)*$|"  # a batch or template's positional arguments: %3:%4
     r"^\$[A-Za-z_]\w*$|^%[A-Za-z_][\w.]*%$|^@[A-Za-z_][\w.-]*@$|^__[A-Za-z][A-Za-z0-9_.]*__$|^%%[A-Za-z_][\w.]*(?:%%)?$|^![A-Z_][A-Z0-9_]*!$|^%[sdr]$|"
     r"^\{[0-9a-z_]*\}$|^:[a-z_]+$|^\$\d$|^\$env:|^env:|^exec:|^credentialsJSON:|^\$__[a-z]+\{|[=:/]\$[A-Za-z_]\w*$|"
     r"^%~[a-z]*\d$|"  # a batch file's own path: set PWD=%~dp0
@@ -339,10 +341,16 @@ _NOT_A_VALUE = re.compile(
 
 
 def _in_template(line: str, value: str) -> bool:
-    """The value sits inside a ``{{ ... }}`` expression (a lookup's argument, not the value)."""
+    """The value sits inside a ``{{ ... }}`` expression (a lookup's argument, not the value),
+    unless it is the expression's ``| default('...')``: that literal is used wherever the
+    variable is unset."""
     at = line.find(value)
     opened = line.rfind("{{", 0, at)
-    return opened >= 0 and line.rfind("}}", 0, at) < opened and line.find("}}", at) >= 0
+    inside = opened >= 0 and line.rfind("}}", 0, at) < opened and line.find("}}", at) >= 0
+    return inside and _JINJA_DEFAULT_BEFORE.search(line, opened, at) is None
+
+
+_JINJA_DEFAULT_BEFORE = re.compile(r"\|[ \t]*default\([ \t]*[\"']$")
 
 
 _NAME_LIKE = re.compile(r"[A-Za-z][A-Za-z_-]*")
@@ -364,6 +372,10 @@ _WRAPPER_CALLS = frozenset(
         "new",
         "byte",  # Go: []byte("...")
         "some",  # Rust: Some("...")
+        # bytes.fromhex("..."), base64.b64decode("..."): the literal is the key, encoded
+        "fromhex",
+        "unhexlify",
+        "b64decode",
     ]
 )
 _CALL_BEFORE = re.compile(r"([A-Za-z_][\w.$]*)\s*\(\s*[rbuf@]?$")
@@ -380,7 +392,9 @@ _DEFAULTING_CALLS = frozenset(
 
 
 #: ``YourSuperSecretKey...``, ``AIzaSyYourMapsKeyHere``: says what to put there.
-_YOUR_CAMEL = re.compile(r"Your[A-Z]")
+#: A whole value that is an e-mail address: under a key or token name it names an account.
+_EMAIL_ADDRESS = re.compile(r"[\w.+-]{1,64}@[A-Za-z0-9-]{1,63}(?:\.[A-Za-z0-9-]{1,63})+")
+_YOUR_CAMEL = re.compile(r"Your[A-Z]|(?<![A-Za-z])your[A-Z]")
 
 
 #: Digits and signs read as letters (``3x4mpl3``), to see the word a value spells.
@@ -530,7 +544,8 @@ def _states_the_password(line: str, key: str, value: str, op: str, path: str) ->
     """Whether the line leaves no doubt that ``value`` *is* the password named by ``key``,
     so that a weak value is reported at ``medium``: a direct assignment, prose that sets
     the value apart as a literal, a variable's own ``${X:-default}``, an XML password slot,
-    an environment lookup's default, a password flag's argument, a Markdown table row.
+    an environment lookup's default, a password flag's argument (a word there only when it
+    is ``changeit`` for a keystore of one's own keys), a Markdown table row.
     ``{"password": "medium"}`` in program source (a dict of settings) is not one."""
     if not _key_holds_password(key):
         return False
@@ -549,9 +564,23 @@ def _states_the_password(line: str, key: str, value: str, op: str, path: str) ->
         or _SHELL_DEFAULT_BETWEEN.fullmatch(between) is not None
         or _XML_VALUE_BETWEEN.fullmatch(between) is not None
         or _env_default(line, at, between)
-        or (_cli_flag_value(line, at, between) and not value.isalpha())
+        or (
+            _cli_flag_value(line, at, between)
+            and (not value.isalpha() or _keystore_default(line, value))
+        )
         or (line.lstrip().startswith("|") and _TABLE_BETWEEN.fullmatch(between) is not None)
     )
+
+
+#: A keytool line about certificates: the truststore's well-known ``changeit`` guards only
+#: public certificates there.
+_TRUSTSTORE_LINE = re.compile(r"(?i)cacerts|truststore|-import(?:cert)?\b|-file\b|\.(?:crt|cer)\b")
+
+
+def _keystore_default(line: str, value: str) -> bool:
+    """``changeit``, the JDK's default keystore password, kept for a keystore of one's own
+    keys (``-srcstorepass changeit``); not where a certificate goes into a truststore."""
+    return value == "changeit" and _TRUSTSTORE_LINE.search(line) is None
 
 
 def _key_holds_password(key: str) -> bool:
@@ -594,6 +623,15 @@ def _key_at(line: str, key: str, value: str) -> int:
     return at if at >= 0 else line.find(key)
 
 
+def _value_at(line: str, key: str, value: str) -> int:
+    """Where ``value`` stands on ``line``: its first occurrence after ``key`` (where a Go
+    ``sql.Open`` names the driver with the same word as the password, the password's, not the
+    driver's), else its first occurrence; 0 when it is not there."""
+    named = line.find(key) if key else -1
+    at = line.find(value, named + len(key)) if named >= 0 else -1
+    return max(0, at if at >= 0 else line.find(value))
+
+
 def _between_at(line: str, at: int, key: str, value: str) -> str:
     """The text between the key standing at ``at`` and ``value`` (empty when either is
     missing)."""
@@ -623,6 +661,9 @@ _ENCRYPTED_VALUE = re.compile(
     # GeoServer's crypt1:/crypt2: (its plain: prefix means plain text and stays a password)
     r"^(?:crypt[12]?|enc|encrypted|cipher|aes|kms|vault:v\d+|sops):|^\{cipher\}"
     r"|^\[enc:[\w.-]+:"  # IIS applicationHost.config, encrypted by its configuration provider
+    # Datadog's secrets backend (ENC[k8s_secret@ns/name/key]) and Jasypt's ENC(...): resolved or
+    # decrypted when the program starts, not the value
+    r"|^ENC[\[(][^\s\])]+[\])]$"
     r"|^\$M\$[\w.+/=$-]{8,}"  # F5 BIG-IP's master-key encrypted values
     r"|^\{[A-Za-z0-9+/]{12,}={0,2}\}$",
     re.IGNORECASE,
@@ -683,6 +724,15 @@ _SHELL_DEFAULT = re.compile(
     r"|(?!(?i:vault|ssm|awssm|secretsmanager|file|env|sops|gcpsm|azkv|aws):)"
     r"[A-Za-z_][\w.-]*:([^${}\s?+/#:][^${}\s/#]*))\}"
 )
+
+
+#: A quoted literal that code joins more onto: ``"Trial@Pass" + (-join ...)``, ``'pre' + x``.
+_JOINED_AFTER = re.compile(r"""["'`][ \t]*\+[ \t]*[\w$(\[]""")
+
+
+def _joined_on(line: str, value: str) -> bool:
+    at = line.find(value)
+    return at >= 0 and _JOINED_AFTER.match(line, at + len(value)) is not None
 
 
 def _is_template(value: str) -> bool:
@@ -800,12 +850,14 @@ def _chosen_password_word(key: str, value: str) -> bool:
 _JOINED_WORDS = re.compile(r"[a-z]{3,12}(?:[_-][a-z]{3,12}){1,2}")
 
 
-def _chosen_words_password(key: str, value: str, path: str) -> bool:
+def _chosen_words_password(key: str, value: str, path: str, line: str, op: str) -> bool:
     """In a config file (YAML, ``.env``, properties) every value is a literal: joined words
     under a password key there (``MYSQL_PASSWORD: gin_layout``) are a chosen password, where
-    in program source they would be a variable's name. Words that describe a field or a
-    sentence (``not_set``, ``from_env``, ``db_password``) are not."""
-    if is_code_path(path) or not _key_holds_password(key) or not _JOINED_WORDS.fullmatch(value):
+    in program source they would be a variable's name, unless a setter takes them as a quoted
+    string (``setPassword(...)``). Words that describe a field or a sentence (``not_set``,
+    ``from_env``, ``db_password``) are not."""
+    literal = not is_code_path(path) or (op.strip() == "(" and _quoted(line, value))
+    if not literal or not _key_holds_password(key) or not _JOINED_WORDS.fullmatch(value):
         return False
     words = re.split(r"[_-]", value)
     return not any(
@@ -844,7 +896,11 @@ _TOKEN_PLACEHOLDERS = tuple(
 _ANGLE_PLACEHOLDER = re.compile(r"<[\w .-]*>|^<|>$")
 
 
-_REGEXISH = re.compile(r"\\[swdbSWD]|\(\?[:!=<P]|\[\^|\{\d+,\d*\}|\.\*|\.\+")
+#: ``.*`` counts at a pattern's edge (``.*secret.*``, ``^pass.+$``): inside a random password
+#: (``Y8t.*aVb6``) it is two of its characters.
+_REGEXISH = re.compile(
+    r"\\[swdbSWD]|\(\?[:!=<P]|\[\^|\{\d+,\d*\}|(?:^|[\^(|])\.[*+]|\.[*+](?:$|[$)|])"
+)
 
 
 #: Letters and digits typed in turn: no service issues a value holding it.
@@ -909,10 +965,11 @@ def _elided(line: str, value: str) -> bool:
 
 #: Words by which a value declares itself a test value: ``unit-test-only-access-secret``,
 #: ``encryption-key-for-tests``, ``sb_publishable_...`` (Supabase's browser key, public), Mapbox's
-#: ``pk.`` tokens.
+#: ``pk.`` tokens and PostHog's ``phc_`` project keys.
 _DECLARED_FAKE = re.compile(
     r"(?i)(?:^|[_-])(?:test[_-]?only|for[_-]tests?|for[_-]testing|unit[_-]tests?|not[_-]a[_-]"
-    r"(?:real|secret)|planted\w*)(?:[_-]|$)|^sb_publishable_|"
+    r"(?:real|secret)|planted\w*|marker|fixtures?|e2e|do[_-]?not[_-]?use)(?:[_-]|$)|^sb_publishable_|"
+    r"^phc_[0-9A-Za-z]{30,60}$|"  # a PostHog project key: sent by every browser that loads the page
     r"^pk\.eyJ|"  # a Mapbox public token: made for browsers
     # Google's published reCAPTCHA test keys: they always pass, and open nothing
     r"^6LeIxAcTAAAAA|"
@@ -921,7 +978,9 @@ _DECLARED_FAKE = re.compile(
     r"59c6995e998f97a5a0044966f0945389dc9e86dae88c7a8412f4603b6b78690d|"
     r"c5b2fcab997346f3ea1c00b002ecf6f382c5f9c9659a3894eb783c5320f912)$|"
     # a phrase that says what it is: test-session-secret-that-is-longer-than-32-chars
-    r"^(?:test|fake|dummy|mock|sample)[_-][a-z]+[_-][a-z]+[_-][a-z]+(?:[_-][a-z0-9]+)*$"
+    r"^(?:test|fake|dummy|mock|sample)[_-][a-z]+[_-][a-z]+[_-][a-z]+(?:[_-][a-z0-9]+)*$|"
+    # or has "fake" as one of a few short words: 00-fake-okta-token, svc_fake_pw
+    r"^(?:[a-z0-9]{1,10}[_-]){0,3}(?:fake|dummy|mock)(?:[_-][a-z0-9]{1,10}){1,4}$"
 )
 
 
@@ -985,6 +1044,12 @@ _USER_SETTING = re.compile(
     rb"""(?:=|:|=>)[ \t]*["']?([A-Za-z0-9_.@-]{2,64})["']?[ \t]*,?[ \t]*\r?$"""
 )
 
+#: A user given as a keyword argument or a key of an inline map, quoted.
+_USER_ARGUMENT = re.compile(
+    rb"""(?i)(?<![\w.])["']?(?:user(?:name)?|usr|login|uid)["']?[ \t]*(?:=|:|=>)[ \t]*"""
+    rb"""["']([A-Za-z0-9_.@-]{2,64})["'][ \t]*[,;]"""
+)
+
 
 def concrete_user_near(data: bytes, start: int, end: int, lines: int = 3) -> bool:
     """Whether a user setting with a concrete name (``postgres``, ``admin``, ``kkk``) stands
@@ -1000,9 +1065,20 @@ def concrete_user_near(data: bytes, start: int, end: int, lines: int = 3) -> boo
     for _ in range(lines):
         found = data.find(b"\n", high + 1)
         high = len(data) if found < 0 else found
-    return any(
+    if any(
         concrete_user(match.group(1).decode("utf-8", "replace"))
         for match in _USER_SETTING.finditer(data, low, high)
+    ):
+        return True
+    # connect(host="db", user="postgres", password="password"): the user is an argument on
+    # the password's own line
+    line_start = data.rfind(b"\n", 0, start) + 1
+    line_end = data.find(b"\n", end)
+    if line_end < 0:
+        line_end = len(data)
+    return any(
+        concrete_user(match.group(1).decode("utf-8", "replace"))
+        for match in _USER_ARGUMENT.finditer(data, line_start, line_end)
     )
 
 
@@ -1050,6 +1126,8 @@ def judge_uri_password(
         return _weak_tier(low, test_path=test_path, clear=True)
     if low in filters.placeholders or any(word in low for word in _PLACEHOLDER_WORDS):
         return None
+    if _declared_fake(password):
+        return None  # guest:canary-password-marker@: a test's canary, it opens nothing
     if len(set(low)) <= 2 or (_REPEAT.search(password) and len(set(password)) <= 3):
         return None
     weak = (
@@ -1158,6 +1236,8 @@ def judge_assignment(
         return None  # a template, a pattern, or where the value lives (awssm://prod/db:password)
     if _elided(line, value) or _jose_header_only(value) or _declared_fake(value):
         return None  # pypi-AgEN..., a JWT's header alone, "unit-test-only-secret"
+    if _joined_on(line, value):
+        return None  # "Trial@Pass" + (random suffix): the literal is only the value's start
     tier = _line_context(line, value)
     if tier is None:
         return None
@@ -1192,8 +1272,9 @@ def judge_assignment(
             return None  # MovedAttribute("HTTPPasswordMgr", ...): a class name, not a key
         if value.isalpha() and value.islower():
             return None
-    before_value = line[: max(0, line.find(value))].rstrip().rstrip("\"'`")
-    second = _SECOND_ARGUMENT.search(line[: max(0, line.find(value))].rstrip("\"'`"))
+    value_at = _value_at(line, key, value)
+    before_value = line[:value_at].rstrip().rstrip("\"'`")
+    second = _SECOND_ARGUMENT.search(line[:value_at].rstrip("\"'`"))
     if second and (not key or line.find(key) >= second.start()):
         second = None  # login("user", "pw"): the call itself is the rule's context
     if (
@@ -1238,6 +1319,8 @@ def judge_assignment(
         return None
     if _CRYPT_HASH.search(value) or _ENCRYPTED_VALUE.search(value):
         return None  # a stored hash or a ciphertext for the app's decryptor
+    if kind == "generic" and _EMAIL_ADDRESS.fullmatch(value):
+        return None  # MINIO_ACCESS_KEY=minio@corp.example: a login name, the secret is elsewhere
     if _is_rule_or_description(value) or (is_i18n_path(path) and _TEXTLIKE.fullmatch(value)):
         return None
     token_named = kind != "password" or (bool(key) and not _key_holds_password(key))
@@ -1271,7 +1354,7 @@ def judge_assignment(
         and (not is_code_path(path) or _quoted(line, value))
         and value.rsplit("_", 1)[0].rstrip("0123456789") not in _ROLE_PREFIXES
         and not _names_a_credential(value.split("_")[:-1])
-    ) or (kind == "password" and keyed and _chosen_words_password(key, value, path))
+    ) or (kind == "password" and keyed and _chosen_words_password(key, value, path, line, op))
     # keyPassword=fjord_local is a chosen password, not an identifier, and passes both checks
     if (
         keyed

@@ -67,7 +67,10 @@ def _new_file_lines(rules: tuple[Rule, ...]) -> re.Pattern[bytes] | None:
 
 
 #: Words and numbers joined by separators: ``secret-value-9876``, ``THIS-IS-A-LONG-VALUE``.
-_WORDY_BODY = re.compile(r"(?:[A-Za-z]+|\d+)(?:[-_.](?:[A-Za-z]+|\d+)){2,}")
+_WORDY_BODY = re.compile(
+    r"(?:[A-Za-z]+|\d+)(?:[-_.](?:[A-Za-z]+|\d+)){2,}"
+    r"|(?:[A-Z][a-z]+){3,}\d*"  # ghp_ReleaseBotTokenComesFromVaultLaterToday: words, typed
+)
 #: Token prefixes that are also words or versions people put at the start of their own values
 #: (``secret_sauce``, ``test_password``, ``api-key-1``): no evidence of a service's token.
 _WORD_PREFIXES = (
@@ -151,6 +154,8 @@ class Engine:
         self._new_files = _new_file_lines(self._path_rules)
         self._order = {rule.id: index for index, rule in enumerate(rules.rules)}
         self._vendor_prefixes = _vendor_prefixes(rules.rules)
+        #: One ``startswith`` test spares the loop for the usual value, which has none.
+        self._any_vendor_prefix = tuple(prefix for prefix, _ in self._vendor_prefixes)
         # The cache key names what the database holds: the rules without the path rules.
         cache_key = f"{rules.fingerprint()}:without-path-rules"
         self.matcher: Matcher = make_matcher(self._rules, cache_key, matcher)
@@ -164,12 +169,18 @@ class Engine:
         name (``api_key: ...``) or by a shorter prefix (OpenAI's ``sk-``) finds a placeholder.
         A rule that knows the prefix itself judges its own format."""
         lowered = secret.lower()
+        if not lowered.startswith(self._any_vendor_prefix):
+            return False
         for prefix, owner in self._vendor_prefixes:
             if lowered.startswith(prefix):
                 if owner is rule or any(len(own) >= len(prefix) for own in rule.literal_prefixes):
                     return False
-                if owner.compiled.search(secret.encode("utf-8", "replace")) is not None:
-                    return False
+                found = owner.compiled.search(secret.encode("utf-8", "replace"))
+                if found is not None:
+                    # the service's shape; where the service signs its tokens with a checksum
+                    # (GitHub's CRC32), a failed one says a person typed it
+                    body = found.group(owner.group).decode("utf-8", "replace")
+                    return owner.checksum is not None and not validate(owner.checksum, body)
                 # A random body of another length may be a format the rule does not know
                 # yet; a short or wordy one (``test``, ``secret-value-9876``) was typed.
                 rest = secret[len(prefix) :]

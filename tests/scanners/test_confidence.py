@@ -289,6 +289,112 @@ def test_every_secret_on_a_line_is_masked_in_each_report(tmp_path: Path) -> None
             "SECRET_KEY = 'django-insecure-dev-key-change-in-production-2x9q'\n",
             [],
         ),
+        # an e-mail address under a key name is the account, not its secret
+        (".env", "MINIO_ACCESS_KEY=storage@ops.internal\n", []),
+        # yourSessionKey1 says what to put there, as YourAppKey does
+        ("docs/sample-env.md", "APP_KEYS=yourSessionKey1,yourSessionKey2,yourSessionKey3\n", []),
+        # Datadog's secrets backend and Jasypt resolve these when the program starts
+        ("conf.d/sqlserver.yaml", '    password: "ENC[k8s_secret@datadog/sql/password]"\n', []),
+        (
+            "application.properties",
+            "spring.datasource.password=ENC(G6N718UuyPE5bHyWKyuLQSm02auQPUtm)\n",
+            [],
+        ),
+        # the literal a decoding call turns into the key is the key
+        (
+            "jupyterhub_config.py",
+            'c.JupyterHub.cookie_secret = bytes.fromhex("d1b783640ddfd1124311f830590bc86e17e58fe6808b864f427d53936e684090")\n',
+            ["medium"],
+        ),
+        # .* inside a random password is two of its characters; at a pattern's edge, a pattern
+        ("sssd.conf", "ldap_default_authtok = Y8t.*aVb6-V005QEz\n", ["medium"]),
+        ("src/filters.py", 'password = ".*secret.*"\n', []),
+        # "fake" as one of a few short words declares the value
+        (
+            "tests/conftest.py",
+            '    monkeypatch.setenv("OKTA_API_TOKEN", "00-fake-okta-token")\n',
+            [],
+        ),
+        # a URI whose host is joined on in code
+        (
+            "consumer/main.go",
+            '\tconn, err := amqp.Dial("amqp://orders:Tq4Wn8Zr2Lm@" + host + "/")\n',
+            ["medium"],
+        ),
+        (
+            "proxy/amqp_test.go",
+            '\tamqp.Dial("amqp://guest:canary-password-marker@" + addr + "/")\n',
+            [],
+        ),
+        # a user given as an argument on the password's own line is a concrete user
+        (
+            "app.py",
+            'conn = psycopg2.connect(host="localhost", user="postgres", password="password")\n',
+            ["medium"],
+        ),
+        (
+            "app.py",
+            'conn = psycopg2.connect(host="localhost", user="user", password="password")\n',
+            [],
+        ),
+        # a setter takes joined words as a string: a chosen password, not a variable's name
+        ("src/main/java/Main.java", '        factory.setPassword("ridge_lantern");\n', ["medium"]),
+        ("src/main/java/Main.java", '        form.setPassword("not_set");\n', []),
+        # the default of a Jinja expression is used wherever the variable is unset
+        (
+            "roles/db/defaults/main.yml",
+            "db_password: \"{{ vault_db_password | default('Tq4Wn8Zr2Lm') }}\"\n",
+            ["medium"],
+        ),
+        ("roles/db/defaults/main.yml", "db_password: \"{{ lookup('env', 'DB_PASSWORD') }}\"\n", []),
+        # a literal that code joins more onto is only the value's start
+        (
+            "scripts/deploy.ps1",
+            '$SQL_ADMIN_PASSWORD = "Trial@Pass" + (-join ((65..90) | Get-Random -Count 8))\n',
+            [],
+        ),
+        # self-declared test values: fixture, e2e, do-not-use
+        (
+            "src/__tests__/env.test.ts",
+            '      JWT_SECRET: "ACME_TEST_SECRET_DO_NOT_USE_env_a",\n',
+            [],
+        ),
+        ("tests/proxy.test.ts", 'const STORED_OAT_KEY = "sk-ant-oat01-fixture-cached";\n', []),
+        # a service prefix with a failed checksum, or a body of words, was typed by a person
+        (
+            "tests/fixtures/deploy.sh",
+            'export GITHUB_TOKEN="ghp_Zr3Kd9TfLm4Ns7Wv1Xb6Qc2Jh8Pe5Ry0Uq3K"\n',
+            [],
+        ),
+        (
+            "tests/fixtures/deploy.sh",
+            'export GITHUB_TOKEN="ghp_ReleaseBotTokenComesFromVaultLaterToday"\n',
+            [],
+        ),
+        # a login stated in Chinese, and a password after a blank when it has a digit
+        ("README.md", "mysql8 用户名密码 root Wq9x7Lm2\n", ["medium"]),
+        ("README.md", "redis 密码 Wq9x7Lm2\n", ["medium"]),
+        ("docs/faq.md", "密码 must be set\n", []),
+        # keytool's default password for a keystore of one's own keys; for the truststore of
+        # public certificates it guards nothing secret
+        (
+            "docs/SSL_SETUP.md",
+            "keytool -importkeystore -srckeystore a.jks -srcstorepass changeit\n",
+            ["medium"],
+        ),
+        (
+            "docker/java/Dockerfile",
+            "    -storepass changeit -file /tmp/corp-root-ca.crt\n",
+            ["low"],
+        ),
+        # a password column named in another language is a password column
+        (
+            "README.md",
+            "| Usuario | Contraseña | Rol |\n|---|---|---|\n| operador | Tq4Wn8Zr2Lm | Operador |\n",
+            ["medium"],
+        ),
+        ("docs/install.md", "| Логин | Пароль |\n|---|---|\n| admin | Tq4Wn8Zr2Lm |\n", ["medium"]),
+        ("README.md", "| Usuario | Rol |\n|---|---|\n| operador | Tq4Wn8Zr2Lm |\n", []),
         # a table drawn with box characters reads like a Markdown table
         (
             "LOGIN_CREDENTIALS.md",
