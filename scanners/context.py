@@ -1230,6 +1230,8 @@ def judge_assignment(
     default = _SHELL_DEFAULT.fullmatch(value)
     if default:  # ${DB_PASSWORD:-Wq9x7Lm2}: the literal is what runs wherever the variable is unset
         value = default.group(1) or default.group(2)
+    if value.startswith("plain:"):
+        value = value[6:]  # GeoServer's plain: prefix says the rest is the password as it is
     if len(value) < max(min_length, 3):
         return None
     if _is_template(value) or _REGEXISH.search(value) or _SCHEME_REFERENCE.fullmatch(value):

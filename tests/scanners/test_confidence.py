@@ -387,6 +387,19 @@ def test_every_secret_on_a_line_is_masked_in_each_report(tmp_path: Path) -> None
             "    -storepass changeit -file /tmp/corp-root-ca.crt\n",
             ["low"],
         ),
+        # GeoServer's plain: prefix keeps the password as it is; crypt1: is encrypted
+        (
+            "geoserver/datastore.xml",
+            '    <entry key="passwd">plain:Tq4Wn8Zr2LmXv7Kd</entry>\n',
+            ["medium"],
+        ),
+        (
+            "geoserver/datastore.xml",
+            '    <entry key="passwd">crypt1:Tq4Wn8Zr2LmXv7Kd</entry>\n',
+            [],
+        ),
+        # a shadow file line is no pgpass line
+        ("ops/etc/shadow.bak", "daemon:*:19480:0:99999:7:::\n", []),
         # a password column named in another language is a password column
         (
             "README.md",
