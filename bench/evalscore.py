@@ -52,6 +52,8 @@ TUNING = (
     "real28",
     "real31",
     "real32",
+    "real35",
+    "real36",
     "heldout3",
     "tune8",
     "tune9",

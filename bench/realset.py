@@ -20,8 +20,8 @@ before any scanner was run on them (the guide is ``bench/REALSET.md``). The sets
 - ``real17``-``real26`` (round 10): ten more representative mixes; ``real17``, ``real18``,
   ``real23``-``real26`` held out whole (``real25`` and ``real26`` written after the changes),
   ``real19``-``real22`` tuned on;
-- ``real27``-``real34`` (round 11): eight more; ``real29``, ``real30``, ``real33``, ``real34``
-  held out whole, ``real27``, ``real28``, ``real31``, ``real32`` tuned on.
+- ``real27``-``real36`` (round 11): ten more; ``real29``, ``real30``, ``real33``, ``real34``
+  held out whole, ``real27``, ``real28``, ``real31``, ``real32``, ``real35``, ``real36`` tuned on.
 
 Each set is two files:
 
@@ -143,6 +143,10 @@ THIRTY_SECOND = _real_set("real32", ("real32",))
 #: Round 11, written while the round's changes were made: held out whole.
 THIRTY_THIRD = _real_set("real33", ("real33",))
 THIRTY_FOURTH = _real_set("real34", ("real34",))
+#: Round 11, late: two more tuning sets (mail and SMTP; directory and remote login), scored once
+#: on arrival.
+THIRTY_FIFTH = _real_set("real35", ("real35",))
+THIRTY_SIXTH = _real_set("real36", ("real36",))
 SETS = {
     real.name: real
     for real in (
@@ -151,7 +155,7 @@ SETS = {
         SEVENTEENTH, EIGHTEENTH, NINETEENTH, TWENTIETH,
         TWENTY_FIRST, TWENTY_SECOND, TWENTY_THIRD, TWENTY_FOURTH, TWENTY_FIFTH, TWENTY_SIXTH,
         TWENTY_SEVENTH, TWENTY_EIGHTH, TWENTY_NINTH, THIRTIETH, THIRTY_FIRST, THIRTY_SECOND,
-        THIRTY_THIRD, THIRTY_FOURTH,
+        THIRTY_THIRD, THIRTY_FOURTH, THIRTY_FIFTH, THIRTY_SIXTH,
     )
 }  # fmt: skip
 PARTS = tuple(part for real in SETS.values() for part in real.parts)

@@ -400,6 +400,20 @@ def test_every_secret_on_a_line_is_masked_in_each_report(tmp_path: Path) -> None
         ),
         # a shadow file line is no pgpass line
         ("ops/etc/shadow.bak", "daemon:*:19480:0:99999:7:::\n", []),
+        # JNDI credentials, pexpect's answer to a password prompt, kadmin and racadm flags
+        (
+            "src/main/java/Ldap.java",
+            '    env.put(Context.SECURITY_CREDENTIALS, "N7q$Wp2Lm");\n',
+            ["medium"],
+        ),
+        (
+            "scripts/read.py",
+            "    child.expect('password: ')\n    child.sendline('Tq4Wn8Zr2Lm')\n",
+            ["medium"],
+        ),
+        ("scripts/read.py", "    child.expect('login: ')\n    child.sendline('operator')\n", []),
+        ("kdc/setup.sh", 'kadmin.local -q "addprinc -pw Tq4Wn8Zr2Lm admin/admin"\n', ["medium"]),
+        ("idrac.ps1", "racadm -r $server -u root -p calvin getsysinfo\n", ["medium"]),
         # a password column named in another language is a password column
         (
             "README.md",
