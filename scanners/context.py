@@ -18,6 +18,7 @@ from collections import Counter
 from functools import lru_cache
 
 from secretsd.scanners.filters import DEFAULT_FILTERS, LOCAL_HOSTS, TIERS, Filters, lower_tier
+from secretsd.scanners.spot import Spot
 
 from secretsd.ref import is_reference
 
@@ -340,11 +341,13 @@ _NOT_A_VALUE = re.compile(
 )
 
 
-def _in_template(line: str, value: str) -> bool:
+def _in_template(spot: Spot) -> bool:
     """The value sits inside a ``{{ ... }}`` expression (a lookup's argument, not the value),
     unless it is the expression's ``| default('...')``: that literal is used wherever the
     variable is unset."""
-    at = line.find(value)
+    line, at = spot.line, spot.at
+    if at < 0:
+        return False
     opened = line.rfind("{{", 0, at)
     inside = opened >= 0 and line.rfind("}}", 0, at) < opened and line.find("}}", at) >= 0
     return inside and _JINJA_DEFAULT_BEFORE.search(line, opened, at) is None
@@ -540,17 +543,17 @@ def _weak_tier(value: str, *, test_path: bool, clear: bool) -> str:
     return "medium" if clear and not test_path and not fixture else "low"
 
 
-def _states_the_password(line: str, key: str, value: str, op: str, path: str) -> bool:
+def _states_the_password(spot: Spot, op: str, path: str) -> bool:
     """Whether the line leaves no doubt that ``value`` *is* the password named by ``key``,
     so that a weak value is reported at ``medium``: a direct assignment, prose that sets
     the value apart as a literal, a variable's own ``${X:-default}``, an XML password slot,
     an environment lookup's default, a password flag's argument (a word there only when it
     is ``changeit`` for a keystore of one's own keys), a Markdown table row.
     ``{"password": "medium"}`` in program source (a dict of settings) is not one."""
+    line, key, value = spot.line, spot.key, spot.value
     if not _key_holds_password(key):
         return False
-    at = _key_at(line, key, value)  # one place for every check below
-    between = _between_at(line, at, key, value)
+    at, between = spot.key_at, spot.between
     assigned = (
         (not op or op.strip() in _ASSIGNING_OPS)
         and _DIRECT_ASSIGN.fullmatch(between) is not None
@@ -604,41 +607,6 @@ def _quoted_key(line: str, at: int) -> bool:
     PHP/Ruby ``'password' => ...`` (config arrays, seeders) are assignments. The key stands
     at ``at``."""
     return at > 0 and line[at - 1] in "\"'`"
-
-
-def _quoted(line: str, value: str) -> bool:
-    """The value is written as a string literal on its line (not a bare name in code)."""
-    at = line.find(value)
-    end = at + len(value)
-    return at > 0 and end < len(line) and line[at - 1] == line[end] in "\"'`"
-
-
-def _key_at(line: str, key: str, value: str) -> int:
-    """Where ``key`` stands on ``line``: its last occurrence before ``value`` (in
-    ``DB_PASSWORD: process.env.DB_PASSWORD || 'x'`` the lookup's, not the object key's)."""
-    end = line.find(value)
-    at = line.rfind(key, 0, end) if end > 0 else -1
-    while at >= 2 and line[at - 2 : at] == "${":  # X: ${X:-default}: the setting's own name
-        at = line.rfind(key, 0, at)
-    return at if at >= 0 else line.find(key)
-
-
-def _value_at(line: str, key: str, value: str) -> int:
-    """Where ``value`` stands on ``line``: its first occurrence after ``key`` (where a Go
-    ``sql.Open`` names the driver with the same word as the password, the password's, not the
-    driver's), else its first occurrence; 0 when it is not there."""
-    named = line.find(key) if key else -1
-    at = line.find(value, named + len(key)) if named >= 0 else -1
-    return max(0, at if at >= 0 else line.find(value))
-
-
-def _between_at(line: str, at: int, key: str, value: str) -> str:
-    """The text between the key standing at ``at`` and ``value`` (empty when either is
-    missing)."""
-    if at < 0:
-        return ""
-    end = line.find(value, at + len(key))
-    return line[at + len(key) : end] if end >= 0 else ""
 
 
 #: User files whose hex passwords are digests (Tomcat's ``MessageDigestCredentialHandler``).
@@ -730,9 +698,8 @@ _SHELL_DEFAULT = re.compile(
 _JOINED_AFTER = re.compile(r"""["'`][ \t]*\+[ \t]*[\w$(\[]""")
 
 
-def _joined_on(line: str, value: str) -> bool:
-    at = line.find(value)
-    return at >= 0 and _JOINED_AFTER.match(line, at + len(value)) is not None
+def _joined_on(spot: Spot) -> bool:
+    return spot.at >= 0 and _JOINED_AFTER.match(spot.line, spot.end) is not None
 
 
 def _is_template(value: str) -> bool:
@@ -766,23 +733,25 @@ def _is_human_text(value: str) -> bool:
     return foreign * 2 >= len(letters)
 
 
-def _random_literal(line: str, value: str) -> bool:
+def _random_literal(spot: Spot) -> bool:
     """A long, quoted, high-entropy string is a literal even when it holds brackets: Django's
     generated ``SECRET_KEY`` draws from ``!@#$%^&*(-_=+)``; code in quotes is rarely this random."""
+    value = spot.value
     return (
-        _quoted(line, value)
+        spot.quoted
         and len(value) >= 32
         and _char_classes(value) >= 3
         and shannon_entropy(value) >= 4.3
     )
 
 
-def _bracketed_password(line: str, value: str) -> bool:
+def _bracketed_password(spot: Spot) -> bool:
     """A quoted password literal with a bracket in it (``'1KX(M3wwBbbW'``, ``"xWwvJ]6NMw"``):
     generated passwords use brackets; code in a quoted string looks like code."""
+    value = spot.value
     brackets = [i for i, c in enumerate(value) if c in "()[]{}<>"]
     return (
-        _quoted(line, value)
+        spot.quoted
         and len(value) >= 8
         and len(brackets) == 1  # code and markup pair theirs: f(x), [none], (optional)
         and 0 < brackets[0] < len(value) - 1
@@ -800,10 +769,11 @@ _SENTENCE_WORDS = _words(
 )
 
 
-def _quoted_passphrase(key: str, value: str, line: str) -> bool:
+def _quoted_passphrase(spot: Spot) -> bool:
     """A quoted passphrase of a few words under a key that names a signing or session
     secret (a session ``secret``, a ``SECRET_KEY``). Any such concrete value signs real
     cookies or tokens once deployed; a sentence (``'stored in vault'``) is not one."""
+    key, value = spot.key, spot.value
     words = [w.lower() for w in _KEY_SPLIT.split(key) if w]
     names_secret = words[-1:] == ["secret"] or words[-2:] in (["secret", "key"], ["secret", "base"])
     if not names_secret:
@@ -811,7 +781,7 @@ def _quoted_passphrase(key: str, value: str, line: str) -> bool:
     return (
         _PASSPHRASE.fullmatch(value) is not None
         and not any(word in _SENTENCE_WORDS for word in value.split())
-        and _quoted(line, value)
+        and spot.quoted
     )
 
 
@@ -850,13 +820,14 @@ def _chosen_password_word(key: str, value: str) -> bool:
 _JOINED_WORDS = re.compile(r"[a-z]{3,12}(?:[_-][a-z]{3,12}){1,2}")
 
 
-def _chosen_words_password(key: str, value: str, path: str, line: str, op: str) -> bool:
+def _chosen_words_password(spot: Spot, path: str, op: str) -> bool:
     """In a config file (YAML, ``.env``, properties) every value is a literal: joined words
     under a password key there (``MYSQL_PASSWORD: gin_layout``) are a chosen password, where
     in program source they would be a variable's name, unless a setter takes them as a quoted
     string (``setPassword(...)``). Words that describe a field or a sentence (``not_set``,
     ``from_env``, ``db_password``) are not."""
-    literal = not is_code_path(path) or (op.strip() == "(" and _quoted(line, value))
+    key, value = spot.key, spot.value
+    literal = not is_code_path(path) or (op.strip() == "(" and spot.quoted)
     if not literal or not _key_holds_password(key) or not _JOINED_WORDS.fullmatch(value):
         return False
     words = re.split(r"[_-]", value)
@@ -865,10 +836,10 @@ def _chosen_words_password(key: str, value: str, path: str, line: str, op: str) 
     ) and not _names_a_credential(words)
 
 
-def _line_context(line: str, value: str) -> str | None:
+def _line_context(spot: Spot) -> str | None:
     """Line context: None for a lookup by name, ansible-vault or a reference; ``low`` for an
     example in prose; ``medium`` otherwise."""
-    before, _, after = line.partition(value)
+    line, value, before, after = spot.line, spot.value, spot.before, spot.after
     if _LOOKUP_CALL.search(before.rstrip()):
         return None
     if _YAML_TAG_BEFORE.search(before) or (
@@ -954,13 +925,14 @@ def _mostly_made_up(value: str) -> bool:
     return covered * 2 >= len(low)
 
 
-def _elided(line: str, value: str) -> bool:
+def _elided(spot: Spot) -> bool:
     """The value is cut short in the text (``eyJhbGciOi...``): an example, not a credential."""
+    value = spot.value
     if value.endswith(("...", "\u2026")):
         return True
     stem = value.rstrip(".")  # a match may stop inside the dots: ``pypi-AgEN..`` + ``.``
-    at = line.find(stem)
-    return bool(stem) and at >= 0 and line[at + len(stem) :].startswith(("...", "\u2026"))
+    cut = spot.at + len(stem)
+    return bool(stem) and spot.at >= 0 and spot.line.startswith(("...", "\u2026"), cut)
 
 
 #: Words by which a value declares itself a test value: ``unit-test-only-access-secret``,
@@ -1003,12 +975,13 @@ def _jose_header_only(value: str) -> bool:
     return isinstance(decoded, dict) and set(decoded) <= {"alg", "typ", "kid", "cty", "enc"}
 
 
-def judge_token(secret: str, line: str) -> bool:
+def judge_token(spot: Spot) -> bool:
     """A format-specific token: only drop obvious examples, placeholders and references."""
+    secret, line = spot.value, spot.line
     low = secret.lower()
     if _REGEXISH.search(secret):
         return False  # the pattern that *finds* such tokens (a scanner's own source)
-    if _made_up(secret) or _elided(line, secret) or _jose_header_only(secret):
+    if _made_up(secret) or _elided(spot) or _jose_header_only(secret):
         return False
     if _declared_fake(secret):
         return False  # sk-ant-planted-000111, test-session-secret-that-is-long-enough
@@ -1205,9 +1178,7 @@ def _changed_password(key: str, value: str) -> bool:
 
 
 def judge_assignment(
-    key: str,
-    value: str,
-    line: str,
+    spot: Spot,
     *,
     kind: str,
     min_entropy: float,
@@ -1217,30 +1188,33 @@ def judge_assignment(
     path: str = "",
     user_nearby: bool = False,
 ) -> str | None:
-    """A ``key = value`` match: the confidence that ``value`` is a credential literal, or None.
+    """A ``key = value`` match: the confidence that the spot's value is a credential literal,
+    or None.
 
-    ``kind`` is ``password`` (weak values still count, at low confidence) or
-    ``generic`` (secret/token/api key: the value must look random enough). ``path`` is the
-    file's path: test code, translations and program source each change the verdict.
+    ``spot`` holds the value, its key and where both stand on the line. ``kind`` is
+    ``password`` (weak values still count, at low confidence) or ``generic``
+    (secret/token/api key: the value must look random enough). ``path`` is the file's path:
+    test code, translations and program source each change the verdict.
     ``user_nearby``: a concrete user is set within a few lines (``concrete_user_near``), or
     the rule's own ``user`` group names one (an ``HTTPBasicAuth`` call's first argument).
     """
     test_path = is_test_path(path)
-    value = value.strip()
-    default = _SHELL_DEFAULT.fullmatch(value)
+    spot = spot.narrowed(spot.value.strip())
+    default = _SHELL_DEFAULT.fullmatch(spot.value)
     if default:  # ${DB_PASSWORD:-Wq9x7Lm2}: the literal is what runs wherever the variable is unset
-        value = default.group(1) or default.group(2)
-    if value.startswith("plain:"):
-        value = value[6:]  # GeoServer's plain: prefix says the rest is the password as it is
+        spot = spot.narrowed(default.group(1) or default.group(2))
+    if spot.value.startswith("plain:"):
+        spot = spot.narrowed(spot.value[6:])  # GeoServer's plain: the rest is the password
+    key, value, line = spot.key, spot.value, spot.line
     if len(value) < max(min_length, 3):
         return None
     if _is_template(value) or _REGEXISH.search(value) or _SCHEME_REFERENCE.fullmatch(value):
         return None  # a template, a pattern, or where the value lives (awssm://prod/db:password)
-    if _elided(line, value) or _jose_header_only(value) or _declared_fake(value):
+    if _elided(spot) or _jose_header_only(value) or _declared_fake(value):
         return None  # pypi-AgEN..., a JWT's header alone, "unit-test-only-secret"
-    if _joined_on(line, value):
+    if _joined_on(spot):
         return None  # "Trial@Pass" + (random suffix): the literal is only the value's start
-    tier = _line_context(line, value)
+    tier = _line_context(spot)
     if tier is None:
         return None
     if (
@@ -1249,7 +1223,7 @@ def judge_assignment(
         and value.lower() in DOC_PASSWORDS
         and filters.weak_passwords != "drop"
         and not _CODE_COMMENT.match(line)  # "# login as root with pass": an example in a note
-        and (not key or _states_the_password(line, key, value, op, path))
+        and (not key or _states_the_password(spot, op, path))
     ):
         # POSTGRES_PASSWORD: password beside POSTGRES_USER: postgres is that user's password
         return _weak_tier(value, test_path=test_path, clear=True)
@@ -1267,17 +1241,16 @@ def judge_assignment(
         return None
     if op.strip() == ",":
         # ("password", "salt", 64) is a data tuple; set("password", "x") is a key/value call.
-        before_key = line[: max(0, line.find(key))].rstrip().rstrip("\"'")
+        before_key = line[: max(0, spot.key_at)].rstrip().rstrip("\"'")
         if not re.search(r"[\w\]]\(\s*$|\bdefine\s*\(\s*$", before_key):  # prose: "word ("
             return None
         if re.match(r"[A-Z][a-z0-9]+[A-Z]|[A-Z]{2,}[a-z]", key):
             return None  # MovedAttribute("HTTPPasswordMgr", ...): a class name, not a key
         if value.isalpha() and value.islower():
             return None
-    value_at = _value_at(line, key, value)
-    before_value = line[:value_at].rstrip().rstrip("\"'`")
-    second = _SECOND_ARGUMENT.search(line[:value_at].rstrip("\"'`"))
-    if second and (not key or line.find(key) >= second.start()):
+    before_value = spot.before.rstrip().rstrip("\"'`")
+    second = _SECOND_ARGUMENT.search(spot.before.rstrip("\"'`"))
+    if second and (not key or spot.key_at >= second.start()):
         second = None  # login("user", "pw"): the call itself is the rule's context
     if (
         second
@@ -1342,7 +1315,7 @@ def judge_assignment(
     if _PATHLIKE.search(value) and not _looks_base64(value):
         return None
     if " " in value or "\t" in value:
-        if _quoted_passphrase(key, value, line):
+        if _quoted_passphrase(spot):
             return "low" if test_path else tier  # express-session's two-word example, say
         return None
     if key.lower() == "pass" and (_CAMEL.fullmatch(value) or (value.isalpha() and value.islower())):
@@ -1353,10 +1326,10 @@ def judge_assignment(
         and keyed
         and _ENVIRONMENT_PASSWORD.fullmatch(value) is not None
         and _key_holds_password(key)
-        and (not is_code_path(path) or _quoted(line, value))
+        and (not is_code_path(path) or spot.quoted)
         and value.rsplit("_", 1)[0].rstrip("0123456789") not in _ROLE_PREFIXES
         and not _names_a_credential(value.split("_")[:-1])
-    ) or (kind == "password" and keyed and _chosen_words_password(key, value, path, line, op))
+    ) or (kind == "password" and keyed and _chosen_words_password(spot, path, op))
     # keyPassword=fjord_local is a chosen password, not an identifier, and passes both checks
     if (
         keyed
@@ -1377,8 +1350,8 @@ def judge_assignment(
         return None
     if (
         any(c in value for c in "()[]")
-        and not _random_literal(line, value)
-        and not (kind == "password" and keyed and _bracketed_password(line, value))
+        and not _random_literal(spot)
+        and not (kind == "password" and keyed and _bracketed_password(spot))
     ) or (
         # an attribute path; in a dict or argument list it ends with the list's comma
         _DOTTED.fullmatch(path_value := value.rstrip(",;"))
@@ -1388,7 +1361,7 @@ def judge_assignment(
         return None  # code: a call, a subscript, an attribute path
     if value in ("...", "..") or _DOT_NAME.fullmatch(value) or _NOT_A_VALUE.fullmatch(value):
         return None  # a CLI flag, a #marker, an ssh -o option, a directory
-    if _in_template(line, value):
+    if _in_template(spot):
         return None
     weak = _is_weak(value)
     if weak and filters.weak_passwords == "drop":
@@ -1425,7 +1398,7 @@ def judge_assignment(
         ):
             if filters.weak_passwords == "drop":
                 return None
-            clear = not keyed or _states_the_password(line, key, value, op, path)
+            clear = not keyed or _states_the_password(spot, op, path)
             weak_tier: str = lower_tier(tier, _weak_tier(value, test_path=test_path, clear=clear))
             return weak_tier
         return tier

@@ -24,6 +24,7 @@ from secretsd.scanners.model import (
     unquote_git_path,
 )
 from secretsd.scanners.rules import Rule, RuleSet
+from secretsd.scanners.spot import Spot
 
 __all__ = ["IGNORE_MARKERS", "Engine"]
 
@@ -198,6 +199,7 @@ class Engine:
             return None
         line_start, line_end = _around(data, hit.start, hit.end)
         line = data[line_start:line_end].decode("utf-8", "replace")
+        spot = _spot(match, data, line_start, line, hit)
         kind = rule.kind
         filters = self.filters
         tier: str = rule.base_confidence
@@ -206,9 +208,7 @@ class Engine:
             if host and filters.host_is_example(host):
                 return None  # curl -u demo:pw https://api.example.com: a documented sample
             found = context.judge_assignment(
-                hit.key,
-                secret,
-                line,
+                spot,
                 kind=kind,
                 min_entropy=rule.min_entropy,
                 min_length=rule.min_length,
@@ -244,7 +244,8 @@ class Engine:
             tier = context.lower_tier(tier, found)
         elif kind == "private-key":
             body = "".join(_PEM_BODY.findall(secret))
-            if not (len(body) >= 64 and context.judge_token(body[:200], "")):
+            head = Spot(line="", value=body[:200], at=-1)  # the body alone: no line to read
+            if not (len(body) >= 64 and context.judge_token(head)):
                 return None
             if _ENCRYPTED_KEY.search(secret):
                 if filters.encrypted_keys == "drop":
@@ -253,7 +254,7 @@ class Engine:
             elif key_body_cut_short(body):
                 return None
         else:
-            ok = context.judge_token(secret, line)
+            ok = context.judge_token(spot)
             if ok and rule.min_entropy and context.shannon_entropy(secret) < rule.min_entropy:
                 ok = False
             if not ok:
@@ -474,6 +475,18 @@ def _around(data: bytes, start: int, end: int) -> tuple[int, int]:
     high = min(len(data), end + _LINE_CONTEXT)
     line_end = data.find(b"\n", end, high)
     return line_start, line_end if line_end >= 0 else high
+
+
+def _spot(match: re.Match[bytes], data: bytes, line_start: int, line: str, hit: _Hit) -> Spot:
+    """Where the match put the value and its key on the decoded line, in characters: every
+    context check reads this one spot."""
+
+    def column(offset: int) -> int:
+        return len(data[line_start:offset].decode("utf-8", "replace")) if offset >= 0 else -1
+
+    key_start = match.start("key") if "key" in match.re.groupindex else -1
+    key_at = column(key_start) if key_start >= line_start else None
+    return Spot.locate(line, hit.secret, hit.key, column(hit.start), key_at)
 
 
 def _text(raw: bytes | None) -> str:
