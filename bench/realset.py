@@ -21,7 +21,9 @@ before any scanner was run on them (the guide is ``bench/REALSET.md``). The sets
   ``real23``-``real26`` held out whole (``real25`` and ``real26`` written after the changes),
   ``real19``-``real22`` tuned on;
 - ``real27``-``real36`` (round 11): ten more; ``real29``, ``real30``, ``real33``, ``real34``
-  held out whole, ``real27``, ``real28``, ``real31``, ``real32``, ``real35``, ``real36`` tuned on.
+  held out whole, ``real27``, ``real28``, ``real31``, ``real32``, ``real35``, ``real36`` tuned on;
+- ``real37``-``real42`` (round 12): six more; ``real37``, ``real38``, ``real41`` held out whole,
+  ``real39``, ``real40``, ``real42`` tuned on.
 
 Each set is two files:
 
@@ -147,6 +149,14 @@ THIRTY_FOURTH = _real_set("real34", ("real34",))
 #: on arrival.
 THIRTY_FIFTH = _real_set("real35", ("real35",))
 THIRTY_SIXTH = _real_set("real36", ("real36",))
+#: Round 12, written at the start: infrastructure provisioning, application frameworks and
+#: messaging/mobile held out whole; operations scripts, docs/notebooks and CI/cloud tuned on.
+THIRTY_SEVENTH = _real_set("real37", ("real37",))
+THIRTY_EIGHTH = _real_set("real38", ("real38",))
+THIRTY_NINTH = _real_set("real39", ("real39",))
+FORTIETH = _real_set("real40", ("real40",))
+FORTY_FIRST = _real_set("real41", ("real41",))
+FORTY_SECOND = _real_set("real42", ("real42",))
 SETS = {
     real.name: real
     for real in (
@@ -156,6 +166,7 @@ SETS = {
         TWENTY_FIRST, TWENTY_SECOND, TWENTY_THIRD, TWENTY_FOURTH, TWENTY_FIFTH, TWENTY_SIXTH,
         TWENTY_SEVENTH, TWENTY_EIGHTH, TWENTY_NINTH, THIRTIETH, THIRTY_FIRST, THIRTY_SECOND,
         THIRTY_THIRD, THIRTY_FOURTH, THIRTY_FIFTH, THIRTY_SIXTH,
+        THIRTY_SEVENTH, THIRTY_EIGHTH, THIRTY_NINTH, FORTIETH, FORTY_FIRST, FORTY_SECOND,
     )
 }  # fmt: skip
 PARTS = tuple(part for real in SETS.values() for part in real.parts)

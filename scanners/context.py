@@ -60,7 +60,7 @@ _PLACEHOLDER_WORDS = tuple(
     replace_with replace-with
     your_ your- yourpass yourtoken yourkey yoursecret xxxx **** .... < > insert_ enter_ enter-
     notreal notareal not_a_real not-a-real secret_here token_here key_here password_here _goes_here
-    goeshere
+    goeshere passwordhere secrethere tokenhere keyhere
     votre_ votre- tu_contrase tu-contrase sua_senha sua-senha dein_passwort dein-passwort ваш
     본인 promijeni cambiame cambiar"""
     )
@@ -114,6 +114,8 @@ _SCHEME_REFERENCE = re.compile(
     r"|arn:aws[\w-]*:[a-z0-9-]+:[a-z0-9-]*:\d*:[\w/:.+=@-]+"
     # an Azure App Service Key Vault reference
     r"|@Microsoft\.KeyVault\([^\s]*"
+    # LiteLLM's proxy config: ``os.environ/AWS_SECRET_ACCESS_KEY`` reads the variable
+    r"|os\.environ/[A-Za-z_]\w*"
 )
 #: Markers of a line whose value is encrypted or a reference (ansible-vault, a DSC credential
 #: encrypted to the node's certificate).
@@ -250,6 +252,8 @@ def _key_is_about_secret(key: str) -> bool:
         return True  # password_placeholder2: numbered UI strings
     if words[-1] == "key" and len(words) >= 2 and words[-2] in _DATA_KEY_WORDS:
         return True
+    if "search" in words and "only" in words:
+        return True  # Algolia's search-only API key: made for browsers, it reads public indexes
     return any(w in _ABOUT_WORDS for w in words)
 
 
@@ -278,6 +282,17 @@ _ROLE_PREFIXES = _words(
     current local dev prod secret password"""
 )
 _CAMEL = re.compile(r"[a-z]+(?:[A-Z][a-z0-9]+)+")
+#: Words that, joined only with each other, name a slot and not a chosen value.
+_ROLE_PHRASE_WORDS = _ROLE_PREFIXES | _words("secure strong key pass pwd token access client")
+
+
+def _role_phrase(value: str) -> bool:
+    """``api_secret``, ``secure_password``, ``admin-pass``: two or more words, every one a role
+    word, as a URI or doc writes the slot it leaves for the real value."""
+    words = [w for w in re.split(r"[_-]", value.lower()) if w]
+    return len(words) >= 2 and all(w in _ROLE_PHRASE_WORDS for w in words)
+
+
 _PATHLIKE = re.compile(
     r"^(?:/|\./|\.\./|~/|[A-Za-z]:\\|https?://|file://)|"
     r"\.(?:pem|key|crt|cer|p12|pfx|jks|txt|json|ya?ml|toml|ini|cfg|conf|env|py|js|html|sh|"
@@ -336,7 +351,7 @@ def _looks_base64(value: str) -> bool:
 
 
 _NOT_A_VALUE = re.compile(
-    r"--?[a-z][a-z0-9-]*|#[a-z_][a-z0-9_-]*|[A-Za-z][A-Za-z0-9]*=(?:[a-z]+|\d+)|[\w.-]{1,32}/|"
+    r"--?[a-z][a-z0-9-]*|--[A-Za-z][\w-]*|#[a-z_][a-z0-9_-]*|[A-Za-z][A-Za-z0-9]*=(?:[a-z]+|\d+)|[\w.-]{1,32}/|"
     r"[A-Za-z_][A-Za-z_-]*(?:/[A-Za-z_][A-Za-z_-]*)+"  # America/Los_Angeles, text/plain
 )
 
@@ -558,7 +573,12 @@ def _states_the_password(spot: Spot, op: str, path: str) -> bool:
         (not op or op.strip() in _ASSIGNING_OPS)
         and _DIRECT_ASSIGN.fullmatch(between) is not None
         and not (
-            op.strip() == ":" and is_code_path(path) and _quoted_key(line, at) and value.isalpha()
+            op.strip() == ":"
+            and is_code_path(path)
+            and _quoted_key(line, at)
+            and value.isalpha()
+            and not key.isupper()  # an upper-case key names a child's environment variable
+            and _CREDENTIAL_DICT.search(line, 0, max(0, at)) is None
         )
     )
     return (
@@ -578,6 +598,13 @@ def _states_the_password(spot: Spot, op: str, path: str) -> bool:
 #: A keytool line about certificates: the truststore's well-known ``changeit`` guards only
 #: public certificates there.
 _TRUSTSTORE_LINE = re.compile(r"(?i)cacerts|truststore|-import(?:cert)?\b|-file\b|\.(?:crt|cer)\b")
+
+
+#: A dict that holds a login: ``connect_kwargs={"password": ...}`` (Fabric),
+#: ``auth={...}``, ``credentials = {...}``, ``env={...}``.
+_CREDENTIAL_DICT = re.compile(
+    r"(?i)\b(?:connect_kwargs|connect_args|auth|credentials?|login|env)[ \t]*[=:][ \t]*\{[^{}]*$"
+)
 
 
 def _keystore_default(line: str, value: str) -> bool:
@@ -694,8 +721,9 @@ _SHELL_DEFAULT = re.compile(
 )
 
 
-#: A quoted literal that code joins more onto: ``"Trial@Pass" + (-join ...)``, ``'pre' + x``.
-_JOINED_AFTER = re.compile(r"""["'`][ \t]*\+[ \t]*[\w$(\[]""")
+#: A quoted literal that code joins more onto: ``"Trial@Pass" + (-join ...)``, ``'pre' + x``;
+#: or a value the text continues with a template: ``-auth admin:<API_TOKEN>``, ``pw${SUFFIX}``.
+_JOINED_AFTER = re.compile(r"""["'`][ \t]*\+[ \t]*[\w$(\[]|<[A-Z][A-Z0-9_-]*>|\$\{|\$\(|\{\{""")
 
 
 def _joined_on(spot: Spot) -> bool:
@@ -1099,6 +1127,8 @@ def judge_uri_password(
         return _weak_tier(low, test_path=test_path, clear=True)
     if low in filters.placeholders or any(word in low for word in _PLACEHOLDER_WORDS):
         return None
+    if _role_phrase(low):
+        return None  # cloudinary://api_key:api_secret@cloud, user:secure_password@db: the shape
     if _declared_fake(password):
         return None  # guest:canary-password-marker@: a test's canary, it opens nothing
     if len(set(low)) <= 2 or (_REPEAT.search(password) and len(set(password)) <= 3):
