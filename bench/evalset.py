@@ -1001,6 +1001,7 @@ PARTS: dict[str, tuple[str, int]] = {
     "heldout10": ("eval_heldout10", 9859),
     "tune18": ("eval_tune18", 8951),
     "heldout11": ("eval_heldout11", 9967),
+    "heldout12": ("eval_heldout12", 9973),
 }
 
 
