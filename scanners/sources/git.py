@@ -52,6 +52,9 @@ _DIFF_OPTS = (
     "--no-ext-diff",
     "--no-prefix",
     "--no-textconv",
+    # Which of several equal lines a hunk calls added is all the indent heuristic decides: it
+    # never changes what was added, and costs a tenth of git's time on a long history.
+    "--no-indent-heuristic",
     # A rule that wants whitespace or a line start before a key sees it on added lines.
     "--output-indicator-new= ",
 )
