@@ -57,6 +57,7 @@ TUNING = (
     "real39",
     "real40",
     "real42",
+    "real46",
     "heldout3",
     "tune8",
     "tune9",

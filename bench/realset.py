@@ -22,8 +22,9 @@ before any scanner was run on them (the guide is ``bench/REALSET.md``). The sets
   ``real19``-``real22`` tuned on;
 - ``real27``-``real36`` (round 11): ten more; ``real29``, ``real30``, ``real33``, ``real34``
   held out whole, ``real27``, ``real28``, ``real31``, ``real32``, ``real35``, ``real36`` tuned on;
-- ``real37``-``real42`` (round 12): six more; ``real37``, ``real38``, ``real41`` held out whole,
-  ``real39``, ``real40``, ``real42`` tuned on.
+- ``real37``-``real46`` (round 12): ten more; ``real37``, ``real38``, ``real41`` and (written
+  mid-round) ``real43``-``real45`` held out whole, ``real39``, ``real40``, ``real42`` and
+  ``real46`` tuned on.
 
 Each set is two files:
 
@@ -157,6 +158,12 @@ THIRTY_NINTH = _real_set("real39", ("real39",))
 FORTIETH = _real_set("real40", ("real40",))
 FORTY_FIRST = _real_set("real41", ("real41",))
 FORTY_SECOND = _real_set("real42", ("real42",))
+#: Round 12, written mid-round after the round's rules: embedded/desktop, data/ML and legacy
+#: enterprise held out whole; test suites tuned on after one scoring on arrival.
+FORTY_THIRD = _real_set("real43", ("real43",))
+FORTY_FOURTH = _real_set("real44", ("real44",))
+FORTY_FIFTH = _real_set("real45", ("real45",))
+FORTY_SIXTH = _real_set("real46", ("real46",))
 SETS = {
     real.name: real
     for real in (
@@ -167,6 +174,7 @@ SETS = {
         TWENTY_SEVENTH, TWENTY_EIGHTH, TWENTY_NINTH, THIRTIETH, THIRTY_FIRST, THIRTY_SECOND,
         THIRTY_THIRD, THIRTY_FOURTH, THIRTY_FIFTH, THIRTY_SIXTH,
         THIRTY_SEVENTH, THIRTY_EIGHTH, THIRTY_NINTH, FORTIETH, FORTY_FIRST, FORTY_SECOND,
+        FORTY_THIRD, FORTY_FOURTH, FORTY_FIFTH, FORTY_SIXTH,
     )
 }  # fmt: skip
 PARTS = tuple(part for real in SETS.values() for part in real.parts)
