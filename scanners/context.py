@@ -248,6 +248,8 @@ def _key_is_about_secret(key: str) -> bool:
         return True
     if not _names_a_credential(words):
         return True
+    if words[-1] == "default" and key.isupper() and _key_holds_password("_".join(words[:-1])):
+        return False  # ADMIN_PASSWORD_DEFAULT="...": a variable holding the default password
     if words[-1] in _NOT_SECRET_WORDS or words[-1].rstrip("0123456789") in _NOT_SECRET_WORDS:
         return True  # password_placeholder2: numbered UI strings
     if words[-1] == "key" and len(words) >= 2 and words[-2] in _DATA_KEY_WORDS:
@@ -605,6 +607,11 @@ _TRUSTSTORE_LINE = re.compile(r"(?i)cacerts|truststore|-import(?:cert)?\b|-file\
 _CREDENTIAL_DICT = re.compile(
     r"(?i)\b(?:connect_kwargs|connect_args|auth|credentials?|login|env)[ \t]*[=:][ \t]*\{[^{}]*$"
 )
+
+
+#: Secret keys a product ships with and documents (MinIO's ``minioadmin``): a word, but the
+#: word that opens every install left at its default.
+_VENDOR_DEFAULT_SECRETS = frozenset(["minioadmin"])
 
 
 def _keystore_default(line: str, value: str) -> bool:
@@ -1324,6 +1331,10 @@ def judge_assignment(
         return None
     if _CRYPT_HASH.search(value) or _ENCRYPTED_VALUE.search(value):
         return None  # a stored hash or a ciphertext for the app's decryptor
+    if kind == "generic" and value.lower() in _VENDOR_DEFAULT_SECRETS:
+        # MinIO's published default secret key opens every default install; under an access
+        # key's name the same word is the login, the other half
+        return tier if "secret" in key.lower() else None
     if kind == "generic" and _EMAIL_ADDRESS.fullmatch(value):
         return None  # MINIO_ACCESS_KEY=minio@corp.example: a login name, the secret is elsewhere
     if _is_rule_or_description(value) or (is_i18n_path(path) and _TEXTLIKE.fullmatch(value)):

@@ -455,6 +455,29 @@ def test_every_secret_on_a_line_is_masked_in_each_report(tmp_path: Path) -> None
         ("docs/user-update.md", 'password := "xWwvJ]6NMw+bWH-d"\n', ["medium"]),
         ("app/db.py", 'password = "load(pw1.txt)"\n', []),
         ("app/db.py", 'password = "[hidden]2024"\n', []),
+        # round 12: an environment variable's name, or a login dict, says the word is a password
+        ("tools/db.py", 'ENV = {"PGPASSWORD": "hollyhock"}\n', ["medium"]),
+        (
+            "deploy/fab.py",
+            'c = Connection("nas", user="mira", connect_kwargs={"password": "hollyhock"})\n',
+            ["medium"],
+        ),
+        ("harness/lib.sh", 'KC_ADMIN_PASSWORD_DEFAULT="Qv7tr#2031x"\n', ["medium"]),
+        # MinIO's documented default secret key opens every default install
+        (".env", "STORE_SECRET_KEY=minioadmin\n", ["medium"]),
+        (".env", "STORE_ACCESS_KEY=minioadmin\n", []),
+        # slots, not values: role words joined, LiteLLM's os.environ/ lookup, a <TOKEN> after
+        # the user, a search-only key (public by design), a long flag after -p
+        (".env.example", "MEDIA_URL=cloudinary://api_key:api_secret@acme-media\n", []),
+        ("docs/deploy.md", 'DATABASE_URL="mysql://app:secure_password@db:3306/app"\n', []),
+        ("proxy/config.yaml", '      aws_secret_access_key: "os.environ/BEDROCK_SECRET_KEY"\n', []),
+        ("docs/jenkins.md", "java -jar jenkins-cli.jar -auth admin:<API_TOKEN> list-jobs\n", []),
+        (
+            "functions/constants.js",
+            "  SEARCH_ONLY_API_KEY: '6be49f7241c1998f0c23357437a46cec',\n",
+            [],
+        ),
+        ("docs/mongo.md", "mongosh -u root -p --authenticationDatabase admin\n", []),
     ],
 )
 def test_weak_password_tiers(tmp_path: Path, path: str, text: str, expected: list[str]) -> None:
