@@ -15,6 +15,7 @@ from dataclasses import dataclass
 
 from secretsd.scanners import columns, context, decode
 from secretsd.scanners.checksums import basic_auth_pair, key_body_cut_short, validate
+from secretsd.scanners.lines import line_around
 from secretsd.scanners.matcher import Matcher, make_matcher
 from secretsd.scanners.model import (
     Finding,
@@ -416,10 +417,9 @@ class Engine:
                 continue
             # The report shows the hit's (first) line, cut around the hit on a long line; the
             # whole secret stays in it, so that redaction can mask all of it.
-            shown_start = max(line_start, hit.start - _LINE_CONTEXT)
-            shown_end = line_end
-            if line_end < 0 or line_end > hit.end + _LINE_CONTEXT:
-                shown_end = min(len(data), hit.end + _LINE_CONTEXT)
+            shown_start, shown_end = line_around(
+                data, hit.start, hit.start, _LINE_CONTEXT, hit.end - hit.start + _LINE_CONTEXT
+            )
             column = len(data[line_start : hit.start].decode("utf-8", "replace")) + 1
             if hit.loc is not None:  # a diff line: its first column is the +/- marker
                 path, line, commit = hit.loc.path, hit.loc.line, hit.loc.commit
@@ -467,14 +467,9 @@ def _minified(data: bytes, line_start: int, line_end: int) -> bool:
 
 
 def _around(data: bytes, start: int, end: int) -> tuple[int, int]:
-    """The line holding ``data[start:end]``, cut to ``_LINE_CONTEXT`` bytes either side: the
-    context checks and the report read this much. A minified bundle or source map is one
-    line of megabytes, and every check on every hit read all of it (22 s for one file)."""
-    low = max(0, start - _LINE_CONTEXT)
-    line_start = data.rfind(b"\n", low, start) + 1 or low
-    high = min(len(data), end + _LINE_CONTEXT)
-    line_end = data.find(b"\n", end, high)
-    return line_start, line_end if line_end >= 0 else high
+    """The line holding ``data[start:end]``, cut to ``_LINE_CONTEXT`` bytes either side: what
+    the context checks read."""
+    return line_around(data, start, end, _LINE_CONTEXT, _LINE_CONTEXT)
 
 
 def _spot(match: re.Match[bytes], data: bytes, line_start: int, line: str, hit: _Hit) -> Spot:

@@ -28,6 +28,7 @@ from collections.abc import Sequence
 from typing import Any, Protocol
 
 from secretsd.scanners.cache import cache_dir, store
+from secretsd.scanners.lines import line_around
 from secretsd.scanners.rules import Rule
 
 __all__ = ["HyperscanMatcher", "KeywordMatcher", "Matcher", "Windows", "make_matcher"]
@@ -55,17 +56,14 @@ class Matcher(Protocol):
 def _line_window(data: bytes, end: int, multiline: bool) -> tuple[int, int]:
     """The line(s) around a hit: from the start of the line *before* the hit (a YAML list
     item under its key, ``Authorization:\n- Bearer ...``) to the end of the hit's line."""
+    start, stop = line_around(data, end, end, _WINDOW_BACK, _WINDOW_FORWARD)
     low = max(0, end - _WINDOW_BACK)
-    start = data.rfind(b"\n", low, end) + 1
-    if start > 1:
-        start = data.rfind(b"\n", low, start - 1) + 1
-    if start == 0 and end > _WINDOW_BACK:
-        start = low
+    if start > max(low, 1):  # the line before, within the same bound
+        start = line_around(data, start - 1, start - 1, start - 1 - low, 0)[0]
     if multiline:
         return start, min(len(data), end + _MULTILINE_FORWARD)
-    stop = data.find(b"\n", end, end + _WINDOW_FORWARD)
-    if stop < 0:
-        return start, min(len(data), end + _WINDOW_FORWARD)
+    if stop == min(len(data), end + _WINDOW_FORWARD):
+        return start, stop  # no newline within the bound
     if data[end:stop].rstrip(b" \t\r\"'").endswith(b":"):
         # A key whose value is the next line (``X-Api-Key:\n- <value>`` in a recorded
         # cassette): the keyword ends the line, so the window takes the next one too.
