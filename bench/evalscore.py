@@ -70,6 +70,7 @@ TUNING = (
     "tune16",
     "tune17",
     "tune18",
+    "tune19",
 )
 
 

@@ -1002,6 +1002,7 @@ PARTS: dict[str, tuple[str, int]] = {
     "tune18": ("eval_tune18", 8951),
     "heldout11": ("eval_heldout11", 9967),
     "heldout12": ("eval_heldout12", 9973),
+    "tune19": ("eval_tune19", 8963),
 }
 
 

@@ -95,6 +95,7 @@ _TEMPLATE = re.compile(
     r"^\$[A-Za-z_]\w*$|^%[A-Za-z_][\w.]*%$|^@[A-Za-z_][\w.-]*@$|^__[A-Za-z][A-Za-z0-9_.]*__$|^%%[A-Za-z_][\w.]*(?:%%)?$|^![A-Z_][A-Z0-9_]*!$|^%[sdr]$|"
     r"^\{[0-9a-z_]*\}$|^:[a-z_]+$|^\$\d$|^\$env:|^env:|^exec:|^credentialsJSON:|^\$__[a-z]+\{|[=:/]\$[A-Za-z_]\w*$|"
     r"^%~[a-z]*\d$|"  # a batch file's own path: set PWD=%~dp0
+    r"^#[A-Za-z_]\w*[.(\[][^#\s]*#$|"  # a ColdFusion expression: #application.dsn_pass#
     r"\{[A-Za-z_][\w.]*(?:\[[^\]]*\])?(?:![rsa])?(?::[^}]*)?\}|#[a-z_]{2,20}#"
 )
 _TOKEN_TEMPLATE = re.compile(r"\$\{|\{\{|\}\}|<%|%\(|\$\(")
@@ -254,6 +255,8 @@ def _key_is_about_secret(key: str) -> bool:
         return True  # password_placeholder2: numbered UI strings
     if words[-1] == "key" and len(words) >= 2 and words[-2] in _DATA_KEY_WORDS:
         return True
+    if "ssid" in words:
+        return True  # SECRET_SSID: the network's name, kept beside its password
     if "search" in words and "only" in words:
         return True  # Algolia's search-only API key: made for browsers, it reads public indexes
     return any(w in _ABOUT_WORDS for w in words)
@@ -385,6 +388,8 @@ _WRAPPER_CALLS = frozenset(
         "securestring",
         "bytes",
         "password",
+        "hex2bin",  # PHP: $config['encryption_key'] = hex2bin('...')
+        "base64_decode",
         "text",
         "u",
         "b",
@@ -717,6 +722,9 @@ def _is_rule_or_description(value: str) -> bool:
 
 
 _TYPE_NAME = re.compile(r"(?:[A-Z][a-z0-9]+){3,}")
+#: Delphi/Free Pascal declare a field's type after a colon: ``edtPassword: TEdit;``.
+_PASCAL_TYPE = re.compile(r"T[A-Z][A-Za-z0-9]*;?")
+_PASCAL_SOURCES = (".pas", ".pp", ".dpr", ".lpr", ".inc")
 _CREDENTIAL_HUMP = re.compile(r"(?:Secret|Token|Password|Passphrase|Key|Credential)s?(?=[A-Z]|$)")
 #: ``${DB_PASSWORD:-x}`` (shell, Compose) and ``${db.password:x}`` (Spring): the literal that
 #: runs wherever the setting is missing. ``${X:?msg}`` and ``${X:+alt}`` are no defaults.
@@ -1303,6 +1311,8 @@ def judge_assignment(
             return None  # password = hash_password("..."): an argument, not the value
     if _TYPE_NAME.fullmatch(value) and _CREDENTIAL_HUMP.search(value):
         return None  # "secret": "V1SecretVolumeSource": a type name in a schema
+    if _PASCAL_TYPE.fullmatch(value) and path.lower().endswith(_PASCAL_SOURCES):
+        return None  # edtPassword: TEdit;  a Delphi field's declared type
     name_like = value.isalpha() or (bool(key) and _NAME_LIKE.fullmatch(value) is not None)
     if _MODULE_REF.fullmatch(value) or (
         name_like

@@ -478,6 +478,16 @@ def test_every_secret_on_a_line_is_masked_in_each_report(tmp_path: Path) -> None
             [],
         ),
         ("docs/mongo.md", "mongosh -u root -p --authenticationDatabase admin\n", []),
+        # a network's name beside its password, a ColdFusion expression, a Delphi field's type
+        ("include/secrets.h", '#define SECRET_SSID_FALLBACK "garden-shed"\n', []),
+        ("admin/sync.cfm", '<cfldap username="sync" password="#application.ldapPass#">\n', []),
+        ("src/uLogin.pas", "    edtPassword: TEdit;\n", []),
+        # PHP's hex2bin() only decodes the literal it is given
+        (
+            "application/config/config.php",
+            "$config['encryption_key'] = hex2bin('6be49f7241c1998f0c23357437a46cec');\n",
+            ["medium"],
+        ),
     ],
 )
 def test_weak_password_tiers(tmp_path: Path, path: str, text: str, expected: list[str]) -> None:
