@@ -71,6 +71,7 @@ TUNING = (
     "tune17",
     "tune18",
     "tune19",
+    "tune20",
 )
 
 

@@ -1003,6 +1003,7 @@ PARTS: dict[str, tuple[str, int]] = {
     "heldout11": ("eval_heldout11", 9967),
     "heldout12": ("eval_heldout12", 9973),
     "tune19": ("eval_tune19", 8963),
+    "tune20": ("eval_tune20", 8969),
 }
 
 

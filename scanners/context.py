@@ -138,7 +138,8 @@ _UUID = re.compile(r"[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}
 _NOT_SECRET_WORDS = _words(
     """url uri urls endpoint path file filename dir folder name names type types field fields
     length len min max count size prefix suffix header label hint policy policies regex re
-    pattern format fmt expires expire expiry expiration ttl timeout lifetime age enabled
+    pattern format fmt expires expire expiry expiration ttl timeout lifetime age time timestamp
+    date enabled
     enable disabled required method strategy version column col attr attribute param params
     placeholder error errors message msg text help title class mode style env var variable
     id ids index idx num number valid validator validation check checker input prompt icon
@@ -254,7 +255,7 @@ def _key_is_about_secret(key: str) -> bool:
     if words[-1] in _NOT_SECRET_WORDS or words[-1].rstrip("0123456789") in _NOT_SECRET_WORDS:
         return True  # password_placeholder2: numbered UI strings
     if words[-1] == "key" and len(words) >= 2 and words[-2] in _DATA_KEY_WORDS:
-        return True
+        return not ({"pd", "pagerduty"} & set(words))  # PD_ROUTING_KEY: sends alerts
     if "ssid" in words:
         return True  # SECRET_SSID: the network's name, kept beside its password
     if "search" in words and "only" in words:
@@ -389,6 +390,7 @@ _WRAPPER_CALLS = frozenset(
         "bytes",
         "password",
         "hex2bin",  # PHP: $config['encryption_key'] = hex2bin('...')
+        "sensitive",  # Puppet: password => Sensitive('...')
         "base64_decode",
         "text",
         "u",
@@ -722,6 +724,10 @@ def _is_rule_or_description(value: str) -> bool:
 
 
 _TYPE_NAME = re.compile(r"(?:[A-Z][a-z0-9]+){3,}")
+#: The configuration passes of a Windows answer file (``<settings pass="windowsPE">``).
+_UNATTEND_PASSES = frozenset(
+    ["windowsPE", "offlineServicing", "generalize", "specialize", "auditSystem", "auditUser"]
+)
 #: Delphi/Free Pascal declare a field's type after a colon: ``edtPassword: TEdit;``.
 _PASCAL_TYPE = re.compile(r"T[A-Z][A-Za-z0-9]*;?")
 _PASCAL_SOURCES = (".pas", ".pp", ".dpr", ".lpr", ".inc")
@@ -1369,7 +1375,11 @@ def judge_assignment(
         if _quoted_passphrase(spot):
             return "low" if test_path else tier  # express-session's two-word example, say
         return None
-    if key.lower() == "pass" and (_CAMEL.fullmatch(value) or (value.isalpha() and value.islower())):
+    if key.lower() == "pass" and (
+        _CAMEL.fullmatch(value)
+        or (value.isalpha() and value.islower())
+        or value in _UNATTEND_PASSES
+    ):
         return None  # <settings pass="oobeSystem">, pass: "first": a stage, not a password
     keyed = bool(key)  # rules without a key (login("u", "pw"), -p pw) have no field names
     environment_password = (

@@ -388,7 +388,18 @@ def parse_rule_tables(raw_rules: Any, origin: str) -> list[dict[str, Any]]:
     """Validate ``[[rules]]`` tables already read from TOML (a rules file or a config)."""
     if not isinstance(raw_rules, list) or not all(isinstance(r, Mapping) for r in raw_rules):
         raise ConfigError(f"{origin}: 'rules' must be an array of tables ([[rules]])")
-    return [_rule_fields(raw, origin, i) for i, raw in enumerate(raw_rules)]
+    tables = [_rule_fields(raw, origin, i) for i, raw in enumerate(raw_rules)]
+    first: dict[str, int] = {}
+    for index, fields in enumerate(tables):
+        # Two tables with one id would silently merge, the later replacing the earlier's fields.
+        earlier = first.setdefault(fields["id"], index)
+        if earlier != index:
+            raise ConfigError(
+                f"rule {fields['id']!r} in {origin}: the id is used by [[rules]] tables "
+                f"{earlier + 1} and {index + 1}; give each rule its own id (to change a rule, "
+                "keep one table and edit it)"
+            )
+    return tables
 
 
 def merge_rules(

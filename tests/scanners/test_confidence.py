@@ -482,6 +482,12 @@ def test_every_secret_on_a_line_is_masked_in_each_report(tmp_path: Path) -> None
         ("include/secrets.h", '#define SECRET_SSID_FALLBACK "garden-shed"\n', []),
         ("admin/sync.cfm", '<cfldap username="sync" password="#application.ldapPass#">\n', []),
         ("src/uLogin.pas", "    edtPassword: TEdit;\n", []),
+        # Puppet's Sensitive() only hides the literal it wraps; PagerDuty's routing key sends
+        # alerts; a Windows answer file's pass and an LDAP expiry time are no values
+        ("manifests/mysql.pp", "    password => Sensitive('Tq4Wn8Zr2Lm!'),\n", ["medium"]),
+        ("ops/pagerduty.env", "PD_ROUTING_KEY=6be49f7241c1998f0c23357437a46cec\n", ["medium"]),
+        ("packer/Autounattend.xml", '  <settings pass="windowsPE">\n', []),
+        ("ipa/sysaccounts.ldif", "passwordExpirationTime: 20380119031407Z\n", []),
         # PHP's hex2bin() only decodes the literal it is given
         (
             "application/config/config.php",

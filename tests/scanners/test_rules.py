@@ -74,6 +74,10 @@ def test_bad_regex_is_a_config_error() -> None:
         ('[[rules]]\nid = "ok"\nkind = "magic"\n', "kind must be one of"),
         ("rules = 3\n", "array of tables"),
         ("[[rules]\n", "not valid TOML"),
+        (
+            '[[rules]]\nid = "twice"\nregex = "a"\n[[rules]]\nid = "twice"\nregex = "b"\n',
+            r"rule 'twice' in x\.toml: the id is used by \[\[rules\]\] tables 1 and 2",
+        ),
     ],
 )
 def test_rule_shape_errors(text: str, message: str) -> None:
