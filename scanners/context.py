@@ -157,9 +157,11 @@ _NOT_SECRET_WORDS = _words(
     startswith endswith find helper mgr lstrip rstrip removeprefix removesuffix partition
     rpartition rfind rindex casefold translate add_argument argument group"""
 )
+#: Words that make a credential-named key one *about* a credential (``password_reset``, a
+#: ``SECRET_SSID``: the network's name, kept beside its password).
 _ABOUT_WORDS = _words(
     """hashed hash encrypted forgot reset sha sha1 sha256 md5 checksum digest commit fake dummy
-    example sample mock placeholder public"""
+    example sample mock placeholder public ssid"""
 )
 _CREDENTIAL_STEMS = (
     "password",
@@ -256,8 +258,6 @@ def _key_is_about_secret(key: str) -> bool:
         return True  # password_placeholder2: numbered UI strings
     if words[-1] == "key" and len(words) >= 2 and words[-2] in _DATA_KEY_WORDS:
         return not ({"pd", "pagerduty"} & set(words))  # PD_ROUTING_KEY: sends alerts
-    if "ssid" in words:
-        return True  # SECRET_SSID: the network's name, kept beside its password
     if "search" in words and "only" in words:
         return True  # Algolia's search-only API key: made for browsers, it reads public indexes
     return any(w in _ABOUT_WORDS for w in words)
