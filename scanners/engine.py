@@ -417,7 +417,7 @@ class Engine:
                 continue
             # The report shows the hit's (first) line, cut around the hit on a long line; the
             # whole secret stays in it, so that redaction can mask all of it.
-            shown_start, shown_end = line_around(
+            shown = line_around(
                 data, hit.start, hit.start, _LINE_CONTEXT, hit.end - hit.start + _LINE_CONTEXT
             )
             column = len(data[line_start : hit.start].decode("utf-8", "replace")) + 1
@@ -440,7 +440,7 @@ class Engine:
                     line=line,
                     column=column,
                     secret=hit.secret,
-                    line_text=data[shown_start:shown_end].decode("utf-8", "replace"),
+                    line_text=data[shown.start : shown.end].decode("utf-8", "replace"),
                     severity=hit.rule.severity,
                     commit=commit,
                     test_path=context.is_test_path(path),
@@ -469,7 +469,8 @@ def _minified(data: bytes, line_start: int, line_end: int) -> bool:
 def _around(data: bytes, start: int, end: int) -> tuple[int, int]:
     """The line holding ``data[start:end]``, cut to ``_LINE_CONTEXT`` bytes either side: what
     the context checks read."""
-    return line_around(data, start, end, _LINE_CONTEXT, _LINE_CONTEXT)
+    line = line_around(data, start, end, _LINE_CONTEXT, _LINE_CONTEXT)
+    return line.start, line.end
 
 
 def _spot(match: re.Match[bytes], data: bytes, line_start: int, line: str, hit: _Hit) -> Spot:

@@ -56,13 +56,14 @@ class Matcher(Protocol):
 def _line_window(data: bytes, end: int, multiline: bool) -> tuple[int, int]:
     """The line(s) around a hit: from the start of the line *before* the hit (a YAML list
     item under its key, ``Authorization:\n- Bearer ...``) to the end of the hit's line."""
-    start, stop = line_around(data, end, end, _WINDOW_BACK, _WINDOW_FORWARD)
-    low = max(0, end - _WINDOW_BACK)
-    if start > max(low, 1):  # the line before, within the same bound
-        start = line_around(data, start - 1, start - 1, start - 1 - low, 0)[0]
+    line = line_around(data, end, end, _WINDOW_BACK, _WINDOW_FORWARD)
+    start, stop = line.start, line.end
+    if line.after_newline and start > 1:  # the line before, within the same bound
+        low = max(0, end - _WINDOW_BACK)
+        start = data.rfind(b"\n", low, start - 1) + 1 or low
     if multiline:
         return start, min(len(data), end + _MULTILINE_FORWARD)
-    if stop == min(len(data), end + _WINDOW_FORWARD):
+    if not line.at_newline:
         return start, stop  # no newline within the bound
     if data[end:stop].rstrip(b" \t\r\"'").endswith(b":"):
         # A key whose value is the next line (``X-Api-Key:\n- <value>`` in a recorded
