@@ -86,6 +86,20 @@ def _base64_key(secret: str) -> bool:
     return len(raw) >= 32
 
 
+def _aes_key(secret: str) -> bool:
+    """Base64 (standard or URL-safe alphabet) of exactly 16, 24 or 32 bytes: the length of
+    an AES key, which is what Consul's gossip key and a Fernet key are."""
+    padded = secret + "=" * (-len(secret) % 4)
+    try:
+        if "-" in secret or "_" in secret:
+            raw = base64.urlsafe_b64decode(padded)
+        else:
+            raw = base64.b64decode(padded, validate=True)
+    except (ValueError, binascii.Error):
+        return False
+    return len(raw) in (16, 24, 32)
+
+
 def basic_auth_pair(secret: str) -> tuple[str, str] | None:
     """The ``(user, password)`` an ``Authorization: Basic`` value carries as base64 of
     ``user:password``, or None when it carries no such pair."""
@@ -181,6 +195,7 @@ VALIDATORS: dict[str, Callable[[str], bool]] = {
     "jwt": _jwt,
     "pypi-macaroon": _pypi,
     "base64-key": _base64_key,
+    "aes-key": _aes_key,
     "basic-auth": _basic_auth,
     "pem-base64": _pem_base64,
     "mnemonic-words": _mnemonic_words,
