@@ -24,7 +24,9 @@ before any scanner was run on them (the guide is ``bench/REALSET.md``). The sets
   held out whole, ``real27``, ``real28``, ``real31``, ``real32``, ``real35``, ``real36`` tuned on;
 - ``real37``-``real46`` (round 12): ten more; ``real37``, ``real38``, ``real41`` and (written
   mid-round) ``real43``-``real45`` held out whole, ``real39``, ``real40``, ``real42`` and
-  ``real46`` tuned on.
+  ``real46`` tuned on;
+- ``real47``-``real52`` (round 13): six more; ``real47``-``real49`` held out whole,
+  ``real50``-``real52`` tuned on.
 
 Each set is two files:
 
@@ -164,6 +166,15 @@ FORTY_THIRD = _real_set("real43", ("real43",))
 FORTY_FOURTH = _real_set("real44", ("real44",))
 FORTY_FIFTH = _real_set("real45", ("real45",))
 FORTY_SIXTH = _real_set("real46", ("real46",))
+#: Round 13, written at the start: web application backends, deployment configs and
+#: compiled-language code held out whole; infrastructure provisioning, embedded/legacy code
+#: and docs/CI/scripts tuned on.
+FORTY_SEVENTH = _real_set("real47", ("real47",))
+FORTY_EIGHTH = _real_set("real48", ("real48",))
+FORTY_NINTH = _real_set("real49", ("real49",))
+FIFTIETH = _real_set("real50", ("real50",))
+FIFTY_FIRST = _real_set("real51", ("real51",))
+FIFTY_SECOND = _real_set("real52", ("real52",))
 SETS = {
     real.name: real
     for real in (
@@ -175,6 +186,7 @@ SETS = {
         THIRTY_THIRD, THIRTY_FOURTH, THIRTY_FIFTH, THIRTY_SIXTH,
         THIRTY_SEVENTH, THIRTY_EIGHTH, THIRTY_NINTH, FORTIETH, FORTY_FIRST, FORTY_SECOND,
         FORTY_THIRD, FORTY_FOURTH, FORTY_FIFTH, FORTY_SIXTH,
+        FORTY_SEVENTH, FORTY_EIGHTH, FORTY_NINTH, FIFTIETH, FIFTY_FIRST, FIFTY_SECOND,
     )
 }  # fmt: skip
 PARTS = tuple(part for real in SETS.values() for part in real.parts)

@@ -876,7 +876,7 @@ def _chosen_words_password(spot: Spot, path: str, op: str) -> bool:
     string (``setPassword(...)``). Words that describe a field or a sentence (``not_set``,
     ``from_env``, ``db_password``) are not."""
     key, value = spot.key, spot.value
-    literal = not is_code_path(path) or (op.strip() == "(" and spot.quoted)
+    literal = not is_code_path(path) or spot.quoted
     if not literal or not _key_holds_password(key) or not _JOINED_WORDS.fullmatch(value):
         return False
     words = re.split(r"[_-]", value)
@@ -1038,8 +1038,8 @@ def judge_token(spot: Spot) -> bool:
         return False  # "eyJ..." without its two dots: a JWT cut or mangled by hand
     if any(word in low for word in _TOKEN_PLACEHOLDERS) or _ANGLE_PLACEHOLDER.search(secret):
         return False
-    if _YOUR_CAMEL.search(secret):
-        return False
+    if _YOUR_CAMEL.search(secret) or _UPPER_WORDS.fullmatch(secret):
+        return False  # YourApiKey, SECRET_TOKEN: the slot's name, where no format is met
     # Django's generated keys draw from ``!@#$%^&*(-_=+)``: ``%(`` or ``$(`` there is chance
     if not secret.startswith("django-insecure-") and (
         _TOKEN_TEMPLATE.search(secret) or is_reference(secret)
