@@ -1002,8 +1002,10 @@ PARTS: dict[str, tuple[str, int]] = {
     "tune18": ("eval_tune18", 8951),
     "heldout11": ("eval_heldout11", 9967),
     "heldout12": ("eval_heldout12", 9973),
+    "heldout13": ("eval_heldout13", 9979),
     "tune19": ("eval_tune19", 8963),
     "tune20": ("eval_tune20", 8969),
+    "tune21": ("eval_tune21", 8971),
 }
 
 

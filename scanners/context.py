@@ -876,7 +876,7 @@ def _chosen_words_password(spot: Spot, path: str, op: str) -> bool:
     string (``setPassword(...)``). Words that describe a field or a sentence (``not_set``,
     ``from_env``, ``db_password``) are not."""
     key, value = spot.key, spot.value
-    literal = not is_code_path(path) or spot.quoted
+    literal = not is_code_path(path) or (op.strip() == "(" and spot.quoted)
     if not literal or not _key_holds_password(key) or not _JOINED_WORDS.fullmatch(value):
         return False
     words = re.split(r"[_-]", value)
