@@ -75,6 +75,7 @@ TUNING = (
     "tune18",
     "tune19",
     "tune20",
+    "tune21",
 )
 
 

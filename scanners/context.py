@@ -911,9 +911,10 @@ _TOKEN_PLACEHOLDERS = tuple(
     insert replace_ changeme _here abc123"""
     )
 )
-#: ``<your-token>``, ``sk-<key>``, ``<insert``: angle brackets around a word or at either end.
-#: A lone ``<`` or ``>`` inside a long value is punctuation (WordPress salts use both).
-_ANGLE_PLACEHOLDER = re.compile(r"<[\w .-]*>|^<|>$")
+#: ``<your-token>``, ``sk-<key>``, ``<insert``: angle brackets around a word, or opening or
+#: closing one. A lone ``<`` or ``>`` among other symbols is punctuation, at either end too
+#: (WordPress salts use both: ``<P)1t...``).
+_ANGLE_PLACEHOLDER = re.compile(r"<[\w .-]*>|^<[\w .-]*$|^[\w .-]*>$")
 
 
 #: ``.*`` counts at a pattern's edge (``.*secret.*``, ``^pass.+$``): inside a random password
