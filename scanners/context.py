@@ -250,6 +250,12 @@ def _key_is_about_secret(key: str) -> bool:
         return False
     if _CSRF_TOKEN_KEY.search(key.replace("-", "_")):
         return True
+    if "." in key.strip("."):
+        # A dotted setting (xpack.encryptedSavedObjects.encryptionKey): the segments before
+        # the last are its namespace, and the last one says what the value is.
+        last = [w.lower() for w in _KEY_SPLIT.split(key.rstrip(".").rsplit(".", 1)[-1]) if w]
+        if last and _names_a_credential(last):
+            words = last
     if not _names_a_credential(words):
         return True
     if words[-1] == "default" and key.isupper() and _key_holds_password("_".join(words[:-1])):
@@ -914,7 +920,7 @@ _TOKEN_PLACEHOLDERS = tuple(
 #: ``<your-token>``, ``sk-<key>``, ``<insert``: angle brackets around a word, or opening or
 #: closing one. A lone ``<`` or ``>`` among other symbols is punctuation, at either end too
 #: (WordPress salts use both: ``<P)1t...``).
-_ANGLE_PLACEHOLDER = re.compile(r"<[\w .-]*>|^<[\w .-]*$|^[\w .-]*>$")
+_ANGLE_PLACEHOLDER = re.compile(r"<[\w .-]+>|^<[\w .-]*$|^[\w .-]*>$")
 
 
 #: ``.*`` counts at a pattern's edge (``.*secret.*``, ``^pass.+$``): inside a random password

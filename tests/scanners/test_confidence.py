@@ -494,6 +494,15 @@ def test_every_secret_on_a_line_is_masked_in_each_report(tmp_path: Path) -> None
             "$config['encryption_key'] = hex2bin('6be49f7241c1998f0c23357437a46cec');\n",
             ["medium"],
         ),
+        # round 13: a dotted setting is judged by its last segment, the namespace before it
+        # says nothing about the value; an UPPER_SNAKE name is no token
+        (
+            "config/kibana.yml",
+            'xpack.encryptedSavedObjects.encryptionKey: "Tq4Wn8Zr2LmXv7Kd3Jh9Pb5Ys1Qa6Ue0"\n',
+            ["medium"],
+        ),
+        ("config/app.properties", "encrypted.password.hint=Tq4Wn8Zr2Lm\n", []),
+        ("README.md", 'npm config set //npm.corp.lan/:_authToken "SECRET_NPM_TOKEN"\n', []),
     ],
 )
 def test_weak_password_tiers(tmp_path: Path, path: str, text: str, expected: list[str]) -> None:
