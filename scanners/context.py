@@ -995,7 +995,7 @@ def _elided(spot: Spot) -> bool:
 #: ``encryption-key-for-tests``, ``sb_publishable_...`` (Supabase's browser key, public), Mapbox's
 #: ``pk.`` tokens and PostHog's ``phc_`` project keys.
 _DECLARED_FAKE = re.compile(
-    r"(?i)(?:^|[_-])(?:test[_-]?only|for[_-]tests?|for[_-]testing|unit[_-]tests?|not[_-]a[_-]"
+    r"(?i)(?:^|[_-])(?:test[_-]?only|for[_-]tests?|for[_-]testing|unit[_-]tests?|not[_-](?:a[_-])?"
     r"(?:real|secret)|planted\w*|marker|fixtures?|e2e|do[_-]?not[_-]?use)(?:[_-]|$)|^sb_publishable_|"
     r"^phc_[0-9A-Za-z]{30,60}$|"  # a PostHog project key: sent by every browser that loads the page
     r"^pk\.eyJ|"  # a Mapbox public token: made for browsers
