@@ -1080,6 +1080,14 @@ _USER_ARGUMENT = re.compile(
 )
 
 
+#: A user given to a command line's user flag: ``mysql -u root``, ``psql -U postgres``,
+#: ``cypher-shell -u neo4j``, ``--user=admin``.
+_USER_FLAG = re.compile(
+    rb"""(?:^|[ \t"'])(?:-u|-U|--user(?:name)?)(?:[ \t]+|=)["']?"""
+    rb"""([A-Za-z_][A-Za-z0-9_.@-]{1,63})\b"""
+)
+
+
 def concrete_user_near(data: bytes, start: int, end: int, lines: int = 3) -> bool:
     """Whether a user setting with a concrete name (``postgres``, ``admin``, ``kkk``) stands
     within ``lines`` lines of ``data[start:end]``: beside it, a role word set as the password
@@ -1099,15 +1107,16 @@ def concrete_user_near(data: bytes, start: int, end: int, lines: int = 3) -> boo
         for match in _USER_SETTING.finditer(data, low, high)
     ):
         return True
-    # connect(host="db", user="postgres", password="password"): the user is an argument on
-    # the password's own line
+    # connect(host="db", user="postgres", password=...) or a mysql client's -u flag: the
+    # user is an argument on the password's own line
     line_start = data.rfind(b"\n", 0, start) + 1
     line_end = data.find(b"\n", end)
     if line_end < 0:
         line_end = len(data)
     return any(
         concrete_user(match.group(1).decode("utf-8", "replace"))
-        for match in _USER_ARGUMENT.finditer(data, line_start, line_end)
+        for pattern in (_USER_ARGUMENT, _USER_FLAG)
+        for match in pattern.finditer(data, line_start, line_end)
     )
 
 

@@ -503,6 +503,11 @@ def test_every_secret_on_a_line_is_masked_in_each_report(tmp_path: Path) -> None
         ),
         ("config/app.properties", "encrypted.password.hint=Tq4Wn8Zr2Lm\n", []),
         ("README.md", 'npm config set //npm.corp.lan/:_authToken "SECRET_NPM_TOKEN"\n', []),
+        # a role word as the password of a user the command line names is that user's weak
+        # password; beside a role-word user it is the shape only
+        ("scripts/setup-db.sh", "mysql -u root -psecret -e 'CREATE DATABASE app;'\n", ["medium"]),
+        ("scripts/setup-db.sh", "mysqladmin -u root password 'secret'\n", ["medium"]),
+        ("scripts/setup-db.sh", "mysql -u user -ppassword\n", ["low"]),
     ],
 )
 def test_weak_password_tiers(tmp_path: Path, path: str, text: str, expected: list[str]) -> None:
