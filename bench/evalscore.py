@@ -61,6 +61,7 @@ TUNING = (
     "real50",
     "real51",
     "real52",
+    "real53",
     "heldout3",
     "tune8",
     "tune9",
@@ -76,6 +77,7 @@ TUNING = (
     "tune19",
     "tune20",
     "tune21",
+    "tune22",
 )
 
 

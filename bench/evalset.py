@@ -1003,9 +1003,11 @@ PARTS: dict[str, tuple[str, int]] = {
     "heldout11": ("eval_heldout11", 9967),
     "heldout12": ("eval_heldout12", 9973),
     "heldout13": ("eval_heldout13", 9979),
+    "heldout14": ("eval_heldout14", 9983),
     "tune19": ("eval_tune19", 8963),
     "tune20": ("eval_tune20", 8969),
     "tune21": ("eval_tune21", 8971),
+    "tune22": ("eval_tune22", 8999),
 }
 
 
