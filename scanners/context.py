@@ -405,6 +405,7 @@ _WRAPPER_CALLS = frozenset(
         "new",
         "byte",  # Go: []byte("...")
         "some",  # Rust: Some("...")
+        "field",  # pydantic: db_password: str = Field("...", env="DB_PASSWORD"), the default
         # bytes.fromhex("..."), base64.b64decode("..."): the literal is the key, encoded
         "fromhex",
         "unhexlify",

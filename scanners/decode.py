@@ -49,7 +49,8 @@ _DATA = re.compile(rb"^([ \t]*)(?:data|binaryData):[ \t]*\r?$")
 _KIND_SEALED = re.compile(rb"""kind:[ \t]*["']?SealedSecret["']?[ \t]*\r?$""", re.MULTILINE)
 _ENCRYPTED_DATA = re.compile(rb"^([ \t]*)encryptedData:[ \t]*\r?$")
 _ENTRY = re.compile(
-    rb"""^([ \t]*)["']?([\w.-]{1,253})["']?:[ \t]*["']?([A-Za-z0-9+/]{8,}={0,2})["']?[ \t]*\r?$"""
+    rb"""^([ \t]*)["']?([\w.-]{1,253})["']?:[ \t]*["']?([A-Za-z0-9+/]{8,}={0,2})["']?"""
+    rb"""[ \t]*(?:[ \t]#[^\n]*)?\r?$"""  # a YAML comment may follow the value
 )
 # A new YAML document, a new file in a diff, or a new hunk: the Secret's scope ends.
 _MARKS = (b"\n---", b"\n ---", b"\ndiff --git", b"\n@@", b"\n...", b"\n ...")
@@ -245,7 +246,8 @@ def sealed_values(fragment: Fragment) -> set[tuple[str, int, str]]:
 # A diff header line naming a YAML or JSON file, and an added ``key: <base64>`` line.
 _MANIFEST_FILE = re.compile(rb"\ndiff --git [^\n]*\.(?:ya?ml|json|YA?ML|JSON)\"?\n")
 _ADDED_ENTRY = re.compile(
-    rb"""^ [ \t]+["']?([\w.-]{1,253})["']?:[ \t]*["']?([A-Za-z0-9+/]{8,}={0,2})["']?,?[ \t]*\r?$""",
+    rb"""^ [ \t]+["']?([\w.-]{1,253})["']?:[ \t]*["']?([A-Za-z0-9+/]{8,}={0,2})["']?,?"""
+    rb"""[ \t]*(?:[ \t]#[^\n]*)?\r?$""",
     re.MULTILINE,
 )
 

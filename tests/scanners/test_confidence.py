@@ -508,6 +508,12 @@ def test_every_secret_on_a_line_is_masked_in_each_report(tmp_path: Path) -> None
         ("scripts/setup-db.sh", "mysql -u root -psecret -e 'CREATE DATABASE app;'\n", ["medium"]),
         ("scripts/setup-db.sh", "mysqladmin -u root password 'secret'\n", ["medium"]),
         ("scripts/setup-db.sh", "mysql -u user -ppassword\n", ["low"]),
+        # pydantic's Field("...") takes the default first: the literal is the value
+        (
+            "config/db.py",
+            '    db_password: str = Field("Tq4Wn8Zr2Lm!", env="DB_PASSWORD")\n',
+            ["medium"],
+        ),
     ],
 )
 def test_weak_password_tiers(tmp_path: Path, path: str, text: str, expected: list[str]) -> None:

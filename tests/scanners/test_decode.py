@@ -36,6 +36,14 @@ def test_a_password_and_a_token_in_data_are_found_at_their_lines(engine: Engine)
     ]
 
 
+def test_a_comment_after_the_value_does_not_hide_it(engine: Engine) -> None:
+    # a YAML comment after a base64 value: the decoded text is judged, not the base64
+    found = _secret(f"  password: {_b64(PW)}  # the billing database\n")
+    assert _found(engine, found) == [(7, "config-password", "medium")]
+    placeholder = _secret(f"  DB_PASSWORD: {_b64('your_secure_db_password')}  # replace me\n")
+    assert _found(engine, placeholder) == []
+
+
 def test_a_decoded_format_keeps_its_own_rule_and_tier(engine: Engine) -> None:
     token = github_token(seed=73)
     text = _secret(f"  github-token: {_b64(token)}\n")
