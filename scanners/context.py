@@ -415,13 +415,26 @@ _WRAPPER_CALLS = frozenset(
 _CALL_BEFORE = re.compile(r"([A-Za-z_][\w.$]*)\s*\(\s*[rbuf@]?$")
 #: ``env('DB_PASSWORD', '<default>')``: a call's second argument after a quoted name.
 _SECOND_ARGUMENT = re.compile(
-    r"""([A-Za-z_][\w.$]*)\s*\(\s*[rbuf]?["'][\w.:-]{1,80}["']\s*,\s*[rbuf@]?$"""
+    # getattr(settings, "NAME", "..."): an object before the quoted name
+    r"""([A-Za-z_][\w.$]*)\s*\(\s*(?:[A-Za-z_][\w.]*\s*,\s*)?[rbuf]?["'][\w.:-]{1,80}["']\s*,\s*"""
+    r"""[rbuf@]?$"""
 )
 #: Calls whose second argument is the value used where the named setting is missing:
 #: ``env('DB_PASSWORD', 'x')`` (Laravel), ``os.getenv("PW", "x")``, ``ENV.fetch("PW", "x")``,
 #: ``config('db.password', 'x')``, ``getOrDefault("PW", "x")``: that literal is what runs.
 _DEFAULTING_CALLS = frozenset(
-    ["env", "getenv", "get", "fetch", "config", "getordefault", "getproperty", "setting", "default"]
+    [
+        "env",
+        "getenv",
+        "get",
+        "fetch",
+        "config",
+        "getordefault",
+        "getproperty",
+        "setting",
+        "default",
+        "getattr",
+    ]
 )
 
 
@@ -997,7 +1010,8 @@ def _elided(spot: Spot) -> bool:
 #: ``pk.`` tokens and PostHog's ``phc_`` project keys.
 _DECLARED_FAKE = re.compile(
     r"(?i)(?:^|[_-])(?:test[_-]?only|for[_-]tests?|for[_-]testing|unit[_-]tests?|not[_-](?:a[_-])?"
-    r"(?:real|secret)|planted\w*|marker|fixtures?|e2e|do[_-]?not[_-]?use)(?:[_-]|$)|^sb_publishable_|"
+    r"(?:real|secret)|planted\w*|marker|fixtures?|e2e|do[_-]?not[_-]?use|fake)(?:[_-]|$)|"
+    r"^sb_publishable_|"
     r"^phc_[0-9A-Za-z]{30,60}$|"  # a PostHog project key: sent by every browser that loads the page
     r"^pk\.eyJ|"  # a Mapbox public token: made for browsers
     # Google's published reCAPTCHA test keys: they always pass, and open nothing
@@ -1310,8 +1324,9 @@ def judge_assignment(
     if op.strip() == ",":
         # ("password", "salt", 64) is a data tuple; set("password", "x") is a key/value call.
         before_key = line[: max(0, spot.key_at)].rstrip().rstrip("\"'")
-        if not re.search(r"[\w\]]\(\s*$|\bdefine\s*\(\s*$", before_key):  # prose: "word ("
-            return None
+        # set("password", "x"), getattr(settings, "API_TOKEN", "x"): a call taking the name
+        if not re.search(r"[\w\]]\(\s*(?:[A-Za-z_][\w.]*\s*,\s*)?$|\bdefine\s*\(\s*$", before_key):
+            return None  # prose: "word ("
         if re.match(r"[A-Z][a-z0-9]+[A-Z]|[A-Z]{2,}[a-z]", key):
             return None  # MovedAttribute("HTTPPasswordMgr", ...): a class name, not a key
         if value.isalpha() and value.islower():

@@ -514,6 +514,19 @@ def test_every_secret_on_a_line_is_masked_in_each_report(tmp_path: Path) -> None
             '    db_password: str = Field("Tq4Wn8Zr2Lm!", env="DB_PASSWORD")\n',
             ["medium"],
         ),
+        # getattr's third argument is the default; a value saying fake is a fixture's; German
+        # prose "das Passwort lautet"
+        (
+            "notifications/sms.py",
+            'TOKEN = getattr(settings, "SMS_API_TOKEN", "6be49f7241c1998f0c23357437a46cec")\n',
+            ["medium"],
+        ),
+        ("tests/auth.test.ts", '      refresh_token: "fake-gkpql5zvjy98",\n', []),
+        (
+            "docs/de/neustart.md",
+            "Das Passwort lautet `Tq4Wn8Zr2Lm!` (bis zur Umstellung).\n",
+            ["medium"],
+        ),
     ],
 )
 def test_weak_password_tiers(tmp_path: Path, path: str, text: str, expected: list[str]) -> None:
