@@ -527,6 +527,13 @@ def test_every_secret_on_a_line_is_masked_in_each_report(tmp_path: Path) -> None
             "Das Passwort lautet `Tq4Wn8Zr2Lm!` (bis zur Umstellung).\n",
             ["medium"],
         ),
+        # an expression's fallback literal runs wherever the expression is empty
+        (
+            "Auth/ClientFactory.cs",
+            'ClientSecret = _options.ClientSecret ?? "Zr3Kd9TfLm4Ns7Wv1Xb6Qc2Jh8Pe5Ry0",\n',
+            ["medium"],
+        ),
+        ("src/db.ts", "  password: config.password || fallbackPassword,\n", []),
     ],
 )
 def test_weak_password_tiers(tmp_path: Path, path: str, text: str, expected: list[str]) -> None:
