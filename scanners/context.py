@@ -11,6 +11,8 @@ full of them, and they are exactly what attackers try first.
 
 from __future__ import annotations
 
+import base64
+import binascii
 import itertools
 import math
 import re
@@ -471,6 +473,26 @@ def _is_placeholder(value: str, filters: Filters = DEFAULT_FILTERS) -> bool:
     if len(set(low)) <= 2 or value.endswith(("...", "\u2026")):
         return True  # one character over and over, or an elided example ("Wq9x...")
     return _is_sequence(value) and not value.isdigit()
+
+
+_BASE64_TEXT = re.compile(r"(?:[A-Za-z0-9+/]{4}){3,}(?:[A-Za-z0-9+/]{2}==|[A-Za-z0-9+/]{3}=)?")
+
+
+def _encodes_placeholder(value: str, filters: Filters = DEFAULT_FILTERS) -> bool:
+    """Base64 whose text is a placeholder (``UkVQTEFDRV9XSVRIX...`` is ``REPLACE_WITH_...``):
+    a Secret's value, or one copied from a Secret, with no ``kind: Secret`` in sight to have
+    it decoded and judged as text."""
+    if not _BASE64_TEXT.fullmatch(value):
+        return False
+    try:
+        text = base64.b64decode(value, validate=True).decode("ascii")
+    except (binascii.Error, ValueError):
+        return False
+    return (
+        len(text) >= 4
+        and text.isprintable()
+        and (_is_placeholder(text, filters) or _UPPER_WORDS.fullmatch(text) is not None)
+    )
 
 
 def _is_sequence(value: str) -> bool:
@@ -1091,7 +1113,7 @@ _USER_SETTING = re.compile(
 #: A user given as a keyword argument or a key of an inline map, quoted.
 _USER_ARGUMENT = re.compile(
     rb"""(?i)(?<![\w.])["']?(?:user(?:name)?|usr|login|uid)["']?[ \t]*(?:=|:|=>)[ \t]*"""
-    rb"""["']([A-Za-z0-9_.@-]{2,64})["'][ \t]*[,;]"""
+    rb"""["']([A-Za-z0-9_.@-]{2,64})["'](?:[ \t]*[,;]|[ \t]+\w+[ \t]*=)"""
 )
 
 
@@ -1133,6 +1155,18 @@ def concrete_user_near(data: bytes, start: int, end: int, lines: int = 3) -> boo
         for pattern in (_USER_ARGUMENT, _USER_FLAG)
         for match in pattern.finditer(data, line_start, line_end)
     )
+
+
+#: Accounts a password setting can name in its own key: ``MYSQL_ROOT_PASSWORD``,
+#: ``ADMIN_PASSWORD``, ``POSTGRES_PASSWORD``, ``CONFIG_KEYSTONE_ADMIN_PW``.
+_ACCOUNT_WORDS = _words("root admin administrator superuser sa sysadmin postgres elastic")
+
+
+def key_names_account(key: str) -> bool:
+    """The password's own key names the account it opens (``MONGO_INITDB_ROOT_PASSWORD``):
+    a role word set there (``password``, ``secret``) is that account's weak password, as it
+    would be beside ``user: root``."""
+    return any(w.lower() in _ACCOUNT_WORDS for w in _KEY_SPLIT.split(key) if w)
 
 
 def concrete_user(name: str) -> bool:
@@ -1309,6 +1343,8 @@ def judge_assignment(
     ):
         # POSTGRES_PASSWORD: password beside POSTGRES_USER: postgres is that user's password
         return _weak_tier(value, test_path=test_path, clear=True)
+    if _encodes_placeholder(value, filters):
+        return None  # REPLACE_WITH_A_SECURE_PASSWORD, base64-encoded for a Secret
     if _is_placeholder(value, filters) and not (kind == "password" and _is_sequence(value)):
         # qwerty, abcdef: made up as a token, but among the passwords people really choose
         if (

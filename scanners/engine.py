@@ -218,7 +218,10 @@ class Engine:
                 path=path,
                 user_nearby=kind == "password"
                 and secret.lower() in context.DOC_PASSWORDS
-                and _names_concrete_user(match, data, line_start, line_end),
+                and (
+                    context.key_names_account(spot.key)
+                    or _names_concrete_user(match, data, line_start, line_end)
+                ),
             )
             if found is None:
                 return None

@@ -534,6 +534,11 @@ def test_every_secret_on_a_line_is_masked_in_each_report(tmp_path: Path) -> None
             ["medium"],
         ),
         ("src/db.ts", "  password: config.password || fallbackPassword,\n", []),
+        # the account a role word opens is named in the key; base64 of a placeholder
+        ("README.md", "  -e MONGO_INITDB_ROOT_PASSWORD=password \\\n", ["medium"]),
+        ("docs/devstack.md", "ADMIN_PASSWORD=secret\n", ["medium"]),
+        (".env", "DB_PASSWORD=password\n", []),
+        ("k8s/secret.yaml", '  DB_PASSWORD: "UkVQTEFDRV9XSVRIX1NFQ1VSRV9QQVNTV09SRA=="\n', []),
     ],
 )
 def test_weak_password_tiers(tmp_path: Path, path: str, text: str, expected: list[str]) -> None:
