@@ -860,18 +860,26 @@ _SENTENCE_WORDS = _words(
 )
 
 
+#: A diceware-style passphrase: three to six words, maybe a number ("cobalt otter valkyrie 98").
+_DICEWARE = re.compile(r"[a-z]{3,12}(?: [a-z]{3,12}){2,5}(?: [0-9]{1,4})?")
+
+
 def _quoted_passphrase(spot: Spot) -> bool:
     """A quoted passphrase of a few words under a key that names a signing or session
-    secret (a session ``secret``, a ``SECRET_KEY``). Any such concrete value signs real
-    cookies or tokens once deployed; a sentence (``'stored in vault'``) is not one."""
+    secret (a session ``secret``, a ``SECRET_KEY``), or of three words or more under a
+    password's key (``"correct horse battery staple"``, a Wi-Fi PSK). Any such concrete value
+    opens or signs once deployed; a sentence (``'stored in vault'``) is not one."""
     key, value = spot.key, spot.value
     words = [w.lower() for w in _KEY_SPLIT.split(key) if w]
     names_secret = words[-1:] == ["secret"] or words[-2:] in (["secret", "key"], ["secret", "base"])
-    if not names_secret:
-        return False
+    if names_secret:
+        shaped = _PASSPHRASE.fullmatch(value) is not None
+    else:
+        shaped = _key_holds_password(key) and _DICEWARE.fullmatch(value) is not None
     return (
-        _PASSPHRASE.fullmatch(value) is not None
-        and not any(word in _SENTENCE_WORDS for word in value.split())
+        shaped
+        and not any(word in _SENTENCE_WORDS or word in _ROLE_PREFIXES for word in value.split())
+        and not _names_a_credential(value.split())
         and spot.quoted
     )
 
@@ -955,8 +963,9 @@ _TOKEN_PLACEHOLDERS = tuple(
 )
 #: ``<your-token>``, ``sk-<key>``, ``<insert``: angle brackets around a word, or opening or
 #: closing one. A lone ``<`` or ``>`` among other symbols is punctuation, at either end too
-#: (WordPress salts use both: ``<P)1t...``).
-_ANGLE_PLACEHOLDER = re.compile(r"<[\w .-]+>|^<[\w .-]*$|^[\w .-]*>$")
+#: (WordPress salts use both: ``<P)1t...``), and so are two characters between them
+#: (``...?$<IZ>Ec?...``): a placeholder's word is longer.
+_ANGLE_PLACEHOLDER = re.compile(r"<[\w .-]{3,}>|^<[\w .-]*>?$|^[\w .-]*>$")
 
 
 #: ``.*`` counts at a pattern's edge (``.*secret.*``, ``^pass.+$``): inside a random password
