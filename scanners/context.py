@@ -101,6 +101,23 @@ _TEMPLATE = re.compile(
     r"\{[A-Za-z_][\w.]*(?:\[[^\]]*\])?(?:![rsa])?(?::[^}]*)?\}|#[a-z_]{2,20}#"
 )
 _TOKEN_TEMPLATE = re.compile(r"\$\{|\{\{|\}\}|<%|%\(|\$\(")
+#: The same markers with a whole name inside (``${TOKEN}``, ``{{ key }}``, ``$(cat key)``,
+#: ``%(key)s``): in a long random value (a WordPress salt's ``$(Om4A|csK``) two such
+#: characters side by side are chance, and only a whole template counts.
+_WHOLE_TEMPLATE = re.compile(
+    r"\$\{\s*[\w.:-]+\s*(?:[:?-][^}]*)?\}|\{\{[^}]*\}\}|<%|%\(\w+\)|\$\([\w ./-]+\)"
+)
+
+
+def _token_template(secret: str) -> bool:
+    """A template or substitution inside a token's value (see ``_WHOLE_TEMPLATE``)."""
+    if _TOKEN_TEMPLATE.search(secret) is None:
+        return False
+    if len(secret) >= 40 and _char_classes(secret) >= 4:
+        return _WHOLE_TEMPLATE.search(secret) is not None
+    return True
+
+
 # A literal right after one of these calls is a *name* to look up, not the value.
 _LOOKUP_CALL = re.compile(
     r"""(?ix)(?:environ|getenv|env|ENV|fetch|get|read|lookup|secret|secrets|vault|config|
@@ -1095,7 +1112,7 @@ def judge_token(spot: Spot) -> bool:
         return False  # YourApiKey, SECRET_TOKEN: the slot's name, where no format is met
     # Django's generated keys draw from ``!@#$%^&*(-_=+)``: ``%(`` or ``$(`` there is chance
     if not secret.startswith("django-insecure-") and (
-        _TOKEN_TEMPLATE.search(secret) or is_reference(secret)
+        _token_template(secret) or is_reference(secret)
     ):
         return False
     if Counter(secret).most_common(1)[0][1] > max(4, len(secret) * 0.4):

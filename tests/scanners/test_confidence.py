@@ -539,6 +539,13 @@ def test_every_secret_on_a_line_is_masked_in_each_report(tmp_path: Path) -> None
         ("docs/devstack.md", "ADMIN_PASSWORD=secret\n", ["medium"]),
         (".env", "DB_PASSWORD=password\n", []),
         ("k8s/secret.yaml", '  DB_PASSWORD: "UkVQTEFDRV9XSVRIX1NFQ1VSRV9QQVNTV09SRA=="\n', []),
+        # $( amid a salt's random symbols is chance; a whole $(command) is a template
+        (
+            "wp-config.php",
+            "define('NONCE_KEY', 'q@,Y]3B#wxh#-$C8Fwj`Y1Qbr9N~Z06t$(Pn5B|dtL:N=FQ*E![o`m#Y#C%|8kj3');\n",
+            ["high"],
+        ),
+        ("deploy/.env", "API_TOKEN=$(cat /run/secrets/api_token)\n", []),
     ],
 )
 def test_weak_password_tiers(tmp_path: Path, path: str, text: str, expected: list[str]) -> None:
