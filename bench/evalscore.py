@@ -62,6 +62,8 @@ TUNING = (
     "real51",
     "real52",
     "real53",
+    "real56",
+    "real57",
     "heldout3",
     "tune8",
     "tune9",
@@ -78,6 +80,7 @@ TUNING = (
     "tune20",
     "tune21",
     "tune22",
+    "tune23",
 )
 
 

@@ -1008,6 +1008,7 @@ PARTS: dict[str, tuple[str, int]] = {
     "tune20": ("eval_tune20", 8969),
     "tune21": ("eval_tune21", 8971),
     "tune22": ("eval_tune22", 8999),
+    "tune23": ("eval_tune23", 9001),
 }
 
 

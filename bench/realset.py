@@ -25,8 +25,8 @@ before any scanner was run on them (the guide is ``bench/REALSET.md``). The sets
 - ``real37``-``real46`` (round 12): ten more; ``real37``, ``real38``, ``real41`` and (written
   mid-round) ``real43``-``real45`` held out whole, ``real39``, ``real40``, ``real42`` and
   ``real46`` tuned on;
-- ``real47``-``real55`` (round 13): nine more; ``real47``-``real49`` and (written mid-round)
-  ``real54``, ``real55`` held out whole, ``real50``-``real53`` tuned on.
+- ``real47``-``real57`` (round 13): eleven more; ``real47``-``real49`` and (written mid-round)
+  ``real54``, ``real55`` held out whole, ``real50``-``real53``, ``real56`` and ``real57`` tuned on.
 
 Each set is two files:
 
@@ -181,6 +181,9 @@ FIFTY_SECOND = _real_set("real52", ("real52",))
 FIFTY_THIRD = _real_set("real53", ("real53",))
 FIFTY_FOURTH = _real_set("real54", ("real54",))
 FIFTY_FIFTH = _real_set("real55", ("real55",))
+#: Round 13, late: two more cross-sections (config-heavy, code-heavy), tuned on.
+FIFTY_SIXTH = _real_set("real56", ("real56",))
+FIFTY_SEVENTH = _real_set("real57", ("real57",))
 SETS = {
     real.name: real
     for real in (
@@ -193,7 +196,7 @@ SETS = {
         THIRTY_SEVENTH, THIRTY_EIGHTH, THIRTY_NINTH, FORTIETH, FORTY_FIRST, FORTY_SECOND,
         FORTY_THIRD, FORTY_FOURTH, FORTY_FIFTH, FORTY_SIXTH,
         FORTY_SEVENTH, FORTY_EIGHTH, FORTY_NINTH, FIFTIETH, FIFTY_FIRST, FIFTY_SECOND,
-        FIFTY_THIRD, FIFTY_FOURTH, FIFTY_FIFTH,
+        FIFTY_THIRD, FIFTY_FOURTH, FIFTY_FIFTH, FIFTY_SIXTH, FIFTY_SEVENTH,
     )
 }  # fmt: skip
 PARTS = tuple(part for real in SETS.values() for part in real.parts)
