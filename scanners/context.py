@@ -317,6 +317,19 @@ _CAMEL = re.compile(r"[a-z]+(?:[A-Z][a-z0-9]+)+")
 _ROLE_PHRASE_WORDS = _ROLE_PREFIXES | _words("secure strong key pass pwd token access client")
 
 
+def _slot_words_only(value: str) -> bool:
+    """Every word of ``value`` names a slot, a field or a sentence's glue (``admin_pass``,
+    ``not_set``, ``new-password``): what a default says goes there, not a chosen value."""
+    words = [w for w in re.split(r"[_\-.]", value.lower()) if w]
+    return bool(words) and all(
+        w in _ROLE_PHRASE_WORDS
+        or w in _FIELD_WORDS
+        or w in _SENTENCE_WORDS
+        or _names_a_credential([w])
+        for w in words
+    )
+
+
 def _role_phrase(value: str) -> bool:
     """``api_secret``, ``secure_password``, ``admin-pass``: two or more words, every one a role
     word, as a URI or doc writes the slot it leaves for the real value."""
@@ -453,6 +466,7 @@ _DEFAULTING_CALLS = frozenset(
         "setting",
         "default",
         "getattr",
+        "getorelse",  # Scala: sys.env.getOrElse("DB_PASSWORD", "...")
     ]
 )
 
@@ -576,7 +590,8 @@ _XML_VALUE_BETWEEN = re.compile(r"""(?:["'][ \t]+value[ \t]*=[ \t]*["']|["']?[ \
 #: The default of an environment lookup: ``getenv("DB_PASSWORD", "x")``,
 #: ``process.env.DB_PASSWORD || 'x'``, ``os.environ.get("DB_PASSWORD") or "x"``.
 _ENV_LOOKUP_BEFORE = re.compile(
-    r"""(?i)(?:getenv|environ\.get|getProperty|getOrDefault|\benv|ENV\.fetch)\([ \t]*["']$|"""
+    r"""(?i)(?:getenv|environ\.get|getProperty|getOrDefault|getOrElse|GetEnvironmentVariable|"""
+    r"""\benv|ENV\.fetch)\([ \t]*["']$|"""
     r"""(?:process\.env\.|import\.meta\.env\.|process\.env\[["']|\bENV\[["'])$"""
 )
 _ENV_DEFAULT_BETWEEN = re.compile(
@@ -586,8 +601,8 @@ _ENV_DEFAULT_BETWEEN = re.compile(
 
 #: ``pw = os.environ.get("DB_PASSWORD", "x")``: the lookup sits between the key and the value.
 _ENV_CALL_BETWEEN = re.compile(
-    r"""[ \t]*(?:=|:=|:|=>)[ \t]*[\w.]{0,30}?(?:getenv|environ\.get|getProperty|getOrDefault|env|"""
-    r"""ENV\.fetch)\([ \t]*["'](?P<name>\w+)["'][ \t]*,[ \t]*["'`]"""
+    r"""[ \t]*(?:=|:=|:|=>)[ \t]*[\w.]{0,30}?(?:getenv|environ\.get|getProperty|getOrDefault|"""
+    r"""getOrElse|env|ENV\.fetch)\([ \t]*["'](?P<name>\w+)["'][ \t]*,[ \t]*["'`]"""
 )
 
 
@@ -1485,7 +1500,15 @@ def judge_assignment(
         and value.rsplit("_", 1)[0].rstrip("0123456789") not in _ROLE_PREFIXES
         and not _names_a_credential(value.split("_")[:-1])
     ) or (kind == "password" and keyed and _chosen_words_password(spot, path, op))
-    # keyPassword=fjord_local is a chosen password, not an identifier, and passes both checks
+    # keyPassword=fjord_local is a chosen password, not an identifier, and passes both checks;
+    # so is the quoted default of a password variable's lookup (ENV.fetch("DB_PASSWORD", "x"))
+    environment_password = environment_password or (
+        kind == "password"
+        and keyed
+        and spot.quoted
+        and _env_default(line, spot.key_at, spot.between)
+        and not _slot_words_only(value)
+    )
     if (
         keyed
         and not environment_password

@@ -546,6 +546,16 @@ def test_every_secret_on_a_line_is_masked_in_each_report(tmp_path: Path) -> None
             ["high"],
         ),
         ("deploy/.env", "API_TOKEN=$(cat /run/secrets/api_token)\n", []),
+        # the quoted default of a password variable's lookup is a value, even made of words,
+        # unless every word names a slot
+        (
+            "src/Db.scala",
+            'val dbPass = sys.env.getOrElse("DB_PASSWORD", "Tq4Wn8Zr2Lm!")\n',
+            ["medium"],
+        ),
+        ("lib/bridge.rb", 'pw = ENV.fetch("DATABASE_PASSWORD", "harbor_lantern")\n', ["medium"]),
+        ("app/settings.py", 'DB_PASS = os.getenv("DB_PASS", "admin_pass")\n', []),
+        ("app/settings.py", 'DB_PASS = os.getenv("DB_PASS", "not_set")\n', []),
     ],
 )
 def test_weak_password_tiers(tmp_path: Path, path: str, text: str, expected: list[str]) -> None:
