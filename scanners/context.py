@@ -53,9 +53,15 @@ CODE_EXTENSIONS = _words(
 
 #: "Change it before production": in any value, token or password, it marks a placeholder.
 _CHANGE_IT = _words("change-in-prod change_in_prod change-this change_this")
+#: "Replace" in other languages, as docs and Helm values write it for a value to fill in
+#: (``sessionSecret: "VERVANGEN"``): a placeholder as a password and as a token.
+_REPLACE_WORDS = _words(
+    "vervangen ersetzen remplacer reemplazar substituir sostituire zastąp zastap"
+)
 #: Substrings that make a value a placeholder: it cannot be anyone's credential.
 _PLACEHOLDER_WORDS = tuple(
     _CHANGE_IT
+    | _REPLACE_WORDS
     | _words(
         """example placeholder redacted changeme change_me change-me replace_me replace-me replaceme
     changeinprod changethis changez
@@ -988,6 +994,7 @@ def _line_context(spot: Spot) -> str | None:
 
 _TOKEN_PLACEHOLDERS = tuple(
     _CHANGE_IT
+    | _REPLACE_WORDS
     | _words(
         """example xxxxxx ****** sample your_ your- yourtoken yourkey placeholder dummy redacted
     insert replace_ changeme _here abc123"""
@@ -1073,7 +1080,7 @@ def _elided(spot: Spot) -> bool:
 #: ``pk.`` tokens and PostHog's ``phc_`` project keys.
 _DECLARED_FAKE = re.compile(
     r"(?i)(?:^|[_-])(?:test[_-]?only|for[_-]tests?|for[_-]testing|unit[_-]tests?|not[_-](?:a[_-])?"
-    r"(?:real|secret)|planted\w*|marker|fixtures?|e2e|do[_-]?not[_-]?use|fake)(?:[_-]|$)|"
+    r"(?:real|secret)|planted\w*|marker|fixtures?|e2e|do[_-]?not[_-]?use|fake|nep|falsch|faux|falso|falsa)(?:[_-]|$)|"
     r"^sb_publishable_|"
     r"^phc_[0-9A-Za-z]{30,60}$|"  # a PostHog project key: sent by every browser that loads the page
     r"^pk\.eyJ|"  # a Mapbox public token: made for browsers
@@ -1360,8 +1367,9 @@ def judge_assignment(
     default = _SHELL_DEFAULT.fullmatch(spot.value)
     if default:  # ${DB_PASSWORD:-Wq9x7Lm2}: the literal is what runs wherever the variable is unset
         spot = spot.narrowed(default.group(1) or default.group(2))
-    if spot.value.startswith("plain:"):
-        spot = spot.narrowed(spot.value[6:])  # GeoServer's plain: the rest is the password
+    if spot.value.startswith(("plain:", "string:")):
+        # GeoServer's plain: and CKAN's string: say the rest is the value itself
+        spot = spot.narrowed(spot.value.split(":", 1)[1])
     key, value, line = spot.key, spot.value, spot.line
     if len(value) < max(min_length, 3):
         return None

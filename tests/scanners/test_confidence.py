@@ -556,6 +556,14 @@ def test_every_secret_on_a_line_is_masked_in_each_report(tmp_path: Path) -> None
         ("lib/bridge.rb", 'pw = ENV.fetch("DATABASE_PASSWORD", "harbor_lantern")\n', ["medium"]),
         ("app/settings.py", 'DB_PASS = os.getenv("DB_PASS", "admin_pass")\n', []),
         ("app/settings.py", 'DB_PASS = os.getenv("DB_PASS", "not_set")\n', []),
+        # "replace" and "fake" in other languages; CKAN's string: prefix
+        ("helm/values.yaml", '  sessionSecret: "VERVANGEN"\n', []),
+        ("config/test.properties", "app.datasource.password=nep-wachtwoord-test\n", []),
+        (
+            "ckan.ini",
+            "api_token.jwt.encode.secret = string:Tq4Wn8Zr2LmXv7Kd3Jh9Pb5Ys1\n",
+            ["medium"],
+        ),
     ],
 )
 def test_weak_password_tiers(tmp_path: Path, path: str, text: str, expected: list[str]) -> None:
