@@ -535,10 +535,10 @@ def test_every_secret_on_a_line_is_masked_in_each_report(tmp_path: Path) -> None
         ),
         ("src/db.ts", "  password: config.password || fallbackPassword,\n", []),
         # the account a role word opens is named in the key; base64 of a placeholder
-        ("README.md", "  -e MONGO_INITDB_ROOT_PASSWORD=password \\\n", ["medium"]),
-        ("docs/devstack.md", "ADMIN_PASSWORD=secret\n", ["medium"]),
+        ("README.md", "  -e MINIO_ROOT_PASSWORD=secret \\\n", ["medium"]),
+        ("docs/devstack.md", "ADMIN_PASSWORD=pass\n", ["medium"]),
         (".env", "DB_PASSWORD=password\n", []),
-        ("k8s/secret.yaml", '  DB_PASSWORD: "UkVQTEFDRV9XSVRIX1NFQ1VSRV9QQVNTV09SRA=="\n', []),
+        ("k8s/secret.yaml", '  DB_PASSWORD: "UkVQTEFDRV9XSVRIX1RIRV9EQl9QQVNTV09SRA=="\n', []),
         # $( amid a salt's random symbols is chance; a whole $(command) is a template
         (
             "wp-config.php",
