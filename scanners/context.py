@@ -11,14 +11,13 @@ full of them, and they are exactly what attackers try first.
 
 from __future__ import annotations
 
-import base64
-import binascii
 import itertools
 import math
 import re
 from collections import Counter
 from functools import lru_cache
 
+from secretsd.scanners.decode import decoded_text
 from secretsd.scanners.filters import DEFAULT_FILTERS, LOCAL_HOSTS, TIERS, Filters, lower_tier
 from secretsd.scanners.spot import Spot
 
@@ -521,12 +520,11 @@ def _encodes_placeholder(value: str, filters: Filters = DEFAULT_FILTERS) -> bool
     it decoded and judged as text."""
     if not _BASE64_TEXT.fullmatch(value):
         return False
-    try:
-        text = base64.b64decode(value, validate=True).decode("ascii")
-    except (binascii.Error, ValueError):
-        return False
+    text = decoded_text(value)  # the Secret decoder's own reading of base64 as text
     return (
-        len(text) >= 4
+        text is not None
+        and len(text) >= 4
+        and text.isascii()
         and text.isprintable()
         and (_is_placeholder(text, filters) or _UPPER_WORDS.fullmatch(text) is not None)
     )

@@ -35,6 +35,7 @@ from secretsd.scanners.model import DIFF_HEADER, Finding, Fragment
 from secretsd.scanners.placement import Placed, judged_as_config
 
 __all__ = [
+    "decoded_text",
     "has_k8s_secret",
     "k8s_context_findings",
     "k8s_secret_findings",
@@ -48,9 +49,11 @@ _DATA = re.compile(rb"^([ \t]*)(?:data|binaryData):[ \t]*\r?$")
 # Bitnami SealedSecrets: ciphertexts only the cluster's controller can decrypt.
 _KIND_SEALED = re.compile(rb"""kind:[ \t]*["']?SealedSecret["']?[ \t]*\r?$""", re.MULTILINE)
 _ENCRYPTED_DATA = re.compile(rb"^([ \t]*)encryptedData:[ \t]*\r?$")
+#: The end of a ``key: <base64>`` line: blanks, and a YAML comment may follow the value.
+_VALUE_END = rb"""[ \t]*(?:[ \t]#[^\n]*)?\r?$"""
 _ENTRY = re.compile(
     rb"""^([ \t]*)["']?([\w.-]{1,253})["']?:[ \t]*["']?([A-Za-z0-9+/]{8,}={0,2})["']?"""
-    rb"""[ \t]*(?:[ \t]#[^\n]*)?\r?$"""  # a YAML comment may follow the value
+    + _VALUE_END
 )
 # A new YAML document, a new file in a diff, or a new hunk: the Secret's scope ends.
 _MARKS = (b"\n---", b"\n ---", b"\ndiff --git", b"\n@@", b"\n...", b"\n ...")
@@ -170,8 +173,8 @@ def _entries(
         yield here + entry.start(3), entry.group(2).decode(), entry.group(3).decode()
 
 
-def _decode(value: str) -> str | None:
-    """The decoded text, or None for binary data or text that is no base64."""
+def decoded_text(value: str) -> str | None:
+    """The decoded text of base64 ``value``, or None for binary data or text that is no base64."""
     if len(value) % 4:
         return None
     try:
@@ -196,7 +199,7 @@ def k8s_secret_findings(
     decoded: set[tuple[str, int, str]] = set()
     yaml = (e for start, end in _documents(data) for e in _entries(data, start, end, diff))
     for at, key, value in itertools.chain(yaml, _json_entries(data)):
-        text = _decode(value)
+        text = decoded_text(value)
         if text is None:
             continue
         path, line, commit = fragment.path, 0, fragment.commit
@@ -247,7 +250,7 @@ def sealed_values(fragment: Fragment) -> set[tuple[str, int, str]]:
 _MANIFEST_FILE = re.compile(rb"\ndiff --git [^\n]*\.(?:ya?ml|json|YA?ML|JSON)\"?\n")
 _ADDED_ENTRY = re.compile(
     rb"""^ [ \t]+["']?([\w.-]{1,253})["']?:[ \t]*["']?([A-Za-z0-9+/]{8,}={0,2})["']?,?"""
-    rb"""[ \t]*(?:[ \t]#[^\n]*)?\r?$""",
+    + _VALUE_END,
     re.MULTILINE,
 )
 
@@ -280,7 +283,7 @@ def k8s_context_findings(
                 if loc is None or (loc.path, loc.line, value) in decoded:
                     continue
                 if (loc.path, loc.line) not in flagged:
-                    text = _decode(value)
+                    text = decoded_text(value)
                     if text is None:
                         continue
                     line = f"{entry.group(1).decode()}: {text}\n".encode()
