@@ -218,6 +218,7 @@ _CREDENTIAL_STEMS = (
     "rootpw",
     "authtok",  # sssd's ldap_default_authtok
     "psk",  # Wi-Fi pre-shared key
+    "wpa",  # "WPA2 key" (the digits are stripped before the check)
 )
 #: Words before ``key`` that make it a data-structure key, not a credential.
 _DATA_KEY_WORDS = _words(
@@ -251,7 +252,7 @@ _CREDENTIAL_WORDS = frozenset(["pat", "cookie"]) | (
     # "password" in other languages, as prose and docs write it (Senha: ..., Пароль: ...)
     _words(
         """senha contraseña contrasena wachtwoord lösenord losenord salasana hasło haslo heslo
-        jelszó şifre sifre parola пароль парола kennwort passwort"""
+        jelszó şifre sifre parola пароль парола kennwort passwort passord adgangskode"""
     )
 )
 

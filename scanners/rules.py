@@ -441,12 +441,43 @@ def default_rules_text() -> str:
 
 
 def load_default_rules() -> list[Rule]:
-    """The bundled rules, validated."""
+    """The bundled rules, validated, with their shared fragments filled in."""
     document = _default_rules_document(default_rules_text())
-    return [
-        Rule(**fields, lazy=True)
-        for fields in parse_rule_tables(document.get("rules", []), "<default rules>")
-    ]
+    tables = parse_rule_tables(document.get("rules", []), "<default rules>")
+    fragments = _fragments(document.get("fragments", {}), "<default rules>")
+    return [Rule(**_with_fragments(fields, fragments), lazy=True) for fields in tables]
+
+
+#: ``{{name}}`` in a bundled rule's regex or prefilter: a ``[fragments]`` entry's text.
+_FRAGMENT = re.compile(r"\{\{([a-z][a-z0-9_]*)\}\}")
+
+
+def _fragments(raw: Any, origin: str) -> dict[str, str]:
+    """The ``[fragments]`` table: regex text several rules share (one word list, written
+    once, so the rules that use it cannot drift apart)."""
+    if not isinstance(raw, Mapping) or not all(
+        isinstance(k, str) and isinstance(v, str) for k, v in raw.items()
+    ):
+        raise ConfigError(f"{origin}: [fragments] must map names to regex strings")
+    return dict(raw)
+
+
+def _with_fragments(fields: dict[str, Any], fragments: Mapping[str, str]) -> dict[str, Any]:
+    """``fields`` with every ``{{name}}`` in its regex and prefilter replaced by the fragment."""
+
+    def fill(match: re.Match[str]) -> str:
+        name = match.group(1)
+        if name not in fragments:
+            raise ConfigError(
+                f"rule {fields['id']!r} in {fields['origin']}: unknown fragment {{{{{name}}}}}; "
+                f"known fragments: {', '.join(sorted(fragments)) or 'none'}"
+            )
+        return fragments[name]
+
+    for name in ("regex", "prefilter"):
+        if name in fields:
+            fields[name] = _FRAGMENT.sub(fill, fields[name])
+    return fields
 
 
 def _default_rules_document(text: str) -> dict[str, Any]:

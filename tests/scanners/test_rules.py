@@ -208,3 +208,24 @@ def test_cached_default_rules_are_exactly_the_parsed_toml(
     assert json.loads(entry.read_text()) == fresh
     assert _default_rules_document(text + "\n# edited\n") == fresh
     assert len(list(tmp_path.glob("rules-*.json"))) == 2
+
+
+def test_shared_fragments_are_filled_in_and_an_unknown_one_is_named() -> None:
+    """``{{name}}`` in a bundled rule's regex is a ``[fragments]`` entry: after loading, no rule
+    holds a placeholder, and the two prose rules share their lead word for word."""
+    from secretsd.scanners.rules import _with_fragments
+
+    for rule in RULES:
+        assert "{{" not in rule.regex, rule.id
+        assert "{{" not in (rule.prefilter or ""), rule.id
+    by_id = {rule.id: rule for rule in RULES}
+    lead = by_id["prose-password"].regex.split("(?P<op>", 1)[0]
+    assert "passord" in lead and "klucz" in lead
+    assert by_id["prose-password-quoted"].regex.startswith(lead)
+
+    fields = {"id": "mine", "origin": "<test>", "regex": r"a{2}{{word}}b", "prefilter": "{{word}}"}
+    filled = _with_fragments(dict(fields), {"word": "(?:cat|dog)"})
+    assert filled["regex"] == r"a{2}(?:cat|dog)b"
+    assert filled["prefilter"] == "(?:cat|dog)"
+    with pytest.raises(ConfigError, match=r"rule 'mine' in <test>: unknown fragment \{\{word\}\}"):
+        _with_fragments(dict(fields), {"other": "x"})
