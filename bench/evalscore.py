@@ -64,6 +64,9 @@ TUNING = (
     "real53",
     "real56",
     "real57",
+    "real60",
+    "real61",
+    "real62",
     "heldout3",
     "tune8",
     "tune9",
@@ -81,6 +84,8 @@ TUNING = (
     "tune21",
     "tune22",
     "tune23",
+    "tune24",
+    "tune25",
 )
 
 

@@ -1009,6 +1009,9 @@ PARTS: dict[str, tuple[str, int]] = {
     "tune21": ("eval_tune21", 8971),
     "tune22": ("eval_tune22", 8999),
     "tune23": ("eval_tune23", 9001),
+    "heldout15": ("eval_heldout15", 9991),
+    "tune24": ("eval_tune24", 9011),
+    "tune25": ("eval_tune25", 9013),
 }
 
 

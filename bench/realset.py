@@ -27,6 +27,8 @@ before any scanner was run on them (the guide is ``bench/REALSET.md``). The sets
   ``real46`` tuned on;
 - ``real47``-``real57`` (round 13): eleven more; ``real47``-``real49`` and (written mid-round)
   ``real54``, ``real55`` held out whole, ``real50``-``real53``, ``real56`` and ``real57`` tuned on.
+- ``real58``-``real62`` (round 14): five more; ``real58`` and ``real59`` (cross-sections,
+  config-heavy and code-heavy) held out whole, ``real60``-``real62`` tuned on.
 
 Each set is two files:
 
@@ -184,6 +186,13 @@ FIFTY_FIFTH = _real_set("real55", ("real55",))
 #: Round 13, late: two more cross-sections (config-heavy, code-heavy), tuned on.
 FIFTY_SIXTH = _real_set("real56", ("real56",))
 FIFTY_SEVENTH = _real_set("real57", ("real57",))
+#: Round 14, written at the start: two cross-sections (config-heavy, code-heavy) held out
+#: whole; deployment files, enterprise configs, and docs and scripts in many languages, tuned on.
+FIFTY_EIGHTH = _real_set("real58", ("real58",))
+FIFTY_NINTH = _real_set("real59", ("real59",))
+SIXTIETH = _real_set("real60", ("real60",))
+SIXTY_FIRST = _real_set("real61", ("real61",))
+SIXTY_SECOND = _real_set("real62", ("real62",))
 SETS = {
     real.name: real
     for real in (
@@ -197,6 +206,7 @@ SETS = {
         FORTY_THIRD, FORTY_FOURTH, FORTY_FIFTH, FORTY_SIXTH,
         FORTY_SEVENTH, FORTY_EIGHTH, FORTY_NINTH, FIFTIETH, FIFTY_FIRST, FIFTY_SECOND,
         FIFTY_THIRD, FIFTY_FOURTH, FIFTY_FIFTH, FIFTY_SIXTH, FIFTY_SEVENTH,
+        FIFTY_EIGHTH, FIFTY_NINTH, SIXTIETH, SIXTY_FIRST, SIXTY_SECOND,
     )
 }  # fmt: skip
 PARTS = tuple(part for real in SETS.values() for part in real.parts)
