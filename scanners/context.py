@@ -310,7 +310,7 @@ _IDENTIFIER = re.compile(r"_*[a-z][a-z0-9]*(?:[_.][a-z0-9]+)+|[A-Z][A-Z0-9]*(?:_
 #: ``fjord_local``, ``postgres_dev``: a word and the environment it is for. People choose
 #: these as development passwords; as a *name* (a variable, a column) the suffix is rare.
 _ENVIRONMENT_PASSWORD = re.compile(
-    r"[a-z]{3,}\d*_(?:dev|local|test|prod|staging|stage|qa|uat|demo|sandbox|pw|pwd|pass)\d*"
+    r"[a-z]{3,}\d*_(?:dev|local|test|prod|staging|stage|qa|uat|demo|sandbox|pw|pwd|pass|passwd|password)\d*"
 )
 #: Prefixes that make ``<prefix>_pw`` a role word pair (``db_pw``, ``user_pass``), not a
 #: chosen password (``moodle_pw``).
@@ -413,12 +413,16 @@ def _in_template(spot: Spot) -> bool:
     line, at = spot.line, spot.at
     if at < 0:
         return False
+    if _PSQL_VARIABLE_BEFORE.search(line, 0, at) is not None:
+        return True  # PASSWORD :'role_password': psql puts its variable's value there
     opened = line.rfind("{{", 0, at)
     inside = opened >= 0 and line.rfind("}}", 0, at) < opened and line.find("}}", at) >= 0
     return inside and _JINJA_DEFAULT_BEFORE.search(line, opened, at) is None
 
 
 _JINJA_DEFAULT_BEFORE = re.compile(r"\|[ \t]*default\([ \t]*[\"']$")
+#: psql's ``:'name'`` (and ``:"name"``) interpolates a variable set with ``\set`` or ``-v``.
+_PSQL_VARIABLE_BEFORE = re.compile(r"""(?:^|[\s=(,]):["']$""")
 
 
 _NAME_LIKE = re.compile(r"[A-Za-z][A-Za-z_-]*")

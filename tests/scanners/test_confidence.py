@@ -219,6 +219,11 @@ def test_every_secret_on_a_line_is_masked_in_each_report(tmp_path: Path) -> None
         ("docker-compose.yml", "      MYSQL_PASSWORD: ccloadpass\n", ["medium"]),
         ("config/app.yml", "password: new_password\n", []),
         ("docker-compose.yml", "      MYSQL_PASSWORD: mysql_password\n", []),
+        ("docker-compose.yml", "      MARIADB_PASSWORD: lantern_password\n", ["medium"]),
+        ("docker-compose.yml", "      MARIADB_PASSWORD: root_password\n", []),
+        # psql puts a variable's value at :'name'
+        ("db/01-roles.sql", "CREATE ROLE reader LOGIN PASSWORD :'reader_password';\n", []),
+        ("db/01-roles.sql", "CREATE ROLE reader LOGIN PASSWORD 'Kq83Jd02ms';\n", ["medium"]),
         ("esp/wifi.ino", 'const char *wifi_password = "TheSSIDPassword";\n', []),
         # in a config file every value is a literal: joined words there are a chosen password
         ("docker-compose.yml", "      MYSQL_PASSWORD: gin_layout\n", ["medium"]),
