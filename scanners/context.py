@@ -103,7 +103,7 @@ _TEMPLATE = re.compile(
     r"^\{[0-9a-z_]*\}$|^:[a-z_]+$|^\$\d$|^\$env:|^env:|^exec:|^credentialsJSON:|^\$__[a-z]+\{|[=:/]\$[A-Za-z_]\w*$|"
     r"^%~[a-z]*\d$|"  # a batch file's own path: set PWD=%~dp0
     r"^#[A-Za-z_]\w*[.(\[][^#\s]*#$|"  # a ColdFusion expression: #application.dsn_pass#
-    r"\{[A-Za-z_][\w.]*(?:\[[^\]]*\])?(?:![rsa])?(?::[^}]*)?\}|#[a-z_]{2,20}#"
+    r"\{[A-Za-z_][\w.]*(?:\[[^\]]*\])?(?:![rsa])?(?::[^}]*)?\}|(?<![A-Za-z0-9])#[a-z_]{2,20}#(?![A-Za-z0-9])"
 )
 _TOKEN_TEMPLATE = re.compile(r"\$\{|\{\{|\}\}|<%|%\(|\$\(")
 #: The same markers with a whole name inside (``${TOKEN}``, ``{{ key }}``, ``$(cat key)``,
@@ -430,6 +430,7 @@ _CREDENTIAL_WORD = re.compile(r"(?i)pass(?:word|wd)?|secret|token|apikey|api_key
 # Calls whose argument *is* the value (wrappers); any other call's argument is not.
 _WRAPPER_CALLS = frozenset(
     [
+        "unwrap_or",  # Rust: env::var("DB_PASSWORD").unwrap_or("..."): the value when unset
         "str",
         "string",
         "secretstr",
@@ -596,12 +597,34 @@ _SHELL_DEFAULT_BETWEEN = re.compile(r"""[ \t]*[:=][ \t]*["']?\$\{[A-Za-z_]\w*:?[
 #: A ``password`` element's text, a ``value`` attribute beside a password ``name``, a
 #: named property's text: XML gives the password its own slot.
 _XML_VALUE_BETWEEN = re.compile(r"""(?:["'][ \t]+value[ \t]*=[ \t]*["']|["']?[ \t]*>)""")
+#: Environment and settings lookups that take a default, as regex text: one list for the two
+#: patterns below. The ``env-fallback-default`` rule reads the same lookups;
+#: ``tests/scanners/test_env_lookups.py`` keeps the two in step.
+ENV_LOOKUP_CALLS = (
+    r"getenv",
+    r"environ\.get",
+    r"getProperty",
+    r"getOrDefault",
+    r"getOrElse",
+    r"GetEnvironmentVariable",
+    r"\benv",
+    r"ENV\.fetch",
+    r"Deno\.env\.get",
+    r"env::var",
+)
+#: Lookups written as an attribute or an index: ``process.env.X``, ``ENV["X"]``.
+ENV_LOOKUP_INDEXES = (
+    r"process\.env\.",
+    r"import\.meta\.env\.",
+    r"process\.env\[[\"']",
+    r"\bENV\[[\"']",
+    r"\benvironment\[[\"']",
+)
+_ENV_LOOKUP_CALL = "|".join(ENV_LOOKUP_CALLS)
 #: The default of an environment lookup: ``getenv("DB_PASSWORD", "x")``,
 #: ``process.env.DB_PASSWORD || 'x'``, ``os.environ.get("DB_PASSWORD") or "x"``.
 _ENV_LOOKUP_BEFORE = re.compile(
-    r"""(?i)(?:getenv|environ\.get|getProperty|getOrDefault|getOrElse|GetEnvironmentVariable|"""
-    r"""\benv|ENV\.fetch)\([ \t]*["']$|"""
-    r"""(?:process\.env\.|import\.meta\.env\.|process\.env\[["']|\bENV\[["'])$"""
+    rf"""(?i)(?:{_ENV_LOOKUP_CALL})\([ \t]*["']$|(?:{"|".join(ENV_LOOKUP_INDEXES)})$"""
 )
 _ENV_DEFAULT_BETWEEN = re.compile(
     r"""["']?\]?[ \t]*(?:,|\)?[ \t]*(?:\|\||\?\?|\?:|\bor\b))[ \t]*["'`]"""
@@ -610,8 +633,8 @@ _ENV_DEFAULT_BETWEEN = re.compile(
 
 #: ``pw = os.environ.get("DB_PASSWORD", "x")``: the lookup sits between the key and the value.
 _ENV_CALL_BETWEEN = re.compile(
-    r"""[ \t]*(?:=|:=|:|=>)[ \t]*[\w.]{0,30}?(?:getenv|environ\.get|getProperty|getOrDefault|"""
-    r"""getOrElse|env|ENV\.fetch)\([ \t]*["'](?P<name>\w+)["'][ \t]*,[ \t]*["'`]"""
+    rf"""[ \t]*(?:=|:=|:|=>)[ \t]*[\w.]{{0,30}}?(?:{_ENV_LOOKUP_CALL})\([ \t]*"""
+    r"""["'](?P<name>\w+)["'][ \t]*,[ \t]*["'`]"""
 )
 
 
