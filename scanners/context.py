@@ -252,7 +252,8 @@ _CREDENTIAL_WORDS = frozenset(["pat", "cookie"]) | (
     # "password" in other languages, as prose and docs write it (Senha: ..., Пароль: ...)
     _words(
         """senha contraseña contrasena wachtwoord lösenord losenord salasana hasło haslo heslo
-        jelszó şifre sifre parola пароль парола kennwort passwort passord adgangskode"""
+        jelszó şifre sifre parola parolă пароль парола kennwort passwort passord adgangskode
+        sandi khẩu"""
     )
 )
 
@@ -345,6 +346,7 @@ def _role_phrase(value: str) -> bool:
 
 _PATHLIKE = re.compile(
     r"^(?:/|\./|\.\./|~/|[A-Za-z]:\\|https?://|file://)|"
+    r"^[\w.@-]{1,64}:/(?!/)[\w./-]+$|"  # systemd's LoadCredential=ID:PATH names a file
     r"\.(?:pem|key|crt|cer|p12|pfx|jks|txt|json|ya?ml|toml|ini|cfg|conf|env|py|js|html|sh|"
     r"pub|gpg|asc|der|keystore|log|csv|xml|properties)$",
     re.IGNORECASE,
@@ -767,6 +769,8 @@ _CRYPT_HASH = re.compile(
     r"|^\$[PHS]\$[./0-9A-Za-z]{20,}$"
     r"|^(?:pbkdf2_sha\d+|argon2|bcrypt_sha256|scrypt)\$"
     r"|^digest1:"  # GeoServer's salted digest
+    r"|^md5[0-9a-f]{32}$"  # PostgreSQL's stored md5(password || user), as pg_dumpall writes it
+    r"|^SCRAM-SHA-256\$\d+:"  # and its SCRAM verifier
     r"|^\{(?:bcrypt|s?sha(?:256|512)?|s?md5|crypt|pbkdf2|scrypt|argon2|ssha\d*)\}",
     re.IGNORECASE,
 )

@@ -224,6 +224,11 @@ def test_every_secret_on_a_line_is_masked_in_each_report(tmp_path: Path) -> None
         # psql puts a variable's value at :'name'
         ("db/01-roles.sql", "CREATE ROLE reader LOGIN PASSWORD :'reader_password';\n", []),
         ("db/01-roles.sql", "CREATE ROLE reader LOGIN PASSWORD 'Kq83Jd02ms';\n", ["medium"]),
+        # PostgreSQL keeps md5(password || user) as 'md5' + 32 hex: a stored hash
+        ("db/roles.sql", "ALTER ROLE reader PASSWORD 'md5a41f68f2c7139f8df56ab8d934b74890';\n", []),
+        # systemd's LoadCredential=ID:PATH names a file; a #word# inside a password is no template
+        ("app.service", "LoadCredential=db-password:/run/secrets/app_db_password\n", []),
+        ("LockServer.ini", "OperatorPassword=Kq8#kj#Jd02ms\n", ["medium"]),
         ("esp/wifi.ino", 'const char *wifi_password = "TheSSIDPassword";\n', []),
         # in a config file every value is a literal: joined words there are a chosen password
         ("docker-compose.yml", "      MYSQL_PASSWORD: gin_layout\n", ["medium"]),
