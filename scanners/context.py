@@ -1296,6 +1296,9 @@ def judge_uri_password(
     if _declared_fake(password):
         return None  # guest:canary-password-marker@: a test's canary, it opens nothing
     if len(set(low)) <= 2 or (_REPEAT.search(password) and len(set(password)) <= 3):
+        if password.isdigit() and user and user.lower() not in _ROLE_USERS:
+            # ftpuser:111111@host: a concrete user's weak PIN-like password, not an elision
+            return _weak_tier(low, test_path=test_path, clear=True)
         return None
     weak = (
         _is_weak(password)

@@ -229,6 +229,9 @@ def test_every_secret_on_a_line_is_masked_in_each_report(tmp_path: Path) -> None
         # systemd's LoadCredential=ID:PATH names a file; a #word# inside a password is no template
         ("app.service", "LoadCredential=db-password:/run/secrets/app_db_password\n", []),
         ("LockServer.ini", "OperatorPassword=Kq8#kj#Jd02ms\n", ["medium"]),
+        # a concrete user's all-digit password in a URI is weak but real; a run of x is elided
+        ("src/Fetch.java", 'url("ftp://scanner:424242@10.20.0.5/in.xml");\n', ["medium"]),
+        ("src/Fetch.java", 'url("ftp://scanner:xxxxxx@10.20.0.5/in.xml");\n', []),
         ("esp/wifi.ino", 'const char *wifi_password = "TheSSIDPassword";\n', []),
         # in a config file every value is a literal: joined words there are a chosen password
         ("docker-compose.yml", "      MYSQL_PASSWORD: gin_layout\n", ["medium"]),
