@@ -973,7 +973,7 @@ def _chosen_password_word(key: str, value: str) -> bool:
     if not _key_holds_password(key):
         return False
     low = value.lower()
-    match = re.fullmatch(r"([a-z]{3,20})[_-]?(?:pass(?:word|wd)?|pwd|pw)", low)
+    match = re.fullmatch(r"([a-z]{3,20})[_-]?(?:pass(?:word|wd)?|pwd|pw|secret)", low)
     if match is None:
         return False
     word = match.group(1)

@@ -221,6 +221,7 @@ def test_every_secret_on_a_line_is_masked_in_each_report(tmp_path: Path) -> None
         ("docker-compose.yml", "      MYSQL_PASSWORD: mysql_password\n", []),
         ("docker-compose.yml", "      MARIADB_PASSWORD: lantern_password\n", ["medium"]),
         ("docker-compose.yml", "      MARIADB_PASSWORD: root_password\n", []),
+        ("docker-compose.yml", "      MARIADB_PASSWORD: lanternsecret\n", ["medium"]),
         # psql puts a variable's value at :'name'
         ("db/01-roles.sql", "CREATE ROLE reader LOGIN PASSWORD :'reader_password';\n", []),
         ("db/01-roles.sql", "CREATE ROLE reader LOGIN PASSWORD 'Kq83Jd02ms';\n", ["medium"]),
