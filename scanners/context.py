@@ -155,6 +155,18 @@ _YAML_TAG_BEFORE = re.compile(r"(?:^|[\s:\-\[,])![A-Za-z][\w:.-]*[ \t]+[\"']?$")
 _EXAMPLE_CONTEXT = re.compile(r"(?i)\b(?:example|e\.g\.|for instance|sample|never do this)\b")
 _HEX = re.compile(r"[0-9a-fA-F]+")
 _UUID = re.compile(r"[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}")
+#: Keys whose UUID value is the key itself: many services issue UUID API keys and tokens
+#: (Heroku, ENTSO-E, DMI, Tenable); a UUID under ``request_id`` or ``tenant`` is an id.
+_UUID_KEY_NAME = re.compile(
+    r"(?i)(?:api[_.-]?key|apikey|token|secret|auth[_.-]?key|access[_.-]?key)$"
+)
+_ID_WORD = re.compile(
+    r"(?i)(?:^|[_.-])(?:id|uuid|guid|tenant|subscription|public|client)(?:$|[_.-])"
+)
+#: The UUIDs documentation uses (RFC 4122's and Wikipedia's examples): never issued.
+_DOC_UUIDS = frozenset(
+    ["123e4567-e89b-12d3-a456-426614174000", "550e8400-e29b-41d4-a716-446655440000"]
+)
 
 
 # Words in a key name that say it holds something *about* a credential (its URL,
@@ -1518,7 +1530,12 @@ def judge_assignment(
         # Under a password key a UUID is a generated password (an Azure service principal's
         # secret, ``password: $(uuidgen)``); under other names it may be an id (issue 12).
         password_slot = kind == "password" and bool(key) and _key_holds_password(key)
-        return tier if password_slot and not test_path else "low"
+        key_slot = (
+            _UUID_KEY_NAME.search(key) is not None
+            and not _ID_WORD.search(key)
+            and value.lower() not in _DOC_UUIDS
+        )
+        return tier if (password_slot or key_slot) and not test_path else "low"
     if _PATHLIKE.search(value) and not _looks_base64(value):
         return None
     if " " in value or "\t" in value:

@@ -27,7 +27,7 @@ def tiers(tmp_path: Path) -> Path:
     root.mkdir()
     (root / "gh.yaml").write_text(f"token: {TOKEN}\n")
     (root / "db.py").write_text(f'DB_PASSWORD = "{PW}"\n')
-    (root / "settings.py").write_text(f'API_KEY = "{UUID}"\n')
+    (root / "settings.py").write_text(f'LICENSE_KEY = "{UUID}"\n')  # a UUID: maybe an id
     return root
 
 
@@ -222,6 +222,12 @@ def test_every_secret_on_a_line_is_masked_in_each_report(tmp_path: Path) -> None
         ("docker-compose.yml", "      MARIADB_PASSWORD: lantern_password\n", ["medium"]),
         ("docker-compose.yml", "      MARIADB_PASSWORD: root_password\n", []),
         ("docker-compose.yml", "      MARIADB_PASSWORD: lanternsecret\n", ["medium"]),
+        # a UUID under an API key's or token's own name is the key (Heroku, ENTSO-E issue
+        # UUID keys); under an id's name it is an id, and in tests it may be a fixture
+        (".Renviron", "WEATHER_API_KEY=3b9c6f0e-8a41-4d2e-9f1c-6e2a7d5b8c40\n", ["medium"]),
+        ("app/settings.py", 'PARTNER_TOKEN = "3b9c6f0e-8a41-4d2e-9f1c-6e2a7d5b8c40"\n', ["medium"]),
+        ("app/settings.py", 'TENANT_ID_TOKEN = "3b9c6f0e-8a41-4d2e-9f1c-6e2a7d5b8c40"\n', ["low"]),
+        ("tests/test_api.py", 'API_KEY = "3b9c6f0e-8a41-4d2e-9f1c-6e2a7d5b8c40"\n', ["low"]),
         # psql puts a variable's value at :'name'
         ("db/01-roles.sql", "CREATE ROLE reader LOGIN PASSWORD :'reader_password';\n", []),
         ("db/01-roles.sql", "CREATE ROLE reader LOGIN PASSWORD 'Kq83Jd02ms';\n", ["medium"]),
@@ -258,7 +264,8 @@ def test_every_secret_on_a_line_is_masked_in_each_report(tmp_path: Path) -> None
         # id, so it stays low there (issue 12), and in tests
         ("helm/values-prod.yaml", f"  password: {UUID}\n", ["medium"]),
         ("tests/test_sp.py", f'PASSWORD = "{UUID}"\n', ["low"]),
-        ("helm/values-prod.yaml", f"  api_key: {UUID}\n", ["low"]),
+        ("helm/values-prod.yaml", f"  api_key: {UUID}\n", ["medium"]),
+        ("helm/values-prod.yaml", f"  license_key: {UUID}\n", ["low"]),
         # a password change's fields name the password too; their UI labels stay quiet
         ("docs/API.md", '  "newPassword": "NewP@ss123",\n', ["medium"]),
         ("docs/API.md", '  "currentPassword": "Wq9x7Lm2vRt",\n', ["medium"]),
