@@ -67,6 +67,7 @@ TUNING = (
     "real60",
     "real61",
     "real62",
+    "real65",
     "heldout3",
     "tune8",
     "tune9",

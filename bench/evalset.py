@@ -1012,6 +1012,7 @@ PARTS: dict[str, tuple[str, int]] = {
     "heldout15": ("eval_heldout15", 9991),
     "tune24": ("eval_tune24", 9011),
     "tune25": ("eval_tune25", 9013),
+    "heldout16": ("eval_heldout16", 9997),
 }
 
 

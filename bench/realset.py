@@ -28,7 +28,8 @@ before any scanner was run on them (the guide is ``bench/REALSET.md``). The sets
 - ``real47``-``real57`` (round 13): eleven more; ``real47``-``real49`` and (written mid-round)
   ``real54``, ``real55`` held out whole, ``real50``-``real53``, ``real56`` and ``real57`` tuned on.
 - ``real58``-``real62`` (round 14): five more; ``real58`` and ``real59`` (cross-sections,
-  config-heavy and code-heavy) held out whole, ``real60``-``real62`` tuned on.
+  config-heavy and code-heavy) held out whole, ``real60``-``real62`` tuned on; written
+  mid-round, ``real63`` and ``real64`` held out whole, ``real65`` tuned on.
 
 Each set is two files:
 
@@ -193,6 +194,11 @@ FIFTY_NINTH = _real_set("real59", ("real59",))
 SIXTIETH = _real_set("real60", ("real60",))
 SIXTY_FIRST = _real_set("real61", ("real61",))
 SIXTY_SECOND = _real_set("real62", ("real62",))
+#: Round 14, written mid-round after most of its rules had landed: a balanced cross-section and
+#: operations repositories, held out whole; web-framework code and configs, tuned on.
+SIXTY_THIRD = _real_set("real63", ("real63",))
+SIXTY_FOURTH = _real_set("real64", ("real64",))
+SIXTY_FIFTH = _real_set("real65", ("real65",))
 SETS = {
     real.name: real
     for real in (
@@ -207,6 +213,7 @@ SETS = {
         FORTY_SEVENTH, FORTY_EIGHTH, FORTY_NINTH, FIFTIETH, FIFTY_FIRST, FIFTY_SECOND,
         FIFTY_THIRD, FIFTY_FOURTH, FIFTY_FIFTH, FIFTY_SIXTH, FIFTY_SEVENTH,
         FIFTY_EIGHTH, FIFTY_NINTH, SIXTIETH, SIXTY_FIRST, SIXTY_SECOND,
+        SIXTY_THIRD, SIXTY_FOURTH, SIXTY_FIFTH,
     )
 }  # fmt: skip
 PARTS = tuple(part for real in SETS.values() for part in real.parts)
