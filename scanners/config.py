@@ -18,7 +18,7 @@ root. Everything has a default, so no file is needed. Example::
     placeholders = ["acme-dev"]            # extra whole values that are placeholders
     example_hosts = ["example.com", ".test", ".invalid", ".example"]  # URI creds there: dropped
     weak_passwords = "low"         # "low" | "drop": dictionary words, fixture-looking values
-    uuid_values = "low"            # "low" | "drop": credential-named keys holding a UUID
+    uuid_values = "low"            # "low" | "drop": UUIDs under keys (API-key names: medium)
     test_paths = "keep"            # "keep" | "low" | "drop": generic findings under test paths
     encrypted_keys = "drop"        # "drop" | "low": passphrase-protected private keys
 

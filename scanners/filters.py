@@ -64,7 +64,7 @@ class Filters:
     placeholders: frozenset[str] = frozenset()  # extra whole values that are placeholders
     example_hosts: tuple[str, ...] = DEFAULT_EXAMPLE_HOSTS
     weak_passwords: str = "low"  # "low" | "drop": dictionary words, fixture-looking values
-    uuid_values: str = "low"  # "low" | "drop": credential-named keys holding a UUID
+    uuid_values: str = "low"  # "low" | "drop": UUIDs under keys (API-key names: medium)
     test_paths: str = "keep"  # "keep" | "low" | "drop": generic findings under test paths
     encrypted_keys: str = "drop"  # "drop" | "low": passphrase-protected private keys
 
