@@ -68,6 +68,9 @@ TUNING = (
     "real61",
     "real62",
     "real65",
+    "real68",
+    "real69",
+    "real70",
     "heldout3",
     "tune8",
     "tune9",
@@ -87,6 +90,7 @@ TUNING = (
     "tune23",
     "tune24",
     "tune25",
+    "tune26",
 )
 
 

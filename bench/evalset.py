@@ -1013,6 +1013,8 @@ PARTS: dict[str, tuple[str, int]] = {
     "tune24": ("eval_tune24", 9011),
     "tune25": ("eval_tune25", 9013),
     "heldout16": ("eval_heldout16", 9997),
+    "heldout17": ("eval_heldout17", 10007),
+    "tune26": ("eval_tune26", 9029),
 }
 
 

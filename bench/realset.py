@@ -30,6 +30,9 @@ before any scanner was run on them (the guide is ``bench/REALSET.md``). The sets
 - ``real58``-``real62`` (round 14): five more; ``real58`` and ``real59`` (cross-sections,
   config-heavy and code-heavy) held out whole, ``real60``-``real62`` tuned on; written
   mid-round, ``real63`` and ``real64`` held out whole, ``real65`` tuned on.
+- ``real66``-``real70`` (round 15): five more; ``real66`` (a cross-section) and ``real67``
+  (application code and tests) held out whole, ``real68``-``real70`` (operations files, docs
+  and scripts in many human languages, a second cross-section) tuned on.
 
 Each set is two files:
 
@@ -199,6 +202,14 @@ SIXTY_SECOND = _real_set("real62", ("real62",))
 SIXTY_THIRD = _real_set("real63", ("real63",))
 SIXTY_FOURTH = _real_set("real64", ("real64",))
 SIXTY_FIFTH = _real_set("real65", ("real65",))
+#: Round 15, written at the start: a balanced cross-section and application code and tests,
+#: held out whole; deployment and operations files, docs and scripts in many human languages,
+#: and a second cross-section, tuned on.
+SIXTY_SIXTH = _real_set("real66", ("real66",))
+SIXTY_SEVENTH = _real_set("real67", ("real67",))
+SIXTY_EIGHTH = _real_set("real68", ("real68",))
+SIXTY_NINTH = _real_set("real69", ("real69",))
+SEVENTIETH = _real_set("real70", ("real70",))
 SETS = {
     real.name: real
     for real in (
@@ -214,6 +225,7 @@ SETS = {
         FIFTY_THIRD, FIFTY_FOURTH, FIFTY_FIFTH, FIFTY_SIXTH, FIFTY_SEVENTH,
         FIFTY_EIGHTH, FIFTY_NINTH, SIXTIETH, SIXTY_FIRST, SIXTY_SECOND,
         SIXTY_THIRD, SIXTY_FOURTH, SIXTY_FIFTH,
+        SIXTY_SIXTH, SIXTY_SEVENTH, SIXTY_EIGHTH, SIXTY_NINTH, SEVENTIETH,
     )
 }  # fmt: skip
 PARTS = tuple(part for real in SETS.values() for part in real.parts)
