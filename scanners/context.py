@@ -51,7 +51,10 @@ CODE_EXTENSIONS = _words(
 )
 
 #: "Change it before production": in any value, token or password, it marks a placeholder.
-_CHANGE_IT = _words("change-in-prod change_in_prod change-this change_this")
+_CHANGE_IT = _words(
+    """change-in-prod change_in_prod change-this change_this a_changer a-changer à_changer
+    à-changer zu_ändern zu-ändern zu_aendern"""
+)
 #: "Replace" in other languages, as docs and Helm values write it for a value to fill in
 #: (``sessionSecret: "VERVANGEN"``): a placeholder as a password and as a token.
 _REPLACE_WORDS = _words(
@@ -87,7 +90,7 @@ _PLACEHOLDER_EXACT = _words(
     utf-16le ascii latin-1 latin1 iso-8859-1 base64 hex password passwd pass pwd secret
     token key apikey api_key credentials credential auth contraseña contrasena senha passwort
     kennwort motdepasse mot_de_passe wachtwoord parola lösenord losenord salasana hasło haslo
-    şifre sifre heslo jelszó пароль парола密码 密碼 パスワード 비밀번호 كلمة_المرور סיסמה"""
+    şifre sifre heslo jelszó пароль парола 密码 密碼 パスワード 비밀번호 كلمة_المرور סיסמה"""
 )
 #: Whole values that are real, if weak, credentials: reported with low confidence.
 _WEAK_EXACT = _words(
@@ -260,14 +263,14 @@ def _names_a_credential(words: list[str]) -> bool:
 
 #: Whole words that name a credential but are too short or common as stems: ``AZURE_PAT``
 #: (a personal access token), ``erlang_cookie`` (what Erlang nodes authenticate with).
-_CREDENTIAL_WORDS = frozenset(["pat", "cookie"]) | (
-    # "password" in other languages, as prose and docs write it (Senha: ..., Пароль: ...)
-    _words(
-        """senha contraseña contrasena wachtwoord lösenord losenord salasana hasło haslo heslo
-        jelszó şifre sifre parola parolă пароль парола kennwort passwort passord adgangskode
-        sandi khẩu"""
-    )
+#: "password" in other languages, as prose and docs write it (Senha: ..., Пароль: ...); the
+#: last word of a phrase stands for it (mot de *passe*, kata *sandi*, mật *khẩu*).
+_FOREIGN_PASSWORD_WORDS = _words(
+    """senha contraseña contrasena wachtwoord lösenord losenord salasana hasło haslo heslo
+    jelszó şifre sifre parola parolă пароль парола kennwort passwort passord adgangskode
+    sandi khẩu"""
 )
+_CREDENTIAL_WORDS = frozenset(["pat", "cookie"]) | _FOREIGN_PASSWORD_WORDS
 
 
 #: Words ending in ``pass`` that are no password (``bypassCSP``, ``compass``).
@@ -510,10 +513,30 @@ _BARE_URL = re.compile(
 )
 
 
+#: Where a secret is kept: a value of words naming one (``see-vault``, ``lagret-i-keyvault``,
+#: ``siehe-Tresor``) says where to look, in any language, and is no credential itself.
+_SECRET_STORE_WORDS = _words(
+    """vault keyvault keychain 1password onepassword bitwarden lastpass keepass keepassxc
+    passbolt secretsmanager secretmanager ssm sops tresor bóveda boveda hvelv hvelvet kluis
+    coffre cofre cassaforte sejf trezor"""
+)
+_WORD_RUN = re.compile(r"[^\W\d_]+(?:[-_ ](?:[^\W\d_]+|\d{1,4}))+")
+
+
+def _names_secret_store(value: str) -> bool:
+    """Words joined by ``-``/``_`` (a year may close them), one of which names a secret store."""
+    if not _WORD_RUN.fullmatch(value):
+        return False
+    words = re.split(r"[-_ ]", value.lower())
+    return sum(w.isalpha() for w in words) >= 2 and any(w in _SECRET_STORE_WORDS for w in words)
+
+
 def _is_placeholder(value: str, filters: Filters = DEFAULT_FILTERS) -> bool:
     """A value that cannot be a credential: a type name, a marker, a run of one character."""
     low = value.lower()
     if _ARTICLE_STEM.fullmatch(value) or _VERSIONISH.fullmatch(value):
+        return True
+    if _names_secret_store(value):
         return True
     # ``.strip`` drops the separator an unquoted value keeps in JSON: ``"askForPassword": true,``
     if low in _PLACEHOLDER_EXACT or low.strip("_-.*?[],;") in _PLACEHOLDER_EXACT:
@@ -672,6 +695,19 @@ def _env_default(line: str, at: int, between: str) -> bool:
     return call is not None and _key_holds_password(call.group("name"))
 
 
+def _lookup_fallback_words(spot: Spot) -> bool:
+    """Lower-case words as an environment lookup's default (``process.env.JWT_SECRET || '<w>'``
+    or ``getenv("SECRET_KEY", "<w>")``, ``<w>`` being words joined by ``_``): a string the
+    program signs with whenever the variable is unset, not a name, whatever its words."""
+    line, at = spot.line, spot.key_at
+    return (
+        spot.value.islower()
+        and at > 0
+        and _ENV_LOOKUP_BEFORE.search(line[:at]) is not None
+        and _ENV_DEFAULT_BETWEEN.fullmatch(spot.between) is not None
+    )
+
+
 #: A Markdown table row that names a setting and gives its value in a later cell.
 _TABLE_BETWEEN = re.compile(r"`?[ \t]*\|(?:[^|\n]{0,120}\|){0,3}[ \t]*`")
 _ASSIGNING_OPS = frozenset(["=", ":", ":=", "=>", "<-", "?=", "||=", "??=", ",", "("])
@@ -695,9 +731,11 @@ def _states_the_password(spot: Spot, op: str, path: str) -> bool:
     is ``changeit`` for a keystore of one's own keys), a Markdown table row.
     ``{"password": "medium"}`` in program source (a dict of settings) is not one."""
     line, key, value = spot.line, spot.key, spot.value
+    at, between = spot.key_at, spot.between
+    if _names_password_abroad(key):  # "Senha:" or "Пароль:", then a literal in backticks
+        return _PROSE_LITERAL.fullmatch(between) is not None
     if not _key_holds_password(key):
         return False
-    at, between = spot.key_at, spot.between
     assigned = (
         (not op or op.strip() in _ASSIGNING_OPS)
         and _DIRECT_ASSIGN.fullmatch(between) is not None
@@ -721,6 +759,20 @@ def _states_the_password(spot: Spot, op: str, path: str) -> bool:
             and (not value.isalpha() or _keystore_default(line, value))
         )
         or (line.lstrip().startswith("|") and _TABLE_BETWEEN.fullmatch(between) is not None)
+        or _blank_separated_setting(spot, path)
+    )
+
+
+def _blank_separated_setting(spot: Spot, path: str) -> bool:
+    """A config line that is only ``key<blanks>value`` (keepalived's ``auth_pass 1234``,
+    mosquitto's ``remote_password x``): in such files the blank is the assignment."""
+    line, between = spot.line, spot.between
+    return (
+        not is_code_path(path)
+        and bool(between)
+        and not between.strip()
+        and not line[: max(0, spot.key_at)].strip()
+        and not line[spot.end :].strip()
     )
 
 
@@ -745,6 +797,12 @@ def _keystore_default(line: str, value: str) -> bool:
     """``changeit``, the JDK's default keystore password, kept for a keystore of one's own
     keys (``-srcstorepass changeit``); not where a certificate goes into a truststore."""
     return value == "changeit" and _TRUSTSTORE_LINE.search(line) is None
+
+
+def _names_password_abroad(key: str) -> bool:
+    """The key's last word is "password" in another language (``Пароль``, ``Senha``)."""
+    words = [w.lower() for w in _KEY_SPLIT.split(key) if w]
+    return bool(words) and words[-1] in _FOREIGN_PASSWORD_WORDS
 
 
 def _key_holds_password(key: str) -> bool:
@@ -1487,6 +1545,7 @@ def judge_assignment(
         and _CREDENTIAL_WORD.search(value)
         and not _chosen_password_word(key, value)
         and not _CAMEL_PHRASE.fullmatch(value)
+        and not _lookup_fallback_words(spot)
     ):
         return None  # "pkg.module:main", "challengePassword"
     key_low = key.lower()
@@ -1517,7 +1576,9 @@ def judge_assignment(
         return None  # MINIO_ACCESS_KEY=minio@corp.example: a login name, the secret is elsewhere
     if _is_rule_or_description(value) or (is_i18n_path(path) and _TEXTLIKE.fullmatch(value)):
         return None
-    token_named = kind != "password" or (bool(key) and not _key_holds_password(key))
+    token_named = kind != "password" or (
+        bool(key) and not _key_holds_password(key) and not _names_password_abroad(key)
+    )
     if token_named and _mostly_made_up(value):
         return None  # test-key-1234567890..., ghp_abc123: typed, never issued
     if op.strip() == "(" and key:
@@ -1561,10 +1622,12 @@ def judge_assignment(
     # keyPassword=fjord_local is a chosen password, not an identifier, and passes both checks;
     # so is the quoted default of a password variable's lookup (ENV.fetch("DB_PASSWORD", "x"))
     environment_password = environment_password or (
-        kind == "password"
-        and keyed
+        keyed
         and spot.quoted
-        and _env_default(line, spot.key_at, spot.between)
+        and (
+            (kind == "password" and _env_default(line, spot.key_at, spot.between))
+            or _lookup_fallback_words(spot)
+        )
         and not _slot_words_only(value)
     )
     if (

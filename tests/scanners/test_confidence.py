@@ -585,6 +585,22 @@ def test_every_secret_on_a_line_is_masked_in_each_report(tmp_path: Path) -> None
             "api_token.jwt.encode.secret = string:Tq4Wn8Zr2LmXv7Kd3Jh9Pb5Ys1\n",
             ["medium"],
         ),
+        # "password" in another language names a password: a typed-looking value is one, and
+        # prose that sets a weak one apart as a literal states it
+        ("docs/TESTING.md", "- Пароль: `Orchid123456`\n", ["medium"]),
+        ("docs/setup.md", "Senha: `lanterna`\n", ["medium"]),
+        # a config line that is only key and value: the blank assigns (keepalived, mosquitto)
+        ("keepalived/keepalived.conf", "        auth_pass 271828\n", ["medium"]),
+        # lower-case words as an environment lookup's default are what signs when it is unset
+        (
+            "src/auth.js",
+            "  jwt.sign(p, process.env.JWT_SECRET || 'lantern_secret_key')\n",
+            ["medium"],
+        ),
+        ("app.py", 'SECRET_KEY = os.getenv("SECRET_KEY", "cle_secrete_a_changer")\n', []),
+        # a value naming where the secret is kept, in any language, says where to look
+        ("docs/runbook.md", "- Passwort: `siehe-Tresor`\n", []),
+        ("docs/runbook.md", "- Password: `stored-in-keyvault`\n", []),
     ],
 )
 def test_weak_password_tiers(tmp_path: Path, path: str, text: str, expected: list[str]) -> None:
