@@ -129,7 +129,7 @@ def _token_template(secret: str) -> bool:
 # A literal right after one of these calls is a *name* to look up, not the value.
 _LOOKUP_CALL = re.compile(
     r"""(?ix)(?:environ|getenv|env|ENV|fetch|get|read|lookup|secret|secrets|vault|config|
-    setting|settings|param|parameter|load|decrypt|resolve|keyring|get_password|credential|
+    setting|settings|param|parameter|load|decrypt|resolve|keyring|get_password|credentials?|
     getProperty|GetEnvironmentVariable|getString|property|value)\s*[(\[]\s*[rbuf]?["'`]$"""
 )
 #: A URI without credentials as the whole value: a secret store's address (``awssm://``,
@@ -470,6 +470,11 @@ _WRAPPER_CALLS = frozenset(
         "fromhex",
         "unhexlify",
         "b64decode",
+        "frombase64string",  # .NET: Convert.FromBase64String("...")
+        "atob",  # JavaScript
+        "decodebase64",  # Apache Commons Codec: Base64.decodeBase64("...")
+        "hexstringtobytes",
+        "parsehexbinary",  # DatatypeConverter.parseHexBinary("...")
     ]
 )
 _CALL_BEFORE = re.compile(r"([A-Za-z_][\w.$]*)\s*\(\s*[rbuf@]?$")
@@ -626,7 +631,7 @@ _PASSWORD_STEMS = (
 #: Prose that states a password and sets the value apart as a literal (``its password is
 #: ``manager````, ``**Password:** `admin```): as clear as an assignment, weak values included.
 _PROSE_LITERAL = re.compile(
-    r"(?:\*\*|__)?[ \t]*(?::|=|is|was|has[ \t]been|(?:(?:is|was|has[ \t]been)[ \t])?"
+    r"(?:\*\*|__)?[ \t]*(?::|=|is|was|has[ \t]been|will[ \t]be|(?:(?:is|was|has[ \t]been)[ \t])?"
     r"(?:set|changed)[ \t]to)[ \t]*(?:\*\*|__)?[ \t]*(?:``|`|\*\*)"
 )
 #: A variable's own ``${DB_PASSWORD:-<default>}`` default, assigned to it.
@@ -924,7 +929,11 @@ _SHELL_DEFAULT = re.compile(
 
 #: A quoted literal that code joins more onto: ``"Trial@Pass" + (-join ...)``, ``'pre' + x``;
 #: or a value the text continues with a template: ``-auth admin:<API_TOKEN>``, ``pw${SUFFIX}``.
-_JOINED_AFTER = re.compile(r"""["'`][ \t]*\+[ \t]*[\w$(\[]|<[A-Z][A-Z0-9_-]*>|\$\{|\$\(|\{\{""")
+#: A blank then ``+word`` is a command's next argument (``steamcmd +login u 'pw' +quit``).
+_JOINED_AFTER = re.compile(
+    r"""["'`](?![ \t]+\+[a-z_]+(?:[ \t]|$))[ \t]*\+[ \t]*[\w$(\[]"""
+    r"""|<[A-Z][A-Z0-9_-]*>|\$\{|\$\(|\{\{"""
+)
 
 
 def _joined_on(spot: Spot) -> bool:

@@ -601,6 +601,10 @@ def test_every_secret_on_a_line_is_masked_in_each_report(tmp_path: Path) -> None
         # a value naming where the secret is kept, in any language, says where to look
         ("docs/runbook.md", "- Passwort: `siehe-Tresor`\n", []),
         ("docs/runbook.md", "- Password: `stored-in-keyvault`\n", []),
+        # Jenkins' credentials('id') looks a credential up by its id
+        ("ci/Jenkinsfile", "    P4PASSWD = credentials('p4-build01')\n", []),
+        # prose about the future states a password as well as prose about the past
+        ("docs/onboarding.md", "Your initial password will be `Orchard2031`.\n", ["medium"]),
     ],
 )
 def test_weak_password_tiers(tmp_path: Path, path: str, text: str, expected: list[str]) -> None:
