@@ -1425,6 +1425,19 @@ def _key_is_message(key: str) -> bool:
 _CODE_COMMENT = re.compile(r"[ \t]*(?:#|//|--|;|/?\*)")
 
 
+def within_code_text(before: str) -> bool:
+    """``before`` (a line of program source up to a point) leaves that point in text shown to
+    someone: inside a string literal (an odd number of one kind of quote) or an element's text
+    (``<p>`` opened and not closed). Prose about a password there is a message or a page.
+    Comments are left out: in code they document formats and examples far more often."""
+    if _CODE_COMMENT.match(before):
+        return False
+    plain = before.replace("\\\\", "").replace('\\"', "").replace("\\'", "")
+    if any(plain.count(quote) % 2 for quote in "\"'`"):
+        return True
+    return before.rfind(">") > before.rfind("<") >= 0
+
+
 #: Words saying which of a password change's fields a key is (``newPassword``).
 _PASSWORD_CHANGE_WORDS = _words("new old current confirm confirmation repeat retype again")
 

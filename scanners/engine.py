@@ -341,7 +341,11 @@ class Engine:
             if hit.loc is None:
                 return None  # not an added line of the diff
             path = hit.loc.path
-        if "config-only" in rule.tags and context.is_code_path(path):
+        if (
+            "config-only" in rule.tags
+            and context.is_code_path(path)
+            and not ("text-in-code" in rule.tags and _in_code_text(match, data, hit))
+        ):
             return None  # an unquoted right-hand side in program source is an expression
         tier = self._accept(rule, match, data, hit, path)
         if tier is not None and rule.kind in ("generic", "password"):
@@ -455,6 +459,16 @@ class Engine:
                 )
             )
         return findings
+
+
+def _in_code_text(match: re.Match[bytes], data: bytes, hit: _Hit) -> bool:
+    """The match's key stands in text inside program source: a string literal or an
+    element's text (``console.log('Contraseña: ...')``, ``<p>Mot de passe: ...</p>``)."""
+    start = match.start("key") if "key" in match.re.groupindex else hit.start
+    if start < 0:
+        start = hit.start
+    line_start = data.rfind(b"\n", 0, start) + 1
+    return context.within_code_text(data[line_start:start].decode("utf-8", "replace"))
 
 
 def _minified(data: bytes, line_start: int, line_end: int) -> bool:

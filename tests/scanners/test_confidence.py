@@ -601,6 +601,11 @@ def test_every_secret_on_a_line_is_masked_in_each_report(tmp_path: Path) -> None
         # a value naming where the secret is kept, in any language, says where to look
         ("docs/runbook.md", "- Passwort: `siehe-Tresor`\n", []),
         ("docs/runbook.md", "- Password: `stored-in-keyvault`\n", []),
+        # prose in program source's text (a string, a comment, an element's text) is prose;
+        # the same words in code are an expression
+        ("src/server.js", "console.log('   Senha: Lantern2031');\n", ["medium"]),
+        ("src/Login.tsx", '<p className="note">Mot de passe: Lantern2031</p>\n', ["medium"]),
+        ("src/api.ts", "  password: form.password,\n", []),
         # Jenkins' credentials('id') looks a credential up by its id
         ("ci/Jenkinsfile", "    P4PASSWD = credentials('p4-build01')\n", []),
         # prose about the future states a password as well as prose about the past
