@@ -71,6 +71,8 @@ TUNING = (
     "real68",
     "real69",
     "real70",
+    "real73",
+    "real74",
     "heldout3",
     "tune8",
     "tune9",
@@ -91,6 +93,7 @@ TUNING = (
     "tune24",
     "tune25",
     "tune26",
+    "tune27",
 )
 
 

@@ -1015,6 +1015,8 @@ PARTS: dict[str, tuple[str, int]] = {
     "heldout16": ("eval_heldout16", 9997),
     "heldout17": ("eval_heldout17", 10007),
     "tune26": ("eval_tune26", 9029),
+    "heldout18": ("eval_heldout18", 10009),
+    "tune27": ("eval_tune27", 9041),
 }
 
 

@@ -32,7 +32,9 @@ before any scanner was run on them (the guide is ``bench/REALSET.md``). The sets
   mid-round, ``real63`` and ``real64`` held out whole, ``real65`` tuned on.
 - ``real66``-``real70`` (round 15): five more; ``real66`` (a cross-section) and ``real67``
   (application code and tests) held out whole, ``real68``-``real70`` (operations files, docs
-  and scripts in many human languages, a second cross-section) tuned on.
+  and scripts in many human languages, a second cross-section) tuned on; written mid-round,
+  ``real71`` and ``real72`` (a cross-section, self-hosting operations) held out whole,
+  ``real73`` and ``real74`` (application code, small projects) tuned on.
 
 Each set is two files:
 
@@ -210,6 +212,12 @@ SIXTY_SEVENTH = _real_set("real67", ("real67",))
 SIXTY_EIGHTH = _real_set("real68", ("real68",))
 SIXTY_NINTH = _real_set("real69", ("real69",))
 SEVENTIETH = _real_set("real70", ("real70",))
+#: Round 15, written mid-round: a cross-section and self-hosting/home-lab operations, held out
+#: whole; application code (bots, apps, notebooks) and small projects, tuned on.
+SEVENTY_FIRST = _real_set("real71", ("real71",))
+SEVENTY_SECOND = _real_set("real72", ("real72",))
+SEVENTY_THIRD = _real_set("real73", ("real73",))
+SEVENTY_FOURTH = _real_set("real74", ("real74",))
 SETS = {
     real.name: real
     for real in (
@@ -226,6 +234,7 @@ SETS = {
         FIFTY_EIGHTH, FIFTY_NINTH, SIXTIETH, SIXTY_FIRST, SIXTY_SECOND,
         SIXTY_THIRD, SIXTY_FOURTH, SIXTY_FIFTH,
         SIXTY_SIXTH, SIXTY_SEVENTH, SIXTY_EIGHTH, SIXTY_NINTH, SEVENTIETH,
+        SEVENTY_FIRST, SEVENTY_SECOND, SEVENTY_THIRD, SEVENTY_FOURTH,
     )
 }  # fmt: skip
 PARTS = tuple(part for real in SETS.values() for part in real.parts)
