@@ -737,10 +737,8 @@ def _states_the_password(spot: Spot, op: str, path: str) -> bool:
     ``{"password": "medium"}`` in program source (a dict of settings) is not one."""
     line, key, value = spot.line, spot.key, spot.value
     at, between = spot.key_at, spot.between
-    if _names_password_abroad(key):  # "Senha:" or "Пароль:", then a literal in backticks
-        return _PROSE_LITERAL.fullmatch(between) is not None
-    if not _key_holds_password(key):
-        return False
+    if not _key_holds_password(key):  # "Пароль:" in prose, then a literal in backticks
+        return _names_password_abroad(key) and _PROSE_LITERAL.fullmatch(between) is not None
     assigned = (
         (not op or op.strip() in _ASSIGNING_OPS)
         and _DIRECT_ASSIGN.fullmatch(between) is not None
