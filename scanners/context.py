@@ -196,11 +196,10 @@ _NOT_SECRET_WORDS = _words(
     startswith endswith find helper mgr lstrip rstrip removeprefix removesuffix partition
     rpartition rfind rindex casefold translate add_argument argument group"""
 )
-#: Words that make a credential-named key one *about* a credential (``password_reset``, a
-#: ``SECRET_SSID``: the network's name, kept beside its password).
+#: Words that make a credential-named key one *about* a credential (``password_reset``).
 _ABOUT_WORDS = _words(
     """hashed hash encrypted forgot reset sha sha1 sha256 md5 checksum digest commit fake dummy
-    example sample mock placeholder public ssid"""
+    example sample mock placeholder public"""
 )
 _CREDENTIAL_STEMS = (
     "password",
@@ -307,6 +306,8 @@ def _key_is_about_secret(key: str) -> bool:
         return not ({"pd", "pagerduty"} & set(words))  # PD_ROUTING_KEY: sends alerts
     if "search" in words and "only" in words:
         return True  # Algolia's search-only API key: made for browsers, it reads public indexes
+    if "ssid" in words and not _key_holds_password(key):
+        return True  # SECRET_SSID: the network's name, kept beside its password (ssid_password)
     return any(w in _ABOUT_WORDS for w in words)
 
 
@@ -1042,6 +1043,30 @@ _FIELD_WORDS = _words(
 )
 
 
+#: Two consonants that English and other Latin-script words run together (``st``, ``nd``,
+#: ``ch``); a pair outside this set (``kg``, ``bp``, ``qz``) is rare in any word.
+_WORD_CONSONANT_PAIRS = _words(
+    """bb bl br cc ch ck cl cr ct dd dg dl dm dn dr ds ff fl fr ft gg gh gl gm gn gr gs hl hm hn
+    hr ht kl kn ks ld lf lg lk ll lm ln lp ls lt lv mb mm mn mp ms nc nd nf ng nk nl nn ns nt nv
+    nz ph pl pp pr ps pt rb rc rd rf rg rk rl rm rn rp rr rs rt rv rw sc sh sk sl sm sn sp ss st
+    sw tch th tl tm tn tr ts tt tw tz wh wl wn wr ws xp xt zz"""
+)
+_CONSONANTS = frozenset("bcdfghjklmnpqrstvwxz")
+
+
+def _random_letters(value: str) -> bool:
+    """Lower-case letters drawn at random, not a word: a Google app password (16 letters)
+    has three or more consonant pairs that words do not make (``kg``, ``bp``, ``qz``)."""
+    if not 16 <= len(value) <= 24:
+        return False
+    rare = sum(
+        1
+        for a, b in itertools.pairwise(value)
+        if a in _CONSONANTS and b in _CONSONANTS and a + b not in _WORD_CONSONANT_PAIRS
+    )
+    return rare >= 3
+
+
 def _chosen_password_word(key: str, value: str) -> bool:
     """A word of the person's own (a project, a host, a name) before ``pass`` in a value
     under a password key (a MySQL password set to the project's name plus "pass") is a
@@ -1704,6 +1729,7 @@ def judge_assignment(
             and value.islower()
             and len(value) > 14
             and not _chosen_password_word(key, value)
+            and not _random_letters(value)
         ):
             return None  # a long lower-case word is a name, not a password
         if entropy < min_entropy:

@@ -606,6 +606,9 @@ def test_every_secret_on_a_line_is_masked_in_each_report(tmp_path: Path) -> None
         ("src/server.js", "console.log('   Senha: Lantern2031');\n", ["medium"]),
         ("src/Login.tsx", '<p className="note">Mot de passe: Lantern2031</p>\n', ["medium"]),
         ("src/api.ts", "  password: form.password,\n", []),
+        # a network's SSID is its name; a password named after the SSID is its password
+        ("src/wifi.py", 'ssid_password: str = "Kq8$Wm3Zt9"\n', ["medium"]),
+        ("firmware/arduino_secrets.h", '#define SECRET_SSID "HarborNet-5G"\n', []),
         # Jenkins' credentials('id') looks a credential up by its id
         ("ci/Jenkinsfile", "    P4PASSWD = credentials('p4-build01')\n", []),
         # prose about the future states a password as well as prose about the past
