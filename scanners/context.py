@@ -260,8 +260,6 @@ def _names_a_credential(words: list[str]) -> bool:
     return False
 
 
-#: Whole words that name a credential but are too short or common as stems: ``AZURE_PAT``
-#: (a personal access token), ``erlang_cookie`` (what Erlang nodes authenticate with).
 #: "password" in other languages, as prose and docs write it (Senha: ..., Пароль: ...); the
 #: last word of a phrase stands for it (mot de *passe*, kata *sandi*, mật *khẩu*).
 _FOREIGN_PASSWORD_WORDS = _words(
@@ -269,7 +267,10 @@ _FOREIGN_PASSWORD_WORDS = _words(
     jelszó şifre sifre parola parolă пароль парола kennwort passwort passord adgangskode
     sandi khẩu"""
 )
-_CREDENTIAL_WORDS = frozenset(["pat", "cookie"]) | _FOREIGN_PASSWORD_WORDS
+#: Whole words that name a credential but are too short or common as stems: ``AZURE_PAT``
+#: (a personal access token), ``erlang_cookie`` (what Erlang nodes authenticate with),
+#: ``$mdp`` (French shorthand for mot de passe).
+_CREDENTIAL_WORDS = frozenset(["pat", "cookie", "mdp"]) | _FOREIGN_PASSWORD_WORDS
 
 
 #: Words ending in ``pass`` that are no password (``bypassCSP``, ``compass``).
@@ -478,6 +479,8 @@ _WRAPPER_CALLS = frozenset(
         "parsehexbinary",  # DatatypeConverter.parseHexBinary("...")
     ]
 )
+#: A call's keyword argument before the literal: ``(client_id="``.
+_KEYWORD_ARGUMENT = re.compile(r"\(\s*([A-Za-z_]\w*)\s*=\s*[rbuf]?[\"']?$")
 _CALL_BEFORE = re.compile(r"([A-Za-z_][\w.$]*)\s*\(\s*[rbuf@]?$")
 #: ``env('DB_PASSWORD', '<default>')``: a call's second argument after a quoted name.
 _SECOND_ARGUMENT = re.compile(
@@ -624,6 +627,7 @@ _PASSWORD_STEMS = (
     "passwort",
     "motdepasse",
     "passe",  # mot de passe, mot_de_passe: the key's last word
+    "mdp",  # mot de passe, shortened
     "contrasena",
     "kennwort",
     "wachtwoord",
@@ -1216,6 +1220,7 @@ _DECLARED_FAKE = re.compile(
     r"^sb_publishable_|"
     r"^phc_[0-9A-Za-z]{30,60}$|"  # a PostHog project key: sent by every browser that loads the page
     r"^pk\.eyJ|"  # a Mapbox public token: made for browsers
+    r"^pk_(?:live|test)_[0-9A-Za-z]{20,}$|"  # a Stripe publishable key: Stripe.js runs it in pages
     # Google's published reCAPTCHA test keys: they always pass, and open nothing
     r"^6LeIxAcTAAAAA|"
     # the first dev accounts of Hardhat/Anvil and of Katana: every local chain has them
@@ -1630,6 +1635,11 @@ def judge_assignment(
         last = [w.lower() for w in _KEY_SPLIT.split(key) if w][-1:]
         if last and not _names_a_credential(last):
             return None  # passVars.Keys.Contains("..."): the method is no credential setter
+        argument = _KEYWORD_ARGUMENT.search(spot.between)
+        if argument and not _names_a_credential(
+            [w.lower() for w in _KEY_SPLIT.split(argument.group(1)) if w]
+        ):
+            return None  # Credentials(client_id="..."): the argument names what the value is
     if _UUID.fullmatch(value):
         if filters.uuid_values == "drop":
             return None

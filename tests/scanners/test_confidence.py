@@ -606,6 +606,14 @@ def test_every_secret_on_a_line_is_masked_in_each_report(tmp_path: Path) -> None
         ("src/server.js", "console.log('   Senha: Lantern2031');\n", ["medium"]),
         ("src/Login.tsx", '<p className="note">Mot de passe: Lantern2031</p>\n', ["medium"]),
         ("src/api.ts", "  password: form.password,\n", []),
+        # a call's keyword argument names the value (client_id is an identifier); a Stripe
+        # publishable key runs in every customer's browser
+        (
+            "related.py",
+            'auth = SpotifyClientCredentials(client_id="5b1f9c3e7a2d4f6b8c0e1a3d5f7b9c2e",\n',
+            [],
+        ),
+        ("views/cart.blade.php", '<button data-key="pk_test_Zr3Kd9TfLm4Ns7Wv1Xb6Qc2J">\n', []),
         # a network's SSID is its name; a password named after the SSID is its password
         ("src/wifi.py", 'ssid_password: str = "Kq8$Wm3Zt9"\n', ["medium"]),
         ("firmware/arduino_secrets.h", '#define SECRET_SSID "HarborNet-5G"\n', []),
