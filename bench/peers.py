@@ -36,9 +36,10 @@ def compile_ours(python: Path | None = None) -> None:
 
     An editable install keeps its modules in the source tree, and with
     ``PYTHONDONTWRITEBYTECODE`` set (as on our build machines) every run would compile them
-    again: about 50 ms per run that no installed copy pays (``pip install`` compiles the
-    package, and Python caches it on first import otherwise). ``compileall`` writes the
-    cache whatever that variable says, and recompiles only what changed.
+    again: about 0.2 s per run (the 40 MB tree took 0.59 s instead of 0.36 s), which no
+    installed copy pays (``pip install`` compiles the package, and Python caches it on first
+    import otherwise). ``compileall`` writes the cache whatever that variable says, and
+    recompiles only what changed.
     """
     exe = str(python or BIN / "python")
     where = subprocess.run(
