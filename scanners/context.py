@@ -636,7 +636,8 @@ _PASSWORD_STEMS = (
 #: Prose that states a password and sets the value apart as a literal (``its password is
 #: ``manager````, ``**Password:** `admin```): as clear as an assignment, weak values included.
 _PROSE_LITERAL = re.compile(
-    r"(?:\*\*|__)?[ \t]*(?::|=|is|was|has[ \t]been|will[ \t]be|(?:(?:is|was|has[ \t]been)[ \t])?"
+    r"(?:\*\*|__)?[ \t]*(?::|=|is|was|has[ \t]been|will[ \t]be|là|adalah|jest|è|"
+    r"(?:(?:is|was|has[ \t]been)[ \t])?"
     r"(?:set|changed)[ \t]to)[ \t]*(?:\*\*|__)?[ \t]*(?:``|`|\*\*)"
 )
 #: A variable's own ``${DB_PASSWORD:-<default>}`` default, assigned to it.
