@@ -24,7 +24,8 @@ __all__ = ["column_findings"]
 #: Header names of a column that holds credentials (test fixtures, seed data, exports).
 _CSV_COLUMN = re.compile(
     r"(?i)(?:[\w ]*[_ -])?(?:password|passwd|pwd|pass|passphrase|secret|token|api[_ -]?key"
-    r"|apikey|access[_ -]?key|client[_ -]?secret|private[_ -]?key)"
+    r"|apikey|access[_ -]?key|client[_ -]?secret|private[_ -]?key"
+    r"|(?:app|auth|master|signing|encryption|session|network|nwk)[_ -]?key)"
     r"|(?P<foreign>[\w ]{0,30}?(?:contrase(?:ñ|n)a|senha|mot de passe|passwort|kennwort|wachtwoord"
     r"|has(?:ł|l)o|heslo|salasana|(?:ş|s)ifre|parola|l(?:ö|o)senord|adgangskode|пароль|密码|密碼"
     r"|パスワード|비밀번호))"

@@ -153,6 +153,16 @@ def test_a_password_column_of_a_csv_fixture(engine: Engine) -> None:
     assert all("csv-column" in f.tags and PW not in f.redacted_line() for f in found)
 
 
+def test_a_device_key_column_of_a_csv_file(engine: Engine) -> None:
+    """LoRaWAN device lists give each device its AppKey in an ``app_key`` column; the
+    identifiers beside it (DevEUI, JoinEUI) are not reported."""
+    key = "5B1F9C3E7A2D4F6B8C0E1A3D5F7B9C2E"
+    text = f"dev_eui,join_eui,app_key,label\n70B3D57ED005A1F2,70B3D57ED0000001,{key},reefer-7\n"
+    found = engine.scan(Fragment("lorawan/devices.csv", text.encode()))
+    assert [(f.line, f.column) for f in found] == [(2, 35)]
+    assert key not in found[0].redacted_line()
+
+
 def test_csv_look_alikes_stay_quiet(engine: Engine) -> None:
     # no credential column; a column *about* passwords; placeholders and hashes in the column
     plain = f"id,name,comment\n1,ana,{PW}\n"
