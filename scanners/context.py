@@ -1205,8 +1205,8 @@ def _mostly_made_up(value: str) -> bool:
 def _elided(spot: Spot) -> bool:
     """The value is cut short in the text (``eyJhbGciOi...``): an example, not a credential."""
     value = spot.value
-    if value.endswith(("...", "\u2026")):
-        return True
+    if value.endswith("...") or "\u2026" in value:
+        return True  # cut short, or masked in the middle (re_…YHeq): a typed ellipsis
     stem = value.rstrip(".")  # a match may stop inside the dots: ``pypi-AgEN..`` + ``.``
     cut = spot.at + len(stem)
     return bool(stem) and spot.at >= 0 and spot.line.startswith(("...", "\u2026"), cut)
@@ -1763,6 +1763,11 @@ def judge_assignment(
     floor = max(min_entropy, 2.8)
     if len(value) >= 32 and _HEX.fullmatch(value):
         floor = min(floor, 3.1)
+    if len(value) < 12 and _char_classes(value) >= 3:
+        # a short value cannot measure high: nine characters top out at log2(9) = 3.17, so a
+        # typed secret mixing three kinds of character (B0ss@3045) is judged against its own
+        # length's ceiling
+        floor = min(floor, math.log2(len(value)) - 0.45)
     if entropy < floor:
         return None
     if len(value) < 8:

@@ -614,6 +614,10 @@ def test_every_secret_on_a_line_is_masked_in_each_report(tmp_path: Path) -> None
             [],
         ),
         ("views/cart.blade.php", '<button data-key="pk_test_Zr3Kd9TfLm4Ns7Wv1Xb6Qc2J">\n', []),
+        # a short secret mixing three kinds of character is judged against its length's
+        # ceiling; a value masked with an ellipsis in its middle is no secret
+        ("casc/jenkins.yaml", '              secret: "Rk8@2740"\n', ["medium"]),
+        ("logs/crash.json", '{"headers":{"Authorization":"re_\u2026Yq4h"}}\n', []),
         # a network's SSID is its name; a password named after the SSID is its password
         ("src/wifi.py", 'ssid_password: str = "Kq8$Wm3Zt9"\n', ["medium"]),
         ("firmware/arduino_secrets.h", '#define SECRET_SSID "HarborNet-5G"\n', []),
