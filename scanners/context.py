@@ -540,12 +540,20 @@ def _names_secret_store(value: str) -> bool:
     return sum(w.isalpha() for w in words) >= 2 and any(w in _SECRET_STORE_WORDS for w in words)
 
 
+#: "Your ..." in other languages at a value's start: ``tu_clave_secreta``, ``votre-cle``,
+#: ``sua_chave``, ``dein_token``: a value to fill in, like ``your_api_key``.
+_YOUR_ABROAD = re.compile(
+    r"(?i)^(?:tu|su|tus|sus|seu|sua|votre|ton|ta|dein|deine|ihr|ihre|tuo|tua|twoj|twój|uw|jouw)"
+    r"[_-][^\W\d_]{3,}"
+)
+
+
 def _is_placeholder(value: str, filters: Filters = DEFAULT_FILTERS) -> bool:
     """A value that cannot be a credential: a type name, a marker, a run of one character."""
     low = value.lower()
     if _ARTICLE_STEM.fullmatch(value) or _VERSIONISH.fullmatch(value):
         return True
-    if _names_secret_store(value):
+    if _names_secret_store(value) or _YOUR_ABROAD.match(value):
         return True
     # ``.strip`` drops the separator an unquoted value keeps in JSON: ``"askForPassword": true,``
     if low in _PLACEHOLDER_EXACT or low.strip("_-.*?[],;") in _PLACEHOLDER_EXACT:
@@ -1039,6 +1047,7 @@ def _quoted_passphrase(spot: Spot) -> bool:
 _FIELD_WORDS = _words(
     """user username usr login new old current confirm confirmation repeat retype verify
     my your the a db database default secret test testing dummy sample example fake mock
+    insecure unsafe weak random simple another
     field input form hashed hash encrypted plain plaintext raw temp tmp initial some
     strong secure super real valid invalid wrong bad good correct account app api auth
     master main primary private public shared global local env ssh ftp smtp mail email

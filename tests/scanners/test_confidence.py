@@ -618,6 +618,9 @@ def test_every_secret_on_a_line_is_masked_in_each_report(tmp_path: Path) -> None
         # ceiling; a value masked with an ellipsis in its middle is no secret
         ("casc/jenkins.yaml", '              secret: "Rk8@2740"\n', ["medium"]),
         ("logs/crash.json", '{"headers":{"Authorization":"re_\u2026Yq4h"}}\n', []),
+        # "your ..." in other languages, and an adjective before the role word, leave a slot
+        ("README.md", "JWT_SECRET=tu_clave_secreta_larga_2024\n", []),
+        ("inventory/hosts", "web1 ansible_user=root ansible_password=unsafe_password\n", []),
         # a network's SSID is its name; a password named after the SSID is its password
         ("src/wifi.py", 'ssid_password: str = "Kq8$Wm3Zt9"\n', ["medium"]),
         ("firmware/arduino_secrets.h", '#define SECRET_SSID "HarborNet-5G"\n', []),
