@@ -246,6 +246,11 @@ _DATA_KEY_WORDS = _words(
 _KEY_SPLIT = re.compile(r"[\W_]+|(?<=[a-z0-9])(?=[A-Z])")
 
 
+def _key_words(key: str) -> list[str]:
+    """A key's words, lower-cased: ``POSTGRES_PASSWORD``, ``dbPassword``, ``mot-de-passe``."""
+    return [w.lower() for w in _KEY_SPLIT.split(key) if w]
+
+
 def _names_a_credential(words: list[str]) -> bool:
     """Some word of the key *ends* in a credential stem (``dbpassword``, ``apiKey``, ``tokens``),
     so ``passed``, ``tokenizer``, ``secretsd`` or ``passenger`` do not count."""
@@ -286,7 +291,7 @@ _HTML_NONCE = re.compile(r"(?i)<(?:script|style|link)\b[^>]*\bnonce\s*=")
 
 def _key_is_about_secret(key: str) -> bool:
     """``password_reset_url`` is about a password; ``db_password`` holds one."""
-    words = [w.lower() for w in _KEY_SPLIT.split(key) if w]
+    words = _key_words(key)
     if not words:
         return False
     if _CSRF_TOKEN_KEY.search(key.replace("-", "_")):
@@ -294,7 +299,7 @@ def _key_is_about_secret(key: str) -> bool:
     if "." in key.strip("."):
         # A dotted setting (xpack.encryptedSavedObjects.encryptionKey): the segments before
         # the last are its namespace, and the last one says what the value is.
-        last = [w.lower() for w in _KEY_SPLIT.split(key.rstrip(".").rsplit(".", 1)[-1]) if w]
+        last = _key_words(key.rstrip(".").rsplit(".", 1)[-1])
         if last and _names_a_credential(last):
             words = last
     if not _names_a_credential(words):
@@ -818,14 +823,14 @@ def _keystore_default(line: str, value: str) -> bool:
 
 def _names_password_abroad(key: str) -> bool:
     """The key's last word is "password" in another language (``Пароль``, ``Senha``)."""
-    words = [w.lower() for w in _KEY_SPLIT.split(key) if w]
+    words = _key_words(key)
     return bool(words) and words[-1] in _FOREIGN_PASSWORD_WORDS
 
 
 def _key_holds_password(key: str) -> bool:
     """The key's last word is a password word (``POSTGRES_PASSWORD``, ``ansible_ssh_pass``),
     not a word about one (``pass_arg``, ``SSH_ASKPASS_REQUIRE``, ``password_hint``)."""
-    words = [w.lower() for w in _KEY_SPLIT.split(key) if w]
+    words = _key_words(key)
     if not words:
         return False
     last = words[-1].rstrip("0123456789")  # ``bypass``, ``askpass``: only long stems may close
@@ -1029,7 +1034,7 @@ def _quoted_passphrase(spot: Spot) -> bool:
     password's key (``"correct horse battery staple"``, a Wi-Fi PSK). Any such concrete value
     opens or signs once deployed; a sentence (``'stored in vault'``) is not one."""
     key, value = spot.key, spot.value
-    words = [w.lower() for w in _KEY_SPLIT.split(key) if w]
+    words = _key_words(key)
     names_secret = words[-1:] == ["secret"] or words[-2:] in (["secret", "key"], ["secret", "base"])
     if names_secret:
         shaped = _PASSPHRASE.fullmatch(value) is not None
@@ -1093,7 +1098,7 @@ def _chosen_password_word(key: str, value: str) -> bool:
     if match is None:
         return False
     word = match.group(1)
-    key_words = {w.lower() for w in _KEY_SPLIT.split(key) if w}
+    key_words = set(_key_words(key))
     if any(field in word for field in ("ssid", "your", "user", "name")):
         return False  # TheSSIDPassword, yourpassword: says what goes there
     return word not in _FIELD_WORDS and not any(word in k or k in word for k in key_words)
@@ -1361,7 +1366,7 @@ def key_names_account(key: str) -> bool:
     """The password's own key names the account it opens (``MONGO_INITDB_ROOT_PASSWORD``):
     a role word set there (``password``, ``secret``) is that account's weak password, as it
     would be beside ``user: root``."""
-    return any(w.lower() in _ACCOUNT_WORDS for w in _KEY_SPLIT.split(key) if w)
+    return any(w in _ACCOUNT_WORDS for w in _key_words(key))
 
 
 def concrete_user(name: str) -> bool:
@@ -1452,7 +1457,7 @@ _ERROR_KEY_WORDS = _words(
 def _key_is_message(key: str) -> bool:
     """``PASSWORDS_NOT_MATCHING``, ``passwordTooShort``: the key of a UI string or error code.
     ``MATCH_PASSWORD`` (fastlane match's passphrase) names a tool, not a mismatch."""
-    words = [w.lower() for w in _KEY_SPLIT.split(key) if w]
+    words = _key_words(key)
     errors = [i for i, w in enumerate(words) if w in _ERROR_KEY_WORDS]
     if words[:1] == ["match"] and errors == [0]:
         return False
@@ -1494,7 +1499,7 @@ def _changed_password(key: str, value: str) -> bool:
     """A ``newPassword`` field of a change-password request (API docs, tests): the field's
     words look like a UI string's key, but a value mixing three kinds of characters is a
     password, not a label."""
-    words = [w.lower() for w in _KEY_SPLIT.split(key) if w]
+    words = _key_words(key)
     errors = {w for w in words if w in _ERROR_KEY_WORDS}
     return (
         bool(errors)
@@ -1642,13 +1647,11 @@ def judge_assignment(
     if token_named and _mostly_made_up(value):
         return None  # test-key-1234567890..., ghp_abc123: typed, never issued
     if op.strip() == "(" and key:
-        last = [w.lower() for w in _KEY_SPLIT.split(key) if w][-1:]
+        last = _key_words(key)[-1:]
         if last and not _names_a_credential(last):
             return None  # passVars.Keys.Contains("..."): the method is no credential setter
         argument = _KEYWORD_ARGUMENT.search(spot.between)
-        if argument and not _names_a_credential(
-            [w.lower() for w in _KEY_SPLIT.split(argument.group(1)) if w]
-        ):
+        if argument and not _names_a_credential(_key_words(argument.group(1))):
             return None  # Credentials(client_id="..."): the argument names what the value is
     if _UUID.fullmatch(value):
         if filters.uuid_values == "drop":
@@ -1783,7 +1786,7 @@ def judge_assignment(
         return None
     if not (_char_classes(value) >= 2 or len(value) >= 20):
         return None
-    bare = [w.lower() for w in _KEY_SPLIT.split(key) if w]
+    bare = _key_words(key)
     if test_path and bare in (["key"], ["nonce"], ["seed"], ["iv"]) and _HEX.fullmatch(value):
         return "low"  # key = '2b7e1516...' in a test: a cipher test vector more often than not
     return "low" if weak else tier
