@@ -73,6 +73,9 @@ TUNING = (
     "real70",
     "real73",
     "real74",
+    "real77",
+    "real78",
+    "real79",
     "heldout3",
     "tune8",
     "tune9",
@@ -94,6 +97,7 @@ TUNING = (
     "tune25",
     "tune26",
     "tune27",
+    "tune28",
 )
 
 

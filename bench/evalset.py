@@ -1017,6 +1017,8 @@ PARTS: dict[str, tuple[str, int]] = {
     "tune26": ("eval_tune26", 9029),
     "heldout18": ("eval_heldout18", 10009),
     "tune27": ("eval_tune27", 9041),
+    "heldout19": ("eval_heldout19", 10037),
+    "tune28": ("eval_tune28", 9043),
 }
 
 

@@ -218,6 +218,11 @@ SEVENTY_FIRST = _real_set("real71", ("real71",))
 SEVENTY_SECOND = _real_set("real72", ("real72",))
 SEVENTY_THIRD = _real_set("real73", ("real73",))
 SEVENTY_FOURTH = _real_set("real74", ("real74",))
+SEVENTY_FIFTH = _real_set("real75", ("real75",))
+SEVENTY_SIXTH = _real_set("real76", ("real76",))
+SEVENTY_SEVENTH = _real_set("real77", ("real77",))
+SEVENTY_EIGHTH = _real_set("real78", ("real78",))
+SEVENTY_NINTH = _real_set("real79", ("real79",))
 SETS = {
     real.name: real
     for real in (
@@ -235,6 +240,7 @@ SETS = {
         SIXTY_THIRD, SIXTY_FOURTH, SIXTY_FIFTH,
         SIXTY_SIXTH, SIXTY_SEVENTH, SIXTY_EIGHTH, SIXTY_NINTH, SEVENTIETH,
         SEVENTY_FIRST, SEVENTY_SECOND, SEVENTY_THIRD, SEVENTY_FOURTH,
+        SEVENTY_FIFTH, SEVENTY_SIXTH, SEVENTY_SEVENTH, SEVENTY_EIGHTH, SEVENTY_NINTH,
     )
 }  # fmt: skip
 PARTS = tuple(part for real in SETS.values() for part in real.parts)
