@@ -243,7 +243,11 @@ _DATA_KEY_WORDS = _words(
 )
 #: Splits a key into words at separators and camel humps. Letters outside ASCII are letters
 #: (``contraseña`` is one word, not ``contrase`` + ``a``, which names no credential).
-_KEY_SPLIT = re.compile(r"[\W_]+|(?<=[a-z0-9])(?=[A-Z])")
+#: Thai and Devanagari vowel signs and combining accents are not word characters to ``re``, yet
+#: belong inside a word (``รหัสผ่าน``, ``पासवर्ड``), so they never split one.
+_KEY_SPLIT = re.compile(
+    r"(?:(?![\u0300-\u036f\u0900-\u097f\u0e00-\u0e7f])[\W_])+|(?<=[a-z0-9])(?=[A-Z])"
+)
 
 
 def _key_words(key: str) -> list[str]:
@@ -270,7 +274,8 @@ def _names_a_credential(words: list[str]) -> bool:
 _FOREIGN_PASSWORD_WORDS = _words(
     """senha contraseña contrasena wachtwoord lösenord losenord salasana hasło haslo heslo
     jelszó şifre sifre parola parolă пароль парола kennwort passwort passord adgangskode
-    sandi khẩu"""
+    sandi khẩu parool geslo lozinka лозинка slaptažodis κωδικός πρόσβασης المرور السر عبور
+    گذرواژه รหัสผ่าน סיסמה סיסמא पासवर्ड"""
 )
 #: Whole words that name a credential but are too short or common as stems: ``AZURE_PAT``
 #: (a personal access token), ``erlang_cookie`` (what Erlang nodes authenticate with),
