@@ -1019,6 +1019,7 @@ PARTS: dict[str, tuple[str, int]] = {
     "tune27": ("eval_tune27", 9041),
     "heldout19": ("eval_heldout19", 10037),
     "tune28": ("eval_tune28", 9043),
+    "heldout20": ("eval_heldout20", 10039),
 }
 
 

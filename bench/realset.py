@@ -223,6 +223,8 @@ SEVENTY_SIXTH = _real_set("real76", ("real76",))
 SEVENTY_SEVENTH = _real_set("real77", ("real77",))
 SEVENTY_EIGHTH = _real_set("real78", ("real78",))
 SEVENTY_NINTH = _real_set("real79", ("real79",))
+EIGHTIETH = _real_set("real80", ("real80",))
+EIGHTY_FIRST = _real_set("real81", ("real81",))
 SETS = {
     real.name: real
     for real in (
@@ -241,6 +243,7 @@ SETS = {
         SIXTY_SIXTH, SIXTY_SEVENTH, SIXTY_EIGHTH, SIXTY_NINTH, SEVENTIETH,
         SEVENTY_FIRST, SEVENTY_SECOND, SEVENTY_THIRD, SEVENTY_FOURTH,
         SEVENTY_FIFTH, SEVENTY_SIXTH, SEVENTY_SEVENTH, SEVENTY_EIGHTH, SEVENTY_NINTH,
+        EIGHTIETH, EIGHTY_FIRST,
     )
 }  # fmt: skip
 PARTS = tuple(part for real in SETS.values() for part in real.parts)
