@@ -558,6 +558,10 @@ _YOUR_ABROAD = re.compile(
 )
 
 
+#: A word (any language) between runs of stars: what a redacted cell or export shows.
+_STARRED_WORD = re.compile(r"\*{2,}[^\W\d_]{2,20}\*{2,}")
+
+
 def _is_placeholder(value: str, filters: Filters = DEFAULT_FILTERS) -> bool:
     """A value that cannot be a credential: a type name, a marker, a run of one character."""
     low = value.lower()
@@ -572,6 +576,8 @@ def _is_placeholder(value: str, filters: Filters = DEFAULT_FILTERS) -> bool:
         return True
     if any(word in low for word in _PLACEHOLDER_WORDS) or _YOUR_CAMEL.search(value):
         return True
+    if _STARRED_WORD.fullmatch(value):
+        return True  # ***hidden***, ***oculto***: a word between masks says it was taken out
     if "example" in low.translate(_LEET) or _BARE_URL.match(value):
         return True  # eX4mP13p455w0Rd spells "example"; t.me/BotFather says where to get one
     if _REPEAT.search(value) and len(set(value)) <= 3:
@@ -1236,7 +1242,9 @@ def _elided(spot: Spot) -> bool:
 #: ``pk.`` tokens and PostHog's ``phc_`` project keys.
 _DECLARED_FAKE = re.compile(
     r"(?i)(?:^|[_-])(?:test[_-]?only|for[_-]tests?|for[_-]testing|unit[_-]tests?|not[_-](?:a[_-])?"
-    r"(?:real|secret)|planted\w*|marker|fixtures?|e2e|do[_-]?not[_-]?use|fake|nep|falsch|faux|falso|falsa)(?:[_-]|$)|"
+    r"(?:real|secret)|planted\w*|marker|fixtures?|e2e|do[_-]?not[_-]?use|fake|nep|falsch|faux|falso|falsa|"
+    # "not real" and "fictitious" in Spanish, Italian, Portuguese, Czech/Slovak
+    r"no[_-]real|non[_-]reale?|n[ãa]o[_-]real|neprav[éeáý]|fictici[oa]|fict[íi]ci[oa]|fittizi[oa])(?:[_-]|$)|"
     r"^sb_publishable_|"
     r"^phc_[0-9A-Za-z]{30,60}$|"  # a PostHog project key: sent by every browser that loads the page
     r"^pk\.eyJ|"  # a Mapbox public token: made for browsers
