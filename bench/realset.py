@@ -35,6 +35,10 @@ before any scanner was run on them (the guide is ``bench/REALSET.md``). The sets
   and scripts in many human languages, a second cross-section) tuned on; written mid-round,
   ``real71`` and ``real72`` (a cross-section, self-hosting operations) held out whole,
   ``real73`` and ``real74`` (application code, small projects) tuned on.
+- ``real75``-``real79`` (round 16): five more; ``real75`` (a cross-section) and ``real76`` (CI and
+  infrastructure as code) held out whole, ``real77``-``real79`` (backend code in many languages,
+  docs in many human languages, front-end/mobile/firmware code) tuned on; written mid-round,
+  ``real80`` (docs and UI text in 26 languages) and ``real81`` (a cross-section) held out whole.
 
 Each set is two files:
 
