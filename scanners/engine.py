@@ -463,12 +463,19 @@ class Engine:
 
 def _in_code_text(match: re.Match[bytes], data: bytes, hit: _Hit) -> bool:
     """The match's key stands in text inside program source: a string literal or an
-    element's text (``console.log('Contraseña: ...')``, ``<p>Mot de passe: ...</p>``)."""
+    element's text (``console.log('Contraseña: ...')``, ``<p>Mot de passe: ...</p>``, or a
+    line of text right under a line that ends an opening tag)."""
     start = match.start("key") if "key" in match.re.groupindex else hit.start
     if start < 0:
         start = hit.start
     line_start = data.rfind(b"\n", 0, start) + 1
-    return context.within_code_text(data[line_start:start].decode("utf-8", "replace"))
+    before = data[line_start:start]
+    if not before.strip() and line_start > 0:
+        # An element's text on its own line (JSX, Vue, HTML templates): the line above opens it.
+        above = data[data.rfind(b"\n", 0, line_start - 1) + 1 : line_start - 1].rstrip()
+        if above.endswith(b">") and not above.endswith((b"=>", b"->", b">>")):
+            return True
+    return context.within_code_text(before.decode("utf-8", "replace"))
 
 
 def _minified(data: bytes, line_start: int, line_end: int) -> bool:
