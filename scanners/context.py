@@ -102,7 +102,10 @@ _TEMPLATE = re.compile(
     r"^#{2,}[A-Za-z_][\w.-]*#{2,}$|^@@[A-Za-z_]\w*@@$|^@[A-Z][A-Z0-9_]*$|"
     r"\$\{|\$\(|\{\{|\}\}|\{%|<%|%\(|#\{|\[\[|\]\]|(?<![A-Za-z0-9])%[sd](?![A-Za-z0-9])|\{\d*\}|"
     r"^%\d(?:[:@/ ,]%\d)*$|"  # a batch or template's positional arguments: %3:%4
-    r"^\$[A-Za-z_]\w*$|^%[A-Za-z_][\w.]*%$|^@[A-Za-z_][\w.-]*@$|^__[A-Za-z][A-Za-z0-9_.]*__$|^%%[\\$]?[A-Za-z_][\w.]*(?:%%)?$|^&&?[A-Za-z_]\w*\.$|^![A-Z_][A-Z0-9_]*!$|^%[sdr]$|"
+    r"^\$[A-Za-z_]\w*$|^%[A-Za-z_][\w.]*%$|^@[A-Za-z_][\w.-]*@$|^__[A-Za-z][A-Za-z0-9_.]*__$|^![A-Z_][A-Z0-9_]*!$|^%[sdr]$|"
+    # a Control-M variable (%%NAME, %%\NAME, %%$NAME: another variable or a vault entry) and a
+    # SAS macro variable (&name.)
+    r"^%%[\\$]?[A-Za-z_][\w.]*(?:%%)?$|^&&?[A-Za-z_]\w*\.$|"
     r"^\{[0-9a-z_]*\}$|^:[a-z_]+$|^\$\d$|^\$env:|^env:|^exec:|^credentialsJSON:|^\$__[a-z]+\{|[=:/]\$[A-Za-z_]\w*$|"
     r"^%~[a-z]*\d$|"  # a batch file's own path: set PWD=%~dp0
     r"^#[A-Za-z_]\w*[.(\[][^#\s]*#$|"  # a ColdFusion expression: #application.dsn_pass#
