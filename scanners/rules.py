@@ -445,7 +445,10 @@ def load_default_rules() -> list[Rule]:
     document = _default_rules_document(default_rules_text())
     tables = parse_rule_tables(document.get("rules", []), "<default rules>")
     fragments = _fragments(document.get("fragments", {}), "<default rules>")
-    return [Rule(**_with_fragments(fields, fragments), lazy=True) for fields in tables]
+    keyword_lists = _keyword_lists(document.get("keyword_lists", {}), "<default rules>")
+    return [
+        Rule(**_with_fragments(fields, fragments, keyword_lists), lazy=True) for fields in tables
+    ]
 
 
 #: ``{{name}}`` in a bundled rule's regex or prefilter: a ``[fragments]`` entry's text.
@@ -462,21 +465,53 @@ def _fragments(raw: Any, origin: str) -> dict[str, str]:
     return dict(raw)
 
 
-def _with_fragments(fields: dict[str, Any], fragments: Mapping[str, str]) -> dict[str, Any]:
-    """``fields`` with every ``{{name}}`` in its regex and prefilter replaced by the fragment."""
+def _keyword_lists(raw: Any, origin: str) -> dict[str, tuple[str, ...]]:
+    """The ``[keyword_lists]`` table: keyword lists several rules share. Two rules that read the
+    same words (the prose-password pair) must be looked for on the same lines, so their
+    keywords are one list, not two copies kept equal by hand."""
+    if not isinstance(raw, Mapping) or not all(
+        isinstance(k, str) and isinstance(v, list) and v and all(isinstance(w, str) for w in v)
+        for k, v in raw.items()
+    ):
+        raise ConfigError(f"{origin}: [keyword_lists] must map names to non-empty string lists")
+    return {name: tuple(word.lower() for word in words) for name, words in raw.items()}
+
+
+def _with_fragments(
+    fields: dict[str, Any],
+    fragments: Mapping[str, str],
+    keyword_lists: Mapping[str, tuple[str, ...]] | None = None,
+) -> dict[str, Any]:
+    """``fields`` with every ``{{name}}`` in its regex and prefilter replaced by the fragment,
+    and every ``"{{name}}"`` entry of its keywords by that ``[keyword_lists]`` list."""
+
+    def unknown(what: str, name: str, known: Mapping[str, object]) -> ConfigError:
+        return ConfigError(
+            f"rule {fields['id']!r} in {fields['origin']}: unknown {what} {{{{{name}}}}}; "
+            f"known {what}s: {', '.join(sorted(known)) or 'none'}"
+        )
 
     def fill(match: re.Match[str]) -> str:
         name = match.group(1)
         if name not in fragments:
-            raise ConfigError(
-                f"rule {fields['id']!r} in {fields['origin']}: unknown fragment {{{{{name}}}}}; "
-                f"known fragments: {', '.join(sorted(fragments)) or 'none'}"
-            )
+            raise unknown("fragment", name, fragments)
         return fragments[name]
 
     for name in ("regex", "prefilter"):
         if name in fields:
             fields[name] = _FRAGMENT.sub(fill, fields[name])
+    if "keywords" in fields:
+        lists = keyword_lists or {}
+        words: list[str] = []
+        for keyword in fields["keywords"]:
+            whole = _FRAGMENT.fullmatch(keyword)
+            if whole is None:
+                words.append(keyword)
+            elif whole.group(1) in lists:
+                words.extend(lists[whole.group(1)])
+            else:
+                raise unknown("keyword list", whole.group(1), lists)
+        fields["keywords"] = tuple(dict.fromkeys(words))
     return fields
 
 

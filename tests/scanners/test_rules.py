@@ -229,3 +229,27 @@ def test_shared_fragments_are_filled_in_and_an_unknown_one_is_named() -> None:
     assert filled["prefilter"] == "(?:cat|dog)"
     with pytest.raises(ConfigError, match=r"rule 'mine' in <test>: unknown fragment \{\{word\}\}"):
         _with_fragments(dict(fields), {"other": "x"})
+
+
+def test_shared_keyword_lists_are_filled_in_and_an_unknown_one_is_named() -> None:
+    """``"{{name}}"`` in a bundled rule's keywords is a ``[keyword_lists]`` list: the two prose
+    rules, which share their lead, are looked for on the same lines, and a rule may add words of
+    its own beside a shared list."""
+    from secretsd.scanners.rules import _keyword_lists, _with_fragments
+
+    by_id = {rule.id: rule for rule in RULES}
+    assert by_id["prose-password"].keywords == by_id["prose-password-quoted"].keywords
+    assert {"pass", "wachtwoord", "parola"} <= set(by_id["prose-password"].keywords)
+    for rule in RULES:
+        assert not any("{{" in word for word in rule.keywords), rule.id
+
+    lists = _keyword_lists({"pw": ["Pass", "PWD"]}, "<test>")
+    fields = {"id": "mine", "origin": "<test>", "regex": "x", "keywords": ("{{pw}}", "secret")}
+    assert _with_fragments(dict(fields), {}, lists)["keywords"] == ("pass", "pwd", "secret")
+    with pytest.raises(
+        ConfigError, match=r"rule 'mine' in <test>: unknown keyword list \{\{pw\}\}"
+    ):
+        _with_fragments(dict(fields), {}, {})
+    for bad in ({"pw": []}, {"pw": "pass"}, {"pw": [1]}):
+        with pytest.raises(ConfigError, match=r"\[keyword_lists\] must map names"):
+            _keyword_lists(bad, "<test>")
