@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import re
 from pathlib import Path
 
 import pytest
@@ -253,3 +254,30 @@ def test_shared_keyword_lists_are_filled_in_and_an_unknown_one_is_named() -> Non
     for bad in ({"pw": []}, {"pw": "pass"}, {"pw": [1]}):
         with pytest.raises(ConfigError, match=r"\[keyword_lists\] must map names"):
             _keyword_lists(bad, "<test>")
+
+
+def test_the_prose_lead_reads_every_foreign_password_word_the_context_checks_know() -> None:
+    """The prose-password lead (``[fragments]``) and the context checks' list of "password" in
+    other languages (``context._FOREIGN_PASSWORD_WORDS``) are two lists of one set of words, in
+    two files: a word added to one and not the other is a language one check reads and the
+    other drops. Words that end a phrase (``mật khẩu``) are read as that phrase."""
+    import tomllib
+
+    from secretsd.scanners import context
+    from secretsd.scanners.rules import default_rules_text
+
+    document = tomllib.loads(default_rules_text())
+    lead = re.compile(document["fragments"]["prose_password_lead"])
+    keywords = document["keyword_lists"]["prose_password_words"]
+    phrases = {
+        "khẩu": "mật khẩu",
+        "sandi": "kata sandi",
+        "πρόσβασης": "κωδικός πρόσβασης",
+        "المرور": "كلمة المرور",
+        "السر": "كلمة السر",
+        "عبور": "رمز عبور",
+    }
+    for word in sorted(context._FOREIGN_PASSWORD_WORDS):
+        text = phrases.get(word, word)
+        assert lead.search(f" {text}: x"), f"the prose lead does not read {text!r}"
+        assert any(k.lower() in text.lower() for k in keywords), f"no keyword finds {text!r}"
