@@ -76,6 +76,8 @@ TUNING = (
     "real77",
     "real78",
     "real79",
+    "real84",
+    "real85",
     "heldout3",
     "tune8",
     "tune9",
@@ -98,6 +100,7 @@ TUNING = (
     "tune26",
     "tune27",
     "tune28",
+    "tune29",
 )
 
 

@@ -1020,6 +1020,8 @@ PARTS: dict[str, tuple[str, int]] = {
     "heldout19": ("eval_heldout19", 10037),
     "tune28": ("eval_tune28", 9043),
     "heldout20": ("eval_heldout20", 10039),
+    "heldout21": ("eval_heldout21", 10061),
+    "tune29": ("eval_tune29", 9049),
 }
 
 

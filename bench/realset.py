@@ -39,6 +39,9 @@ before any scanner was run on them (the guide is ``bench/REALSET.md``). The sets
   infrastructure as code) held out whole, ``real77``-``real79`` (backend code in many languages,
   docs in many human languages, front-end/mobile/firmware code) tuned on; written mid-round,
   ``real80`` (docs and UI text in 26 languages) and ``real81`` (a cross-section) held out whole.
+- ``real82``-``real85`` (round 17): four more; ``real82`` (a cross-section) and ``real83``
+  (application code and tests) held out whole, ``real84`` (docs in many human languages) and
+  ``real85`` (operations and data) tuned on.
 
 Each set is two files:
 
@@ -229,6 +232,12 @@ SEVENTY_EIGHTH = _real_set("real78", ("real78",))
 SEVENTY_NINTH = _real_set("real79", ("real79",))
 EIGHTIETH = _real_set("real80", ("real80",))
 EIGHTY_FIRST = _real_set("real81", ("real81",))
+#: Round 17: ``real82`` (a cross-section) and ``real83`` (application code and tests) held out
+#: whole; ``real84`` (docs in many human languages) and ``real85`` (operations and data) tuned on.
+EIGHTY_SECOND = _real_set("real82", ("real82",))
+EIGHTY_THIRD = _real_set("real83", ("real83",))
+EIGHTY_FOURTH = _real_set("real84", ("real84",))
+EIGHTY_FIFTH = _real_set("real85", ("real85",))
 SETS = {
     real.name: real
     for real in (
@@ -247,7 +256,7 @@ SETS = {
         SIXTY_SIXTH, SIXTY_SEVENTH, SIXTY_EIGHTH, SIXTY_NINTH, SEVENTIETH,
         SEVENTY_FIRST, SEVENTY_SECOND, SEVENTY_THIRD, SEVENTY_FOURTH,
         SEVENTY_FIFTH, SEVENTY_SIXTH, SEVENTY_SEVENTH, SEVENTY_EIGHTH, SEVENTY_NINTH,
-        EIGHTIETH, EIGHTY_FIRST,
+        EIGHTIETH, EIGHTY_FIRST, EIGHTY_SECOND, EIGHTY_THIRD, EIGHTY_FOURTH, EIGHTY_FIFTH,
     )
 }  # fmt: skip
 PARTS = tuple(part for real in SETS.values() for part in real.parts)
