@@ -58,7 +58,8 @@ _CHANGE_IT = _words(
 #: "Replace" in other languages, as docs and Helm values write it for a value to fill in
 #: (``sessionSecret: "VERVANGEN"``): a placeholder as a password and as a token.
 _REPLACE_WORDS = _words(
-    "vervangen ersetzen remplacer reemplazar substituir sostituire zastąp zastap"
+    """vervangen ersetzen remplacer reemplazar substituir sostituire zastąp zastap thay_bang
+    thay-bang"""
 )
 #: Substrings that make a value a placeholder: it cannot be anyone's credential.
 _PLACEHOLDER_WORDS = tuple(
@@ -553,11 +554,17 @@ def _names_secret_store(value: str) -> bool:
     return sum(w.isalpha() for w in words) >= 2 and any(w in _SECRET_STORE_WORDS for w in words)
 
 
-#: "Your ..." in other languages at a value's start: ``tu_clave_secreta``, ``votre-cle``,
-#: ``sua_chave``, ``dein_token``: a value to fill in, like ``your_api_key``.
+#: "Your ..." in other languages: at a value's start (``tu_clave_secreta``, ``votre-cle``,
+#: ``la_tua_password``, ``twoje_haslo``, ``ditt_lösenord``), or at its end where the language
+#: puts it there (Indonesian ``kunci_rahasia_anda``, Vietnamese ``mat_khau_cua_ban``, Turkish
+#: ``şifreniz``): a value to fill in, like ``your_api_key``.
 _YOUR_ABROAD = re.compile(
-    r"(?i)^(?:tu|su|tus|sus|seu|sua|votre|ton|ta|dein|deine|ihr|ihre|tuo|tua|twoj|twój|uw|jouw)"
+    r"(?i)^(?:(?:la|il|le|el|o|a)[_-])?"
+    r"(?:tu|su|tus|sus|seu|sua|suo|votre|vos|ton|ta|dein|deine|ihr|ihre|tuo|tua|twoj|twój|twoje"
+    r"|twoja|twojego|uw|jouw|din|ditt|dine|dina|tvoje|tvoj|tvůj|vaše|vase|váš|vasi|vaš)"
     r"[_-][^\W\d_]{3,}"
+    r"|^[^\W\d_]{3,}(?:[_-][^\W\d_]{2,})*[_-](?:anda|kamu|cua[_-]ban|của[_-]bạn)$"
+    r"|^(?:şifre|sifre|parola)n[\u0131i]z|^(?:jelszavad|salasanasi)"
 )
 
 
@@ -901,7 +908,11 @@ _VALIDATION_WORDS = _words(
 # Words that describe the value to put somewhere (``secure-random-32-byte-hex-string``).
 _DESCRIBING_WORDS = _words(
     """random string secure generate generated long strong hex base64 bytes byte chars
-    characters value here your replace put min least minimum length unique enter insert own"""
+    characters value here your replace put min least minimum length unique enter insert own
+    aleatorio aleatoria aleatório aleatória aleatoire aléatoire zufällig zufaellig casuale
+    losowy losowe willekeurig willekeurige caracteres caractères caratteri zeichen znaków znakow
+    tekens generar gerar générer generer generieren generare genera wygeneruj genereer cadena
+    chaîne chaine seguro segura sicher sicuro"""
 )
 _I18N_PATH = re.compile(
     r"(?i)(?:^|/)(?:i18n|l10n|locales?|langs?|languages|translations?|lang_\w+)/|"
@@ -1298,8 +1309,8 @@ def judge_token(spot: Spot) -> bool:
         return False  # "eyJ..." without its two dots: a JWT cut or mangled by hand
     if any(word in low for word in _TOKEN_PLACEHOLDERS) or _ANGLE_PLACEHOLDER.search(secret):
         return False
-    if _YOUR_CAMEL.search(secret) or _UPPER_WORDS.fullmatch(secret):
-        return False  # YourApiKey, SECRET_TOKEN: the slot's name, where no format is met
+    if _YOUR_CAMEL.search(secret) or _YOUR_ABROAD.match(secret) or _UPPER_WORDS.fullmatch(secret):
+        return False  # YourApiKey, kunci_rahasia_anda, SECRET_TOKEN: the slot's name
     # Django's generated keys draw from ``!@#$%^&*(-_=+)``: ``%(`` or ``$(`` there is chance
     if not secret.startswith("django-insecure-") and (
         _token_template(secret) or is_reference(secret)

@@ -620,6 +620,18 @@ def test_every_secret_on_a_line_is_masked_in_each_report(tmp_path: Path) -> None
         ("logs/crash.json", '{"headers":{"Authorization":"re_\u2026Yq4h"}}\n', []),
         # "your ..." in other languages, and an adjective before the role word, leave a slot
         ("README.md", "JWT_SECRET=tu_clave_secreta_larga_2024\n", []),
+        ("docs/MQTT.md", "MQTT_PASSWORD=ditt_lösenord\n", []),
+        ("README.md", "NEO4J_PASSWORD=la_tua_password_neo4j\n", []),
+        ("docs/ESPHOME.md", 'wifi_password: "Twoje_Haslo"\n', []),
+        ("README.md", 'SECRET_KEY="kunci_rahasia_anda"\n', []),
+        ("README.md", "DB_PASSWORD=şifreniz\n", []),
+        # "replace with ..." in Vietnamese, and what to generate described in Spanish
+        ("README.md", "CREATE USER 'app'@'localhost' IDENTIFIED BY 'THAY_BANG_MAT_KHAU';\n", []),
+        ("README.md", "JWT_SECRET=generar_con_openssl_rand_hex_64\n", []),
+        ("README.md", "APP_SECRET=cadena_aleatoria_de_32_caracteres\n", []),
+        # the same languages' words in a value that is no slot stay a password
+        ("docs/MQTT.md", "MQTT_PASSWORD=dinamo2019\n", ["medium"]),
+        ("README.md", "DB_PASSWORD=Tuatara_2031\n", ["medium"]),
         ("inventory/hosts", "web1 ansible_user=root ansible_password=unsafe_password\n", []),
         # a network's SSID is its name; a password named after the SSID is its password
         ("src/wifi.py", 'ssid_password: str = "Kq8$Wm3Zt9"\n', ["medium"]),
