@@ -897,6 +897,7 @@ _ENCRYPTED_VALUE = re.compile(
     # decrypted when the program starts, not the value
     r"|^ENC[\[(][^\s\])]+[\])]$"
     r"|^\$M\$[\w.+/=$-]{8,}"  # F5 BIG-IP's master-key encrypted values
+    r"|^!\[[A-Za-z0-9+/]{8,}={0,2}\]$"  # MuleSoft secure properties: ![ciphertext]
     r"|^\{[A-Za-z0-9+/]{12,}={0,2}\}$",
     re.IGNORECASE,
 )

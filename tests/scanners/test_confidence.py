@@ -625,6 +625,12 @@ def test_every_secret_on_a_line_is_masked_in_each_report(tmp_path: Path) -> None
         ("docs/ESPHOME.md", 'wifi_password: "Twoje_Haslo"\n', []),
         ("README.md", 'SECRET_KEY="kunci_rahasia_anda"\n', []),
         ("README.md", "DB_PASSWORD=şifreniz\n", []),
+        # MuleSoft secure properties hold ciphertext as ![...], decrypted when the app starts
+        (
+            "src/main/resources/config/prod.yaml",
+            'password: "![S3mNawSpCr5hcHOiePl4MlUKnTW3+mg3cMTe76YPh2m1YWD0=]"\n',
+            [],
+        ),
         # "replace with ..." in Vietnamese, and what to generate described in Spanish
         ("README.md", "CREATE USER 'app'@'localhost' IDENTIFIED BY 'THAY_BANG_MAT_KHAU';\n", []),
         ("README.md", "JWT_SECRET=generar_con_openssl_rand_hex_64\n", []),
