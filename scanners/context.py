@@ -298,6 +298,17 @@ _CSRF_TOKEN_KEY = re.compile(r"(?i)(?:csrf|xsrf)\w*token$|^authenticity_?token$"
 _HTML_NONCE = re.compile(r"(?i)<(?:script|style|link)\b[^>]*\bnonce\s*=")
 
 
+#: An Azure storage account key: 64 random bytes in base64.
+_ACCOUNT_KEY = re.compile(r"[A-Za-z0-9+/]{86}==")
+
+
+def _storage_account_key(key: str, value: str) -> bool:
+    """``AZURE_STORAGE_KEY``, ``dwh_storage_key``: in code a "storage key" is mostly the name
+    something is stored under (``STORAGE_KEY = "cart"``), but 64 random bytes under it are the
+    storage account's key."""
+    return "storage" in _key_words(key) and _ACCOUNT_KEY.fullmatch(value) is not None
+
+
 def _key_is_about_secret(key: str) -> bool:
     """``password_reset_url`` is about a password; ``db_password`` holds one."""
     words = _key_words(key)
@@ -1654,7 +1665,7 @@ def judge_assignment(
     if key.lower() == "nonce" and _HTML_NONCE.search(line):
         return None  # <script nonce="...">: a CSP nonce, sent to every browser
     if (
-        _key_is_about_secret(key)
+        (_key_is_about_secret(key) and not _storage_account_key(key, value))
         or (_key_is_message(key) and not _changed_password(key, value))
         or _is_human_text(value)
     ):

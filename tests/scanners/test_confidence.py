@@ -625,6 +625,10 @@ def test_every_secret_on_a_line_is_masked_in_each_report(tmp_path: Path) -> None
         ("docs/ESPHOME.md", 'wifi_password: "Twoje_Haslo"\n', []),
         ("README.md", 'SECRET_KEY="kunci_rahasia_anda"\n', []),
         ("README.md", "DB_PASSWORD=şifreniz\n", []),
+        # a "storage key" in code names where something is kept; 64 random bytes under it are
+        # an Azure storage account's key
+        ("src/cart.ts", "const STORAGE_KEY = 'cart_items_v2';\n", []),
+        ("infra/storage.tf", 'dwh_storage_key = "aayVcaoQFPyt/bTp4hTj4R6ngHN8wsGrQ4+h8frBx5HF859cmubS4mXlN0pVCcinr8eqHgXTWLnzupQ33wHL+w=="\n', ["medium"]),
         # MuleSoft secure properties hold ciphertext as ![...], decrypted when the app starts
         (
             "src/main/resources/config/prod.yaml",
