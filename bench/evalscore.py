@@ -78,6 +78,8 @@ TUNING = (
     "real79",
     "real84",
     "real85",
+    "real86",
+    "real87",
     "heldout3",
     "tune8",
     "tune9",
@@ -101,6 +103,8 @@ TUNING = (
     "tune27",
     "tune28",
     "tune29",
+    "tune30",
+    "tune31",
 )
 
 

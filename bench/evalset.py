@@ -1022,6 +1022,8 @@ PARTS: dict[str, tuple[str, int]] = {
     "heldout20": ("eval_heldout20", 10039),
     "heldout21": ("eval_heldout21", 10061),
     "tune29": ("eval_tune29", 9049),
+    "tune30": ("eval_tune30", 9059),
+    "tune31": ("eval_tune31", 9067),
 }
 
 

@@ -41,7 +41,8 @@ before any scanner was run on them (the guide is ``bench/REALSET.md``). The sets
   ``real80`` (docs and UI text in 26 languages) and ``real81`` (a cross-section) held out whole.
 - ``real82``-``real85`` (round 17): four more; ``real82`` (a cross-section) and ``real83``
   (application code and tests) held out whole, ``real84`` (docs in many human languages) and
-  ``real85`` (operations and data) tuned on.
+  ``real85`` (operations and data) tuned on; written later, ``real86`` (a cross-section of
+  less-searched languages and file kinds) and ``real87`` (application code and tests), tuned on.
 
 Each set is two files:
 
@@ -238,6 +239,10 @@ EIGHTY_SECOND = _real_set("real82", ("real82",))
 EIGHTY_THIRD = _real_set("real83", ("real83",))
 EIGHTY_FOURTH = _real_set("real84", ("real84",))
 EIGHTY_FIFTH = _real_set("real85", ("real85",))
+#: Written later in round 17, tuned on: ``real86`` (a cross-section of less-searched languages and
+#: file kinds) and ``real87`` (application code and tests).
+EIGHTY_SIXTH = _real_set("real86", ("real86",))
+EIGHTY_SEVENTH = _real_set("real87", ("real87",))
 SETS = {
     real.name: real
     for real in (
@@ -257,6 +262,7 @@ SETS = {
         SEVENTY_FIRST, SEVENTY_SECOND, SEVENTY_THIRD, SEVENTY_FOURTH,
         SEVENTY_FIFTH, SEVENTY_SIXTH, SEVENTY_SEVENTH, SEVENTY_EIGHTH, SEVENTY_NINTH,
         EIGHTIETH, EIGHTY_FIRST, EIGHTY_SECOND, EIGHTY_THIRD, EIGHTY_FOURTH, EIGHTY_FIFTH,
+        EIGHTY_SIXTH, EIGHTY_SEVENTH,
     )
 }  # fmt: skip
 PARTS = tuple(part for real in SETS.values() for part in real.parts)
