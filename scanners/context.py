@@ -934,6 +934,9 @@ _I18N_PATH = re.compile(
 _TEXTLIKE = re.compile(r"[^\W\d_][^\W\d_ .,!?'\-]*(?:[ .,!?'\-]+[^\W\d_]*)*[.!?]?")
 
 
+#: Erlang sources and terms files, where ``{password, "..."}`` (a tagged tuple in a proplist) is
+#: how a setting is written.
+_ERLANG_FILES = (".erl", ".hrl", ".config", ".app.src", ".escript")
 #: Tables of rows (dumps, seeds, exports), where a password column holds stored digests.
 _DATA_PATH = re.compile(r"(?i)\.(?:csv|tsv|sql|psv|dump|ldif)$")
 _DOC_EXTENSIONS = _words("md markdown mdx rst adoc asciidoc txt textile org wiki")
@@ -1617,8 +1620,10 @@ def judge_assignment(
         # ("password", "salt", 64) is a data tuple; set("password", "x") is a key/value call.
         before_key = line[: max(0, spot.key_at)].rstrip().rstrip("\"'")
         # set("password", "x"), getattr(settings, "API_TOKEN", "x"): a call taking the name
-        if not re.search(r"[\w\]]\(\s*(?:[A-Za-z_][\w.]*\s*,\s*)?$|\bdefine\s*\(\s*$", before_key):
-            return None  # prose: "word ("
+        if not re.search(
+            r"[\w\]]\(\s*(?:[A-Za-z_][\w.]*\s*,\s*)?$|\bdefine\s*\(\s*$", before_key
+        ) and not (before_key.endswith("{") and path.endswith(_ERLANG_FILES)):
+            return None  # prose: "word ("; Erlang's {password, "..."} is a setting
         if re.match(r"[A-Z][a-z0-9]+[A-Z]|[A-Z]{2,}[a-z]", key):
             return None  # MovedAttribute("HTTPPasswordMgr", ...): a class name, not a key
         if value.isalpha() and value.islower():

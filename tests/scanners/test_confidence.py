@@ -628,7 +628,14 @@ def test_every_secret_on_a_line_is_masked_in_each_report(tmp_path: Path) -> None
         # a "storage key" in code names where something is kept; 64 random bytes under it are
         # an Azure storage account's key
         ("src/cart.ts", "const STORAGE_KEY = 'cart_items_v2';\n", []),
-        ("infra/storage.tf", 'dwh_storage_key = "aayVcaoQFPyt/bTp4hTj4R6ngHN8wsGrQ4+h8frBx5HF859cmubS4mXlN0pVCcinr8eqHgXTWLnzupQ33wHL+w=="\n', ["medium"]),
+        (
+            "infra/storage.tf",
+            'dwh_storage_key = "aayVcaoQFPyt/bTp4hTj4R6ngHN8wsGrQ4+h8frBx5HF859cmubS4mXlN0pVCcinr8eqHgXTWLnzupQ33wHL+w=="\n',
+            ["medium"],
+        ),
+        # Erlang writes a setting as a tagged tuple; elsewhere "{word, ..." is no assignment
+        ("config/sys.config", '  {password, "Tq4Wn8Zr2Lm"},\n', ["medium"]),
+        ("src/pool.js", '  {password, "Tq4Wn8Zr2Lm"},\n', []),
         # MuleSoft secure properties hold ciphertext as ![...], decrypted when the app starts
         (
             "src/main/resources/config/prod.yaml",
