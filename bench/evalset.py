@@ -1024,6 +1024,7 @@ PARTS: dict[str, tuple[str, int]] = {
     "tune29": ("eval_tune29", 9049),
     "tune30": ("eval_tune30", 9059),
     "tune31": ("eval_tune31", 9067),
+    "heldout22": ("eval_heldout22", 10067),
 }
 
 

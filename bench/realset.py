@@ -42,7 +42,9 @@ before any scanner was run on them (the guide is ``bench/REALSET.md``). The sets
 - ``real82``-``real85`` (round 17): four more; ``real82`` (a cross-section) and ``real83``
   (application code and tests) held out whole, ``real84`` (docs in many human languages) and
   ``real85`` (operations and data) tuned on; written later, ``real86`` (a cross-section of
-  less-searched languages and file kinds) and ``real87`` (application code and tests), tuned on.
+  less-searched languages and file kinds) and ``real87`` (application code and tests), tuned on;
+  written mid-round, ``real88`` (a cross-section) and ``real89`` (self-hosting and operations),
+  held out whole.
 
 Each set is two files:
 
@@ -243,6 +245,10 @@ EIGHTY_FIFTH = _real_set("real85", ("real85",))
 #: file kinds) and ``real87`` (application code and tests).
 EIGHTY_SIXTH = _real_set("real86", ("real86",))
 EIGHTY_SEVENTH = _real_set("real87", ("real87",))
+#: Written mid-round 17, held out whole: ``real88`` (a cross-section) and ``real89`` (self-hosting
+#: and operations).
+EIGHTY_EIGHTH = _real_set("real88", ("real88",))
+EIGHTY_NINTH = _real_set("real89", ("real89",))
 SETS = {
     real.name: real
     for real in (
@@ -262,7 +268,7 @@ SETS = {
         SEVENTY_FIRST, SEVENTY_SECOND, SEVENTY_THIRD, SEVENTY_FOURTH,
         SEVENTY_FIFTH, SEVENTY_SIXTH, SEVENTY_SEVENTH, SEVENTY_EIGHTH, SEVENTY_NINTH,
         EIGHTIETH, EIGHTY_FIRST, EIGHTY_SECOND, EIGHTY_THIRD, EIGHTY_FOURTH, EIGHTY_FIFTH,
-        EIGHTY_SIXTH, EIGHTY_SEVENTH,
+        EIGHTY_SIXTH, EIGHTY_SEVENTH, EIGHTY_EIGHTH, EIGHTY_NINTH,
     )
 }  # fmt: skip
 PARTS = tuple(part for real in SETS.values() for part in real.parts)
