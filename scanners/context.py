@@ -298,6 +298,10 @@ _CSRF_TOKEN_KEY = re.compile(r"(?i)(?:csrf|xsrf)\w*token$|^authenticity_?token$"
 _HTML_NONCE = re.compile(r"(?i)<(?:script|style|link)\b[^>]*\bnonce\s*=")
 
 
+#: A WordPress application password as WordPress shows it: six groups of four, blank-separated.
+_WP_APPLICATION_PASSWORD = re.compile(r"[A-Za-z0-9]{4}(?: [A-Za-z0-9]{4}){5}")
+#: "public" just before a bare key word (``Server public key: ...``, ``Public Key = ...``).
+_PUBLIC_BEFORE_KEY = re.compile(r"(?i)\bpublic[ \t_-]?$")
 #: An Azure storage account key: 64 random bytes in base64.
 _ACCOUNT_KEY = re.compile(r"[A-Za-z0-9+/]{86}==")
 
@@ -908,6 +912,7 @@ _ENCRYPTED_VALUE = re.compile(
     # decrypted when the program starts, not the value
     r"|^ENC[\[(][^\s\])]+[\])]$"
     r"|^\$M\$[\w.+/=$-]{8,}"  # F5 BIG-IP's master-key encrypted values
+    r"|^AQICAH[A-Za-z0-9+/]{40,}={0,2}$"  # an AWS KMS ciphertext blob (base64 of its envelope)
     r"|^!\[[A-Za-z0-9+/]{8,}={0,2}\]$"  # MuleSoft secure properties: ![ciphertext]
     r"|^\{[A-Za-z0-9+/]{12,}={0,2}\}$",
     re.IGNORECASE,
@@ -1278,6 +1283,7 @@ _DECLARED_FAKE = re.compile(
     r"^phc_[0-9A-Za-z]{30,60}$|"  # a PostHog project key: sent by every browser that loads the page
     r"^pk\.eyJ|"  # a Mapbox public token: made for browsers
     r"^pk_(?:live|test)_[0-9A-Za-z]{20,}$|"  # a Stripe publishable key: Stripe.js runs it in pages
+    r"^pub[0-9a-f]{32}$|"  # a Datadog client token (RUM, browser logs): made for browsers
     # Google's published reCAPTCHA test keys: they always pass, and open nothing
     r"^6LeIxAcTAAAAA|"
     # the first dev accounts of Hardhat/Anvil and of Katana: every local chain has them
@@ -1669,6 +1675,8 @@ def judge_assignment(
         return None
     if key.lower() == "nonce" and _HTML_NONCE.search(line):
         return None  # <script nonce="...">: a CSP nonce, sent to every browser
+    if _PUBLIC_BEFORE_KEY.search(line[: max(0, spot.key_at)]):
+        return None  # "Server public key: ...": prose names a public key, the key word alone
     if (
         (_key_is_about_secret(key) and not _storage_account_key(key, value))
         or (_key_is_message(key) and not _changed_password(key, value))
@@ -1711,7 +1719,7 @@ def judge_assignment(
         return tier if (password_slot or key_slot) and not test_path else "low"
     if _PATHLIKE.search(value) and not _looks_base64(value):
         return None
-    if " " in value or "\t" in value:
+    if (" " in value or "\t" in value) and not _WP_APPLICATION_PASSWORD.fullmatch(value):
         if _quoted_passphrase(spot):
             return "low" if test_path else tier  # express-session's two-word example, say
         return None

@@ -636,6 +636,24 @@ def test_every_secret_on_a_line_is_masked_in_each_report(tmp_path: Path) -> None
         # Erlang writes a setting as a tagged tuple; elsewhere "{word, ..." is no assignment
         ("config/sys.config", '  {password, "Tq4Wn8Zr2Lm"},\n', ["medium"]),
         ("src/pool.js", '  {password, "Tq4Wn8Zr2Lm"},\n', []),
+        # an AWS KMS ciphertext blob; a Datadog client token is made for browsers; prose that
+        # names a public key
+        (
+            "secrets.enc.yaml",
+            "signing_secret: AQICAHx1NmjzklCPaVekFaVPzeQ8SB+Ds81VqOh1qf0bFoVlqMBKPeZqIk9reoysyp69kITqesZOQ7nfxra/+VxJrw3NsYIdKNNhrXANeDwCWfM5+upgGoc1aSm7eVyqw4oUCpv3amFLF8Dgkxmor5xBQFHwp58X0boBQZ\n",
+            [],
+        ),
+        ("src/rum.ts", "  clientToken: 'puba59a295a07c8a3691b50bbeccbeaa66f',\n", []),
+        (
+            "docs/peers.md",
+            "Server public key: `zQ0cGyH9fwS8EvKLVwyvmSf2synv1TyO8Td2+WgXnpQ=`\n",
+            [],
+        ),
+        (
+            "docs/peers.md",
+            "Server private key: `zQ0cGyH9fwS8EvKLVwyvmSf2synv1TyO8Td2+WgXnpQ=`\n",
+            ["medium"],
+        ),
         # MuleSoft secure properties hold ciphertext as ![...], decrypted when the app starts
         (
             "src/main/resources/config/prod.yaml",
