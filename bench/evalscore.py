@@ -80,6 +80,9 @@ TUNING = (
     "real85",
     "real86",
     "real87",
+    "real92",
+    "real93",
+    "real97",
     "heldout3",
     "tune8",
     "tune9",
@@ -105,6 +108,7 @@ TUNING = (
     "tune29",
     "tune30",
     "tune31",
+    "tune32",
 )
 
 

@@ -1025,6 +1025,8 @@ PARTS: dict[str, tuple[str, int]] = {
     "tune30": ("eval_tune30", 9059),
     "tune31": ("eval_tune31", 9067),
     "heldout22": ("eval_heldout22", 10067),
+    "tune32": ("eval_tune32", 9091),
+    "heldout23": ("eval_heldout23", 10069),
 }
 
 

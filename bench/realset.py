@@ -249,6 +249,21 @@ EIGHTY_SEVENTH = _real_set("real87", ("real87",))
 #: and operations).
 EIGHTY_EIGHTH = _real_set("real88", ("real88",))
 EIGHTY_NINTH = _real_set("real89", ("real89",))
+#: Round 18, written at the start: ``real90`` (a cross-section) and ``real91`` (application code
+#: and tests) held out whole; ``real92`` (operations and self-hosting) and ``real93`` (less-searched
+#: languages and file kinds) tuned on.
+NINETIETH = _real_set("real90", ("real90",))
+NINETY_FIRST = _real_set("real91", ("real91",))
+NINETY_SECOND = _real_set("real92", ("real92",))
+NINETY_THIRD = _real_set("real93", ("real93",))
+#: Written later in round 18 (after the first rules from ``real92``/``real93``), by labellers who
+#: saw no rule: ``real94`` (a cross-section), ``real95`` (operations and self-hosting) and
+#: ``real96`` (application code and tests) held out whole; ``real97`` (configs and docs in many
+#: human languages) tuned on.
+NINETY_FOURTH = _real_set("real94", ("real94",))
+NINETY_FIFTH = _real_set("real95", ("real95",))
+NINETY_SIXTH = _real_set("real96", ("real96",))
+NINETY_SEVENTH = _real_set("real97", ("real97",))
 SETS = {
     real.name: real
     for real in (
@@ -269,6 +284,8 @@ SETS = {
         SEVENTY_FIFTH, SEVENTY_SIXTH, SEVENTY_SEVENTH, SEVENTY_EIGHTH, SEVENTY_NINTH,
         EIGHTIETH, EIGHTY_FIRST, EIGHTY_SECOND, EIGHTY_THIRD, EIGHTY_FOURTH, EIGHTY_FIFTH,
         EIGHTY_SIXTH, EIGHTY_SEVENTH, EIGHTY_EIGHTH, EIGHTY_NINTH,
+        NINETIETH, NINETY_FIRST, NINETY_SECOND, NINETY_THIRD,
+        NINETY_FOURTH, NINETY_FIFTH, NINETY_SIXTH, NINETY_SEVENTH,
     )
 }  # fmt: skip
 PARTS = tuple(part for real in SETS.values() for part in real.parts)

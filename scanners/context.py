@@ -931,6 +931,10 @@ _DESCRIBING_WORDS = _words(
     tekens generar gerar générer generer generieren generare genera wygeneruj genereer cadena
     chaîne chaine seguro segura sicher sicuro"""
 )
+#: A first word that rates the value to put there (``strong_redis_password``), and the slot
+#: nouns such a phrase ends with.
+_QUALITY_WORDS = _words("very strong stronger strongest secure long complex safe good hard random")
+_SLOT_NOUNS = _words("password passwd pass pwd passphrase secret key token")
 _I18N_PATH = re.compile(
     r"(?i)(?:^|/)(?:i18n|l10n|locales?|langs?|languages|translations?|lang_\w+)/|"
     r"(?:^|/)[^/]*(?:locali[sz]ation|translation|i18n|l10n)[^/]*$|"
@@ -967,6 +971,8 @@ def _is_rule_or_description(value: str) -> bool:
     if len(parts) >= 2 and all(re.fullmatch(r"[a-z_]+(?::[\w.,]*)?", p) for p in parts):
         return any(p.split(":")[0] in _VALIDATION_WORDS for p in parts)
     words = [w.lower() for w in re.split(r"[-_ ]+", value) if w]
+    if len(words) >= 2 and words[0] in _QUALITY_WORDS and words[-1] in _SLOT_NOUNS:
+        return True  # strong_redis_password, very-secret-key: says what kind of value goes there
     return len(words) >= 3 and sum(1 for w in words if w in _DESCRIBING_WORDS) >= 2
 
 
@@ -1247,6 +1253,8 @@ def _mostly_made_up(value: str) -> bool:
     if ("abc123" in low and len(low) <= 20) or _TYPED_RUN in low:
         return True
     prefix = _TOKEN_PREFIX.match(low)
+    if prefix and prefix.end() == len(low):
+        return True  # "ANTHROPIC_API_KEY=sk-ant-": a format's prefix with no body after it
     body = low[prefix.end() :] if prefix and prefix.end() + 8 <= len(low) else low
     if _FIXTURE_BODY.fullmatch(body):  # a short rest is no token body: halibut-lantern-42
         return True
@@ -1316,6 +1324,27 @@ def _jose_header_only(value: str) -> bool:
     return isinstance(decoded, dict) and set(decoded) <= {"alg", "typ", "kid", "cty", "enc"}
 
 
+#: The opening of a JSON object, and the members a JOSE header (RFC 7515/7516) may open with.
+_JSON_FIRST_MEMBER = re.compile(rb'\{\s*"([A-Za-z_][\w#]{0,15})"\s*:')
+_JOSE_MEMBERS = frozenset(b"alg typ kid cty enc zip jku jwk x5u x5c x5t x5t#S256 crit b64".split())
+
+
+def _opens_like_jose(value: str) -> bool:
+    """Whether base64url ``eyJ...`` text may open a JWT's header. JSON that opens with another
+    member (a Cloudflare Tunnel token's ``{"a":...,"t":...,"s":...}``) is no cut JWT; text
+    that decodes to no JSON member at all (``eyJ0eXUTvA7h...``) is a JWT mangled by hand."""
+    import base64
+    import binascii
+
+    head = value[:24]
+    try:
+        opening = base64.urlsafe_b64decode(head + "=" * (-len(head) % 4))
+    except (binascii.Error, ValueError):
+        return True
+    member = _JSON_FIRST_MEMBER.match(opening)
+    return member is None or member.group(1) in _JOSE_MEMBERS
+
+
 def judge_token(spot: Spot) -> bool:
     """A format-specific token: only drop obvious examples, placeholders and references."""
     secret, line = spot.value, spot.line
@@ -1326,7 +1355,12 @@ def judge_token(spot: Spot) -> bool:
         return False
     if _declared_fake(secret):
         return False  # sk-ant-planted-000111, test-session-secret-that-is-long-enough
-    if secret.startswith("eyJ") and secret.count(".") < 2 and not _jose_header_only(secret):
+    if (
+        secret.startswith("eyJ")
+        and secret.count(".") < 2
+        and not _jose_header_only(secret)
+        and _opens_like_jose(secret)
+    ):
         return False  # "eyJ..." without its two dots: a JWT cut or mangled by hand
     if any(word in low for word in _TOKEN_PLACEHOLDERS) or _ANGLE_PLACEHOLDER.search(secret):
         return False
@@ -1431,6 +1465,16 @@ def concrete_user(name: str) -> bool:
     )
 
 
+#: Anonymous FTP's logins: by convention the password is a courtesy e-mail address or the
+#: word itself, and the login opens only what the server publishes to everyone.
+_ANONYMOUS_USERS = frozenset(["anonymous", "ftp"])
+
+
+def anonymous_login(user: str) -> bool:
+    """Whether ``user`` is anonymous FTP's login (``ftp.login("anonymous", "me@corp.io")``)."""
+    return user.strip().lower() in _ANONYMOUS_USERS
+
+
 def judge_uri_password(
     user: str,
     password: str,
@@ -1448,6 +1492,8 @@ def judge_uri_password(
         return None
     if len(password) < 3 or _is_template(password) or _is_template(user):
         return None
+    if anonymous_login(user):
+        return None  # ftp://anonymous:guest@mirror: anonymous FTP, open to everyone
     if password.startswith("$") or "," in password:
         return None  # ``https://a:1,b:2@host``: a multi-host list, not a password
     low = password.lower()

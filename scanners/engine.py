@@ -208,6 +208,8 @@ class Engine:
             host = _text(match.groupdict().get("host"))
             if host and filters.host_is_example(host):
                 return None  # curl -u demo:pw https://api.example.com: a documented sample
+            if context.anonymous_login(_text(match.groupdict().get("user"))):
+                return None  # ftp.login("anonymous", "me@corp.io"): anonymous FTP
             found = context.judge_assignment(
                 spot,
                 kind=kind,

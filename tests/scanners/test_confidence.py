@@ -529,6 +529,21 @@ def test_every_secret_on_a_line_is_masked_in_each_report(tmp_path: Path) -> None
         ("scripts/setup-db.sh", "mysql -u root -psecret -e 'CREATE DATABASE app;'\n", ["medium"]),
         ("scripts/setup-db.sh", "mysqladmin -u root password 'secret'\n", ["medium"]),
         ("scripts/setup-db.sh", "mysql -u user -ppassword\n", ["low"]),
+        # debconf preseeding states the password it sets: a weak one outside tests is medium
+        (
+            "vagrant/bootstrap.sh",
+            "debconf-set-selections <<< 'mysql-server mysql-server/root_password password root'\n",
+            ["medium"],
+        ),
+        (
+            "tests/fixtures/bootstrap.sh",
+            "debconf-set-selections <<< 'mysql-server mysql-server/root_password password root'\n",
+            ["low"],
+        ),
+        # anonymous FTP opens only what a server publishes; a rated slot names no value
+        ("lib/Mirror.pm", '$ftp->login("anonymous", "mirror-sync@corp.io") or die;\n', []),
+        ("docs/ha.md", "sentinel auth-pass mymaster strong_redis_password\n", []),
+        ("docs/ha.md", "sentinel auth-pass mymaster Tq4Wn8Zr2Lm\n", ["medium"]),
         # pydantic's Field("...") takes the default first: the literal is the value
         (
             "config/db.py",
