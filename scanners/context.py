@@ -933,7 +933,9 @@ _DESCRIBING_WORDS = _words(
 )
 #: A first word that rates the value to put there (``strong_redis_password``), and the slot
 #: nouns such a phrase ends with.
-_QUALITY_WORDS = _words("very strong stronger strongest secure long complex safe good hard random")
+_QUALITY_WORDS = _words(
+    "very strong stronger strongest secure long complex safe good hard random super new"
+)
 _SLOT_NOUNS = _words("password passwd pass pwd passphrase secret key token")
 _I18N_PATH = re.compile(
     r"(?i)(?:^|/)(?:i18n|l10n|locales?|langs?|languages|translations?|lang_\w+)/|"
@@ -970,10 +972,19 @@ def _is_rule_or_description(value: str) -> bool:
     parts = value.split("|")
     if len(parts) >= 2 and all(re.fullmatch(r"[a-z_]+(?::[\w.,]*)?", p) for p in parts):
         return any(p.split(":")[0] in _VALIDATION_WORDS for p in parts)
+    if _rated_slot(value):
+        return True
     words = [w.lower() for w in re.split(r"[-_ ]+", value) if w]
-    if len(words) >= 2 and words[0] in _QUALITY_WORDS and words[-1] in _SLOT_NOUNS:
-        return True  # strong_redis_password, very-secret-key: says what kind of value goes there
     return len(words) >= 3 and sum(1 for w in words if w in _DESCRIBING_WORDS) >= 2
+
+
+def _rated_slot(value: str) -> bool:
+    """A phrase that rates the value a slot wants (``strong_redis_password``, ``new-password``,
+    ``very_secret_key``): what a sample writes where a real value goes. Its first word rates,
+    its last word names the slot. Camel case and leet spellings (``StrongP@ssw0rd1``) are left
+    alone: labellers of real files split on those, some calling them chosen passwords."""
+    words = [w.lower() for w in re.split(r"[-_ ]+", value) if w]
+    return len(words) >= 2 and words[0] in _QUALITY_WORDS and words[-1] in _SLOT_NOUNS
 
 
 _TYPE_NAME = re.compile(r"(?:[A-Z][a-z0-9]+){3,}")
