@@ -509,6 +509,12 @@ _WRAPPER_CALLS = frozenset(
     ]
 )
 #: A call's keyword argument before the literal: ``(client_id="``.
+#: A call that sets an option by name (Spark's ``.option("password", "x")``, Java's
+#: ``props.setProperty("password", "x")``): the second argument is the named setting's value.
+_SETTER_CALL = re.compile(
+    r"(?i)(?:^|[.\s])(?:option|set|put|setproperty|setoption|set_option|property|config|param)"
+    r"\s*\(\s*$"
+)
 _KEYWORD_ARGUMENT = re.compile(r"\(\s*([A-Za-z_]\w*)\s*=\s*[rbuf]?[\"']?$")
 _CALL_BEFORE = re.compile(r"([A-Za-z_][\w.$]*)\s*\(\s*[rbuf@]?$")
 #: ``env('DB_PASSWORD', '<default>')``: a call's second argument after a quoted name.
@@ -1137,7 +1143,8 @@ _CONSONANTS = frozenset("bcdfghjklmnpqrstvwxz")
 
 def _random_letters(value: str) -> bool:
     """Lower-case letters drawn at random, not a word: a Google app password (16 letters)
-    has three or more consonant pairs that words do not make (``kg``, ``bp``, ``qz``)."""
+    has consonant pairs that words do not make (``kg``, ``bp``, ``qz``): three or more, or two
+    at exactly an app password's length (a vowel-rich draw makes fewer)."""
     if not 16 <= len(value) <= 24:
         return False
     rare = sum(
@@ -1145,7 +1152,7 @@ def _random_letters(value: str) -> bool:
         for a, b in itertools.pairwise(value)
         if a in _CONSONANTS and b in _CONSONANTS and a + b not in _WORD_CONSONANT_PAIRS
     )
-    return rare >= 3
+    return rare >= 3 or (rare == 2 and len(value) == 16)
 
 
 def _chosen_password_word(key: str, value: str) -> bool:
@@ -1689,8 +1696,8 @@ def judge_assignment(
             return None  # prose: "word ("; Erlang's {password, "..."} is a setting
         if re.match(r"[A-Z][a-z0-9]+[A-Z]|[A-Z]{2,}[a-z]", key):
             return None  # MovedAttribute("HTTPPasswordMgr", ...): a class name, not a key
-        if value.isalpha() and value.islower():
-            return None
+        if value.isalpha() and value.islower() and not _SETTER_CALL.search(before_key):
+            return None  # ("password", "salt"): data; a setter call (.option) sets one
     before_value = spot.before.rstrip().rstrip("\"'`")
     second = _SECOND_ARGUMENT.search(spot.before.rstrip("\"'`"))
     if second and (not key or spot.key_at >= second.start()):

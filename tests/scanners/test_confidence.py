@@ -544,6 +544,16 @@ def test_every_secret_on_a_line_is_masked_in_each_report(tmp_path: Path) -> None
         ("lib/Mirror.pm", '$ftp->login("anonymous", "mirror-sync@corp.io") or die;\n', []),
         ("docs/ha.md", "sentinel auth-pass mymaster strong_redis_password\n", []),
         ("docs/ha.md", "sentinel auth-pass mymaster Tq4Wn8Zr2Lm\n", ["medium"]),
+        # a Google app password drawn rich in vowels still has two pairs no word makes
+        (
+            "docs/relay.md",
+            'echo "[smtp.gmail.com]:587 alerts.corp@gmail.com:oyftayzefeptxdrb" > /etc/postfix/sasl_passwd\n',
+            ["medium"],
+        ),
+        # a setter call names the setting its second argument sets; a bare tuple is data
+        ("src/main/scala/Load.scala", '  .option("password", "docker")\n', ["medium"]),
+        ("src/Db.java", 'props.setProperty("password", "docker");\n', ["medium"]),
+        ("src/fixtures.py", 'ROWS = [("password", "salt", 64)]\n', []),
         # pydantic's Field("...") takes the default first: the literal is the value
         (
             "config/db.py",
