@@ -83,6 +83,7 @@ TUNING = (
     "real92",
     "real93",
     "real97",
+    "real100",
     "heldout3",
     "tune8",
     "tune9",

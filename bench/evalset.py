@@ -1027,6 +1027,7 @@ PARTS: dict[str, tuple[str, int]] = {
     "heldout22": ("eval_heldout22", 10067),
     "tune32": ("eval_tune32", 9091),
     "heldout23": ("eval_heldout23", 10069),
+    "heldout24": ("eval_heldout24", 10079),
 }
 
 
