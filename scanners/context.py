@@ -69,7 +69,8 @@ _PLACEHOLDER_WORDS = tuple(
         """example placeholder redacted changeme change_me change-me replace_me replace-me replaceme
     changeinprod changethis changez
     replace_with replace-with
-    your_ your- yourpass yourtoken yourkey yoursecret xxxx **** .... < > insert_ enter_ enter-
+    your_ your- yourpass yourtoken yourkey yoursecret their_ their- xxxx **** .... < > insert_
+    enter_ enter-
     notreal notareal not_a_real not-a-real secret_here token_here key_here password_here _goes_here
     goeshere passwordhere secrethere tokenhere keyhere
     votre_ votre- tu_contrase tu-contrase sua_senha sua-senha dein_passwort dein-passwort ваш
