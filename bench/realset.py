@@ -45,6 +45,9 @@ before any scanner was run on them (the guide is ``bench/REALSET.md``). The sets
   less-searched languages and file kinds) and ``real87`` (application code and tests), tuned on;
   written mid-round, ``real88`` (a cross-section) and ``real89`` (self-hosting and operations),
   held out whole.
+- ``real90``-``real100`` (round 18): eleven more; ``real90``, ``real91``, ``real94``-``real96``,
+  ``real98`` and ``real99`` held out whole (``real94``-``real96`` written after the first rules,
+  ``real98`` and ``real99`` mid-round); ``real92``, ``real93``, ``real97`` and ``real100`` tuned on.
 
 Each set is two files:
 
