@@ -273,6 +273,11 @@ NINETY_SEVENTH = _real_set("real97", ("real97",))
 NINETY_EIGHTH = _real_set("real98", ("real98",))
 NINETY_NINTH = _real_set("real99", ("real99",))
 HUNDREDTH = _real_set("real100", ("real100",))
+#: Written late in round 18, tuned on: ``real101`` (web backends and their configs), ``real102``
+#: (data and ML work) and ``real103`` (mobile, desktop, game and embedded code).
+HUNDRED_FIRST = _real_set("real101", ("real101",))
+HUNDRED_SECOND = _real_set("real102", ("real102",))
+HUNDRED_THIRD = _real_set("real103", ("real103",))
 SETS = {
     real.name: real
     for real in (
@@ -295,7 +300,7 @@ SETS = {
         EIGHTY_SIXTH, EIGHTY_SEVENTH, EIGHTY_EIGHTH, EIGHTY_NINTH,
         NINETIETH, NINETY_FIRST, NINETY_SECOND, NINETY_THIRD,
         NINETY_FOURTH, NINETY_FIFTH, NINETY_SIXTH, NINETY_SEVENTH,
-        NINETY_EIGHTH, NINETY_NINTH, HUNDREDTH,
+        NINETY_EIGHTH, NINETY_NINTH, HUNDREDTH, HUNDRED_FIRST, HUNDRED_SECOND, HUNDRED_THIRD,
     )
 }  # fmt: skip
 PARTS = tuple(part for real in SETS.values() for part in real.parts)

@@ -97,6 +97,30 @@ def _vendor_prefixes(rules: tuple[Rule, ...]) -> tuple[tuple[str, Rule], ...]:
     return tuple(sorted(found, key=lambda item: len(item[0]), reverse=True))
 
 
+#: A path pattern's leading global flag (``(?i)``), which a combined pattern must scope.
+_LEADING_FLAGS = re.compile(r"\(\?([aiLmsux]+)\)")
+
+
+def any_path_pattern(rules: tuple[Rule, ...]) -> re.Pattern[str] | None:
+    """One pattern that finds a path any of ``rules`` applies to (their ``paths`` joined, each
+    leading ``(?i)`` scoped to its own branch): a tree scan's usual file wants none of the
+    path rules, and one search says so where one per rule cost a tenth of the scan. None when
+    a pattern cannot be joined that way (a flag elsewhere than at its start); then each rule's
+    own pattern is asked, as it always is for the files this one lets through."""
+    branches = []
+    for rule in rules:
+        pattern = rule.paths or ""
+        lead = _LEADING_FLAGS.match(pattern)
+        body = pattern[lead.end() :] if lead else pattern
+        if _LEADING_FLAGS.search(body):
+            return None
+        branches.append(f"(?{lead.group(1)}:{body})" if lead else f"(?:{body})")
+    try:
+        return re.compile("|".join(branches)) if branches else None
+    except re.error:
+        return None
+
+
 def _candidate_files(
     fragment: Fragment, new_files: re.Pattern[bytes] | None
 ) -> list[tuple[str, int, int]]:
@@ -154,6 +178,7 @@ class Engine:
         self._rules = tuple(rule for rule in rules.rules if rule.paths is None)
         self._path_rules = tuple(rule for rule in rules.rules if rule.paths is not None)
         self._new_files = _new_file_lines(self._path_rules)
+        self._any_path = any_path_pattern(self._path_rules)
         self._order = {rule.id: index for index, rule in enumerate(rules.rules)}
         self._vendor_prefixes = _vendor_prefixes(rules.rules)
         #: One ``startswith`` test spares the loop for the usual value, which has none.
@@ -287,6 +312,8 @@ class Engine:
         ]
         if self._path_rules:
             files = _candidate_files(fragment, self._new_files)
+            if self._any_path is not None:
+                files = [f for f in files if self._any_path.search(f[0]) is not None]
             windows_by_rule += [
                 (rule, spans)
                 for rule in self._path_rules

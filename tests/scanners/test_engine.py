@@ -286,3 +286,28 @@ def test_a_minified_line_is_read_around_each_hit(engine: Engine) -> None:
     bundled = "{" + filler + f',"token":"{token}",' + filler + "}"
     found = engine.scan(Fragment("dist/app.bundle.js", bundled.encode()))
     assert [(f.rule, f.confidence) for f in found] == [("github-token", "high")]
+
+
+def test_joined_path_pattern_equals_each_rule_asked_alone() -> None:
+    """The one search that skips files no path rule wants must agree with asking every path
+    rule on its own, on every path the rules' examples name, every file of this repository,
+    and case variants of both (``(?i)`` is scoped per branch in the joined pattern)."""
+    from pathlib import Path
+
+    from secretsd.scanners.engine import any_path_pattern
+    from secretsd.scanners.rules import RuleSet, load_default_rules
+
+    rules = RuleSet(tuple(load_default_rules()))
+    path_rules = tuple(rule for rule in rules.rules if rule.paths is not None)
+    joined = any_path_pattern(path_rules)
+    assert joined is not None
+    root = Path(__file__).resolve().parents[2]
+    paths = {e.path for rule in rules.rules for e in (*rule.must_match, *rule.must_not_match)}
+    paths |= {str(p.relative_to(root)) for p in root.rglob("*") if ".git" not in p.parts}
+    paths |= {p.upper() for p in paths} | {"deploy/MONGO-keyfile", "x/fernet-keys/3"}
+    wanted = 0
+    for path in paths:
+        alone = any(rule.applies_to(path) for rule in path_rules)
+        assert (joined.search(path) is not None) == alone, path
+        wanted += alone
+    assert wanted >= len(path_rules)  # the comparison saw paths each way
