@@ -697,7 +697,7 @@ _PROSE_LITERAL = re.compile(
     r"(?:set|changed)[ \t]to)[ \t]*(?:\*\*|__)?[ \t]*(?:``|`|\*\*)"
 )
 #: A variable's own ``${DB_PASSWORD:-<default>}`` default, assigned to it.
-_SHELL_DEFAULT_BETWEEN = re.compile(r"""[ \t]*[:=][ \t]*["']?\$\{[A-Za-z_]\w*:?[-=]""")
+_SHELL_DEFAULT_BETWEEN = re.compile(r"""[ \t]*[:=][ \t]*["']?\$\{[A-Za-z_][\w.]*(?::?[-=]|:)""")
 #: A ``password`` element's text, a ``value`` attribute beside a password ``name``, a
 #: named property's text: XML gives the password its own slot.
 _XML_VALUE_BETWEEN = re.compile(r"""(?:["'][ \t]+value[ \t]*=[ \t]*["']|["']?[ \t]*>)""")

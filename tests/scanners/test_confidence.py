@@ -554,6 +554,13 @@ def test_every_secret_on_a_line_is_masked_in_each_report(tmp_path: Path) -> None
         ("src/main/scala/Load.scala", '  .option("password", "docker")\n', ["medium"]),
         ("src/Db.java", 'props.setProperty("password", "docker");\n', ["medium"]),
         ("src/fixtures.py", 'ROWS = [("password", "salt", 64)]\n', []),
+        # Spring's ${NAME:default} is the password wherever the variable is unset
+        ("src/main/resources/application.yml", "    password: ${DB_PASSWORD:townE}\n", ["medium"]),
+        (
+            "src/main/resources/application.yml",
+            "    password: ${spring.datasource.pw:root}\n",
+            ["medium"],
+        ),
         # pydantic's Field("...") takes the default first: the literal is the value
         (
             "config/db.py",
