@@ -45,9 +45,10 @@ before any scanner was run on them (the guide is ``bench/REALSET.md``). The sets
   less-searched languages and file kinds) and ``real87`` (application code and tests), tuned on;
   written mid-round, ``real88`` (a cross-section) and ``real89`` (self-hosting and operations),
   held out whole.
-- ``real90``-``real100`` (round 18): eleven more; ``real90``, ``real91``, ``real94``-``real96``,
-  ``real98`` and ``real99`` held out whole (``real94``-``real96`` written after the first rules,
-  ``real98`` and ``real99`` mid-round); ``real92``, ``real93``, ``real97`` and ``real100`` tuned on.
+- ``real90``-``real105`` (round 18): sixteen more; ``real90``, ``real91``, ``real94``-``real96``,
+  ``real98``, ``real99``, ``real104`` and ``real105`` held out whole (``real94``-``real96`` written
+  after the first rules, ``real98`` and ``real99`` mid-round, ``real104`` and ``real105`` last);
+  ``real92``, ``real93``, ``real97`` and ``real100``-``real103`` tuned on.
 
 Each set is two files:
 
@@ -278,6 +279,10 @@ HUNDREDTH = _real_set("real100", ("real100",))
 HUNDRED_FIRST = _real_set("real101", ("real101",))
 HUNDRED_SECOND = _real_set("real102", ("real102",))
 HUNDRED_THIRD = _real_set("real103", ("real103",))
+#: Written last in round 18, after its final rules, held out whole: ``real104`` (a cross-section)
+#: and ``real105`` (operations and application code).
+HUNDRED_FOURTH = _real_set("real104", ("real104",))
+HUNDRED_FIFTH = _real_set("real105", ("real105",))
 SETS = {
     real.name: real
     for real in (
@@ -301,6 +306,7 @@ SETS = {
         NINETIETH, NINETY_FIRST, NINETY_SECOND, NINETY_THIRD,
         NINETY_FOURTH, NINETY_FIFTH, NINETY_SIXTH, NINETY_SEVENTH,
         NINETY_EIGHTH, NINETY_NINTH, HUNDREDTH, HUNDRED_FIRST, HUNDRED_SECOND, HUNDRED_THIRD,
+        HUNDRED_FOURTH, HUNDRED_FIFTH,
     )
 }  # fmt: skip
 PARTS = tuple(part for real in SETS.values() for part in real.parts)
