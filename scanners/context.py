@@ -509,13 +509,13 @@ _WRAPPER_CALLS = frozenset(
         "parsehexbinary",  # DatatypeConverter.parseHexBinary("...")
     ]
 )
-#: A call's keyword argument before the literal: ``(client_id="``.
 #: A call that sets an option by name (Spark's ``.option("password", "x")``, Java's
 #: ``props.setProperty("password", "x")``): the second argument is the named setting's value.
 _SETTER_CALL = re.compile(
     r"(?i)(?:^|[.\s])(?:option|set|put|setproperty|setoption|set_option|property|config|param)"
     r"\s*\(\s*$"
 )
+#: A call's keyword argument before the literal: ``(client_id="``.
 _KEYWORD_ARGUMENT = re.compile(r"\(\s*([A-Za-z_]\w*)\s*=\s*[rbuf]?[\"']?$")
 _CALL_BEFORE = re.compile(r"([A-Za-z_][\w.$]*)\s*\(\s*[rbuf@]?$")
 #: ``env('DB_PASSWORD', '<default>')``: a call's second argument after a quoted name.

@@ -311,3 +311,19 @@ def test_joined_path_pattern_equals_each_rule_asked_alone() -> None:
         assert (joined.search(path) is not None) == alone, path
         wanted += alone
     assert wanted >= len(path_rules)  # the comparison saw paths each way
+
+
+def test_path_patterns_that_cannot_be_joined_fall_back_to_each_rule() -> None:
+    """A user's path pattern with a flag mid-pattern, a numbered backreference or a group name
+    another rule also uses is not joined (each rule is then asked alone, as before)."""
+    from dataclasses import replace
+
+    from secretsd.scanners.engine import any_path_pattern
+    from secretsd.scanners.rules import load_default_rules
+
+    base = next(rule for rule in load_default_rules() if rule.paths is not None)
+    for paths in (r"a/(?i)b$", r"(x)/\1$", r"(?P<n>a)$"):
+        clash = replace(base, id="user-a", paths=paths)
+        other = replace(base, id="user-b", paths=r"(?P<n>b)$")
+        assert any_path_pattern((clash, other)) is None, paths
+    assert any_path_pattern((base,)) is not None
