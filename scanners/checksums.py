@@ -49,11 +49,22 @@ def _crc_token(secret: str) -> bool:
     return False
 
 
-def _b64url_json(part: str) -> dict[str, object] | None:
+def b64url_bytes(text: str) -> bytes | None:
+    """``text`` as base64url with its padding restored (JWT parts, macaroons), or None."""
     try:
-        raw = base64.urlsafe_b64decode(part + "=" * (-len(part) % 4))
+        return base64.urlsafe_b64decode(text + "=" * (-len(text) % 4))
+    except (ValueError, binascii.Error):
+        return None
+
+
+def b64url_json(part: str) -> dict[str, object] | None:
+    """A base64url part that holds a JSON object (a JWT's header or payload), or None."""
+    raw = b64url_bytes(part)
+    if raw is None:
+        return None
+    try:
         value = json.loads(raw)
-    except (ValueError, binascii.Error, UnicodeDecodeError):
+    except (ValueError, UnicodeDecodeError):
         return None
     return value if isinstance(value, dict) else None
 
@@ -63,18 +74,14 @@ def _jwt(secret: str) -> bool:
     parts = secret.split(".")
     if len(parts) != 3:
         return False
-    header = _b64url_json(parts[0])
-    return header is not None and "alg" in header and _b64url_json(parts[1]) is not None
+    header = b64url_json(parts[0])
+    return header is not None and "alg" in header and b64url_json(parts[1]) is not None
 
 
 def _pypi(secret: str) -> bool:
     """A PyPI token is a macaroon whose base64 body names pypi.org."""
-    body = secret.removeprefix("pypi-")
-    try:
-        raw = base64.urlsafe_b64decode(body[:60] + "=" * (-len(body[:60]) % 4))
-    except (ValueError, binascii.Error):
-        return False
-    return b"pypi.org" in raw or b"test.pypi.org" in raw
+    raw = b64url_bytes(secret.removeprefix("pypi-")[:60])
+    return raw is not None and (b"pypi.org" in raw or b"test.pypi.org" in raw)
 
 
 def _base64_key(secret: str) -> bool:

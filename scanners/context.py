@@ -17,6 +17,7 @@ import re
 from collections import Counter
 from functools import lru_cache
 
+from secretsd.scanners.checksums import b64url_bytes, b64url_json
 from secretsd.scanners.decode import decoded_text
 from secretsd.scanners.filters import DEFAULT_FILTERS, LOCAL_HOSTS, TIERS, Filters, lower_tier
 from secretsd.scanners.spot import Spot
@@ -979,18 +980,18 @@ def _is_rule_or_description(value: str) -> bool:
     parts = value.split("|")
     if len(parts) >= 2 and all(re.fullmatch(r"[a-z_]+(?::[\w.,]*)?", p) for p in parts):
         return any(p.split(":")[0] in _VALIDATION_WORDS for p in parts)
-    if _rated_slot(value):
-        return True
     words = [w.lower() for w in re.split(r"[-_ ]+", value) if w]
+    if _rated_slot(words):
+        return True
     return len(words) >= 3 and sum(1 for w in words if w in _DESCRIBING_WORDS) >= 2
 
 
-def _rated_slot(value: str) -> bool:
+def _rated_slot(words: list[str]) -> bool:
     """A phrase that rates the value a slot wants (``strong_redis_password``, ``new-password``,
     ``very_secret_key``): what a sample writes where a real value goes. Its first word rates,
     its last word names the slot. Camel case and leet spellings (``StrongP@ssw0rd1``) are left
-    alone: labellers of real files split on those, some calling them chosen passwords."""
-    words = [w.lower() for w in re.split(r"[-_ ]+", value) if w]
+    alone: labellers of real files split on those, some calling them chosen passwords. ``words``:
+    the value's lower-cased words, split on blanks, dashes and underscores."""
     return len(words) >= 2 and words[0] in _QUALITY_WORDS and words[-1] in _SLOT_NOUNS
 
 
@@ -1333,14 +1334,8 @@ def _jose_header_only(value: str) -> bool:
     """``eyJhbGciOiJIUzI1NiIsInR5cCI6IkpXVCJ9`` alone: a JWT's header, which signs nothing."""
     if not value.startswith("eyJ") or "." in value.rstrip("."):
         return False
-    import base64
-    import json
-
-    try:
-        decoded = json.loads(base64.urlsafe_b64decode(value + "=" * (-len(value) % 4)))
-    except ValueError:
-        return False
-    return isinstance(decoded, dict) and set(decoded) <= {"alg", "typ", "kid", "cty", "enc"}
+    decoded = b64url_json(value)
+    return decoded is not None and set(decoded) <= {"alg", "typ", "kid", "cty", "enc"}
 
 
 #: The opening of a JSON object, and the members a JOSE header (RFC 7515/7516) may open with.
@@ -1352,13 +1347,8 @@ def _opens_like_jose(value: str) -> bool:
     """Whether base64url ``eyJ...`` text may open a JWT's header. JSON that opens with another
     member (a Cloudflare Tunnel token's ``{"a":...,"t":...,"s":...}``) is no cut JWT; text
     that decodes to no JSON member at all (``eyJ0eXUTvA7h...``) is a JWT mangled by hand."""
-    import base64
-    import binascii
-
-    head = value[:24]
-    try:
-        opening = base64.urlsafe_b64decode(head + "=" * (-len(head) % 4))
-    except (binascii.Error, ValueError):
+    opening = b64url_bytes(value[:24])
+    if opening is None:
         return True
     member = _JSON_FIRST_MEMBER.match(opening)
     return member is None or member.group(1) in _JOSE_MEMBERS
