@@ -87,6 +87,11 @@ TUNING = (
     "real101",
     "real102",
     "real103",
+    "real108",
+    "real109",
+    "real110",
+    "real113",
+    "real114",
     "heldout3",
     "tune8",
     "tune9",
@@ -113,6 +118,7 @@ TUNING = (
     "tune30",
     "tune31",
     "tune32",
+    "tune33",
 )
 
 

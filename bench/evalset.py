@@ -1028,6 +1028,9 @@ PARTS: dict[str, tuple[str, int]] = {
     "tune32": ("eval_tune32", 9091),
     "heldout23": ("eval_heldout23", 10069),
     "heldout24": ("eval_heldout24", 10079),
+    "tune33": ("eval_tune33", 9103),
+    "heldout25": ("eval_heldout25", 10091),
+    "heldout26": ("eval_heldout26", 10093),
 }
 
 

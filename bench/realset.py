@@ -283,6 +283,20 @@ HUNDRED_THIRD = _real_set("real103", ("real103",))
 #: and ``real105`` (operations and application code).
 HUNDRED_FOURTH = _real_set("real104", ("real104",))
 HUNDRED_FIFTH = _real_set("real105", ("real105",))
+#: Round 19, at the start: ``real106`` (a cross-section) and ``real107`` (application code and tests),
+#: held out whole; ``real108``-``real110`` tuned on (see REALSET.md, "Round 19").
+HUNDRED_SIXTH = _real_set("real106", ("real106",))
+HUNDRED_SEVENTH = _real_set("real107", ("real107",))
+HUNDRED_EIGHTH = _real_set("real108", ("real108",))
+HUNDRED_NINTH = _real_set("real109", ("real109",))
+HUNDRED_TENTH = _real_set("real110", ("real110",))
+#: Round 19, after the first rules: ``real111``, ``real112`` and ``real115`` held out whole,
+#: ``real113`` and ``real114`` tuned on.
+HUNDRED_ELEVENTH = _real_set("real111", ("real111",))
+HUNDRED_TWELFTH = _real_set("real112", ("real112",))
+HUNDRED_THIRTEENTH = _real_set("real113", ("real113",))
+HUNDRED_FOURTEENTH = _real_set("real114", ("real114",))
+HUNDRED_FIFTEENTH = _real_set("real115", ("real115",))
 SETS = {
     real.name: real
     for real in (
@@ -306,7 +320,9 @@ SETS = {
         NINETIETH, NINETY_FIRST, NINETY_SECOND, NINETY_THIRD,
         NINETY_FOURTH, NINETY_FIFTH, NINETY_SIXTH, NINETY_SEVENTH,
         NINETY_EIGHTH, NINETY_NINTH, HUNDREDTH, HUNDRED_FIRST, HUNDRED_SECOND, HUNDRED_THIRD,
-        HUNDRED_FOURTH, HUNDRED_FIFTH,
+        HUNDRED_FOURTH, HUNDRED_FIFTH, HUNDRED_SIXTH, HUNDRED_SEVENTH, HUNDRED_EIGHTH,
+        HUNDRED_NINTH, HUNDRED_TENTH, HUNDRED_ELEVENTH, HUNDRED_TWELFTH, HUNDRED_THIRTEENTH,
+        HUNDRED_FOURTEENTH, HUNDRED_FIFTEENTH,
     )
 }  # fmt: skip
 PARTS = tuple(part for real in SETS.values() for part in real.parts)

@@ -112,7 +112,9 @@ _TEMPLATE = re.compile(
     r"^\{[0-9a-z_]*\}$|^:[a-z_]+$|^\$\d$|^\$env:|^env:|^exec:|^credentialsJSON:|^\$__[a-z]+\{|[=:/]\$[A-Za-z_]\w*$|"
     r"^%~[a-z]*\d$|"  # a batch file's own path: set PWD=%~dp0
     r"^#[A-Za-z_]\w*[.(\[][^#\s]*#$|"  # a ColdFusion expression: #application.dsn_pass#
-    r"\{[A-Za-z_][\w.]*(?:\[[^\]]*\])?(?:![rsa])?(?::[^}]*)?\}|(?<![A-Za-z0-9])#[a-z_]{2,20}#(?![A-Za-z0-9])"
+    # a format field ({password}, an AsciiDoc attribute {auth-token}) and a mail template's
+    # #field# (#password#, #PASSWORD#)
+    r"\{[A-Za-z_][\w.-]*(?:\[[^\]]*\])?(?:![rsa])?(?::[^}]*)?\}|(?<![A-Za-z0-9])#[A-Za-z_]{2,20}#(?![A-Za-z0-9])"
 )
 _TOKEN_TEMPLATE = re.compile(r"\$\{|\{\{|\}\}|<%|%\(|\$\(")
 #: The same markers with a whole name inside (``${TOKEN}``, ``{{ key }}``, ``$(cat key)``,
@@ -175,6 +177,18 @@ _ID_WORD = re.compile(
 #: The UUIDs documentation uses (RFC 4122's and Wikipedia's examples): never issued.
 _DOC_UUIDS = frozenset(
     ["123e4567-e89b-12d3-a456-426614174000", "550e8400-e29b-41d4-a716-446655440000"]
+)
+#: Keys that vendors print in their own documentation for anyone to copy (Mailgun's sample
+#: API key, the Bot API's sample Telegram token, the TOTP secret of RFC-style tutorials and
+#: authenticator docs): they open nothing, wherever they are pasted. Format-specific samples
+#: (AWS's ``EXAMPLE`` keys, Stripe's and jwt.io's) are each rule's own ``allow_values``.
+DOCUMENTED_SAMPLES = frozenset(
+    [
+        "key-3ax6xnjp29jd6fds4gc373sgvjxteol0",
+        "123456:ABC-DEF1234ghIkl-zyx57W2v1u123ew11",
+        "110201543:AAHdqTcvCH1vGWJxfSeofSAs0K5PALDsaw",
+        "JBSWY3DPEHPK3PXP",
+    ]
 )
 
 
@@ -668,7 +682,7 @@ _FIXTURE_EXACT = _words(
 _DIRECT_ASSIGN = re.compile(
     # a blank before a quoted value assigns in Groovy/Gradle DSLs: ``storePassword 'x'``
     r"""[\\"'`\]\s]*(?:(?:=|:=|:|=>|<-|\?=|\|\|=|\?\?=|,|\()\s*(?:new\s+String\(\s*)?|\s(?=["'`]))"""
-    r"""(?:[rbuf@]|u8)?\\?["'`]?"""
+    r"""(?:[rbuf@N]|u8)?\\?["'`]?"""
 )
 #: What the last word of a key that *holds* a password ends with (``db_password``, ``ssh_pass``).
 _PASSWORD_STEMS = (
@@ -1000,6 +1014,9 @@ _TYPE_NAME = re.compile(r"(?:[A-Z][a-z0-9]+){3,}")
 _UNATTEND_PASSES = frozenset(
     ["windowsPE", "offlineServicing", "generalize", "specialize", "auditSystem", "auditUser"]
 )
+#: A build or compiler pass named by its place (``pass: "first"``); any other lower-case word
+#: under ``pass`` (``$config['db']['pass'] = "..."``) is the password it looks like.
+_PASS_STAGES = _words("first second third fourth final last initial all none both one two three")
 #: Delphi/Free Pascal declare a field's type after a colon: ``edtPassword: TEdit;``.
 _PASCAL_TYPE = re.compile(r"T[A-Z][A-Za-z0-9]*;?")
 _PASCAL_SOURCES = (".pas", ".pp", ".dpr", ".lpr", ".inc")
@@ -1779,9 +1796,7 @@ def judge_assignment(
             return "low" if test_path else tier  # express-session's two-word example, say
         return None
     if key.lower() == "pass" and (
-        _CAMEL.fullmatch(value)
-        or (value.isalpha() and value.islower())
-        or value in _UNATTEND_PASSES
+        _CAMEL.fullmatch(value) or value.lower() in _PASS_STAGES or value in _UNATTEND_PASSES
     ):
         return None  # <settings pass="oobeSystem">, pass: "first": a stage, not a password
     keyed = bool(key)  # rules without a key (login("u", "pw"), -p pw) have no field names

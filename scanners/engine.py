@@ -13,7 +13,7 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 
-from secretsd.scanners import columns, context, decode
+from secretsd.scanners import columns, context, decode, entities
 from secretsd.scanners.checksums import basic_auth_pair, key_body_cut_short, validate
 from secretsd.scanners.lines import line_around
 from secretsd.scanners.matcher import Matcher, make_matcher
@@ -222,7 +222,7 @@ class Engine:
     ) -> str | None:
         """The hit's confidence tier, or None when its context says it is no credential."""
         secret = hit.secret
-        if len(secret) < rule.min_length:
+        if len(secret) < rule.min_length or secret in context.DOCUMENTED_SAMPLES:
             return None
         if self._counterfeit(secret, rule):
             return None
@@ -388,9 +388,14 @@ class Engine:
 
     def scan(self, fragment: Fragment) -> list[Finding]:
         """Every accepted, de-duplicated finding in ``fragment``, in file order, including the
-        cells of credential columns (``columns.py``) and the decoded ``data:`` values of
-        Kubernetes Secrets (``decode.py``)."""
+        cells of credential columns (``columns.py``), lines written with HTML character
+        references (``entities.py``) and the decoded ``data:`` values of Kubernetes Secrets
+        (``decode.py``)."""
         findings = self._scan_plain(fragment)
+        unescaped, reread = entities.escaped_line_findings(self._scan_plain, fragment)
+        if reread:  # a line read with its &quot; and &lt; replaced stands for the line
+            findings = [f for f in findings if (f.path, f.line) not in reread] + unescaped
+            findings.sort(key=lambda f: (f.path, f.line, f.column))
         cells = columns.column_findings(self._scan_plain, fragment)
         if cells:
             seen = {(f.path, f.line) for f in findings}

@@ -327,3 +327,24 @@ def test_path_patterns_that_cannot_be_joined_fall_back_to_each_rule() -> None:
         other = replace(base, id="user-b", paths=r"(?P<n>b)$")
         assert any_path_pattern((clash, other)) is None, paths
     assert any_path_pattern((base,)) is not None
+
+
+@pytest.mark.parametrize(
+    "shape",
+    [
+        'BOT_TOKEN = "{}"\n',
+        'requests.post(url, auth=("api", "{}"))\n',
+        "  mfa_secret: {}\n",
+        "curl -u api:{} https://api.mailgun.net/v3/domains\n",
+    ],
+)
+def test_documented_samples_stay_quiet_wherever_they_are_pasted(engine: Engine, shape: str) -> None:
+    """A vendor's documentation sample (Mailgun's key, the Bot API's token, the usual TOTP
+    secret) is quiet under every rule and at every tier; a value of the same shape is not."""
+    from secretsd.scanners.context import DOCUMENTED_SAMPLES
+
+    for sample in DOCUMENTED_SAMPLES:
+        found = engine.scan(Fragment("src/notify.py", shape.format(sample).encode()))
+        assert found == [], f"{sample[:8]}... reported in {shape!r}"
+    fresh = "key-" + rand(32, seed=71).lower()
+    assert engine.scan(Fragment("src/notify.py", shape.format(fresh).encode())) or "mfa" in shape

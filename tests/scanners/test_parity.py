@@ -266,3 +266,32 @@ def test_rules_for_one_kind_of_file(repo: Path) -> None:
         ("mosquitto/passwd.plain", 1, "plaintext-password-file"),
     ]
     assert history == tree
+
+
+def test_lines_written_with_html_references(repo: Path) -> None:
+    """Rendered docs and JSX comments escape quotes and brackets (``&quot;``, ``&lt;``): such a
+    line is read unescaped, in the tree and in history alike. A password behind ``&quot;`` is
+    found; ``&lt;password&gt;`` is a placeholder, as ``<password>`` is; a later commit that
+    edits one escaped line is read the same way in its hunk."""
+    page = (
+        "<pre><code>DATABASES = {\n"
+        "    &quot;default&quot;: {\n"
+        f"        &quot;PASSWORD&quot;: &quot;{password(seed=41)}&quot;,\n"
+        "    }\n"
+        "}</code></pre>\n"
+        "<p>CREATE USER app IDENTIFIED BY '&lt;password&gt;';</p>\n"
+        "<p>Fish &amp; chips, &quot;quoted&quot; but no credential here.</p>\n"
+    )
+    (repo / "blog").mkdir()
+    (repo / "blog" / "index.html").write_text(page)
+    _commit_all(repo, "post")
+    tree, history = _both_ways(repo)
+    assert {(p, n) for p, n, _r in tree} == {("blog/index.html", 3)}
+    assert history == tree
+    (repo / "blog" / "index.html").write_text(
+        page.replace(password(seed=41), password(seed=42)).replace("app", "web")
+    )
+    _commit_all(repo, "rotate")
+    tree, history = _both_ways(repo)
+    assert {(p, n) for p, n, _r in tree} == {("blog/index.html", 3)}
+    assert {(p, n) for p, n, _r in history} == {("blog/index.html", 3)}
