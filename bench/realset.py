@@ -49,6 +49,10 @@ before any scanner was run on them (the guide is ``bench/REALSET.md``). The sets
   ``real98``, ``real99``, ``real104`` and ``real105`` held out whole (``real94``-``real96`` written
   after the first rules, ``real98`` and ``real99`` mid-round, ``real104`` and ``real105`` last);
   ``real92``, ``real93``, ``real97`` and ``real100``-``real103`` tuned on.
+- ``real106``-``real117`` (round 19): twelve more; ``real106``, ``real107``, ``real111``, ``real112``,
+  ``real115``, ``real116`` and ``real117`` held out whole (``real111``, ``real112``, ``real115``
+  written after the first rules, ``real116`` and ``real117`` last); ``real108``-``real110``,
+  ``real113`` and ``real114`` tuned on.
 
 Each set is two files:
 
@@ -297,6 +301,10 @@ HUNDRED_TWELFTH = _real_set("real112", ("real112",))
 HUNDRED_THIRTEENTH = _real_set("real113", ("real113",))
 HUNDRED_FOURTEENTH = _real_set("real114", ("real114",))
 HUNDRED_FIFTEENTH = _real_set("real115", ("real115",))
+#: Round 19, written last, held out whole: ``real116`` (a cross-section) and ``real117``
+#: (operations and application code).
+HUNDRED_SIXTEENTH = _real_set("real116", ("real116",))
+HUNDRED_SEVENTEENTH = _real_set("real117", ("real117",))
 SETS = {
     real.name: real
     for real in (
@@ -322,7 +330,7 @@ SETS = {
         NINETY_EIGHTH, NINETY_NINTH, HUNDREDTH, HUNDRED_FIRST, HUNDRED_SECOND, HUNDRED_THIRD,
         HUNDRED_FOURTH, HUNDRED_FIFTH, HUNDRED_SIXTH, HUNDRED_SEVENTH, HUNDRED_EIGHTH,
         HUNDRED_NINTH, HUNDRED_TENTH, HUNDRED_ELEVENTH, HUNDRED_TWELFTH, HUNDRED_THIRTEENTH,
-        HUNDRED_FOURTEENTH, HUNDRED_FIFTEENTH,
+        HUNDRED_FOURTEENTH, HUNDRED_FIFTEENTH, HUNDRED_SIXTEENTH, HUNDRED_SEVENTEENTH,
     )
 }  # fmt: skip
 PARTS = tuple(part for real in SETS.values() for part in real.parts)
