@@ -344,6 +344,14 @@ def _key_is_about_secret(key: str) -> bool:
             words = last
     if not _names_a_credential(words):
         return True
+    if (
+        len(words) >= 3
+        and words[-2] == "key"
+        and words[-1] not in _NOT_SECRET_WORDS
+        and words[-1] not in _ABOUT_WORDS
+        and not _names_a_credential(words[-1:])
+    ):
+        words = words[:-1]  # FORM_KEY_PL, RECAPTCHA_SITE_KEY_IOS: a qualifier after "key"
     if words[-1] == "default" and key.isupper() and _key_holds_password("_".join(words[:-1])):
         return False  # ADMIN_PASSWORD_DEFAULT="...": a variable holding the default password
     if words[-1] in _NOT_SECRET_WORDS or words[-1].rstrip("0123456789") in _NOT_SECRET_WORDS:
