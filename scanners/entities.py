@@ -15,9 +15,6 @@ from collections.abc import Callable
 
 from secretsd.scanners.model import Finding, Fragment
 
-#: The references that hide a quote or an angle bracket (``&amp;`` alone hides nothing a rule
-#: reads: ``?a=1&amp;key=...`` is scanned as it stands).
-_HIDING = re.compile(rb"&(?:quot|apos|lt|gt|#3[49]|#x2[27]|#6[02]|#x3[ce]);", re.IGNORECASE)
 #: Only lines that name a credential are worth a second scan.
 _NAMES_CREDENTIAL = re.compile(
     rb"(?i)pass|secret|token|key|auth|pwd|credential|senha|contrase|passwort|mot de passe|@"
@@ -37,8 +34,11 @@ _REFERENCES = {
     b"&#x3c;": b"<",
     b"&#x3e;": b">",
 }
-_ANY_REFERENCE = re.compile(
-    rb"&(?:quot|apos|lt|gt|amp|#3[49]|#x2[27]|#6[02]|#x3[ce]);", re.IGNORECASE
+_ANY_REFERENCE = re.compile(b"|".join(map(re.escape, _REFERENCES)), re.IGNORECASE)
+#: The references that hide a quote or an angle bracket (``&amp;`` alone hides nothing a rule
+#: reads: ``?a=1&amp;key=...`` is scanned as it stands).
+_HIDING = re.compile(
+    b"|".join(re.escape(ref) for ref in _REFERENCES if ref != b"&amp;"), re.IGNORECASE
 )
 
 
