@@ -119,6 +119,10 @@ TUNING = (
     "tune31",
     "tune32",
     "tune33",
+    "tune34",
+    "real120",
+    "real121",
+    "real122",
 )
 
 

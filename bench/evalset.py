@@ -1031,6 +1031,8 @@ PARTS: dict[str, tuple[str, int]] = {
     "tune33": ("eval_tune33", 9103),
     "heldout25": ("eval_heldout25", 10091),
     "heldout26": ("eval_heldout26", 10093),
+    "tune34": ("eval_tune34", 9109),
+    "heldout27": ("eval_heldout27", 10099),
 }
 
 

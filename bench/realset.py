@@ -305,6 +305,13 @@ HUNDRED_FIFTEENTH = _real_set("real115", ("real115",))
 #: (operations and application code).
 HUNDRED_SIXTEENTH = _real_set("real116", ("real116",))
 HUNDRED_SEVENTEENTH = _real_set("real117", ("real117",))
+#: Round 20, at the start: ``real118`` and ``real119`` (cross-sections) held out whole;
+#: ``real120``-``real122`` tuned on (see REALSET.md, "Round 20").
+HUNDRED_EIGHTEENTH = _real_set("real118", ("real118",))
+HUNDRED_NINETEENTH = _real_set("real119", ("real119",))
+HUNDRED_TWENTIETH = _real_set("real120", ("real120",))
+HUNDRED_TWENTY_FIRST = _real_set("real121", ("real121",))
+HUNDRED_TWENTY_SECOND = _real_set("real122", ("real122",))
 SETS = {
     real.name: real
     for real in (
@@ -331,6 +338,8 @@ SETS = {
         HUNDRED_FOURTH, HUNDRED_FIFTH, HUNDRED_SIXTH, HUNDRED_SEVENTH, HUNDRED_EIGHTH,
         HUNDRED_NINTH, HUNDRED_TENTH, HUNDRED_ELEVENTH, HUNDRED_TWELFTH, HUNDRED_THIRTEENTH,
         HUNDRED_FOURTEENTH, HUNDRED_FIFTEENTH, HUNDRED_SIXTEENTH, HUNDRED_SEVENTEENTH,
+        HUNDRED_EIGHTEENTH, HUNDRED_NINETEENTH, HUNDRED_TWENTIETH, HUNDRED_TWENTY_FIRST,
+        HUNDRED_TWENTY_SECOND,
     )
 }  # fmt: skip
 PARTS = tuple(part for real in SETS.values() for part in real.parts)

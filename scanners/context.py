@@ -75,7 +75,7 @@ _PLACEHOLDER_WORDS = tuple(
     notreal notareal not_a_real not-a-real secret_here token_here key_here password_here _goes_here
     goeshere passwordhere secrethere tokenhere keyhere
     votre_ votre- tu_contrase tu-contrase sua_senha sua-senha dein_passwort dein-passwort ваш
-    본인 promijeni cambiame cambiar"""
+    본인 promijeni cambiame cambiar 你的 您的 请填写 请输入 填写你 替换为 替换成 あなたの"""
     )
 )
 #: Substrings that make a value *look* made up (test fixtures): reported, with low confidence.
@@ -111,6 +111,7 @@ _TEMPLATE = re.compile(
     r"^%%[\\$]?[A-Za-z_][\w.]*(?:%%)?$|^&&?[A-Za-z_]\w*\.$|"
     r"^\{[0-9a-z_]*\}$|^:[a-z_]+$|^\$\d$|^\$env:|^env:|^exec:|^credentialsJSON:|^\$__[a-z]+\{|[=:/]\$[A-Za-z_]\w*$|"
     r"^%~[a-z]*\d$|"  # a batch file's own path: set PWD=%~dp0
+    r"^[.+][ \t]*\$[A-Za-z_]\w*[ \t]*[.+]?$|"  # PHP/Perl concatenation: '...&psw='.$password.'&...'
     r"^#[A-Za-z_]\w*[.(\[][^#\s]*#$|"  # a ColdFusion expression: #application.dsn_pass#
     # a format field ({password}, an AsciiDoc attribute {auth-token}) and a mail template's
     # #field# (#password#, #PASSWORD#)
@@ -221,6 +222,9 @@ _ABOUT_WORDS = _words(
     """hashed hash encrypted forgot reset sha sha1 sha256 md5 checksum digest commit fake dummy
     example sample mock placeholder public"""
 )
+#: Digest words before ``secret``/``key`` name the key a signature is made with (a payment
+#: gateway's ``HASH_SECRET``, Alipay's ``md5_key``), not a digest of a secret.
+_KEYED_DIGEST_WORDS = frozenset(["hash", "sha", "sha1", "sha256", "md5", "checksum", "hmac"])
 _CREDENTIAL_STEMS = (
     "password",
     "passwd",
@@ -299,8 +303,9 @@ _FOREIGN_PASSWORD_WORDS = _words(
 )
 #: Whole words that name a credential but are too short or common as stems: ``AZURE_PAT``
 #: (a personal access token), ``erlang_cookie`` (what Erlang nodes authenticate with),
-#: ``$mdp`` (French shorthand for mot de passe).
-_CREDENTIAL_WORDS = frozenset(["pat", "cookie", "mdp"]) | _FOREIGN_PASSWORD_WORDS
+#: ``$mdp`` (French shorthand for mot de passe), ``BAIDU_SK`` (the secret half of an AK/SK
+#: pair, as Baidu, Huawei and other clouds name it).
+_CREDENTIAL_WORDS = frozenset(["pat", "cookie", "mdp", "sk"]) | _FOREIGN_PASSWORD_WORDS
 
 
 #: Words ending in ``pass`` that are no password (``bypassCSP``, ``compass``).
@@ -362,6 +367,8 @@ def _key_is_about_secret(key: str) -> bool:
         return True  # Algolia's search-only API key: made for browsers, it reads public indexes
     if "ssid" in words and not _key_holds_password(key):
         return True  # SECRET_SSID: the network's name, kept beside its password (ssid_password)
+    if words[-1] in ("secret", "key") and len(words) >= 2 and words[-2] in _KEYED_DIGEST_WORDS:
+        return False  # VNPay's vnp_HashSecret, an MD5 key: the secret a signature is keyed with
     return any(w in _ABOUT_WORDS for w in words)
 
 
@@ -372,7 +379,10 @@ _DOT_NAME = re.compile(r"\.+(?:/.*|[a-z_][a-z0-9_.-]*|[A-Z_][A-Z0-9_.-]*)?")
 _DOTTED = re.compile(r"[A-Za-z_]\w*(?:\.[A-Za-z_]\w*)+")
 #: Words joined by blanks, ``_`` or ``-``; each a word (lower, Capitalised, UPPER or camelCase
 #: humps), so ``lagMpg-eANnvA-SccMfJ`` (a generated password) is not "wordy".
-_WORD = r"(?:[A-Z]+|[A-Za-z][a-z]*(?:[A-Z][a-z]+)*)"
+#: An acronym may lead a hump (``LFUtils``, ``iOSKey``, ``getURLPath``) but never ends a word
+#: in mixed case, so ``JRQKSWrE`` stays a random run.
+_HUMPS = r"[A-Za-z][a-z]*(?:[A-Z][a-z]+)*"
+_WORD = rf"(?:[A-Z]+|{_HUMPS}|(?:{_HUMPS})?[A-Z]{{2,}}(?:[A-Z][a-z]+)+)"
 _WORDY = re.compile(rf"{_WORD}(?:[ _-]{_WORD})+")
 #: A segment of an attribute path is made of words (``os``, ``environ``, ``DB_PASSWORD``,
 #: ``getValue``, ``v1``); ``JRQKSWrE.sgkU.Fpe`` (a generated password with dots) is not.
@@ -1054,6 +1064,15 @@ def _joined_on(spot: Spot) -> bool:
 
 def _is_template(value: str) -> bool:
     return _TEMPLATE.search(value) is not None or is_reference(value)
+
+
+def entropy_floor(value: str, floor: float) -> float:
+    """The entropy a value must reach: ``floor``, or at most 3.1 for 32+ hex digits. Hex has
+    4 bits per character at most, so a random 32-digit key measures ~3.4-3.8 and would fail
+    a floor set for base62 tokens (a KakaoAK key, a Moodle wstoken)."""
+    if len(value) >= 32 and _HEX.fullmatch(value):
+        return min(floor, 3.1)
+    return floor
 
 
 def is_hash_or_uuid(value: str) -> bool:
@@ -1902,9 +1921,7 @@ def judge_assignment(
         return tier
     # generic secrets/tokens/api keys: must look machine-made. Hex has 4 bits per character at
     # most, so a random 40-digit key measures ~3.4-3.8: judged against hex's own ceiling.
-    floor = max(min_entropy, 2.8)
-    if len(value) >= 32 and _HEX.fullmatch(value):
-        floor = min(floor, 3.1)
+    floor = entropy_floor(value, max(min_entropy, 2.8))
     if len(value) < 12 and _char_classes(value) >= 3:
         # a short value cannot measure high: nine characters top out at log2(9) = 3.17, so a
         # typed secret mixing three kinds of character (B0ss@3045) is judged against its own

@@ -289,7 +289,8 @@ class Engine:
                 return None
         else:
             ok = context.judge_token(spot)
-            if ok and rule.min_entropy and context.shannon_entropy(secret) < rule.min_entropy:
+            floor = context.entropy_floor(secret, rule.min_entropy)
+            if ok and floor and context.shannon_entropy(secret) < floor:
                 ok = False
             if not ok:
                 return None

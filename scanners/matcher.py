@@ -61,6 +61,12 @@ def _line_window(data: bytes, end: int, multiline: bool) -> tuple[int, int]:
     if line.after_newline and start > 1:  # the line before, within the same bound
         low = max(0, end - _WINDOW_BACK)
         start = data.rfind(b"\n", low, start - 1) + 1 or low
+        # and the whole command when that line continues one (``curl ... \`` then
+        # ``--data ... \`` lines, then ``-u user:pw``): a rule may need the command's name
+        while start > low + 1 and data[max(low, start - 4) : start - 1].rstrip(b" \t\r").endswith(
+            b"\\"
+        ):
+            start = data.rfind(b"\n", low, start - 1) + 1 or low
     if multiline:
         return start, min(len(data), end + _MULTILINE_FORWARD)
     if not line.at_newline:
