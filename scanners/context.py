@@ -70,7 +70,8 @@ _PLACEHOLDER_WORDS = tuple(
         """example placeholder redacted changeme change_me change-me replace_me replace-me replaceme
     changeinprod changethis changez
     replace_with replace-with
-    your_ your- yourpass yourtoken yourkey yoursecret their_ their- xxxx **** .... < > insert_
+    your_ your- yourpass yourpw yourtoken yourkey yoursecret yourapikey their_ their- xxxx **** ....
+    < > insert_
     enter_ enter-
     notreal notareal not_a_real not-a-real secret_here token_here key_here password_here _goes_here
     goeshere passwordhere secrethere tokenhere keyhere
@@ -189,6 +190,9 @@ DOCUMENTED_SAMPLES = frozenset(
         "123456:ABC-DEF1234ghIkl-zyx57W2v1u123ew11",
         "110201543:AAHdqTcvCH1vGWJxfSeofSAs0K5PALDsaw",
         "JBSWY3DPEHPK3PXP",
+        # Safaricom Daraja's sandbox passkey and Mollie's sample test key, both in their docs
+        "bfb279f9aa9bdbcf158e97dd71a467cd2e0c893059b10f78e6b72ada1ed2c919",
+        "test_dHar4XY7LxsDOtmnkVtjNVWXLSlXsM",
     ]
 )
 
@@ -399,7 +403,14 @@ _ROLE_PREFIXES = _words(
     """db database user admin app my your the root service svc api default test new old
     current local dev prod secret password"""
 )
-_CAMEL = re.compile(r"[a-z]+(?:[A-Z][a-z0-9]+)+")
+#: A PowerShell cmdlet (``Password = ConvertTo-SecureString $_.Password``): code, not a value.
+_CMDLET = re.compile(
+    r"(?:Get|Set|New|ConvertTo|ConvertFrom|Read|Import|Export|Invoke|Add|Remove|Out|Write)"
+    r"-[A-Z][A-Za-z]+"
+)
+#: A camelCase name: digits close it (``userId2``) but never sit inside a hump, as they do in
+#: random base62 (``yojesAvP8hb0jcVq``, a merchant key).
+_CAMEL = re.compile(r"[a-z]+(?:[A-Z][a-z]+)+\d*")
 #: Words that, joined only with each other, name a slot and not a chosen value.
 _ROLE_PHRASE_WORDS = _ROLE_PREFIXES | _words("secure strong key pass pwd token access client")
 
@@ -425,7 +436,8 @@ def _role_phrase(value: str) -> bool:
 
 
 _PATHLIKE = re.compile(
-    r"^(?:/|\./|\.\./|~/|[A-Za-z]:\\|https?://|file://)|"
+    # @/path: a file read in (Bacula, curl)
+    r"^(?:/|\./|\.\./|~/|[A-Za-z]:\\|https?://|file://|@/)|"
     r"^[\w.@-]{1,64}:/(?!/)[\w./-]+$|"  # systemd's LoadCredential=ID:PATH names a file
     r"\.(?:pem|key|crt|cer|p12|pfx|jks|txt|json|ya?ml|toml|ini|cfg|conf|env|py|js|html|sh|"
     r"pub|gpg|asc|der|keystore|log|csv|xml|properties)$",
@@ -530,6 +542,7 @@ _WRAPPER_CALLS = frozenset(
         "new",
         "byte",  # Go: []byte("...")
         "some",  # Rust: Some("...")
+        "from",  # Rust: String::from("..."), Node: Buffer.from("...")
         "field",  # pydantic: db_password: str = Field("...", env="DB_PASSWORD"), the default
         # bytes.fromhex("..."), base64.b64decode("..."): the literal is the key, encoded
         "fromhex",
@@ -1753,7 +1766,11 @@ def judge_assignment(
         return None  # "secret": "V1SecretVolumeSource": a type name in a schema
     if _PASCAL_TYPE.fullmatch(value) and path.lower().endswith(_PASCAL_SOURCES):
         return None  # edtPassword: TEdit;  a Delphi field's declared type
-    name_like = value.isalpha() or (bool(key) and _NAME_LIKE.fullmatch(value) is not None)
+    name_like = (
+        value.isalpha()
+        or (bool(key) and _NAME_LIKE.fullmatch(value) is not None)
+        or _UPPER_WORDS.fullmatch(value) is not None  # BY 'MYSQL_PASSWORD': a variable's name
+    )
     if _MODULE_REF.fullmatch(value) or (
         name_like
         and _CREDENTIAL_WORD.search(value)
@@ -1865,14 +1882,18 @@ def judge_assignment(
     if _CAMEL.fullmatch(value) and kind != "password" and len(value) < 24 and digits <= 2:
         return None
     if (
-        any(c in value for c in "()[]")
-        and not _random_literal(spot)
-        and not (kind == "password" and keyed and _bracketed_password(spot))
-    ) or (
-        # an attribute path; in a dict or argument list it ends with the list's comma
-        _DOTTED.fullmatch(path_value := value.rstrip(",;"))
-        and (not any(c.isdigit() for c in path_value) or _CONST_SEGMENT.search(path_value))
-        and all(_CODE_SEGMENT.fullmatch(segment) for segment in path_value.split("."))
+        (
+            any(c in value for c in "()[]")
+            and not _random_literal(spot)
+            and not (kind == "password" and keyed and _bracketed_password(spot))
+        )
+        or (
+            # an attribute path; in a dict or argument list it ends with the list's comma
+            _DOTTED.fullmatch(path_value := value.rstrip(",;"))
+            and (not any(c.isdigit() for c in path_value) or _CONST_SEGMENT.search(path_value))
+            and all(_CODE_SEGMENT.fullmatch(segment) for segment in path_value.split("."))
+        )
+        or _CMDLET.fullmatch(value)
     ):
         return None  # code: a call, a subscript, an attribute path
     if value in ("...", "..") or _DOT_NAME.fullmatch(value) or _NOT_A_VALUE.fullmatch(value):
