@@ -123,6 +123,8 @@ TUNING = (
     "real120",
     "real121",
     "real122",
+    "real125",
+    "real126",
 )
 
 

@@ -1033,6 +1033,7 @@ PARTS: dict[str, tuple[str, int]] = {
     "heldout26": ("eval_heldout26", 10093),
     "tune34": ("eval_tune34", 9109),
     "heldout27": ("eval_heldout27", 10099),
+    "heldout28": ("eval_heldout28", 10103),
 }
 
 

@@ -53,6 +53,9 @@ before any scanner was run on them (the guide is ``bench/REALSET.md``). The sets
   ``real115``, ``real116`` and ``real117`` held out whole (``real111``, ``real112``, ``real115``
   written after the first rules, ``real116`` and ``real117`` last); ``real108``-``real110``,
   ``real113`` and ``real114`` tuned on.
+- ``real118``-``real126`` (round 20): nine more; ``real118``, ``real119`` and (written after the
+  first rules) ``real123``, ``real124`` held out whole; ``real120``-``real122``, ``real125`` and
+  ``real126`` tuned on.
 
 Each set is two files:
 
@@ -312,6 +315,12 @@ HUNDRED_NINETEENTH = _real_set("real119", ("real119",))
 HUNDRED_TWENTIETH = _real_set("real120", ("real120",))
 HUNDRED_TWENTY_FIRST = _real_set("real121", ("real121",))
 HUNDRED_TWENTY_SECOND = _real_set("real122", ("real122",))
+#: Round 20, after the first rules: ``real123`` and ``real124`` held out whole, ``real125`` and
+#: ``real126`` tuned on.
+HUNDRED_TWENTY_THIRD = _real_set("real123", ("real123",))
+HUNDRED_TWENTY_FOURTH = _real_set("real124", ("real124",))
+HUNDRED_TWENTY_FIFTH = _real_set("real125", ("real125",))
+HUNDRED_TWENTY_SIXTH = _real_set("real126", ("real126",))
 SETS = {
     real.name: real
     for real in (
@@ -339,7 +348,8 @@ SETS = {
         HUNDRED_NINTH, HUNDRED_TENTH, HUNDRED_ELEVENTH, HUNDRED_TWELFTH, HUNDRED_THIRTEENTH,
         HUNDRED_FOURTEENTH, HUNDRED_FIFTEENTH, HUNDRED_SIXTEENTH, HUNDRED_SEVENTEENTH,
         HUNDRED_EIGHTEENTH, HUNDRED_NINETEENTH, HUNDRED_TWENTIETH, HUNDRED_TWENTY_FIRST,
-        HUNDRED_TWENTY_SECOND,
+        HUNDRED_TWENTY_SECOND, HUNDRED_TWENTY_THIRD, HUNDRED_TWENTY_FOURTH, HUNDRED_TWENTY_FIFTH,
+        HUNDRED_TWENTY_SIXTH,
     )
 }  # fmt: skip
 PARTS = tuple(part for real in SETS.values() for part in real.parts)

@@ -308,8 +308,11 @@ _FOREIGN_PASSWORD_WORDS = _words(
 #: Whole words that name a credential but are too short or common as stems: ``AZURE_PAT``
 #: (a personal access token), ``erlang_cookie`` (what Erlang nodes authenticate with),
 #: ``$mdp`` (French shorthand for mot de passe), ``BAIDU_SK`` (the secret half of an AK/SK
-#: pair, as Baidu, Huawei and other clouds name it).
-_CREDENTIAL_WORDS = frozenset(["pat", "cookie", "mdp", "sk"]) | _FOREIGN_PASSWORD_WORDS
+#: pair, as Baidu, Huawei and other clouds name it), ``MatKhau`` and ``JELSZO`` (Vietnamese
+#: mật khẩu and Hungarian jelszó without their accents).
+_CREDENTIAL_WORDS = (
+    frozenset(["pat", "cookie", "mdp", "sk", "khau", "matkhau", "jelszo"]) | _FOREIGN_PASSWORD_WORDS
+)
 
 
 #: Words ending in ``pass`` that are no password (``bypassCSP``, ``compass``).
