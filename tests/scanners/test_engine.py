@@ -348,3 +348,43 @@ def test_documented_samples_stay_quiet_wherever_they_are_pasted(engine: Engine, 
         assert found == [], f"{sample[:8]}... reported in {shape!r}"
     fresh = "key-" + rand(32, seed=71).lower()
     assert engine.scan(Fragment("src/notify.py", shape.format(fresh).encode())) or "mfa" in shape
+
+
+def test_a_continued_command_is_read_from_its_first_line(engine: Engine) -> None:
+    """``-u user:pw`` four lines below ``curl ... \\`` belongs to curl: the window around a hit
+    reaches back over continued lines, in both matchers, so the rule sees the command's name.
+    A line that does not continue (no trailing backslash) stops the window as before."""
+    secret = rand(14, seed=81)
+    continued = (
+        'curl -X POST "https://api.corp.lan/v1/messages" \\\n'
+        '  --data-urlencode "To=+15550100" \\\n'
+        '  --data-urlencode "Body=hello" \\\n'
+        f'  -u "ops:{secret}"\n'
+    )
+    fallback = Engine(engine.rules, matcher="re")
+    for scanner in (engine, fallback):
+        found = [
+            (f.rule, f.line) for f in scanner.scan(Fragment("docs/send.md", continued.encode()))
+        ]
+        assert ("curl-user-password", 4) in found, scanner.matcher.name
+    broken = continued.replace('"Body=hello" \\\n', '"Body=hello"\n')
+    found = [(f.rule, f.line) for f in engine.scan(Fragment("docs/send.md", broken.encode()))]
+    assert ("curl-user-password", 4) not in found
+
+
+def test_hex_keys_are_judged_against_hex_entropy_in_token_rules_too(engine: Engine) -> None:
+    """32 random hex digits measure ~3.3-3.8 bits: a token rule's floor set for base62 (3.5 for
+    Authorization schemes) would drop one that an assignment keeps. One ``entropy_floor`` holds
+    both to hex's ceiling; shorter hex and other alphabets keep the rule's floor."""
+    from secretsd.scanners.context import entropy_floor, shannon_entropy
+
+    key = rand(32, "0123456789abcdef", seed=1)
+    assert shannon_entropy(key) < 3.5
+    assert entropy_floor(key, 3.5) == 3.1
+    assert entropy_floor(key[:24], 3.5) == 3.5
+    assert entropy_floor(rand(32, seed=2), 3.5) == 3.5
+    line = f'    @Headers("Authorization: KakaoAK {key}")\n'
+    found = [f.rule for f in engine.scan(Fragment("app/KakaoApi.kt", line.encode()))]
+    assert "http-bearer-token" in found
+    low = line.replace(key, "0" * 16 + "1" * 16)
+    assert engine.scan(Fragment("app/KakaoApi.kt", low.encode())) == []
