@@ -125,6 +125,9 @@ TUNING = (
     "real122",
     "real125",
     "real126",
+    "real131",
+    "real132",
+    "real133",
 )
 
 

@@ -325,6 +325,17 @@ HUNDRED_TWENTY_SIXTH = _real_set("real126", ("real126",))
 #: cross-section of application code and operations). ``real127``, written beside it, holds 59
 #: credentials, under the 60 a set needs, and is not registered (REALSET.md, "Round 20").
 HUNDRED_TWENTY_EIGHTH = _real_set("real128", ("real128",))
+#: Round 21 (see REALSET.md, "Round 21"): ``real129`` (a cross-section), ``real130`` (application
+#: code and tests), ``real134`` (a cross-section) and ``real135`` (operations and application code)
+#: held out whole; ``real131`` (a cross-section), ``real132`` (administration and operations) and
+#: ``real133`` (third-party and regional service SDKs) tuned on.
+HUNDRED_TWENTY_NINTH = _real_set("real129", ("real129",))
+HUNDRED_THIRTIETH = _real_set("real130", ("real130",))
+HUNDRED_THIRTY_FIRST = _real_set("real131", ("real131",))
+HUNDRED_THIRTY_SECOND = _real_set("real132", ("real132",))
+HUNDRED_THIRTY_THIRD = _real_set("real133", ("real133",))
+HUNDRED_THIRTY_FOURTH = _real_set("real134", ("real134",))
+HUNDRED_THIRTY_FIFTH = _real_set("real135", ("real135",))
 SETS = {
     real.name: real
     for real in (
@@ -354,6 +365,8 @@ SETS = {
         HUNDRED_EIGHTEENTH, HUNDRED_NINETEENTH, HUNDRED_TWENTIETH, HUNDRED_TWENTY_FIRST,
         HUNDRED_TWENTY_SECOND, HUNDRED_TWENTY_THIRD, HUNDRED_TWENTY_FOURTH, HUNDRED_TWENTY_FIFTH,
         HUNDRED_TWENTY_SIXTH, HUNDRED_TWENTY_EIGHTH,
+        HUNDRED_TWENTY_NINTH, HUNDRED_THIRTIETH, HUNDRED_THIRTY_FIRST, HUNDRED_THIRTY_SECOND,
+        HUNDRED_THIRTY_THIRD, HUNDRED_THIRTY_FOURTH, HUNDRED_THIRTY_FIFTH,
     )
 }  # fmt: skip
 PARTS = tuple(part for real in SETS.values() for part in real.parts)

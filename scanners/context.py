@@ -106,7 +106,7 @@ _TEMPLATE = re.compile(
     r"^#{2,}[A-Za-z_][\w.-]*#{2,}$|^@@[A-Za-z_]\w*@@$|^@[A-Z][A-Z0-9_]*$|"
     r"\$\{|\$\(|\{\{|\}\}|\{%|<%|%\(|#\{|\[\[|\]\]|(?<![A-Za-z0-9])%[sd](?![A-Za-z0-9])|\{\d*\}|"
     r"^%\d(?:[:@/ ,]%\d)*$|"  # a batch or template's positional arguments: %3:%4
-    r"^\$[A-Za-z_]\w*$|^%[A-Za-z_][\w.]*%$|^@[A-Za-z_][\w.-]*@$|^__[A-Za-z][A-Za-z0-9_.]*__$|^![A-Z_][A-Z0-9_]*!$|^%[sdr]$|"
+    r"^\$[A-Za-z_]\w*$|^%[A-Za-z_][\w.]*%$|^@[A-Za-z_][\w.-]*@$|^__[A-Za-z][A-Za-z0-9_.]*__$|^![A-Z_][A-Z0-9_]*!$|^![a-z_]+!$|^%[sdr]$|"
     # a Control-M variable (%%NAME, %%\NAME, %%$NAME: another variable or a vault entry) and a
     # SAS macro variable (&name.)
     r"^%%[\\$]?[A-Za-z_][\w.]*(?:%%)?$|^&&?[A-Za-z_]\w*\.$|"
@@ -309,9 +309,11 @@ _FOREIGN_PASSWORD_WORDS = _words(
 #: (a personal access token), ``erlang_cookie`` (what Erlang nodes authenticate with),
 #: ``$mdp`` (French shorthand for mot de passe), ``BAIDU_SK`` (the secret half of an AK/SK
 #: pair, as Baidu, Huawei and other clouds name it), ``MatKhau`` and ``JELSZO`` (Vietnamese
-#: mật khẩu and Hungarian jelszó without their accents).
+#: mật khẩu and Hungarian jelszó without their accents), ``ak`` (the access key Baidu's and other
+#: Chinese web APIs take in a URL's query, ``api?v=3.0&ak=...``).
 _CREDENTIAL_WORDS = (
-    frozenset(["pat", "cookie", "mdp", "sk", "khau", "matkhau", "jelszo"]) | _FOREIGN_PASSWORD_WORDS
+    frozenset(["pat", "cookie", "mdp", "sk", "ak", "khau", "matkhau", "jelszo"])
+    | _FOREIGN_PASSWORD_WORDS
 )
 
 
@@ -339,6 +341,19 @@ def _storage_account_key(key: str, value: str) -> bool:
     something is stored under (``STORAGE_KEY = "cart"``), but 64 random bytes under it are the
     storage account's key."""
     return "storage" in _key_words(key) and _ACCOUNT_KEY.fullmatch(value) is not None
+
+
+#: 24 hex digits: what push and analytics SDKs (Umeng, JPush, Getui) issue as an app's AppKey.
+_HEX24 = re.compile(r"[0-9a-f]{24}")
+
+
+def _public_app_key(key: str, value: str) -> bool:
+    """An ``appkey`` of 24 hex digits: the public half of a push or analytics SDK's pair (the
+    secret is the ``master secret``/``app secret`` beside it), shipped inside every app build;
+    the same shape under other names is as often a MongoDB ObjectId."""
+    words = _key_words(key)
+    named = bool(words) and (words[-1] == "appkey" or words[-2:] == ["app", "key"])
+    return named and _HEX24.fullmatch(value) is not None
 
 
 def _key_is_about_secret(key: str) -> bool:
@@ -469,10 +484,18 @@ def is_test_path(path: str) -> bool:
     return _TEST_PATH.search(path) is not None
 
 
+#: Program source named without an extension: Groovy pipelines and Ruby DSL files.
+_CODE_FILE_NAMES = frozenset(
+    ["Jenkinsfile", "Vagrantfile", "Rakefile", "Gemfile", "Fastfile", "Podfile", "Dangerfile"]
+)
+
+
 @lru_cache(maxsize=4096)
 def is_code_path(path: str) -> bool:
     """Whether ``path`` is program source, where an unquoted value is an expression."""
     name = path.rsplit("/", 1)[-1]
+    if name in _CODE_FILE_NAMES:
+        return True
     return "." in name and name.rsplit(".", 1)[-1].lower() in CODE_EXTENSIONS
 
 
@@ -643,6 +666,10 @@ _YOUR_ABROAD = re.compile(
 _STARRED_WORD = re.compile(r"\*{2,}[^\W\d_]{2,20}\*{2,}")
 
 
+#: A vendor's key prefix followed only by a mask (``tvly-xxx``, ``sk_live_XXXXXXXX``, ``ghp_****``).
+_PREFIXED_MASK = re.compile(r"(?:[A-Za-z0-9]{1,10}[-_]){1,2}(?:[xX]{3,}|\*{3,}|\u2022{3,})")
+
+
 def _is_placeholder(value: str, filters: Filters = DEFAULT_FILTERS) -> bool:
     """A value that cannot be a credential: a type name, a marker, a run of one character."""
     low = value.lower()
@@ -659,6 +686,8 @@ def _is_placeholder(value: str, filters: Filters = DEFAULT_FILTERS) -> bool:
         return True
     if _STARRED_WORD.fullmatch(value):
         return True  # ***hidden***, ***oculto***: a word between masks says it was taken out
+    if _PREFIXED_MASK.fullmatch(value):
+        return True  # tvly-xxx, sk-****: a vendor's prefix kept, the rest masked
     if "example" in low.translate(_LEET) or _BARE_URL.match(value):
         return True  # eX4mP13p455w0Rd spells "example"; t.me/BotFather says where to get one
     if _REPEAT.search(value) and len(set(value)) <= 3:
@@ -932,6 +961,11 @@ def _key_holds_password(key: str) -> bool:
         or (len(last) <= 8 and last.endswith(("pw", "pwd")))  # bindpw, rootpw, dbpwd
         or (len(last) <= 12 and last.endswith("pass") and last not in _NOT_PASS_WORDS)
     )  # keypass, storepass, adminpass; not bypass or compass
+
+
+#: A local variable's name (``api_key``, ``apiKey``), not a constant that names the setting a
+#: call sets (``Context.SECURITY_CREDENTIALS``, ``PASSWORD_KEY``).
+_LOCAL_VARIABLE = re.compile(r"[a-z_][a-z0-9_]*|[a-z]+(?:[A-Z][a-z0-9]*)+")
 
 
 def _quoted_key(line: str, at: int) -> bool:
@@ -1741,10 +1775,15 @@ def judge_assignment(
         # ("password", "salt", 64) is a data tuple; set("password", "x") is a key/value call.
         before_key = line[: max(0, spot.key_at)].rstrip().rstrip("\"'")
         # set("password", "x"), getattr(settings, "API_TOKEN", "x"): a call taking the name
-        if not re.search(
+        erlang_setting = before_key.endswith("{") and path.endswith(_ERLANG_FILES)
+        if not erlang_setting and not re.search(
             r"[\w\]]\(\s*(?:[A-Za-z_][\w.]*\s*,\s*)?$|\bdefine\s*\(\s*$", before_key
-        ) and not (before_key.endswith("{") and path.endswith(_ERLANG_FILES)):
+        ):
             return None  # prose: "word ("; Erlang's {password, "..."} is a setting
+        # tts(api_key, "voice_id"): a variable is one argument and the literal the next one
+        named = _quoted_key(line, spot.key_at) or erlang_setting
+        if not named and _LOCAL_VARIABLE.fullmatch(key):
+            return None
         if re.match(r"[A-Z][a-z0-9]+[A-Z]|[A-Z]{2,}[a-z]", key):
             return None  # MovedAttribute("HTTPPasswordMgr", ...): a class name, not a key
         if value.isalpha() and value.islower() and not _SETTER_CALL.search(before_key):
@@ -1796,6 +1835,8 @@ def judge_assignment(
         return None  # <script nonce="...">: a CSP nonce, sent to every browser
     if _PUBLIC_BEFORE_KEY.search(line[: max(0, spot.key_at)]):
         return None  # "Server public key: ...": prose names a public key, the key word alone
+    if _public_app_key(key, value):
+        return None
     if (
         (_key_is_about_secret(key) and not _storage_account_key(key, value))
         or (_key_is_message(key) and not _changed_password(key, value))
