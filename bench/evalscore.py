@@ -128,6 +128,9 @@ TUNING = (
     "real131",
     "real132",
     "real133",
+    "real136",
+    "real137",
+    "real138",
 )
 
 

@@ -336,6 +336,10 @@ HUNDRED_THIRTY_SECOND = _real_set("real132", ("real132",))
 HUNDRED_THIRTY_THIRD = _real_set("real133", ("real133",))
 HUNDRED_THIRTY_FOURTH = _real_set("real134", ("real134",))
 HUNDRED_THIRTY_FIFTH = _real_set("real135", ("real135",))
+HUNDRED_THIRTY_SIXTH = _real_set("real136", ("real136",))
+HUNDRED_THIRTY_SEVENTH = _real_set("real137", ("real137",))
+HUNDRED_THIRTY_EIGHTH = _real_set("real138", ("real138",))
+HUNDRED_THIRTY_NINTH = _real_set("real139", ("real139",))
 SETS = {
     real.name: real
     for real in (
@@ -367,6 +371,7 @@ SETS = {
         HUNDRED_TWENTY_SIXTH, HUNDRED_TWENTY_EIGHTH,
         HUNDRED_TWENTY_NINTH, HUNDRED_THIRTIETH, HUNDRED_THIRTY_FIRST, HUNDRED_THIRTY_SECOND,
         HUNDRED_THIRTY_THIRD, HUNDRED_THIRTY_FOURTH, HUNDRED_THIRTY_FIFTH,
+        HUNDRED_THIRTY_SIXTH, HUNDRED_THIRTY_SEVENTH, HUNDRED_THIRTY_EIGHTH, HUNDRED_THIRTY_NINTH,
     )
 }  # fmt: skip
 PARTS = tuple(part for real in SETS.values() for part in real.parts)

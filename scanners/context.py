@@ -30,6 +30,7 @@ __all__ = [
     "TIERS",
     "Filters",
     "is_code_path",
+    "is_documented_sample",
     "is_i18n_path",
     "is_test_path",
     "judge_assignment",
@@ -114,6 +115,7 @@ _TEMPLATE = re.compile(
     r"^%~[a-z]*\d$|"  # a batch file's own path: set PWD=%~dp0
     r"^[.+][ \t]*\$[A-Za-z_]\w*[ \t]*[.+]?$|"  # PHP/Perl concatenation: '...&psw='.$password.'&...'
     r"^#[A-Za-z_]\w*[.(\[][^#\s]*#$|"  # a ColdFusion expression: #application.dsn_pass#
+    r"^@(?:keychain|env):|"  # electron-notarize's password references
     # a format field ({password}, an AsciiDoc attribute {auth-token}) and a mail template's
     # #field# (#password#, #PASSWORD#)
     r"\{[A-Za-z_][\w.-]*(?:\[[^\]]*\])?(?:![rsa])?(?::[^}]*)?\}|(?<![A-Za-z0-9])#[A-Za-z_]{2,20}#(?![A-Za-z0-9])"
@@ -197,6 +199,17 @@ DOCUMENTED_SAMPLES = frozenset(
 )
 
 
+def is_documented_sample(value: str) -> bool:
+    """A vendor's documented sample, alone or repeated: tutorials double the 16-character
+    TOTP sample to make a 32-character secret."""
+    if value in DOCUMENTED_SAMPLES:
+        return True
+    return any(
+        len(value) > len(sample) and value == sample * (len(value) // len(sample))
+        for sample in DOCUMENTED_SAMPLES
+    )
+
+
 # Words in a key name that say it holds something *about* a credential (its URL,
 # length, type, field name...), not the credential itself: ``password_reset_url``.
 _NOT_SECRET_WORDS = _words(
@@ -210,7 +223,7 @@ _NOT_SECRET_WORDS = _words(
     img image color colour width height position pos reset forgot changed change strength
     score rules rule template cache store storage provider manager handler factory schema
     serializer form widget view route scope scopes audience issuer algorithm alg encoding
-    chars characters alphabet ssid
+    chars characters alphabet ssid alias
     charset location loc host hostname port user username login email mail account owner kid
     bits limit cost rounds iterations description desc doc docs example sample test mock
     stub regexp selector xpath locator event events callback status state flag flags option
@@ -364,6 +377,11 @@ def _key_is_about_secret(key: str) -> bool:
     if _CSRF_TOKEN_KEY.search(key.replace("-", "_")):
         return True
     if "." in key.strip("."):
+        segments = key.rstrip(".").rsplit(".", 2)
+        if _key_words(segments[-1]) == ["text"] and any(
+            word.startswith(("password", "passwd", "pwd")) for word in _key_words(segments[-2])
+        ):
+            return False  # passwordField.text = @"...": the text typed into a password field
         # A dotted setting (xpack.encryptedSavedObjects.encryptionKey): the segments before
         # the last are its namespace, and the last one says what the value is.
         last = _key_words(key.rstrip(".").rsplit(".", 1)[-1])
@@ -720,7 +738,23 @@ def _is_sequence(value: str) -> bool:
     """``abcdef``, ``qwerty``, ``12345678``: a keyboard or alphabet run. As a token it is made
     up; as a password (digits) it is the weakest real one there is, so callers decide."""
     low = value.lower()
-    return any(low in seq and len(low) >= 5 for seq in _SEQUENCE)
+    return any(low in seq and len(low) >= 5 for seq in _SEQUENCE) or _interleaved_runs(low)
+
+
+def _stepwise(chars: list[int]) -> bool:
+    """Each character one step from the last, all in the same direction (digits wrap)."""
+    steps = {(b - a) % 10 if chr(a).isdigit() else b - a for a, b in itertools.pairwise(chars)}
+    return len(steps) == 1 and steps <= {1, -1, 9}
+
+
+def _interleaved_runs(low: str) -> bool:
+    """``a1b2c3d4e5f6``, ``z9y8x7w6v5u4``: an alphabet run woven with a digit run, as people
+    type a value that only has to look long; no generator makes it."""
+    if not low.isalnum() or len(low) < 12:
+        return False
+    letters = [ord(c) for c in low if c.isalpha()]
+    digits = [ord(c) for c in low if c.isdigit()]
+    return len(letters) >= 6 and len(digits) >= 4 and _stepwise(letters) and _stepwise(digits)
 
 
 def _is_weak(value: str) -> bool:
@@ -966,6 +1000,10 @@ def _key_holds_password(key: str) -> bool:
 #: A local variable's name (``api_key``, ``apiKey``), not a constant that names the setting a
 #: call sets (``Context.SECURITY_CREDENTIALS``, ``PASSWORD_KEY``).
 _LOCAL_VARIABLE = re.compile(r"[a-z_][a-z0-9_]*|[a-z]+(?:[A-Z][a-z0-9]*)+")
+
+
+#: A call named for fetching a credential (``getPassword``, ``fetch_token``) takes its name.
+_LOOKUP_VERBS = (["get"], ["fetch"], ["read"], ["load"], ["lookup"], ["find"], ["retrieve"])
 
 
 def _quoted_key(line: str, at: int) -> bool:
@@ -1610,6 +1648,8 @@ def judge_uri_password(
         return _weak_tier(low, test_path=test_path, clear=True)
     if low in filters.placeholders or any(word in low for word in _PLACEHOLDER_WORDS):
         return None
+    if _YOUR_ABROAD.match(password):
+        return None  # postgres:PASSWORD_POSTGRES_ANDA@, DEIN_NEUES_PASSWORT: "your ..." abroad
     if _role_phrase(low):
         return None  # cloudinary://api_key:api_secret@cloud, user:secure_password@db: the shape
     if _declared_fake(password):
@@ -1825,6 +1865,24 @@ def judge_assignment(
     if value.lower() == key_low:
         return None
     value_low = value.lower()
+    squashed = key_low.replace("_", "").replace("-", "").replace(".", "")
+    if len(value) >= 6 and value.isupper() and squashed.endswith(value_low):
+        return None  # process.env.BROWSERSTACK_ACCESS_KEY || "ACCESSKEY": the name again
+    callee = key.rsplit(".", 1)[-1]
+    if op.strip() == "(" and _key_words(callee)[:1] in _LOOKUP_VERBS:
+        return None  # keytar.getPassword('app', 'account'): a lookup's arguments are names
+    if (
+        kind == "password"
+        and op.strip() == "("
+        and key == callee
+        and key[:1].isupper()
+        and not _key_holds_password(key)
+    ):
+        # new UsernamePasswordAuthenticationToken("user", ...), PasswordAuthentication("user",
+        # ...): a class named for a login, whose first argument is the principal (a method
+        # after a dot, Go's aws.NewStaticCredentials or C#'s client.Authenticate, is not; a
+        # key's class, SymmetricSecurityKey(...), takes the key itself)
+        return None
     if value_low in key_low.replace("-", "_").split("_") and (
         kind != "password" or _names_a_credential([value_low]) or value_low in _NOT_SECRET_WORDS
     ):

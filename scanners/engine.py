@@ -222,7 +222,7 @@ class Engine:
     ) -> str | None:
         """The hit's confidence tier, or None when its context says it is no credential."""
         secret = hit.secret
-        if len(secret) < rule.min_length or secret in context.DOCUMENTED_SAMPLES:
+        if len(secret) < rule.min_length or context.is_documented_sample(secret):
             return None
         if self._counterfeit(secret, rule):
             return None
