@@ -204,8 +204,12 @@ def is_documented_sample(value: str) -> bool:
     TOTP sample to make a 32-character secret."""
     if value in DOCUMENTED_SAMPLES:
         return True
+    # Runs for every hit: compare lengths and the first copy before building the repeat.
     return any(
-        len(value) > len(sample) and value == sample * (len(value) // len(sample))
+        len(value) > len(sample)
+        and len(value) % len(sample) == 0
+        and value.startswith(sample)
+        and value == sample * (len(value) // len(sample))
         for sample in DOCUMENTED_SAMPLES
     )
 
@@ -369,6 +373,12 @@ def _public_app_key(key: str, value: str) -> bool:
     return named and _HEX24.fullmatch(value) is not None
 
 
+def _last_segment(key: str) -> str:
+    """The part of a dotted name after its namespace (``encryptionKey`` of
+    ``xpack.encryptedSavedObjects.encryptionKey``, ``getPassword`` of ``keytar.getPassword``)."""
+    return key.rstrip(".").rpartition(".")[2]
+
+
 def _key_is_about_secret(key: str) -> bool:
     """``password_reset_url`` is about a password; ``db_password`` holds one."""
     words = _key_words(key)
@@ -377,14 +387,15 @@ def _key_is_about_secret(key: str) -> bool:
     if _CSRF_TOKEN_KEY.search(key.replace("-", "_")):
         return True
     if "." in key.strip("."):
-        segments = key.rstrip(".").rsplit(".", 2)
-        if _key_words(segments[-1]) == ["text"] and any(
-            word.startswith(("password", "passwd", "pwd")) for word in _key_words(segments[-2])
+        namespace, _, segment = key.rstrip(".").rpartition(".")
+        if _key_words(segment) == ["text"] and any(
+            word.startswith(("password", "passwd", "pwd"))
+            for word in _key_words(_last_segment(namespace))
         ):
             return False  # passwordField.text = @"...": the text typed into a password field
         # A dotted setting (xpack.encryptedSavedObjects.encryptionKey): the segments before
         # the last are its namespace, and the last one says what the value is.
-        last = _key_words(key.rstrip(".").rsplit(".", 1)[-1])
+        last = _key_words(segment)
         if last and _names_a_credential(last):
             words = last
     if not _names_a_credential(words):
@@ -680,6 +691,13 @@ _YOUR_ABROAD = re.compile(
 )
 
 
+def _says_your(value: str) -> bool:
+    """A value that names the reader's own credential (``YourApiKey``, ``tu_clave_secreta``,
+    ``kunci_rahasia_anda``): a slot to fill in. Every judge asks this one question, so the
+    languages it knows stay in one place."""
+    return _YOUR_CAMEL.search(value) is not None or _YOUR_ABROAD.match(value) is not None
+
+
 #: A word (any language) between runs of stars: what a redacted cell or export shows.
 _STARRED_WORD = re.compile(r"\*{2,}[^\W\d_]{2,20}\*{2,}")
 
@@ -693,14 +711,14 @@ def _is_placeholder(value: str, filters: Filters = DEFAULT_FILTERS) -> bool:
     low = value.lower()
     if _ARTICLE_STEM.fullmatch(value) or _VERSIONISH.fullmatch(value):
         return True
-    if _names_secret_store(value) or _YOUR_ABROAD.match(value):
+    if _names_secret_store(value) or _says_your(value):
         return True
     # ``.strip`` drops the separator an unquoted value keeps in JSON: ``"askForPassword": true,``
     if low in _PLACEHOLDER_EXACT or low.strip("_-.*?[],;") in _PLACEHOLDER_EXACT:
         return True
     if low in filters.placeholders:
         return True
-    if any(word in low for word in _PLACEHOLDER_WORDS) or _YOUR_CAMEL.search(value):
+    if any(word in low for word in _PLACEHOLDER_WORDS):
         return True
     if _STARRED_WORD.fullmatch(value):
         return True  # ***hidden***, ***oculto***: a word between masks says it was taken out
@@ -1505,7 +1523,7 @@ def judge_token(spot: Spot) -> bool:
         return False  # "eyJ..." without its two dots: a JWT cut or mangled by hand
     if any(word in low for word in _TOKEN_PLACEHOLDERS) or _ANGLE_PLACEHOLDER.search(secret):
         return False
-    if _YOUR_CAMEL.search(secret) or _YOUR_ABROAD.match(secret) or _UPPER_WORDS.fullmatch(secret):
+    if _says_your(secret) or _UPPER_WORDS.fullmatch(secret):
         return False  # YourApiKey, kunci_rahasia_anda, SECRET_TOKEN: the slot's name
     # Django's generated keys draw from ``!@#$%^&*(-_=+)``: ``%(`` or ``$(`` there is chance
     if not secret.startswith("django-insecure-") and (
@@ -1648,8 +1666,8 @@ def judge_uri_password(
         return _weak_tier(low, test_path=test_path, clear=True)
     if low in filters.placeholders or any(word in low for word in _PLACEHOLDER_WORDS):
         return None
-    if _YOUR_ABROAD.match(password):
-        return None  # postgres:PASSWORD_POSTGRES_ANDA@, DEIN_NEUES_PASSWORT: "your ..." abroad
+    if _says_your(password):
+        return None  # app:YourDbPass@, postgres:PASSWORD_POSTGRES_ANDA@: "your ...", any language
     if _role_phrase(low):
         return None  # cloudinary://api_key:api_secret@cloud, user:secure_password@db: the shape
     if _declared_fake(password):
@@ -1868,7 +1886,7 @@ def judge_assignment(
     squashed = key_low.replace("_", "").replace("-", "").replace(".", "")
     if len(value) >= 6 and value.isupper() and squashed.endswith(value_low):
         return None  # process.env.BROWSERSTACK_ACCESS_KEY || "ACCESSKEY": the name again
-    callee = key.rsplit(".", 1)[-1]
+    callee = _last_segment(key)
     if op.strip() == "(" and _key_words(callee)[:1] in _LOOKUP_VERBS:
         return None  # keytar.getPassword('app', 'account'): a lookup's arguments are names
     if (
