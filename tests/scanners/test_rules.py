@@ -169,6 +169,36 @@ def test_every_bundled_rule_compiles_in_hyperscan() -> None:
     assert refused == []
 
 
+class _EverywhereMatcher:
+    """The slow path: every rule's regex over the whole text, no prefilter, no windows."""
+
+    name = "everywhere"
+
+    def __init__(self, rules: int) -> None:
+        self._rules = rules
+
+    def windows(self, data: bytes) -> dict[int, list[tuple[int, int]]]:
+        return {index: [(0, len(data))] for index in range(self._rules)}
+
+
+def test_the_matcher_finds_what_every_regex_finds_everywhere(engine: Engine) -> None:
+    """Hyperscan scans each rule's prefilter (or its regex, as Hyperscan reads it), and the
+    regex then runs only in the windows around the hits: a fast path for running every regex
+    over the whole text. Over every rule's examples, matching and not (the shapes the rules
+    are about and the near misses beside them), both paths must report the same findings."""
+    slow = Engine(engine.rules, matcher="re")
+    slow.matcher = _EverywhereMatcher(len(slow._rules))
+    differ = []
+    for rule in RULES:
+        for example in (*rule.must_match, *rule.must_not_match):
+            fragment = Fragment(example.path, example.text.encode())
+            fast_found = {(f.rule, f.line, f.confidence) for f in engine.scan(fragment)}
+            slow_found = {(f.rule, f.line, f.confidence) for f in slow.scan(fragment)}
+            if fast_found != slow_found:
+                differ.append((rule.id, sorted(fast_found ^ slow_found)))
+    assert differ == []
+
+
 @pytest.mark.timeout(60)
 def test_pathological_values_are_judged_without_backtracking(engine: Engine) -> None:
     """Long runs of one character class in a credential-named value: a nested quantifier in
