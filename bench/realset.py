@@ -340,6 +340,9 @@ HUNDRED_THIRTY_SIXTH = _real_set("real136", ("real136",))
 HUNDRED_THIRTY_SEVENTH = _real_set("real137", ("real137",))
 HUNDRED_THIRTY_EIGHTH = _real_set("real138", ("real138",))
 HUNDRED_THIRTY_NINTH = _real_set("real139", ("real139",))
+HUNDRED_FORTIETH = _real_set("real140", ("real140",))
+HUNDRED_FORTY_FIRST = _real_set("real141", ("real141",))
+HUNDRED_FORTY_SECOND = _real_set("real142", ("real142",))
 SETS = {
     real.name: real
     for real in (
@@ -372,6 +375,7 @@ SETS = {
         HUNDRED_TWENTY_NINTH, HUNDRED_THIRTIETH, HUNDRED_THIRTY_FIRST, HUNDRED_THIRTY_SECOND,
         HUNDRED_THIRTY_THIRD, HUNDRED_THIRTY_FOURTH, HUNDRED_THIRTY_FIFTH,
         HUNDRED_THIRTY_SIXTH, HUNDRED_THIRTY_SEVENTH, HUNDRED_THIRTY_EIGHTH, HUNDRED_THIRTY_NINTH,
+        HUNDRED_FORTIETH, HUNDRED_FORTY_FIRST, HUNDRED_FORTY_SECOND,
     )
 }  # fmt: skip
 PARTS = tuple(part for real in SETS.values() for part in real.parts)
